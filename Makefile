@@ -1,0 +1,36 @@
+# Cairn: `make run` starts a node on http://127.0.0.1:8000, `make test` runs the whole suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ANVIL := node_modules/.bin/anvil
+
+.PHONY: run test lint typecheck bench clean
+
+# The venv is rebuilt only when the project's dependencies change.
+$(STAMP): pyproject.toml package.json
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# torch first, from the local CPU wheel, so that nothing later pulls a CUDA build
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+	npm install --no-audit --no-fund
+	touch $(STAMP)
+
+$(VENV): $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/cairn node start --dev
+
+test: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/chain.py --quick
+
+clean:
+	rm -rf $(VENV) node_modules

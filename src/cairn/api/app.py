@@ -1,0 +1,32 @@
+"""The node's HTTP face: the JSON API under /api/v1, OpenAPI at /docs, a landing page at /."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from cairn import __version__
+from cairn.api import problems
+from cairn.api.routers import accounts, assets, auth, blobs, chain, health
+from cairn.node import Node
+from cairn.web import pages
+
+
+def create_app(node: Node) -> FastAPI:
+    """A FastAPI app serving `node`."""
+    app = FastAPI(
+        title="Cairn node",
+        version=__version__,
+        description=(
+            "Cairn lets a community build AI models together and share what they earn. "
+            "Errors are JSON problem details; token amounts are decimal strings in the "
+            "token's smallest unit."
+        ),
+    )
+    app.state.node = node
+    problems.install(app)
+    api = APIRouter(prefix="/api/v1")
+    for module in (health, chain, accounts, assets, auth, blobs):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(pages.router)
+    return app

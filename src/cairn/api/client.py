@@ -1,0 +1,231 @@
+"""A Python client for a Cairn node's API, used by the CLI and handy in scripts.
+
+Writes are non-custodial: the client signs in with Sign-In with Ethereum and signs each
+transaction with the caller's own key, and the node only relays it to Cairn's contracts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from siwe import SiweMessage
+from web3 import Web3
+
+from cairn.assets.metadata import asset_metadata, validate_parents
+from cairn.chain.contracts import checksum
+from cairn.core.errors import (
+    CairnError,
+    ChainError,
+    ChainUnavailable,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+)
+from cairn.core.policy import AssetKind, RevenueSplit
+
+_BY_STATUS: dict[int, type[CairnError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: ChainError,
+    422: InvalidInput,
+}
+
+
+class NodeClient:
+    """Talks to one node over HTTP; errors come back as the matching `CairnError`."""
+
+    def __init__(self, base_url: str, *, timeout: float = 120.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self.token: str | None = None
+        self._chain: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self.http.close()
+
+    def __enter__(self) -> NodeClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the API; a problem-details answer raises the matching `CairnError`."""
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            reply = self.http.request(method, f"/api/v1{path}", headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise ChainUnavailable(
+                f"no Cairn node answers at {self.base_url} ({exc}); start one with `cairn node start`"
+            ) from exc
+        if reply.status_code >= 400:
+            try:
+                body = reply.json()
+                detail = body.get("detail") or body.get("title") or reply.text
+            except ValueError:
+                body, detail = {}, reply.text
+            error = _BY_STATUS.get(reply.status_code, CairnError)
+            if reply.status_code == 409 and "reason" not in body:
+                raise Conflict(str(detail))
+            if error is ChainError:
+                raise ChainError(str(detail), reason=body.get("reason"))
+            raise error(str(detail))
+        if reply.status_code == 204 or not reply.content:
+            return None
+        if reply.headers.get("content-type", "").startswith("application/json"):
+            return reply.json()
+        return reply.content
+
+    def chain(self) -> dict[str, Any]:
+        """GET /chain, cached: chain id, backend, contracts with their ABIs."""
+        if self._chain is None:
+            self._chain = self.request("GET", "/chain")
+        return self._chain
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The node's health."""
+        result: dict[str, Any] = self.request("GET", "/health")
+        return result
+
+    def account(self, address: str) -> dict[str, Any]:
+        """Balances and nonce of an address."""
+        result: dict[str, Any] = self.request("GET", f"/accounts/{address}")
+        return result
+
+    def balances(self, address: str) -> dict[str, Any]:
+        """Token and ether balances of an address."""
+        result: dict[str, Any] = self.request("GET", f"/balances/{address}")
+        return result
+
+    def assets(self, **filters: Any) -> list[dict[str, Any]]:
+        """Registered assets, filtered by kind, owner, q."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        result: list[dict[str, Any]] = self.request("GET", "/assets", params=params)
+        return result
+
+    def asset(self, asset_id: int) -> dict[str, Any]:
+        """One asset."""
+        result: dict[str, Any] = self.request("GET", f"/assets/{asset_id}")
+        return result
+
+    # -- signing in ----------------------------------------------------------------------
+
+    def sign_in(self, account: LocalAccount) -> str:
+        """Sign in with an EIP-4361 message signed by `account`; keeps the session token."""
+        nonce = self.request("POST", "/auth/nonce")["nonce"]
+        url = urlparse(self.base_url)
+        message = SiweMessage(
+            domain=url.netloc,
+            address=account.address,
+            statement="Sign in to this Cairn node.",
+            uri=self.base_url,
+            version="1",
+            chain_id=int(self.chain()["chain_id"]),
+            nonce=nonce,
+            issued_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        ).prepare_message()
+        signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+        session = self.request("POST", "/auth/signin", json={"message": message, "signature": signature})
+        self.token = str(session["token"])
+        return self.token
+
+    # -- writes, signed here and relayed by the node -----------------------------------------
+
+    def transact(self, account: LocalAccount, contract: str, function: str, *args: Any) -> dict[str, Any]:
+        """Call `contract.function(*args)` from `account`: estimate, sign locally, relay."""
+        info = self.chain()
+        deployed = info["contracts"][contract]
+        target = Web3().eth.contract(address=deployed["address"], abi=deployed["abi"])
+        data = target.encode_abi(function, list(args))
+        call = {"from": account.address, "to": deployed["address"], "data": data, "value": "0"}
+        gas = int(self.request("POST", "/chain/estimate", json=call)["gas"])
+        nonce = int(self.account(account.address)["nonce"])
+        fees = self.request("GET", "/chain/fees")
+        tx = {
+            "to": deployed["address"],
+            "data": data,
+            "value": 0,
+            "gas": gas,
+            "nonce": nonce,
+            "chainId": int(info["chain_id"]),
+            "maxFeePerGas": int(fees["maxFeePerGas"]),
+            "maxPriorityFeePerGas": int(fees["maxPriorityFeePerGas"]),
+        }
+        raw = account.sign_transaction(tx).raw_transaction.to_0x_hex()
+        result: dict[str, Any] = self.request("POST", "/chain/transactions", json={"raw": raw})
+        return result
+
+    def transfer_tokens(self, account: LocalAccount, to: str, amount: int) -> dict[str, Any]:
+        """Send `amount` (smallest units) of the node's token to `to`."""
+        if amount <= 0:
+            raise InvalidInput("amount must be positive")
+        return self.transact(account, "CairnToken", "transfer", checksum(to), amount)
+
+    def upload(self, data: bytes) -> str:
+        """Store bytes on the node (signed in); returns their CID."""
+        if not self.token:
+            raise Unauthorized("sign in before uploading")
+        return str(self.request("POST", "/blobs", content=data)["cid"])
+
+    def register_asset(
+        self,
+        account: LocalAccount,
+        *,
+        kind: str,
+        name: str,
+        licence: str,
+        description: str = "",
+        parents: list[int] | None = None,
+        split: RevenueSplit | None = None,
+    ) -> dict[str, Any]:
+        """Upload the metadata, register the asset from `account`, and return it."""
+        from cairn.store.base import canonical_json
+
+        asset_kind = AssetKind.parse(kind)
+        policy = split or RevenueSplit.owner_only()
+        lineage = validate_parents(parents or [])  # existence is checked by the estimate
+        metadata = asset_metadata(
+            kind=asset_kind,
+            name=name,
+            licence=licence,
+            description=description,
+            parents=lineage,
+            split=policy,
+            created_by=account.address,
+        )
+        if not self.token:
+            self.sign_in(account)
+        cid = self.upload(canonical_json(metadata))
+        result = self.transact(
+            account,
+            "AssetRegistry",
+            "register",
+            int(asset_kind),
+            cid,
+            metadata["licence"],
+            lineage,
+            list(policy.as_tuple()),
+        )
+        registered = [e for e in result["events"] if e["event"] == "AssetRegistered"]
+        return self.asset(int(registered[0]["args"]["asset_id"]))
+
+    def transfer_asset(self, account: LocalAccount, asset_id: int, to: str) -> dict[str, Any]:
+        """Transfer asset `asset_id` from `account` to `to`."""
+        recipient = checksum(to)
+        self.transact(account, "AssetRegistry", "safeTransferFrom", account.address, recipient, asset_id)
+        return self.asset(asset_id)

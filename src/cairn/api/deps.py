@@ -1,0 +1,44 @@
+"""Shared FastAPI dependencies, as `Annotated` types."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from eth_account.signers.local import LocalAccount
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from cairn.core.errors import Unauthorized
+from cairn.node import Node
+
+_bearer = HTTPBearer(auto_error=False, description="A session token from POST /api/v1/auth/signin")
+
+
+def get_node(request: Request) -> Node:
+    """The node this app serves."""
+    node: Node = request.app.state.node
+    return node
+
+
+NodeDep = Annotated[Node, Depends(get_node)]
+
+
+def session_address(
+    node: NodeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The signed-in account's address, from a `Bearer` session token."""
+    if credentials is None:
+        raise Unauthorized("sign in first: POST /api/v1/auth/signin, then send 'Authorization: Bearer <token>'")
+    return node.auth.resolve(credentials.credentials)
+
+
+SessionAddress = Annotated[str, Depends(session_address)]
+
+
+def session_signer(node: NodeDep, address: SessionAddress) -> LocalAccount:
+    """The signed-in account's key, when this node holds it unlocked."""
+    return node.signers.get(address)
+
+
+SessionSigner = Annotated[LocalAccount, Depends(session_signer)]

@@ -1,0 +1,63 @@
+"""Datasets, models and apps: each an ERC-721 asset in AssetRegistry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from cairn.api.deps import NodeDep, SessionSigner
+from cairn.api.schemas import AssetCreate, AssetPublic, AssetTransfer
+from cairn.assets.service import Asset
+from cairn.core.policy import RevenueSplit
+from cairn.node import Node
+
+router = APIRouter(prefix="/assets", tags=["assets"])
+
+
+def public(node: Node, asset: Asset) -> AssetPublic:
+    """An asset with its on-chain identity."""
+    return AssetPublic(**asset.to_dict(), contract=node.chain.registry.address, token_id=asset.asset_id)
+
+
+@router.get("", response_model=list[AssetPublic])
+def list_assets(
+    node: NodeDep,
+    kind: Annotated[str | None, Query(description="dataset, model or app")] = None,
+    owner: Annotated[str | None, Query(description="Owner address")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in name or description")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AssetPublic]:
+    """Registered assets, newest first."""
+    found = node.assets.list(kind=kind, owner=owner, query=q, limit=limit, offset=offset)
+    return [public(node, a) for a in found]
+
+
+@router.get("/{asset_id}", response_model=AssetPublic)
+def get_asset(node: NodeDep, asset_id: int) -> AssetPublic:
+    """One asset by id."""
+    return public(node, node.assets.get(asset_id))
+
+
+@router.post("", response_model=AssetPublic, status_code=201)
+def register_asset(node: NodeDep, body: AssetCreate, signer: SessionSigner) -> AssetPublic:
+    """Register an asset owned by the signed-in account (whose key this node holds)."""
+    split = RevenueSplit(body.split.owner, body.split.data, body.split.compute, body.split.upstream)
+    asset = node.assets.register(
+        signer,
+        kind=body.kind,
+        name=body.name,
+        description=body.description,
+        licence=body.licence,
+        parents=body.parents,
+        split=split,
+        extra=body.extra,
+    )
+    return public(node, asset)
+
+
+@router.post("/{asset_id}/transfer", response_model=AssetPublic)
+def transfer_asset(node: NodeDep, asset_id: int, body: AssetTransfer, signer: SessionSigner) -> AssetPublic:
+    """Transfer an asset of the signed-in account to another address."""
+    return public(node, node.assets.transfer(signer, asset_id, body.to))

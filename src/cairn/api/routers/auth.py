@@ -1,0 +1,39 @@
+"""Sign-In with Ethereum (EIP-4361): nonce, sign in, sign out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from cairn.api.deps import NodeDep, SessionAddress
+from cairn.api.schemas import NonceOut, SessionOut, SignIn
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+_bearer = HTTPBearer()
+
+
+@router.post("/nonce", response_model=NonceOut)
+def nonce(node: NodeDep) -> NonceOut:
+    """A fresh single-use nonce to put in an EIP-4361 message."""
+    return NonceOut(nonce=node.auth.issue_nonce())
+
+
+@router.post("/signin", response_model=SessionOut)
+def signin(node: NodeDep, body: SignIn) -> SessionOut:
+    """Verify a signed EIP-4361 message and open a session; the token goes in `Authorization`."""
+    session = node.auth.sign_in(body.message, body.signature)
+    return SessionOut(token=session.token, address=session.address, expires_at=session.expires_at)
+
+
+@router.post("/signout", status_code=204)
+def signout(node: NodeDep, credentials: Annotated[HTTPAuthorizationCredentials, Depends(_bearer)]) -> None:
+    """End the session of the bearer token."""
+    node.auth.sign_out(credentials.credentials)
+
+
+@router.get("/me")
+def me(node: NodeDep, address: SessionAddress) -> dict[str, Any]:
+    """Who the session belongs to, and whether this node holds that account's key."""
+    return {"address": address, "key_on_node": node.signers.holds(address)}

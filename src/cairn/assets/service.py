@@ -1,0 +1,237 @@
+"""The assets domain: register, transfer and look up datasets, models and apps.
+
+AssetRegistry on chain is the truth; the index is a mirror built from its events, so assets
+registered straight from a wallet show up exactly like those registered through the node.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import delete, or_, select
+
+from cairn.assets.metadata import asset_metadata, validate_parents
+from cairn.assets.models import AssetRow
+from cairn.chain.contracts import Chain, checksum
+from cairn.chain.models import SyncCursor
+from cairn.core.errors import CairnError, Forbidden, InvalidInput, NotFound
+from cairn.core.policy import AssetKind, RevenueSplit
+from cairn.db.engine import Database
+from cairn.store.base import BlobStore
+
+CURSOR = "assets"
+LOG_CHUNK = 5_000  # blocks per eth_getLogs call; public RPC nodes cap ranges
+
+
+@dataclass(frozen=True)
+class Asset:
+    """An asset as the node shows it: on-chain facts plus its metadata's name and description."""
+
+    asset_id: int
+    kind: str
+    owner: str
+    name: str
+    description: str
+    metadata_cid: str
+    licence: str
+    parents: list[int]
+    split: dict[str, int]
+    registered_at: int
+    block_number: int
+    tx_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready fields."""
+        return asdict(self)
+
+
+def _row_to_asset(row: AssetRow) -> Asset:
+    return Asset(
+        asset_id=row.asset_id,
+        kind=row.kind,
+        owner=row.owner,
+        name=row.name,
+        description=row.description,
+        metadata_cid=row.metadata_cid,
+        licence=row.licence,
+        parents=list(row.parents),
+        split=dict(row.split),
+        registered_at=row.registered_at,
+        block_number=row.block_number,
+        tx_hash=row.tx_hash,
+    )
+
+
+class AssetService:
+    """Register, transfer, list and show assets; keeps the index in step with the chain."""
+
+    def __init__(self, chain: Chain, store: BlobStore, db: Database) -> None:
+        self.chain = chain
+        self.store = store
+        self.db = db
+        self._sync_lock = threading.Lock()
+
+    def register(
+        self,
+        owner: LocalAccount,
+        *,
+        kind: str | int,
+        name: str,
+        licence: str,
+        description: str = "",
+        parents: list[int] | None = None,
+        split: RevenueSplit | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Asset:
+        """Store the asset's metadata, register it on chain for `owner`, and index it."""
+        asset_kind = AssetKind.parse(kind)
+        lineage = validate_parents(parents or [], self.chain.registry.total_assets())
+        policy = split or RevenueSplit.owner_only()
+        metadata = asset_metadata(
+            kind=asset_kind,
+            name=name,
+            licence=licence,
+            description=description,
+            parents=lineage,
+            split=policy,
+            created_by=owner.address,
+            extra=extra,
+        )
+        cid = self.store.put_json(metadata)
+        asset_id, _ = self.chain.registry.register(
+            owner, asset_kind, cid, metadata["licence"], lineage, policy
+        )
+        self.sync()
+        return self.get(asset_id)
+
+    def transfer(self, owner: LocalAccount, asset_id: int, to: str) -> Asset:
+        """Give asset `asset_id` from `owner` to `to`."""
+        recipient = checksum(to)
+        current = self.get(asset_id).owner
+        if current.lower() != owner.address.lower():
+            raise Forbidden(f"asset {asset_id} is owned by {current}, not by {owner.address}")
+        if recipient.lower() == current.lower():
+            raise InvalidInput(f"asset {asset_id} already belongs to {recipient}")
+        self.chain.registry.transfer(owner, recipient, asset_id)
+        self.sync()
+        return self.get(asset_id)
+
+    def get(self, asset_id: int) -> Asset:
+        """One asset by id; unknown ids are `NotFound`."""
+        self.sync()
+        with self.db.session() as session:
+            row = session.get(AssetRow, asset_id)
+            if row is None:
+                raise NotFound(f"no asset with id {asset_id}")
+            return _row_to_asset(row)
+
+    def list(
+        self,
+        *,
+        kind: str | None = None,
+        owner: str | None = None,
+        query: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Asset]:
+        """Assets, newest first, filtered by kind, owner and a text query on name/description."""
+        self.sync()
+        stmt = select(AssetRow).order_by(AssetRow.asset_id.desc())
+        if kind:
+            stmt = stmt.where(AssetRow.kind == AssetKind.parse(kind).label)
+        if owner:
+            stmt = stmt.where(AssetRow.owner == checksum(owner))
+        if query:
+            pattern = f"%{query.strip()}%"
+            stmt = stmt.where(or_(AssetRow.name.ilike(pattern), AssetRow.description.ilike(pattern)))
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise InvalidInput("limit must be 1-1000 and offset non-negative")
+        with self.db.session() as session:
+            return [_row_to_asset(r) for r in session.scalars(stmt.limit(limit).offset(offset))]
+
+    # -- the index ------------------------------------------------------------------------
+
+    def sync(self) -> int:
+        """Apply AssetRegistry events not yet indexed; returns how many were applied."""
+        with self._sync_lock:
+            client = self.chain.client
+            head = client.block_number()
+            with self.db.session() as session:
+                cursor = session.get(SyncCursor, CURSOR)
+                start = (cursor.last_block + 1) if cursor else self.chain.deployment.block
+            if start > head:
+                return 0
+            applied = 0
+            events = self.chain.registry.contract.events
+            for lo in range(start, head + 1, LOG_CHUNK):
+                hi = min(lo + LOG_CHUNK - 1, head)
+                logs = []
+                for event in (events.AssetRegistered, events.Transfer, events.MetadataUpdated):
+                    logs += client.logs(event, lo, hi)
+                logs.sort(key=lambda log: (log["blockNumber"], log["logIndex"]))
+                with self.db.session() as session:
+                    for log in logs:
+                        applied += self._apply(session, log)
+                        session.flush()
+                    cursor = session.get(SyncCursor, CURSOR)
+                    if cursor is None:
+                        session.add(SyncCursor(name=CURSOR, last_block=hi))
+                    else:
+                        cursor.last_block = hi
+            return applied
+
+    def reset_index(self) -> None:
+        """Forget every indexed asset (the chain behind the index was replaced)."""
+        with self._sync_lock, self.db.session() as session:
+            session.execute(delete(AssetRow))
+            session.execute(delete(SyncCursor).where(SyncCursor.name == CURSOR))
+
+    def _apply(self, session: Any, log: Any) -> int:
+        args = log["args"]
+        if log["event"] == "Transfer":
+            # ERC-721 Transfer(from, to, tokenId): read by position, whatever the names.
+            _, receiver, token = list(args.values())
+            row = session.get(AssetRow, int(token))
+            if row is None:  # a mint's Transfer comes before its AssetRegistered
+                return 0
+            row.owner = checksum(receiver)
+            return 1
+        asset_id = int(args["asset_id"])
+        if log["event"] == "AssetRegistered":
+            on_chain = self.chain.registry.get(asset_id)
+            name, description = self._read_metadata(on_chain.metadata_cid)
+            session.merge(
+                AssetRow(
+                    asset_id=asset_id,
+                    kind=on_chain.kind.label,
+                    owner=on_chain.owner,
+                    name=name,
+                    description=description,
+                    metadata_cid=on_chain.metadata_cid,
+                    licence=on_chain.licence,
+                    parents=list(on_chain.parents),
+                    split=on_chain.split.as_dict(),
+                    registered_at=on_chain.registered_at,
+                    block_number=int(log["blockNumber"]),
+                    tx_hash=log["transactionHash"].to_0x_hex(),
+                )
+            )
+            return 1
+        row = session.get(AssetRow, asset_id)
+        if row is None:
+            return 0
+        row.metadata_cid = args["metadata_cid"]
+        row.name, row.description = self._read_metadata(row.metadata_cid)
+        return 1
+
+    def _read_metadata(self, cid: str) -> tuple[str, str]:
+        try:
+            doc = self.store.get_json(cid)
+        except CairnError:  # registered from a wallet with metadata stored elsewhere
+            return "", ""
+        if not isinstance(doc, dict):
+            return "", ""
+        return str(doc.get("name", ""))[:200], str(doc.get("description", ""))

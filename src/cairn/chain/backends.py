@@ -1,0 +1,106 @@
+"""Chain backends: where the node's EVM lives. Each yields a connected `Web3`.
+
+- `memory`: eth-tester/py-evm in this process; state is gone when the process ends.
+- `anvil`: a managed anvil child process on 127.0.0.1, state saved in the data folder.
+- `rpc`: any EVM JSON-RPC URL (an L2, a testnet, a production network).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from eth_tester import EthereumTester, PyEVMBackend
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+
+from cairn.chain.anvil import AnvilProcess
+from cairn.core.errors import ChainUnavailable, ConfigError
+
+BLOCK_GAS_LIMIT = 30_000_000
+
+
+class ChainBackend:
+    """A connected Web3 plus what the node needs to know about where it points."""
+
+    kind: str = ""
+    rpc_url: str | None = None
+    # Local dev chains can mint ether for dev accounts; a real network cannot.
+    can_fund: bool = False
+
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+
+    def fund(self, address: str, wei: int) -> None:
+        """Give `address` `wei` of native currency (local dev chains only)."""
+        raise ConfigError(
+            f"the {self.kind} chain cannot mint ether: send some to {address} from a funded "
+            "wallet on that network"
+        )
+
+    def close(self) -> None:
+        """Release the backend (stop a child process, close connections)."""
+
+
+class MemoryBackend(ChainBackend):
+    """eth-tester with the py-evm backend, in process."""
+
+    kind = "memory"
+    can_fund = True
+
+    def __init__(self) -> None:
+        params = PyEVMBackend.generate_genesis_params(overrides={"gas_limit": BLOCK_GAS_LIMIT})
+        self.tester = EthereumTester(PyEVMBackend(genesis_parameters=params))
+        super().__init__(Web3(EthereumTesterProvider(self.tester)))
+        self._bank = self.tester.get_accounts()[0]
+
+    def fund(self, address: str, wei: int) -> None:
+        """Send `wei` from eth-tester's pre-funded account."""
+        tx: dict[str, Any] = {"from": self._bank, "to": address, "value": wei, "gas": 21_000}
+        tx_hash = self.w3.eth.send_transaction(tx)  # type: ignore[arg-type]
+        self.w3.eth.get_transaction_receipt(tx_hash)
+
+
+class AnvilBackend(ChainBackend):
+    """A managed anvil process whose state file sits in the node's data folder."""
+
+    kind = "anvil"
+    can_fund = True
+
+    def __init__(self, state_file: Path, *, port: int | None = None) -> None:
+        self.process = AnvilProcess(state_file, port=port)
+        self.process.start()
+        self.rpc_url = self.process.url
+        super().__init__(Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 30})))
+
+    def fund(self, address: str, wei: int) -> None:
+        """Raise the balance of `address` by `wei` with anvil's cheat code."""
+        current = self.w3.eth.get_balance(address)  # type: ignore[arg-type]
+        self.w3.provider.make_request("anvil_setBalance", [address, hex(current + wei)])  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop anvil (it saves its state first)."""
+        self.process.stop()
+
+
+class RpcBackend(ChainBackend):
+    """Any EVM JSON-RPC endpoint over HTTP(S)."""
+
+    kind = "rpc"
+
+    def __init__(self, url: str) -> None:
+        self.rpc_url = url
+        super().__init__(Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60})))
+        if not self.w3.is_connected():
+            raise ChainUnavailable(f"no EVM JSON-RPC node answers at {url}")
+
+
+def open_backend(spec: str, data_dir: Path, *, anvil_port: int | None = None) -> ChainBackend:
+    """Open the backend named by `--chain`: `memory`, `anvil` or an http(s):// URL."""
+    if spec == "memory":
+        return MemoryBackend()
+    if spec == "anvil":
+        return AnvilBackend(data_dir / "chain" / "anvil-state.json", port=anvil_port)
+    if spec.startswith(("http://", "https://")):
+        return RpcBackend(spec)
+    raise ConfigError(f"unknown chain {spec!r}: use memory, anvil or an http(s):// JSON-RPC URL")

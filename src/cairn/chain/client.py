@@ -1,0 +1,252 @@
+"""A chain client that sends every transaction the same way on every backend.
+
+Each write is simulated first (so a revert reaches the user with its reason and changes
+nothing, not even the sender's nonce), sent with explicit gas and EIP-1559 fees, and its receipt
+is fetched right after sending. Reverts from eth-tester (`TransactionFailed`) and from a node
+(`ContractLogicError`, or a JSON-RPC error) all surface as one `ChainError` with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import rlp
+from eth_account import Account
+from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
+from eth_account.typed_transactions import TypedTransaction
+from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.types import TxParams, TxReceipt
+
+from cairn.chain.backends import ChainBackend
+from cairn.core.errors import ChainError, ChainUnavailable, InvalidInput
+
+GWEI = 10**9
+# Head-room over the estimate: storage refunds and warm/cold slots make estimates tight.
+GAS_MARGIN = 1.25
+GAS_PAD = 10_000
+
+_REVERT_PREFIX = re.compile(r"^.*?execution reverted:?\s*", re.IGNORECASE | re.DOTALL)
+
+
+def revert_reason(exc: BaseException) -> str | None:
+    """The contract's revert string inside an exception from any backend, if it carries one."""
+    if isinstance(exc, ContractLogicError):
+        text = exc.message or str(exc)
+    elif isinstance(exc, TransactionFailed):
+        text = str(exc.args[0]) if exc.args else str(exc)
+    elif isinstance(exc, Web3RPCError):
+        text = exc.message or str(exc)
+    else:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    reason = _REVERT_PREFIX.sub("", text).strip().strip("'\"")
+    return reason or "execution reverted"
+
+
+@contextmanager
+def reverts_as_chain_errors(action: str) -> Iterator[None]:
+    """Turn any backend's revert inside the block into a `ChainError` naming `action`."""
+    try:
+        yield
+    except (ContractLogicError, TransactionFailed, Web3RPCError) as exc:
+        reason = revert_reason(exc)
+        raise ChainError(f"{action} reverted: {reason}", reason=reason) from exc
+
+
+def decode_signed_transaction(raw: bytes) -> dict[str, Any]:
+    """Fields and sender of a signed transaction, typed (EIP-2718) or legacy (EIP-155)."""
+    try:
+        if raw and raw[0] <= 0x7F:
+            fields = dict(TypedTransaction.from_bytes(raw).as_dict())
+        else:
+            fields = dict(rlp.decode(raw, LegacyTransaction).as_dict())
+            v = int(fields["v"])
+            if v < 35:  # pre-EIP-155: valid on every chain, so refuse it
+                raise InvalidInput("the transaction has no chain id (EIP-155); sign it for this chain")
+            fields["chainId"] = (v - 35) // 2
+        fields["from"] = Account.recover_transaction(raw)
+    except InvalidInput:
+        raise
+    except Exception as exc:  # malformed RLP, bad signature, unknown type
+        raise InvalidInput(f"not a signed Ethereum transaction: {exc}") from exc
+    return fields
+
+
+class ChainClient:
+    """Calls, gas estimates and signed transactions against one backend."""
+
+    def __init__(self, backend: ChainBackend) -> None:
+        self.backend = backend
+        self.w3: Web3 = backend.w3
+        try:
+            self.chain_id: int = self.w3.eth.chain_id
+        except Exception as exc:  # connection errors differ per provider
+            raise ChainUnavailable(f"cannot read the chain id from the {backend.kind} chain: {exc}") from exc
+        # eth-tester is not thread-safe, and one nonce sequence per sender needs one writer.
+        self._lock = threading.RLock()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def call(self, fn: ContractFunction, *, sender: str | None = None) -> Any:
+        """Run a view function; a revert becomes a `ChainError`."""
+        with self._lock, reverts_as_chain_errors(fn.fn_name):
+            params: TxParams = {"from": sender} if sender else {}  # type: ignore[typeddict-item]
+            return fn.call(params)
+
+    def logs(self, event: Any, from_block: int, to_block: int) -> list[Any]:
+        """Decoded logs of a contract event over a block range."""
+        with self._lock:
+            return list(event.get_logs(from_block=from_block, to_block=to_block))
+
+    def block_number(self) -> int:
+        """The newest block."""
+        with self._lock:
+            return int(self.w3.eth.block_number)
+
+    def balance(self, address: str) -> int:
+        """Native currency balance in wei."""
+        with self._lock:
+            return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    def nonce(self, address: str) -> int:
+        """The next nonce for `address`, counting pending transactions."""
+        with self._lock:
+            return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending"))
+
+    def fee_params(self) -> dict[str, int]:
+        """EIP-1559 fees that get a transaction into the next block."""
+        with self._lock:
+            block = self.w3.eth.get_block("latest")
+            base = int(block.get("baseFeePerGas", 0) or 0)
+            if self.backend.can_fund:
+                tip = GWEI
+            else:
+                try:
+                    tip = int(self.w3.eth.max_priority_fee)
+                except Exception:  # some nodes lack eth_maxPriorityFeePerGas
+                    tip = GWEI
+        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+
+    # -- writes --------------------------------------------------------------------------
+
+    def simulate(self, tx: TxParams, action: str) -> int:
+        """Dry-run `tx` and return a gas limit for it; a revert raises `ChainError`."""
+        with self._lock, reverts_as_chain_errors(action):
+            probe: TxParams = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")}  # type: ignore[assignment]
+            self.w3.eth.call(probe)
+            estimate = self.w3.eth.estimate_gas(probe)
+        return int(estimate * GAS_MARGIN) + GAS_PAD
+
+    def transact(
+        self,
+        account: LocalAccount,
+        fn: ContractFunction,
+        *,
+        value: int = 0,
+        gas: int | None = None,
+    ) -> TxReceipt:
+        """Sign and send a call of `fn` from `account`; return its successful receipt."""
+        to = fn.address
+        data = fn._encode_transaction_data()
+        return self.send(account, to=to, data=data, value=value, gas=gas, action=fn.fn_name)
+
+    def send(
+        self,
+        account: LocalAccount,
+        *,
+        to: str | None,
+        data: str | bytes,
+        value: int = 0,
+        gas: int | None = None,
+        action: str = "transaction",
+    ) -> TxReceipt:
+        """Sign and send a transaction from `account` with explicit gas and fees."""
+        with self._lock:
+            tx: dict[str, Any] = {
+                "from": account.address,
+                "data": HexBytes(data).to_0x_hex(),
+                "value": value,
+                "chainId": self.chain_id,
+            }
+            if to is not None:
+                tx["to"] = Web3.to_checksum_address(to)
+            tx["gas"] = gas or self.simulate(tx, action)  # type: ignore[arg-type]
+            tx["nonce"] = self.nonce(account.address)
+            tx.update(self.fee_params())
+            del tx["from"]
+            signed = account.sign_transaction(tx)
+            return self._send_signed(signed.raw_transaction, account.address, action)
+
+    def send_raw(self, raw: str | bytes, *, allowed_targets: set[str] | None = None) -> TxReceipt:
+        """Relay a transaction signed elsewhere; simulate it first so a revert costs nothing."""
+        raw_bytes = HexBytes(raw)
+        fields = decode_signed_transaction(raw_bytes)
+        sender = fields["from"]
+        if fields.get("chainId") != self.chain_id:
+            raise InvalidInput(
+                f"transaction is for chain {fields.get('chainId')}, this node is on {self.chain_id}"
+            )
+        to = fields.get("to")
+        to_hex = Web3.to_checksum_address(to) if to else None
+        if allowed_targets is not None and (to_hex is None or to_hex not in allowed_targets):
+            raise InvalidInput("this node relays only calls to Cairn's own contracts")
+        with self._lock:
+            if to_hex is not None:
+                tx: TxParams = {
+                    "from": sender,
+                    "to": to_hex,
+                    "data": HexBytes(fields.get("data", b"")).to_0x_hex(),
+                    "value": int(fields.get("value", 0)),
+                }  # type: ignore[typeddict-item]
+                self.simulate(tx, "transaction")
+            expected = self.nonce(sender)
+            if int(fields["nonce"]) != expected:
+                raise InvalidInput(f"nonce {fields['nonce']} for {sender} is stale or early; use {expected}")
+            return self._send_signed(raw_bytes, sender, "transaction")
+
+    def deploy(self, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> str:
+        """Deploy a contract from `account` and return its address."""
+        factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
+        data = factory.constructor(*args).data_in_transaction
+        receipt = self.send(account, to=None, data=data, action="deploy")
+        address = receipt.get("contractAddress")
+        if not address:
+            raise ChainError("deployment produced no contract address")
+        return str(address)
+
+    def _send_signed(self, raw: bytes, sender: str, action: str) -> TxReceipt:
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(raw)
+        except (ContractLogicError, TransactionFailed, Web3RPCError) as exc:
+            reason = revert_reason(exc)
+            raise ChainError(f"{action} rejected by the chain: {reason}", reason=reason) from exc
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
+        except TimeExhausted as exc:
+            raise ChainUnavailable(f"{action} {tx_hash.to_0x_hex()} was not mined within 120 s") from exc
+        if receipt["status"] != 1:
+            reason = self._replay_reason(tx_hash, sender, receipt["blockNumber"])
+            raise ChainError(f"{action} reverted: {reason}", reason=reason)
+        return receipt
+
+    def _replay_reason(self, tx_hash: HexBytes, sender: str, block: int) -> str:
+        """Re-run a failed transaction as a call to recover its revert string."""
+        tx = self.w3.eth.get_transaction(tx_hash)
+        try:
+            self.w3.eth.call(
+                {"from": sender, "to": tx["to"], "data": tx["input"], "value": tx["value"]},  # type: ignore[typeddict-item]
+                block,
+            )
+        except (ContractLogicError, TransactionFailed, Web3RPCError) as exc:
+            return revert_reason(exc) or "execution reverted"
+        return "out of gas or reverted without a reason"

@@ -1,0 +1,59 @@
+"""Options and look-ups the CLI's commands share: data folder, node URL, unlocking accounts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from eth_account.signers.local import LocalAccount
+
+from cairn.api.client import NodeClient
+from cairn.config import NodeConfig
+from cairn.core.errors import NotFound
+from cairn.identity.keystore import AccountInfo, Keystore
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Node data folder [default: ~/.cairn or $CAIRN_DATA_DIR]"),
+]
+NodeUrl = Annotated[
+    str | None,
+    typer.Option("--node", help="Node API URL [default: http://127.0.0.1:8000 or $CAIRN_NODE]"),
+]
+
+
+def config(data_dir: Path | None) -> NodeConfig:
+    """Node settings from the environment and the command line."""
+    return NodeConfig.from_env(data_dir=data_dir)
+
+
+def keystore(data_dir: Path | None) -> Keystore:
+    """The keystore folder of the data folder."""
+    return Keystore(config(data_dir).data_dir / "accounts")
+
+
+def client(node_url: str | None) -> NodeClient:
+    """An API client for the node."""
+    return NodeClient(node_url or NodeConfig.from_env().node_url)
+
+
+def find_account(store: Keystore, who: str) -> AccountInfo:
+    """An account by address or label."""
+    if who.startswith("0x"):
+        return store.get(who)
+    try:
+        return store.find_by_label(who)
+    except NotFound:
+        raise NotFound(f"no account labelled {who!r} in {store.folder}: see `cairn account list`") from None
+
+
+def unlock(data_dir: Path | None, who: str) -> LocalAccount:
+    """Unlock an account: dev accounts need nothing, others CAIRN_PASSWORD or a prompt."""
+    settings = config(data_dir)
+    store = Keystore(settings.data_dir / "accounts")
+    info = find_account(store, who)
+    if info.dev:
+        return store.unlock(info.address, None)
+    password = settings.password or typer.prompt(f"Password for {info.label or info.address}", hide_input=True)
+    return store.unlock(info.address, password)

@@ -1,0 +1,37 @@
+"""The `cairn` command line: node, account, token and asset commands (Typer + Rich)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cairn.cli import accounts, assets, node
+from cairn.cli.output import console, fail
+from cairn.core.errors import CairnError
+
+app = typer.Typer(
+    name="cairn",
+    help="Cairn: build AI models together as a community, and share what they earn.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(node.app, name="node")
+app.add_typer(accounts.account_app, name="account")
+app.add_typer(accounts.token_app, name="token")
+app.add_typer(assets.app, name="asset")
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI; a CairnError is a message and exit code 1."""
+    try:
+        app()
+    except CairnError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

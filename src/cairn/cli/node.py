@@ -1,0 +1,84 @@
+"""`cairn node start|status`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.panel import Panel
+
+from cairn.cli.common import DataDir, NodeUrl, client
+from cairn.cli.output import console, fields, table
+from cairn.config import DEFAULT_HOST, DEFAULT_PORT, NodeConfig
+
+app = typer.Typer(help="Run and inspect a Cairn node.", no_args_is_help=True)
+
+
+@app.command("start")
+def start(
+    data_dir: DataDir = None,
+    chain: Annotated[
+        str | None,
+        typer.Option(help="memory, anvil or an http(s):// JSON-RPC URL [default: anvil, or what the data folder used]"),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="Port to listen on")] = DEFAULT_PORT,
+    dev: Annotated[bool, typer.Option("--dev", help="Create funded, UNENCRYPTED dev accounts")] = False,
+) -> None:
+    """Start a node: chain, store, index, and the API and web UI on http://HOST:PORT."""
+    from cairn.api.app import create_app
+    from cairn.node import Node
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = NodeConfig.from_env(data_dir=data_dir, chain=chain, host=host, port=port, dev=dev)
+    if not dev and config.password is None and sys.stdin.isatty():
+        config.password = typer.prompt("Node password (unlocks the operator account)", hide_input=True)
+    with console.status(f"Starting Cairn node in {config.data_dir} ..."):
+        node = Node(config)
+    try:
+        deployment = node.chain.deployment
+        lines = [
+            f"[bold]API and web UI[/]  http://{host}:{port}   (OpenAPI: /docs)",
+            f"[bold]chain[/]           {node.backend.kind}, chain id {node.client.chain_id}"
+            + (f", RPC {node.rpc_url}" if node.rpc_url else ""),
+            f"[bold]data folder[/]     {config.data_dir}",
+            f"[bold]operator[/]        {node.operator.address}",
+        ]
+        lines += [f"[bold]{name:<16}[/]{c.address}" for name, c in deployment.contracts.items()]
+        if dev:
+            lines.append(
+                "[bold yellow]DEV NODE: dev accounts are stored UNENCRYPTED; never use them for real value[/]"
+            )
+        console.print(Panel("\n".join(lines), title="Cairn node", expand=False))
+        if dev:
+            table(
+                "Dev accounts",
+                ["label", "address"],
+                [[a.label, a.address] for a in node.keystore.list() if a.dev and a.label != "operator"],
+            )
+        uvicorn.run(create_app(node), host=host, port=port, log_level="info")
+    finally:
+        node.close()
+
+
+@app.command("status")
+def status(node_url: NodeUrl = None) -> None:
+    """Show a running node's health, chain and contracts."""
+    with client(node_url) as api:
+        health = api.health()
+        chain = api.chain()
+    fields(
+        f"Cairn node at {api.base_url}",
+        {
+            "status": health["status"],
+            "version": health["version"],
+            "chain": f"{chain['backend']} (chain id {chain['chain_id']})",
+            "rpc url": chain["rpc_url"] or "(in process)",
+            "block": health["block_number"],
+            "operator": chain["operator"],
+        },
+    )
+    table("Contracts", ["contract", "address"], [[n, c["address"]] for n, c in chain["contracts"].items()])

@@ -1,0 +1,93 @@
+"""Node configuration: the only place that reads environment variables.
+
+A data folder remembers the chain it was created with (in `node.json`), so a node restarted
+without `--chain` finds its chain again, and one restarted with a different chain is refused
+rather than silently forking its state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cairn.core.errors import ConfigError
+
+DEFAULT_DATA_DIR = Path("~/.cairn")
+DEFAULT_CHAIN = "anvil"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+@dataclass
+class NodeConfig:
+    """Everything a node needs to start; built by the CLI or by tests, read by `Node`."""
+
+    data_dir: Path = field(default_factory=lambda: DEFAULT_DATA_DIR.expanduser())
+    chain: str | None = None  # memory | anvil | http(s)://...; None = what the folder remembers
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    dev: bool = False  # create funded, unencrypted dev accounts
+    password: str | None = None  # unlocks the operator and node-held accounts
+    db_url: str | None = None  # default: SQLite file in the data folder
+    s3_bucket: str | None = None  # set to store blobs in S3-compatible storage
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    anvil_port: int | None = None  # default: any free port
+    dev_accounts: tuple[str, ...] = ("alice", "bob", "carol")
+    public_domains: tuple[str, ...] = ()  # extra host[:port] names SIWE messages may use
+    node_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"  # where CLI commands find the node
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> NodeConfig:
+        """Defaults, then CAIRN_* environment variables, then explicit overrides (not None)."""
+        env = os.environ
+        config = cls()
+        if env.get("CAIRN_DATA_DIR"):
+            config.data_dir = Path(env["CAIRN_DATA_DIR"]).expanduser()
+        config.chain = env.get("CAIRN_CHAIN") or None
+        config.password = env.get("CAIRN_PASSWORD") or None
+        config.db_url = env.get("CAIRN_DB_URL") or None
+        config.s3_bucket = env.get("CAIRN_S3_BUCKET") or None
+        config.s3_endpoint = env.get("CAIRN_S3_ENDPOINT") or None
+        config.s3_region = env.get("CAIRN_S3_REGION") or None
+        if env.get("CAIRN_NODE"):
+            config.node_url = env["CAIRN_NODE"]
+        if env.get("CAIRN_PUBLIC_DOMAINS"):
+            config.public_domains = tuple(d.strip() for d in env["CAIRN_PUBLIC_DOMAINS"].split(","))
+        for key, value in overrides.items():
+            if not hasattr(config, key):
+                raise ConfigError(f"unknown node setting {key!r}")
+            if value is not None:
+                setattr(config, key, Path(value).expanduser() if key == "data_dir" else value)  # type: ignore[arg-type]
+        return config
+
+    @property
+    def index_url(self) -> str:
+        """SQLAlchemy URL of the off-chain index."""
+        return self.db_url or f"sqlite:///{self.data_dir / 'index.db'}"
+
+    @property
+    def base_url(self) -> str:
+        """Where the node's API answers."""
+        return f"http://{self.host}:{self.port}"
+
+
+def remembered_chain(data_dir: Path, requested: str | None) -> str:
+    """The chain this data folder uses, recording it on first use."""
+    marker = data_dir / "node.json"
+    if marker.exists():
+        saved = json.loads(marker.read_text())
+        chain = str(saved["chain"])
+        if requested is not None and requested != chain:
+            raise ConfigError(
+                f"data folder {data_dir} was created with --chain {chain}; start it with that "
+                f"chain, or choose another --data-dir for {requested}"
+            )
+        return chain
+    chain = requested or DEFAULT_CHAIN
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"chain": chain, "created_at": int(time.time())}, indent=2))
+    return chain

@@ -1,0 +1,10 @@
+"""Every domain's tables, imported in one place so that migrations see the whole schema."""
+
+from __future__ import annotations
+
+from cairn.assets import models as _assets  # noqa: F401
+from cairn.chain import models as _chain  # noqa: F401
+from cairn.db.engine import Base
+from cairn.identity import models as _identity  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,136 @@
+"""The composition root: build adapters from configuration and hand them to the domains."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+
+from cairn.assets.service import AssetService
+from cairn.chain.backends import ChainBackend, open_backend
+from cairn.chain.client import ChainClient
+from cairn.chain.contracts import Chain
+from cairn.chain.deployment import load_or_deploy
+from cairn.config import NodeConfig, remembered_chain
+from cairn.core.errors import ConfigError, NotFound
+from cairn.db.engine import Database
+from cairn.identity.keystore import Keystore
+from cairn.identity.signers import Signers
+from cairn.identity.siwe import SiweAuth
+from cairn.store.base import BlobStore
+from cairn.store.local import LocalBlobStore
+
+log = logging.getLogger("cairn.node")
+
+ETHER = 10**18
+TOKEN = 10**18
+OPERATOR = "operator"
+DEV_ETHER = 100 * ETHER  # gas money for each dev account
+DEV_TOKENS = 1_000 * TOKEN  # CAIRN minted to each dev account on a fresh dev node
+
+
+class Node:
+    """A running Cairn node: chain, store, index and the domain services on top."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.chain_spec = remembered_chain(self.data_dir, config.chain)
+        self.db = Database(config.index_url)
+        self.db.migrate()
+        self.store = self._open_store()
+        self.keystore = Keystore(self.data_dir / "accounts")
+        self.signers = Signers(self.keystore, config.password)
+        self.backend: ChainBackend = open_backend(self.chain_spec, self.data_dir, anvil_port=config.anvil_port)
+        try:
+            self.client = ChainClient(self.backend)
+            self.operator = self._operator()
+            deployment, fresh = load_or_deploy(
+                self.client,
+                self.operator,
+                self.data_dir / "chain" / f"deployment-{self.client.chain_id}.json",
+                self.data_dir / "chain" / "build",
+            )
+            self.chain = Chain(self.client, deployment)
+            self.assets = AssetService(self.chain, self.store, self.db)
+            if fresh:
+                self.assets.reset_index()
+            domains = {f"{config.host}:{config.port}", f"localhost:{config.port}", *config.public_domains}
+            self.auth = SiweAuth(self.db, domains=domains, chain_id=self.client.chain_id)
+            if config.dev:
+                self._ensure_dev_accounts(fresh)
+        except BaseException:
+            self.backend.close()
+            raise
+
+    def _open_store(self) -> BlobStore:
+        if self.config.s3_bucket:
+            from cairn.store.s3 import S3BlobStore
+
+            return S3BlobStore(
+                self.config.s3_bucket, endpoint_url=self.config.s3_endpoint, region=self.config.s3_region
+            )
+        return LocalBlobStore(self.data_dir / "blobs")
+
+    def _operator(self) -> LocalAccount:
+        """The node's own account: deploys contracts, mints on dev chains, pays relayed gas."""
+        try:
+            info = self.keystore.find_by_label(OPERATOR)
+        except NotFound:
+            if self.config.dev:
+                info = self.keystore.create(None, label=OPERATOR, dev=True)
+            elif self.config.password:
+                info = self.keystore.create(self.config.password, label=OPERATOR)
+            else:
+                raise ConfigError(
+                    "the node needs a password for its operator account: set CAIRN_PASSWORD, "
+                    "or start a development node with --dev"
+                ) from None
+        if not info.dev and not self.config.password:
+            raise ConfigError(f"set CAIRN_PASSWORD to unlock the node's operator account {info.address}")
+        operator = self.signers.hold(self.keystore.unlock(info.address, None if info.dev else self.config.password))
+        if self.backend.can_fund and self.client.balance(operator.address) < 10 * ETHER:
+            self.backend.fund(operator.address, 1_000 * ETHER)
+        elif self.client.balance(operator.address) == 0:
+            raise ConfigError(
+                f"the operator account {operator.address} has no ether on {self.chain_spec}: "
+                "fund it to pay for deploying Cairn's contracts"
+            )
+        return operator
+
+    def _ensure_dev_accounts(self, fresh: bool) -> None:
+        """Create and fund the dev accounts; they are unencrypted, so say so loudly."""
+        log.warning(
+            "DEV NODE: accounts %s are stored UNENCRYPTED in %s; never use them for real value",
+            ", ".join(self.config.dev_accounts),
+            self.keystore.folder,
+        )
+        for label in self.config.dev_accounts:
+            try:
+                info = self.keystore.find_by_label(label)
+            except NotFound:
+                info = self.keystore.create(None, label=label, dev=True)
+            if not info.dev:
+                continue
+            account = self.signers.get(info.address)
+            if self.backend.can_fund and self.client.balance(account.address) < ETHER:
+                self.backend.fund(account.address, DEV_ETHER)
+            if fresh or self.chain.token.balance_of(account.address) == 0:
+                self.chain.token.mint(self.operator, account.address, DEV_TOKENS)
+
+    @property
+    def rpc_url(self) -> str | None:
+        """The JSON-RPC URL wallets can use, when the chain has one."""
+        return self.backend.rpc_url
+
+    def close(self) -> None:
+        """Stop the chain backend and release the index."""
+        self.backend.close()
+        self.db.close()
+
+
+def open_node(data_dir: Path, **settings: object) -> Node:
+    """A node on `data_dir` with settings from the environment and `settings` (tests, CLI)."""
+    return Node(NodeConfig.from_env(data_dir=data_dir, **settings))
