@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml package.json
 	# torch first, from the local CPU wheel, so that nothing later pulls a CUDA build
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e '.[dev]'
-	npm install --no-audit --no-fund
+	npm install --no-audit --no-fund --no-package-lock
 	touch $(STAMP)
 
 $(VENV): $(STAMP)
@@ -22,11 +22,12 @@ $(VENV): $(STAMP)
 run: $(STAMP)
 	$(BIN)/cairn node start --dev
 
-test: $(STAMP)
+test: $(STAMP) lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

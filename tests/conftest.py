@@ -53,7 +53,9 @@ class LiveServer:
         self.node = node
         self.port = node.config.port
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(node), host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            create_app(node), host="127.0.0.1", port=self.port, log_level="warning"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

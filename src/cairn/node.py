@@ -43,7 +43,9 @@ class Node:
         self.store = self._open_store()
         self.keystore = Keystore(self.data_dir / "accounts")
         self.signers = Signers(self.keystore, config.password)
-        self.backend: ChainBackend = open_backend(self.chain_spec, self.data_dir, anvil_port=config.anvil_port)
+        self.backend: ChainBackend = open_backend(
+            self.chain_spec, self.data_dir, anvil_port=config.anvil_port
+        )
         try:
             self.client = ChainClient(self.backend)
             self.operator = self._operator()
@@ -57,7 +59,11 @@ class Node:
             self.assets = AssetService(self.chain, self.store, self.db)
             if fresh:
                 self.assets.reset_index()
-            domains = {f"{config.host}:{config.port}", f"localhost:{config.port}", *config.public_domains}
+            domains = {
+                f"{config.host}:{config.port}",
+                f"localhost:{config.port}",
+                *config.public_domains,
+            }
             self.auth = SiweAuth(self.db, domains=domains, chain_id=self.client.chain_id)
             if config.dev:
                 self._ensure_dev_accounts(fresh)
@@ -70,7 +76,9 @@ class Node:
             from cairn.store.s3 import S3BlobStore
 
             return S3BlobStore(
-                self.config.s3_bucket, endpoint_url=self.config.s3_endpoint, region=self.config.s3_region
+                self.config.s3_bucket,
+                endpoint_url=self.config.s3_endpoint,
+                region=self.config.s3_region,
             )
         return LocalBlobStore(self.data_dir / "blobs")
 
@@ -89,8 +97,12 @@ class Node:
                     "or start a development node with --dev"
                 ) from None
         if not info.dev and not self.config.password:
-            raise ConfigError(f"set CAIRN_PASSWORD to unlock the node's operator account {info.address}")
-        operator = self.signers.hold(self.keystore.unlock(info.address, None if info.dev else self.config.password))
+            raise ConfigError(
+                f"set CAIRN_PASSWORD to unlock the node's operator account {info.address}"
+            )
+        operator = self.signers.hold(
+            self.keystore.unlock(info.address, None if info.dev else self.config.password)
+        )
         if self.backend.can_fund and self.client.balance(operator.address) < 10 * ETHER:
             self.backend.fund(operator.address, 1_000 * ETHER)
         elif self.client.balance(operator.address) == 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from eth_tester.exceptions import TransactionFailed
@@ -77,7 +77,7 @@ def deploy(w3: Web3, accounts: list[str], compiled: dict[str, CompiledContract])
         tx_hash = factory.constructor(*args).transact({"from": accounts[0], "gas": 6_000_000})
         receipt = w3.eth.get_transaction_receipt(tx_hash)
         assert receipt["status"] == 1, f"deploying {name} failed"
-        return w3.eth.contract(address=receipt["contractAddress"], abi=build.abi)
+        return cast(Contract, w3.eth.contract(address=receipt["contractAddress"], abi=build.abi))
 
     return deploy_
 

@@ -11,7 +11,7 @@ from web3.logs import DISCARD
 
 from cairn.core.merkle import StandardMerkleTree, process_proof, standard_leaf_hash
 
-from .conftest import CID, MINTED, reverts, send
+from .conftest import CID, MINTED, Deploy, reverts, send
 
 LEAF = ["address", "uint256"]
 PROOF_DEPTH = 17  # a tree of up to 131,072 recipients
@@ -24,7 +24,9 @@ CLAIM_GAS_HOLDER_CEILING = 77_000  # holds tokens, never claimed
 CLAIM_GAS_REPEAT_CEILING = 60_000  # holds tokens, claimed an earlier epoch
 
 
-def fund(token: Contract, distributor: Contract, funder: str, root, amount: int) -> int:
+def fund(
+    token: Contract, distributor: Contract, funder: str, root: bytes | str, amount: int
+) -> int:
     """Approve and fund an epoch from `funder`; return the epoch number."""
     send(token.functions.approve(distributor.address, amount), funder)
     receipt = send(distributor.functions.fund_epoch(root, amount, CID), funder)
@@ -38,6 +40,7 @@ def payouts(accounts: list[str], amounts: list[int]) -> StandardMerkleTree:
 
 
 def balance(token: Contract, account: str) -> int:
+    """The token balance of `account`."""
     return token.functions.balanceOf(account).call()
 
 
@@ -89,7 +92,12 @@ def test_fund_without_allowance_reverts_and_changes_nothing(
     ],
 )
 def test_bad_epochs_revert(
-    token: Contract, distributor: Contract, accounts: list[str], root, amount, reason
+    token: Contract,
+    distributor: Contract,
+    accounts: list[str],
+    root: bytes,
+    amount: int,
+    reason: str,
 ) -> None:
     send(token.functions.approve(distributor.address, 2**256 - 1), accounts[0])
     with reverts(reason):
@@ -98,7 +106,7 @@ def test_bad_epochs_revert(
     assert balance(token, accounts[0]) == MINTED
 
 
-def test_distributor_needs_a_token_contract(deploy, accounts: list[str]) -> None:
+def test_distributor_needs_a_token_contract(deploy: Deploy, accounts: list[str]) -> None:
     with pytest.raises(AssertionError, match="deploying RevenueDistributor failed"):
         deploy("RevenueDistributor", accounts[1])
 

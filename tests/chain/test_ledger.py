@@ -11,7 +11,7 @@ from web3.logs import DISCARD
 
 from cairn.core.merkle import StandardMerkleTree
 
-from .conftest import CID, SPLIT, reverts, send
+from .conftest import CID, SPLIT, Deploy, reverts, send
 
 ANCHOR_GAS_CEILING = 90_000  # 10,000 contributions per batch at under 10 gas each
 
@@ -27,6 +27,7 @@ def contributions(n: int) -> StandardMerkleTree:
 
 
 def anchored_state(ledger: Contract, asset: int) -> tuple[int, int]:
+    """(batch count, total contributions) of `asset`."""
     return (
         ledger.functions.batch_count(asset).call(),
         ledger.functions.total_contributions(asset).call(),
@@ -75,7 +76,9 @@ def test_anchor_gas_is_under_ten_per_contribution(
     assert later["gasUsed"] < first["gasUsed"]
 
 
-def test_curator_anchors(registry: Contract, ledger: Contract, dataset: int, accounts: list[str]):
+def test_curator_anchors(
+    registry: Contract, ledger: Contract, dataset: int, accounts: list[str]
+) -> None:
     send(registry.functions.set_curator(dataset, accounts[2], True), accounts[1])
     receipt = send(ledger.functions.anchor(dataset, root(), 3, CID), accounts[2])
     (event,) = ledger.events.Anchored().process_receipt(receipt, errors=DISCARD)
@@ -83,7 +86,9 @@ def test_curator_anchors(registry: Contract, ledger: Contract, dataset: int, acc
     assert anchored_state(ledger, dataset) == (1, 3)
 
 
-def test_stranger_cannot_anchor(registry: Contract, ledger: Contract, dataset: int, accounts):
+def test_stranger_cannot_anchor(
+    registry: Contract, ledger: Contract, dataset: int, accounts: list[str]
+) -> None:
     send(registry.functions.setApprovalForAll(accounts[3], True), accounts[1])
     for caller in (accounts[0], accounts[3]):  # deployer, operator
         with reverts("cairn_ledger: not owner or curator"):
@@ -150,7 +155,7 @@ def test_batch_of_unknown_root_reverts(ledger: Contract, dataset: int) -> None:
         ledger.functions.batch_of(dataset, root()).call()
 
 
-def test_ledger_needs_a_registry_contract(deploy, accounts: list[str]) -> None:
+def test_ledger_needs_a_registry_contract(deploy: Deploy, accounts: list[str]) -> None:
     with pytest.raises(AssertionError, match="deploying ContributionLedger failed"):
         deploy("ContributionLedger", accounts[1])
 

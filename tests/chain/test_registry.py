@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import pytest
 import vyper
 from web3 import Web3
@@ -59,12 +62,18 @@ def deploy_source(w3: Web3, source: str, sender: str) -> Contract:
     receipt = w3.eth.get_transaction_receipt(
         factory.constructor().transact({"from": sender, "gas": 2_000_000})
     )
-    return w3.eth.contract(address=receipt["contractAddress"], abi=out["abi"])
+    return cast(Contract, w3.eth.contract(address=receipt["contractAddress"], abi=out["abi"]))
 
 
-def register(registry: Contract, owner: str, kind: int = DATASET, parents=(), split=SPLIT) -> int:
+def register(
+    registry: Contract,
+    owner: str,
+    kind: int = DATASET,
+    parents: Sequence[int] = (),
+    split: Sequence[int] = SPLIT,
+) -> int:
     """Register an asset owned by `owner` and return its id."""
-    receipt = send(registry.functions.register(kind, CID, "MIT", list(parents), split), owner)
+    receipt = send(registry.functions.register(kind, CID, "MIT", list(parents), list(split)), owner)
     (event,) = registry.events.AssetRegistered().process_receipt(receipt, errors=DISCARD)
     return event.args.asset_id
 

@@ -259,3 +259,11 @@ def test_the_default_kdf_is_scrypt_at_eth_accounts_default_cost(folder: Path) ->
     assert crypto["kdf"] == "scrypt"
     assert crypto["kdfparams"]["n"] == get_default_work_factor_for_kdf("scrypt") == 2**18
     assert keystore.unlock(info.address, PASSWORD).address == info.address
+
+
+def test_one_address_in_two_files_is_a_config_error(keystore: Keystore, folder: Path) -> None:
+    info = keystore.create(None, dev=True)
+    copy = folder / "UTC--2030-01-01T00-00-00.000000Z--copy.json"
+    copy.write_text(info.path.read_text())
+    with pytest.raises(ConfigError, match="stored twice"):
+        keystore.get(info.address)

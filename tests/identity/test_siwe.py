@@ -335,8 +335,8 @@ def test_a_malformed_message_is_invalid_input(auth: SiweAuth, message: str, reas
     [
         ("Version: 1", "Version: 2", "check the 'Version: 1' line"),
         ("Chain ID: 31337", "Chain ID: x", "check the 'Chain ID: ' line"),
-        ("Request ID: 7a4b-01", "Request ID: 7a4b-01\n", "check line 14 \\(''\\)"),
-        ("Request ID: 7a4b-01", "Request-ID: 7a4b-01", "check line 13 \\('Request-ID"),
+        ("Request ID: 7a4b-01", "Request ID: 7a4b-01\n", "check line 13 \\(''\\)"),
+        ("Request ID: 7a4b-01", "Request-ID: 7a4b-01", "check line 12 \\('Request-ID"),
         ("https://example.com/my-web2-claim.json", "https://example.com/a\n", "line break"),
     ],
 )

@@ -102,14 +102,21 @@ def test_an_asset_registered_from_a_wallet_is_indexed(node: Node) -> None:
     wallet = Account.create()
     node.backend.fund(wallet.address, 10**18)
     asset_id, _ = node.chain.registry.register(
-        wallet, AssetKind.APP, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "MIT", [], RevenueSplit.owner_only()
+        wallet,
+        AssetKind.APP,
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        "MIT",
+        [],
+        RevenueSplit.owner_only(),
     )
     shown = node.assets.get(asset_id)
     assert shown.owner == wallet.address and shown.kind == "app"
     assert shown.name == ""  # its metadata is not JSON this node holds
 
 
-def test_a_new_memory_chain_gets_a_new_deployment_and_a_clean_index(make_node: Callable[..., Node], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_memory_chain_gets_a_new_deployment_and_a_clean_index(
+    make_node: Callable[..., Node], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     first = make_node(tmp_path / "n")
     alice = dev(first, "alice")
     first.assets.register(alice, kind="dataset", name="d", licence="MIT")

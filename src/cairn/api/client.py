@@ -140,13 +140,17 @@ class NodeClient:
             issued_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         ).prepare_message()
         signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
-        session = self.request("POST", "/auth/signin", json={"message": message, "signature": signature})
+        session = self.request(
+            "POST", "/auth/signin", json={"message": message, "signature": signature}
+        )
         self.token = str(session["token"])
         return self.token
 
     # -- writes, signed here and relayed by the node -----------------------------------------
 
-    def transact(self, account: LocalAccount, contract: str, function: str, *args: Any) -> dict[str, Any]:
+    def transact(
+        self, account: LocalAccount, contract: str, function: str, *args: Any
+    ) -> dict[str, Any]:
         """Call `contract.function(*args)` from `account`: estimate, sign locally, relay."""
         info = self.chain()
         deployed = info["contracts"][contract]
@@ -227,5 +231,7 @@ class NodeClient:
     def transfer_asset(self, account: LocalAccount, asset_id: int, to: str) -> dict[str, Any]:
         """Transfer asset `asset_id` from `account` to `to`."""
         recipient = checksum(to)
-        self.transact(account, "AssetRegistry", "safeTransferFrom", account.address, recipient, asset_id)
+        self.transact(
+            account, "AssetRegistry", "safeTransferFrom", account.address, recipient, asset_id
+        )
         return self.asset(asset_id)

@@ -29,7 +29,9 @@ def session_address(
 ) -> str:
     """The signed-in account's address, from a `Bearer` session token."""
     if credentials is None:
-        raise Unauthorized("sign in first: POST /api/v1/auth/signin, then send 'Authorization: Bearer <token>'")
+        raise Unauthorized(
+            "sign in first: POST /api/v1/auth/signin, then send 'Authorization: Bearer <token>'"
+        )
     return node.auth.resolve(credentials.credentials)
 
 

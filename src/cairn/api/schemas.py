@@ -27,7 +27,7 @@ class AssetCreate(Strict):
     description: str = Field("", max_length=20_000)
     licence: str = Field(..., max_length=64, examples=["CC-BY-4.0"])
     parents: list[int] = Field(default_factory=list, description="Lineage: ids of parent assets")
-    split: SplitBody = Field(default_factory=SplitBody)
+    split: SplitBody = Field(default_factory=lambda: SplitBody())
     extra: dict[str, Any] = Field(default_factory=dict, description="Free-form metadata")
 
 

@@ -146,7 +146,9 @@ class AssetService:
             stmt = stmt.where(AssetRow.owner == checksum(owner))
         if query:
             pattern = f"%{query.strip()}%"
-            stmt = stmt.where(or_(AssetRow.name.ilike(pattern), AssetRow.description.ilike(pattern)))
+            stmt = stmt.where(
+                or_(AssetRow.name.ilike(pattern), AssetRow.description.ilike(pattern))
+            )
         if not 1 <= limit <= 1000 or offset < 0:
             raise InvalidInput("limit must be 1-1000 and offset non-negative")
         with self.db.session() as session:

@@ -12,13 +12,13 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import rlp
 from eth_account import Account
 from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
-from eth_account.typed_transactions import TypedTransaction
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
 from eth_tester.exceptions import TransactionFailed
 from hexbytes import HexBytes
 from web3 import Web3
@@ -67,12 +67,14 @@ def decode_signed_transaction(raw: bytes) -> dict[str, Any]:
     """Fields and sender of a signed transaction, typed (EIP-2718) or legacy (EIP-155)."""
     try:
         if raw and raw[0] <= 0x7F:
-            fields = dict(TypedTransaction.from_bytes(raw).as_dict())
+            fields = dict(TypedTransaction.from_bytes(HexBytes(raw)).as_dict())
         else:
             fields = dict(rlp.decode(raw, LegacyTransaction).as_dict())
             v = int(fields["v"])
             if v < 35:  # pre-EIP-155: valid on every chain, so refuse it
-                raise InvalidInput("the transaction has no chain id (EIP-155); sign it for this chain")
+                raise InvalidInput(
+                    "the transaction has no chain id (EIP-155); sign it for this chain"
+                )
             fields["chainId"] = (v - 35) // 2
         fields["from"] = Account.recover_transaction(raw)
     except InvalidInput:
@@ -91,7 +93,9 @@ class ChainClient:
         try:
             self.chain_id: int = self.w3.eth.chain_id
         except Exception as exc:  # connection errors differ per provider
-            raise ChainUnavailable(f"cannot read the chain id from the {backend.kind} chain: {exc}") from exc
+            raise ChainUnavailable(
+                f"cannot read the chain id from the {backend.kind} chain: {exc}"
+            ) from exc
         # eth-tester is not thread-safe, and one nonce sequence per sender needs one writer.
         self._lock = threading.RLock()
 
@@ -100,7 +104,7 @@ class ChainClient:
     def call(self, fn: ContractFunction, *, sender: str | None = None) -> Any:
         """Run a view function; a revert becomes a `ChainError`."""
         with self._lock, reverts_as_chain_errors(fn.fn_name):
-            params: TxParams = {"from": sender} if sender else {}  # type: ignore[typeddict-item]
+            params = cast(TxParams, {"from": sender} if sender else {})
             return fn.call(params)
 
     def logs(self, event: Any, from_block: int, to_block: int) -> list[Any]:
@@ -121,7 +125,9 @@ class ChainClient:
     def nonce(self, address: str) -> int:
         """The next nonce for `address`, counting pending transactions."""
         with self._lock:
-            return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending"))
+            return int(
+                self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending")
+            )
 
     def fee_params(self) -> dict[str, int]:
         """EIP-1559 fees that get a transaction into the next block."""
@@ -139,10 +145,12 @@ class ChainClient:
 
     # -- writes --------------------------------------------------------------------------
 
-    def simulate(self, tx: TxParams, action: str) -> int:
+    def simulate(self, tx: dict[str, Any], action: str) -> int:
         """Dry-run `tx` and return a gas limit for it; a revert raises `ChainError`."""
         with self._lock, reverts_as_chain_errors(action):
-            probe: TxParams = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")}  # type: ignore[assignment]
+            probe = cast(
+                TxParams, {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")}
+            )
             self.w3.eth.call(probe)
             estimate = self.w3.eth.estimate_gas(probe)
         return int(estimate * GAS_MARGIN) + GAS_PAD
@@ -180,7 +188,7 @@ class ChainClient:
             }
             if to is not None:
                 tx["to"] = Web3.to_checksum_address(to)
-            tx["gas"] = gas or self.simulate(tx, action)  # type: ignore[arg-type]
+            tx["gas"] = gas or self.simulate(tx, action)
             tx["nonce"] = self.nonce(account.address)
             tx.update(self.fee_params())
             del tx["from"]
@@ -202,19 +210,23 @@ class ChainClient:
             raise InvalidInput("this node relays only calls to Cairn's own contracts")
         with self._lock:
             if to_hex is not None:
-                tx: TxParams = {
+                tx = {
                     "from": sender,
                     "to": to_hex,
                     "data": HexBytes(fields.get("data", b"")).to_0x_hex(),
                     "value": int(fields.get("value", 0)),
-                }  # type: ignore[typeddict-item]
+                }
                 self.simulate(tx, "transaction")
             expected = self.nonce(sender)
             if int(fields["nonce"]) != expected:
-                raise InvalidInput(f"nonce {fields['nonce']} for {sender} is stale or early; use {expected}")
+                raise InvalidInput(
+                    f"nonce {fields['nonce']} for {sender} is stale or early; use {expected}"
+                )
             return self._send_signed(raw_bytes, sender, "transaction")
 
-    def deploy(self, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> str:
+    def deploy(
+        self, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any
+    ) -> str:
         """Deploy a contract from `account` and return its address."""
         factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
         data = factory.constructor(*args).data_in_transaction
@@ -231,9 +243,13 @@ class ChainClient:
             reason = revert_reason(exc)
             raise ChainError(f"{action} rejected by the chain: {reason}", reason=reason) from exc
         try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=120, poll_latency=0.05
+            )
         except TimeExhausted as exc:
-            raise ChainUnavailable(f"{action} {tx_hash.to_0x_hex()} was not mined within 120 s") from exc
+            raise ChainUnavailable(
+                f"{action} {tx_hash.to_0x_hex()} was not mined within 120 s"
+            ) from exc
         if receipt["status"] != 1:
             reason = self._replay_reason(tx_hash, sender, receipt["blockNumber"])
             raise ChainError(f"{action} reverted: {reason}", reason=reason)
@@ -244,7 +260,10 @@ class ChainClient:
         tx = self.w3.eth.get_transaction(tx_hash)
         try:
             self.w3.eth.call(
-                {"from": sender, "to": tx["to"], "data": tx["input"], "value": tx["value"]},  # type: ignore[typeddict-item]
+                cast(
+                    TxParams,
+                    {"from": sender, "to": tx["to"], "data": tx["input"], "value": tx["value"]},
+                ),
                 block,
             )
         except (ContractLogicError, TransactionFailed, Web3RPCError) as exc:

@@ -50,7 +50,6 @@ class _Wrapper:
         return [dict(log["args"]) for log in handler.process_receipt(receipt, errors=DISCARD)]
 
 
-
 class Token(_Wrapper):
     """CairnToken: the ERC-20 payment token."""
 
@@ -162,18 +161,24 @@ class Registry(_Wrapper):
         fn = self.contract.functions.safeTransferFrom(owner.address, checksum(to), asset_id)
         return self.client.transact(owner, fn)
 
-    def set_curator(self, owner: LocalAccount, asset_id: int, account: str, allowed: bool) -> TxReceipt:
+    def set_curator(
+        self, owner: LocalAccount, asset_id: int, account: str, allowed: bool
+    ) -> TxReceipt:
         """Let (or stop) `account` anchor batches for the asset."""
         fn = self.contract.functions.set_curator(asset_id, checksum(account), allowed)
         return self.client.transact(owner, fn)
 
     def can_anchor(self, asset_id: int, account: str) -> bool:
         """Whether `account` is the asset's owner or one of its curators."""
-        return bool(self.client.call(self.contract.functions.can_anchor(asset_id, checksum(account))))
+        return bool(
+            self.client.call(self.contract.functions.can_anchor(asset_id, checksum(account)))
+        )
 
     def set_metadata(self, owner: LocalAccount, asset_id: int, metadata_cid: str) -> TxReceipt:
         """Point the asset at new metadata (a new version)."""
-        return self.client.transact(owner, self.contract.functions.set_metadata(asset_id, metadata_cid))
+        return self.client.transact(
+            owner, self.contract.functions.set_metadata(asset_id, metadata_cid)
+        )
 
 
 class Ledger(_Wrapper):
@@ -207,7 +212,9 @@ class Ledger(_Wrapper):
 
     def is_anchored(self, asset_id: int, root: str | bytes) -> bool:
         """Whether `root` is anchored for the asset."""
-        return bool(self.client.call(self.contract.functions.is_anchored(asset_id, to_bytes32(root))))
+        return bool(
+            self.client.call(self.contract.functions.is_anchored(asset_id, to_bytes32(root)))
+        )
 
 
 class Distributor(_Wrapper):
@@ -261,19 +268,26 @@ class Chain:
 
     def decode_events(self, receipt: TxReceipt) -> list[dict[str, Any]]:
         """Every Cairn event in a receipt as {contract, event, args}, in log order."""
-        by_address = {w.address.lower(): w for w in (self.token, self.registry, self.ledger, self.distributor)}
+        by_address = {
+            w.address.lower(): w for w in (self.token, self.registry, self.ledger, self.distributor)
+        }
         decoded: list[tuple[int, dict[str, Any]]] = []
         for log in receipt["logs"]:
             wrapper = by_address.get(str(log["address"]).lower())
             if wrapper is None:
                 continue
-            for event in wrapper.contract.events:
+            for event in wrapper.contract.all_events():
                 try:
                     parsed = event.process_log(log)
                 except Exception:  # not this event's signature
                     continue
                 args = {k: _jsonable(v) for k, v in parsed["args"].items()}
-                decoded.append((int(log["logIndex"]), {"contract": wrapper.name, "event": parsed["event"], "args": args}))
+                decoded.append(
+                    (
+                        int(log["logIndex"]),
+                        {"contract": wrapper.name, "event": parsed["event"], "args": args},
+                    )
+                )
                 break
         return [d for _, d in sorted(decoded, key=lambda item: item[0])]
 

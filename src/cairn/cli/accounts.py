@@ -10,7 +10,9 @@ from cairn.cli.common import DataDir, NodeUrl, client, config, find_account, key
 from cairn.cli.output import console, fields, parse_units, table, units
 from cairn.core.errors import CairnError, InvalidInput
 
-account_app = typer.Typer(help="Accounts kept as keystore files in the data folder.", no_args_is_help=True)
+account_app = typer.Typer(
+    help="Accounts kept as keystore files in the data folder.", no_args_is_help=True
+)
 token_app = typer.Typer(help="The CAIRN payment token.", no_args_is_help=True)
 
 
@@ -22,9 +24,14 @@ def create(
     """Create an account: a new key in an encrypted keystore v3 file."""
     settings = config(data_dir)
     store = keystore(data_dir)
-    password = settings.password or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = settings.password or typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
     info = store.create(password, label=label)
-    fields("New account", {"address": info.address, "label": info.label or "-", "keystore": str(info.path)})
+    fields(
+        "New account",
+        {"address": info.address, "label": info.label or "-", "keystore": str(info.path)},
+    )
 
 
 @account_app.command("list")
@@ -66,14 +73,18 @@ def show(
 
 @token_app.command("balance")
 def balance(
-    who: Annotated[str, typer.Argument(help="Address or label [default: every local account]")] = "",
+    who: Annotated[
+        str, typer.Argument(help="Address or label [default: every local account]")
+    ] = "",
     data_dir: DataDir = None,
     node_url: NodeUrl = None,
 ) -> None:
     """Show CAIRN balances of an address, or of every account in the data folder."""
     store = keystore(data_dir)
     if who:
-        targets = [(who, who)] if who.startswith("0x") else [(who, find_account(store, who).address)]
+        targets = (
+            [(who, who)] if who.startswith("0x") else [(who, find_account(store, who).address)]
+        )
     else:
         targets = [(i.label or "-", i.address) for i in store.list()]
     if not targets:
@@ -83,7 +94,13 @@ def balance(
         for label, address in targets:
             info = api.balances(address)
             token = info["token"]
-            rows.append([label, info["address"], f"{units(token['balance'], token['decimals'])} {token['symbol']}"])
+            rows.append(
+                [
+                    label,
+                    info["address"],
+                    f"{units(token['balance'], token['decimals'])} {token['symbol']}",
+                ]
+            )
     table("Balances", ["label", "address", "balance"], rows)
 
 

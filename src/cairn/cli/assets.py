@@ -40,9 +40,12 @@ def register(
     licence: Annotated[str, typer.Option(help="Licence identifier, e.g. CC-BY-4.0")],
     sender: Annotated[str, typer.Option("--from", help="Owning account: address or label")],
     description: Annotated[str, typer.Option(help="What it is")] = "",
-    parent: Annotated[list[int] | None, typer.Option(help="Lineage parent asset id (repeatable)")] = None,
+    parent: Annotated[
+        list[int] | None, typer.Option(help="Lineage parent asset id (repeatable)")
+    ] = None,
     split: Annotated[
-        str, typer.Option(help="Revenue split owner,data,compute,upstream in basis points (sum 10000)")
+        str,
+        typer.Option(help="Revenue split owner,data,compute,upstream in basis points (sum 10000)"),
     ] = "10000,0,0,0",
     data_dir: DataDir = None,
     node_url: NodeUrl = None,
@@ -67,7 +70,9 @@ def register(
 def list_assets(
     kind: Annotated[str | None, typer.Option(help="dataset, model or app")] = None,
     owner: Annotated[str | None, typer.Option(help="Owner address or local label")] = None,
-    query: Annotated[str | None, typer.Option("--query", "-q", help="Text in name or description")] = None,
+    query: Annotated[
+        str | None, typer.Option("--query", "-q", help="Text in name or description")
+    ] = None,
     data_dir: DataDir = None,
     node_url: NodeUrl = None,
 ) -> None:
@@ -83,14 +88,23 @@ def list_assets(
         "Assets",
         ["id", "kind", "name", "licence", "owner", "parents"],
         [
-            [a["asset_id"], a["kind"], a["name"] or "-", a["licence"], a["owner"], ",".join(map(str, a["parents"])) or "-"]
+            [
+                a["asset_id"],
+                a["kind"],
+                a["name"] or "-",
+                a["licence"],
+                a["owner"],
+                ",".join(map(str, a["parents"])) or "-",
+            ]
             for a in found
         ],
     )
 
 
 @app.command("show")
-def show(asset_id: Annotated[int, typer.Argument(help="Asset id")], node_url: NodeUrl = None) -> None:
+def show(
+    asset_id: Annotated[int, typer.Argument(help="Asset id")], node_url: NodeUrl = None
+) -> None:
     """Show one asset with its on-chain identity."""
     with client(node_url) as api:
         _show(api.asset(asset_id), f"Asset {asset_id}")

@@ -45,7 +45,9 @@ def find_account(store: Keystore, who: str) -> AccountInfo:
     try:
         return store.find_by_label(who)
     except NotFound:
-        raise NotFound(f"no account labelled {who!r} in {store.folder}: see `cairn account list`") from None
+        raise NotFound(
+            f"no account labelled {who!r} in {store.folder}: see `cairn account list`"
+        ) from None
 
 
 def unlock(data_dir: Path | None, who: str) -> LocalAccount:
@@ -55,5 +57,7 @@ def unlock(data_dir: Path | None, who: str) -> LocalAccount:
     info = find_account(store, who)
     if info.dev:
         return store.unlock(info.address, None)
-    password = settings.password or typer.prompt(f"Password for {info.label or info.address}", hide_input=True)
+    password = settings.password or typer.prompt(
+        f"Password for {info.label or info.address}", hide_input=True
+    )
     return store.unlock(info.address, password)

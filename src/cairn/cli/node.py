@@ -22,32 +22,39 @@ def start(
     data_dir: DataDir = None,
     chain: Annotated[
         str | None,
-        typer.Option(help="memory, anvil or an http(s):// JSON-RPC URL [default: anvil, or what the data folder used]"),
+        typer.Option(
+            help="memory, anvil or an http(s):// JSON-RPC URL [default: anvil, or what the data folder used]"
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="Port to listen on")] = DEFAULT_PORT,
-    dev: Annotated[bool, typer.Option("--dev", help="Create funded, UNENCRYPTED dev accounts")] = False,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Create funded, UNENCRYPTED dev accounts")
+    ] = False,
 ) -> None:
     """Start a node: chain, store, index, and the API and web UI on http://HOST:PORT."""
     from cairn.api.app import create_app
     from cairn.node import Node
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = NodeConfig.from_env(data_dir=data_dir, chain=chain, host=host, port=port, dev=dev)
     if not dev and config.password is None and sys.stdin.isatty():
-        config.password = typer.prompt("Node password (unlocks the operator account)", hide_input=True)
+        config.password = typer.prompt(
+            "Node password (unlocks the operator account)", hide_input=True
+        )
     with console.status(f"Starting Cairn node in {config.data_dir} ..."):
         node = Node(config)
     try:
         deployment = node.chain.deployment
         lines = [
-            f"[bold]API and web UI[/]  http://{host}:{port}   (OpenAPI: /docs)",
-            f"[bold]chain[/]           {node.backend.kind}, chain id {node.client.chain_id}"
+            f"[bold]API and web UI[/]     http://{host}:{port}   (OpenAPI: /docs)",
+            f"[bold]chain[/]              {node.backend.kind}, chain id {node.client.chain_id}"
             + (f", RPC {node.rpc_url}" if node.rpc_url else ""),
-            f"[bold]data folder[/]     {config.data_dir}",
-            f"[bold]operator[/]        {node.operator.address}",
+            f"[bold]data folder[/]        {config.data_dir}",
+            f"[bold]operator[/]           {node.operator.address}",
         ]
-        lines += [f"[bold]{name:<16}[/]{c.address}" for name, c in deployment.contracts.items()]
+        lines += [f"[bold]{name:<19}[/]{c.address}" for name, c in deployment.contracts.items()]
         if dev:
             lines.append(
                 "[bold yellow]DEV NODE: dev accounts are stored UNENCRYPTED; never use them for real value[/]"
@@ -57,7 +64,11 @@ def start(
             table(
                 "Dev accounts",
                 ["label", "address"],
-                [[a.label, a.address] for a in node.keystore.list() if a.dev and a.label != "operator"],
+                [
+                    [a.label, a.address]
+                    for a in node.keystore.list()
+                    if a.dev and a.label != "operator"
+                ],
             )
         uvicorn.run(create_app(node), host=host, port=port, log_level="info")
     finally:
@@ -81,4 +92,8 @@ def status(node_url: NodeUrl = None) -> None:
             "operator": chain["operator"],
         },
     )
-    table("Contracts", ["contract", "address"], [[n, c["address"]] for n, c in chain["contracts"].items()])
+    table(
+        "Contracts",
+        ["contract", "address"],
+        [[n, c["address"]] for n, c in chain["contracts"].items()],
+    )

@@ -49,7 +49,9 @@ class RevenueSplit:
         for role in ROLES:
             share = getattr(self, role)
             if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= BPS:
-                raise InvalidInput(f"split: {role} share must be an integer 0..{BPS} bps; got {share!r}")
+                raise InvalidInput(
+                    f"split: {role} share must be an integer 0..{BPS} bps; got {share!r}"
+                )
         total = sum(self.as_tuple())
         if total != BPS:
             raise InvalidInput(

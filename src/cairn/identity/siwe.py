@@ -285,10 +285,8 @@ def token_hash(token: str) -> str:
 
 
 def _timestamp(value: str) -> float:
-    try:
-        return datetime_from_iso8601_string(value).timestamp()
-    except (OverflowError, ValueError):  # year 1 or 9999 pushed past the range by its offset
-        raise InvalidInput(f"the time {value} is out of range") from None
+    # The parser has already checked the text: every value here is a valid RFC 3339 time.
+    return datetime_from_iso8601_string(value).timestamp()
 
 
 def _iso(seconds: int) -> str:
@@ -297,6 +295,9 @@ def _iso(seconds: int) -> str:
 
 def _first_bad_part(message: str) -> str:
     # abnf says only "no match": match siwe's own per-line patterns in order to say where.
+    # They are looser than the grammar (a URI may run on past a line break), so this is a hint.
+    if message.endswith("\n"):
+        return "the end of the message: remove the line break after the last line"
     pattern = "^"
     end = 0
     for name, part in MESSAGE_PARTS:
@@ -306,12 +307,14 @@ def _first_bad_part(message: str) -> str:
             return name
         end = found.end()
     if end < len(message):  # the optional fields matched up to here; what follows is none
-        line = message.count("\n", 0, end + 1) + 1
-        text = message[end:].lstrip("\n").split("\n", 1)[0]
+        rest = message[end:]
+        line = message.count("\n", 0, end) + 1
+        if rest.startswith("\n"):
+            rest, line = rest[1:], line + 1
+        text = rest.split("\n", 1)[0][:40]
         return (
-            f"line {line} ({text[:40]!r}): after Issued At come only Expiration Time, "
-            "Not Before, Request ID and Resources, in that order, with no blank line"
+            f"line {line} ({text!r}): after Issued At come only "
+            "Expiration Time, Not Before, Request ID and Resources, in that order, "
+            "with no blank line"
         )
-    if message.endswith("\n"):  # the URI pattern takes a trailing line break as a path
-        return "the end of the message: remove the line break after the last line"
     return "the values: the URI and each resource must be RFC 3986 URIs"

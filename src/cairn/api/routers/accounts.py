@@ -53,7 +53,12 @@ def get_account(node: NodeDep, address: str) -> dict[str, Any]:
     out["nonce"] = node.client.nonce(out["address"])
     try:
         info = node.keystore.get(out["address"])
-        out.update(label=info.label, dev=info.dev, held_by_node=True, unlocked=node.signers.holds(info.address))
+        out.update(
+            label=info.label,
+            dev=info.dev,
+            held_by_node=True,
+            unlocked=node.signers.holds(info.address),
+        )
     except NotFound:
         out.update(label=None, dev=False, held_by_node=False, unlocked=False)
     return out

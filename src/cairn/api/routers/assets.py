@@ -17,7 +17,9 @@ router = APIRouter(prefix="/assets", tags=["assets"])
 
 def public(node: Node, asset: Asset) -> AssetPublic:
     """An asset with its on-chain identity."""
-    return AssetPublic(**asset.to_dict(), contract=node.chain.registry.address, token_id=asset.asset_id)
+    return AssetPublic(
+        **asset.to_dict(), contract=node.chain.registry.address, token_id=asset.asset_id
+    )
 
 
 @router.get("", response_model=list[AssetPublic])
@@ -25,7 +27,9 @@ def list_assets(
     node: NodeDep,
     kind: Annotated[str | None, Query(description="dataset, model or app")] = None,
     owner: Annotated[str | None, Query(description="Owner address")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in name or description")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in name or description")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[AssetPublic]:
@@ -58,6 +62,8 @@ def register_asset(node: NodeDep, body: AssetCreate, signer: SessionSigner) -> A
 
 
 @router.post("/{asset_id}/transfer", response_model=AssetPublic)
-def transfer_asset(node: NodeDep, asset_id: int, body: AssetTransfer, signer: SessionSigner) -> AssetPublic:
+def transfer_asset(
+    node: NodeDep, asset_id: int, body: AssetTransfer, signer: SessionSigner
+) -> AssetPublic:
     """Transfer an asset of the signed-in account to another address."""
     return public(node, node.assets.transfer(signer, asset_id, body.to))

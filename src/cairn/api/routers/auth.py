@@ -28,7 +28,9 @@ def signin(node: NodeDep, body: SignIn) -> SessionOut:
 
 
 @router.post("/signout", status_code=204)
-def signout(node: NodeDep, credentials: Annotated[HTTPAuthorizationCredentials, Depends(_bearer)]) -> None:
+def signout(
+    node: NodeDep, credentials: Annotated[HTTPAuthorizationCredentials, Depends(_bearer)]
+) -> None:
     """End the session of the bearer token."""
     node.auth.sign_out(credentials.credentials)
 
