@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
+from cairn.chain.anvil import AnvilProcess
+from cairn.core.errors import ConfigError
+from cairn.identity.keystore import Keystore
 from cairn.node import DEV_TOKENS, Node
 
 
@@ -51,3 +54,32 @@ def test_a_restarted_anvil_node_keeps_its_state(
         alice, kind="model", name="After restart", licence="MIT", parents=[asset.asset_id]
     )
     assert again.asset_id == asset.asset_id + 1
+
+
+@pytest.mark.slow
+def test_a_node_on_a_json_rpc_url_deploys_once_its_operator_is_funded(
+    make_node: Callable[..., Node], tmp_path: Path
+) -> None:
+    external = AnvilProcess(tmp_path / "external" / "state.json")
+    external.start()
+    try:
+        data_dir = tmp_path / "rpc-node"
+        with pytest.raises(ConfigError, match="has no ether") as caught:
+            make_node(data_dir, chain=external.url, dev=False, password="a long passphrase")
+        operator = Keystore(data_dir / "accounts").find_by_label("operator").address
+        assert operator in caught.value.message
+        w3 = Web3(Web3.HTTPProvider(external.url))
+        w3.provider.make_request("anvil_setBalance", [operator, hex(10**18)])  # type: ignore[arg-type]
+
+        node = make_node(data_dir, chain=external.url, dev=False, password="a long passphrase")
+        assert node.backend.kind == "rpc" and node.rpc_url == external.url
+        asset = node.assets.register(node.operator, kind="model", name="On RPC", licence="MIT")
+        deployment = node.chain.deployment
+        node.close()
+        with pytest.raises(ConfigError, match="CAIRN_PASSWORD"):
+            make_node(data_dir, chain=None, dev=False)
+        again = make_node(data_dir, chain=None, dev=False, password="a long passphrase")
+        assert again.chain.deployment.contracts == deployment.contracts
+        assert again.assets.get(asset.asset_id).name == "On RPC"
+    finally:
+        external.stop()

@@ -93,6 +93,25 @@ class Token(_Wrapper):
         """Whether `account` may mint."""
         return bool(self.client.call(self.contract.functions.is_minter(checksum(account))))
 
+    def transfer_from(self, spender: LocalAccount, owner: str, to: str, amount: int) -> TxReceipt:
+        """Move `amount` of `owner`'s tokens to `to` under `spender`'s allowance."""
+        fn = self.contract.functions.transferFrom(checksum(owner), checksum(to), amount)
+        return self.client.transact(spender, fn)
+
+    def set_minter(self, owner: LocalAccount, account: str, allowed: bool) -> TxReceipt:
+        """Grant or revoke the minter role (token owner only)."""
+        fn = self.contract.functions.set_minter(checksum(account), allowed)
+        return self.client.transact(owner, fn)
+
+    def owner(self) -> str:
+        """The token's owner, who names minters."""
+        return str(self.client.call(self.contract.functions.owner()))
+
+    def transfer_ownership(self, owner: LocalAccount, new_owner: str) -> TxReceipt:
+        """Hand the token's ownership to `new_owner`."""
+        fn = self.contract.functions.transfer_ownership(checksum(new_owner))
+        return self.client.transact(owner, fn)
+
 
 @dataclass(frozen=True)
 class OnChainAsset:
@@ -174,6 +193,50 @@ class Registry(_Wrapper):
             self.client.call(self.contract.functions.can_anchor(asset_id, checksum(account)))
         )
 
+    def is_curator(self, asset_id: int, account: str) -> bool:
+        """Whether the asset's current owner named `account` a curator."""
+        fn = self.contract.functions.is_curator(asset_id, checksum(account))
+        return bool(self.client.call(fn))
+
+    def balance_of(self, owner: str) -> int:
+        """How many assets `owner` holds."""
+        return int(self.client.call(self.contract.functions.balanceOf(checksum(owner))))
+
+    def approve(self, owner: LocalAccount, spender: str, asset_id: int) -> TxReceipt:
+        """Let `spender` transfer this one asset."""
+        fn = self.contract.functions.approve(checksum(spender), asset_id)
+        return self.client.transact(owner, fn)
+
+    def get_approved(self, asset_id: int) -> str:
+        """The account approved for this asset (the zero address if none)."""
+        return str(self.client.call(self.contract.functions.getApproved(asset_id)))
+
+    def set_approval_for_all(self, owner: LocalAccount, operator: str, approved: bool) -> TxReceipt:
+        """Let (or stop) `operator` manage all of `owner`'s assets."""
+        fn = self.contract.functions.setApprovalForAll(checksum(operator), approved)
+        return self.client.transact(owner, fn)
+
+    def is_approved_for_all(self, owner: str, operator: str) -> bool:
+        """Whether `operator` manages all of `owner`'s assets."""
+        fn = self.contract.functions.isApprovedForAll(checksum(owner), checksum(operator))
+        return bool(self.client.call(fn))
+
+    def transfer_from(self, sender: LocalAccount, owner: str, to: str, asset_id: int) -> TxReceipt:
+        """ERC-721 transferFrom, sent by the owner or an approved account."""
+        fn = self.contract.functions.transferFrom(checksum(owner), checksum(to), asset_id)
+        return self.client.transact(sender, fn)
+
+    def supports_interface(self, interface_id: str | bytes) -> bool:
+        """ERC-165: whether the registry implements the 4-byte interface id."""
+        data = HexBytes(interface_id)
+        if len(data) != 4:
+            raise InvalidInput(f"an interface id is 4 bytes; got {interface_id!r}")
+        return bool(self.client.call(self.contract.functions.supportsInterface(bytes(data))))
+
+    def token_uri(self, asset_id: int) -> str:
+        """`ipfs://<metadata CID>` of the asset."""
+        return str(self.client.call(self.contract.functions.tokenURI(asset_id)))
+
     def set_metadata(self, owner: LocalAccount, asset_id: int, metadata_cid: str) -> TxReceipt:
         """Point the asset at new metadata (a new version)."""
         return self.client.transact(
@@ -209,6 +272,12 @@ class Ledger(_Wrapper):
     def total_contributions(self, asset_id: int) -> int:
         """Records anchored for the asset over all batches."""
         return int(self.client.call(self.contract.functions.total_contributions(asset_id)))
+
+    def batch_of(self, asset_id: int, root: str | bytes) -> tuple[int, int, int]:
+        """(batch index, record count, anchored-at timestamp) of an anchored root."""
+        raw = self.client.call(self.contract.functions.batch_of(asset_id, to_bytes32(root)))
+        index, count, anchored_at = raw
+        return int(index), int(count), int(anchored_at)
 
     def is_anchored(self, asset_id: int, root: str | bytes) -> bool:
         """Whether `root` is anchored for the asset."""
@@ -248,6 +317,18 @@ class Distributor(_Wrapper):
     def epoch_count(self) -> int:
         """Epochs funded so far."""
         return int(self.client.call(self.contract.functions.epoch_count()))
+
+    def epoch_root(self, epoch: int) -> str:
+        """The Merkle root an epoch pays out by."""
+        return HexBytes(self.client.call(self.contract.functions.epoch_root(epoch))).to_0x_hex()
+
+    def epoch_funded(self, epoch: int) -> int:
+        """Tokens the epoch was funded with."""
+        return int(self.client.call(self.contract.functions.epoch_funded(epoch)))
+
+    def epoch_claimed(self, epoch: int) -> int:
+        """Tokens claimed from the epoch so far."""
+        return int(self.client.call(self.contract.functions.epoch_claimed(epoch)))
 
 
 class Chain:
