@@ -120,16 +120,19 @@ class Node:
             self.keystore.folder,
         )
         for label in self.config.dev_accounts:
+            created = False
             try:
                 info = self.keystore.find_by_label(label)
             except NotFound:
                 info = self.keystore.create(None, label=label, dev=True)
+                created = True
             if not info.dev:
                 continue
             account = self.signers.get(info.address)
             if self.backend.can_fund and self.client.balance(account.address) < ETHER:
                 self.backend.fund(account.address, DEV_ETHER)
-            if fresh or self.chain.token.balance_of(account.address) == 0:
+            # Tokens once per account and deployment: a restart must not print money.
+            if fresh or created:
                 self.chain.token.mint(self.operator, account.address, DEV_TOKENS)
 
     @property
