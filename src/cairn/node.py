@@ -14,6 +14,7 @@ from cairn.chain.contracts import Chain
 from cairn.chain.deployment import load_or_deploy
 from cairn.config import NodeConfig, remembered_chain
 from cairn.core.errors import ConfigError, NotFound
+from cairn.data.service import DataService
 from cairn.db.engine import Database
 from cairn.identity.keystore import Keystore
 from cairn.identity.signers import Signers
@@ -57,7 +58,9 @@ class Node:
             )
             self.chain = Chain(self.client, deployment)
             self.assets = AssetService(self.chain, self.store, self.db)
+            self.data = DataService(self.chain, self.store, self.db, self.assets, self.operator)
             if fresh:
+                self.data.reset_index()
                 self.assets.reset_index()
             domains = {
                 f"{config.host}:{config.port}",

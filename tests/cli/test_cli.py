@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +16,8 @@ import httpx
 import pytest
 
 from cairn.chain.anvil import free_port
+from cairn.store.base import canonical_json
+from tests.data.conftest import pair
 
 CAIRN = str(Path(sys.executable).with_name("cairn"))
 
@@ -208,3 +212,72 @@ def test_command_line_errors_are_clear_and_change_nothing(cli: Cli) -> None:
     assert "1000 CAIRN" in cli("token", "balance", "alice").stdout
     unreachable = cli("node", "status", "--node", f"http://127.0.0.1:{free_port()}", ok=False)
     assert "no Cairn node answers" in unreachable.stderr
+
+
+@pytest.mark.slow
+def test_a_dataset_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(
+        json.dumps({"review": {"review_share": 0.0}, "validation": {"pii_action": "reject"}})
+    )
+    created = cli(
+        "dataset", "create", "--name", "Polite replies", "--licence", "CC-BY-4.0",
+        "--task", "instruction", "--policy", str(policy), "--from", "alice",
+    ).stdout  # fmt: skip
+    assert (
+        "Dataset 1: Polite replies" in created and "instruction" in created and "reject" in created
+    )
+    bad_policy = tmp_path / "bad.json"
+    bad_policy.write_text(json.dumps({"review": {"review_share": 3}}))
+    refused = cli(
+        "dataset",
+        "create",
+        "--name",
+        "x",
+        "--licence",
+        "MIT",
+        "--task",
+        "instruction",
+        "--policy",
+        str(bad_policy),
+        "--from",
+        "alice",
+        ok=False,
+    )
+    assert "review.review_share" in refused.stderr
+    pii = json.dumps(
+        {
+            "prompt": "Mail me at someone@example.com today",
+            "response": "Sure, I will send it over soon.",
+        }
+    )
+    records = [json.dumps(pair(i)) for i in range(5)] + ["{broken", json.dumps(pair(0)), pii]
+    upload = tmp_path / "upload.jsonl"
+    upload.write_text("\n".join(records) + "\n")
+    contributed = cli("contribute", "1", str(upload), "--from", "bob").stdout
+    assert "invalid_json" in contributed and "duplicate" in contributed and "line 6:" in contributed
+    assert "pii" in contributed and "someone@example.com" not in contributed
+    assert "accepted" in contributed and "5" in contributed
+    assert "No review tasks" in cli("review", "next", "1", "--from", "carol").stdout
+    listing = cli("dataset", "list").stdout
+    assert "Polite replies" in listing
+
+    anchored = cli("dataset", "anchor", "1", "--from", "alice").stdout
+    assert "Anchored batch 0 of dataset 1" in anchored
+    assert "Nothing to anchor" in cli("dataset", "anchor", "1", "--from", "alice").stdout
+
+    from cairn.core.merkle import StandardMerkleTree  # noqa: F401  (the proof is OpenZeppelin-compatible)
+
+    record_hash = hashlib.sha256(canonical_json(pair(3))).hexdigest()
+    proved = cli(
+        "dataset", "proof", "1", record_hash, "--json", str(tmp_path / "proof.json")
+    ).stdout
+    assert "verified on chain" in proved and "yes" in proved
+    assert json.loads((tmp_path / "proof.json").read_text())["verified_on_chain"] is True
+    cli("dataset", "export", "1", "--out", str(tmp_path / "export"))
+    assert (tmp_path / "export" / "records.jsonl").read_text().count("\n") == 5
+    assert (tmp_path / "export" / "records.parquet").read_bytes()[:4] == b"PAR1"
+    shown = cli("dataset", "show", "1").stdout
+    assert "anchored 5" in shown and "Versions" in shown
+    missing = cli("contribute", "1", str(tmp_path / "nope.jsonl"), "--from", "bob", ok=False)
+    assert "does not exist" in missing.stderr

@@ -6,14 +6,16 @@ from fastapi import APIRouter, FastAPI
 
 from cairn import __version__
 from cairn.api import problems
-from cairn.api.routers import accounts, assets, auth, blobs, chain, health
+from cairn.api.background import lifespan_for
+from cairn.api.routers import accounts, assets, auth, blobs, chain, datasets, health
 from cairn.node import Node
 from cairn.web import pages
 
 
-def create_app(node: Node) -> FastAPI:
-    """A FastAPI app serving `node`."""
+def create_app(node: Node, *, background: bool = True) -> FastAPI:
+    """A FastAPI app serving `node`; `background` runs scheduled work (anchoring) alongside."""
     app = FastAPI(
+        lifespan=lifespan_for(node) if background else None,  # type: ignore[arg-type]
         title="Cairn node",
         version=__version__,
         description=(
@@ -25,7 +27,7 @@ def create_app(node: Node) -> FastAPI:
     app.state.node = node
     problems.install(app)
     api = APIRouter(prefix="/api/v1")
-    for module in (health, chain, accounts, assets, auth, blobs):
+    for module in (health, chain, accounts, assets, auth, blobs, datasets):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(pages.router)

@@ -196,6 +196,7 @@ class NodeClient:
         description: str = "",
         parents: list[int] | None = None,
         split: RevenueSplit | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload the metadata, register the asset from `account`, and return it."""
         from cairn.store.base import canonical_json
@@ -211,6 +212,7 @@ class NodeClient:
             parents=lineage,
             split=policy,
             created_by=account.address,
+            extra=extra,
         )
         if not self.token:
             self.sign_in(account)
@@ -235,3 +237,122 @@ class NodeClient:
             account, "AssetRegistry", "safeTransferFrom", account.address, recipient, asset_id
         )
         return self.asset(asset_id)
+
+    # -- datasets ------------------------------------------------------------------------
+
+    def create_dataset(
+        self,
+        account: LocalAccount,
+        *,
+        name: str,
+        licence: str,
+        spec: dict[str, Any],
+        description: str = "",
+        split: RevenueSplit | None = None,
+    ) -> dict[str, Any]:
+        """Register a dataset from `account` and make the node's operator its curator."""
+        from cairn.data.datasets import DEFAULT_DATASET_SPLIT, parse_spec
+
+        checked = parse_spec(spec).model_dump(mode="json")
+        asset = self.register_asset(
+            account,
+            kind="dataset",
+            name=name,
+            licence=licence,
+            description=description,
+            split=split or DEFAULT_DATASET_SPLIT,
+            extra={"dataset": checked},
+        )
+        operator = self.chain()["operator"]
+        if operator.lower() != account.address.lower():
+            self.transact(
+                account, "AssetRegistry", "set_curator", asset["asset_id"], operator, True
+            )
+        return self.dataset(int(asset["asset_id"]))
+
+    def dataset(self, dataset_id: int) -> dict[str, Any]:
+        """A dataset with counts and versions."""
+        result: dict[str, Any] = self.request("GET", f"/datasets/{dataset_id}")
+        return result
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Every dataset."""
+        result: list[dict[str, Any]] = self.request("GET", "/datasets")
+        return result
+
+    def contribute(
+        self, account: LocalAccount, dataset_id: int, lines: list[str], *, nonce: int | None = None
+    ) -> dict[str, Any]:
+        """Sign an upload (one EIP-712 signature) and send it; returns every record's verdict."""
+        import secrets
+
+        from cairn.data.signing import contribution_typed_data, records_root, sign_contribution
+
+        info = self.chain()
+        nonce = secrets.randbits(128) if nonce is None else nonce
+        typed = contribution_typed_data(
+            chain_id=int(info["chain_id"]),
+            ledger=info["contracts"]["ContributionLedger"]["address"],
+            dataset_id=dataset_id,
+            root=records_root(lines),
+            nonce=nonce,
+        )
+        body = {
+            "contributor": account.address,
+            "nonce": str(nonce),
+            "signature": sign_contribution(account, typed),
+            "records": lines,
+        }
+        result: dict[str, Any] = self.request(
+            "POST", f"/datasets/{dataset_id}/contributions", json=body
+        )
+        return result
+
+    def next_review(self, dataset_id: int) -> dict[str, Any] | None:
+        """The signed-in account's next review task, or None."""
+        result: dict[str, Any] | None = self.request("GET", f"/datasets/{dataset_id}/reviews/next")
+        return result
+
+    def answer_review(self, task_id: int, answer: str) -> dict[str, Any]:
+        """Answer a review task."""
+        result: dict[str, Any] = self.request(
+            "POST", f"/reviews/{task_id}", json={"answer": answer}
+        )
+        return result
+
+    def add_gold(self, dataset_id: int, items: list[dict[str, Any]]) -> int:
+        """Seed gold questions (dataset owner, signed in)."""
+        return int(
+            self.request("POST", f"/datasets/{dataset_id}/gold", json={"items": items})["added"]
+        )
+
+    def anchor(self, dataset_id: int) -> dict[str, Any]:
+        """Anchor the dataset's accepted records now (owner or curator, signed in)."""
+        result: dict[str, Any] = self.request("POST", f"/datasets/{dataset_id}/anchor")
+        return result
+
+    def proof(self, dataset_id: int, record: str) -> dict[str, Any]:
+        """(batch, index, proof) of an anchored record."""
+        result: dict[str, Any] = self.request(
+            "GET", f"/datasets/{dataset_id}/records/{record}/proof"
+        )
+        return result
+
+    def versions(self, dataset_id: int) -> list[dict[str, Any]]:
+        """The dataset's versions, newest first."""
+        result: list[dict[str, Any]] = self.request("GET", f"/datasets/{dataset_id}/versions")
+        return result
+
+    def attribution(self, dataset_id: int, version: str | None = None) -> dict[str, Any]:
+        """A version's attribution table."""
+        params = {"version": version} if version else {}
+        result: dict[str, Any] = self.request(
+            "GET", f"/datasets/{dataset_id}/attribution", params=params
+        )
+        return result
+
+    def export(self, dataset_id: int, fmt: str, version: str | None = None) -> bytes:
+        """A version's records as JSONL or Parquet bytes."""
+        params = {"format": fmt, **({"version": version} if version else {})}
+        data: bytes = self.request("GET", f"/datasets/{dataset_id}/export", params=params)
+        return data if isinstance(data, bytes) else bytes(data)

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cairn.cli import accounts, assets, node
+from cairn.cli import accounts, assets, datasets, node
 from cairn.cli.output import console, fail
 from cairn.core.errors import CairnError
 
@@ -20,6 +20,9 @@ app.add_typer(node.app, name="node")
 app.add_typer(accounts.account_app, name="account")
 app.add_typer(accounts.token_app, name="token")
 app.add_typer(assets.app, name="asset")
+app.add_typer(datasets.app, name="dataset")
+app.add_typer(datasets.review_app, name="review")
+app.command("contribute")(datasets.contribute)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The data domain: datasets, contributions, validation, review and quality, anchoring."""

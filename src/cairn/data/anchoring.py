@@ -1,0 +1,380 @@
+"""Anchoring: batch accepted records, anchor each batch's Merkle root on chain, cut versions.
+
+A batch is stored by CID with its whole tree, so anyone can rebuild the root; every anchored
+record then has (batch, index, proof) that ContributionLedger.verify checks on chain. Each batch
+yields a new dataset version: a manifest (all batches so far, the attribution table's CID) named
+by its own CID.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hexbytes import HexBytes
+from sqlalchemy import func, select, update
+
+from cairn.chain.contracts import Chain
+from cairn.core.attribution import (
+    ContributionCredit,
+    ReviewCredit,
+    attribution_table,
+    table_document,
+)
+from cairn.core.errors import Forbidden, InvalidInput, NotFound
+from cairn.core.merkle import StandardMerkleTree
+from cairn.data.datasets import Datasets
+from cairn.data.models import BatchRow, RecordRow, ReviewTaskRow, VersionRow
+from cairn.data.review import Reviews
+from cairn.db.engine import Database
+from cairn.store.base import BlobStore
+
+# A record leaf: (dataset id, sha2-256 of the record's canonical JSON, contributor).
+RECORD_LEAF = ["uint256", "bytes32", "address"]
+MAX_BATCH = 100_000
+ID_CHUNK = 1_000
+
+
+@dataclass(frozen=True)
+class AnchoredBatch:
+    """A batch as anchored: where its root is on chain and which version it made."""
+
+    dataset_id: int
+    batch_index: int
+    root: str
+    count: int
+    cid: str
+    tx_hash: str
+    version: str
+    attribution_cid: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return dict(self.__dict__)
+
+
+def record_leaf(dataset_id: int, record_hash: str, contributor: str) -> list[Any]:
+    """The Merkle leaf value of one record."""
+    return [dataset_id, "0x" + record_hash.removeprefix("0x"), contributor]
+
+
+class Anchoring:
+    """Batch, anchor, version, prove and export."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        store: BlobStore,
+        db: Database,
+        datasets: Datasets,
+        reviews: Reviews,
+        operator: Any,
+    ) -> None:
+        self.chain = chain
+        self.store = store
+        self.db = db
+        self.datasets = datasets
+        self.reviews = reviews
+        self.operator = operator
+        self._lock = threading.Lock()
+
+    def anchor(self, dataset_id: int) -> AnchoredBatch | None:
+        """Anchor every accepted record not yet anchored, as one batch; None if there are none."""
+        with self._lock:
+            with self.db.session() as session:
+                records = session.execute(
+                    select(
+                        RecordRow.id,
+                        RecordRow.record_hash,
+                        RecordRow.contributor,
+                        RecordRow.quality,
+                        RecordRow.content,
+                    )
+                    .where(RecordRow.dataset_id == dataset_id, RecordRow.status == "accepted")
+                    .order_by(RecordRow.id)
+                    .limit(MAX_BATCH)
+                ).all()
+            if not records:
+                return None
+            if not self.chain.registry.can_anchor(dataset_id, self.operator.address):
+                owner = self.chain.registry.owner_of(dataset_id)
+                raise Forbidden(
+                    f"this node's operator {self.operator.address} may not anchor dataset {dataset_id}: "
+                    f"its owner {owner} must make it a curator (AssetRegistry.set_curator)"
+                )
+            values = [record_leaf(dataset_id, r.record_hash, r.contributor) for r in records]
+            tree = StandardMerkleTree.of(values, RECORD_LEAF)
+            batch_doc = {
+                "schema": "cairn.batch/v1",
+                "dataset_id": dataset_id,
+                "leaf_encoding": RECORD_LEAF,
+                "tree": tree.dump(),
+                "records": [
+                    {
+                        "record_hash": r.record_hash,
+                        "contributor": r.contributor,
+                        "quality": r.quality,
+                        "content": r.content,
+                    }
+                    for r in records
+                ],
+            }
+            cid = self.store.put_json(batch_doc)
+            if self.chain.ledger.is_anchored(
+                dataset_id, tree.root
+            ):  # a crash after anchoring, before indexing
+                index = self.chain.ledger.batch_of(dataset_id, tree.root)[0]
+                tx_hash = ""
+            else:
+                index, receipt = self.chain.ledger.anchor(
+                    self.operator, dataset_id, tree.root, len(records), cid
+                )
+                tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+            now = int(time.time())
+            with self.db.session() as session:
+                batch = BatchRow(
+                    dataset_id=dataset_id,
+                    batch_index=index,
+                    root=tree.root,
+                    count=len(records),
+                    cid=cid,
+                    tx_hash=tx_hash,
+                    anchored_at=now,
+                )
+                session.add(batch)
+                session.flush()
+                ids = [r.id for r in records]
+                for start in range(0, len(ids), ID_CHUNK):  # SQLite caps bound parameters
+                    session.execute(
+                        update(RecordRow)
+                        .where(RecordRow.id.in_(ids[start : start + ID_CHUNK]))
+                        .values(status="anchored", batch_id=batch.id)
+                    )
+                batch_id = batch.id
+            version, attribution_cid = self._cut_version(dataset_id)
+            return AnchoredBatch(
+                dataset_id,
+                index,
+                tree.root,
+                len(records),
+                cid,
+                tx_hash or f"batch {batch_id}",
+                version,
+                attribution_cid,
+            )
+
+    def anchor_due(self, now: float | None = None) -> list[AnchoredBatch]:
+        """Anchor every dataset whose waiting records reached the policy's count or age."""
+        now = time.time() if now is None else now
+        with self.db.session() as session:
+            waiting = session.execute(
+                select(RecordRow.dataset_id, func.count(), func.min(RecordRow.decided_at))
+                .where(RecordRow.status == "accepted")
+                .group_by(RecordRow.dataset_id)
+            ).all()
+        done = []
+        for dataset_id, count, oldest in waiting:
+            policy = self.datasets.spec(dataset_id).anchoring
+            if count >= policy.every_records or (
+                oldest is not None and now - oldest >= policy.every_seconds
+            ):
+                batch = self.anchor(dataset_id)
+                if batch is not None:
+                    done.append(batch)
+        return done
+
+    # -- versions and attribution --------------------------------------------------------
+
+    def attribution(self, dataset_id: int) -> dict[str, int]:
+        """The attribution table of the dataset's anchored records and the reviews behind them."""
+        spec = self.datasets.spec(dataset_id)
+        with self.db.session() as session:
+            anchored = session.execute(
+                select(
+                    RecordRow.id, RecordRow.contributor, RecordRow.quality, RecordRow.decision
+                ).where(RecordRow.dataset_id == dataset_id, RecordRow.status == "anchored")
+            ).all()
+            decided = {rid: decision for rid, _, _, decision in anchored}
+            rejected = dict(
+                session.execute(
+                    select(RecordRow.id, RecordRow.decision).where(
+                        RecordRow.dataset_id == dataset_id,
+                        RecordRow.status == "rejected",
+                        RecordRow.decision.is_not(None),
+                    )
+                ).all()
+            )
+            decided.update(rejected)
+            votes = session.execute(
+                select(
+                    ReviewTaskRow.reviewer,
+                    ReviewTaskRow.record_id,
+                    ReviewTaskRow.gold_id,
+                    ReviewTaskRow.answer,
+                ).where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
+            ).all()
+        _, gold = self.reviews.votes(dataset_id)
+        contributions = [
+            ContributionCredit(account, max(quality, 1e-6)) for _, account, quality, _ in anchored
+        ]
+        reviews = []
+        for reviewer, record_id, gold_id, answer in votes:
+            if gold_id is not None:
+                reviews.append(ReviewCredit(reviewer, answer == gold.get(f"g{gold_id}")))
+            elif record_id is not None and decided.get(record_id) is not None:
+                reviews.append(ReviewCredit(reviewer, answer == decided[record_id]))
+        return attribution_table(
+            contributions,
+            reviews,
+            contributors_bps=spec.reward.contributors_bps,
+            reviewers_bps=spec.reward.reviewers_bps,
+        )
+
+    def _cut_version(self, dataset_id: int) -> tuple[str, str]:
+        spec = self.datasets.spec(dataset_id)
+        table = self.attribution(dataset_id)
+        with self.db.session() as session:
+            batches = session.scalars(
+                select(BatchRow)
+                .where(BatchRow.dataset_id == dataset_id)
+                .order_by(BatchRow.batch_index)
+            ).all()
+            previous = session.scalars(
+                select(VersionRow)
+                .where(VersionRow.dataset_id == dataset_id)
+                .order_by(VersionRow.number.desc())
+                .limit(1)
+            ).first()
+            number = previous.number + 1 if previous else 1
+            previous_cid = previous.manifest_cid if previous else None
+        attribution_cid = self.store.put_json(
+            table_document(
+                table,
+                dataset_id=dataset_id,
+                version=None,
+                policy=spec.reward.model_dump(mode="json"),
+            )
+        )
+        manifest = {
+            "schema": "cairn.dataset-version/v1",
+            "dataset_id": dataset_id,
+            "number": number,
+            "previous": previous_cid,
+            "task": spec.task.model_dump(mode="json"),
+            "batches": [
+                {"index": b.batch_index, "root": b.root, "count": b.count, "cid": b.cid}
+                for b in batches
+            ],
+            "records": sum(b.count for b in batches),
+            "attribution": attribution_cid,
+        }
+        manifest_cid = self.store.put_json(manifest)
+        with self.db.session() as session:
+            session.merge(
+                VersionRow(
+                    manifest_cid=manifest_cid,
+                    dataset_id=dataset_id,
+                    number=number,
+                    records=manifest["records"],
+                    batches=len(batches),
+                    attribution_cid=attribution_cid,
+                    created_at=int(time.time()),
+                )
+            )
+        return manifest_cid, attribution_cid
+
+    def versions(self, dataset_id: int) -> list[dict[str, Any]]:
+        """The dataset's versions, newest first."""
+        self.datasets.get(dataset_id)
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(VersionRow)
+                .where(VersionRow.dataset_id == dataset_id)
+                .order_by(VersionRow.number.desc())
+            ).all()
+        return [
+            {
+                "version": r.manifest_cid,
+                "number": r.number,
+                "records": r.records,
+                "batches": r.batches,
+                "attribution_cid": r.attribution_cid,
+                "created_at": r.created_at,
+            }
+            for r in rows
+        ]
+
+    def manifest(self, dataset_id: int, version: str | None = None) -> dict[str, Any]:
+        """A version's manifest (the newest if `version` is None)."""
+        versions = self.versions(dataset_id)
+        if not versions:
+            raise NotFound(f"dataset {dataset_id} has no anchored version yet: anchor it first")
+        cid = version or versions[0]["version"]
+        if cid not in {v["version"] for v in versions}:
+            raise NotFound(f"{cid} is not a version of dataset {dataset_id}")
+        manifest: dict[str, Any] = self.store.get_json(cid)
+        return manifest
+
+    # -- proofs and export ---------------------------------------------------------------
+
+    def proof(self, dataset_id: int, record: str) -> dict[str, Any]:
+        """(batch, index, proof) of an anchored record, checked on chain; `record` is its hash or id."""
+        with self.db.session() as session:
+            if record.isdigit():
+                row = session.get(RecordRow, int(record))
+            else:
+                row = session.scalars(
+                    select(RecordRow).where(
+                        RecordRow.dataset_id == dataset_id,
+                        RecordRow.record_hash == record.lower().removeprefix("0x"),
+                    )
+                ).first()
+            if row is None or row.dataset_id != dataset_id:
+                raise NotFound(f"dataset {dataset_id} has no record {record}")
+            if row.status != "anchored" or row.batch_id is None:
+                raise InvalidInput(
+                    f"record {record} is {row.status}, not anchored yet: no proof exists"
+                )
+            batch = session.get(BatchRow, row.batch_id)
+            if batch is None:
+                raise NotFound(f"the batch of record {record} is missing from the index")
+        doc = self.store.get_json(batch.cid)
+        tree = StandardMerkleTree.load(doc["tree"])
+        value = record_leaf(dataset_id, row.record_hash, row.contributor)
+        proof = tree.get_proof(value)
+        leaf = tree.leaf_hash(value)
+        verified = self.chain.ledger.verify(dataset_id, batch.root, leaf, proof)
+        return {
+            "dataset_id": dataset_id,
+            "record_hash": row.record_hash,
+            "contributor": row.contributor,
+            "batch_index": batch.batch_index,
+            "batch_cid": batch.cid,
+            "root": batch.root,
+            "leaf_encoding": RECORD_LEAF,
+            "value": [str(dataset_id), value[1], value[2]],
+            "leaf": leaf,
+            "proof": proof,
+            "ledger": self.chain.ledger.address,
+            "verified_on_chain": verified,
+        }
+
+    def records(self, dataset_id: int, version: str | None = None) -> list[dict[str, Any]]:
+        """The records of a version, read back from the store batch by batch (each verified)."""
+        manifest = self.manifest(dataset_id, version)
+        out: list[dict[str, Any]] = []
+        for batch in manifest["batches"]:
+            doc = self.store.get_json(batch["cid"])
+            if StandardMerkleTree.load(doc["tree"]).root != batch["root"]:
+                raise InvalidInput(f"batch {batch['cid']} does not rebuild its anchored root")
+            for r in doc["records"]:
+                out.append(
+                    {
+                        **r["content"],
+                        "_contributor": r["contributor"],
+                        "_record_hash": r["record_hash"],
+                    }
+                )
+        return out

@@ -1,0 +1,380 @@
+"""Review and quality: review tasks, gold questions, consensus decisions, reputation and holds.
+
+A share of valid records waits in `review` until enough accounts have judged it; gold questions
+(items with known answers) are mixed into every queue unmarked. Votes are combined with the
+Dawid–Skene model (reputation-weighted majority below the policy's minimum of votes), and each
+reviewer's reputation comes from gold accuracy and agreement with the decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from cairn.chain.contracts import checksum
+from cairn.core.consensus import Decision, decide
+from cairn.core.data_policy import DatasetSpec
+from cairn.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cairn.core.reputation import ReputationInput, below_floor, reputation
+from cairn.data.datasets import Datasets
+from cairn.data.models import GoldRow, RecordRow, ReviewTaskRow
+from cairn.db.engine import Database
+
+# Records that failed to reach a confident decision after this many times the requested votes
+# are rejected for lack of consensus.
+MAX_VOTES_FACTOR = 2
+
+
+@dataclass(frozen=True)
+class ReviewTask:
+    """A task as a reviewer sees it; whether it is gold is not shown."""
+
+    task_id: int
+    dataset_id: int
+    kind: str  # "approve" (approve or reject) or "label" (pick one of labels)
+    labels: list[str]
+    record: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "task_id": self.task_id,
+            "dataset_id": self.dataset_id,
+            "kind": self.kind,
+            "labels": self.labels,
+            "record": self.record,
+        }
+
+
+class Reviews:
+    """Hand out review tasks, take answers, decide records, keep reputations."""
+
+    def __init__(self, db: Database, datasets: Datasets) -> None:
+        self.db = db
+        self.datasets = datasets
+        self._lock = threading.Lock()
+
+    # -- gold questions ------------------------------------------------------------------
+
+    def add_gold(self, dataset_id: int, owner: str, items: list[dict[str, Any]]) -> int:
+        """Seed gold questions: each item is {"record": {...}, "answer": label}; owner only."""
+        dataset = self.datasets.get(dataset_id)
+        if dataset.owner.lower() != owner.lower():
+            raise Forbidden(f"only the dataset's owner {dataset.owner} may add gold questions")
+        labels = dataset.spec.review_labels
+        if not items:
+            raise InvalidInput("no gold items given")
+        rows = []
+        for n, item in enumerate(items, 1):
+            if not isinstance(item, dict) or not isinstance(item.get("record"), dict):
+                raise InvalidInput(f"gold item {n}: expected {{'record': {{...}}, 'answer': ...}}")
+            if item.get("answer") not in labels:
+                raise InvalidInput(
+                    f"gold item {n}: answer must be one of {', '.join(labels)}; got {item.get('answer')!r}"
+                )
+            rows.append(
+                GoldRow(
+                    dataset_id=dataset_id,
+                    content=item["record"],
+                    answer=item["answer"],
+                    created_at=int(time.time()),
+                )
+            )
+        with self.db.session() as session:
+            session.add_all(rows)
+        return len(rows)
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def next_task(self, dataset_id: int, reviewer: str) -> ReviewTask | None:
+        """The reviewer's open task, or a new one (gold mixed in), or None when there is no work."""
+        account = checksum(reviewer)
+        spec = self.datasets.spec(dataset_id)
+        with self._lock:
+            if account.lower() in {a.lower() for a in self.held_accounts(dataset_id)}:
+                raise Forbidden(
+                    f"{account}'s reputation on dataset {dataset_id} is below the floor "
+                    f"({spec.review.reputation_floor}); it receives no more review tasks"
+                )
+            with self.db.session() as session:
+                task = session.scalars(
+                    select(ReviewTaskRow).where(
+                        ReviewTaskRow.dataset_id == dataset_id,
+                        ReviewTaskRow.reviewer == account,
+                        ReviewTaskRow.answered_at.is_(None),
+                    )
+                ).first()
+                if task is None:
+                    task = self._new_task(session, dataset_id, account, spec)
+                    if task is None:
+                        return None
+                return self._show(session, task, spec)
+
+    def _new_task(
+        self, session: Any, dataset_id: int, account: str, spec: DatasetSpec
+    ) -> ReviewTaskRow | None:
+        done = session.scalar(
+            select(func.count())
+            .select_from(ReviewTaskRow)
+            .where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.reviewer == account)
+        )
+        # A gold question now and then, at a rate the reviewer cannot time.
+        seed = hashlib.sha256(f"{dataset_id}:{account.lower()}:{done}".encode()).digest()
+        want_gold = random.Random(seed).random() < spec.review.gold_share
+        gold = self._unanswered_gold(session, dataset_id, account) if want_gold else None
+        record_id = (
+            None
+            if gold is not None
+            else self._record_needing_votes(session, dataset_id, account, spec)
+        )
+        if record_id is None and gold is None:
+            gold = self._unanswered_gold(session, dataset_id, account)
+            if gold is None:
+                return None
+        task = ReviewTaskRow(
+            dataset_id=dataset_id,
+            record_id=record_id,
+            gold_id=gold,
+            reviewer=account,
+            created_at=int(time.time()),
+        )
+        session.add(task)
+        session.flush()
+        return task
+
+    def _unanswered_gold(self, session: Any, dataset_id: int, account: str) -> int | None:
+        seen = select(ReviewTaskRow.gold_id).where(
+            ReviewTaskRow.reviewer == account, ReviewTaskRow.gold_id.is_not(None)
+        )
+        return session.scalar(
+            select(GoldRow.id)
+            .where(GoldRow.dataset_id == dataset_id, GoldRow.id.not_in(seen))
+            .order_by(GoldRow.id)
+            .limit(1)
+        )
+
+    def _record_needing_votes(
+        self, session: Any, dataset_id: int, account: str, spec: DatasetSpec
+    ) -> int | None:
+        mine = select(ReviewTaskRow.record_id).where(
+            ReviewTaskRow.reviewer == account, ReviewTaskRow.record_id.is_not(None)
+        )
+        tasks = (
+            select(ReviewTaskRow.record_id, func.count().label("n"))
+            .where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.record_id.is_not(None))
+            .group_by(ReviewTaskRow.record_id)
+            .subquery()
+        )
+        cap = spec.review.votes_per_record * MAX_VOTES_FACTOR
+        return session.scalar(
+            select(RecordRow.id)
+            .outerjoin(tasks, tasks.c.record_id == RecordRow.id)
+            .where(
+                RecordRow.dataset_id == dataset_id,
+                RecordRow.status == "review",
+                RecordRow.contributor != account,  # nobody reviews their own records
+                RecordRow.id.not_in(mine),
+                func.coalesce(tasks.c.n, 0) < cap,
+            )
+            .order_by(func.coalesce(tasks.c.n, 0), RecordRow.id)
+            .limit(1)
+        )
+
+    def _show(self, session: Any, task: ReviewTaskRow, spec: DatasetSpec) -> ReviewTask:
+        if task.gold_id is not None:
+            content = session.get(GoldRow, task.gold_id).content
+        else:
+            content = session.get(RecordRow, task.record_id).content
+        kind = "label" if spec.task.type == "classification" else "approve"
+        return ReviewTask(task.id, task.dataset_id, kind, spec.review_labels, dict(content))
+
+    # -- answers and decisions -----------------------------------------------------------
+
+    def submit(self, task_id: int, reviewer: str, answer: str) -> dict[str, Any]:
+        """Record the reviewer's answer and re-decide the dataset's records under review."""
+        account = checksum(reviewer)
+        with self._lock:
+            with self.db.session() as session:
+                task = session.get(ReviewTaskRow, task_id)
+                if task is None:
+                    raise NotFound(f"no review task {task_id}")
+                if task.reviewer != account:
+                    raise Forbidden(f"task {task_id} was given to {task.reviewer}, not {account}")
+                if task.answered_at is not None:
+                    raise Conflict(f"task {task_id} was already answered")
+                spec = self.datasets.spec(task.dataset_id)
+                if answer not in spec.review_labels:
+                    raise InvalidInput(
+                        f"answer must be one of {', '.join(spec.review_labels)}; got {answer!r}"
+                    )
+                task.answer = answer
+                task.answered_at = int(time.time())
+                dataset_id = task.dataset_id
+            decided = self._decide(dataset_id, spec)
+        return {"task_id": task_id, "answer": answer, "decided": decided}
+
+    def votes(self, dataset_id: int) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+        """Every answered vote of the dataset as (item, reviewer, label), and the gold answers."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(
+                    ReviewTaskRow.record_id,
+                    ReviewTaskRow.gold_id,
+                    ReviewTaskRow.reviewer,
+                    ReviewTaskRow.answer,
+                )
+                .where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
+                .order_by(ReviewTaskRow.id)
+            ).all()
+            gold = dict(
+                session.execute(
+                    select(GoldRow.id, GoldRow.answer).where(GoldRow.dataset_id == dataset_id)
+                ).all()
+            )
+        votes = [
+            (f"g{gold_id}" if gold_id is not None else f"r{record_id}", reviewer, str(answer))
+            for record_id, gold_id, reviewer, answer in rows
+        ]
+        return votes, {f"g{k}": v for k, v in gold.items()}
+
+    def _decide(self, dataset_id: int, spec: DatasetSpec) -> list[dict[str, Any]]:
+        votes, gold = self.votes(dataset_id)
+        if not votes:
+            return []
+        reps = self.reputations(dataset_id)
+        decisions = decide(
+            votes,
+            spec.review_labels,
+            gold=gold,
+            reputation={a: r for a, (r, _) in reps.items()},
+            min_votes=spec.review.min_votes,
+        )
+        counts: dict[str, int] = defaultdict(int)
+        for item, _, _ in votes:
+            counts[item] += 1
+        decided: list[dict[str, Any]] = []
+        now = int(time.time())
+        with self.db.session() as session:
+            pending = session.scalars(
+                select(RecordRow).where(
+                    RecordRow.dataset_id == dataset_id, RecordRow.status == "review"
+                )
+            ).all()
+            for record in pending:
+                decision = decisions.get(f"r{record.id}")
+                n = counts.get(f"r{record.id}", 0)
+                if decision is None or n < spec.review.votes_per_record:
+                    continue
+                outcome = self._apply(record, decision, spec, n)
+                if outcome is None:
+                    continue
+                record.decided_at = now
+                decided.append(
+                    {
+                        "record_hash": record.record_hash,
+                        "status": record.status,
+                        "label": record.decision,
+                        "confidence": round(decision.confidence, 4),
+                    }
+                )
+        self._hold_low_reputation(dataset_id, spec)
+        return decided
+
+    def _apply(
+        self, record: RecordRow, decision: Decision, spec: DatasetSpec, votes: int
+    ) -> str | None:
+        threshold = spec.review.accept_threshold
+        if decision.confidence < threshold:
+            if votes < spec.review.votes_per_record * MAX_VOTES_FACTOR:
+                return None  # ask more reviewers
+            record.status = "rejected"
+            record.reason = f"no consensus after {votes} reviews (best {decision.label} at {decision.confidence:.2f})"
+            return record.status
+        record.decision = decision.label
+        if spec.task.type == "classification":
+            agreed = record.content.get("label") == decision.label
+            record.content = {**record.content, "label": decision.label}
+            record.quality = decision.confidence if agreed else decision.confidence / 2
+            record.status = "accepted"
+            if not agreed:
+                record.reason = f"relabelled by review to {decision.label!r}"
+        elif decision.label == "approve":
+            record.status = "accepted"
+            record.quality = decision.confidence
+        else:
+            record.status = "rejected"
+            record.reason = f"rejected by review (confidence {decision.confidence:.2f})"
+        return record.status
+
+    # -- reputation ----------------------------------------------------------------------
+
+    def reputations(self, dataset_id: int) -> dict[str, tuple[float, ReputationInput]]:
+        """Each reviewer's reputation on the dataset, with the evidence behind it."""
+        with self.db.session() as session:
+            gold = dict(
+                session.execute(
+                    select(GoldRow.id, GoldRow.answer).where(GoldRow.dataset_id == dataset_id)
+                ).all()
+            )
+            decided = dict(
+                session.execute(
+                    select(RecordRow.id, RecordRow.decision).where(
+                        RecordRow.dataset_id == dataset_id, RecordRow.decision.is_not(None)
+                    )
+                ).all()
+            )
+            rows = session.execute(
+                select(
+                    ReviewTaskRow.reviewer,
+                    ReviewTaskRow.record_id,
+                    ReviewTaskRow.gold_id,
+                    ReviewTaskRow.answer,
+                ).where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
+            ).all()
+        tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for reviewer, record_id, gold_id, answer in rows:
+            t = tally[reviewer]
+            if gold_id is not None:
+                t[1] += 1
+                t[0] += int(answer == gold.get(gold_id))
+            elif record_id in decided:
+                t[3] += 1
+                t[2] += int(answer == decided[record_id])
+        out = {}
+        for reviewer, (gc, gt, ag, dc) in tally.items():
+            evidence = ReputationInput(gold_correct=gc, gold_total=gt, agreed=ag, decided=dc)
+            out[reviewer] = (reputation(evidence), evidence)
+        return out
+
+    def held_accounts(self, dataset_id: int) -> set[str]:
+        """Accounts whose reputation on the dataset is below the policy's floor."""
+        spec = self.datasets.spec(dataset_id)
+        return {
+            reviewer
+            for reviewer, (_, evidence) in self.reputations(dataset_id).items()
+            if below_floor(
+                evidence, spec.review.reputation_floor, min_gold=spec.review.min_gold_for_reputation
+            )
+        }
+
+    def _hold_low_reputation(self, dataset_id: int, spec: DatasetSpec) -> None:
+        held = self.held_accounts(dataset_id)
+        if not held:
+            return
+        with self.db.session() as session:
+            session.execute(
+                update(RecordRow)
+                .where(
+                    RecordRow.dataset_id == dataset_id,
+                    RecordRow.contributor.in_(held),
+                    RecordRow.status.in_(("review", "accepted")),
+                )
+                .values(status="held", reason="contributor's reputation is below the floor")
+            )

@@ -1,0 +1,150 @@
+"""The dataset API over a real HTTP server, driven as a wallet-holding client would."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+from cairn.api.client import NodeClient
+from cairn.core.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from cairn.data.datasets import parse_spec
+from tests.api.test_api import assert_problem, dev_account, sign_in
+from tests.conftest import LiveServer
+from tests.data.conftest import pair
+
+SPEC = {"task": {"type": "instruction"}, "review": {"review_share": 0.0}}
+
+
+def test_a_wallet_creates_a_dataset_contributes_anchors_and_proves(live: LiveServer) -> None:
+    wallet, contributor = Account.create(), Account.create()
+    for account in (wallet, contributor):
+        live.node.backend.fund(account.address, 10**18)
+    with NodeClient(live.url) as api:
+        dataset = api.create_dataset(wallet, name="From a wallet", licence="CC0-1.0", spec=SPEC)
+        dataset_id = dataset["asset_id"]
+        assert dataset["owner"] == wallet.address
+        assert live.node.chain.registry.is_curator(dataset_id, live.node.operator.address)
+
+        lines = [json.dumps(pair(i)) for i in range(4)] + ["[1, 2]"]
+        result = api.contribute(contributor, dataset_id, lines, nonce=5)
+        assert result["accepted"] == 4 and result["verdicts"][4]["code"] == "schema"
+        assert api.contribute(contributor, dataset_id, lines, nonce=5)["replayed"] is True
+        with pytest.raises(Conflict):
+            api.contribute(contributor, dataset_id, lines[:2], nonce=5)
+
+        with NodeClient(live.url) as anonymous, pytest.raises(Unauthorized):
+            anonymous.anchor(dataset_id)
+        api.sign_in(contributor)
+        with pytest.raises(Forbidden, match="neither the owner nor a curator"):
+            api.anchor(dataset_id)
+        api.sign_in(wallet)
+        anchored = api.anchor(dataset_id)
+        assert anchored["anchored"] and anchored["batch"]["count"] == 4
+        record_hash = result["verdicts"][0]["record_hash"]
+        proof = api.proof(dataset_id, record_hash)
+        assert proof["verified_on_chain"] and proof["contributor"] == contributor.address
+        assert len(api.versions(dataset_id)) == 1
+        table = api.attribution(dataset_id)
+        assert [e["account"] for e in table["entries"]] == [contributor.address]
+        assert b"From a wallet" not in api.export(dataset_id, "jsonl")
+        assert api.export(dataset_id, "jsonl").count(b"\n") == 4
+        assert api.export(dataset_id, "parquet")[:4] == b"PAR1"
+
+
+def test_the_typed_data_endpoint_gives_what_a_wallet_signs(live: LiveServer) -> None:
+    owner = dev_account(live.node, "alice")
+    wallet = Account.create()
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        headers = sign_in(http, live, owner)
+        created = http.post(
+            "/api/v1/datasets",
+            json={"name": "Typed", "licence": "MIT", "spec": SPEC},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        dataset_id = created.json()["asset_id"]
+        lines = [json.dumps(pair(1)), json.dumps(pair(2))]
+        typed = http.post(
+            f"/api/v1/datasets/{dataset_id}/contributions/typed-data",
+            json={"nonce": "9", "records": lines},
+        ).json()
+        assert (
+            typed["primaryType"] == "Contribution"
+            and typed["domain"]["chainId"] == live.node.client.chain_id
+        )
+        signature = wallet.sign_message(encode_typed_data(full_message=typed)).signature.to_0x_hex()
+        body = {
+            "contributor": wallet.address,
+            "nonce": "9",
+            "signature": signature,
+            "jsonl": "\n".join(lines) + "\n",
+        }
+        reply = http.post(f"/api/v1/datasets/{dataset_id}/contributions", json=body)
+        assert reply.status_code == 201 and reply.json()["accepted"] == 2
+        assert (
+            http.post(f"/api/v1/datasets/{dataset_id}/contributions", json=body).status_code == 200
+        )  # a retry
+        forged = {**body, "contributor": owner.address}
+        assert_problem(
+            http.post(f"/api/v1/datasets/{dataset_id}/contributions", json=forged),
+            401,
+            "recovers to",
+        )
+        both = {**body, "records": lines}
+        assert_problem(
+            http.post(f"/api/v1/datasets/{dataset_id}/contributions", json=both),
+            422,
+            "exactly one of",
+        )
+        bad_spec = {"name": "x", "licence": "MIT", "spec": {"task": {"type": "poetry"}}}
+        assert_problem(
+            http.post("/api/v1/datasets", json=bad_spec, headers=headers), 422, "task.type"
+        )
+        assert_problem(http.get("/api/v1/datasets/999"), 404, "")
+        assert_problem(
+            http.get(f"/api/v1/datasets/{dataset_id}/records", params={"status": "lost"}),
+            422,
+            "status must be",
+        )
+        assert_problem(http.get(f"/api/v1/datasets/{dataset_id}/records/abc/proof"), 404, "")
+        records = http.get(f"/api/v1/datasets/{dataset_id}/records").json()
+        assert {r["status"] for r in records} == {"accepted"}
+        assert_problem(
+            http.get(f"/api/v1/datasets/{dataset_id}/records/{records[0]['record_hash']}/proof"),
+            422,
+            "not anchored yet",
+        )
+
+
+def test_reviews_over_http(live: LiveServer) -> None:
+    owner, contributor, reviewer = (
+        dev_account(live.node, label) for label in ("alice", "bob", "carol")
+    )
+    spec = {
+        "task": {"type": "instruction"},
+        "review": {"review_share": 1.0, "votes_per_record": 1, "gold_share": 0.0},
+    }
+    with NodeClient(live.url) as api:
+        api.sign_in(owner)
+        dataset_id = live.node.data.datasets.create(
+            owner,
+            name="Reviewed",
+            licence="MIT",
+            spec=parse_spec(spec),
+        ).asset_id
+        api.contribute(contributor, dataset_id, [json.dumps(pair(1))])
+        api.sign_in(reviewer)
+        task = api.next_review(dataset_id)
+        assert task is not None and task["record"]["prompt"] == pair(1)["prompt"]
+        with pytest.raises(InvalidInput):
+            api.answer_review(task["task_id"], "fine")
+        decided = api.answer_review(task["task_id"], "approve")["decided"]
+        assert decided[0]["status"] == "accepted"
+        assert api.next_review(dataset_id) is None
+        with httpx.Client(base_url=live.url) as http:
+            reps = http.get(f"/api/v1/datasets/{dataset_id}/reputation").json()
+        assert reps[0]["account"] == reviewer.address and reps[0]["agreed"] == 1

@@ -1,0 +1,155 @@
+"""Review on a real node: tasks, own records, decisions, relabelling, gold, reputation and holds."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from cairn.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cairn.node import Node
+from tests.data.conftest import make_dataset, pair, upload
+
+STRICT = {
+    "review_share": 1.0,
+    "votes_per_record": 3,
+    "min_votes": 3,
+    "accept_threshold": 0.8,
+    "gold_share": 0.0,
+}
+
+
+def answer_all(node: Node, dataset_id: int, reviewer: str, choose) -> int:  # type: ignore[no-untyped-def]
+    """Let `reviewer` answer every task it gets with choose(record); return how many."""
+    n = 0
+    while (task := node.data.reviews.next_task(dataset_id, reviewer)) is not None:
+        node.data.reviews.submit(task.task_id, reviewer, choose(task.record))
+        n += 1
+    return n
+
+
+def test_reviewed_records_are_decided_by_their_reviews(
+    node: Node, owner: LocalAccount, contributor: LocalAccount
+) -> None:
+    dataset = make_dataset(node, owner, review=STRICT)
+    bad = {
+        "prompt": "Say something useful about tides.",
+        "response": "Tides are caused by the moon, mostly, and some sun.",
+    }
+    result = upload(node, contributor, dataset.asset_id, [pair(1), pair(2), bad])
+    assert {v["status"] for v in result.verdicts} == {"review"}
+    assert (
+        node.data.reviews.next_task(dataset.asset_id, contributor.address) is None
+    )  # never your own
+
+    reviewers = [owner.address, Account.create().address, Account.create().address]
+    for reviewer in reviewers:
+        assert (
+            answer_all(
+                node,
+                dataset.asset_id,
+                reviewer,
+                lambda r: "reject" if "tides" in r["prompt"] else "approve",
+            )
+            == 3
+        )
+    statuses = {
+        r["content"]["prompt"]: r["status"] for r in node.data.list_records(dataset.asset_id)
+    }
+    assert statuses[pair(1)["prompt"]] == "accepted" and statuses[bad["prompt"]] == "rejected"
+    rejected = node.data.list_records(dataset.asset_id, status="rejected")[0]
+    assert rejected["reason"].startswith("rejected by review")
+
+
+def test_task_answers_are_checked(
+    node: Node, owner: LocalAccount, contributor: LocalAccount
+) -> None:
+    dataset = make_dataset(node, owner, review=STRICT)
+    upload(node, contributor, dataset.asset_id, [pair(1)])
+    task = node.data.reviews.next_task(dataset.asset_id, owner.address)
+    assert task is not None and task.kind == "approve" and task.labels == ["approve", "reject"]
+    assert (
+        node.data.reviews.next_task(dataset.asset_id, owner.address) == task
+    )  # the open task again
+    with pytest.raises(InvalidInput, match="one of approve, reject"):
+        node.data.reviews.submit(task.task_id, owner.address, "maybe")
+    with pytest.raises(Forbidden, match="was given to"):
+        node.data.reviews.submit(task.task_id, Account.create().address, "approve")
+    node.data.reviews.submit(task.task_id, owner.address, "approve")
+    with pytest.raises(Conflict, match="already answered"):
+        node.data.reviews.submit(task.task_id, owner.address, "approve")
+    with pytest.raises(NotFound):
+        node.data.reviews.submit(12345, owner.address, "approve")
+
+
+def test_reviewers_relabel_a_classification_record(
+    node: Node, owner: LocalAccount, contributor: LocalAccount
+) -> None:
+    dataset = make_dataset(
+        node,
+        owner,
+        task={"type": "classification", "labels": ["positive", "negative"]},
+        review=STRICT,
+    )
+    upload(
+        node,
+        contributor,
+        dataset.asset_id,
+        [{"text": "This was a dreadful, slow and broken experience.", "label": "positive"}],
+    )
+    for reviewer in [owner.address, Account.create().address, Account.create().address]:
+        answer_all(node, dataset.asset_id, reviewer, lambda r: "negative")
+    [record] = node.data.list_records(dataset.asset_id)
+    assert record["status"] == "accepted" and record["content"]["label"] == "negative"
+    assert (
+        record["label"] == "negative"
+        and record["quality"] < 0.6
+        and "relabelled" in record["reason"]
+    )
+
+
+def test_gold_questions_catch_a_bad_reviewer_whose_records_are_then_held(
+    node: Node, owner: LocalAccount, contributor: LocalAccount
+) -> None:
+    review = {**STRICT, "gold_share": 0.5, "min_gold_for_reputation": 3, "reputation_floor": 0.5}
+    dataset = make_dataset(node, owner, review=review)
+    gold = [{"record": pair(100 + i), "answer": "approve"} for i in range(4)]
+    gold += [
+        {
+            "record": {
+                "prompt": f"Gold {i}: what is spam?",
+                "response": "BUY NOW cheap pills " * 3 + str(i),
+            },
+            "answer": "reject",
+        }
+        for i in range(4)
+    ]
+    assert node.data.reviews.add_gold(dataset.asset_id, owner.address, gold) == 8
+    with pytest.raises(Forbidden, match="only the dataset's owner"):
+        node.data.reviews.add_gold(dataset.asset_id, contributor.address, gold)
+    with pytest.raises(InvalidInput, match="answer must be one of"):
+        node.data.reviews.add_gold(
+            dataset.asset_id, owner.address, [{"record": pair(1), "answer": "yes"}]
+        )
+
+    upload(node, contributor, dataset.asset_id, [pair(i) for i in range(6)])
+    adversary = Account.create()
+    node.backend.fund(adversary.address, 10**18)
+    # The adversary contributes too, then answers every question the wrong way round.
+    upload(node, adversary, dataset.asset_id, [pair(50)])
+    answered = 0
+    with pytest.raises(Forbidden, match="below the floor"):
+        while answered < 50:
+            task = node.data.reviews.next_task(dataset.asset_id, adversary.address)
+            assert task is not None
+            wrong = "reject" if "BUY NOW" not in task.record["response"] else "approve"
+            node.data.reviews.submit(task.task_id, adversary.address, wrong)
+            answered += 1
+    reps = node.data.reviews.reputations(dataset.asset_id)
+    assert reps[adversary.address][0] < 0.5 and reps[adversary.address][1].gold_total >= 3
+    held = node.data.list_records(dataset.asset_id, contributor=adversary.address)
+    assert [r["status"] for r in held] == ["held"]
+    assert all(
+        r["status"] != "held"
+        for r in node.data.list_records(dataset.asset_id, contributor=contributor.address)
+    )
