@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -27,6 +28,7 @@ log = logging.getLogger("cairn.node")
 ETHER = 10**18
 TOKEN = 10**18
 OPERATOR = "operator"
+GC_THRESHOLD = 20_000
 DEV_ETHER = 100 * ETHER  # gas money for each dev account
 DEV_TOKENS = 1_000 * TOKEN  # CAIRN minted to each dev account on a fresh dev node
 
@@ -35,6 +37,9 @@ class Node:
     """A running Cairn node: chain, store, index and the domain services on top."""
 
     def __init__(self, config: NodeConfig) -> None:
+        # A node keeps millions of small long-lived objects (near-duplicate indexes); collecting
+        # young objects less often keeps the cyclic collector from re-walking them constantly.
+        gc.set_threshold(GC_THRESHOLD, 20, 20)
         self.config = config
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -153,3 +153,74 @@ def test_gold_questions_catch_a_bad_reviewer_whose_records_are_then_held(
         r["status"] != "held"
         for r in node.data.list_records(dataset.asset_id, contributor=contributor.address)
     )
+
+
+def test_dawid_skene_recovers_true_labels_through_the_service_where_majority_fails(
+    node: Node, owner: LocalAccount, contributor: LocalAccount
+) -> None:
+    import random
+
+    from cairn.core.consensus import weighted_majority
+
+    rng = random.Random(5)
+    labels = ["positive", "negative"]
+    review = {
+        "review_share": 1.0,
+        "votes_per_record": 5,
+        "min_votes": 3,
+        "accept_threshold": 0.9,
+        "gold_share": 0.3,
+        "reputation_floor": 0.0,  # keep the adversaries in, to show the model seeing through them
+    }
+    dataset = make_dataset(
+        node, owner, task={"type": "classification", "labels": labels}, review=review
+    )
+    truth = {}
+    records = []
+    for i in range(30):
+        label = rng.choice(labels)
+        text = f"{pair(i)['response']} verdict {i}"
+        truth[text] = label
+        records.append({"text": text, "label": rng.choice(labels)})  # the contributor guesses
+    gold = []
+    for i in range(12):
+        label = labels[i % 2]
+        text = f"{pair(1000 + i)['prompt']} gold {i}"
+        truth[text] = label
+        gold.append({"record": {"text": text, "label": label}, "answer": label})
+    node.data.reviews.add_gold(dataset.asset_id, owner.address, gold)
+    upload(node, contributor, dataset.asset_id, records)
+
+    def honest(text: str) -> str:
+        return truth[text]
+
+    def flipper(text: str) -> str:
+        return labels[1 - labels.index(truth[text])]
+
+    def lazy(text: str) -> str:
+        return rng.choice(labels)
+
+    reviewers = [
+        (Account.create().address, kind) for kind in (honest, honest, flipper, flipper, lazy)
+    ]
+    for _ in range(60):  # round-robin, as reviewers would arrive
+        busy = False
+        for address, strategy in reviewers:
+            task = node.data.reviews.next_task(dataset.asset_id, address)
+            if task is not None:
+                node.data.reviews.submit(task.task_id, address, strategy(task.record["text"]))
+                busy = True
+        if not busy:
+            break
+    stored = node.data.list_records(dataset.asset_id, limit=100)
+    decided = [r for r in stored if r["status"] == "accepted"]
+    accuracy = sum(r["label"] == truth[r["content"]["text"]] for r in decided) / len(records)
+    votes, _ = node.data.reviews.votes(dataset.asset_id)
+    majority = weighted_majority([v for v in votes if v[0].startswith("r")], labels, {})
+    by_id = {f"r{r['id']}": truth[r["content"]["text"]] for r in stored}
+    majority_accuracy = sum(
+        majority[i].label == by_id[i] and majority[i].confidence > 0.5 for i in by_id
+    ) / len(by_id)
+    print(f"Dawid-Skene accuracy {accuracy:.3f}, majority vote {majority_accuracy:.3f}")
+    assert accuracy >= 0.95, accuracy
+    assert majority_accuracy <= 0.7, majority_accuracy

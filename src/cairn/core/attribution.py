@@ -55,8 +55,8 @@ def account_key(account: str) -> tuple[str, str]:
     return account.lower(), account
 
 
-def _quality(credit: ContributionCredit, n: int) -> Fraction:
-    """The record's quality as an exact fraction of its shortest decimal form."""
+def _check_quality(credit: ContributionCredit, n: int) -> None:
+    """A record's quality must be a finite number in (0, 1]."""
     q = credit.quality
     if (
         isinstance(q, bool)
@@ -67,7 +67,6 @@ def _quality(credit: ContributionCredit, n: int) -> Fraction:
         raise InvalidInput(
             f"contribution {n} ({credit.account}): quality must be in (0, 1]; got {q!r}"
         )
-    return Fraction(str(q))  # str: 0.1 is 1/10, whatever float summation would have made of it
 
 
 def _largest_remainder(shares: dict[str, Fraction]) -> dict[str, int]:
@@ -104,11 +103,17 @@ def attribution_table(
         )
 
     shown: dict[str, set[str]] = {}  # merge key -> display forms seen (several for non-addresses)
-    quality: dict[str, Fraction] = {}
+    # Records of one account mostly share a quality: count them, then convert each value once.
+    tally: dict[tuple[str, float], int] = {}
     for n, credit in enumerate(contributions):
         key, display = account_key(credit.account)
         shown.setdefault(key, set()).add(display)
-        quality[key] = quality.get(key, Fraction(0)) + _quality(credit, n)
+        _check_quality(credit, n)
+        tally[key, credit.quality] = tally.get((key, credit.quality), 0) + 1
+    quality: dict[str, Fraction] = {}
+    for (key, value), count in tally.items():
+        # str: 0.1 is 1/10, whatever float summation would have made of it
+        quality[key] = quality.get(key, Fraction(0)) + Fraction(str(value)) * count
     useful: dict[str, int] = {}
     for review in reviews:
         key, display = account_key(review.account)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from cairn.core.attribution import (
     attribution_table,
     table_document,
 )
+from cairn.core.collector import collector_paused
 from cairn.core.errors import Forbidden, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
 from cairn.data.datasets import Datasets
@@ -35,6 +37,7 @@ from cairn.store.base import BlobStore
 RECORD_LEAF = ["uint256", "bytes32", "address"]
 MAX_BATCH = 100_000
 ID_CHUNK = 1_000
+TREE_CACHE = 8  # batches whose trees stay in memory for proofs
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,12 @@ class Anchoring:
         self.reviews = reviews
         self.operator = operator
         self._lock = threading.Lock()
+        self._trees: OrderedDict[str, StandardMerkleTree] = OrderedDict()
+        self._trees_lock = threading.Lock()
 
     def anchor(self, dataset_id: int) -> AnchoredBatch | None:
         """Anchor every accepted record not yet anchored, as one batch; None if there are none."""
-        with self._lock:
+        with self._lock, collector_paused():
             with self.db.session() as session:
                 records = session.execute(
                     select(
@@ -106,11 +111,12 @@ class Anchoring:
                 )
             values = [record_leaf(dataset_id, r.record_hash, r.contributor) for r in records]
             tree = StandardMerkleTree.of(values, RECORD_LEAF)
+            # The records are the leaves: anyone rebuilds the tree and its root from this alone.
             batch_doc = {
                 "schema": "cairn.batch/v1",
                 "dataset_id": dataset_id,
                 "leaf_encoding": RECORD_LEAF,
-                "tree": tree.dump(),
+                "root": tree.root,
                 "records": [
                     {
                         "record_hash": r.record_hash,
@@ -319,6 +325,25 @@ class Anchoring:
 
     # -- proofs and export ---------------------------------------------------------------
 
+    def _tree(self, cid: str, doc: dict[str, Any] | None = None) -> StandardMerkleTree:
+        """A batch's Merkle tree, rebuilt from its stored records (a few recent ones cached)."""
+        with self._trees_lock:
+            if cid in self._trees:
+                self._trees.move_to_end(cid)
+                return self._trees[cid]
+        doc = doc if doc is not None else self.store.get_json(cid)
+        values = [
+            record_leaf(int(doc["dataset_id"]), r["record_hash"], r["contributor"])
+            for r in doc["records"]
+        ]
+        with collector_paused():
+            tree = StandardMerkleTree.of(values, doc["leaf_encoding"])
+        with self._trees_lock:
+            self._trees[cid] = tree
+            while len(self._trees) > TREE_CACHE:
+                self._trees.popitem(last=False)
+        return tree
+
     def proof(self, dataset_id: int, record: str) -> dict[str, Any]:
         """(batch, index, proof) of an anchored record, checked on chain; `record` is its hash or id."""
         with self.db.session() as session:
@@ -340,8 +365,7 @@ class Anchoring:
             batch = session.get(BatchRow, row.batch_id)
             if batch is None:
                 raise NotFound(f"the batch of record {record} is missing from the index")
-        doc = self.store.get_json(batch.cid)
-        tree = StandardMerkleTree.load(doc["tree"])
+        tree = self._tree(batch.cid)
         value = record_leaf(dataset_id, row.record_hash, row.contributor)
         proof = tree.get_proof(value)
         leaf = tree.leaf_hash(value)
@@ -367,7 +391,7 @@ class Anchoring:
         out: list[dict[str, Any]] = []
         for batch in manifest["batches"]:
             doc = self.store.get_json(batch["cid"])
-            if StandardMerkleTree.load(doc["tree"]).root != batch["root"]:
+            if self._tree(batch["cid"], doc).root != batch["root"]:
                 raise InvalidInput(f"batch {batch['cid']} does not rebuild its anchored root")
             for r in doc["records"]:
                 out.append(

@@ -84,8 +84,10 @@ def review_sampled(record_hash: str, share: float) -> bool:
 
 def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert record rows in chunks (one statement per chunk, within the caller's transaction)."""
+    table = RecordRow.__table__
     for start in range(0, len(rows), INSERT_CHUNK):
-        session.execute(insert(RecordRow), list(rows[start : start + INSERT_CHUNK]))
+        # Core executemany within the ORM session's transaction: no per-row ORM bookkeeping.
+        session.connection().execute(insert(table), list(rows[start : start + INSERT_CHUNK]))  # type: ignore[arg-type]
 
 
 class Contributions:

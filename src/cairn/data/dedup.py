@@ -18,13 +18,14 @@ by one vectorised pass.
 from __future__ import annotations
 
 import functools
-import gc
 import string
 import zlib
 from itertools import chain
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
+
+from cairn.core.collector import collector_paused
 
 NUM_PERM = 128  # permutations per signature: the estimate's standard error is about 0.03 near 0.85
 SEED = 1  # seed of the permutations; signatures from different seeds do not compare
@@ -265,14 +266,9 @@ class NearDuplicateIndex:
         if len(keys) != len(signatures):
             raise ValueError(f"{len(keys)} keys for {len(signatures)} signatures")
         sigs = _as_sigs32(signatures, self.num_perm)
-        collecting = gc.isenabled()
-        gc.disable()  # millions of small buckets: the cyclic collector would walk them repeatedly
-        try:
+        with collector_paused():  # millions of small buckets: no need to walk them repeatedly
             for key, sig in zip(keys, sigs, strict=True):
                 self.add(key, sig)
-        finally:
-            if collecting:
-                gc.enable()
 
 
 class UploadNearDuplicates:

@@ -19,7 +19,6 @@ never named as what a later record duplicates, so every `duplicate_of` names a r
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import re
@@ -33,6 +32,7 @@ from jsonschema import Draft202012Validator, SchemaError, ValidationError
 from jsonschema.exceptions import best_match
 from referencing.exceptions import Unresolvable
 
+from cairn.core.collector import collector_paused
 from cairn.core.data_policy import TaskSpec, ValidationPolicy
 from cairn.core.errors import InvalidInput
 from cairn.data.dedup import (
@@ -333,13 +333,8 @@ class RecordValidator:
             )
         # Judging allocates many small objects that all live until the end; the cyclic garbage
         # collector would walk them again and again for nothing (about a tenth of the time).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             return self._validate(items)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _validate(self, items: list[Any]) -> list[Verdict]:
         verdicts: dict[int, Verdict] = {}
