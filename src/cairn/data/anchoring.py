@@ -28,7 +28,7 @@ from cairn.core.collector import collector_paused
 from cairn.core.errors import Forbidden, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
 from cairn.data.datasets import Datasets
-from cairn.data.models import BatchRow, RecordRow, ReviewTaskRow, VersionRow
+from cairn.data.models import BatchRow, RecordRow, VersionRow
 from cairn.data.review import Reviews
 from cairn.db.engine import Database
 from cairn.store.base import BlobStore
@@ -198,39 +198,14 @@ class Anchoring:
         spec = self.datasets.spec(dataset_id)
         with self.db.session() as session:
             anchored = session.execute(
-                select(
-                    RecordRow.id, RecordRow.contributor, RecordRow.quality, RecordRow.decision
-                ).where(RecordRow.dataset_id == dataset_id, RecordRow.status == "anchored")
+                select(RecordRow.contributor, RecordRow.quality).where(
+                    RecordRow.dataset_id == dataset_id, RecordRow.status == "anchored"
+                )
             ).all()
-            decided = {rid: decision for rid, _, _, decision in anchored}
-            rejected = dict(
-                session.execute(
-                    select(RecordRow.id, RecordRow.decision).where(
-                        RecordRow.dataset_id == dataset_id,
-                        RecordRow.status == "rejected",
-                        RecordRow.decision.is_not(None),
-                    )
-                ).all()
-            )
-            decided.update(rejected)
-            votes = session.execute(
-                select(
-                    ReviewTaskRow.reviewer,
-                    ReviewTaskRow.record_id,
-                    ReviewTaskRow.gold_id,
-                    ReviewTaskRow.answer,
-                ).where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
-            ).all()
-        _, gold = self.reviews.votes(dataset_id)
         contributions = [
-            ContributionCredit(account, max(quality, 1e-6)) for _, account, quality, _ in anchored
+            ContributionCredit(account, max(quality, 1e-6)) for account, quality in anchored
         ]
-        reviews = []
-        for reviewer, record_id, gold_id, answer in votes:
-            if gold_id is not None:
-                reviews.append(ReviewCredit(reviewer, answer == gold.get(f"g{gold_id}")))
-            elif record_id is not None and decided.get(record_id) is not None:
-                reviews.append(ReviewCredit(reviewer, answer == decided[record_id]))
+        reviews = [ReviewCredit(v.reviewer, v.right) for v in self.reviews.judged_votes(dataset_id)]
         return attribution_table(
             contributions,
             reviews,

@@ -53,6 +53,15 @@ class ReviewTask:
         }
 
 
+@dataclass(frozen=True)
+class JudgedVote:
+    """A vote whose right answer is known: a gold answer, or the decision its record reached."""
+
+    reviewer: str
+    gold: bool
+    right: bool
+
+
 class Reviews:
     """Hand out review tasks, take answers, decide records, keep reputations."""
 
@@ -315,8 +324,8 @@ class Reviews:
 
     # -- reputation ----------------------------------------------------------------------
 
-    def reputations(self, dataset_id: int) -> dict[str, tuple[float, ReputationInput]]:
-        """Each reviewer's reputation on the dataset, with the evidence behind it."""
+    def judged_votes(self, dataset_id: int) -> list[JudgedVote]:
+        """Every answered vote that can be judged: on a gold item, or on a decided record."""
         with self.db.session() as session:
             gold = dict(
                 session.execute(
@@ -338,15 +347,22 @@ class Reviews:
                     ReviewTaskRow.answer,
                 ).where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
             ).all()
-        tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        judged = []
         for reviewer, record_id, gold_id, answer in rows:
-            t = tally[reviewer]
             if gold_id is not None:
-                t[1] += 1
-                t[0] += int(answer == gold.get(gold_id))
+                judged.append(JudgedVote(reviewer, True, answer == gold.get(gold_id)))
             elif record_id in decided:
-                t[3] += 1
-                t[2] += int(answer == decided[record_id])
+                judged.append(JudgedVote(reviewer, False, answer == decided[record_id]))
+        return judged
+
+    def reputations(self, dataset_id: int) -> dict[str, tuple[float, ReputationInput]]:
+        """Each reviewer's reputation on the dataset, with the evidence behind it."""
+        tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for vote in self.judged_votes(dataset_id):
+            t = tally[vote.reviewer]
+            offset = 0 if vote.gold else 2
+            t[offset] += int(vote.right)
+            t[offset + 1] += 1
         out = {}
         for reviewer, (gc, gt, ag, dc) in tally.items():
             evidence = ReputationInput(gold_correct=gc, gold_total=gt, agreed=ag, decided=dc)
