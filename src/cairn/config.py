@@ -37,6 +37,7 @@ class NodeConfig:
     s3_region: str | None = None
     anvil_port: int | None = None  # default: any free port
     dev_accounts: tuple[str, ...] = ("alice", "bob", "carol")
+    base_models: bool = False  # register the packaged base models as model assets at start
     public_domains: tuple[str, ...] = ()  # extra host[:port] names SIWE messages may use
     node_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"  # where CLI commands find the node
 

@@ -22,6 +22,7 @@ from cairn.identity.signers import Signers
 from cairn.identity.siwe import SiweAuth
 from cairn.store.base import BlobStore
 from cairn.store.local import LocalBlobStore
+from cairn.train.base_models import BaseModels
 
 log = logging.getLogger("cairn.node")
 
@@ -75,6 +76,11 @@ class Node:
             self.auth = SiweAuth(self.db, domains=domains, chain_id=self.client.chain_id)
             if config.dev:
                 self._ensure_dev_accounts(fresh)
+            self.base_models = BaseModels(
+                self.assets, self.chain.registry.address, self.data_dir / "chain"
+            )
+            if config.base_models:
+                self._register_base_models()
         except BaseException:
             self.backend.close()
             raise
@@ -142,6 +148,14 @@ class Node:
             # Tokens once per account and deployment: a restart must not print money.
             if fresh or created:
                 self.chain.token.mint(self.operator, account.address, DEV_TOKENS)
+
+    def _register_base_models(self) -> None:
+        """Register the packaged base models; a missing package is a warning, not a failure."""
+        try:
+            for name, asset_id in self.base_models.register_all(self.operator).items():
+                log.info("base model %s is asset %d", name, asset_id)
+        except NotFound as exc:
+            log.warning("base models not registered: %s", exc.message)
 
     @property
     def rpc_url(self) -> str | None:

@@ -56,7 +56,17 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
     run = Cli(data_dir, url)
     log = (tmp_path / "node.log").open("w")
     proc = subprocess.Popen(
-        [CAIRN, "node", "start", "--chain", "memory", "--dev", "--port", str(port)],
+        [
+            CAIRN,
+            "node",
+            "start",
+            "--chain",
+            "memory",
+            "--dev",
+            "--no-base-models",
+            "--port",
+            str(port),
+        ],
         env=run.env,
         stdout=log,
         stderr=subprocess.STDOUT,

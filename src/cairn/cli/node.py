@@ -31,6 +31,9 @@ def start(
     dev: Annotated[
         bool, typer.Option("--dev", help="Create funded, UNENCRYPTED dev accounts")
     ] = False,
+    base_models: Annotated[
+        bool, typer.Option(help="Register the packaged base models as model assets")
+    ] = True,
 ) -> None:
     """Start a node: chain, store, index, and the API and web UI on http://HOST:PORT."""
     from cairn.api.app import create_app
@@ -38,7 +41,9 @@ def start(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    config = NodeConfig.from_env(data_dir=data_dir, chain=chain, host=host, port=port, dev=dev)
+    config = NodeConfig.from_env(
+        data_dir=data_dir, chain=chain, host=host, port=port, dev=dev, base_models=base_models
+    )
     if not dev and config.password is None and sys.stdin.isatty():
         config.password = typer.prompt(
             "Node password (unlocks the operator account)", hide_input=True

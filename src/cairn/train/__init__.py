@@ -1,0 +1,1 @@
+"""The training domain: base models, recipe executors, evaluation and model packaging."""
