@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cairn.cli import accounts, assets, datasets, node
+from cairn.cli import accounts, assets, datasets, node, recipes
 from cairn.cli.output import console, fail
 from cairn.core.errors import CairnError
 
@@ -22,6 +22,7 @@ app.add_typer(accounts.token_app, name="token")
 app.add_typer(assets.app, name="asset")
 app.add_typer(datasets.app, name="dataset")
 app.add_typer(datasets.review_app, name="review")
+app.add_typer(recipes.app, name="recipe")
 app.command("contribute")(datasets.contribute)
 
 
