@@ -1,0 +1,170 @@
+"""Model weights on disk and in the store: load base models, package trained ones.
+
+A packaged model is a plain Hugging Face folder (safetensors, config, tokenizer, a model card in
+README.md) that loads with `from_pretrained` and no Cairn code. In the store it is one blob per
+file plus a manifest naming each file's CID; the manifest's CID names the model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from cairn.core.errors import InvalidInput, NotFound
+from cairn.store.base import BlobStore
+from cairn.train.base_models import BaseModel, entry_path, file_facts
+
+MANIFEST_SCHEMA = "cairn.model-files/v1"
+
+
+def gguf_as_folder(model: BaseModel, cache_dir: Path) -> Path:
+    """A Hugging Face folder holding a GGUF base model's weights, converted once and cached.
+
+    transformers de-quantises GGUF on every load (seconds, for a 135M model); the folder loads
+    in a fraction of that. The weights are copied into a fresh model built from the GGUF's
+    config, which is how transformers saves a model that came from GGUF.
+    """
+    if model.format != "gguf":
+        raise InvalidInput(f"{model.name} is {model.format}, not GGUF")
+    sha = model.files[0].sha256
+    folder = cache_dir / f"{model.name}-{sha[:16]}"
+    if (folder / "config.json").exists():
+        return folder
+    facts = file_facts(model)  # refuses a file that does not match its pinned hash
+    del facts
+    gguf = entry_path(model)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    fresh = AutoModelForCausalLM.from_config(config)
+    fresh.load_state_dict(loaded.state_dict())
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir.parent if cache_dir.parent.exists() else None))
+    try:
+        fresh.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def base_model_folder(model: BaseModel, cache_dir: Path) -> Path:
+    """The folder `from_pretrained` opens for a packaged base model."""
+    if model.format == "gguf":
+        return gguf_as_folder(model, cache_dir)
+    file_facts(model)
+    return entry_path(model)
+
+
+def load_causal_lm(folder: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A causal LM and its tokenizer from a Hugging Face folder, in float32 on the CPU."""
+    if not (folder / "config.json").exists():
+        raise NotFound(f"{folder} is not a Hugging Face model folder (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
+    return model, tokenizer
+
+
+def model_card(
+    *,
+    name: str,
+    licence: str,
+    base_model: str,
+    datasets: list[dict[str, Any]],
+    method: str,
+    metrics: dict[str, float],
+    recipe_yaml: str,
+    lineage: dict[str, Any],
+) -> str:
+    """README.md for a trained model: lineage, metrics, licence and the recipe that made it."""
+    front = {
+        "license": licence.lower(),
+        "library_name": "transformers",
+        "base_model": base_model,
+        "tags": ["cairn", method],
+    }
+    lines = ["---", *(f"{k}: {json.dumps(v)}" for k, v in front.items()), "---", ""]
+    lines += [
+        f"# {name}",
+        "",
+        f"Trained on Cairn with the `{method}` recipe from `{base_model}`.",
+        "",
+    ]
+    lines += ["## Lineage", "", "```json", json.dumps(lineage, indent=2, sort_keys=True), "```", ""]
+    lines += ["## Datasets", ""]
+    lines += [
+        f"- dataset {d['dataset']} version `{d.get('version') or 'newest'}`" for d in datasets
+    ]
+    lines += ["", "## Evaluation", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items())]
+    lines += [
+        "",
+        "## Licence",
+        "",
+        licence,
+        "",
+        "## Recipe",
+        "",
+        "```yaml",
+        recipe_yaml.rstrip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def package(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, card: str
+) -> list[Path]:
+    """Write a plain Hugging Face folder: safetensors weights, config, tokenizer, README.md."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / "README.md").write_text(card, encoding="utf-8")
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def store_folder(store: BlobStore, folder: Path) -> str:
+    """Store every file of a folder by CID, then a manifest of them; returns the manifest's CID."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with path.open("rb") as fh:
+            files[path.relative_to(folder).as_posix()] = {
+                "cid": store.put_stream(fh),
+                "size": path.stat().st_size,
+            }
+    if not files:
+        raise InvalidInput(f"{folder} holds no files to store")
+    return store.put_json({"schema": MANIFEST_SCHEMA, "files": files})
+
+
+def fetch_folder(store: BlobStore, manifest_cid: str, folder: Path) -> Path:
+    """Write a stored model's files into `folder` (each verified against its CID)."""
+    manifest = store.get_json(manifest_cid)
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+        raise InvalidInput(f"{manifest_cid} is not a Cairn model manifest")
+    for name, entry in manifest["files"].items():
+        target = folder / name
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            raise InvalidInput(f"manifest {manifest_cid} names an unsafe path {name!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as fh:
+            for chunk in store.open(entry["cid"]):
+                fh.write(chunk)
+    return folder
