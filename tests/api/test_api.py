@@ -70,6 +70,7 @@ def test_health_chain_and_landing_page(http: httpx.Client, live: LiveServer) -> 
         "AssetRegistry",
         "ContributionLedger",
         "RevenueDistributor",
+        "JobEscrow",
     }
     registry = chain["contracts"]["AssetRegistry"]
     assert registry["address"].startswith("0x") and any(

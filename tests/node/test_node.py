@@ -22,6 +22,7 @@ def test_fresh_dev_node_deploys_contracts_and_funds_dev_accounts(node: Node) -> 
         "AssetRegistry",
         "ContributionLedger",
         "RevenueDistributor",
+        "JobEscrow",
     }
     for label in ("alice", "bob", "carol"):
         account = dev(node, label)
@@ -140,3 +141,21 @@ def test_a_production_node_needs_a_password(make_node: Callable[..., Node], tmp_
     secured = make_node(tmp_path / "p2", dev=False, password="correct horse")
     assert not secured.keystore.find_by_label("operator").dev
     assert secured.keystore.list()[0].label == "operator"
+
+
+@pytest.mark.slow
+def test_a_deployment_from_an_older_cairn_gets_the_new_contracts(
+    make_node: Callable[..., Node], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    first = make_node(tmp_path / "n", chain="anvil")
+    path = tmp_path / "n" / "chain" / f"deployment-{first.client.chain_id}.json"
+    registry = first.chain.registry.address
+    first.close()
+    saved = json.loads(path.read_text())
+    del saved["contracts"]["JobEscrow"]  # as written before JobEscrow existed
+    path.write_text(json.dumps(saved))
+    again = make_node(tmp_path / "n", chain=None)
+    assert again.chain.registry.address == registry  # kept
+    assert "JobEscrow" in json.loads(path.read_text())["contracts"]  # added and saved

@@ -18,7 +18,13 @@ from typing import Any
 
 import vyper
 
-CONTRACT_NAMES = ("CairnToken", "AssetRegistry", "ContributionLedger", "RevenueDistributor")
+CONTRACT_NAMES = (
+    "CairnToken",
+    "AssetRegistry",
+    "ContributionLedger",
+    "RevenueDistributor",
+    "JobEscrow",
+)
 
 
 @dataclass(frozen=True)

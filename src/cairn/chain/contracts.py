@@ -341,6 +341,9 @@ class Chain:
         self.registry = Registry(client, deployment)
         self.ledger = Ledger(client, deployment)
         self.distributor = Distributor(client, deployment)
+        from cairn.chain.escrow import Escrow  # escrow.py builds on this module's wrapper base
+
+        self.escrow = Escrow(client, deployment)
 
     @property
     def addresses(self) -> set[str]:
@@ -350,7 +353,8 @@ class Chain:
     def decode_events(self, receipt: TxReceipt) -> list[dict[str, Any]]:
         """Every Cairn event in a receipt as {contract, event, args}, in log order."""
         by_address = {
-            w.address.lower(): w for w in (self.token, self.registry, self.ledger, self.distributor)
+            w.address.lower(): w
+            for w in (self.token, self.registry, self.ledger, self.distributor, self.escrow)
         }
         decoded: list[tuple[int, dict[str, Any]]] = []
         for log in receipt["logs"]:

@@ -62,49 +62,69 @@ def is_live(client: ChainClient, deployment: Deployment) -> bool:
     return all(len(client.w3.eth.get_code(c.address)) > 0 for c in deployment.contracts.values())  # type: ignore[arg-type]
 
 
+# Each contract with what its constructor takes, in deployment order: a name in the arguments
+# is the address of a contract deployed before it.
+CONTRACTS: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("CairnToken", ("Cairn", "CAIRN")),
+    ("AssetRegistry", ()),
+    ("ContributionLedger", ("@AssetRegistry",)),
+    ("RevenueDistributor", ("@CairnToken",)),
+    ("JobEscrow", ("@CairnToken", "@AssetRegistry")),
+)
+
+
+def deploy_missing(
+    client: ChainClient, deployer: LocalAccount, deployment: Deployment, cache_dir: Path | None
+) -> list[str]:
+    """Deploy every Cairn contract the deployment lacks (all of them for a new one)."""
+    added = []
+    for name, args in CONTRACTS:
+        if name in deployment.contracts:
+            continue
+        compiled = compile_contract(name, cache_dir)
+        resolved = [
+            deployment.address(a[1:]) if isinstance(a, str) and a.startswith("@") else a
+            for a in args
+        ]
+        address = client.deploy(deployer, compiled.abi, compiled.bytecode, *resolved)
+        deployment.contracts[name] = DeployedContract(address, compiled.abi, compiled.source_hash)
+        added.append(name)
+    return added
+
+
 def deploy_all(client: ChainClient, deployer: LocalAccount, cache_dir: Path | None) -> Deployment:
-    """Deploy CairnToken, AssetRegistry, ContributionLedger and RevenueDistributor."""
-    compiled = {
-        name: compile_contract(name, cache_dir)
-        for name in ("CairnToken", "AssetRegistry", "ContributionLedger", "RevenueDistributor")
-    }
-    constructor_args: dict[str, tuple[Any, ...]] = {
-        "CairnToken": ("Cairn", "CAIRN"),
-        "AssetRegistry": (),
-    }
+    """Deploy all of Cairn's contracts."""
     deployment = Deployment(
         chain_id=client.chain_id,
         backend=client.backend.kind,
         deployer=deployer.address,
         block=int(client.w3.eth.block_number),
     )
-    for name in ("CairnToken", "AssetRegistry"):
-        c = compiled[name]
-        address = client.deploy(deployer, c.abi, c.bytecode, *constructor_args[name])
-        deployment.contracts[name] = DeployedContract(address, c.abi, c.source_hash)
-    dependent = {
-        "ContributionLedger": deployment.address("AssetRegistry"),
-        "RevenueDistributor": deployment.address("CairnToken"),
-    }
-    for name, arg in dependent.items():
-        c = compiled[name]
-        address = client.deploy(deployer, c.abi, c.bytecode, arg)
-        deployment.contracts[name] = DeployedContract(address, c.abi, c.source_hash)
+    deploy_missing(client, deployer, deployment, cache_dir)
     return deployment
 
 
 def load_or_deploy(
     client: ChainClient, deployer: LocalAccount, path: Path, cache_dir: Path | None
 ) -> tuple[Deployment, bool]:
-    """The saved deployment if it is live on this chain, else a new one; True when new."""
+    """The saved deployment if it is live on this chain, else a new one; True when new.
+
+    A live deployment made by an older Cairn gets the contracts added since, and keeps the rest.
+    """
     if path.exists():
         saved = Deployment.from_json(path.read_text())
         if is_live(client, saved):
+            if deploy_missing(client, deployer, saved, cache_dir):
+                _save(path, saved)
             return saved, False
     deployment = deploy_all(client, deployer, cache_dir)
+    _save(path, deployment)
+    return deployment, True
+
+
+def _save(path: Path, deployment: Deployment) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         fh.write(deployment.to_json())
     os.replace(tmp, path)
-    return deployment, True
