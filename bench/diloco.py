@@ -1,0 +1,299 @@
+"""DiLoCo against synchronous data-parallel training: held-out loss and bytes communicated.
+
+A tiny Llama causal LM (`cairn.train.tiny`, about 270k parameters) learns procedurally generated
+instruction records (reverse or sort a few letters, add two numbers) with the `sft` method, on
+four workers that each hold their own shard. Three runs over the same total steps T, from the
+same starting weights, with the same seeds, data and inner settings; only H differs:
+
+- sync: every step each worker computes the gradient of the same model on its own batch, the
+  four gradients are averaged (what an all-reduce does) and one AdamW step is taken, with
+  inner_train's sft loss (`instruction_batch` + `response_loss`), warmup and clipping;
+- DiLoCo at H = 50 and H = 500: T/H rounds; each round every worker starts from the global model,
+  runs `inner_train(method="sft", steps=H)` on its shard, and the global model takes `outer_step`
+  (Nesterov, outer lr 0.7, momentum 0.9: the paper's settings) with the mean aggregator.
+
+Every run starts from one shared warm start (`--pretrain-steps` sft steps of a single model on
+records no shard holds), as the DiLoCo paper starts all its runs from a pretrained checkpoint:
+averaging workers that left a random initialisation together is far worse (`--pretrain-steps
+0` shows it). The default learning rate is the one that gave the sync run its lowest loss.
+
+Prints each run's final held-out loss (`evaluate(...)["loss"]`), the DiLoCo / sync loss ratios,
+the float32 bytes each run communicates (every worker sends and receives the parameters or the
+gradient once per exchange) and the sync / DiLoCo ratios, and the wall seconds of each run's
+training; the last line is one JSON object of the figures. The runs go to parallel processes,
+one thread each; the workers of a run take their steps one after another within it.
+
+    python bench/diloco.py [--quick] [--jobs N]      # --quick: T = 500; default T = 2000
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: one thread per process
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from cairn.core.aggregation import make_aggregator
+from cairn.core.diloco import OuterState, outer_step
+from cairn.core.recipe import SftHyperparameters
+from cairn.train.inner import (
+    MAX_GRAD_NORM,
+    evaluate,
+    inner_train,
+    instruction_batch,
+    load_params,
+    response_loss,
+    trainable_params,
+)
+from cairn.train.tiny import tiny_causal_lm
+
+WORKERS = 4
+HS = (50, 500)  # DiLoCo's inner steps per round; T must be a multiple of each
+OUTER_LR, OUTER_MOMENTUM = 0.7, 0.9  # the DiLoCo paper's outer Nesterov settings
+SEED = 0
+EVAL_RECORDS = 512
+LETTERS = "abcdefghij"
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def instruction_record(rng: random.Random) -> dict[str, str]:
+    """One record of a random task: reverse or sort a few letters, or add two numbers."""
+    task = rng.randrange(3)
+    if task == 2:
+        a, b = rng.randint(0, 99), rng.randint(0, 99)
+        return {"prompt": f"add {a}+{b}", "response": str(a + b)}
+    letters = "".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 6)))
+    if task == 0:
+        return {"prompt": f"reverse {letters}", "response": letters[::-1]}
+    return {"prompt": f"sort {letters}", "response": "".join(sorted(letters))}
+
+
+def records(n: int, seed: int) -> list[dict[str, str]]:
+    """`n` records from the generator seeded with `seed`."""
+    rng = random.Random(seed)
+    return [instruction_record(rng) for _ in range(n)]
+
+
+def shard_order(n: int, seed: int) -> Iterator[int]:
+    """Record indices forever, a fresh seeded permutation each pass (as inner_train draws)."""
+    rng = random.Random(seed)
+    while True:
+        order = list(range(n))
+        rng.shuffle(order)
+        yield from order
+
+
+# --- the runs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every run shares: the only thing that differs between runs is H."""
+
+    steps: int  # T: optimizer steps per worker, the same for every run
+    shard_size: int  # records per worker: T * batch_size, one pass in T steps
+    learning_rate: float  # the inner (and sync) AdamW peak learning rate
+    batch_size: int  # records per step on each worker (sync: 4x this per step in all)
+    hidden_size: int  # tiny_causal_lm width
+    layers: int  # tiny_causal_lm depth
+    pretrain_steps: int  # sft steps of the shared warm start every run begins from
+
+
+def hyperparameters(setup: Setup) -> SftHyperparameters:
+    """The sft settings every run trains with."""
+    return SftHyperparameters(
+        learning_rate=setup.learning_rate, batch_size=setup.batch_size, max_length=64, seed=SEED
+    )
+
+
+def fresh_model(setup: Setup) -> tuple[Any, Any]:
+    """A newly initialised model, the same for every call."""
+    return tiny_causal_lm(seed=SEED, hidden_size=setup.hidden_size, layers=setup.layers)
+
+
+def warm_start(setup: Setup) -> dict[str, torch.Tensor]:
+    """The parameters every run starts from: `pretrain_steps` sft steps of one model."""
+    model, tokenizer = fresh_model(setup)
+    if setup.pretrain_steps:
+        data = records(setup.pretrain_steps * setup.batch_size, 2_000)
+        hp = hyperparameters(setup)
+        inner_train("sft", model, tokenizer, data, hp, steps=setup.pretrain_steps, seed=SEED)
+    return trainable_params(model)
+
+
+def start_model(setup: Setup, init: dict[str, torch.Tensor]) -> tuple[Any, Any]:
+    """The model every run starts from."""
+    model, tokenizer = fresh_model(setup)
+    load_params(model, init)
+    return model, tokenizer
+
+
+def shards(setup: Setup) -> list[list[dict[str, str]]]:
+    """Each worker's own shard: the same generator, a seed per worker."""
+    return [records(setup.shard_size, 1_000 + w) for w in range(WORKERS)]
+
+
+def train_sync(setup: Setup, init: dict[str, torch.Tensor]) -> tuple[Any, Any]:
+    """Synchronous data parallel: the workers' gradients averaged every step, one AdamW step.
+
+    The loss, schedule and clipping are inner_train's sft ones (response-token cross-entropy via
+    `instruction_batch` and `response_loss`, linear warmup then constant, clip at norm 1).
+    """
+    hp = hyperparameters(setup)
+    data = shards(setup)
+    model, tokenizer = start_model(setup, init)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    warmup = math.ceil(hp.warmup_ratio * setup.steps)
+    orders = [shard_order(len(shard), SEED + w) for w, shard in enumerate(data)]
+    model.train()
+    torch.manual_seed(SEED)
+    for step in range(setup.steps):
+        rate = hp.learning_rate * min(1.0, (step + 1) / warmup) if warmup else hp.learning_rate
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        optimizer.zero_grad(set_to_none=True)
+        for shard, order in zip(data, orders, strict=True):
+            batch = [shard[next(order)] for _ in range(hp.batch_size)]
+            inputs = instruction_batch(tokenizer, batch, hp.max_length)
+            logits = model(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+            ).logits  # (B, T, V)
+            # gradients add up over backward calls: the sum / WORKERS is the all-reduce mean
+            (response_loss(logits, inputs["labels"]) / WORKERS).backward()
+        torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
+        optimizer.step()
+    return model, tokenizer
+
+
+def train_diloco(setup: Setup, init: dict[str, torch.Tensor], h: int) -> tuple[Any, Any]:
+    """DiLoCo: T/H rounds of H inner sft steps per worker, then one outer Nesterov step."""
+    hp = hyperparameters(setup)
+    data = shards(setup)
+    model, tokenizer = start_model(setup, init)
+    worker, _ = fresh_model(setup)
+    global_params = trainable_params(model)
+    state = OuterState()
+    aggregator = make_aggregator("mean")
+    for r in range(setup.steps // h):
+        results = []
+        for w, shard in enumerate(data):
+            load_params(worker, global_params)
+            results.append(
+                inner_train(
+                    "sft",
+                    worker,
+                    tokenizer,
+                    shard,
+                    hp,
+                    steps=h,
+                    seed=SEED + r * WORKERS + w,  # a new shard order every round
+                    start_step=r * h,
+                    total_steps=setup.steps,
+                )
+            )
+        global_params, state = outer_step(
+            global_params,
+            [res.params for res in results],
+            [res.samples for res in results],
+            state,
+            lr=OUTER_LR,
+            momentum=OUTER_MOMENTUM,
+            nesterov=True,
+            aggregator=aggregator,
+        )
+    load_params(model, global_params)
+    return model, tokenizer
+
+
+def run(setup: Setup, init: dict[str, torch.Tensor], h: int | None) -> dict[str, Any]:
+    """One run (h None: sync), timed, and its held-out loss."""
+    started = time.perf_counter()
+    model, tokenizer = train_sync(setup, init) if h is None else train_diloco(setup, init, h)
+    seconds = time.perf_counter() - started
+    held_out = records(EVAL_RECORDS, 999)  # the same generator, a seed no shard uses
+    loss = evaluate("sft", model, tokenizer, held_out, hyperparameters(setup), batch_size=64)
+    return {"loss": loss["loss"], "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="T = 500 steps instead of 2000")
+    parser.add_argument("--steps", type=int, default=None, help="T; a multiple of 500")
+    parser.add_argument("--lr", type=float, default=1e-3, help="inner / sync AdamW learning rate")
+    parser.add_argument("--batch-size", type=int, default=8, help="records per worker step")
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--pretrain-steps", type=int, default=1000, help="shared warm start")
+    parser.add_argument(
+        "--jobs", type=int, default=min(3, os.cpu_count() or 1), help="runs in parallel processes"
+    )
+    args = parser.parse_args()
+    steps = args.steps or (500 if args.quick else 2000)
+    if steps % max(HS):
+        parser.error(f"--steps must be a multiple of {max(HS)}; got {steps}")
+    setup = Setup(
+        steps=steps,
+        shard_size=steps * args.batch_size,  # one pass over the shard in T steps
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        hidden_size=args.hidden_size,
+        layers=args.layers,
+        pretrain_steps=args.pretrain_steps,
+    )
+
+    started = time.perf_counter()
+    init = warm_start(setup)
+    runs: list[int | None] = [None, *HS]
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(run, setup, init, h) for h in runs]
+        results = dict(zip(runs, (f.result() for f in futures), strict=True))
+    total_seconds = time.perf_counter() - started
+
+    model, _ = fresh_model(setup)
+    params = sum(t.numel() for t in trainable_params(model).values())
+    per_exchange = 2 * params * 4 * WORKERS  # every worker sends and receives float32 once
+    sync_bytes = per_exchange * steps
+    figures: dict[str, Any] = {
+        "params": params,
+        "workers": WORKERS,
+        "steps": steps,
+        **{f"setup_{k}": v for k, v in asdict(setup).items() if k != "steps"},
+        "sync_loss": round(results[None]["loss"], 4),
+        "sync_bytes": sync_bytes,
+        "sync_seconds": round(results[None]["seconds"], 2),
+    }
+    for h in HS:
+        diloco_bytes = per_exchange * (steps // h)
+        figures |= {
+            f"diloco_h{h}_loss": round(results[h]["loss"], 4),
+            f"diloco_h{h}_bytes": diloco_bytes,
+            f"diloco_h{h}_seconds": round(results[h]["seconds"], 2),
+            f"loss_ratio_h{h}": round(results[h]["loss"] / results[None]["loss"], 4),
+            f"comm_reduction_h{h}": round(sync_bytes / diloco_bytes, 1),
+        }
+    figures["total_seconds"] = round(total_seconds, 2)
+    # Round wall time minus the workers' compute, at 2 and 4 local SuperNodes: measured once the
+    # Flower runner exists; null until then rather than a made-up figure.
+    figures["flower_round_overhead"] = None
+    for key, value in figures.items():
+        print(f"{key:>28}: {value}", file=sys.stderr)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
