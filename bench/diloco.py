@@ -189,6 +189,7 @@ def train_diloco(setup: Setup, init: dict[str, torch.Tensor], h: int) -> tuple[A
     global_params = trainable_params(model)
     state = OuterState()
     aggregator = make_aggregator("mean")
+    inner_states: list[dict[str, Any] | None] = [None] * WORKERS  # each worker keeps its AdamW
     for r in range(setup.steps // h):
         results = []
         for w, shard in enumerate(data):
@@ -204,8 +205,10 @@ def train_diloco(setup: Setup, init: dict[str, torch.Tensor], h: int) -> tuple[A
                     seed=SEED + r * WORKERS + w,  # a new shard order every round
                     start_step=r * h,
                     total_steps=setup.steps,
+                    optimizer_state=inner_states[w],
                 )
             )
+            inner_states[w] = results[-1].optimizer_state
         global_params, state = outer_step(
             global_params,
             [res.params for res in results],

@@ -346,3 +346,28 @@ def test_steps_must_be_positive() -> None:
     model, tokenizer = tiny_causal_lm()
     with pytest.raises(InvalidInput, match="steps must be a positive integer"):
         inner_train("sft", model, tokenizer, SUMS, SFT, steps=0, seed=0)
+
+
+def test_a_worker_keeps_its_inner_optimizer_state_across_rounds() -> None:
+    model, tokenizer = tiny_causal_lm()
+    first = inner_train("sft", model, tokenizer, SUMS, SFT, steps=3, seed=0)
+    assert first.optimizer_state is not None
+    steps = {int(s["step"]) for s in first.optimizer_state["state"].values()}
+    assert steps == {3}
+    second = inner_train(
+        "sft", model, tokenizer, SUMS, SFT, steps=2, seed=1, optimizer_state=first.optimizer_state
+    )
+    assert second.optimizer_state is not None
+    assert {int(s["step"]) for s in second.optimizer_state["state"].values()} == {5}  # carried on
+    other, other_tok = tiny_causal_lm(hidden_size=48)
+    with pytest.raises(InvalidInput, match="does not fit this model"):
+        inner_train(
+            "sft",
+            other,
+            other_tok,
+            SUMS,
+            SFT,
+            steps=1,
+            seed=0,
+            optimizer_state=first.optimizer_state,
+        )

@@ -81,6 +81,7 @@ class InnerResult:
     steps: int  # optimizer steps taken
     loss: float  # mean training loss over the steps
     metrics: dict[str, float] = field(default_factory=dict)  # loss_first, loss_last, reward...
+    optimizer_state: dict[str, Any] | None = None  # AdamW state to hand to the next round
 
 
 # --- parameters --------------------------------------------------------------------------------
@@ -406,6 +407,7 @@ def inner_train(
     labels: Sequence[str] | None = None,  # classify: the dataset's labels, in the head's order
     start_step: int = 0,  # optimizer steps this job took before, for the warmup schedule
     total_steps: int | None = None,  # the job's steps per worker (rounds * H); None = `steps`
+    optimizer_state: dict[str, Any] | None = None,  # this worker's AdamW state from its last round
 ) -> InnerResult:
     """Run `steps` optimizer steps of `method` on one worker's shard and return its parameters.
 
@@ -443,8 +445,16 @@ def inner_train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         step_loss = _step_function(method, model, tokenizer, hparams, teacher, reference, labels)
-        losses, metrics = _optimize(
-            model, step_loss, records, hparams, steps, seed, start_step, total_steps or steps
+        losses, metrics, opt_state = _optimize(
+            model,
+            step_loss,
+            records,
+            hparams,
+            steps,
+            seed,
+            start_step,
+            total_steps or steps,
+            optimizer_state,
         )
     per_step = _records_per_step(hparams)
     return InnerResult(
@@ -453,6 +463,7 @@ def inner_train(
         steps=steps,
         loss=sum(losses) / len(losses),
         metrics={"loss_first": losses[0], "loss_last": losses[-1], **metrics},
+        optimizer_state=opt_state,
     )
 
 
@@ -572,13 +583,30 @@ def _optimize(
     seed: int,
     start_step: int,
     total_steps: int,
-) -> tuple[list[float], dict[str, float]]:
-    """AdamW for `steps` steps over batches drawn in a seeded order; the loss of each step."""
+    optimizer_state: dict[str, Any] | None = None,
+) -> tuple[list[float], dict[str, float], dict[str, Any]]:
+    """AdamW for `steps` steps over batches drawn in a seeded order; the loss of each step.
+
+    DiLoCo keeps each worker's inner optimizer across rounds: pass the state the last round
+    returned and the moment estimates carry on instead of restarting from zero.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     lr = float(getattr(hparams, "learning_rate", 1e-4))
     optimizer = torch.optim.AdamW(
         params, lr=lr, weight_decay=float(getattr(hparams, "weight_decay", 0.0))
     )
+    if optimizer_state is not None:
+        try:
+            optimizer.load_state_dict(optimizer_state)
+        except (ValueError, KeyError) as exc:
+            raise InvalidInput(f"the optimizer state does not fit this model: {exc}") from None
+        for p in params:  # AdamW matches parameters by position, not by shape: check it here
+            moment = optimizer.state.get(p, {}).get("exp_avg")
+            if moment is not None and moment.shape != p.shape:
+                raise InvalidInput(
+                    f"the optimizer state does not fit this model: a moment of shape "
+                    f"{tuple(moment.shape)} for a parameter of shape {tuple(p.shape)}"
+                )
     warmup = math.ceil(float(getattr(hparams, "warmup_ratio", 0.0)) * total_steps)
     order = _shard_order(len(records), seed)
     per_step = _records_per_step(hparams)
@@ -612,7 +640,7 @@ def _optimize(
             "reward_first": rewards[0],
             "reward_last": rewards[-1],
         }
-    return losses, extra
+    return losses, extra, optimizer.state_dict()
 
 
 # --- evaluation --------------------------------------------------------------------------------
