@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cairn.core.errors import CairnError, InvalidInput
@@ -17,17 +18,18 @@ errors = Console(stderr=True)
 
 def fail(exc: CairnError) -> NoReturn:
     """Print a Cairn error and exit non-zero."""
-    errors.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
     sys.exit(1)
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     """Print rows as a table."""
-    out = Table(title=title, title_justify="left", header_style="bold")
+    # Names, descriptions and errors come from users: never read them as Rich markup.
+    out = Table(title=escape(title), title_justify="left", header_style="bold")
     for column in columns:
-        out.add_column(column, overflow="fold")
+        out.add_column(escape(column), overflow="fold")
     for row in rows:
-        out.add_row(*(str(cell) for cell in row))
+        out.add_row(*(escape(str(cell)) for cell in row))
     console.print(out)
 
 

@@ -96,12 +96,12 @@ def _show(recipe: Recipe, title: str) -> None:
     paid = f"{units(budget.max_tokens, 18)} CAIRN" if budget.max_tokens != "0" else "unpaid"
     items["budget"] = f"{paid}, at most {budget.max_seconds} s"
     # names and descriptions are the user's text: never Rich markup
-    fields(escape(title), {k: escape(str(v)) for k, v in items.items()})
+    fields(title, items)
 
 
 def _fail(message: str) -> NoReturn:
     """`fail` with the message printed literally: paths and field names are not Rich markup."""
-    fail(InvalidInput(escape(message)))
+    fail(InvalidInput(message))
 
 
 def _model(ref: int | str) -> str:
