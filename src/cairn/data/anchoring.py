@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from sqlalchemy import func, select, update
 
@@ -73,7 +74,7 @@ class Anchoring:
         db: Database,
         datasets: Datasets,
         reviews: Reviews,
-        operator: Any,
+        operator: LocalAccount,
     ) -> None:
         self.chain = chain
         self.store = store

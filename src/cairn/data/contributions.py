@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,13 +99,13 @@ class Contributions:
         store: BlobStore,
         db: Database,
         datasets: Datasets,
-        held_accounts: Any,
+        held_accounts: Callable[[int], set[str]],
     ) -> None:
         self.chain = chain
         self.store = store
         self.db = db
         self.datasets = datasets
-        self._held_accounts = held_accounts  # Callable[[int], set[str]]: accounts below the floor
+        self._held_accounts = held_accounts  # accounts below the reputation floor, per dataset
         self._locks: dict[int, threading.Lock] = {}
         self._near: dict[int, NearDuplicateIndex] = {}
         self._guard = threading.Lock()
