@@ -29,6 +29,7 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
         settings.setdefault("chain", "memory")
         settings.setdefault("dev", True)
         settings.setdefault("port", free_port())
+        settings.setdefault("fleet_port", free_port())
         node = open_node(data_dir or tmp_path / "node", **settings)
         nodes.append(node)
         return node

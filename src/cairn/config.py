@@ -19,6 +19,7 @@ DEFAULT_DATA_DIR = Path("~/.cairn")
 DEFAULT_CHAIN = "anvil"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_FLEET_PORT = 9092
 
 
 @dataclass
@@ -40,6 +41,9 @@ class NodeConfig:
     base_models: bool = False  # register the packaged base models as model assets at start
     public_domains: tuple[str, ...] = ()  # extra host[:port] names SIWE messages may use
     node_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"  # where CLI commands find the node
+    fleet_port: int = DEFAULT_FLEET_PORT  # the Flower SuperLink's Fleet API: workers connect here
+    control_port: int | None = None  # the SuperLink's Control API; default: any free port
+    serverappio_port: int | None = None  # the SuperLink's ServerAppIo API; default: any free port
 
     @classmethod
     def from_env(cls, **overrides: object) -> NodeConfig:
@@ -56,6 +60,8 @@ class NodeConfig:
         config.s3_region = env.get("CAIRN_S3_REGION") or None
         if env.get("CAIRN_NODE"):
             config.node_url = env["CAIRN_NODE"]
+        if env.get("CAIRN_FLEET_PORT"):
+            config.fleet_port = _port(env["CAIRN_FLEET_PORT"], "CAIRN_FLEET_PORT")
         if env.get("CAIRN_PUBLIC_DOMAINS"):
             config.public_domains = tuple(d.strip() for d in env["CAIRN_PUBLIC_DOMAINS"].split(","))
         for key, value in overrides.items():
@@ -92,3 +98,9 @@ def remembered_chain(data_dir: Path, requested: str | None) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"chain": chain, "created_at": int(time.time())}, indent=2))
     return chain
+
+
+def _port(text: str, name: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"{name} must be a TCP port 1-65535; got {text!r}")
+    return int(text)

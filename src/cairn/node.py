@@ -9,10 +9,13 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from cairn.assets.service import AssetService
+from cairn.chain.anvil import free_port
 from cairn.chain.backends import ChainBackend, open_backend
 from cairn.chain.client import ChainClient
 from cairn.chain.contracts import Chain
 from cairn.chain.deployment import load_or_deploy
+from cairn.compute.jobs import JobService
+from cairn.compute.superlink import SuperLink
 from cairn.config import NodeConfig, remembered_chain
 from cairn.core.errors import ConfigError, NotFound
 from cairn.data.service import DataService
@@ -23,6 +26,7 @@ from cairn.identity.siwe import SiweAuth
 from cairn.store.base import BlobStore
 from cairn.store.local import LocalBlobStore
 from cairn.train.base_models import BaseModels
+from cairn.train.catalog import ModelCatalog
 
 log = logging.getLogger("cairn.node")
 
@@ -81,6 +85,28 @@ class Node:
             )
             if config.base_models:
                 self._register_base_models()
+            self.catalog = ModelCatalog(
+                self.assets, self.store, self.base_models, self.data_dir / "models"
+            )
+            self.superlink = SuperLink(
+                self.data_dir / "flower",
+                host=config.host,
+                fleet_port=config.fleet_port,
+                control_port=config.control_port or free_port(),
+                serverappio_port=config.serverappio_port or free_port(),
+            )
+            self.jobs = JobService(
+                db=self.db,
+                store=self.store,
+                chain=self.chain,
+                assets=self.assets,
+                data=self.data,
+                catalog=self.catalog,
+                superlink=self.superlink,
+                operator=self.operator,
+                jobs_dir=self.data_dir / "jobs",
+                node_url=config.base_url,
+            )
         except BaseException:
             self.backend.close()
             raise
@@ -162,8 +188,14 @@ class Node:
         """The JSON-RPC URL wallets can use, when the chain has one."""
         return self.backend.rpc_url
 
+    def start_compute(self) -> list[str]:
+        """Start the Flower SuperLink and resume the jobs that were running; returns their ids."""
+        self.superlink.start()
+        return self.jobs.resume()
+
     def close(self) -> None:
-        """Stop the chain backend and release the index."""
+        """Stop the SuperLink, the chain backend, and release the index."""
+        self.superlink.stop()
         self.backend.close()
         self.db.close()
 

@@ -1,4 +1,4 @@
-"""Work the node does on its own while it serves: anchoring datasets on their schedule."""
+"""Work the node does on its own while it serves: anchoring datasets, following jobs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ TICK_SECONDS = 2.0
 
 
 class Scheduler:
-    """A daemon thread that anchors datasets whose waiting records reached their policy."""
+    """A daemon thread: anchors datasets whose waiting records reached their policy, and reads
+    running jobs' events into the index."""
 
     def __init__(self, node: Node, tick: float = TICK_SECONDS) -> None:
         self.node = node
@@ -48,6 +49,12 @@ class Scheduler:
                 log.warning("scheduled anchoring failed: %s", exc.message)
             except Exception:  # keep the scheduler alive; the next tick retries
                 log.exception("scheduled anchoring crashed")
+            try:
+                self.node.jobs.tick()
+            except CairnError as exc:
+                log.warning("following jobs failed: %s", exc.message)
+            except Exception:  # keep the scheduler alive; the next tick retries
+                log.exception("following jobs crashed")
 
 
 def lifespan_for(node: Node) -> object:

@@ -34,6 +34,12 @@ def start(
     base_models: Annotated[
         bool, typer.Option(help="Register the packaged base models as model assets")
     ] = True,
+    fleet_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of the Flower Fleet API providers' workers connect to [default: 9092]"
+        ),
+    ] = None,
 ) -> None:
     """Start a node: chain, store, index, and the API and web UI on http://HOST:PORT."""
     from cairn.api.app import create_app
@@ -42,7 +48,13 @@ def start(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     config = NodeConfig.from_env(
-        data_dir=data_dir, chain=chain, host=host, port=port, dev=dev, base_models=base_models
+        data_dir=data_dir,
+        chain=chain,
+        host=host,
+        port=port,
+        dev=dev,
+        base_models=base_models,
+        fleet_port=fleet_port,
     )
     if not dev and config.password is None and sys.stdin.isatty():
         config.password = typer.prompt(
@@ -51,6 +63,8 @@ def start(
     with console.status(f"Starting Cairn node in {config.data_dir} ..."):
         node = Node(config)
     try:
+        with console.status("Starting the Flower SuperLink ..."):
+            resumed = node.start_compute()
         deployment = node.chain.deployment
         lines = [
             f"[bold]API and web UI[/]     http://{host}:{port}   (OpenAPI: /docs)",
@@ -58,7 +72,11 @@ def start(
             + (f", RPC {node.rpc_url}" if node.rpc_url else ""),
             f"[bold]data folder[/]        {config.data_dir}",
             f"[bold]operator[/]           {node.operator.address}",
+            f"[bold]Flower fleet API[/]   {node.superlink.fleet_address}   "
+            f"(workers: cairn worker start --node http://{host}:{port})",
         ]
+        if resumed:
+            lines.append(f"[bold]resumed jobs[/]       {', '.join(resumed)}")
         lines += [f"[bold]{name:<19}[/]{c.address}" for name, c in deployment.contracts.items()]
         if dev:
             lines.append(

@@ -83,3 +83,10 @@ class ConfigError(CairnError):
 
     status = 500
     title = "Configuration error"
+
+
+class Unavailable(CairnError, ConnectionError):
+    """A service Cairn needs (a node, a SuperLink, a worker) cannot be reached or started."""
+
+    status = 503
+    title = "Service unavailable"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cairn.assets import models as _assets  # noqa: F401
 from cairn.chain import models as _chain  # noqa: F401
+from cairn.compute import models as _compute  # noqa: F401
 from cairn.data import models as _data  # noqa: F401
 from cairn.db.engine import Base
 from cairn.identity import models as _identity  # noqa: F401

@@ -57,7 +57,7 @@ class Keystore:
             if kdf == "pbkdf2" and iterations < 1:
                 raise InvalidInput(f"pbkdf2 iterations must be >= 1; got {iterations}")
         self.folder = Path(folder)
-        self.kdf: Kdf = kdf
+        self.kdf: Kdf = "scrypt" if kdf == "scrypt" else "pbkdf2"  # checked above
         self.iterations = iterations  # None: eth-account's default cost for the kdf
 
     def create(self, password: str | None, *, label: str = "", dev: bool = False) -> AccountInfo:

@@ -137,7 +137,8 @@ def add_lora(model: torch.nn.Module, hparams: Hyperparameters, seed: int = 0) ->
         raise InvalidInput(f"cannot add LoRA adapters: {exc}") from None
 
 
-def _default_trainable(method: str, hparams: Hyperparameters) -> Trainable:
+def default_trainable(method: str, hparams: Hyperparameters) -> Trainable:
+    """What `method` trains by default: LoRA adapters for lora (and classify with use_lora)."""
     if method == "lora" or (isinstance(hparams, ClassifyHyperparameters) and hparams.use_lora):
         return "lora"
     return "all"
@@ -419,7 +420,7 @@ def inner_train(
     check_inputs(method, records, hparams, labels)
     if not isinstance(steps, int) or steps < 1:
         raise InvalidInput(f"{method}: steps must be a positive integer; got {steps!r}")
-    chosen = trainable or _default_trainable(method, hparams)
+    chosen = trainable or default_trainable(method, hparams)
     if chosen not in ("all", "lora"):
         raise InvalidInput(f"trainable must be 'all' or 'lora'; got {chosen!r}")
     if method == "lora" and chosen != "lora":

@@ -1,0 +1,1 @@
+"""The compute network: providers, jobs, and DiLoCo training rounds on Flower."""

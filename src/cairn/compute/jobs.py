@@ -1,0 +1,505 @@
+"""Training jobs on the node: create from a recipe, run on Flower, follow, cancel, resume.
+
+`create` checks a recipe against what the node has (the base model, the dataset versions, the
+method's fields in their records), holds out the evaluation split, stores the training records
+and the recipe by CID, funds the budget in `JobEscrow` (or checks a budget the builder funded
+itself), writes the job folder and starts a Flower run. `tick` (the node's scheduler calls it)
+reads each running job's events into the index: providers are enlisted on chain, accepted work
+reports kept, each round's checkpoint stored by CID and its metrics added to the history; a
+finished job is handed to `cairn.compute.finish`. `resume` starts a new run for every job that
+was running when the node stopped; the run continues after the job's newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+
+from cairn.assets.service import AssetService
+from cairn.chain.contracts import Chain
+from cairn.chain.escrow import JobState
+from cairn.compute.finish import finish_job
+from cairn.compute.jobdir import JobDir, JobSpec
+from cairn.compute.models import JobRow, WorkReportRow
+from cairn.compute.reports import report_from_json, report_leaf, verify_report
+from cairn.compute.superlink import SuperLink
+from cairn.core.errors import CairnError, Conflict, Forbidden, InvalidInput, NotFound
+from cairn.core.recipe import Recipe, recipe_to_yaml
+from cairn.data.service import DataService
+from cairn.db.engine import Database
+from cairn.store.base import BlobStore
+from cairn.train.catalog import ModelCatalog
+from cairn.train.inner import check_inputs
+from cairn.train.models import FAMILY_OF, hyperparameters
+
+log = logging.getLogger("cairn.jobs")
+
+ACTIVE = ("queued", "running")
+JOB_STATES = ("queued", "running", "finishing", "finished", "failed", "cancelled")
+TASK = {
+    "sft": "instruction",
+    "lora": "instruction",
+    "distill": "instruction",
+    "classify": "classification",
+    "grpo": "verifiable",
+}
+DEADLINE_SLACK = 3600  # seconds past the recipe's max_seconds before a builder may reclaim
+
+
+class JobService:
+    """Create, follow, cancel and resume training jobs."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: BlobStore,
+        chain: Chain,
+        assets: AssetService,
+        data: DataService,
+        catalog: ModelCatalog,
+        superlink: SuperLink,
+        operator: LocalAccount,
+        jobs_dir: Path,
+        node_url: str,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.chain = chain
+        self.assets = assets
+        self.data = data
+        self.catalog = catalog
+        self.superlink = superlink
+        self.operator = operator
+        self.jobs_dir = jobs_dir
+        self.node_url = node_url
+        self._lock = threading.Lock()
+
+    # -- create ---------------------------------------------------------------------------------
+
+    def create(
+        self,
+        builder: str,
+        recipe: Recipe,
+        *,
+        signer: LocalAccount | None = None,
+        job_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Check and start a job for `builder`; returns the job.
+
+        With a budget, either `signer` (the builder's key, held by this node) funds it in
+        JobEscrow now, or the builder funded it already under `job_id` (checked on chain).
+        """
+        method = recipe.method
+        hparams = recipe.hyperparameters
+        base = self.catalog.resolve(recipe.base_model)
+        family = self.catalog.family(base)
+        if family != FAMILY_OF[method]:
+            raise InvalidInput(
+                f"base_model: {method} trains a {FAMILY_OF[method]} model, but "
+                f"asset {base.asset_id} ({base.name}) is a {family}"
+            )
+        teacher_folder = teacher_manifest = None
+        if method == "distill":
+            teacher = self.catalog.resolve(hparams.teacher_model)  # type: ignore[attr-defined]
+            teacher_folder = str(self.catalog.folder(teacher))
+            teacher_manifest = self.catalog.manifest(teacher)
+
+        records, labels, datasets = self._records(recipe)
+        check_inputs(method, records, hyperparameters(method, hparams.model_dump()), labels)
+        train, held_out = held_out_split(records, recipe.evaluation.split, recipe.evaluation.seed)
+
+        yaml_text = recipe_to_yaml(recipe)
+        recipe_cid = self.store.put(yaml_text.encode())
+        train_cid = self.store.put(
+            "".join(json.dumps(r, sort_keys=True) + "\n" for r in train).encode()
+        )
+        budget = int(recipe.budget.max_tokens)
+        job_id = self._fund(builder, recipe, budget, base.asset_id, recipe_cid, signer, job_id)
+
+        spec = JobSpec(
+            job_id=job_id,
+            method=method,
+            hparams=hparams.model_dump(mode="json"),
+            base_folder=str(self.catalog.folder(base)),
+            base_manifest=self.catalog.manifest(base),
+            train_cid=train_cid,
+            train_count=len(train),
+            node_url=self.node_url,
+            workers=recipe.distributed.workers,
+            min_workers=recipe.distributed.min_workers,
+            rounds=recipe.distributed.rounds,
+            inner_steps=recipe.distributed.inner_steps,
+            outer_lr=recipe.distributed.outer_lr,
+            outer_momentum=recipe.distributed.outer_momentum,
+            nesterov=recipe.distributed.nesterov,
+            aggregation=recipe.distributed.aggregation,
+            trim_ratio=recipe.distributed.trim_ratio,
+            byzantine=recipe.distributed.byzantine,
+            round_timeout_s=recipe.distributed.round_timeout_s,
+            seed=int(getattr(hparams, "seed", 0)),
+            min_stake=self.chain.escrow.min_stake(),
+            labels=labels,
+            teacher_folder=teacher_folder,
+            teacher_manifest=teacher_manifest,
+        )
+        folder = self.job_dir(job_id)
+        folder.write_spec(spec, held_out)
+        now = time.time()
+        row = JobRow(
+            job_id=job_id,
+            builder=builder,
+            name=recipe.name,
+            method=method,
+            status="queued",
+            recipe=recipe.model_dump(mode="json"),
+            recipe_cid=recipe_cid,
+            base_asset=base.asset_id,
+            datasets=datasets,
+            budget=str(budget),
+            escrowed=int(budget > 0),
+            round=0,
+            rounds=recipe.distributed.rounds,
+            run_id=None,
+            events_offset=0,
+            history=[],
+            metrics={},
+            providers={},
+            error=None,
+            model_asset=None,
+            model_cid=None,
+            shares_cid=None,
+            reports_root=None,
+            payouts={},
+            created_at=now,
+            updated_at=now,
+            finished_at=None,
+        )
+        with self.db.session() as session, session.begin():
+            session.add(row)
+        self._start_run(job_id)
+        return self.get(job_id)
+
+    def _records(
+        self, recipe: Recipe
+    ) -> tuple[list[dict[str, Any]], list[str] | None, list[dict[str, Any]]]:
+        """Every training record of the recipe's dataset versions, the labels, the lineage."""
+        task = TASK[recipe.method]
+        records: list[dict[str, Any]] = []
+        labels: list[str] | None = None
+        lineage = []
+        for ref in recipe.datasets:
+            spec = self.data.datasets.spec(ref.dataset)
+            if spec.task.type != task:
+                raise InvalidInput(
+                    f"datasets: {recipe.method} needs {task} records, but dataset "
+                    f"{ref.dataset} holds {spec.task.type} records"
+                )
+            if task == "classification":
+                if labels is not None and labels != spec.task.labels:
+                    raise InvalidInput("datasets: classification datasets must share one label set")
+                labels = list(spec.task.labels)
+            versions = self.data.anchoring.versions(ref.dataset)
+            if not versions:
+                raise NotFound(
+                    f"dataset {ref.dataset} has no anchored version yet: anchor it first"
+                )
+            chosen = next((v for v in versions if v["version"] == ref.version), None)
+            if ref.version is None:
+                chosen = versions[0]
+            if chosen is None:
+                raise NotFound(f"{ref.version} is not a version of dataset {ref.dataset}")
+            for record in self.data.anchoring.records(ref.dataset, chosen["version"]):
+                records.append({k: v for k, v in record.items() if not k.startswith("_")})
+            lineage.append(
+                {
+                    "dataset": ref.dataset,
+                    "version": chosen["version"],
+                    "records": chosen["records"],
+                    "attribution_cid": chosen["attribution_cid"],
+                }
+            )
+        if len(records) < 2:
+            raise InvalidInput("datasets: a job needs at least 2 records (one held out)")
+        return records, labels, lineage
+
+    def _fund(
+        self,
+        builder: str,
+        recipe: Recipe,
+        budget: int,
+        base_asset: int,
+        recipe_cid: str,
+        signer: LocalAccount | None,
+        job_id: str | None,
+    ) -> str:
+        """The job id, with the budget in escrow (funded now, or checked if funded already)."""
+        if job_id is not None:
+            job_id = _check_job_id(job_id)
+            if budget == 0:
+                raise InvalidInput("job_id names an escrowed job, but the recipe's budget is 0")
+            on_chain = self.chain.escrow.job(job_id)
+            if on_chain.state != JobState.OPEN:
+                raise NotFound(f"JobEscrow holds no open job {job_id}: fund it first")
+            if on_chain.builder.lower() != builder.lower():
+                raise Forbidden(f"escrowed job {job_id} belongs to {on_chain.builder}")
+            if on_chain.budget != budget:
+                raise InvalidInput(
+                    f"escrowed budget {on_chain.budget} differs from the recipe's {budget}"
+                )
+        else:
+            job_id = "0x" + secrets.token_hex(32)
+            if budget > 0:
+                if signer is None:
+                    raise Forbidden(
+                        "this node does not hold the builder's key: fund the budget in JobEscrow "
+                        "yourself (cairn train does) and pass its job_id"
+                    )
+                deadline = int(time.time()) + recipe.budget.max_seconds + DEADLINE_SLACK
+                self.chain.escrow.create_job(
+                    signer, self.chain.token, job_id, budget, base_asset, recipe_cid, deadline
+                )
+        with self.db.session() as session:
+            if session.get(JobRow, job_id) is not None:
+                raise Conflict(f"job {job_id} exists")
+        return job_id
+
+    # -- read -----------------------------------------------------------------------------------
+
+    def job_dir(self, job_id: str) -> JobDir:
+        """The job's folder."""
+        return JobDir(self.jobs_dir / _check_job_id(job_id))
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """A job with its status and metric history."""
+        with self.db.session() as session:
+            row = session.get(JobRow, _check_job_id(job_id))
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            return job_to_dict(row)
+
+    def list_jobs(self, builder: str | None = None) -> list[dict[str, Any]]:
+        """Jobs, newest first (one builder's if given)."""
+        with self.db.session() as session:
+            query = select(JobRow).order_by(JobRow.created_at.desc())
+            if builder:
+                query = query.where(JobRow.builder == builder)
+            return [job_to_dict(r, history=False) for r in session.scalars(query)]
+
+    def logs(self, job_id: str, start: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The job's events from byte offset `start`, and the next offset."""
+        self.get(job_id)
+        return self.job_dir(job_id).events(start)
+
+    # -- control --------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str, by: str) -> dict[str, Any]:
+        """Stop a job (its builder only); a finished job cannot be cancelled."""
+        job = self.get(job_id)
+        if job["builder"].lower() != by.lower():
+            raise Forbidden(f"job {job_id} belongs to {job['builder']}")
+        if job["status"] not in ACTIVE:
+            raise Conflict(f"job {job_id} is {job['status']}; only a running job can be cancelled")
+        self.job_dir(job_id).request_cancel()
+        if job["run_id"] is not None:
+            self.superlink.stop_run(int(job["run_id"]))
+        self._update(job_id, status="cancelled", finished_at=time.time())
+        return self.get(job_id)
+
+    def resume(self) -> list[str]:
+        """Start a new Flower run for every job that was running; returns their ids."""
+        with self.db.session() as session:
+            ids = list(session.scalars(select(JobRow.job_id).where(JobRow.status.in_(ACTIVE))))
+        for job_id in ids:
+            log.info("resuming job %s", job_id)
+            self._start_run(job_id)
+        return ids
+
+    def _start_run(self, job_id: str) -> None:
+        folder = self.job_dir(job_id)
+        run_id = self.superlink.start_run(folder.path)
+        folder.set_run(run_id)
+        self._update(job_id, status="running", run_id=str(run_id))
+
+    # -- follow ---------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Read every running job's new events into the index; finish the jobs that ended."""
+        with self._lock:
+            with self.db.session() as session:
+                ids = list(session.scalars(select(JobRow.job_id).where(JobRow.status.in_(ACTIVE))))
+            for job_id in ids:
+                try:
+                    self._follow(job_id)
+                except CairnError as exc:
+                    log.warning("job %s: %s", job_id, exc.message)
+
+    def _follow(self, job_id: str) -> None:
+        folder = self.job_dir(job_id)
+        job = self.get(job_id)
+        events, offset = folder.events(int(job["events_offset"]))
+        for event in events:
+            if event.get("run_id") not in (None, job["run_id"]):
+                continue  # a run the job has moved on from
+            self._apply(job_id, folder, event)
+        self._update(job_id, events_offset=offset)
+        max_seconds = int(job["recipe"]["budget"]["max_seconds"])
+        job = self.get(job_id)
+        if job["status"] in ACTIVE and time.time() - job["created_at"] > max_seconds:
+            folder.request_cancel()
+            self._update(job_id, status="failed", error=f"exceeded max_seconds={max_seconds}")
+
+    def _apply(self, job_id: str, folder: JobDir, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "provider":
+            self._enlist(job_id, event["account"], int(event["node_id"]))
+        elif kind == "report":
+            self._keep_report(job_id, event["report"], event["signature"])
+        elif kind == "round":
+            checkpoint = folder.checkpoints / f"round-{int(event['round']):06d}.safetensors"
+            entry = {k: event[k] for k in ("round", "train_loss", "eval", "seconds", "dropped")}
+            entry["workers"] = [w["account"] for w in event["workers"]]
+            entry["compute_seconds"] = event["compute_seconds"]
+            if checkpoint.exists():
+                with checkpoint.open("rb") as fh:
+                    entry["checkpoint_cid"] = self.store.put_stream(fh)
+            job = self.get(job_id)
+            self._update(job_id, round=int(event["round"]), history=[*job["history"], entry])
+        elif kind == "failed":
+            self._update(job_id, status="failed", error=event["error"], finished_at=time.time())
+        elif kind == "cancelled":
+            self._update(job_id, status="cancelled", finished_at=time.time())
+        elif kind == "finished":
+            self._update(job_id, status="finishing", metrics=event["metrics"])
+            try:
+                result = finish_job(self, job_id, folder)
+            except CairnError as exc:
+                self._update(job_id, status="failed", error=f"finishing: {exc.message}")
+                raise
+            self._update(job_id, status="finished", finished_at=time.time(), **result)
+
+    def _enlist(self, job_id: str, account: str, node_id: int) -> None:
+        job = self.get(job_id)
+        providers = dict(job["providers"])
+        known = providers.get(account, {})
+        enlisted = bool(known.get("enlisted"))
+        if job["escrowed"] and not enlisted:
+            self.chain.escrow.enlist(self.operator, job_id, account)
+            enlisted = True
+        providers[account] = {"node_id": node_id, "enlisted": enlisted}
+        self._update(job_id, providers=providers)
+
+    def _keep_report(self, job_id: str, data: dict[str, Any], signature: str) -> None:
+        report = report_from_json(data)
+        verify_report(report, signature)  # the coordinator checked it; the index checks again
+        if report.job_id != job_id:
+            raise InvalidInput(f"a report of job {report.job_id} in job {job_id}'s events")
+        with self.db.session() as session, session.begin():
+            exists = session.scalars(
+                select(WorkReportRow.id).where(
+                    WorkReportRow.job_id == job_id,
+                    WorkReportRow.round == report.round,
+                    WorkReportRow.account == report.account,
+                )
+            ).first()
+            if exists is None:
+                session.add(
+                    WorkReportRow(
+                        job_id=job_id,
+                        round=report.round,
+                        account=report.account,
+                        samples=report.samples,
+                        leaf=report_leaf(report, signature),
+                        report=data,
+                        signature=signature,
+                    )
+                )
+
+    def reports(self, job_id: str) -> list[WorkReportRow]:
+        """The job's accepted work reports, by round then account."""
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(WorkReportRow)
+                .where(WorkReportRow.job_id == job_id)
+                .order_by(WorkReportRow.round, WorkReportRow.account)
+            ).all()
+            session.expunge_all()
+            return list(rows)
+
+    def _update(self, job_id: str, **fields: Any) -> None:
+        with self.db.session() as session, session.begin():
+            row = session.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.updated_at = time.time()
+
+
+def held_out_split(
+    records: list[dict[str, Any]], share: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, held out): `ceil(share * n)` records drawn by `seed`, at least one each side."""
+    n = len(records)
+    held = min(max(1, math.ceil(share * n)), n - 1)
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    chosen = set(order[:held])
+    train = [r for i, r in enumerate(records) if i not in chosen]
+    return train, [records[i] for i in sorted(chosen)]
+
+
+def job_to_dict(row: JobRow, history: bool = True) -> dict[str, Any]:
+    """A job as the API shows it."""
+    out = {
+        "job_id": row.job_id,
+        "builder": row.builder,
+        "name": row.name,
+        "method": row.method,
+        "status": row.status,
+        "round": row.round,
+        "rounds": row.rounds,
+        "run_id": int(row.run_id) if row.run_id is not None else None,
+        "base_asset": row.base_asset,
+        "datasets": row.datasets,
+        "budget": row.budget,
+        "escrowed": bool(row.escrowed),
+        "recipe": row.recipe,
+        "recipe_cid": row.recipe_cid,
+        "metrics": row.metrics,
+        "providers": row.providers,
+        "error": row.error,
+        "model_asset": row.model_asset,
+        "model_cid": row.model_cid,
+        "shares_cid": row.shares_cid,
+        "reports_root": row.reports_root,
+        "payouts": row.payouts,
+        "events_offset": row.events_offset,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "finished_at": row.finished_at,
+    }
+    if history:
+        out["history"] = row.history
+    return out
+
+
+def _check_job_id(job_id: str) -> str:
+    text = job_id.lower()
+    if (
+        len(text) != 66
+        or not text.startswith("0x")
+        or any(c not in "0123456789abcdef" for c in text[2:])
+    ):
+        raise InvalidInput(f"a job id is 0x and 64 hex digits; got {job_id!r}")
+    return text

@@ -1,0 +1,27 @@
+"""The Flower ServerApp of a Cairn job: the node starts one Flower run per job (and per resume).
+
+The run config names the job's folder (`job-dir`); `Coordinator` does the rounds.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path
+
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+from cairn.compute.coordinator import Coordinator
+from cairn.compute.jobdir import JobDir
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run the job named by the run config's `job-dir`."""
+    job = JobDir(Path(str(context.run_config["job-dir"])))
+    Coordinator(grid, job, int(grid.run.run_id)).run()

@@ -1,0 +1,212 @@
+"""The node's Flower SuperLink: a managed child process, and the runs it executes.
+
+Providers' SuperNodes connect to its Fleet API (`fleet_address`). The node starts one Flower run
+per job (and a new one when it resumes a job after a restart) through the Control API, with a
+Flower App Bundle built in memory whose components are Cairn's own ServerApp and ClientApp,
+imported from the installed `cairn` package (runtime dependency installation is off: nothing is
+downloaded). The SuperLink runs in its own process group so that stopping it also stops the
+ServerApp processes it spawned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from flwr.cli.build import build_fab_from_files
+from flwr.common.serde import fab_to_proto, user_config_to_proto
+from flwr.proto.control_pb2 import StartRunRequest, StopRunRequest
+from flwr.proto.control_pb2_grpc import ControlStub
+from flwr.supercore.fab import Fab
+
+from cairn import __version__
+from cairn.core.errors import Unavailable
+
+log = logging.getLogger("cairn.superlink")
+
+START_TIMEOUT = 60.0
+
+FAB_PYPROJECT = f"""\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "cairn-job"
+version = "{__version__}"
+description = "A Cairn training job: DiLoCo rounds of the installed cairn package"
+license = "Apache-2.0"
+dependencies = []
+
+[tool.hatch.build.targets.wheel]
+packages = ["."]
+
+[tool.flwr.app]
+publisher = "cairn"
+
+[tool.flwr.app.components]
+serverapp = "cairn.compute.serverapp:app"
+clientapp = "cairn.compute.clientapp:app"
+
+[tool.flwr.app.config]
+job-dir = ""
+"""
+
+
+def flower_env(flwr_home: Path) -> dict[str, str]:
+    """The environment Flower processes need: this venv's bin first (they spawn its tools)."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["FLWR_HOME"] = str(flwr_home)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def flower_tool(name: str) -> str:
+    """The path of a Flower command installed beside this Python."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise Unavailable(f"{name} is not installed beside {sys.executable}: install flwr")
+    return str(path)
+
+
+def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    """Wait until something listens on host:port, or fail if `process` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise Unavailable(f"the process exited with code {process.returncode} while starting")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise Unavailable(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop a process started in its own session, and everything it spawned."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace)
+    except (ProcessLookupError, PermissionError):
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
+
+
+class SuperLink:
+    """A `flower-superlink` child process with its state in `folder`."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        host: str = "127.0.0.1",
+        fleet_port: int,
+        control_port: int,
+        serverappio_port: int,
+    ) -> None:
+        self.folder = folder
+        self.host = host
+        self.fleet_port = fleet_port
+        self.control_port = control_port
+        self.serverappio_port = serverappio_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def fleet_address(self) -> str:
+        """Where SuperNodes connect (`--superlink`)."""
+        return f"{self.host}:{self.fleet_port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the SuperLink process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        """Start the SuperLink (its state persists in `folder/state.db`); idempotent."""
+        if self.running:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        command = [
+            flower_tool("flower-superlink"),
+            "--insecure",
+            "--disable-runtime-dependency-installation",
+            "--database",
+            str(self.folder / "state.db"),
+            "--fleet-api-address",
+            self.fleet_address,
+            "--control-api-address",
+            f"{self.host}:{self.control_port}",
+            "--serverappio-api-address",
+            f"{self.host}:{self.serverappio_port}",
+        ]
+        with (self.folder / "superlink.log").open("ab") as out:
+            self.process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=flower_env(self.folder / "home"),
+                start_new_session=True,
+            )
+        try:
+            wait_for_port(self.host, self.control_port, START_TIMEOUT, self.process)
+            wait_for_port(self.host, self.fleet_port, START_TIMEOUT, self.process)
+        except Unavailable as exc:
+            self.stop()
+            raise Unavailable(
+                f"the Flower SuperLink did not start ({exc.message}); see "
+                f"{self.folder / 'superlink.log'}"
+            ) from None
+        log.info("Flower SuperLink: fleet API on %s", self.fleet_address)
+
+    def stop(self) -> None:
+        """Stop the SuperLink and the ServerApps it runs."""
+        if self.process is not None:
+            stop_group(self.process)
+            self.process = None
+
+    def start_run(self, job_dir: Path) -> int:
+        """Start a Flower run of Cairn's ServerApp on `job_dir`; returns the run id."""
+        self.start()
+        fab_bytes, _ = build_fab_from_files({"pyproject.toml": FAB_PYPROJECT.encode()})
+        fab = Fab(hashlib.sha256(fab_bytes).hexdigest(), fab_bytes, {})
+        request = StartRunRequest(
+            fab=fab_to_proto(fab),
+            override_config=user_config_to_proto({"job-dir": str(job_dir)}),
+        )
+        response = self._control(lambda stub: stub.StartRun(request, timeout=30))
+        if not response.HasField("run_id"):
+            raise Unavailable("the SuperLink did not start the run")
+        return int(response.run_id)
+
+    def stop_run(self, run_id: int) -> None:
+        """Ask the SuperLink to stop a run (a finished run is left as it is)."""
+        request = StopRunRequest(run_id=run_id)
+        try:
+            self._control(lambda stub: stub.StopRun(request, timeout=30))
+        except Unavailable as exc:
+            log.info("stopping run %d: %s", run_id, exc.message)
+
+    def _control(self, call):  # type: ignore[no-untyped-def]
+        channel = grpc.insecure_channel(f"{self.host}:{self.control_port}")
+        try:
+            return call(ControlStub(channel))
+        except grpc.RpcError as exc:
+            raise Unavailable(f"Flower Control API: {exc.details()}") from None
+        finally:
+            channel.close()

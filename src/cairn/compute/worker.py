@@ -1,0 +1,112 @@
+"""A provider's worker: stake in JobEscrow, then run a Flower SuperNode for a node.
+
+`cairn worker start --node URL --account NAME` does three things:
+
+1. asks the node where its SuperLink's Fleet API is and what a provider must stake;
+2. registers the account as a provider in JobEscrow with that stake (or tops it up), signing
+   locally and letting the node relay the transactions (the node never sees the key);
+3. runs `flower-supernode` against the Fleet API with Cairn's ClientApp, handing it the key in
+   a 0600 file that is removed when the worker stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from eth_account.signers.local import LocalAccount
+
+from cairn.api.client import NodeClient
+from cairn.chain.anvil import free_port
+from cairn.compute.superlink import flower_env, flower_tool, stop_group
+from cairn.core.errors import InvalidInput, Unavailable
+
+
+class Worker:
+    """One provider account working for one node."""
+
+    def __init__(
+        self, api: NodeClient, account: LocalAccount, work_dir: Path, *, stake: int | None = None
+    ) -> None:
+        self.api = api
+        self.account = account
+        self.work_dir = work_dir
+        self.stake = stake  # None: the node's minimum stake
+        self.process: subprocess.Popen[bytes] | None = None
+        self.key_file = work_dir / "provider.key"
+
+    def compute_info(self) -> dict[str, Any]:
+        """The node's compute settings (Fleet API port, escrow, minimum stake)."""
+        info: dict[str, Any] = self.api.request("GET", "/compute")
+        return info
+
+    def fleet_address(self) -> str:
+        """Where this worker's SuperNode connects: the node's host, the Fleet API's port."""
+        info = self.compute_info()
+        if not info["superlink_running"]:
+            raise Unavailable(f"the node at {self.api.base_url} runs no Flower SuperLink")
+        host = urlparse(self.api.base_url).hostname or "127.0.0.1"
+        return f"{host}:{info['fleet_port']}"
+
+    def ensure_staked(self) -> dict[str, Any]:
+        """Register as a provider with the stake (or add what is missing); returns the record."""
+        info = self.compute_info()
+        wanted = self.stake if self.stake is not None else int(info["min_stake"])
+        if wanted < int(info["min_stake"]):
+            raise InvalidInput(f"the node asks providers to stake at least {info['min_stake']}")
+        address = self.account.address
+        record: dict[str, Any] = self.api.request("GET", f"/providers/{address}")
+        if record["active"] and int(record["stake"]) >= wanted:
+            return record
+        have = int(record["stake"]) if record["active"] else 0
+        missing = wanted - have
+        if missing > 0:
+            self.api.transact(self.account, "CairnToken", "approve", info["escrow"], missing)
+        if record["active"]:
+            self.api.transact(self.account, "JobEscrow", "add_stake", missing)
+        else:
+            endpoint = f"supernode@{socket.gethostname()}"
+            self.api.transact(self.account, "JobEscrow", "register_provider", missing, endpoint)
+        result: dict[str, Any] = self.api.request("GET", f"/providers/{address}")
+        return result
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """Start the SuperNode (in its own process group); returns its process."""
+        fleet = self.fleet_address()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.account.key.hex())
+        node_config = f"key-file='{self.key_file}' work-dir='{self.work_dir}'"
+        command = [
+            flower_tool("flower-supernode"),
+            "--insecure",
+            "--superlink",
+            fleet,
+            "--clientappio-api-address",
+            f"127.0.0.1:{free_port()}",
+            "--node-config",
+            node_config,
+        ]
+        with (self.work_dir / "supernode.log").open("ab") as out:
+            self.process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=flower_env(self.work_dir / "flower"),
+                start_new_session=True,
+            )
+        return self.process
+
+    def stop(self) -> None:
+        """Stop the SuperNode and whatever it runs; remove the key file."""
+        if self.process is not None:
+            stop_group(self.process)
+            self.process = None
+        with contextlib.suppress(FileNotFoundError):
+            self.key_file.unlink()

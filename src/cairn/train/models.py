@@ -1,0 +1,99 @@
+"""Models as a job holds them: load the base for a method, start its trainables, export the end.
+
+The coordinator and every worker build the same model the same way: `load_for_method` on the
+base model's Hugging Face folder, then `load_params` of the round's parameters. The first
+round's parameters come from `initial_params` on the coordinator (a classifier's new head and
+LoRA's new adapters are drawn from the job's seed once and sent to every worker, so all start
+from the same point). `export_model` merges LoRA adapters into the base weights so that the
+result loads with plain `transformers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+
+from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.recipe import Hyperparameters
+from cairn.train.inner import HPARAMS, add_lora, default_trainable, trainable_params
+
+FAMILY_OF = {  # the model family each method trains: what its base model must be
+    "sft": "causal-lm",
+    "lora": "causal-lm",
+    "distill": "causal-lm",
+    "grpo": "causal-lm",
+    "classify": "encoder",
+}
+
+
+def hyperparameters(method: str, data: dict[str, Any]) -> Hyperparameters:
+    """A method's hyperparameters from their JSON (as a job spec stores them)."""
+    try:
+        return HPARAMS[method].model_validate(data)
+    except KeyError:
+        raise InvalidInput(f"unknown method {method!r}") from None
+
+
+def load_for_method(
+    method: str,
+    folder: Path,
+    hparams: Hyperparameters,
+    *,
+    labels: Sequence[str] | None = None,
+    seed: int = 0,
+) -> tuple[Any, Any]:
+    """The model `method` trains, built from `folder`, and its tokenizer (float32, CPU).
+
+    classify gets a sequence-classification head for `labels` (drawn from `seed`); LoRA methods
+    get their adapters (drawn from `seed`). Every other weight is the folder's.
+    """
+    if not (folder / "config.json").exists():
+        raise NotFound(f"{folder} is not a Hugging Face model folder (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if method == "classify":
+            if not labels:
+                raise InvalidInput("classify needs the dataset's labels")
+            model: Any = AutoModelForSequenceClassification.from_pretrained(
+                str(folder),
+                num_labels=len(labels),
+                id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)},
+                ignore_mismatched_sizes=True,  # a classifier base may have another label set
+                torch_dtype=torch.float32,
+            )
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
+    if default_trainable(method, hparams) == "lora":
+        model = add_lora(model, hparams, seed)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def initial_params(model: Any) -> dict[str, torch.Tensor]:
+    """The parameters a job exchanges, as they start (what `inner.trainable_params` names)."""
+    return trainable_params(model)
+
+
+def export_model(model: Any) -> PreTrainedModel:
+    """A plain transformers model: LoRA adapters merged into the weights they adapt."""
+    if isinstance(model, PeftModel):
+        merged: PreTrainedModel = model.merge_and_unload()
+        return merged
+    plain: PreTrainedModel = model
+    return plain

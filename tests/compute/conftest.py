@@ -1,0 +1,129 @@
+"""Fixtures for the compute domain: a served node with a SuperLink, tiny models, datasets."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from cairn.api.client import NodeClient
+from cairn.assets.service import Asset
+from cairn.compute.worker import Worker
+from cairn.node import Node
+from cairn.train.tiny import tiny_causal_lm, tiny_encoder
+from tests.conftest import LiveServer
+from tests.data.conftest import dev, make_dataset, upload
+
+TOKEN = 10**18
+LETTERS = "abcdefgh"
+
+
+def reverse_record(rng: random.Random) -> dict[str, str]:
+    """An instruction record a tiny model learns in a few dozen steps: reverse some letters."""
+    word = "".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 6)))
+    return {"prompt": f"reverse {word} #{rng.randrange(10**6)}", "response": word[::-1]}
+
+
+def sentiment_record(rng: random.Random) -> dict[str, str]:
+    good = rng.random() < 0.5
+    words = ["great", "lovely", "fine"] if good else ["awful", "bad", "poor"]
+    text = f"{rng.choice(words)} {rng.choice(words)} day #{rng.randrange(10**6)}"
+    return {"text": text, "label": "positive" if good else "negative"}
+
+
+def save_tiny_model(folder: Path, family: str) -> Path:
+    texts = ["reverse abcdefgh #0123456789", "great lovely fine awful bad poor day"]
+    model, tokenizer = (
+        tiny_causal_lm(texts=texts, hidden_size=32, layers=2, heads=2)
+        if family == "causal-lm"
+        else tiny_encoder(texts=texts)
+    )
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def register_tiny(node: Node, owner: LocalAccount, tmp: Path, family: str) -> Asset:
+    folder = save_tiny_model(tmp / f"tiny-{family}", family)
+    return node.catalog.register_folder(
+        owner, folder, name=f"tiny {family}", licence="Apache-2.0", family=family
+    )
+
+
+def anchored_dataset(
+    node: Node, owner: LocalAccount, contributor: LocalAccount, kind: str, n: int = 40
+) -> int:
+    rng = random.Random(7)
+    if kind == "instruction":
+        dataset = make_dataset(node, owner)
+        records: list[Any] = [reverse_record(rng) for _ in range(n)]
+    else:
+        dataset = make_dataset(
+            node, owner, task={"type": "classification", "labels": ["positive", "negative"]}
+        )
+        records = [sentiment_record(rng) for _ in range(n)]
+    result = upload(node, contributor, dataset.asset_id, records)
+    assert result.accepted == n, result
+    node.data.anchoring.anchor(dataset.asset_id)
+    return dataset.asset_id
+
+
+class Cluster:
+    """A served dev node with its SuperLink, and provider workers started on demand."""
+
+    def __init__(self, node: Node, tmp: Path) -> None:
+        self.node = node
+        self.tmp = tmp
+        self.node.start_compute()
+        self.server = LiveServer(node).start()
+        self.api = NodeClient(self.server.url)
+        self.workers: list[Worker] = []
+
+    def worker(self, label: str, stake: int = 10 * TOKEN) -> Worker:
+        account = dev(self.node, label)
+        worker = Worker(
+            NodeClient(self.server.url), account, self.tmp / f"worker-{label}", stake=stake
+        )
+        worker.ensure_staked()
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def sign_in(self, label: str) -> NodeClient:
+        api = NodeClient(self.server.url)
+        api.sign_in(dev(self.node, label))
+        return api
+
+    def wait(
+        self, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 240
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.node.jobs.get(job_id)
+            if done(job):
+                return job
+            if job["status"] in ("failed", "cancelled") and not done(job):
+                raise AssertionError(f"job {job['status']}: {job['error']}\n{self.logs(job_id)}")
+            time.sleep(0.5)
+        raise AssertionError(f"timed out; job is {self.node.jobs.get(job_id)}\n{self.logs(job_id)}")
+
+    def logs(self, job_id: str) -> str:
+        events, _ = self.node.jobs.logs(job_id)
+        return "\n".join(str(e)[:300] for e in events)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.server.stop()
+
+
+@pytest.fixture
+def cluster(node: Node, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(node, tmp_path)
+    yield c
+    c.close()
