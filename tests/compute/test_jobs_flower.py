@@ -2,51 +2,77 @@
 
 from __future__ import annotations
 
+import json
+import os
+import random
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.compute.conftest import TOKEN, Cluster, anchored_dataset, register_tiny
-from tests.data.conftest import dev
+from cairn.compute.superlink import stop_group
+from cairn.node import Node
+from cairn.train.weights import fetch_folder
+from tests.compute.conftest import (
+    TOKEN,
+    Cluster,
+    anchored_dataset,
+    register_tiny,
+    save_tiny_model,
+)
+from tests.data.conftest import dev, make_dataset, upload
 
 pytestmark = pytest.mark.slow
 
 
-def recipe(base: int, dataset: int, **distributed: object) -> str:
-    settings = {
-        "workers": 2,
-        "min_workers": 1,
-        "rounds": 2,
-        "inner_steps": 5,
-        "round_timeout_s": 60,
-    }
+def recipe(base: int, dataset: int, method: str = "sft", hparams: str = "", **distributed: Any) -> str:
+    settings = {"workers": 2, "min_workers": 1, "rounds": 2, "inner_steps": 5, "round_timeout_s": 60}
     settings.update(distributed)
     lines = "\n".join(f"  {k}: {v}" for k, v in settings.items())
+    hparams = hparams or "  learning_rate: 0.003\n  batch_size: 4\n  max_length: 64\n"
     return f"""
-name: tiny reverse
-method: sft
+name: tiny {method}
+method: {method}
 base_model: {base}
 datasets:
   - dataset: {dataset}
 hyperparameters:
-  learning_rate: 0.003
-  batch_size: 4
-  max_length: 64
+{hparams}
 evaluation:
   split: 0.2
 distributed:
 {lines}
 budget:
   max_tokens: "{100 * TOKEN}"
-  max_seconds: 600
+  max_seconds: 900
 """
 
 
-def test_two_supernodes_finish_a_job_and_providers_are_paid(
+def load_with_plain_transformers(folder: Path, kind: str) -> str:
+    """Load a model folder in a fresh Python that never imports cairn; returns its class."""
+    auto = "AutoModelForCausalLM" if kind == "causal-lm" else "AutoModelForSequenceClassification"
+    code = (
+        "import sys, transformers\n"
+        f"m = transformers.{auto}.from_pretrained(sys.argv[1])\n"
+        "transformers.AutoTokenizer.from_pretrained(sys.argv[1])\n"
+        "assert not any(k.startswith('cairn') for k in sys.modules)\n"
+        "print(type(m).__name__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, cwd="/"
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+def test_two_supernodes_finish_a_job_paid_anchored_and_exported(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     node = cluster.node
-    alice, bob = dev(node, "alice"), dev(node, "bob")
+    alice, bob, carol = dev(node, "alice"), dev(node, "bob"), dev(node, "carol")
     base = register_tiny(node, alice, tmp_path, "causal-lm")
     dataset = anchored_dataset(node, alice, bob, "instruction")
     cluster.worker("bob")
@@ -54,13 +80,134 @@ def test_two_supernodes_finish_a_job_and_providers_are_paid(
     api = cluster.sign_in("alice")
     before = node.chain.token.balance_of(alice.address)
     job = api.request("POST", "/jobs", json={"recipe": recipe(base.asset_id, dataset)})
+    assert job["status"] == "running" and job["escrowed"]
     done = cluster.wait(job["job_id"], lambda j: j["status"] == "finished")
-    print(cluster.logs(job["job_id"]))
-    assert done["round"] == 2
-    assert len(done["history"]) == 2
-    assert set(done["payouts"]) == {dev(node, "bob").address, dev(node, "carol").address}
-    assert sum(int(v) for v in done["payouts"].values()) <= 100 * TOKEN
+
+    # two rounds, both workers in each, a checkpoint stored by CID after each
+    assert [h["round"] for h in done["history"]] == [1, 2]
+    assert all(len(h["workers"]) == 2 and h["checkpoint_cid"] for h in done["history"])
+    assert done["history"][-1]["eval"]["loss"] < done["history"][0]["train_loss"]
+    assert set(done["metrics"]) == {"loss", "perplexity"}
+
+    # the budget left alice's balance; both providers were paid by work, the rest stays
     assert node.chain.token.balance_of(alice.address) == before - 100 * TOKEN
+    assert set(done["payouts"]) == {bob.address, carol.address}
+    assert sum(int(v) for v in done["payouts"].values()) <= 100 * TOKEN
+    for account in (bob.address, carol.address):
+        assert node.chain.escrow.provider(account).open_jobs == 0  # stakes released
+
+    # the model: alice's asset, lineage to base and dataset, reports anchored under it
     model = node.assets.get(done["model_asset"])
-    assert model.owner == alice.address
-    assert base.asset_id in model.parents and dataset in model.parents
+    assert model.owner == alice.address and model.kind == "model"
+    assert sorted(model.parents) == sorted([base.asset_id, dataset])
+    extra = node.catalog.metadata(model)
+    lineage = extra["training"]["lineage"]
+    assert lineage["work_shares_cid"] == done["shares_cid"]
+    assert lineage["datasets"][0]["attribution_cid"]
+    shares = node.store.get_json(done["shares_cid"])
+    assert len(shares["reports"]) == 4 and {s["account"] for s in shares["shares"]} == {
+        bob.address,
+        carol.address,
+    }
+    assert node.chain.ledger.is_anchored(model.asset_id, done["reports_root"])
+
+    # the stored folder loads with plain transformers; its card names the lineage
+    folder = fetch_folder(node.store, done["model_cid"], tmp_path / "export")
+    assert load_with_plain_transformers(folder, "causal-lm") == "LlamaForCausalLM"
+    card = (folder / "README.md").read_text()
+    assert done["shares_cid"] in card and "## Evaluation" in card
+
+    # a trained model is itself a base for the next job
+    assert node.catalog.folder(model).joinpath("config.json").exists()
+
+
+def verifiable_dataset(node: Node, n: int = 24) -> int:
+    alice, bob = dev(node, "alice"), dev(node, "bob")
+    dataset = make_dataset(node, alice, task={"type": "verifiable", "answer_type": "exact"})
+    rng = random.Random(3)
+    records = []
+    for i in range(n):
+        word = "".join(rng.choice("abcd") for _ in range(3))
+        records.append({"prompt": f"reverse {word} #{i}", "answer": word[::-1]})
+    assert upload(node, bob, dataset.asset_id, records).accepted == n
+    node.data.anchoring.anchor(dataset.asset_id)
+    return dataset.asset_id
+
+
+def test_every_method_trains_end_to_end(cluster: Cluster, tmp_path: Path) -> None:
+    node = cluster.node
+    alice, bob = dev(node, "alice"), dev(node, "bob")
+    lm = register_tiny(node, alice, tmp_path, "causal-lm")
+    encoder = register_tiny(node, alice, tmp_path, "encoder")
+    teacher_folder = save_tiny_model(tmp_path / "teacher", "causal-lm")
+    teacher = node.catalog.register_folder(
+        alice, teacher_folder, name="teacher", licence="Apache-2.0", family="causal-lm"
+    )
+    instruction = anchored_dataset(node, alice, bob, "instruction", n=24)
+    sentiment = anchored_dataset(node, alice, bob, "classification", n=24)
+    verifiable = verifiable_dataset(node)
+    cluster.worker("carol")
+    api = cluster.sign_in("alice")
+    small = {"workers": 1, "rounds": 1, "inner_steps": 2}
+    cases = {
+        "lora": (lm.asset_id, instruction, "  learning_rate: 0.01\n  batch_size: 2\n  max_length: 64\n  lora_r: 4\n"),
+        "classify": (encoder.asset_id, sentiment, "  learning_rate: 0.01\n  batch_size: 4\n  max_length: 32\n"),
+        "grpo": (
+            lm.asset_id,
+            verifiable,
+            "  learning_rate: 0.001\n  batch_size: 2\n  num_generations: 2\n"
+            "  max_prompt_length: 32\n  max_completion_length: 8\n",
+        ),
+        "distill": (
+            lm.asset_id,
+            instruction,
+            f"  teacher_model: {teacher.asset_id}\n  learning_rate: 0.01\n  batch_size: 2\n"
+            "  max_length: 64\n",
+        ),
+    }
+    expected = {
+        "lora": {"loss", "perplexity"},
+        "classify": {"accuracy", "f1", "loss"},
+        "grpo": {"reward", "accuracy"},
+        "distill": {"loss", "perplexity"},
+    }
+    for method, (base, dataset, hparams) in cases.items():
+        text = recipe(base, dataset, method, hparams, **small)
+        job = api.request("POST", "/jobs", json={"recipe": text})
+        done = cluster.wait(job["job_id"], lambda j: j["status"] == "finished")
+        assert expected[method] <= set(done["metrics"]), (method, done["metrics"])
+        model = node.assets.get(done["model_asset"])
+        if method == "distill":
+            assert teacher.asset_id in model.parents
+        folder = fetch_folder(node.store, done["model_cid"], tmp_path / f"export-{method}")
+        family = "encoder" if method == "classify" else "causal-lm"
+        assert load_with_plain_transformers(folder, family)
+        if method == "lora":  # merged: a plain model, no adapter files
+            assert not (folder / "adapter_config.json").exists()
+        if method == "classify":
+            config = json.loads((folder / "config.json").read_text())
+            assert set(config["id2label"].values()) == {"positive", "negative"}
+
+
+def test_a_supernode_killed_mid_round_drops_out_and_the_job_finishes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    node = cluster.node
+    alice, bob = dev(node, "alice"), dev(node, "bob")
+    base = register_tiny(node, alice, tmp_path, "causal-lm")
+    dataset = anchored_dataset(node, alice, bob, "instruction")
+    cluster.worker("bob")
+    doomed = cluster.worker("carol")
+    api = cluster.sign_in("alice")
+    text = recipe(base.asset_id, dataset, rounds=3, inner_steps=3, round_timeout_s=25)
+    job = api.request("POST", "/jobs", json={"recipe": text})
+    cluster.wait(job["job_id"], lambda j: j["round"] >= 1)
+    assert doomed.process is not None
+    stop_group(doomed.process)  # round 2 is in flight: carol's SuperNode dies under it
+    done = cluster.wait(job["job_id"], lambda j: j["status"] == "finished", timeout=400)
+    later = done["history"][1:]
+    assert any(len(h["workers"]) == 1 and h["dropped"] for h in later), later
+    assert done["history"][-1]["workers"] == [bob.address]
+    carol = dev(node, "carol").address
+    work = {s["account"]: int(s["work"]) for s in node.store.get_json(done["shares_cid"])["shares"]}
+    assert work[bob.address] > work[carol]  # carol is paid for the rounds she finished only

@@ -17,7 +17,7 @@ import httpx
 
 from cairn.core.cid import CID, cid_of
 from cairn.core.errors import InvalidInput, NotFound, Unavailable
-from cairn.train.weights import MANIFEST_SCHEMA
+from cairn.train import MANIFEST_SCHEMA
 
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
 

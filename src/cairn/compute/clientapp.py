@@ -21,22 +21,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from cairn.compute.blobs import BlobCache
-from cairn.compute.records import RoundTask, reply_content
-from cairn.compute.reports import WorkReport, params_digest, sign_report
 from cairn.core.errors import ConfigError
-from cairn.train.inner import inner_train, load_params
-from cairn.train.models import hyperparameters, load_for_method
 
+if TYPE_CHECKING:
+    pass
+
+# Flower starts this app in a new process for every message; training's imports (torch,
+# transformers, peft: seconds) are paid inside `train` only, so `identify` answers at once.
 app = ClientApp()
 
 
@@ -70,6 +69,12 @@ def identify(msg: Message, context: Context) -> Message:
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Run one round's inner steps and answer with the signed result."""
+    from cairn.compute.blobs import BlobCache
+    from cairn.compute.records import RoundTask, reply_content
+    from cairn.compute.reports import WorkReport, params_digest, sign_report
+    from cairn.train.inner import inner_train, load_params
+    from cairn.train.models import hyperparameters, load_for_method
+
     account = worker_key(context)
     task = RoundTask.from_record(msg.content["task"])  # type: ignore[arg-type]
     global_params = msg.content["params"].to_torch_state_dict()  # type: ignore[union-attr]
@@ -127,6 +132,8 @@ def train(msg: Message, context: Context) -> Message:
 
 def _load_state(path: Path, previous_round: int) -> dict[str, Any] | None:
     """This shard's AdamW state, if it was saved after the round just before this one."""
+    import torch
+
     if not path.exists():
         return None
     saved = torch.load(path, weights_only=True)
@@ -137,6 +144,8 @@ def _load_state(path: Path, previous_round: int) -> dict[str, Any] | None:
 
 
 def _save_state(path: Path, round_: int, state: dict[str, Any] | None) -> None:
+    import torch
+
     if state is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)

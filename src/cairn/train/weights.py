@@ -24,9 +24,8 @@ from transformers import (
 
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.store.base import BlobStore
+from cairn.train import MANIFEST_SCHEMA
 from cairn.train.base_models import BaseModel, entry_path, file_facts
-
-MANIFEST_SCHEMA = "cairn.model-files/v1"
 
 
 def gguf_as_folder(model: BaseModel, cache_dir: Path) -> Path:

@@ -1,0 +1,273 @@
+"""`cairn train`, `cairn job ...` and `cairn worker start`: training jobs and provider workers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cairn.api.client import NodeClient
+from cairn.cli.common import DataDir, NodeUrl, client, config, unlock
+from cairn.cli.output import console, fields, table, units
+from cairn.core.errors import Forbidden, InvalidInput
+from cairn.core.recipe import load_recipe_file, recipe_to_yaml
+
+job_app = typer.Typer(help="Follow and control training jobs.", no_args_is_help=True)
+worker_app = typer.Typer(help="Provide compute: run a worker for a node.", no_args_is_help=True)
+
+DONE = ("finished", "failed", "cancelled")
+Account = Annotated[str, typer.Option("--account", "-a", help="Your account: address or label")]
+
+
+def train(
+    recipe_file: Annotated[Path, typer.Argument(help="The recipe YAML (see `cairn recipe init`)")],
+    account: Account,
+    follow: Annotated[bool, typer.Option(help="Show progress until the job ends")] = True,
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Start a training job from a recipe and follow its rounds."""
+    recipe = load_recipe_file(recipe_file)
+    builder = unlock(data_dir, account)
+    with client(node_url) as api:
+        api.sign_in(builder)
+        text = recipe_to_yaml(recipe)
+        try:
+            job = api.request("POST", "/jobs", json={"recipe": text})
+        except Forbidden:
+            # The node does not hold our key: fund the budget in JobEscrow ourselves.
+            job_id = _fund_escrow(api, builder, text, recipe)
+            job = api.request("POST", "/jobs", json={"recipe": text, "job_id": job_id})
+        console.print(
+            f"job [bold]{job['job_id']}[/] started ({job['method']}, {job['rounds']} rounds)"
+        )
+        if follow:
+            job = _follow(api, job["job_id"])
+            _show(job)
+
+
+def _fund_escrow(api: NodeClient, builder: Any, text: str, recipe: Any) -> str:
+    """Approve and create the job in JobEscrow from the builder's key; returns the job id."""
+    import secrets
+
+    budget = int(recipe.budget.max_tokens)
+    base = recipe.base_model
+    if isinstance(base, str):
+        matches = [a for a in api.assets(kind="model") if a["name"].lower() == base.lower()]
+        if not matches:
+            raise InvalidInput(f"the node has no model asset named {base!r}")
+        base = int(matches[0]["asset_id"])
+    recipe_cid = api.upload(text.encode())
+    job_id = "0x" + secrets.token_hex(32)
+    escrow = api.chain()["contracts"]["JobEscrow"]["address"]
+    deadline = int(time.time()) + recipe.budget.max_seconds + 3600
+    api.transact(builder, "CairnToken", "approve", escrow, budget)
+    api.transact(builder, "JobEscrow", "create_job", job_id, budget, base, recipe_cid, deadline)
+    return job_id
+
+
+def _follow(api: NodeClient, job_id: str) -> dict[str, Any]:
+    """A progress bar over rounds until the job ends; returns the job."""
+    job = api.request("GET", f"/jobs/{job_id}")
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("round {task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(job["name"], total=job["rounds"], status=job["status"])
+        while True:
+            job = api.request("GET", f"/jobs/{job_id}")
+            last = job["history"][-1] if job["history"] else {}
+            status = job["status"]
+            if last:
+                status += f"  loss {last['train_loss']:.4f}"
+                status += "".join(f"  {k} {v:.4f}" for k, v in sorted(last["eval"].items()))
+            progress.update(bar, completed=job["round"], status=status)
+            if job["status"] in DONE:
+                return job
+            time.sleep(1.0)
+
+
+def _show(job: dict[str, Any]) -> None:
+    items = {
+        "job": job["job_id"],
+        "name": job["name"],
+        "method": job["method"],
+        "status": job["status"],
+        "builder": job["builder"],
+        "rounds": f"{job['round']}/{job['rounds']}",
+        "base model": job["base_asset"],
+        "datasets": ", ".join(str(d["dataset"]) for d in job["datasets"]),
+        "budget": units(job["budget"], 18) + " CAIRN",
+    }
+    if job["error"]:
+        items["error"] = job["error"]
+    if job["model_asset"] is not None:
+        items["model asset"] = job["model_asset"]
+        items["model files"] = job["model_cid"]
+        items["work shares"] = job["shares_cid"]
+    items.update({f"eval {k}": f"{v:.4f}" for k, v in sorted(job["metrics"].items())})
+    fields(f"Job {job['name']}", items)
+    if job.get("history"):
+        table(
+            "Rounds",
+            ["round", "workers", "train loss", "held-out", "seconds"],
+            [
+                [
+                    h["round"],
+                    len(h["workers"]),
+                    f"{h['train_loss']:.4f}",
+                    " ".join(f"{k} {v:.4f}" for k, v in sorted(h["eval"].items())),
+                    f"{h['seconds']:.1f}",
+                ]
+                for h in job["history"]
+            ],
+        )
+    if job["payouts"]:
+        table(
+            "Payouts",
+            ["provider", "paid"],
+            [[a, units(v, 18) + " CAIRN"] for a, v in job["payouts"].items()],
+        )
+
+
+@job_app.command("list")
+def list_jobs(
+    builder: Annotated[str | None, typer.Option(help="Only this builder's jobs")] = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Jobs on the node, newest first."""
+    with client(node_url) as api:
+        jobs = api.request("GET", "/jobs", params={"builder": builder} if builder else None)
+    table(
+        "Jobs",
+        ["job", "name", "method", "status", "rounds", "model"],
+        [
+            [
+                j["job_id"][:18] + "…",
+                j["name"],
+                j["method"],
+                j["status"],
+                f"{j['round']}/{j['rounds']}",
+                j["model_asset"] if j["model_asset"] is not None else "",
+            ]
+            for j in jobs
+        ],
+    )
+
+
+@job_app.command("show")
+def show(job_id: str, node_url: NodeUrl = None) -> None:
+    """A job's status, rounds, metrics, model and payouts."""
+    with client(node_url) as api:
+        _show(api.request("GET", f"/jobs/{job_id}"))
+
+
+@job_app.command("logs")
+def logs(
+    job_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line")] = False,
+    node_url: NodeUrl = None,
+) -> None:
+    """A job's events: providers, rounds, reports, the end."""
+    offset = 0
+    with client(node_url) as api:
+        while True:
+            answer = api.request("GET", f"/jobs/{job_id}/logs", params={"offset": offset})
+            offset = answer["offset"]
+            for event in answer["events"]:
+                if as_json:
+                    console.print_json(json.dumps(event))
+                else:
+                    console.print(_describe(event), markup=False, highlight=False)
+            if not follow:
+                return
+            if not answer["events"] and api.request("GET", f"/jobs/{job_id}")["status"] in DONE:
+                return
+            time.sleep(1.0)
+
+
+def _describe(event: dict[str, Any]) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(event["time"]))
+    kind = event["type"]
+    if kind == "round":
+        evals = " ".join(f"{k}={v:.4f}" for k, v in sorted(event["eval"].items()))
+        dropped = f", {len(event['dropped'])} dropped" if event["dropped"] else ""
+        return (
+            f"{stamp} round {event['round']}/{event['rounds']}: {len(event['workers'])} workers"
+            f"{dropped}, train loss {event['train_loss']:.4f} {evals} ({event['seconds']:.1f} s)"
+        )
+    if kind == "report":
+        r = event["report"]
+        return f"{stamp} report round {r['round']} by {r['account']}: {r['samples']} samples"
+    rest = {k: v for k, v in event.items() if k not in ("type", "time", "run_id")}
+    return f"{stamp} {kind} {json.dumps(rest, sort_keys=True)}"
+
+
+@job_app.command("cancel")
+def cancel(
+    job_id: str, account: Account, data_dir: DataDir = None, node_url: NodeUrl = None
+) -> None:
+    """Stop a running job (its builder only)."""
+    builder = unlock(data_dir, account)
+    with client(node_url) as api:
+        api.sign_in(builder)
+        job = api.request("POST", f"/jobs/{job_id}/cancel")
+    console.print(f"job {job['job_id']} is {job['status']}")
+
+
+@worker_app.command("start")
+def start_worker(
+    account: Account,
+    stake: Annotated[
+        str | None, typer.Option(help="CAIRN to stake, e.g. 10 [default: the node's minimum]")
+    ] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Cache folder [default: DATA_DIR/worker-ACCOUNT]")
+    ] = None,
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Stake as a provider and train for the node until interrupted."""
+    from cairn.compute.worker import Worker
+
+    provider = unlock(data_dir, account)
+    folder = work_dir or config(data_dir).data_dir / f"worker-{provider.address[:10].lower()}"
+    api = client(node_url)
+    amount = None
+    if stake is not None:
+        from cairn.cli.output import parse_units
+
+        amount = parse_units(stake, 18)
+    worker = Worker(api, provider, folder, stake=amount)
+    try:
+        record = worker.ensure_staked()
+        process = worker.start()
+        fields(
+            "Cairn worker",
+            {
+                "provider": provider.address,
+                "stake": units(record["stake"], 18) + " CAIRN",
+                "node": api.base_url,
+                "fleet API": worker.fleet_address(),
+                "cache": str(folder),
+                "log": str(folder / "supernode.log"),
+            },
+        )
+        console.print("training for the node; Ctrl-C stops")
+        code = process.wait()
+        if code:
+            raise InvalidInput(
+                f"the SuperNode exited with code {code}: see {folder / 'supernode.log'}"
+            )
+    finally:
+        worker.stop()
+        api.close()
