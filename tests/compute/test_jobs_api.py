@@ -18,7 +18,9 @@ from tests.data.conftest import dev, make_dataset
 
 
 def recipe(base: object, dataset: int, method: str = "sft", extra: str = "") -> str:
-    return f"name: t\nmethod: {method}\nbase_model: {base}\ndatasets:\n  - dataset: {dataset}\n{extra}"
+    return (
+        f"name: t\nmethod: {method}\nbase_model: {base}\ndatasets:\n  - dataset: {dataset}\n{extra}"
+    )
 
 
 @pytest.fixture

@@ -27,8 +27,16 @@ from tests.data.conftest import dev, make_dataset, upload
 pytestmark = pytest.mark.slow
 
 
-def recipe(base: int, dataset: int, method: str = "sft", hparams: str = "", **distributed: Any) -> str:
-    settings = {"workers": 2, "min_workers": 1, "rounds": 2, "inner_steps": 5, "round_timeout_s": 60}
+def recipe(
+    base: int, dataset: int, method: str = "sft", hparams: str = "", **distributed: Any
+) -> str:
+    settings = {
+        "workers": 2,
+        "min_workers": 1,
+        "rounds": 2,
+        "inner_steps": 5,
+        "round_timeout_s": 60,
+    }
     settings.update(distributed)
     lines = "\n".join(f"  {k}: {v}" for k, v in settings.items())
     hparams = hparams or "  learning_rate: 0.003\n  batch_size: 4\n  max_length: 64\n"
@@ -150,8 +158,16 @@ def test_every_method_trains_end_to_end(cluster: Cluster, tmp_path: Path) -> Non
     api = cluster.sign_in("alice")
     small = {"workers": 1, "rounds": 1, "inner_steps": 2}
     cases = {
-        "lora": (lm.asset_id, instruction, "  learning_rate: 0.01\n  batch_size: 2\n  max_length: 64\n  lora_r: 4\n"),
-        "classify": (encoder.asset_id, sentiment, "  learning_rate: 0.01\n  batch_size: 4\n  max_length: 32\n"),
+        "lora": (
+            lm.asset_id,
+            instruction,
+            "  learning_rate: 0.01\n  batch_size: 2\n  max_length: 64\n  lora_r: 4\n",
+        ),
+        "classify": (
+            encoder.asset_id,
+            sentiment,
+            "  learning_rate: 0.01\n  batch_size: 4\n  max_length: 32\n",
+        ),
         "grpo": (
             lm.asset_id,
             verifiable,
@@ -211,3 +227,37 @@ def test_a_supernode_killed_mid_round_drops_out_and_the_job_finishes(
     carol = dev(node, "carol").address
     work = {s["account"]: int(s["work"]) for s in node.store.get_json(done["shares_cid"])["shares"]}
     assert work[bob.address] > work[carol]  # carol is paid for the rounds she finished only
+
+
+def test_a_restarted_node_resumes_the_job_from_its_checkpoint(
+    make_node: Any, tmp_path: Path
+) -> None:
+    from cairn.chain.anvil import free_port
+
+    ports = {"port": free_port(), "fleet_port": free_port(), "chain": "anvil"}
+    first = make_node(tmp_path / "node", **ports)
+    cluster = Cluster(first, tmp_path)
+    try:
+        alice, bob = dev(first, "alice"), dev(first, "bob")
+        base = register_tiny(first, alice, tmp_path, "causal-lm")
+        dataset = anchored_dataset(first, alice, bob, "instruction")
+        cluster.worker("bob")
+        api = cluster.sign_in("alice")
+        text = recipe(base.asset_id, dataset, workers=1, rounds=4, inner_steps=3)
+        job_id = api.request("POST", "/jobs", json={"recipe": text})["job_id"]
+        cluster.wait(job_id, lambda j: j["round"] >= 1)
+        cluster.server.stop()
+        first.close()  # the SuperLink and the job's ServerApp stop with the node
+
+        second = make_node(tmp_path / "node", **ports)
+        restarted = Cluster(second, tmp_path)  # start_compute resumes the job
+        restarted.workers = cluster.workers  # the same SuperNode reconnects by itself
+        cluster = restarted
+        done = cluster.wait(job_id, lambda j: j["status"] == "finished", timeout=400)
+        events, _ = second.jobs.logs(job_id)
+        starts = [e for e in events if e["type"] == "started"]
+        assert len(starts) == 2 and starts[1]["resumed_after"] >= 1
+        assert [h["round"] for h in done["history"]] == [1, 2, 3, 4]  # no round twice
+        assert second.assets.get(done["model_asset"]).owner == alice.address
+    finally:
+        cluster.close()

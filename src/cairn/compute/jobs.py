@@ -348,9 +348,9 @@ class JobService:
         folder = self.job_dir(job_id)
         job = self.get(job_id)
         events, offset = folder.events(int(job["events_offset"]))
+        # Every line was written by the run that owned the job at the time (a coordinator
+        # checks `run.json` before each write), so events of an earlier run still count.
         for event in events:
-            if event.get("run_id") not in (None, job["run_id"]):
-                continue  # a run the job has moved on from
             self._apply(job_id, folder, event)
         self._update(job_id, events_offset=offset)
         max_seconds = int(job["recipe"]["budget"]["max_seconds"])
