@@ -23,7 +23,11 @@ gradient once per exchange) and the sync / DiLoCo ratios, and the wall seconds o
 training; the last line is one JSON object of the figures. The runs go to parallel processes,
 one thread each; the workers of a run take their steps one after another within it.
 
-    python bench/diloco.py [--quick] [--jobs N]      # --quick: T = 500; default T = 2000
+Then, unless `--no-flower`, the Flower round overhead (round wall time minus the slowest
+worker's compute) of real jobs on a node's SuperLink with 2 and 4 local SuperNodes
+(`bench/flower_rounds.py`; about two more minutes).
+
+    python bench/diloco.py [--quick] [--jobs N] [--no-flower]   # --quick: T = 500; else 2000
 """
 
 from __future__ import annotations
@@ -245,6 +249,9 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=min(3, os.cpu_count() or 1), help="runs in parallel processes"
     )
+    parser.add_argument(
+        "--no-flower", action="store_true", help="skip the Flower round overhead measurement"
+    )
     args = parser.parse_args()
     steps = args.steps or (500 if args.quick else 2000)
     if steps % max(HS):
@@ -290,9 +297,12 @@ def main() -> None:
             f"comm_reduction_h{h}": round(sync_bytes / diloco_bytes, 1),
         }
     figures["total_seconds"] = round(total_seconds, 2)
-    # Round wall time minus the workers' compute, at 2 and 4 local SuperNodes: measured once the
-    # Flower runner exists; null until then rather than a made-up figure.
-    figures["flower_round_overhead"] = None
+    if not args.no_flower:
+        # Round wall time minus the workers' compute, at 2 and 4 local SuperNodes, on a real
+        # node, SuperLink and SuperNodes (see bench/flower_rounds.py).
+        from flower_rounds import measure
+
+        figures |= measure([2, 4], rounds=2 if args.quick else 3, inner_steps=20)
     for key, value in figures.items():
         print(f"{key:>28}: {value}", file=sys.stderr)
     print(json.dumps(figures))

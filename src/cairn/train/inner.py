@@ -30,14 +30,13 @@ from __future__ import annotations
 import copy
 import math
 import random
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-from peft.tuners.lora import LoraLayer
 
 from cairn.core.errors import InvalidInput
 from cairn.core.recipe import (
@@ -51,6 +50,9 @@ from cairn.core.recipe import (
     SftHyperparameters,
 )
 from cairn.core.rewards import exact_answer, numeric_answer, score
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 Trainable = Literal["all", "lora"]
 Records = Sequence[Mapping[str, Any]]
@@ -115,6 +117,11 @@ def add_lora(model: torch.nn.Module, hparams: Hyperparameters, seed: int = 0) ->
     rounds. A classifier's head trains with its adapters. Methods without LoRA settings get
     rank 8, alpha 16, dropout 0.05 on peft's default modules for the architecture.
     """
+    # peft takes seconds to import: only LoRA methods pay for it (a worker's process is new
+    # every round)
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+    from peft.tuners.lora import LoraLayer
+
     if isinstance(model, PeftModel):
         return model
     if any(isinstance(m, LoraLayer) for m in model.modules()):
@@ -135,6 +142,12 @@ def add_lora(model: torch.nn.Module, hparams: Hyperparameters, seed: int = 0) ->
             return get_peft_model(model, config)
     except ValueError as exc:  # e.g. a target module the model does not have
         raise InvalidInput(f"cannot add LoRA adapters: {exc}") from None
+
+
+def is_peft(model: Any) -> bool:
+    """Whether `model` carries peft adapters (without importing peft when it is not loaded)."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
 
 
 def default_trainable(method: str, hparams: Hyperparameters) -> Trainable:
@@ -541,7 +554,7 @@ def _step_function(
 def _grpo_step_function(
     model: Any, tokenizer: Any, hparams: GrpoHyperparameters, reference: Any
 ) -> StepLoss:
-    if reference is None and hparams.beta > 0 and not isinstance(model, PeftModel):
+    if reference is None and hparams.beta > 0 and not is_peft(model):
         reference = copy.deepcopy(model)  # the policy as this round received it
     if reference is not None:
         reference.eval()

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import PeftModel
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
@@ -25,7 +24,7 @@ from transformers import (
 
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.core.recipe import Hyperparameters
-from cairn.train.inner import HPARAMS, add_lora, default_trainable, trainable_params
+from cairn.train.inner import HPARAMS, add_lora, default_trainable, is_peft, trainable_params
 
 FAMILY_OF = {  # the model family each method trains: what its base model must be
     "sft": "causal-lm",
@@ -92,7 +91,7 @@ def initial_params(model: Any) -> dict[str, torch.Tensor]:
 
 def export_model(model: Any) -> PreTrainedModel:
     """A plain transformers model: LoRA adapters merged into the weights they adapt."""
-    if isinstance(model, PeftModel):
+    if is_peft(model):
         merged: PreTrainedModel = model.merge_and_unload()
         return merged
     plain: PreTrainedModel = model
