@@ -66,6 +66,8 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
             "--no-base-models",
             "--port",
             str(port),
+            "--fleet-port",
+            str(free_port()),
         ],
         env=run.env,
         stdout=log,

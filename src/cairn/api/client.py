@@ -7,6 +7,7 @@ transaction with the caller's own key, and the node only relays it to Cairn's co
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -229,6 +230,21 @@ class NodeClient:
         )
         registered = [e for e in result["events"] if e["event"] == "AssetRegistered"]
         return self.asset(int(registered[0]["args"]["asset_id"]))
+
+    def upload_folder(self, folder: Path) -> str:
+        """Upload every file of a model folder and its manifest; returns the manifest's CID."""
+        from cairn.store.base import canonical_json
+        from cairn.train import MANIFEST_SCHEMA
+
+        files = {}
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            files[path.relative_to(folder).as_posix()] = {
+                "cid": self.upload(path.read_bytes()),
+                "size": path.stat().st_size,
+            }
+        if not files:
+            raise InvalidInput(f"{folder} holds no files")
+        return self.upload(canonical_json({"schema": MANIFEST_SCHEMA, "files": files}))
 
     def transfer_asset(self, account: LocalAccount, asset_id: int, to: str) -> dict[str, Any]:
         """Transfer asset `asset_id` from `account` to `to`."""

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cairn.cli import accounts, assets, compute, datasets, node, recipes
+from cairn.cli import accounts, assets, compute, datasets, models, node, recipes
 from cairn.cli.output import console, fail
 from cairn.core.errors import CairnError
 
@@ -26,6 +26,7 @@ app.add_typer(recipes.app, name="recipe")
 app.command("contribute")(datasets.contribute)
 app.command("train")(compute.train)
 app.add_typer(compute.job_app, name="job")
+app.add_typer(models.app, name="model")
 app.add_typer(compute.worker_app, name="worker")
 
 

@@ -1,0 +1,61 @@
+"""`cairn model register`: bring a Hugging Face model folder to Cairn as a model asset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cairn.cli.common import DataDir, NodeUrl, client, unlock
+from cairn.cli.output import console, fields
+from cairn.core.errors import InvalidInput
+from cairn.core.policy import RevenueSplit
+
+app = typer.Typer(
+    help="Model assets: register a model folder to train from or serve.", no_args_is_help=True
+)
+
+
+@app.command("register")
+def register(
+    folder: Annotated[
+        Path, typer.Argument(help="A Hugging Face model folder (config.json, weights, tokenizer)")
+    ],
+    name: Annotated[str, typer.Option(help="Display name")],
+    licence: Annotated[str, typer.Option(help="Licence identifier, e.g. Apache-2.0")],
+    sender: Annotated[str, typer.Option("--from", help="Owning account: address or label")],
+    family: Annotated[
+        str, typer.Option(help="causal-lm (sft, lora, grpo, distill) or encoder (classify)")
+    ] = "causal-lm",
+    description: Annotated[str, typer.Option(help="What it is")] = "",
+    split: Annotated[
+        str,
+        typer.Option(help="Revenue split owner,data,compute,upstream in basis points (sum 10000)"),
+    ] = "10000,0,0,0",
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Upload a model folder by CID and register it as a model asset you own."""
+    if family not in ("causal-lm", "encoder"):
+        raise InvalidInput(f"--family must be causal-lm or encoder; got {family!r}")
+    if not (folder / "config.json").is_file():
+        raise InvalidInput(f"{folder} is not a Hugging Face model folder (no config.json)")
+    policy = RevenueSplit.parse(split)
+    account = unlock(data_dir, sender)
+    with client(node_url) as api, console.status("Uploading and registering ..."):
+        api.sign_in(account)
+        weights = api.upload_folder(folder)
+        asset = api.register_asset(
+            account,
+            kind="model",
+            name=name,
+            licence=licence,
+            description=description,
+            split=policy,
+            extra={"model": {"weights": weights, "family": family}},
+        )
+    fields(
+        f"Registered model {asset['asset_id']}",
+        {"name": asset["name"], "owner": asset["owner"], "family": family, "weights": weights},
+    )
