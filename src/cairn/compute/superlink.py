@@ -80,6 +80,19 @@ def flower_tool(name: str) -> str:
     return str(path)
 
 
+def die_with_parent() -> None:
+    """In a child before exec: ask Linux to SIGTERM it when its parent dies, even by SIGKILL.
+
+    The SuperLink and SuperNodes run in their own sessions (so that stopping them stops what
+    they spawned); without this a node killed hard would leave them holding their ports.
+    """
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
     """Wait until something listens on host:port, or fail if `process` exits first."""
     deadline = time.monotonic() + timeout
@@ -162,6 +175,7 @@ class SuperLink:
                 stderr=subprocess.STDOUT,
                 env=flower_env(self.folder / "home"),
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         try:
             wait_for_port(self.host, self.control_port, START_TIMEOUT, self.process)
