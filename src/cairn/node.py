@@ -104,6 +104,7 @@ class Node:
                 catalog=self.catalog,
                 superlink=self.superlink,
                 operator=self.operator,
+                signers=self.signers,
                 jobs_dir=self.data_dir / "jobs",
                 node_url=config.base_url,
             )

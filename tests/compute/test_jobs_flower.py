@@ -261,3 +261,33 @@ def test_a_restarted_node_resumes_the_job_from_its_checkpoint(
         assert second.assets.get(done["model_asset"]).owner == alice.address
     finally:
         cluster.close()
+
+
+def test_cancelling_a_running_job_stops_it_and_refunds_the_budget(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    node = cluster.node
+    alice, bob = dev(node, "alice"), dev(node, "bob")
+    base = register_tiny(node, alice, tmp_path, "causal-lm")
+    dataset = anchored_dataset(node, alice, bob, "instruction")
+    cluster.worker("carol")
+    api = cluster.sign_in("alice")
+    before = node.chain.token.balance_of(alice.address)
+    text = recipe(base.asset_id, dataset, workers=1, rounds=50, inner_steps=3)
+    job_id = api.request("POST", "/jobs", json={"recipe": text})["job_id"]
+    cluster.wait(job_id, lambda j: j["round"] >= 1)
+    with pytest.raises(Exception, match="belongs to"):
+        cluster.sign_in("bob").request("POST", f"/jobs/{job_id}/cancel")
+    cancelled = api.request("POST", f"/jobs/{job_id}/cancel")
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["payouts"] == {"refund": str(100 * TOKEN)}
+    assert node.chain.token.balance_of(alice.address) == before
+    carol = dev(node, "carol").address
+    assert node.chain.escrow.provider(carol).open_jobs == 0
+    rounds = node.jobs.get(job_id)["round"]
+    import time
+
+    time.sleep(8)
+    assert node.jobs.get(job_id)["round"] <= rounds + 1  # at most the round in flight
+    with pytest.raises(Exception, match="is cancelled"):
+        api.request("POST", f"/jobs/{job_id}/cancel")

@@ -130,11 +130,14 @@ def _show(job: dict[str, Any]) -> None:
                 for h in job["history"]
             ],
         )
-    if job["payouts"]:
+    paid = {a: v for a, v in job["payouts"].items() if a != "refund"}
+    if paid:
         table(
-            "Payouts",
-            ["provider", "paid"],
-            [[a, units(v, 18) + " CAIRN"] for a, v in job["payouts"].items()],
+            "Payouts", ["provider", "paid"], [[a, units(v, 18) + " CAIRN"] for a, v in paid.items()]
+        )
+    if "refund" in job["payouts"]:
+        console.print(
+            f"budget refunded to the builder: {units(job['payouts']['refund'], 18)} CAIRN"
         )
 
 
@@ -221,7 +224,14 @@ def cancel(
     with client(node_url) as api:
         api.sign_in(builder)
         job = api.request("POST", f"/jobs/{job_id}/cancel")
+        refund = job["payouts"].get("refund")
+        if job["escrowed"] and refund is None:
+            # the node does not hold our key: take the budget back from JobEscrow ourselves
+            api.transact(builder, "JobEscrow", "cancel_job", job["job_id"])
+            refund = job["budget"]
     console.print(f"job {job['job_id']} is {job['status']}")
+    if refund is not None:
+        console.print(f"budget refunded: {units(refund, 18)} CAIRN")
 
 
 @worker_app.command("start")

@@ -42,6 +42,7 @@ log = logging.getLogger("cairn.coordinator")
 ROUND_RETRIES = 3  # a round short of min_workers is tried this many more times
 POLL_SECONDS = 1.0
 WAIT_FOR_ALL = 30.0  # seconds a round waits for all its workers before taking fewer
+SILENT_BACKOFF = 120.0  # seconds before asking a node that did not answer who it is again
 
 
 class Superseded(Exception):
@@ -59,6 +60,7 @@ class Coordinator:
         self.hparams = hyperparameters(self.spec.method, self.spec.hparams)
         self.providers: dict[int, str] = {}  # Flower node id -> provider account
         self.refused: set[int] = set()
+        self.silent: dict[int, float] = {}  # node -> when it may be asked again
 
     # -- the job ------------------------------------------------------------------------------
 
@@ -252,7 +254,14 @@ class Coordinator:
         patience = min(WAIT_FOR_ALL, self.spec.round_timeout_s / 2)
         while True:
             online = sorted(int(n) for n in self.grid.get_node_ids())
-            unknown = [n for n in online if n not in self.providers and n not in self.refused]
+            now = time.monotonic()
+            unknown = [
+                n
+                for n in online
+                if n not in self.providers
+                and n not in self.refused
+                and self.silent.get(n, 0.0) <= now
+            ]
             if unknown:
                 self._identify(unknown)
             ready = [n for n in online if n in self.providers]
@@ -273,8 +282,10 @@ class Coordinator:
             for n, c in challenges.items()
         ]
         timeout = min(60.0, float(self.spec.round_timeout_s))
+        answered = set()
         for reply in self.grid.send_and_receive(messages, timeout=timeout):
             node_id = reply.metadata.src_node_id
+            answered.add(node_id)
             if reply.has_error():
                 self._refuse(node_id, f"identify failed: {reply.error.reason}")
                 continue
@@ -296,7 +307,10 @@ class Coordinator:
                 self._refuse(node_id, f"{account} stakes {stake}, below {self.spec.min_stake}")
                 continue
             self.providers[node_id] = account
+            self.silent.pop(node_id, None)
             self._event("provider", node_id=node_id, account=account, stake=stake)
+        for node_id in set(nodes) - answered:  # dead, or busy: ask again later, not every poll
+            self.silent[node_id] = time.monotonic() + SILENT_BACKOFF
 
     def _refuse(self, node_id: int, reason: str) -> None:
         self.refused.add(node_id)

@@ -37,6 +37,7 @@ from cairn.core.errors import CairnError, Conflict, Forbidden, InvalidInput, Not
 from cairn.core.recipe import Recipe, recipe_to_yaml
 from cairn.data.service import DataService
 from cairn.db.engine import Database
+from cairn.identity.signers import Signers
 from cairn.store.base import BlobStore
 from cairn.train.catalog import ModelCatalog
 from cairn.train.inner import check_inputs
@@ -70,6 +71,7 @@ class JobService:
         catalog: ModelCatalog,
         superlink: SuperLink,
         operator: LocalAccount,
+        signers: Signers,
         jobs_dir: Path,
         node_url: str,
     ) -> None:
@@ -81,6 +83,7 @@ class JobService:
         self.catalog = catalog
         self.superlink = superlink
         self.operator = operator
+        self.signers = signers
         self.jobs_dir = jobs_dir
         self.node_url = node_url
         self._lock = threading.Lock()
@@ -303,8 +306,12 @@ class JobService:
 
     # -- control --------------------------------------------------------------------------------
 
-    def cancel(self, job_id: str, by: str) -> dict[str, Any]:
-        """Stop a job (its builder only); a finished job cannot be cancelled."""
+    def cancel(self, job_id: str, by: str, signer: LocalAccount | None = None) -> dict[str, Any]:
+        """Stop a job (its builder only); a finished job cannot be cancelled.
+
+        With the builder's key (`signer`) an escrowed budget goes back to the builder at once;
+        without it the builder cancels the job in JobEscrow itself (`cairn job cancel` does).
+        """
         job = self.get(job_id)
         if job["builder"].lower() != by.lower():
             raise Forbidden(f"job {job_id} belongs to {job['builder']}")
@@ -314,7 +321,31 @@ class JobService:
         if job["run_id"] is not None:
             self.superlink.stop_run(int(job["run_id"]))
         self._update(job_id, status="cancelled", finished_at=time.time())
+        self.refund(job_id, signer)
         return self.get(job_id)
+
+    def refund(self, job_id: str, signer: LocalAccount | None) -> int:
+        """Give an unfinished job's budget back and free its providers' stakes.
+
+        Cancels the job in JobEscrow with the builder's key when given (returns the refund), and
+        releases every provider it enlisted once the job is no longer open.
+        """
+        job = self.get(job_id)
+        if not job["escrowed"]:
+            return 0
+        refund = 0
+        escrow = self.chain.escrow
+        if signer is not None and escrow.job_state(job_id) == JobState.OPEN:
+            refund, _ = escrow.cancel_job(signer, job_id)
+            self._update(job_id, payouts={**job["payouts"], "refund": str(refund)})
+        if escrow.job_state(job_id) != JobState.OPEN:
+            providers = dict(job["providers"])
+            for account, info in providers.items():
+                if info.get("enlisted") and not info.get("released"):
+                    escrow.release(self.operator, job_id, account)
+                    providers[account] = {**info, "released": True}
+            self._update(job_id, providers=providers)
+        return refund
 
     def resume(self) -> list[str]:
         """Start a new Flower run for every job that was running; returns their ids."""
@@ -357,7 +388,10 @@ class JobService:
         job = self.get(job_id)
         if job["status"] in ACTIVE and time.time() - job["created_at"] > max_seconds:
             folder.request_cancel()
+            if job["run_id"] is not None:
+                self.superlink.stop_run(int(job["run_id"]))
             self._update(job_id, status="failed", error=f"exceeded max_seconds={max_seconds}")
+            self.refund(job_id, self._builder_key(job_id))
 
     def _apply(self, job_id: str, folder: JobDir, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -377,6 +411,7 @@ class JobService:
             self._update(job_id, round=int(event["round"]), history=[*job["history"], entry])
         elif kind == "failed":
             self._update(job_id, status="failed", error=event["error"], finished_at=time.time())
+            self.refund(job_id, self._builder_key(job_id))
         elif kind == "cancelled":
             self._update(job_id, status="cancelled", finished_at=time.time())
         elif kind == "finished":
@@ -387,6 +422,13 @@ class JobService:
                 self._update(job_id, status="failed", error=f"finishing: {exc.message}")
                 raise
             self._update(job_id, status="finished", finished_at=time.time(), **result)
+
+    def _builder_key(self, job_id: str) -> LocalAccount | None:
+        """The builder's key when this node holds it unlocked."""
+        try:
+            return self.signers.get(self.get(job_id)["builder"])
+        except CairnError:
+            return None
 
     def _enlist(self, job_id: str, account: str, node_id: int) -> None:
         job = self.get(job_id)

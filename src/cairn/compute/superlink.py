@@ -17,7 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -78,6 +80,15 @@ def flower_tool(name: str) -> str:
     if not path.exists():
         raise Unavailable(f"{name} is not installed beside {sys.executable}: install flwr")
     return str(path)
+
+
+def death_signal() -> Callable[[], None] | None:
+    """What to run in a child before exec so that it dies with this process (main thread only).
+
+    Linux ties the signal to the thread that forks, so a child forked from a short-lived
+    thread would be killed when that thread ends: only the main thread asks for it.
+    """
+    return die_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
 def die_with_parent() -> None:
@@ -175,7 +186,7 @@ class SuperLink:
                 stderr=subprocess.STDOUT,
                 env=flower_env(self.folder / "home"),
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=death_signal(),
             )
         try:
             wait_for_port(self.host, self.control_port, START_TIMEOUT, self.process)

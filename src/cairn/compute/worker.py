@@ -23,7 +23,7 @@ from eth_account.signers.local import LocalAccount
 
 from cairn.api.client import NodeClient
 from cairn.chain.anvil import free_port
-from cairn.compute.superlink import die_with_parent, flower_env, flower_tool, stop_group
+from cairn.compute.superlink import death_signal, flower_env, flower_tool, stop_group
 from cairn.core.errors import InvalidInput, Unavailable
 
 
@@ -100,7 +100,7 @@ class Worker:
                 stderr=subprocess.STDOUT,
                 env=flower_env(self.work_dir / "flower"),
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=death_signal(),
             )
         return self.process
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from cairn.api.deps import NodeDep, SessionAddress
 from cairn.api.schemas import Strict
-from cairn.core.errors import CairnError, InvalidInput
+from cairn.core.errors import CairnError
 from cairn.core.recipe import load_recipe, parse_recipe
 
 router = APIRouter(tags=["compute"])
@@ -94,7 +94,10 @@ def job_logs(
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel_job(node: NodeDep, job_id: str, builder: SessionAddress) -> dict[str, Any]:
-    """Stop a running job (its builder only)."""
-    if not job_id:
-        raise InvalidInput("job id missing")
-    return node.jobs.cancel(job_id, builder)
+    """Stop a running job (its builder only); the budget comes back when the node holds the
+    builder's key, else the builder cancels the job in JobEscrow itself."""
+    try:
+        signer = node.signers.get(builder)
+    except CairnError:
+        signer = None
+    return node.jobs.cancel(job_id, builder, signer)
