@@ -72,8 +72,8 @@ def start(
             + (f", RPC {node.rpc_url}" if node.rpc_url else ""),
             f"[bold]data folder[/]        {config.data_dir}",
             f"[bold]operator[/]           {node.operator.address}",
-            f"[bold]Flower fleet API[/]   {node.superlink.fleet_address}   "
-            f"(workers: cairn worker start --node http://{host}:{port})",
+            f"[bold]Flower fleet API[/]   {node.superlink.fleet_address}",
+            f"[bold]providers[/]          cairn worker start --account NAME",
         ]
         if resumed:
             lines.append(f"[bold]resumed jobs[/]       {', '.join(resumed)}")
