@@ -73,7 +73,7 @@ def start(
             f"[bold]data folder[/]        {config.data_dir}",
             f"[bold]operator[/]           {node.operator.address}",
             f"[bold]Flower fleet API[/]   {node.superlink.fleet_address}",
-            f"[bold]providers[/]          cairn worker start --account NAME",
+            "[bold]providers[/]          cairn worker start --account NAME",
         ]
         if resumed:
             lines.append(f"[bold]resumed jobs[/]       {', '.join(resumed)}")
