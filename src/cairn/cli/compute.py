@@ -77,11 +77,15 @@ def _follow(api: NodeClient, job_id: str) -> dict[str, Any]:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("round {task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("step {task.fields[step]}/{task.fields[steps]}"),
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(job["name"], total=job["rounds"], status=job["status"])
+        h = int(job["recipe"]["distributed"]["inner_steps"])  # optimizer steps per worker per round
+        bar = progress.add_task(
+            job["name"], total=job["rounds"], status=job["status"], step=0, steps=job["rounds"] * h
+        )
         while True:
             job = api.request("GET", f"/jobs/{job_id}")
             last = job["history"][-1] if job["history"] else {}
@@ -89,7 +93,7 @@ def _follow(api: NodeClient, job_id: str) -> dict[str, Any]:
             if last:
                 status += f"  loss {last['train_loss']:.4f}"
                 status += "".join(f"  {k} {v:.4f}" for k, v in sorted(last["eval"].items()))
-            progress.update(bar, completed=job["round"], status=status)
+            progress.update(bar, completed=job["round"], status=status, step=job["round"] * h)
             if job["status"] in DONE:
                 return job
             time.sleep(1.0)
