@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cairn.api.client import NodeClient
-from cairn.compute.jobs import held_out_split
+from cairn.compute.inputs import held_out_split
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.node import Node
 from tests.compute.conftest import anchored_dataset, register_tiny

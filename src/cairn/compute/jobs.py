@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import random
 import secrets
 import threading
 import time
@@ -29,6 +27,7 @@ from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
 from cairn.chain.escrow import JobState
 from cairn.compute.finish import finish_job
+from cairn.compute.inputs import held_out_split, training_records
 from cairn.compute.jobdir import JobDir, JobSpec
 from cairn.compute.models import JobRow, WorkReportRow
 from cairn.compute.reports import report_from_json, report_leaf, verify_report
@@ -47,13 +46,6 @@ log = logging.getLogger("cairn.jobs")
 
 ACTIVE = ("queued", "running")
 JOB_STATES = ("queued", "running", "finishing", "finished", "failed", "cancelled")
-TASK = {
-    "sft": "instruction",
-    "lora": "instruction",
-    "distill": "instruction",
-    "classify": "classification",
-    "grpo": "verifiable",
-}
 DEADLINE_SLACK = 3600  # seconds past the recipe's max_seconds before a builder may reclaim
 
 
@@ -118,7 +110,7 @@ class JobService:
             teacher_folder = str(self.catalog.folder(teacher))
             teacher_manifest = self.catalog.manifest(teacher)
 
-        records, labels, datasets = self._records(recipe)
+        records, labels, datasets = training_records(self.data, recipe)
         check_inputs(method, records, hyperparameters(method, hparams.model_dump()), labels)
         train, held_out = held_out_split(records, recipe.evaluation.split, recipe.evaluation.seed)
 
@@ -192,49 +184,6 @@ class JobService:
             session.add(row)
         self._start_run(job_id)
         return self.get(job_id)
-
-    def _records(
-        self, recipe: Recipe
-    ) -> tuple[list[dict[str, Any]], list[str] | None, list[dict[str, Any]]]:
-        """Every training record of the recipe's dataset versions, the labels, the lineage."""
-        task = TASK[recipe.method]
-        records: list[dict[str, Any]] = []
-        labels: list[str] | None = None
-        lineage = []
-        for ref in recipe.datasets:
-            spec = self.data.datasets.spec(ref.dataset)
-            if spec.task.type != task:
-                raise InvalidInput(
-                    f"datasets: {recipe.method} needs {task} records, but dataset "
-                    f"{ref.dataset} holds {spec.task.type} records"
-                )
-            if task == "classification":
-                if labels is not None and labels != spec.task.labels:
-                    raise InvalidInput("datasets: classification datasets must share one label set")
-                labels = list(spec.task.labels)
-            versions = self.data.anchoring.versions(ref.dataset)
-            if not versions:
-                raise NotFound(
-                    f"dataset {ref.dataset} has no anchored version yet: anchor it first"
-                )
-            chosen = next((v for v in versions if v["version"] == ref.version), None)
-            if ref.version is None:
-                chosen = versions[0]
-            if chosen is None:
-                raise NotFound(f"{ref.version} is not a version of dataset {ref.dataset}")
-            for record in self.data.anchoring.records(ref.dataset, chosen["version"]):
-                records.append({k: v for k, v in record.items() if not k.startswith("_")})
-            lineage.append(
-                {
-                    "dataset": ref.dataset,
-                    "version": chosen["version"],
-                    "records": chosen["records"],
-                    "attribution_cid": chosen["attribution_cid"],
-                }
-            )
-        if len(records) < 2:
-            raise InvalidInput("datasets: a job needs at least 2 records (one held out)")
-        return records, labels, lineage
 
     def _fund(
         self,
@@ -486,19 +435,6 @@ class JobService:
             for key, value in fields.items():
                 setattr(row, key, value)
             row.updated_at = time.time()
-
-
-def held_out_split(
-    records: list[dict[str, Any]], share: float, seed: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, held out): `ceil(share * n)` records drawn by `seed`, at least one each side."""
-    n = len(records)
-    held = min(max(1, math.ceil(share * n)), n - 1)
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    chosen = set(order[:held])
-    train = [r for i, r in enumerate(records) if i not in chosen]
-    return train, [records[i] for i in sorted(chosen)]
 
 
 def job_to_dict(row: JobRow, history: bool = True) -> dict[str, Any]:
