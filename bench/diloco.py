@@ -65,7 +65,6 @@ from cairn.train.tiny import tiny_causal_lm
 
 WORKERS = 4
 HS = (50, 500)  # DiLoCo's inner steps per round; T must be a multiple of each
-OUTER_LR, OUTER_MOMENTUM = 0.7, 0.9  # the DiLoCo paper's outer Nesterov settings
 SEED = 0
 EVAL_RECORDS = 512
 LETTERS = "abcdefghij"
@@ -115,6 +114,8 @@ class Setup:
     hidden_size: int  # tiny_causal_lm width
     layers: int  # tiny_causal_lm depth
     pretrain_steps: int  # sft steps of the shared warm start every run begins from
+    outer_lr: float = 0.7  # DiLoCo's outer Nesterov learning rate (the paper's 0.7)
+    outer_momentum: float = 0.9  # and momentum (the paper's 0.9)
 
 
 def hyperparameters(setup: Setup) -> SftHyperparameters:
@@ -218,8 +219,8 @@ def train_diloco(setup: Setup, init: dict[str, torch.Tensor], h: int) -> tuple[A
             [res.params for res in results],
             [res.samples for res in results],
             state,
-            lr=OUTER_LR,
-            momentum=OUTER_MOMENTUM,
+            lr=setup.outer_lr,
+            momentum=setup.outer_momentum,
             nesterov=True,
             aggregator=aggregator,
         )
@@ -246,6 +247,8 @@ def main() -> None:
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--pretrain-steps", type=int, default=1000, help="shared warm start")
+    parser.add_argument("--outer-lr", type=float, default=0.7, help="DiLoCo outer learning rate")
+    parser.add_argument("--outer-momentum", type=float, default=0.9, help="DiLoCo outer momentum")
     parser.add_argument(
         "--jobs", type=int, default=min(3, os.cpu_count() or 1), help="runs in parallel processes"
     )
@@ -264,6 +267,8 @@ def main() -> None:
         hidden_size=args.hidden_size,
         layers=args.layers,
         pretrain_steps=args.pretrain_steps,
+        outer_lr=args.outer_lr,
+        outer_momentum=args.outer_momentum,
     )
 
     started = time.perf_counter()
