@@ -104,6 +104,19 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def spawn_flower(command: list[str], log: Path, flwr_home: Path) -> subprocess.Popen[bytes]:
+    """Start a Flower process in its own session, logging to `log`, dying with this process."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=flower_env(flwr_home),
+            start_new_session=True,
+            preexec_fn=death_signal(),
+        )
+
+
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
     """Wait until something listens on host:port, or fail if `process` exits first."""
     deadline = time.monotonic() + timeout
@@ -179,15 +192,7 @@ class SuperLink:
             "--serverappio-api-address",
             f"{self.host}:{self.serverappio_port}",
         ]
-        with (self.folder / "superlink.log").open("ab") as out:
-            self.process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=flower_env(self.folder / "home"),
-                start_new_session=True,
-                preexec_fn=death_signal(),
-            )
+        self.process = spawn_flower(command, self.folder / "superlink.log", self.folder / "home")
         try:
             wait_for_port(self.host, self.control_port, START_TIMEOUT, self.process)
             wait_for_port(self.host, self.fleet_port, START_TIMEOUT, self.process)

@@ -23,7 +23,7 @@ from eth_account.signers.local import LocalAccount
 
 from cairn.api.client import NodeClient
 from cairn.chain.anvil import free_port
-from cairn.compute.superlink import death_signal, flower_env, flower_tool, stop_group
+from cairn.compute.superlink import flower_tool, spawn_flower, stop_group
 from cairn.core.errors import InvalidInput, Unavailable
 
 
@@ -93,15 +93,9 @@ class Worker:
             "--node-config",
             node_config,
         ]
-        with (self.work_dir / "supernode.log").open("ab") as out:
-            self.process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=flower_env(self.work_dir / "flower"),
-                start_new_session=True,
-                preexec_fn=death_signal(),
-            )
+        self.process = spawn_flower(
+            command, self.work_dir / "supernode.log", self.work_dir / "flower"
+        )
         return self.process
 
     def stop(self) -> None:
