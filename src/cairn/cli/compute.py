@@ -64,7 +64,9 @@ def _fund_escrow(api: NodeClient, builder: Any, text: str, recipe: Any) -> str:
     recipe_cid = api.upload(text.encode())
     job_id = "0x" + secrets.token_hex(32)
     escrow = api.chain()["contracts"]["JobEscrow"]["address"]
-    deadline = int(time.time()) + recipe.budget.max_seconds + 3600
+    from cairn.compute.jobs import DEADLINE_SLACK
+
+    deadline = int(time.time()) + recipe.budget.max_seconds + DEADLINE_SLACK
     api.transact(builder, "CairnToken", "approve", escrow, budget)
     api.transact(builder, "JobEscrow", "create_job", job_id, budget, base, recipe_cid, deadline)
     return job_id

@@ -374,10 +374,7 @@ class JobService:
 
     def _builder_key(self, job_id: str) -> LocalAccount | None:
         """The builder's key when this node holds it unlocked."""
-        try:
-            return self.signers.get(self.get(job_id)["builder"])
-        except CairnError:
-            return None
+        return self.signers.find(self.get(job_id)["builder"])
 
     def _enlist(self, job_id: str, account: str, node_id: int) -> None:
         job = self.get(job_id)

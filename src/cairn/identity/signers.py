@@ -66,3 +66,10 @@ class Signers:
         """Whether the key of `address` is unlocked here now."""
         with self._lock:
             return address.lower() in self._unlocked
+
+    def find(self, address: str) -> LocalAccount | None:
+        """The key of `address` if this node can use it (as `get`), else None."""
+        try:
+            return self.get(address)
+        except CairnError:
+            return None

@@ -9,7 +9,6 @@ from pydantic import Field
 
 from cairn.api.deps import NodeDep, SessionAddress
 from cairn.api.schemas import Strict
-from cairn.core.errors import CairnError
 from cairn.core.recipe import load_recipe, parse_recipe
 
 router = APIRouter(tags=["compute"])
@@ -60,10 +59,7 @@ def create_job(node: NodeDep, body: JobCreate, builder: SessionAddress) -> dict[
         recipe = load_recipe(body.recipe, source="recipe")
     else:
         recipe = parse_recipe(body.recipe, source="recipe")
-    try:
-        signer = node.signers.get(builder)
-    except CairnError:
-        signer = None
+    signer = node.signers.find(builder)
     return node.jobs.create(builder, recipe, signer=signer, job_id=body.job_id)
 
 
@@ -96,8 +92,4 @@ def job_logs(
 def cancel_job(node: NodeDep, job_id: str, builder: SessionAddress) -> dict[str, Any]:
     """Stop a running job (its builder only); the budget comes back when the node holds the
     builder's key, else the builder cancels the job in JobEscrow itself."""
-    try:
-        signer = node.signers.get(builder)
-    except CairnError:
-        signer = None
-    return node.jobs.cancel(job_id, builder, signer)
+    return node.jobs.cancel(job_id, builder, node.signers.find(builder))
