@@ -44,6 +44,11 @@ class NodeConfig:
     fleet_port: int = DEFAULT_FLEET_PORT  # the Flower SuperLink's Fleet API: workers connect here
     control_port: int | None = None  # the SuperLink's Control API; default: any free port
     serverappio_port: int | None = None  # the SuperLink's ServerAppIo API; default: any free port
+    epoch_seconds: float = 86_400.0  # settle revenue this often on its own; 0 = only by hand
+    model_memory_mb: int = 4_096  # in-process models kept loaded within this many MiB (LRU)
+    upstreams: tuple[str, ...] = ()  # ASSET=URL[#NAME]: models served by OpenAI-style servers
+    upstream_api_key: str | None = None  # the API key those servers expect
+    llama_cpp: bool = False  # serve packaged GGUF models with llama.cpp (the llamacpp extra)
 
     @classmethod
     def from_env(cls, **overrides: object) -> NodeConfig:
@@ -62,6 +67,16 @@ class NodeConfig:
             config.node_url = env["CAIRN_NODE"]
         if env.get("CAIRN_FLEET_PORT"):
             config.fleet_port = _port(env["CAIRN_FLEET_PORT"], "CAIRN_FLEET_PORT")
+        if env.get("CAIRN_EPOCH_SECONDS"):
+            config.epoch_seconds = _number(env["CAIRN_EPOCH_SECONDS"], "CAIRN_EPOCH_SECONDS")
+        if env.get("CAIRN_MODEL_MEMORY_MB"):
+            config.model_memory_mb = int(
+                _number(env["CAIRN_MODEL_MEMORY_MB"], "CAIRN_MODEL_MEMORY_MB")
+            )
+        if env.get("CAIRN_UPSTREAMS"):
+            config.upstreams = tuple(u.strip() for u in env["CAIRN_UPSTREAMS"].split(","))
+        config.upstream_api_key = env.get("CAIRN_UPSTREAM_API_KEY") or None
+        config.llama_cpp = env.get("CAIRN_LLAMA_CPP", "").lower() in ("1", "true", "yes")
         if env.get("CAIRN_PUBLIC_DOMAINS"):
             config.public_domains = tuple(d.strip() for d in env["CAIRN_PUBLIC_DOMAINS"].split(","))
         for key, value in overrides.items():
@@ -104,3 +119,13 @@ def _port(text: str, name: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ConfigError(f"{name} must be a TCP port 1-65535; got {text!r}")
     return int(text)
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ConfigError(f"{name} must be a non-negative number; got {text!r}")
+    return value

@@ -20,9 +20,11 @@ from cairn.config import NodeConfig, remembered_chain
 from cairn.core.errors import ConfigError, NotFound
 from cairn.data.service import DataService
 from cairn.db.engine import Database
+from cairn.economy.service import Economy, Schedule
 from cairn.identity.keystore import Keystore
 from cairn.identity.signers import Signers
 from cairn.identity.siwe import SiweAuth
+from cairn.serve.gateway import Gateway, Upstream
 from cairn.store.base import BlobStore
 from cairn.store.local import LocalBlobStore
 from cairn.train.base_models import BaseModels
@@ -33,6 +35,7 @@ log = logging.getLogger("cairn.node")
 ETHER = 10**18
 TOKEN = 10**18
 OPERATOR = "operator"
+GATEWAY = "gateway"  # the treasury of prepaid balances and the signer of usage receipts
 GC_THRESHOLD = 20_000
 DEV_ETHER = 100 * ETHER  # gas money for each dev account
 DEV_TOKENS = 1_000 * TOKEN  # CAIRN minted to each dev account on a fresh dev node
@@ -59,7 +62,7 @@ class Node:
         )
         try:
             self.client = ChainClient(self.backend)
-            self.operator = self._operator()
+            self.operator = self._node_account(OPERATOR)
             deployment, fresh = load_or_deploy(
                 self.client,
                 self.operator,
@@ -108,6 +111,24 @@ class Node:
                 jobs_dir=self.data_dir / "jobs",
                 node_url=config.base_url,
             )
+            self.gateway_account = self._node_account(GATEWAY)
+            self.economy = Economy(
+                db=self.db,
+                store=self.store,
+                chain=self.chain,
+                assets=self.assets,
+                anchoring=self.data.anchoring,
+                gateway=self.gateway_account,
+                schedule=Schedule(epoch_seconds=config.epoch_seconds),
+            )
+            self.gateway = Gateway(
+                self.catalog,
+                self.economy.meter,
+                memory_budget=config.model_memory_mb * 2**20,
+                upstreams=tuple(Upstream.parse(u) for u in config.upstreams),
+                upstream_api_key=config.upstream_api_key,
+                llama_cpp=config.llama_cpp,
+            )
         except BaseException:
             self.backend.close()
             raise
@@ -123,35 +144,42 @@ class Node:
             )
         return LocalBlobStore(self.data_dir / "blobs")
 
-    def _operator(self) -> LocalAccount:
-        """The node's own account: deploys contracts, mints on dev chains, pays relayed gas."""
+    def _node_account(self, label: str) -> LocalAccount:
+        """One of the node's own accounts: the operator (deploys contracts, mints on dev chains,
+        pays relayed gas) or the gateway (holds deposits, signs receipts, funds epochs)."""
         try:
-            info = self.keystore.find_by_label(OPERATOR)
+            info = self.keystore.find_by_label(label)
         except NotFound:
             if self.config.dev:
-                info = self.keystore.create(None, label=OPERATOR, dev=True)
+                info = self.keystore.create(None, label=label, dev=True)
             elif self.config.password:
-                info = self.keystore.create(self.config.password, label=OPERATOR)
+                info = self.keystore.create(self.config.password, label=label)
             else:
                 raise ConfigError(
-                    "the node needs a password for its operator account: set CAIRN_PASSWORD, "
+                    f"the node needs a password for its {label} account: set CAIRN_PASSWORD, "
                     "or start a development node with --dev"
                 ) from None
         if not info.dev and not self.config.password:
             raise ConfigError(
-                f"set CAIRN_PASSWORD to unlock the node's operator account {info.address}"
+                f"set CAIRN_PASSWORD to unlock the node's {label} account {info.address}"
             )
-        operator = self.signers.hold(
+        account = self.signers.hold(
             self.keystore.unlock(info.address, None if info.dev else self.config.password)
         )
-        if self.backend.can_fund and self.client.balance(operator.address) < 10 * ETHER:
-            self.backend.fund(operator.address, 1_000 * ETHER)
-        elif self.client.balance(operator.address) == 0:
+        if self.backend.can_fund and self.client.balance(account.address) < 10 * ETHER:
+            self.backend.fund(account.address, 1_000 * ETHER)
+        elif label == OPERATOR and self.client.balance(account.address) == 0:
             raise ConfigError(
-                f"the operator account {operator.address} has no ether on {self.chain_spec}: "
+                f"the operator account {account.address} has no ether on {self.chain_spec}: "
                 "fund it to pay for deploying Cairn's contracts"
             )
-        return operator
+        elif self.client.balance(account.address) == 0:
+            log.warning(
+                "the %s account %s has no ether: fund it to anchor receipts and settle epochs",
+                label,
+                account.address,
+            )
+        return account
 
     def _ensure_dev_accounts(self, fresh: bool) -> None:
         """Create and fund the dev accounts; they are unencrypted, so say so loudly."""

@@ -16,6 +16,7 @@ from cairn.core.attribution import (
     ContributionCredit,
     ReviewCredit,
     attribution_table,
+    checksum_address,
     table_document,
 )
 from cairn.core.errors import InvalidInput
@@ -257,3 +258,10 @@ def test_table_document_refuses_a_table_that_is_not_whole() -> None:
         table_document({"alice": SCALE - 1}, dataset_id=1, version=None, policy={})
     with pytest.raises(InvalidInput, match="non-negative integer"):
         table_document({"alice": SCALE + 1, "bob": -1}, dataset_id=1, version=None, policy={})
+
+
+@given(st.binary(min_size=20, max_size=20))
+def test_checksum_address_matches_eth_utils(raw: bytes) -> None:
+    address = "0x" + raw.hex()
+    assert checksum_address(address) == to_checksum_address(address)
+    assert checksum_address(address.upper().replace("0X", "0x")) == to_checksum_address(address)

@@ -7,7 +7,18 @@ from fastapi import APIRouter, FastAPI
 from cairn import __version__
 from cairn.api import problems
 from cairn.api.background import lifespan_for
-from cairn.api.routers import accounts, assets, auth, blobs, chain, compute, datasets, health
+from cairn.api.routers import (
+    accounts,
+    assets,
+    auth,
+    blobs,
+    chain,
+    compute,
+    datasets,
+    economy,
+    gateway,
+    health,
+)
 from cairn.node import Node
 from cairn.web import pages
 
@@ -27,8 +38,9 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
     app.state.node = node
     problems.install(app)
     api = APIRouter(prefix="/api/v1")
-    for module in (health, chain, accounts, assets, auth, blobs, datasets, compute):
+    for module in (health, chain, accounts, assets, auth, blobs, datasets, compute, economy):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(gateway.router)
     app.include_router(pages.router)
     return app

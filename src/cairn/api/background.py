@@ -50,6 +50,12 @@ class Scheduler:
             except Exception:  # keep the scheduler alive; the next tick retries
                 log.exception("scheduled anchoring crashed")
             try:
+                self.node.economy.tick()
+            except CairnError as exc:
+                log.warning("anchoring receipts or settling failed: %s", exc.message)
+            except Exception:  # keep the scheduler alive; the next tick retries
+                log.exception("anchoring receipts or settling crashed")
+            try:
                 self.node.jobs.tick()
             except CairnError as exc:
                 log.warning("following jobs failed: %s", exc.message)

@@ -20,16 +20,42 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+# OpenAI's error types and codes by status, for the OpenAI-compatible routes under /v1.
+OPENAI_ERRORS = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    402: ("insufficient_quota", "insufficient_quota"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "model_not_found"),
+    422: ("invalid_request_error", None),
+    503: ("server_error", "service_unavailable"),
+}
+
+
+def openai_error(status: int, message: str) -> JSONResponse:
+    """An error in the shape OpenAI clients parse; invalid input is a 400 there."""
+    status = 400 if status == 422 else status
+    kind, code = OPENAI_ERRORS.get(status, ("server_error", None))
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status)
+
+
+def _is_openai(request: Request) -> bool:
+    return request.url.path.startswith("/v1/")
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn exceptions into problem details."""
+    """Register the handlers that turn exceptions into problem details (OpenAI errors on /v1)."""
 
     @app.exception_handler(CairnError)
-    async def cairn_error(_: Request, exc: CairnError) -> JSONResponse:
+    async def cairn_error(request: Request, exc: CairnError) -> JSONResponse:
+        if _is_openai(request):
+            return openai_error(exc.status, exc.message)
         extra = {"reason": exc.reason} if isinstance(exc, ChainError) and exc.reason else {}
         return problem(exc.status, exc.title, exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
@@ -37,10 +63,14 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p != "body")
         detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+        if _is_openai(request):
+            return openai_error(400, detail)
         return problem(422, "Invalid input", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _is_openai(request):
+            return openai_error(exc.status_code, str(exc.detail))
         return problem(exc.status_code, _title(exc.status_code), str(exc.detail))
 
 

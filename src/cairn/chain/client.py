@@ -107,10 +107,14 @@ class ChainClient:
             params = cast(TxParams, {"from": sender} if sender else {})
             return fn.call(params)
 
-    def logs(self, event: Any, from_block: int, to_block: int) -> list[Any]:
-        """Decoded logs of a contract event over a block range."""
+    def logs(
+        self, event: Any, from_block: int, to_block: int, filters: dict[str, Any] | None = None
+    ) -> list[Any]:
+        """Decoded logs of a contract event over a block range, optionally by indexed args."""
         with self._lock:
-            return list(event.get_logs(from_block=from_block, to_block=to_block))
+            return list(
+                event.get_logs(argument_filters=filters, from_block=from_block, to_block=to_block)
+            )
 
     def block_number(self) -> int:
         """The newest block."""

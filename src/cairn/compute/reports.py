@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from cairn.core.errors import InvalidInput
+from cairn.identity.statements import check_signer, sign_statement, statement_leaf
 
 SCHEMA = "cairn.work-report/v1"
 
@@ -62,28 +61,17 @@ def sign_report(report: WorkReport, account: LocalAccount) -> str:
     """The provider's EIP-191 signature over the report, 0x-hex."""
     if account.address.lower() != report.account.lower():
         raise InvalidInput(f"report names {report.account}, but the key is {account.address}")
-    message = encode_defunct(primitive=report.canonical())
-    return str(account.sign_message(message).signature.to_0x_hex())
+    return sign_statement(account, report.canonical())
 
 
 def verify_report(report: WorkReport, signature: str) -> None:
     """Raise `InvalidInput` unless `signature` is the report's account signing it."""
-    try:
-        signer = Account.recover_message(
-            encode_defunct(primitive=report.canonical()), signature=signature
-        )
-    except Exception as exc:  # malformed signatures raise several types
-        raise InvalidInput(f"work report signature is malformed: {exc}") from None
-    if signer.lower() != report.account.lower():
-        raise InvalidInput(f"work report is signed by {signer}, not by {report.account}")
+    check_signer(report.canonical(), signature, report.account, "work report")
 
 
 def report_leaf(report: WorkReport, signature: str) -> str:
     """The anchored leaf of a signed report: sha256 of its canonical JSON and signature, 0x-hex."""
-    body = json.loads(report.canonical())
-    body["signature"] = signature
-    data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    return "0x" + hashlib.sha256(data).hexdigest()
+    return statement_leaf(report.canonical(), signature)
 
 
 def report_from_json(data: Mapping[str, Any]) -> WorkReport:

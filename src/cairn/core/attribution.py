@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils import is_hex_address
 
 from cairn.core.errors import InvalidInput
+from cairn.core.merkle import keccak256
 from cairn.core.policy import BPS
 
 SCALE = 10**18  # weights are integers in parts of SCALE and sum to exactly SCALE
@@ -41,7 +42,18 @@ class ReviewCredit:
     useful: bool
 
 
-@functools.lru_cache(maxsize=1 << 16)  # checksumming is costly and the same accounts recur
+def checksum_address(address: str) -> str:
+    """EIP-55 form of a hex address (`to_checksum_address`, with the faster keccak)."""
+    hex_digits = address.lower().removeprefix("0x")
+    digest = keccak256(hex_digits.encode()).hex()
+    return "0x" + "".join(
+        c.upper() if c.isalpha() and int(digest[i], 16) >= 8 else c
+        for i, c in enumerate(hex_digits)
+    )
+
+
+# Checksumming is costly and the same accounts recur: room for a 100,000-account settlement.
+@functools.lru_cache(maxsize=1 << 18)
 def account_key(account: str) -> tuple[str, str]:
     """(merge key, display form): addresses in EIP-55 checksum form, other names as given.
 
@@ -50,7 +62,7 @@ def account_key(account: str) -> tuple[str, str]:
     if not isinstance(account, str) or not account.strip():
         raise InvalidInput(f"attribution: account must be a non-empty string; got {account!r}")
     if is_hex_address(account):
-        shown = to_checksum_address(account)
+        shown = checksum_address(account)
         return shown.lower(), shown
     return account.lower(), account
 

@@ -90,3 +90,10 @@ class Unavailable(CairnError, ConnectionError):
 
     status = 503
     title = "Service unavailable"
+
+
+class PaymentRequired(CairnError):
+    """The account's prepaid balance does not cover the request."""
+
+    status = 402
+    title = "Payment required"

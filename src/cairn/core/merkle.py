@@ -49,6 +49,11 @@ except ImportError:  # pragma: no cover - the same hash through pycryptodome
         return bytes(_eth_keccak(data))
 
 
+def keccak256(data: bytes) -> bytes:
+    """Keccak-256 of `data` (Ethereum's hash), by the fastest implementation installed."""
+    return _keccak(data)
+
+
 FORMAT = "standard-v1"
 
 Node = bytes | str

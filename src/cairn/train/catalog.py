@@ -119,6 +119,8 @@ class ModelCatalog:
         if not (folder / "config.json").exists():
             raise InvalidInput(f"{folder} is not a Hugging Face model folder (no config.json)")
         weights = store_folder(self.store, folder)
+        config = json.loads((folder / "config.json").read_text())
+        architectures = [str(a) for a in config.get("architectures") or []]
         return self.assets.register(
             owner,
             kind="model",
@@ -127,5 +129,8 @@ class ModelCatalog:
             description=description,
             parents=parents,
             split=split or DEFAULT_MODEL_SPLIT,
-            extra={"model": {"weights": weights, "family": family}, **(extra or {})},
+            extra={
+                "model": {"weights": weights, "family": family, "architectures": architectures},
+                **(extra or {}),
+            },
         )

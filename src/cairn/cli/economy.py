@@ -1,0 +1,200 @@
+"""`cairn key`, `cairn balance`, `cairn model price`, `cairn settle`, `cairn earnings`,
+`cairn claim`: paying for models and being paid for what they stand on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import typer
+
+from cairn.cli.common import DataDir, NodeUrl, client, find_account, keystore, unlock
+from cairn.cli.output import console, fields, parse_units, table, units
+
+key_app = typer.Typer(help="API keys for the OpenAI-compatible API at /v1.", no_args_is_help=True)
+balance_app = typer.Typer(help="Prepaid balances that pay for API calls.", no_args_is_help=True)
+
+Account = Annotated[str, typer.Option("--account", "-a", help="Your account: address or label")]
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def _address(data_dir: Any, who: str) -> str:
+    return who if who.startswith("0x") else find_account(keystore(data_dir), who).address
+
+
+@key_app.command("create")
+def key_create(
+    account: Account,
+    name: Annotated[str, typer.Option(help="A label to tell your keys apart")] = "",
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Create an API key; its secret is printed once, so keep it."""
+    signer = unlock(data_dir, account)
+    with client(node_url) as api:
+        api.sign_in(signer)
+        key = api.request("POST", "/keys", json={"name": name})
+    fields("API key", {"id": key["key_id"], "account": key["account"], "name": key["name"]})
+    console.print("secret (shown only now):")
+    console.print(key["secret"], highlight=False, soft_wrap=True)
+
+
+@key_app.command("list")
+def key_list(account: Account, data_dir: DataDir = None, node_url: NodeUrl = None) -> None:
+    """Your API keys."""
+    signer = unlock(data_dir, account)
+    with client(node_url) as api:
+        api.sign_in(signer)
+        keys = api.request("GET", "/keys")
+    rows = [
+        [
+            k["key_id"],
+            k["name"],
+            _when(k["created_at"]),
+            _when(k["last_used_at"]),
+            "revoked " + _when(k["revoked_at"]) if k["revoked_at"] else "active",
+        ]
+        for k in keys
+    ]
+    table(f"API keys of {signer.address}", ["id", "name", "created", "last used", "state"], rows)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_...)")],
+    account: Account,
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Revoke an API key: requests with it are refused from now on."""
+    signer = unlock(data_dir, account)
+    with client(node_url) as api:
+        api.sign_in(signer)
+        key = api.request("DELETE", f"/keys/{key_id}")
+    console.print(f"revoked {key['key_id']}")
+
+
+@balance_app.command("show")
+def balance_show(
+    account: Annotated[str, typer.Argument(help="Address or label")],
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """An account's prepaid balance."""
+    address = _address(data_dir, account)
+    with client(node_url) as api:
+        b = api.request("GET", f"/prepaid/{address}")
+    fields(
+        f"Prepaid balance of {address} (CAIRN)",
+        {k: units(b[k], 18) for k in ("available", "deposited", "spent", "held")},
+    )
+
+
+@balance_app.command("deposit")
+def balance_deposit(
+    amount: Annotated[str, typer.Argument(help="CAIRN to deposit, e.g. 10 or 0.5")],
+    account: Account,
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Send tokens to the gateway's treasury from your account (signed here, relayed)."""
+    value = parse_units(amount, 18)
+    signer = unlock(data_dir, account)
+    with client(node_url) as api:
+        treasury = api.request("GET", "/prepaid")["treasury"]
+        tx = api.transfer_tokens(signer, treasury, value)
+        b = api.request("GET", f"/prepaid/{signer.address}")
+    console.print(f"deposited {amount} CAIRN in {tx['tx_hash']}")
+    console.print(f"available: {units(b['available'], 18)} CAIRN")
+
+
+def price(
+    model: Annotated[int, typer.Argument(help="The model's asset id")],
+    amount: Annotated[str, typer.Argument(help="CAIRN per 1,000 tokens, e.g. 0.01 (0 = free)")],
+    account: Account,
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Set the price of a model you own, per 1,000 tokens."""
+    value = 0 if amount.strip() in ("0", "0.0") else parse_units(amount, 18)
+    signer = unlock(data_dir, account)
+    with client(node_url) as api:
+        api.sign_in(signer)
+        api.request("PUT", f"/models/{model}/price", json={"price_per_1k": str(value)})
+    console.print(f"model {model} costs {units(value, 18)} CAIRN per 1,000 tokens")
+
+
+def settle(account: Account, data_dir: DataDir = None, node_url: NodeUrl = None) -> None:
+    """Close an epoch now: anchor waiting receipts, split revenue by lineage, fund the payouts."""
+    signer = unlock(data_dir, account)
+    with client(node_url) as api, console.status("Settling ..."):
+        api.sign_in(signer)
+        result = api.request("POST", "/epochs/settle")
+    if not result["settled"]:
+        console.print("nothing to settle: no anchored usage since the last epoch")
+        return
+    e = result["epoch"]
+    fields(
+        f"Epoch {e['epoch'] if e['epoch'] is not None else '(no revenue)'}",
+        {
+            "status": e["status"],
+            "revenue (CAIRN)": units(e["revenue"], 18),
+            "receipts": e["receipts"],
+            "root": e["root"] or "-",
+            "settlement": e["settlement_cid"],
+            "tx": e["tx_hash"] or "-",
+        },
+    )
+
+
+def earnings(
+    account: Annotated[str, typer.Argument(help="Address or label")],
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """What each epoch owes an account, and why."""
+    address = _address(data_dir, account)
+    with client(node_url) as api:
+        result = api.request("GET", f"/earnings/{address}")
+    rows = []
+    for e in result["epochs"]:
+        for line in e["lines"]:
+            why = line["role"]
+            via = line.get("via_name") or line["via"]
+            if line["role"] == "compute" and line.get("job_id"):
+                why += f" (job {line['job_id'][:10]})"
+            rows.append(
+                [
+                    e["epoch"],
+                    line.get("source_name") or line["source"],
+                    via,
+                    why,
+                    units(line["amount"], 18),
+                    "yes" if e["claimed"] else "no",
+                ]
+            )
+    table(f"Earnings of {address}", ["epoch", "model", "through", "role", "CAIRN", "claimed"], rows)
+    console.print(f"unclaimed: {units(result['unclaimed'], 18)} CAIRN")
+
+
+def claim(
+    account: Annotated[str, typer.Argument(help="Address or label")],
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Claim everything an account is owed; the tokens go to that account."""
+    address = _address(data_dir, account)
+    with client(node_url) as api, console.status("Claiming ..."):
+        result = api.request("POST", "/claims", json={"account": address})
+    if not result["claims"]:
+        console.print("nothing to claim")
+        return
+    table(
+        f"Claimed for {address}",
+        ["epoch", "CAIRN", "tx"],
+        [[c["epoch"], units(c["amount"], 18), c["tx_hash"]] for c in result["claims"]],
+    )
+    console.print(f"total: {units(result['total'], 18)} CAIRN")

@@ -1,0 +1,430 @@
+"""`cairn demo`: Cairn's whole loop, told on a fresh node with real components.
+
+Accounts are created; Alice opens a dataset of arithmetic questions; Bob, Carol and Dave
+contribute (a duplicate and malformed records are turned away) and review each other's
+records; Erin and Frank run provider workers (Flower SuperNodes) that fine-tune the packaged
+SmolLM2-135M-Instruct with LoRA for Alice; Alice prices the model; Grace deposits tokens, makes
+an API key and pays for chat completions through the OpenAI-compatible gateway; the epoch is
+settled by lineage and everyone claims. Each step returns rows a face prints as a table.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from eth_account.signers.local import LocalAccount
+
+from cairn.api.client import NodeClient
+from cairn.chain.anvil import free_port
+from cairn.compute.worker import Worker
+from cairn.core.data_policy import DatasetSpec
+from cairn.core.errors import Unavailable
+from cairn.core.recipe import load_recipe
+from cairn.data.signing import records_root, sign_contribution
+from cairn.node import Node, open_node
+
+TOKEN = 10**18
+PEOPLE = {
+    "alice": "dataset owner and model builder",
+    "bob": "contributor and reviewer",
+    "carol": "contributor and reviewer",
+    "dave": "contributor and reviewer",
+    "erin": "compute provider",
+    "frank": "compute provider",
+    "grace": "API user",
+}
+PRICE_PER_1K = 20 * TOKEN  # what Alice charges per 1,000 tokens
+DEPOSIT = 40 * TOKEN
+BUDGET = 30 * TOKEN  # the training job's budget, paid to the providers by work
+QUESTIONS = ("What is 17 plus 25?", "What is 9 times 8?", "What is 100 minus 37?")
+
+RECIPE = """
+name: arithmetic tutor
+description: SmolLM2 taught to answer arithmetic questions in one sentence, by the demo community
+method: lora
+base_model: SmolLM2-135M-Instruct
+datasets:
+  - dataset: {dataset}
+hyperparameters:
+  learning_rate: 0.001
+  batch_size: 4
+  max_length: 64
+  lora_r: 8
+  target_modules: [q_proj, v_proj]
+evaluation:
+  split: 0.1
+distributed:
+  workers: 2
+  min_workers: 2
+  rounds: {rounds}
+  inner_steps: {inner_steps}
+  round_timeout_s: 600
+budget:
+  max_tokens: "{budget}"
+  max_seconds: 1800
+"""
+
+
+@dataclass
+class Step:
+    """One part of the story: a title, a sentence, and a table."""
+
+    title: str
+    text: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass
+class Demo:
+    """Everything the demo did, for tables or JSON."""
+
+    steps: list[Step] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _question(rng: random.Random) -> dict[str, str]:
+    a, b = rng.randint(2, 99), rng.randint(2, 99)
+    op, value = rng.choice([("plus", a + b), ("minus", a - b), ("times", a * b)])
+    return {"prompt": f"What is {a} {op} {b}?", "response": f"{a} {op} {b} is {value}."}
+
+
+class _Server:
+    """The node's API on 127.0.0.1 in a thread (workers and the gateway's clients use it)."""
+
+    def __init__(self, node: Node) -> None:
+        from cairn.api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(node), host="127.0.0.1", port=node.config.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise Unavailable("the demo node's API did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def _units(amount: int) -> str:
+    return f"{amount / TOKEN:,.4f}"
+
+
+class Story:
+    """Runs the demo on a node in `data_dir`, reporting progress through `say`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        say: Callable[[str], None],
+        *,
+        rounds: int = 1,
+        inner_steps: int = 6,
+    ) -> None:
+        self.data_dir = data_dir
+        self.say = say
+        self.rounds = rounds
+        self.inner_steps = inner_steps
+        self.demo = Demo()
+        self.rng = random.Random(2024)
+        self.nonce = 1
+
+    def run(self) -> Demo:
+        """Tell the whole story; the node is closed at the end (its state stays on disk)."""
+        self.say("starting a node on a fresh anvil chain")
+        port = free_port()
+        node = open_node(
+            self.data_dir,
+            chain="anvil",
+            dev=True,
+            dev_accounts=tuple(PEOPLE),
+            base_models=True,
+            port=port,
+            node_url=f"http://127.0.0.1:{port}",
+            fleet_port=free_port(),
+            epoch_seconds=0.0,
+        )
+        server = None
+        workers: list[Worker] = []
+        try:
+            node.start_compute()
+            server = _Server(node)
+            people = {n: node.signers.get(node.keystore.find_by_label(n).address) for n in PEOPLE}
+            self.start = {n: node.chain.token.balance_of(a.address) for n, a in people.items()}
+            self._accounts(node, people)
+            dataset = self._dataset(node, people)
+            model = self._train(node, people, dataset, workers)
+            self._use(node, people, model)
+            self._settle(node, people)
+        finally:
+            for worker in workers:
+                worker.stop()
+            if server is not None:
+                server.stop()
+            node.close()
+        return self.demo
+
+    def _step(self, title: str, text: str, columns: list[str], rows: list[list[Any]]) -> None:
+        self.demo.steps.append(Step(title, text, columns, rows))
+
+    def _accounts(self, node: Node, people: dict[str, LocalAccount]) -> None:
+        rows = [
+            [name, a.address, PEOPLE[name], _units(node.chain.token.balance_of(a.address))]
+            for name, a in people.items()
+        ]
+        self._step(
+            "Accounts",
+            "Seven dev accounts, each given ether for gas and 1,000 CAIRN.",
+            ["name", "address", "role", "CAIRN"],
+            rows,
+        )
+        self.demo.facts["accounts"] = {n: a.address for n, a in people.items()}
+
+    def _upload(self, node: Node, who: LocalAccount, dataset: int, records: list[Any]) -> Any:
+        import json
+
+        lines = [json.dumps(r) if not isinstance(r, str) else r for r in records]
+        typed = node.data.contributions.typed_data(dataset, records_root(lines), self.nonce)
+        signature = sign_contribution(who, typed)
+        self.nonce += 1
+        return node.data.contributions.contribute(
+            dataset, contributor=who.address, nonce=self.nonce - 1, signature=signature, lines=lines
+        )
+
+    def _dataset(self, node: Node, people: dict[str, LocalAccount]) -> int:
+        self.say("alice opens a dataset; bob, carol and dave contribute and review")
+        spec = DatasetSpec.model_validate(
+            {
+                "task": {"type": "instruction"},
+                "review": {
+                    "review_share": 0.25,
+                    "votes_per_record": 2,
+                    "min_votes": 2,
+                    "accept_threshold": 0.8,
+                    "gold_share": 0.0,
+                },
+            }
+        )
+        dataset = node.data.datasets.create(
+            people["alice"],
+            name="Arithmetic questions",
+            licence="CC-BY-4.0",
+            spec=spec,
+            description="Arithmetic questions answered in one sentence.",
+        ).asset_id
+        rows = []
+        counts = {"bob": 48, "carol": 32, "dave": 16}
+        for name, n in counts.items():
+            records: list[Any] = [_question(self.rng) for _ in range(n)]
+            if name == "carol":  # one of bob's records again, and two broken ones
+                records += [
+                    self.demo.facts["bob_first"],
+                    {"prompt": "What is 2 plus 2?"},
+                    "not json at all",
+                ]
+            result = self._upload(node, people[name], dataset, records)
+            if name == "bob":
+                self.demo.facts["bob_first"] = records[0]
+            for verdict in result.verdicts:
+                if not verdict["ok"]:
+                    rows.append([name, f"line {verdict['line']}", "rejected", verdict["reason"]])
+            rows.append(
+                [
+                    name,
+                    f"{len(records)} sent",
+                    f"{result.accepted} accepted",
+                    f"{sum(v['status'] == 'review' for v in result.verdicts)} to review",
+                ]
+            )
+        reviews = 0
+        for name in ("bob", "carol", "dave"):
+            who = people[name].address
+            while (task := node.data.reviews.next_task(dataset, who)) is not None:
+                node.data.reviews.submit(task.task_id, who, "approve")
+                reviews += 1
+        batch = node.data.anchoring.anchor(dataset)
+        version = node.data.anchoring.versions(dataset)[0]
+        table = node.data.anchoring.attribution(dataset)
+        rows += [
+            [name, "attribution", f"{table.get(a.address, 0) / 10**16:.2f} %", "of the data share"]
+            for name, a in people.items()
+            if a.address in table
+        ]
+        self._step(
+            "Dataset",
+            f"Dataset {dataset}: {version['records']} records anchored "
+            f"(batch root {batch.root if batch else '-'}), {reviews} reviews.",
+            ["who", "what", "verdict", "reason"],
+            rows,
+        )
+        self.demo.facts.pop("bob_first", None)
+        self.demo.facts["dataset"] = {
+            "id": dataset,
+            "version": version["version"],
+            "records": version["records"],
+            "reviews": reviews,
+        }
+        return dataset
+
+    def _train(
+        self, node: Node, people: dict[str, LocalAccount], dataset: int, workers: list[Worker]
+    ) -> int:
+        self.say("erin and frank start provider workers; alice trains a model on the dataset")
+        for name in ("erin", "frank"):
+            api = NodeClient(node.config.base_url)
+            worker = Worker(api, people[name], self.data_dir / "workers" / name)
+            worker.ensure_staked()
+            worker.start()
+            workers.append(worker)
+        text = RECIPE.format(
+            dataset=dataset, rounds=self.rounds, inner_steps=self.inner_steps, budget=BUDGET
+        )
+        job = node.jobs.create(people["alice"].address, load_recipe(text), signer=people["alice"])
+        job_id = job["job_id"]
+        last = -1
+        while job["status"] not in ("finished", "failed", "cancelled"):
+            time.sleep(1.0)
+            job = node.jobs.get(job_id)
+            if job["round"] != last:
+                last = job["round"]
+                self.say(f"training: {job['round']} of {job['rounds']} DiLoCo rounds done")
+        if job["status"] != "finished":
+            raise Unavailable(f"the demo's training job {job['status']}: {job.get('error')}")
+        rows = [
+            [n, a, _units(int(job["payouts"].get(a, 0)))]
+            for n, a in ((n, people[n].address) for n in ("erin", "frank"))
+        ]
+        metrics = job["metrics"]
+        self._step(
+            "Training",
+            f"Job {job_id[:12]}: LoRA on SmolLM2-135M-Instruct, {job['rounds']} DiLoCo round(s) "
+            f"on 2 SuperNodes; held-out loss {metrics.get('loss', float('nan')):.3f}; "
+            f"model asset {job['model_asset']}.",
+            ["provider", "address", "paid from the job budget (CAIRN)"],
+            rows,
+        )
+        self.demo.facts["job"] = {"id": job_id, "metrics": metrics, "payouts": job["payouts"]}
+        self.demo.facts["model"] = str(job["model_asset"])
+        return int(job["model_asset"])
+
+    def _use(self, node: Node, people: dict[str, LocalAccount], model: int) -> None:
+        self.say("grace deposits tokens, makes an API key and asks the model")
+        alice, grace = people["alice"], people["grace"]
+        node.economy.prices.set(alice.address, model, PRICE_PER_1K)
+        node.chain.token.transfer(grace, node.economy.treasury, DEPOSIT)
+        key, secret = node.economy.keys.create(grace.address, "demo")
+        rows = []
+        with httpx.Client(
+            base_url=node.config.base_url + "/v1",
+            timeout=300.0,
+            headers={"Authorization": f"Bearer {secret}"},
+        ) as http:
+            for question in QUESTIONS:
+                answer = http.post(
+                    "/chat/completions",
+                    json={
+                        "model": str(model),
+                        "messages": [{"role": "user", "content": question}],
+                        "max_tokens": 24,
+                        "temperature": 0,
+                        "seed": 1,
+                    },
+                )
+                answer.raise_for_status()
+                body = answer.json()
+                rows.append(
+                    [
+                        question,
+                        body["choices"][0]["message"]["content"].strip(),
+                        body["usage"]["total_tokens"],
+                        _units(int(body["cairn"]["amount"])),
+                    ]
+                )
+        balance = node.economy.balances.get(grace.address)
+        self._step(
+            "Usage",
+            f"Grace deposited {_units(DEPOSIT)} CAIRN and paid {_units(balance.spent)} for "
+            f"{len(rows)} calls at {_units(PRICE_PER_1K)} CAIRN per 1,000 tokens.",
+            ["question", "answer", "tokens", "CAIRN"],
+            rows,
+        )
+        self.demo.facts["api_key"] = secret
+        self.demo.facts["api_key_id"] = key.key_id
+        self.demo.facts["usage"] = {
+            "spent": str(balance.spent),
+            "available": str(balance.available),
+        }
+
+    def _settle(self, node: Node, people: dict[str, LocalAccount]) -> None:
+        self.say("settling the epoch and claiming")
+        epoch = node.economy.settle()
+        assert epoch is not None
+        names: dict[str, str] = {a.address: n for n, a in people.items()}
+        names[node.operator.address] = "operator (base model owner)"
+        rows = []
+        for account in sorted(set(names)):
+            for row in node.economy.epochs.earnings(account):
+                for line in row["lines"]:
+                    rows.append(
+                        [
+                            names[account],
+                            line["role"],
+                            line.get("via_name") or line["via"],
+                            _units(int(line["amount"])),
+                        ]
+                    )
+        self._step(
+            "Settlement",
+            f"Epoch {epoch['epoch']}: revenue {_units(int(epoch['revenue']))} CAIRN split by "
+            f"lineage; root {epoch['root']}.",
+            ["who", "role", "through", "CAIRN"],
+            rows,
+        )
+        claimed: dict[str, int] = {}
+        for account in names:
+            for claim in node.economy.epochs.claim(account):
+                claimed[account] = claimed.get(account, 0) + int(claim["amount"])
+        final = []
+        job_pay = {a: int(v) for a, v in self.demo.facts["job"]["payouts"].items()}
+        usage = self.demo.facts["usage"]
+        for name, a in people.items():
+            end = node.chain.token.balance_of(a.address)
+            earned = claimed.get(a.address, 0)
+            why = {
+                "alice": f"paid the {_units(BUDGET)} training budget; earned {_units(earned)} "
+                "as owner of the dataset and the model",
+                "grace": f"deposited {_units(DEPOSIT)} for API calls: spent "
+                f"{_units(int(usage['spent']))}, {_units(int(usage['available']))} left to spend",
+            }.get(
+                name,
+                f"{_units(job_pay.get(a.address, 0))} from the job budget for training, "
+                f"{_units(earned)} of the model's revenue for compute"
+                if a.address in job_pay
+                else f"{_units(earned)} of the model's revenue for records and reviews",
+            )
+            final.append(
+                [name, _units(self.start[name]), _units(end), _units(end - self.start[name]), why]
+            )
+        self._step(
+            "Balances",
+            "Token balances before and after; every payment went to its account on chain.",
+            ["name", "before", "after", "change", "why"],
+            final,
+        )
+        self.demo.facts["epoch"] = {k: epoch[k] for k in ("epoch", "revenue", "root", "tree_cid")}
+        self.demo.facts["claims"] = {names[a]: str(v) for a, v in claimed.items()}
+        self.demo.facts["balances"] = {r[0]: r[2] for r in final}

@@ -1,0 +1,1 @@
+"""The economy: prepaid balances, prices, usage receipts, settlement by lineage and claims."""

@@ -1,0 +1,201 @@
+"""Prepaid balances: tokens deposited on chain to the gateway's treasury, spent per request.
+
+A deposit is a plain ERC-20 transfer of the payment token to the treasury account, from any
+wallet; the node reads the token's `Transfer` events to the treasury and credits each one once
+to its sender (the event's transaction hash and log index are unique in the index). A request
+first holds its largest possible cost, so concurrent requests cannot overspend, and is then
+charged what it used; the hold is released either way. `deposited - spent - held` is what an
+account may still spend. Money spent stays in the treasury until an epoch is settled: then
+the revenue is moved on chain to RevenueDistributor and paid out by lineage.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from hexbytes import HexBytes
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cairn.chain.contracts import Chain, checksum
+from cairn.chain.models import SyncCursor
+from cairn.core.errors import InvalidInput, PaymentRequired
+from cairn.db.engine import Database
+from cairn.economy.models import BalanceRow, DepositRow
+
+CURSOR = "deposits"
+LOG_CHUNK = 5_000  # blocks per eth_getLogs call
+
+
+@dataclass(frozen=True)
+class Balance:
+    """An account's prepaid balance in the token's smallest unit."""
+
+    account: str
+    deposited: int
+    spent: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        """What the account may still spend."""
+        return self.deposited - self.spent - self.held
+
+    def to_dict(self) -> dict[str, str]:
+        """Decimal strings, as the API shows amounts."""
+        return {
+            "account": self.account,
+            "deposited": str(self.deposited),
+            "spent": str(self.spent),
+            "held": str(self.held),
+            "available": str(self.available),
+        }
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Tokens set aside for one request in flight."""
+
+    account: str
+    amount: int
+
+
+def cost(price_per_1k: int, tokens: int) -> int:
+    """What `tokens` cost at `price_per_1k`, rounded up to the smallest unit."""
+    if price_per_1k < 0 or tokens < 0:
+        raise InvalidInput("price and tokens must be non-negative")
+    return -(-price_per_1k * tokens // 1000)
+
+
+def _row(session: Session, account: str) -> BalanceRow:
+    row = session.get(BalanceRow, account)
+    if row is None:
+        row = BalanceRow(account=account, deposited="0", spent="0", held="0")
+        session.add(row)
+    return row
+
+
+def _balance(row: BalanceRow | None, account: str) -> Balance:
+    if row is None:
+        return Balance(account, 0, 0, 0)
+    return Balance(account, int(row.deposited), int(row.spent), int(row.held))
+
+
+class Balances:
+    """Credit deposits from the chain; hold, charge and release request costs."""
+
+    def __init__(self, db: Database, chain: Chain, treasury: str) -> None:
+        self.db = db
+        self.chain = chain
+        self.treasury = checksum(treasury)
+        # One writer of balances per node, held across each whole transaction that changes one.
+        self.lock = threading.RLock()
+
+    def sync(self) -> int:
+        """Credit token transfers to the treasury not yet credited; returns how many."""
+        client = self.chain.client
+        head = client.block_number()
+        with self.db.session() as session:
+            cursor = session.get(SyncCursor, CURSOR)
+            start = (cursor.last_block + 1) if cursor else self.chain.deployment.block
+        credited = 0
+        contracts = {checksum(a) for a in self.chain.addresses}
+        event = self.chain.token.contract.events.Transfer
+        for lo in range(start, head + 1, LOG_CHUNK):
+            hi = min(lo + LOG_CHUNK - 1, head)
+            logs = client.logs(event, lo, hi, {"receiver": self.treasury})
+            with self.lock, self.db.session() as session:
+                for log in logs:
+                    sender = checksum(log["args"]["sender"])
+                    amount = int(log["args"]["value"])
+                    # mints and Cairn's own contracts (refunds) are not deposits
+                    if amount == 0 or int(sender, 16) == 0 or sender in contracts:
+                        continue
+                    tx_hash = HexBytes(log["transactionHash"]).to_0x_hex()
+                    exists = session.scalar(
+                        select(DepositRow.id).where(
+                            DepositRow.tx_hash == tx_hash, DepositRow.log_index == log["logIndex"]
+                        )
+                    )
+                    if exists is not None:
+                        continue
+                    session.add(
+                        DepositRow(
+                            tx_hash=tx_hash,
+                            log_index=int(log["logIndex"]),
+                            account=sender,
+                            amount=str(amount),
+                            block_number=int(log["blockNumber"]),
+                            credited_at=time.time(),
+                        )
+                    )
+                    row = _row(session, sender)
+                    row.deposited = str(int(row.deposited) + amount)
+                    credited += 1
+                cursor = session.get(SyncCursor, CURSOR)
+                if cursor is None:
+                    session.add(SyncCursor(name=CURSOR, last_block=hi))
+                else:
+                    cursor.last_block = hi
+        return credited
+
+    def get(self, account: str) -> Balance:
+        """`account`'s balance, after crediting new deposits."""
+        self.sync()
+        address = checksum(account)
+        with self.db.session() as session:
+            return _balance(session.get(BalanceRow, address), address)
+
+    def deposits(self, account: str) -> list[dict[str, object]]:
+        """`account`'s credited deposits, newest first."""
+        self.sync()
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(DepositRow)
+                .where(DepositRow.account == checksum(account))
+                .order_by(DepositRow.id.desc())
+            ).all()
+        return [
+            {
+                "tx_hash": r.tx_hash,
+                "amount": r.amount,
+                "block_number": r.block_number,
+                "credited_at": r.credited_at,
+            }
+            for r in rows
+        ]
+
+    def hold(self, account: str, amount: int) -> Hold:
+        """Set `amount` aside for a request, or raise `PaymentRequired` saying what is missing."""
+        address = checksum(account)
+        with self.lock, self.db.session() as session:
+            row = session.get(BalanceRow, address)
+            balance = _balance(row, address)
+            if balance.available < amount or (amount == 0 and balance.available < 0):
+                raise PaymentRequired(
+                    f"insufficient balance: account {address} has {balance.available} available "
+                    f"(smallest token units), and this request may cost up to {amount}. Deposit "
+                    "tokens to the gateway with `cairn balance deposit`, or lower max_tokens"
+                )
+            if amount:
+                row = _row(session, address)
+                row.held = str(int(row.held) + amount)
+        return Hold(address, amount)
+
+    def settle_hold(self, session: Session, hold: Hold, charged: int) -> int:
+        """Inside the caller's transaction, under `lock`: release `hold` and spend `charged`
+        (at most the hold); returns what was charged."""
+        charged = min(charged, hold.amount)
+        row = _row(session, hold.account)
+        row.held = str(int(row.held) - hold.amount)
+        row.spent = str(int(row.spent) + charged)
+        return charged
+
+    def release(self, hold: Hold) -> None:
+        """Give a hold back unspent (the request failed before producing anything)."""
+        if hold.amount == 0:
+            return
+        with self.lock, self.db.session() as session:
+            self.settle_hold(session, hold, 0)

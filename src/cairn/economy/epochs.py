@@ -1,0 +1,255 @@
+"""Epochs: settle anchored revenue by lineage, fund it on chain, and pay every claim.
+
+`settle` closes an epoch in three steps, each safe to repeat:
+
+1. receipts not yet anchored are anchored (only anchored receipts earn);
+2. the anchored, unsettled receipts' revenue per model is split by lineage
+   (`cairn.core.settlement`) and the plan is written to the index in one transaction: the
+   settlement document and the (account, amount) Merkle tree stored by CID, one payout row per
+   account, and each receipt marked with the epoch;
+3. the treasury funds the plan on RevenueDistributor. A node that died between 2 and 3 finds the
+   planned epoch on its next `settle` and funds it then, or, if the chain already has an epoch
+   with its root, records that one: an epoch is never funded twice.
+
+Claims are sent by the gateway (anyone may send one; the tokens always go to the account).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_hex_address
+from sqlalchemy import select
+
+from cairn.chain.contracts import Chain, checksum
+from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.merkle import StandardMerkleTree
+from cairn.core.settlement import settlement_document, split_revenue
+from cairn.db.engine import Database
+from cairn.economy.lineage import LineageReader
+from cairn.economy.models import EpochRow, PayoutRow, ReceiptRow
+from cairn.store.base import BlobStore
+
+PAYOUT_LEAF = ["address", "uint256"]
+
+
+class Epochs:
+    """Settle epochs, explain earnings, claim payouts."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: BlobStore,
+        chain: Chain,
+        lineage: LineageReader,
+        treasury: LocalAccount,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.chain = chain
+        self.lineage = lineage
+        self.treasury = treasury
+        self._docs: dict[str, dict[str, Any]] = {}
+
+    # -- settling ----------------------------------------------------------------------------
+
+    def settle(self) -> dict[str, Any] | None:
+        """Close an epoch of the anchored, unsettled receipts; None when there are none.
+
+        A planned epoch left by a crash is funded first (and returned).
+        """
+        with self.db.session() as session:
+            planned = session.scalar(select(EpochRow).where(EpochRow.status == "planned"))
+        if planned is not None:
+            return self._fund(planned.id)
+        with self.db.session() as session:
+            rows = session.execute(
+                select(ReceiptRow.receipt_id, ReceiptRow.model, ReceiptRow.amount).where(
+                    ReceiptRow.batch_id.is_not(None), ReceiptRow.epoch_id.is_(None)
+                )
+            ).all()
+        if not rows:
+            return None
+        by_model: dict[int, int] = {}
+        for _, model, amount in rows:
+            by_model[model] = by_model.get(model, 0) + int(amount)
+        graph, about = self.lineage.graph(by_model)
+        revenue = {self.lineage.key_of(m): amount for m, amount in sorted(by_model.items())}
+        result = split_revenue(revenue, graph)
+        for account in result.payouts:
+            if not is_hex_address(account):
+                raise InvalidInput(f"settlement: payee {account!r} is not an address")
+        doc = {**settlement_document(result), "assets": about, "receipts": len(rows)}
+        settlement_cid = self.store.put_json(doc)
+        total = result.total
+        root = tree_cid = None
+        if total:
+            tree = StandardMerkleTree.of(
+                [[a, amount] for a, amount in result.payouts.items()], PAYOUT_LEAF
+            )
+            root, tree_cid = tree.root, self.store.put_json(tree.dump())
+        with self.db.session() as session:
+            epoch = EpochRow(
+                status="planned" if total else "empty",
+                revenue=str(total),
+                receipts=len(rows),
+                root=root,
+                tree_cid=tree_cid,
+                settlement_cid=settlement_cid,
+                created_at=time.time(),
+            )
+            session.add(epoch)
+            session.flush()
+            for account, owed in result.payouts.items():
+                session.add(PayoutRow(epoch_id=epoch.id, account=account, amount=str(owed)))
+            ids = [r[0] for r in rows]
+            for start in range(0, len(ids), 500):
+                for row in session.scalars(
+                    select(ReceiptRow).where(ReceiptRow.receipt_id.in_(ids[start : start + 500]))
+                ):
+                    row.epoch_id = epoch.id
+            epoch_id = epoch.id
+        return self._fund(epoch_id) if total else self.epoch(epoch_id)
+
+    def _fund(self, epoch_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            row = session.get(EpochRow, epoch_id)
+            assert row is not None and row.root is not None and row.tree_cid is not None
+            root, tree_cid, total = row.root, row.tree_cid, int(row.revenue)
+        distributor = self.chain.distributor
+        number, tx_hash = self._already_funded(root), None
+        if number is None:
+            number, receipt = distributor.fund_epoch(
+                self.treasury, self.chain.token, root, total, tree_cid
+            )
+            tx_hash = receipt["transactionHash"].to_0x_hex()
+        with self.db.session() as session:
+            row = session.get(EpochRow, epoch_id)
+            assert row is not None
+            row.status, row.epoch, row.tx_hash, row.funded_at = (
+                "funded",
+                number,
+                tx_hash,
+                time.time(),
+            )
+        return self.epoch(epoch_id)
+
+    def _already_funded(self, root: str) -> int | None:
+        """The distributor epoch with this root, if a previous attempt funded it."""
+        distributor = self.chain.distributor
+        count = distributor.epoch_count()
+        for number in range(count, max(count - 16, 0), -1):
+            if distributor.epoch_root(number).lower() == root.lower():
+                return number
+        return None
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def epoch(self, epoch_id: int) -> dict[str, Any]:
+        """One epoch as the API shows it."""
+        with self.db.session() as session:
+            row = session.get(EpochRow, epoch_id)
+            if row is None:
+                raise NotFound(f"no epoch {epoch_id}")
+            payees = session.scalar(
+                select(PayoutRow.id).where(PayoutRow.epoch_id == epoch_id).limit(1)
+            )
+        return {
+            "id": row.id,
+            "status": row.status,
+            "epoch": row.epoch,
+            "revenue": row.revenue,
+            "receipts": row.receipts,
+            "root": row.root,
+            "tree_cid": row.tree_cid,
+            "settlement_cid": row.settlement_cid,
+            "tx_hash": row.tx_hash,
+            "created_at": row.created_at,
+            "funded_at": row.funded_at,
+            "has_payouts": payees is not None,
+        }
+
+    def epochs(self) -> list[dict[str, Any]]:
+        """Every epoch, newest first."""
+        with self.db.session() as session:
+            ids = session.scalars(select(EpochRow.id).order_by(EpochRow.id.desc())).all()
+        return [self.epoch(i) for i in ids]
+
+    def _doc(self, cid: str) -> dict[str, Any]:
+        if cid not in self._docs:
+            self._docs[cid] = self.store.get_json(cid)
+        return self._docs[cid]
+
+    def earnings(self, account: str) -> list[dict[str, Any]]:
+        """What each epoch owes `account`, claimed or not, and why (per model and role)."""
+        address = checksum(account)
+        with self.db.session() as session:
+            rows = session.execute(
+                select(PayoutRow, EpochRow)
+                .join(EpochRow, EpochRow.id == PayoutRow.epoch_id)
+                .where(PayoutRow.account == address)
+                .order_by(EpochRow.id)
+            ).all()
+        out = []
+        for payout, epoch in rows:
+            doc = self._doc(epoch.settlement_cid)
+            about = doc.get("assets", {})
+            lines = [
+                {
+                    **line,
+                    "source_name": about.get(line["source"], {}).get("name"),
+                    "via_name": about.get(line["via"], {}).get("name"),
+                    "job_id": about.get(line["via"], {}).get("job_id")
+                    if line["role"] == "compute"
+                    else None,
+                }
+                for line in doc["lines"]
+                if line["account"].lower() == address.lower()
+            ]
+            out.append(
+                {
+                    "epoch_id": epoch.id,
+                    "epoch": epoch.epoch,
+                    "status": epoch.status,
+                    "amount": payout.amount,
+                    "claimed": payout.claim_tx is not None,
+                    "claim_tx": payout.claim_tx,
+                    "lines": lines,
+                }
+            )
+        return out
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    def claim(self, account: str) -> list[dict[str, Any]]:
+        """Claim every funded, unclaimed payout of `account`; returns what was paid."""
+        address = checksum(account)
+        distributor = self.chain.distributor
+        with self.db.session() as session:
+            rows = session.execute(
+                select(PayoutRow.id, PayoutRow.amount, EpochRow.epoch, EpochRow.tree_cid)
+                .join(EpochRow, EpochRow.id == PayoutRow.epoch_id)
+                .where(
+                    PayoutRow.account == address,
+                    PayoutRow.claim_tx.is_(None),
+                    EpochRow.status == "funded",
+                )
+                .order_by(EpochRow.id)
+            ).all()
+        paid = []
+        for payout_id, amount, number, tree_cid in rows:
+            assert number is not None and tree_cid is not None  # funded epochs have both
+            tx_hash = "claimed elsewhere"
+            if not distributor.is_claimed(number, address):
+                tree = StandardMerkleTree.load(self._doc(tree_cid))
+                proof = tree.get_proof([address, int(amount)])
+                receipt = distributor.claim(self.treasury, number, address, int(amount), proof)
+                tx_hash = receipt["transactionHash"].to_0x_hex()
+                paid.append({"epoch": number, "amount": amount, "tx_hash": tx_hash})
+            with self.db.session() as session:
+                row = session.get(PayoutRow, payout_id)
+                assert row is not None
+                row.claim_tx = tx_hash[:66]
+        return paid

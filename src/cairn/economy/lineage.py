@@ -1,0 +1,149 @@
+"""The lineage graph settlement pays by, read from the chain and the store.
+
+For each model (or app) with revenue, and everything upstream of it:
+
+- a model's owner and split are its on-chain owner and policy; its data role goes to the dataset
+  versions it was trained on (from its training lineage, weighted by the records used; a dataset
+  parent without a recorded version counts as its newest version, weight 1), its compute role to
+  the providers by their work shares (the job's shares document), its upstream role to its
+  parent models and apps, equally;
+- a dataset version's data role goes to the accounts of its attribution table, its upstream
+  role to its parent datasets' newest versions; its owner and split are the dataset asset's.
+
+Keys name what they are: `model 5`, `app 9`, `dataset 3@<version cid>` (`dataset 3` for a
+dataset with no anchored version yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from cairn.assets.service import Asset, AssetService
+from cairn.core.errors import NotFound
+from cairn.core.policy import RevenueSplit
+from cairn.core.settlement import RevenueNode, Share
+from cairn.data.anchoring import Anchoring
+from cairn.store.base import BlobStore
+
+
+def asset_key(asset: Asset) -> str:
+    """The graph key of a model or app asset."""
+    return f"{asset.kind} {asset.asset_id}"
+
+
+class LineageReader:
+    """Builds `RevenueNode`s for assets and everything they stand on."""
+
+    def __init__(self, assets: AssetService, store: BlobStore, anchoring: Anchoring) -> None:
+        self.assets = assets
+        self.store = store
+        self.anchoring = anchoring
+
+    def graph(self, asset_ids: Iterable[int]) -> tuple[dict[str, RevenueNode], dict[str, Any]]:
+        """The graph reachable from `asset_ids`, and a description of each node for people."""
+        self.assets.sync()
+        graph: dict[str, RevenueNode] = {}
+        about: dict[str, Any] = {}
+        todo: list[tuple[int, str | None]] = [(a, None) for a in sorted(set(asset_ids))]
+        while todo:
+            asset_id, version = todo.pop()
+            asset = self.assets.get(asset_id)
+            if asset.kind == "dataset":
+                node, info, more = self._dataset(asset, version or self._newest_version(asset_id))
+            else:
+                node, info, more = self._model(asset)
+            if node.key in graph:
+                continue
+            graph[node.key] = node
+            about[node.key] = info
+            todo += more
+        return graph, about
+
+    def key_of(self, asset_id: int) -> str:
+        """The graph key revenue to `asset_id` is booked under."""
+        asset = self.assets.get(asset_id)
+        if asset.kind == "dataset":
+            return self._dataset_key(asset_id, self._newest_version(asset_id))
+        return asset_key(asset)
+
+    def _model(
+        self, asset: Asset
+    ) -> tuple[RevenueNode, dict[str, Any], list[tuple[int, str | None]]]:
+        extra: dict[str, Any] = self.store.get_json(asset.metadata_cid).get("extra", {})
+        lineage = extra.get("training", {}).get("lineage", {})
+        data: dict[str, int] = {}
+        more: list[tuple[int, str | None]] = []
+        trained_on = set()
+        for d in lineage.get("datasets", []):
+            dataset_id, version = int(d["dataset"]), str(d["version"])
+            key = self._dataset_key(dataset_id, version)
+            data[key] = data.get(key, 0) + max(int(d.get("records", 1)), 1)
+            trained_on.add(dataset_id)
+            more.append((dataset_id, version))
+        upstream: dict[str, int] = {}
+        for parent_id in asset.parents:
+            parent = self.assets.get(parent_id)
+            if parent.kind == "dataset":
+                if parent_id not in trained_on:
+                    newest = self._newest_version(parent_id)
+                    data[self._dataset_key(parent_id, newest)] = 1
+                    more.append((parent_id, newest))
+            else:
+                upstream[asset_key(parent)] = 1
+                more.append((parent_id, None))
+        providers: dict[str, int] = {}
+        shares_cid = lineage.get("work_shares_cid")
+        if shares_cid:
+            for entry in self.store.get_json(shares_cid).get("shares", []):
+                providers[entry["account"]] = int(entry["work"])
+        node = RevenueNode(
+            key=asset_key(asset),
+            owner=asset.owner,
+            split=RevenueSplit(**asset.split),
+            data=Share(assets=data),
+            compute=Share(accounts=providers),
+            upstream=Share(assets=upstream),
+        )
+        info = {
+            "asset": asset.asset_id,
+            "kind": asset.kind,
+            "name": asset.name,
+            "job_id": extra.get("training", {}).get("job_id"),
+        }
+        return node, info, more
+
+    def _dataset(
+        self, asset: Asset, version: str | None
+    ) -> tuple[RevenueNode, dict[str, Any], list[tuple[int, str | None]]]:
+        contributors: dict[str, int] = {}
+        if version is not None:
+            manifest = self.store.get_json(version)
+            table = self.store.get_json(manifest["attribution"])
+            contributors = {e["account"]: int(e["weight"]) for e in table["entries"]}
+        upstream: dict[str, int] = {}
+        more: list[tuple[int, str | None]] = []
+        for parent_id in asset.parents:
+            newest = self._newest_version(parent_id)
+            upstream[self._dataset_key(parent_id, newest)] = 1
+            more.append((parent_id, newest))
+        node = RevenueNode(
+            key=self._dataset_key(asset.asset_id, version),
+            owner=asset.owner,
+            split=RevenueSplit(**asset.split),
+            data=Share(accounts=contributors),
+            upstream=Share(assets=upstream),
+        )
+        info = {"asset": asset.asset_id, "kind": "dataset", "name": asset.name, "version": version}
+        return node, info, more
+
+    def _newest_version(self, dataset_id: int) -> str | None:
+        try:
+            versions = self.anchoring.versions(dataset_id)
+        except NotFound:  # an asset of kind dataset that is not a Cairn dataset: no table
+            return None
+        return str(versions[0]["version"]) if versions else None
+
+    @staticmethod
+    def _dataset_key(dataset_id: int, version: str | None) -> str:
+        return f"dataset {dataset_id}@{version}" if version else f"dataset {dataset_id}"

@@ -1,0 +1,128 @@
+"""Index tables of the economy: API keys, prepaid balances, prices, usage receipts, epochs.
+
+Token amounts are decimal strings in the token's smallest unit: they outgrow 64-bit integers
+(1,000 tokens of 18 decimals is 10**21), and every sum is done in Python integers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cairn.db.engine import Base
+
+
+class ApiKeyRow(Base):
+    """An API key of an account; only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(24), primary_key=True)  # public, e.g. "key_1a2b.."
+    account: Mapped[str] = mapped_column(String(42), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class DepositRow(Base):
+    """A token transfer to the gateway's treasury, credited once to its sender."""
+
+    __tablename__ = "deposits"
+    __table_args__ = (UniqueConstraint("tx_hash", "log_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    account: Mapped[str] = mapped_column(String(42), index=True)
+    amount: Mapped[str] = mapped_column(String(80))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    credited_at: Mapped[float] = mapped_column(Float)
+
+
+class BalanceRow(Base):
+    """An account's prepaid balance: deposited - spent - held is what it may still spend."""
+
+    __tablename__ = "balances"
+
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    deposited: Mapped[str] = mapped_column(String(80))
+    spent: Mapped[str] = mapped_column(String(80))
+    held: Mapped[str] = mapped_column(String(80))  # reserved by requests in flight
+
+
+class PriceRow(Base):
+    """A model's price per 1,000 tokens, set by its owner."""
+
+    __tablename__ = "prices"
+
+    asset_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    price_per_1k: Mapped[str] = mapped_column(String(80))
+    set_by: Mapped[str] = mapped_column(String(42))
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class ReceiptRow(Base):
+    """A signed usage receipt for one charged request."""
+
+    __tablename__ = "usage_receipts"
+
+    receipt_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account: Mapped[str] = mapped_column(String(42), index=True)
+    key_id: Mapped[str] = mapped_column(String(24), index=True)
+    model: Mapped[int] = mapped_column(BigInteger, index=True)
+    amount: Mapped[str] = mapped_column(String(80))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)  # the signed fields
+    signature: Mapped[str] = mapped_column(String(140))
+    leaf: Mapped[str] = mapped_column(String(66))
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    batch_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    epoch_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+
+
+class ReceiptBatchRow(Base):
+    """Receipts anchored together on ContributionLedger under the gateway's asset."""
+
+    __tablename__ = "receipt_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    asset_id: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[str] = mapped_column(String(66), unique=True)
+    count: Mapped[int] = mapped_column(Integer)
+    cid: Mapped[str] = mapped_column(String(128))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    anchored_at: Mapped[float] = mapped_column(Float)
+
+
+class EpochRow(Base):
+    """A settlement epoch: its receipts' revenue split by lineage and funded on chain."""
+
+    __tablename__ = "epochs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16))  # planned | funded | empty
+    epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)  # RevenueDistributor's
+    revenue: Mapped[str] = mapped_column(String(80))
+    receipts: Mapped[int] = mapped_column(Integer)
+    root: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    tree_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    settlement_cid: Mapped[str] = mapped_column(String(128))
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    funded_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class PayoutRow(Base):
+    """What one epoch owes one account, and the claim that paid it."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (UniqueConstraint("epoch_id", "account"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    epoch_id: Mapped[int] = mapped_column(Integer, index=True)
+    account: Mapped[str] = mapped_column(String(42), index=True)
+    amount: Mapped[str] = mapped_column(String(80))
+    claim_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)

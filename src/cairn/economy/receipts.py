@@ -1,0 +1,187 @@
+"""Usage receipts: what the gateway signs for every charged request, anchored in batches.
+
+A receipt names the gateway, the chain, the paying account and its API key, the model, the
+endpoint, the tokens used, the price and the amount charged. The gateway signs its canonical
+JSON with EIP-191, as providers sign work reports; its leaf is the SHA-256 of the signed JSON.
+Receipts not yet anchored are stored as one batch document by CID, and the batch's Merkle root
+is anchored on ContributionLedger under the gateway's own asset: anyone holding a receipt can
+check it was counted, with its proof against the root on chain. Only anchored receipts are
+settled, so nothing earns money before it is anchored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+
+from cairn.chain.contracts import Chain
+from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.merkle import StandardMerkleTree
+from cairn.db.engine import Database
+from cairn.economy.models import ReceiptBatchRow, ReceiptRow
+from cairn.identity.statements import check_signer, sign_statement, statement_leaf
+from cairn.store.base import BlobStore
+
+SCHEMA = "cairn.usage-receipt/v1"
+BATCH_SCHEMA = "cairn.usage-batch/v1"
+MAX_BATCH = 10_000  # receipts per anchored batch
+
+
+@dataclass(frozen=True)
+class UsageReceipt:
+    """One charged request, as the gateway signs it."""
+
+    receipt_id: str
+    gateway: str  # the signing gateway's address
+    chain_id: int
+    account: str  # who paid
+    key_id: str
+    model: int  # the model asset
+    endpoint: str  # chat.completions, completions, embeddings, classifications
+    prompt_tokens: int
+    completion_tokens: int
+    price_per_1k: str  # smallest token units per 1,000 tokens, decimal
+    amount: str  # charged, decimal
+    created_at: int  # unix milliseconds
+
+    def canonical(self) -> bytes:
+        """The signed bytes: sorted-key compact JSON with the schema name."""
+        body = {"schema": SCHEMA, **asdict(self)}
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The receipt's fields."""
+        return asdict(self)
+
+
+def sign_receipt(receipt: UsageReceipt, gateway: LocalAccount) -> str:
+    """The gateway's EIP-191 signature over the receipt, 0x-hex."""
+    if gateway.address.lower() != receipt.gateway.lower():
+        raise InvalidInput(f"receipt names gateway {receipt.gateway}, key is {gateway.address}")
+    return sign_statement(gateway, receipt.canonical())
+
+
+def verify_receipt(receipt: UsageReceipt, signature: str) -> None:
+    """Raise `InvalidInput` unless the receipt's gateway signed it."""
+    check_signer(receipt.canonical(), signature, receipt.gateway, "receipt")
+
+
+def receipt_leaf(receipt: UsageReceipt, signature: str) -> str:
+    """The anchored leaf: SHA-256 of the canonical JSON with the signature, 0x-hex."""
+    return statement_leaf(receipt.canonical(), signature)
+
+
+def receipt_from_json(data: dict[str, Any]) -> UsageReceipt:
+    """A receipt from its fields (schema, signature and leaf ignored)."""
+    fields = {k: v for k, v in data.items() if k not in ("schema", "signature", "leaf")}
+    try:
+        return UsageReceipt(**fields)
+    except TypeError as exc:
+        raise InvalidInput(f"usage receipt: {exc}") from None
+
+
+class ReceiptBook:
+    """Store signed receipts, anchor them in batches, prove any one of them."""
+
+    def __init__(self, db: Database, store: BlobStore, chain: Chain) -> None:
+        self.db = db
+        self.store = store
+        self.chain = chain
+
+    def get(self, receipt_id: str) -> dict[str, Any]:
+        """A stored receipt with its signature, leaf and anchoring state."""
+        with self.db.session() as session:
+            row = session.get(ReceiptRow, receipt_id)
+            if row is None:
+                raise NotFound(f"no usage receipt {receipt_id!r}")
+            batch = session.get(ReceiptBatchRow, row.batch_id) if row.batch_id else None
+        return {
+            "receipt": row.body,
+            "signature": row.signature,
+            "leaf": row.leaf,
+            "batch": None if batch is None else {"root": batch.root, "cid": batch.cid},
+            "epoch_id": row.epoch_id,
+        }
+
+    def of_account(self, account: str, limit: int = 100) -> list[dict[str, Any]]:
+        """An account's newest receipts."""
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(ReceiptRow)
+                .where(ReceiptRow.account == account)
+                .order_by(ReceiptRow.created_at.desc())
+                .limit(limit)
+            ).all()
+        return [{**r.body, "anchored": r.batch_id is not None} for r in rows]
+
+    def pending(self) -> tuple[int, float | None]:
+        """How many receipts wait for anchoring, and when the oldest was made."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(ReceiptRow.created_at).where(ReceiptRow.batch_id.is_(None))
+            ).all()
+        return len(rows), min((r[0] for r in rows), default=None)
+
+    def anchor(self, gateway: LocalAccount, asset_id: int) -> list[ReceiptBatchRow]:
+        """Anchor every receipt not yet anchored, up to MAX_BATCH per batch."""
+        batches: list[ReceiptBatchRow] = []
+        while True:
+            with self.db.session() as session:
+                rows = session.scalars(
+                    select(ReceiptRow)
+                    .where(ReceiptRow.batch_id.is_(None))
+                    .order_by(ReceiptRow.created_at, ReceiptRow.receipt_id)
+                    .limit(MAX_BATCH)
+                ).all()
+            if not rows:
+                return batches
+            doc = {
+                "schema": BATCH_SCHEMA,
+                "gateway_asset": asset_id,
+                "receipts": [{**r.body, "signature": r.signature, "leaf": r.leaf} for r in rows],
+            }
+            cid = self.store.put_json(doc)
+            tree = StandardMerkleTree.of([[r.leaf] for r in rows], ["bytes32"])
+            _, receipt = self.chain.ledger.anchor(gateway, asset_id, tree.root, len(rows), cid)
+            with self.db.session() as session:
+                batch = ReceiptBatchRow(
+                    asset_id=asset_id,
+                    root=tree.root,
+                    count=len(rows),
+                    cid=cid,
+                    tx_hash=receipt["transactionHash"].to_0x_hex(),
+                    anchored_at=time.time(),
+                )
+                session.add(batch)
+                session.flush()
+                for row in rows:
+                    stored = session.get(ReceiptRow, row.receipt_id)
+                    assert stored is not None
+                    stored.batch_id = batch.id
+            batches.append(batch)
+
+    def proof(self, receipt_id: str) -> dict[str, Any]:
+        """A receipt's inclusion proof against its batch's anchored root, checked on chain."""
+        found = self.get(receipt_id)
+        if found["batch"] is None:
+            raise NotFound(f"usage receipt {receipt_id} is not anchored yet")
+        doc = self.store.get_json(found["batch"]["cid"])
+        tree = StandardMerkleTree.of([[r["leaf"]] for r in doc["receipts"]], ["bytes32"])
+        proof = tree.get_proof([found["leaf"]])
+        node = tree.leaf_hash([found["leaf"]])  # the tree's leaf: the receipt leaf hashed again
+        asset_id = int(doc["gateway_asset"])
+        return {
+            **found,
+            "asset_id": asset_id,
+            "root": tree.root,
+            "leaf_encoding": ["bytes32"],
+            "tree_leaf": node,
+            "proof": proof,
+            "ledger": self.chain.ledger.address,
+            "verified_on_chain": self.chain.ledger.verify(asset_id, tree.root, node, proof),
+        }

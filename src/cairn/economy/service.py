@@ -1,0 +1,128 @@
+"""The economy domain's one entry point: keys, balances, prices, metering, receipts, epochs.
+
+The gateway's own account (label `gateway` in the node's keystore) is the treasury that
+deposits are sent to, the key that signs usage receipts, the owner of the asset its receipt
+batches are anchored under, and the funder of each epoch on RevenueDistributor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from cairn.assets.service import AssetService
+from cairn.chain.contracts import Chain
+from cairn.data.anchoring import Anchoring
+from cairn.db.engine import Database
+from cairn.economy.balances import Balances
+from cairn.economy.epochs import Epochs
+from cairn.economy.keys import ApiKeys
+from cairn.economy.lineage import LineageReader
+from cairn.economy.metering import Meter, Prices
+from cairn.economy.receipts import ReceiptBook
+from cairn.store.base import BlobStore
+
+log = logging.getLogger("cairn.economy")
+
+GATEWAY_ASSET_NAME = "Cairn gateway usage receipts"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the node anchors receipts and settles epochs on its own."""
+
+    anchor_count: int = 1_000  # anchor once this many receipts wait...
+    anchor_seconds: float = 600.0  # ...or the oldest has waited this long
+    epoch_seconds: float = 86_400.0  # settle an epoch this often (0: only by hand)
+
+
+class Economy:
+    """Everything money: who may call, what they hold, what they used, who is owed what."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: BlobStore,
+        chain: Chain,
+        assets: AssetService,
+        anchoring: Anchoring,
+        gateway: LocalAccount,
+        schedule: Schedule | None = None,
+    ) -> None:
+        self.chain = chain
+        self.assets = assets
+        self.gateway = gateway
+        self.schedule = schedule or Schedule()
+        self.keys = ApiKeys(db)
+        self.balances = Balances(db, chain, gateway.address)
+        self.prices = Prices(db, assets)
+        self.meter = Meter(db, self.balances, self.prices, gateway, chain.client.chain_id)
+        self.receipts = ReceiptBook(db, store, chain)
+        self.epochs = Epochs(db, store, chain, LineageReader(assets, store, anchoring), gateway)
+        self._asset_id: int | None = None
+        self._lock = threading.Lock()  # one anchoring or settlement at a time
+        self._last_epoch = time.time()
+
+    @property
+    def treasury(self) -> str:
+        """Where deposits go."""
+        return self.gateway.address
+
+    def gateway_asset(self) -> int:
+        """The asset receipt batches are anchored under, registered on first use."""
+        if self._asset_id is None:
+            for asset in self.assets.list(owner=self.gateway.address, kind="app"):
+                if asset.name == GATEWAY_ASSET_NAME:
+                    self._asset_id = asset.asset_id
+                    break
+            else:
+                self._asset_id = self.assets.register(
+                    self.gateway,
+                    kind="app",
+                    name=GATEWAY_ASSET_NAME,
+                    licence="proprietary",
+                    description=(
+                        f"Usage receipts signed by the gateway {self.gateway.address}, anchored "
+                        "in batches; each receipt can be proven against its batch's root."
+                    ),
+                    extra={"gateway": {"address": self.gateway.address}},
+                ).asset_id
+        return self._asset_id
+
+    def anchor_receipts(self) -> list[dict[str, Any]]:
+        """Anchor every waiting receipt now."""
+        with self._lock:
+            batches = self.receipts.anchor(self.gateway, self.gateway_asset())
+        return [
+            {"root": b.root, "count": b.count, "cid": b.cid, "tx_hash": b.tx_hash} for b in batches
+        ]
+
+    def settle(self) -> dict[str, Any] | None:
+        """Anchor waiting receipts, then close an epoch (None: nothing to settle)."""
+        self.anchor_receipts()
+        with self._lock:
+            result = self.epochs.settle()
+            self._last_epoch = time.time()
+        return result
+
+    def tick(self, now: float | None = None) -> None:
+        """Scheduled work: anchor receipts when due, settle when an epoch has passed."""
+        now = time.time() if now is None else now
+        waiting, oldest = self.receipts.pending()
+        if waiting and (
+            waiting >= self.schedule.anchor_count
+            or (oldest is not None and now - oldest >= self.schedule.anchor_seconds)
+        ):
+            for batch in self.anchor_receipts():
+                log.info("anchored %d usage receipts as %s", batch["count"], batch["root"])
+        every = self.schedule.epoch_seconds
+        if every and now - self._last_epoch >= every:
+            epoch = self.settle()
+            if epoch is not None:
+                log.info("settled epoch %s: revenue %s", epoch["epoch"], epoch["revenue"])

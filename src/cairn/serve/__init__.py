@@ -1,0 +1,1 @@
+"""Serving: the OpenAI-compatible gateway, its model backends and metering."""

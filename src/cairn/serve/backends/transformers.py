@@ -1,0 +1,368 @@
+"""The default backend: Hugging Face folders run in process with PyTorch.
+
+- Causal LMs serve chat and completions. A chat prompt is the tokenizer's chat template with the
+  generation prompt added; a tokenizer without a template gets `plain_chat_prompt` instead. Generation
+  is a hand-written loop over the KV cache, in the nanoGPT spirit: one forward pass over the
+  prompt (prefill), then one token per step fed back with the cache. Temperature 0 is greedy;
+  otherwise softmax(logits / temperature), cut to the top_p nucleus, sampled with the
+  generation's own `torch.Generator` (seeded: same seed and params, same text on one device).
+  An end-of-sequence token finishes with "stop", max_tokens with "length", a stop string with
+  "stop" and the text cut before it. `completion_tokens` counts every token sampled, the end
+  token and the token that completed a stop string included: each took a forward pass.
+- Encoders serve embeddings: mean pooling of the last hidden state over the attention mask,
+  L2-normalised (the all-MiniLM-L6-v2 recipe), texts truncated to the context. An encoder whose
+  config names a sequence-classification architecture also serves classifications: softmax
+  over its labels (`config.id2label`). Its embeddings come from the same network's last hidden
+  state, so one copy of the weights serves both.
+
+Weights stay in memory under a budget (`ResidentModels`). Each model computes one forward pass
+at a time (its lock is held for each step, not for a whole generation): concurrent requests
+take turns a token at a time instead of fighting for the cores, and a client that reads its
+stream slowly never blocks the others. Float32; CUDA when there is one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from cairn.core.errors import ConfigError, InvalidInput, NotFound
+from cairn.serve.backends.base import (
+    Backend,
+    Classification,
+    Generation,
+    SamplingParams,
+    ServedModel,
+    check_context,
+    check_messages,
+    check_texts,
+    plain_chat_prompt,
+)
+from cairn.serve.backends.deltas import token_deltas
+from cairn.serve.backends.resident import ResidentModels
+
+EMBED_BATCH = 32  # texts per forward pass when embedding or classifying
+# config fields that hold a model's context length, by architecture family
+CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
+UNBOUNDED = 1_000_000  # tokenizers without a limit report 1e30 as model_max_length
+
+
+@dataclass
+class _Folder:
+    """What a model folder says before its weights load: kind, tokenizer and context."""
+
+    kind: str  # "causal-lm", "encoder" or "classifier" (an encoder with a classification head)
+    config: PretrainedConfig
+    tokenizer: PreTrainedTokenizerBase
+    context: int
+    labels: list[str]  # a classifier's labels, in the order of its logits
+    # fast tokenizers change their own padding and truncation state on each call
+    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Network:
+    """A model's weights in memory, on one device, with the lock its forward passes take."""
+
+    module: PreTrainedModel
+    device: torch.device
+    bytes: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cache_keyword: str = "past_key_values"  # transformers 5 calls it `cache`
+    keep_last_logits: bool = False  # the forward takes `logits_to_keep`
+
+    def next_logits(self, ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """Logits for the token after `ids` (B=1), and the updated KV cache."""
+        kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": True}  # ids: (1, T)
+        if cache is not None:
+            kwargs[self.cache_keyword] = cache
+        if self.keep_last_logits:
+            kwargs["logits_to_keep"] = 1
+        out = self.module(**kwargs)
+        return out.logits[0, -1], getattr(out, self.cache_keyword)  # (V,), cache
+
+
+class TransformersBackend(Backend):
+    """Hugging Face folders in process; models loaded on first use, kept under a memory budget."""
+
+    name = "transformers"
+
+    def __init__(self, memory_budget_bytes: int, device: str | None = None) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.resident: ResidentModels[_Network] = ResidentModels(
+            memory_budget_bytes, size_of=lambda net: net.bytes
+        )
+        self._folders: dict[Path, _Folder] = {}
+        self._folders_lock = threading.Lock()
+
+    # --- the interface ------------------------------------------------------------------------
+
+    def capabilities(self, model: ServedModel) -> set[str]:
+        """causal-lm: chat, completions; encoder: embeddings (+ classifications with a head)."""
+        kind = self._folder(model).kind
+        if kind == "causal-lm":
+            return {"chat", "completions"}
+        return {"embeddings", "classifications"} if kind == "classifier" else {"embeddings"}
+
+    def chat(
+        self, model: ServedModel, messages: list[dict[str, str]], params: SamplingParams
+    ) -> Generation:
+        """Start a chat completion over the chat template (or `plain_chat_prompt`)."""
+        self.require(model, "chat")
+        check_messages(messages)
+        folder = self._folder(model)
+        tokenizer = folder.tokenizer
+        with folder.tokenizer_lock:
+            if tokenizer.chat_template:
+                text = tokenizer.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
+                ids = tokenizer(str(text), add_special_tokens=False)["input_ids"]
+            else:
+                ids = tokenizer(plain_chat_prompt(messages))["input_ids"]
+        return self._generation(model, folder, list(ids), params)
+
+    def complete(self, model: ServedModel, prompt: str, params: SamplingParams) -> Generation:
+        """Start a text completion of `prompt` (with the special tokens its tokenizer adds)."""
+        self.require(model, "completions")
+        folder = self._folder(model)
+        with folder.tokenizer_lock:
+            ids = list(folder.tokenizer(prompt)["input_ids"])
+        if not ids and folder.tokenizer.bos_token_id is not None:
+            ids = [folder.tokenizer.bos_token_id]  # an empty prompt: start from the beginning
+        if not ids:
+            raise InvalidInput(f"model {model.id}: the prompt is empty")
+        return self._generation(model, folder, ids, params)
+
+    def embed(self, model: ServedModel, texts: list[str]) -> tuple[list[list[float]], int]:
+        """Mean-pooled, L2-normalised last hidden states, one per text; and the tokens read."""
+        self.require(model, "embeddings")
+        check_texts(texts)
+        folder, net = self._folder(model), self._network(model)
+        vectors: list[list[float]] = []
+        tokens = 0
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = self._encode(folder, texts[start : start + EMBED_BATCH], net.device)
+            mask = batch["attention_mask"]  # (B, T)
+            with net.lock, torch.inference_mode():
+                if folder.kind == "classifier":
+                    hidden = net.module(**batch, output_hidden_states=True).hidden_states[-1]
+                else:
+                    hidden = net.module(**batch).last_hidden_state  # (B, T, H)
+                weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)  # (B, H)
+                vectors += F.normalize(pooled, p=2, dim=1).cpu().tolist()
+            tokens += int(mask.sum())
+        return vectors, tokens
+
+    def classify(self, model: ServedModel, texts: list[str]) -> tuple[list[Classification], int]:
+        """The softmax over the model's labels for each text; and the tokens read."""
+        self.require(model, "classifications")
+        check_texts(texts)
+        folder, net = self._folder(model), self._network(model)
+        labels = folder.labels
+        results: list[Classification] = []
+        tokens = 0
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = self._encode(folder, texts[start : start + EMBED_BATCH], net.device)
+            with net.lock, torch.inference_mode():
+                probs = torch.softmax(net.module(**batch).logits.float(), dim=-1)  # (B, labels)
+            for row in probs.cpu().tolist():
+                scores = dict(zip(labels, row, strict=True))
+                top = max(range(len(row)), key=row.__getitem__)
+                results.append(Classification(labels[top], row[top], scores))
+            tokens += int(batch["attention_mask"].sum())
+        return results, tokens
+
+    def context_length(self, model: ServedModel) -> int:
+        """The config's position limit, or the tokenizer's if that is smaller."""
+        return self._folder(model).context
+
+    def count_tokens(self, model: ServedModel, text: str) -> int:
+        """Tokens of `text` alone, without the special tokens a prompt adds."""
+        folder = self._folder(model)
+        with folder.tokenizer_lock:
+            return len(folder.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def _folder(self, model: ServedModel) -> _Folder:
+        path = _folder_path(model)
+        with self._folders_lock:
+            if path not in self._folders:
+                self._folders[path] = _read_folder(model, path)
+            return self._folders[path]
+
+    def _network(self, model: ServedModel) -> _Network:
+        folder = self._folder(model)
+        path = _folder_path(model)
+        return self.resident.get(
+            path, lambda: self._load(model, path, folder.kind), f"model {model.id}"
+        )
+
+    def _load(self, model: ServedModel, path: Path, kind: str) -> _Network:
+        loader = {
+            "causal-lm": AutoModelForCausalLM,
+            "encoder": AutoModel,
+            "classifier": AutoModelForSequenceClassification,
+        }[kind]
+        try:
+            module = loader.from_pretrained(str(path), dtype=torch.float32)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"model {model.id}: cannot load {path} as {kind}: {exc}") from exc
+        module.to(self.device).eval()
+        size = sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+        forward = inspect.signature(module.forward).parameters
+        return _Network(
+            module=module,
+            device=self.device,
+            bytes=size,
+            cache_keyword="cache" if "cache" in forward else "past_key_values",
+            keep_last_logits="logits_to_keep" in forward,
+        )
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _encode(self, folder: _Folder, texts: list[str], device: torch.device) -> Any:
+        with folder.tokenizer_lock:
+            batch = folder.tokenizer(
+                texts, padding=True, truncation=True, max_length=folder.context, return_tensors="pt"
+            )
+        return batch.to(device)
+
+    def _generation(
+        self, model: ServedModel, folder: _Folder, ids: list[int], params: SamplingParams
+    ) -> TransformersGeneration:
+        check_context(model, len(ids), params.max_tokens, folder.context)
+        net = self._network(model)
+        config_eos = net.module.generation_config.eos_token_id
+        eos = {folder.tokenizer.eos_token_id}
+        eos |= set(config_eos) if isinstance(config_eos, list) else {config_eos}
+        eos.discard(None)
+
+        def decode(tokens: Sequence[int]) -> str:
+            text = folder.tokenizer.decode(
+                list(tokens), skip_special_tokens=True, clean_up_tokenization_spaces=False
+            )
+            return str(text)
+
+        return TransformersGeneration(net, ids, params, {int(e) for e in eos}, decode)
+
+
+class TransformersGeneration(Generation):
+    """Tokens from the KV-cache loop, decoded incrementally, cut at stop strings."""
+
+    def __init__(
+        self,
+        net: _Network,
+        prompt: list[int],
+        params: SamplingParams,
+        eos: set[int],
+        decode: Callable[[Sequence[int]], str],
+    ) -> None:
+        self.prompt_tokens = len(prompt)
+        self.completion_tokens = 0
+        self.finish_reason: str | None = None
+        self._net, self._prompt, self._params, self._eos = net, prompt, params, eos
+        self._decode = decode
+        self._rng = torch.Generator(device=net.device)
+        if params.seed is None:
+            self._rng.seed()
+        else:
+            self._rng.manual_seed(params.seed)
+        self._closed = False
+        self._iterator: Generator[str, None, None] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        if self._iterator is not None or self._closed:
+            return iter(())
+        self._iterator = token_deltas(self, self._tokens(), self._eos, self._decode, self._params)
+        return self._iterator
+
+    def close(self) -> None:
+        self._closed = True
+        if self._iterator is not None:
+            # in another thread's hands it raises ValueError, and stops after this step
+            with contextlib.suppress(ValueError):
+                self._iterator.close()  # frees the KV cache now rather than when collected
+
+    def _tokens(self) -> Iterator[int]:
+        net, params = self._net, self._params
+        ids = torch.tensor([self._prompt], device=net.device)  # (1, T): the prompt, then 1 token
+        cache = None
+        while not self._closed:
+            with net.lock, torch.inference_mode():
+                logits, cache = net.next_logits(ids, cache)  # (V,)
+                token = next_token(logits, params.temperature, params.top_p, self._rng)
+            yield token
+            ids = torch.tensor([[token]], device=net.device)  # (1, 1)
+
+
+def next_token(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:
+    """Draw the next token from `logits` (V,): greedy at temperature 0, else nucleus sampling."""
+    if temperature == 0.0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (V,)
+    if top_p < 1.0:
+        probs, order = probs.sort(descending=True)
+        outside = probs.cumsum(0) - probs >= top_p  # mass before the token already reaches top_p
+        outside[0] = False  # the most likely token is always kept
+        probs = probs.masked_fill(outside, 0.0)
+        return int(order[torch.multinomial(probs, 1, generator=rng)])
+    return int(torch.multinomial(probs, 1, generator=rng))
+
+
+def _folder_path(model: ServedModel) -> Path:
+    if model.folder is None:
+        raise ConfigError(
+            f"model {model.id} has no local folder: the transformers backend serves "
+            "Hugging Face folders"
+        )
+    return model.folder.resolve()
+
+
+def _read_folder(model: ServedModel, path: Path) -> _Folder:
+    if not (path / "config.json").is_file():
+        raise NotFound(
+            f"model {model.id}: {path} is not a Hugging Face model folder (no config.json)"
+        )
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"model {model.id}: cannot read {path}: {exc}") from exc
+    heads = [a for a in config.architectures or [] if a.endswith("ForSequenceClassification")]
+    if model.family == "causal-lm":
+        kind = "causal-lm"
+    else:
+        kind = "classifier" if heads else "encoder"
+        if tokenizer.pad_token is None:  # batches need padding; the mask hides it
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    limits = [int(getattr(config, f)) for f in CONTEXT_FIELDS if getattr(config, f, None)]
+    if tokenizer.model_max_length and tokenizer.model_max_length < UNBOUNDED:
+        limits.append(int(tokenizer.model_max_length))
+    if not limits:
+        raise ConfigError(f"model {model.id}: {path} states no context length")
+    id2label: dict[Any, str] = dict(getattr(config, "id2label", None) or {})
+    labels = [str(id2label[i]) for i in sorted(id2label, key=int)] if kind == "classifier" else []
+    return _Folder(
+        kind=kind, config=config, tokenizer=tokenizer, context=min(limits), labels=labels
+    )

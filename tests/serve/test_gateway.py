@@ -1,0 +1,250 @@
+"""The OpenAI-compatible gateway on a real node and HTTP server, driven by the official
+`openai` client: chat (streamed and not), completions, embeddings, classifications, errors,
+402 on an empty balance, revoked keys, receipts anchored and provable, settle and claim."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from cairn.api.client import NodeClient
+from cairn.chain.anvil import free_port
+from cairn.node import Node, open_node
+from tests.conftest import LiveServer
+from tests.data.conftest import dev
+
+TOKEN = 10**18
+PRICE = TOKEN // 10  # 0.1 CAIRN per 1,000 tokens
+
+
+@dataclass
+class Served:
+    node: Node
+    url: str
+    alice: LocalAccount  # owns the models
+    carol: LocalAccount  # pays
+    secret: str  # carol's API key
+    chat: str
+    encoder: str
+    classifier: str
+
+    def client(self, key: str | None = None) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key or self.secret, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, folders: dict[str, Path]) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("gateway")
+    node = open_node(
+        root / "node", chain="memory", dev=True, port=free_port(), fleet_port=free_port()
+    )
+    server = LiveServer(node).start()
+    try:
+        alice, carol = dev(node, "alice"), dev(node, "carol")
+        ids = {}
+        for name, family in (
+            ("chat", "causal-lm"),
+            ("encoder", "encoder"),
+            ("classifier", "encoder"),
+        ):
+            asset = node.catalog.register_folder(
+                alice, folders[name], name=f"tiny {name}", licence="Apache-2.0", family=family
+            )
+            node.economy.prices.set(alice.address, asset.asset_id, PRICE)
+            ids[name] = str(asset.asset_id)
+        node.chain.token.transfer(carol, node.economy.treasury, 10 * TOKEN)
+        _, secret = node.economy.keys.create(carol.address, "tests")
+        yield Served(
+            node, server.url, alice, carol, secret, ids["chat"], ids["encoder"], ids["classifier"]
+        )
+    finally:
+        server.stop()
+        node.close()
+
+
+def _spent(served: Served) -> int:
+    return served.node.economy.balances.get(served.carol.address).spent
+
+
+def test_models_are_listed_with_capabilities_and_prices(served: Served) -> None:
+    models = {m.id: m for m in served.client().models.list().data}
+    assert {served.chat, served.encoder, served.classifier} <= set(models)
+    chat = models[served.chat].model_dump()
+    assert chat["capabilities"] == ["chat", "completions"]
+    assert chat["price_per_1k"] == str(PRICE)
+    assert models[served.classifier].model_dump()["capabilities"] == [
+        "classifications",
+        "embeddings",
+    ]
+
+
+def test_chat_completion_is_charged_by_its_usage(served: Served) -> None:
+    before = _spent(served)
+    answer = served.client().chat.completions.create(
+        model=served.chat,
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}],
+        max_tokens=12,
+        temperature=0,
+    )
+    usage = answer.usage
+    assert usage is not None and usage.completion_tokens <= 12 and usage.prompt_tokens > 0
+    assert answer.choices[0].finish_reason in ("stop", "length")
+    assert answer.choices[0].message.role == "assistant"
+    charged = math.ceil(PRICE * usage.total_tokens / 1000)
+    assert _spent(served) - before == charged
+    receipt = answer.model_extra["cairn"]  # type: ignore[index]
+    assert int(receipt["amount"]) == charged
+
+
+def test_streaming_yields_the_same_text_and_reports_usage(served: Served) -> None:
+    client = served.client()
+    kwargs = {
+        "model": served.chat,
+        "messages": [{"role": "user", "content": "count"}],
+        "max_tokens": 10,
+        "temperature": 0,
+    }
+    whole = client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+    chunks = list(
+        client.chat.completions.create(
+            stream=True, stream_options={"include_usage": True}, **kwargs
+        )
+    )  # type: ignore[call-overload]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[0].choices[0].delta.role == "assistant"
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert finishes == [whole.choices[0].finish_reason]
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
+
+
+def test_seeded_sampling_repeats_and_stop_strings_cut(served: Served) -> None:
+    client = served.client()
+    ask = {"model": served.chat, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+    first = client.chat.completions.create(temperature=1.0, seed=7, **ask)  # type: ignore[call-overload]
+    again = client.chat.completions.create(temperature=1.0, seed=7, **ask)  # type: ignore[call-overload]
+    assert first.choices[0].message.content == again.choices[0].message.content
+    text = first.choices[0].message.content or ""
+    if len(text) >= 4:
+        stop = text[2:4]
+        cut = client.chat.completions.create(temperature=1.0, seed=7, stop=[stop], **ask)  # type: ignore[call-overload]
+        assert cut.choices[0].message.content == text[: text.index(stop)]
+        assert cut.choices[0].finish_reason == "stop"
+
+
+def test_text_completions(served: Served) -> None:
+    answer = served.client().completions.create(
+        model=served.chat, prompt="abc", max_tokens=5, temperature=0
+    )
+    assert answer.usage is not None and answer.usage.completion_tokens <= 5
+    assert isinstance(answer.choices[0].text, str)
+
+
+def test_embeddings_in_both_encodings(served: Served) -> None:
+    client = served.client()
+    as_base64 = client.embeddings.create(
+        model=served.encoder, input=["a cat", "a dog"]
+    )  # client default
+    as_floats = client.embeddings.create(
+        model=served.encoder, input=["a cat", "a dog"], encoding_format="float"
+    )
+    assert len(as_base64.data) == 2
+    for a, b in zip(as_base64.data, as_floats.data, strict=True):
+        assert len(a.embedding) == len(b.embedding) > 0
+        assert max(abs(x - y) for x, y in zip(a.embedding, b.embedding, strict=True)) < 1e-6
+        assert abs(sum(x * x for x in b.embedding) - 1.0) < 1e-4
+    assert as_floats.usage.prompt_tokens > 0
+
+
+def test_classifications(served: Served) -> None:
+    response = httpx.post(
+        served.url + "/v1/classifications",
+        json={"model": served.classifier, "input": ["good", "bad"]},
+        headers={"Authorization": f"Bearer {served.secret}"},
+    )
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert len(data) == 2
+    for item in data:
+        assert item["label"] in ("negative", "neutral", "positive")
+        assert abs(sum(item["scores"].values()) - 1.0) < 1e-5
+        assert item["score"] == max(item["scores"].values())
+
+
+def test_errors_reach_the_client_in_openai_shape(served: Served) -> None:
+    client = served.client()
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.chat.completions.create(model="999", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.AuthenticationError):
+        served.client("cairn-sk-not-a-real-key").models.list()
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        client.chat.completions.create(
+            model=served.chat, messages=[{"role": "user", "content": "x"}], temperature=3
+        )
+    with pytest.raises(openai.BadRequestError, match="not embeddings"):
+        client.embeddings.create(model=served.chat, input="x")
+    with pytest.raises(openai.BadRequestError, match="context"):
+        client.completions.create(model=served.chat, prompt="a" * 5000, max_tokens=5)
+
+
+def test_an_empty_balance_answers_402_and_serves_nothing(served: Served) -> None:
+    node = served.node
+    bob = dev(node, "bob")
+    _, secret = node.economy.keys.create(bob.address)
+    with pytest.raises(openai.APIStatusError) as caught:
+        served.client(secret).chat.completions.create(
+            model=served.chat, messages=[{"role": "user", "content": "x"}], max_tokens=5
+        )
+    assert caught.value.status_code == 402
+    assert "insufficient balance" in caught.value.message
+    assert node.economy.receipts.of_account(bob.address) == []
+    assert node.economy.balances.get(bob.address).held == 0
+
+
+def test_a_revoked_key_is_refused(served: Served) -> None:
+    node = served.node
+    key, secret = node.economy.keys.create(served.carol.address, "short-lived")
+    served.client(secret).models.list()
+    node.economy.keys.revoke(served.carol.address, key.key_id)
+    with pytest.raises(openai.AuthenticationError, match="revoked"):
+        served.client(secret).models.list()
+
+
+def test_keys_receipts_settlement_and_claims_over_the_api(served: Served) -> None:
+    api = NodeClient(served.url)
+    api.sign_in(served.carol)
+    key = api.request("POST", "/keys", json={"name": "api"})
+    assert key["secret"].startswith("cairn-sk-")
+    assert key["key_id"] in {k["key_id"] for k in api.request("GET", "/keys")}
+    answer = served.client(key["secret"]).chat.completions.create(
+        model=served.chat, messages=[{"role": "user", "content": "hi"}], max_tokens=4
+    )
+    receipt_id = answer.model_extra["cairn"]["receipt"]  # type: ignore[index]
+    api.request("POST", "/receipts/anchor")
+    proof = api.request("GET", f"/receipts/{receipt_id}/proof")
+    assert proof["verified_on_chain"] is True
+
+    first = api.request("POST", "/epochs/settle")
+    assert first["settled"] and first["epoch"]["status"] == "funded"
+    assert api.request("POST", "/epochs/settle") == {"settled": False, "epoch": None}
+    alice = served.alice.address
+    owed = api.request("GET", f"/earnings/{alice}")
+    assert int(owed["unclaimed"]) > 0
+    paid = api.request("POST", "/claims", json={"account": alice})
+    assert paid["total"] == owed["unclaimed"]
+    again = api.request("POST", "/claims", json={"account": alice})
+    assert again["claims"] == [] and again["total"] == "0"
+    assert api.request("GET", f"/earnings/{alice}")["unclaimed"] == "0"
+    api.request("DELETE", f"/keys/{key['key_id']}")
+    with pytest.raises(openai.AuthenticationError):
+        served.client(key["secret"]).models.list()
