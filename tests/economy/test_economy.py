@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 
 import pytest
@@ -11,6 +12,7 @@ from cairn.core.errors import Forbidden, InvalidInput, NotFound, PaymentRequired
 from cairn.core.merkle import StandardMerkleTree
 from cairn.economy.balances import cost
 from cairn.economy.receipts import receipt_from_json, verify_receipt
+from cairn.economy.service import Schedule
 from cairn.node import Node
 from tests.data.conftest import dev
 from tests.economy.conftest import TOKEN, World
@@ -213,3 +215,23 @@ def test_free_models_settle_an_empty_epoch(world: World) -> None:
     epoch = economy.settle()
     assert epoch is not None and epoch["status"] == "empty"
     assert world.node.chain.distributor.epoch_count() == count
+
+
+def test_the_node_anchors_and_settles_on_schedule(world: World) -> None:
+    economy = world.node.economy
+    economy.schedule = Schedule(anchor_count=2, anchor_seconds=600, epoch_seconds=3600)
+    economy.prices.set(world.alice.address, world.model, PRICE)
+    charge = economy.meter.open(world.key, world.model, "completions", 100)
+    first = economy.meter.close(charge, 10, 10).receipt_id
+    economy.tick()
+    assert economy.receipts.get(first)["batch"] is None  # one waiting, and only just made
+    economy.tick(now=time.time() + 601)  # the oldest waited long enough
+    assert economy.receipts.get(first)["batch"] is not None
+    charge = economy.meter.open(world.key, world.model, "completions", 100)
+    economy.meter.close(charge, 10, 10)
+    count = world.node.chain.distributor.epoch_count()
+    economy.tick()  # one receipt waiting, epoch not due
+    assert world.node.chain.distributor.epoch_count() == count
+    economy.tick(now=time.time() + 3601)
+    assert world.node.chain.distributor.epoch_count() == count + 1
+    assert economy.epochs.epochs()[0]["receipts"] == 2

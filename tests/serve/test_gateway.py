@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,3 +248,44 @@ def test_keys_receipts_settlement_and_claims_over_the_api(served: Served) -> Non
     api.request("DELETE", f"/keys/{key['key_id']}")
     with pytest.raises(openai.AuthenticationError):
         served.client(key["secret"]).models.list()
+
+
+def test_a_model_served_by_an_upstream_openai_server(
+    served: Served, make_node: Callable[..., Node], tmp_path: Path, folders: dict[str, Path]
+) -> None:
+    """Node B answers for its asset by calling node A's /v1 (as it would call vLLM), and
+    charges its own user by the upstream's usage."""
+    _, upstream_key = served.node.economy.keys.create(served.carol.address, "node B")
+    front = make_node(
+        tmp_path / "front",
+        upstreams=(f"1={served.url}/v1#{served.chat}",),
+        upstream_api_key=upstream_key,
+    )
+    alice = dev(front, "alice")
+    asset = front.catalog.register_folder(
+        alice, folders["chat"], name="tiny chat, served upstream", licence="MIT", family="causal-lm"
+    )
+    assert asset.asset_id == 1
+    front.economy.prices.set(alice.address, 1, PRICE)
+    bob = dev(front, "bob")
+    front.chain.token.transfer(bob, front.economy.treasury, TOKEN)
+    _, secret = front.economy.keys.create(bob.address)
+    server = LiveServer(front).start()
+    try:
+        ask = {
+            "messages": [{"role": "user", "content": "hello"}],
+            "max_tokens": 8,
+            "temperature": 0,
+        }
+        direct = served.client().chat.completions.create(model=served.chat, **ask)  # type: ignore[call-overload]
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=secret, max_retries=0)
+        proxied = client.chat.completions.create(model="1", **ask)  # type: ignore[call-overload]
+        assert proxied.choices[0].message.content == direct.choices[0].message.content
+        assert proxied.usage == direct.usage
+        streamed = client.chat.completions.create(model="1", stream=True, **ask)  # type: ignore[call-overload]
+        text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        assert text == direct.choices[0].message.content
+        spent = front.economy.balances.get(bob.address).spent
+        assert spent == 2 * math.ceil(PRICE * direct.usage.total_tokens / 1000)  # type: ignore[union-attr]
+    finally:
+        server.stop()

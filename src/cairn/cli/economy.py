@@ -150,51 +150,61 @@ def settle(account: Account, data_dir: DataDir = None, node_url: NodeUrl = None)
     )
 
 
-def earnings(
-    account: Annotated[str, typer.Argument(help="Address or label")],
-    data_dir: DataDir = None,
-    node_url: NodeUrl = None,
-) -> None:
-    """What each epoch owes an account, and why."""
-    address = _address(data_dir, account)
-    with client(node_url) as api:
-        result = api.request("GET", f"/earnings/{address}")
+Who = Annotated[
+    str | None, typer.Argument(help="Address or label [default: every account in this keystore]")
+]
+
+
+def _accounts(data_dir: Any, who: str | None) -> list[tuple[str, str]]:
+    """(name, address) of one account, or of every account in the local keystore."""
+    if who is not None:
+        return [(who, _address(data_dir, who))]
+    return [(info.label or info.address, info.address) for info in keystore(data_dir).list()]
+
+
+def earnings(who: Who = None, data_dir: DataDir = None, node_url: NodeUrl = None) -> None:
+    """What each epoch owes an account (or each of yours), and why."""
     rows = []
-    for e in result["epochs"]:
-        for line in e["lines"]:
-            why = line["role"]
-            via = line.get("via_name") or line["via"]
-            if line["role"] == "compute" and line.get("job_id"):
-                why += f" (job {line['job_id'][:10]})"
-            rows.append(
-                [
-                    e["epoch"],
-                    line.get("source_name") or line["source"],
-                    via,
-                    why,
-                    units(line["amount"], 18),
-                    "yes" if e["claimed"] else "no",
-                ]
-            )
-    table(f"Earnings of {address}", ["epoch", "model", "through", "role", "CAIRN", "claimed"], rows)
-    console.print(f"unclaimed: {units(result['unclaimed'], 18)} CAIRN")
+    unclaimed = 0
+    with client(node_url) as api:
+        for name, address in _accounts(data_dir, who):
+            result = api.request("GET", f"/earnings/{address}")
+            unclaimed += int(result["unclaimed"])
+            for e in result["epochs"]:
+                for line in e["lines"]:
+                    why = line["role"]
+                    if line["role"] == "compute" and line.get("job_id"):
+                        why += f" (job {line['job_id'][:10]})"
+                    rows.append(
+                        [
+                            name,
+                            e["epoch"],
+                            line.get("source_name") or line["source"],
+                            line.get("via_name") or line["via"],
+                            why,
+                            units(line["amount"], 18),
+                            "yes" if e["claimed"] else "no",
+                        ]
+                    )
+    columns = ["account", "epoch", "model", "through", "role", "CAIRN", "claimed"]
+    table("Earnings", columns, rows)
+    console.print(f"unclaimed: {units(unclaimed, 18)} CAIRN")
 
 
-def claim(
-    account: Annotated[str, typer.Argument(help="Address or label")],
-    data_dir: DataDir = None,
-    node_url: NodeUrl = None,
-) -> None:
-    """Claim everything an account is owed; the tokens go to that account."""
-    address = _address(data_dir, account)
+def claim(who: Who = None, data_dir: DataDir = None, node_url: NodeUrl = None) -> None:
+    """Claim everything an account (or each of yours) is owed; tokens go to that account."""
+    rows = []
+    total = 0
     with client(node_url) as api, console.status("Claiming ..."):
-        result = api.request("POST", "/claims", json={"account": address})
-    if not result["claims"]:
+        for name, address in _accounts(data_dir, who):
+            if api.request("GET", f"/earnings/{address}")["unclaimed"] == "0":
+                continue
+            result = api.request("POST", "/claims", json={"account": address})
+            for c in result["claims"]:
+                rows.append([name, c["epoch"], units(c["amount"], 18), c["tx_hash"]])
+                total += int(c["amount"])
+    if not rows:
         console.print("nothing to claim")
         return
-    table(
-        f"Claimed for {address}",
-        ["epoch", "CAIRN", "tx"],
-        [[c["epoch"], units(c["amount"], 18), c["tx_hash"]] for c in result["claims"]],
-    )
-    console.print(f"total: {units(result['total'], 18)} CAIRN")
+    table("Claimed", ["account", "epoch", "CAIRN", "tx"], rows)
+    console.print(f"total: {units(total, 18)} CAIRN")
