@@ -10,7 +10,7 @@ import pytest
 from cairn.chain.client import ChainError
 from cairn.core.errors import Forbidden, InvalidInput, NotFound, PaymentRequired, Unauthorized
 from cairn.core.merkle import StandardMerkleTree
-from cairn.economy.balances import cost
+from cairn.economy.balances import Balances, cost
 from cairn.economy.receipts import receipt_from_json, verify_receipt
 from cairn.economy.service import Schedule
 from cairn.node import Node
@@ -235,3 +235,14 @@ def test_the_node_anchors_and_settles_on_schedule(world: World) -> None:
     economy.tick(now=time.time() + 3601)
     assert world.node.chain.distributor.epoch_count() == count + 1
     assert economy.epochs.epochs()[0]["receipts"] == 2
+
+
+def test_holds_left_by_a_crash_are_released_at_start(world: World) -> None:
+    economy = world.node.economy
+    economy.prices.set(world.alice.address, world.model, PRICE)
+    economy.meter.open(world.key, world.model, "completions", 1000)  # never closed: a crash
+    assert economy.balances.get(world.carol.address).held > 0
+    # what the node's Economy does when it starts again on this index
+    rebuilt = Balances(world.node.db, world.node.chain, economy.treasury)
+    assert rebuilt.clear_holds() == 1
+    assert economy.balances.get(world.carol.address).held == 0

@@ -93,6 +93,15 @@ class Balances:
         # One writer of balances per node, held across each whole transaction that changes one.
         self.lock = threading.RLock()
 
+    def clear_holds(self) -> int:
+        """Release every hold: at start no request is in flight, so holds left by a crash go
+        back to their accounts. Returns how many accounts had one."""
+        with self.lock, self.db.session() as session:
+            rows = session.scalars(select(BalanceRow).where(BalanceRow.held != "0")).all()
+            for row in rows:
+                row.held = "0"
+            return len(rows)
+
     def sync(self) -> int:
         """Credit token transfers to the treasury not yet credited; returns how many."""
         client = self.chain.client

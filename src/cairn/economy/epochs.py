@@ -33,6 +33,7 @@ from cairn.economy.models import EpochRow, PayoutRow, ReceiptRow
 from cairn.store.base import BlobStore
 
 PAYOUT_LEAF = ["address", "uint256"]
+DOC_CACHE = 8  # settlement documents and trees kept in memory
 
 
 class Epochs:
@@ -178,9 +179,14 @@ class Epochs:
         return [self.epoch(i) for i in ids]
 
     def _doc(self, cid: str) -> dict[str, Any]:
-        if cid not in self._docs:
-            self._docs[cid] = self.store.get_json(cid)
-        return self._docs[cid]
+        """A stored document, from a small cache: settlements are read again and again."""
+        doc = self._docs.pop(cid, None)
+        if doc is None:
+            doc = self.store.get_json(cid)
+        self._docs[cid] = doc  # newest last; the oldest goes first
+        while len(self._docs) > DOC_CACHE:
+            del self._docs[next(iter(self._docs))]
+        return doc
 
     def earnings(self, account: str) -> list[dict[str, Any]]:
         """What each epoch owes `account`, claimed or not, and why (per model and role)."""

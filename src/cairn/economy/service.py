@@ -61,6 +61,8 @@ class Economy:
         self.schedule = schedule or Schedule()
         self.keys = ApiKeys(db)
         self.balances = Balances(db, chain, gateway.address)
+        if released := self.balances.clear_holds():
+            log.info("released the holds of %d requests cut short by a restart", released)
         self.prices = Prices(db, assets)
         self.meter = Meter(db, self.balances, self.prices, gateway, chain.client.chain_id)
         self.receipts = ReceiptBook(db, store, chain)
