@@ -201,7 +201,7 @@ class Gateway:
         if self._llama is None:
             from cairn.serve.backends import LlamaCppBackend
 
-            self._llama = LlamaCppBackend()
+            self._llama = LlamaCppBackend(self.memory_budget)
         return self._llama
 
     def _check(self, served: Served, capability: str) -> None:
