@@ -35,7 +35,8 @@ log = logging.getLogger("cairn.node")
 ETHER = 10**18
 TOKEN = 10**18
 OPERATOR = "operator"
-GATEWAY = "gateway"  # the treasury of prepaid balances and the signer of usage receipts
+GATEWAY = "gateway"
+DEPOSIT_CONFIRMATIONS = 12  # blocks before a deposit on a real chain is credited  # the treasury of prepaid balances and the signer of usage receipts
 GC_THRESHOLD = 20_000
 DEV_ETHER = 100 * ETHER  # gas money for each dev account
 DEV_TOKENS = 1_000 * TOKEN  # CAIRN minted to each dev account on a fresh dev node
@@ -120,7 +121,10 @@ class Node:
                 anchoring=self.data.anchoring,
                 gateway=self.gateway_account,
                 schedule=Schedule(epoch_seconds=config.epoch_seconds),
+                confirmations=DEPOSIT_CONFIRMATIONS if self.backend.kind == "rpc" else 0,
             )
+            if fresh:
+                self.economy.reset_index()
             self.gateway = Gateway(
                 self.catalog,
                 self.economy.meter,

@@ -57,9 +57,11 @@ def test_keys_deposits_prices_settlement_and_claims(cli: Cli, tmp_path: Path) ->
     shown = cli("balance", "show", "carol").stdout
     assert re.search(r"spent\s+│\s+0\.0\d+", shown), shown
 
-    settled = cli("settle", "--account", "alice").stdout
+    refused = cli("settle", "--account", "alice", ok=False)
+    assert "only the node's operator" in refused.stderr
+    settled = cli("settle").stdout  # as the node's operator
     assert "Epoch 1" in settled and "funded" in settled
-    assert "nothing to settle" in cli("settle", "--account", "alice").stdout
+    assert "nothing to settle" in cli("settle").stdout
     earned = cli("earnings", "alice").stdout
     assert "tiny chat" in earned and "owner" in earned and "unclaimed: 0.0" in earned
     claimed = cli("claim", "alice").stdout

@@ -6,11 +6,13 @@ import time
 from fractions import Fraction
 
 import pytest
+from sqlalchemy import delete, update
 
 from cairn.chain.client import ChainError
 from cairn.core.errors import Forbidden, InvalidInput, NotFound, PaymentRequired, Unauthorized
 from cairn.core.merkle import StandardMerkleTree
 from cairn.economy.balances import Balances, cost
+from cairn.economy.models import EpochRow, ReceiptBatchRow, ReceiptRow
 from cairn.economy.receipts import receipt_from_json, verify_receipt
 from cairn.economy.service import Schedule
 from cairn.node import Node
@@ -246,3 +248,48 @@ def test_holds_left_by_a_crash_are_released_at_start(world: World) -> None:
     rebuilt = Balances(world.node.db, world.node.chain, economy.treasury)
     assert rebuilt.clear_holds() == 1
     assert economy.balances.get(world.carol.address).held == 0
+
+
+def test_epochs_with_the_same_payouts_are_each_funded(world: World) -> None:
+    economy, distributor = world.node.economy, world.node.chain.distributor
+    economy.prices.set(world.alice.address, world.model, PRICE)
+    funded = []
+    for _ in range(2):  # the same usage twice: the same payouts, the same Merkle root
+        charge = economy.meter.open(world.key, world.model, "completions", 2000)
+        economy.meter.close(charge, 500, 500)
+        epoch = economy.settle()
+        assert epoch is not None
+        funded.append(epoch)
+    assert funded[0]["root"] == funded[1]["root"]
+    assert funded[0]["epoch"] != funded[1]["epoch"]
+    for epoch in funded:
+        assert distributor.epoch_funded(epoch["epoch"]) == int(epoch["revenue"])
+    assert len(economy.epochs.claim(world.bob.address)) == 2
+
+
+def test_an_epoch_funded_just_before_a_crash_is_recognised(world: World) -> None:
+    node, economy = world.node, world.node.economy
+    _spend(world, 2)
+    epoch = economy.settle()
+    assert epoch is not None
+    count = node.chain.distributor.epoch_count()
+    with node.db.session() as session:  # as if the node died after funding, before recording
+        row = session.get(EpochRow, epoch["id"])
+        assert row is not None
+        row.status, row.epoch = "planned", None
+    again = economy.settle()
+    assert again is not None and again["epoch"] == epoch["epoch"] and again["status"] == "funded"
+    assert node.chain.distributor.epoch_count() == count
+
+
+def test_a_batch_anchored_just_before_a_crash_is_recorded(world: World) -> None:
+    node, economy = world.node, world.node.economy
+    charge = economy.meter.open(world.key, world.model, "completions", 100)
+    receipt = economy.meter.close(charge, 5, 5)
+    [batch] = economy.anchor_receipts()
+    with node.db.session() as session:  # as if the node died before recording the batch
+        session.execute(update(ReceiptRow).values(batch_id=None))
+        session.execute(delete(ReceiptBatchRow))
+    [again] = economy.anchor_receipts()
+    assert again["root"] == batch["root"]
+    assert economy.receipts.proof(receipt.receipt_id)["verified_on_chain"] is True

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 
 from cairn.api.client import NodeClient
 from cairn.chain.anvil import free_port
+from cairn.core.errors import Forbidden, Unavailable
 from cairn.node import Node, open_node
 from tests.conftest import LiveServer
 from tests.data.conftest import dev
@@ -230,13 +232,19 @@ def test_keys_receipts_settlement_and_claims_over_the_api(served: Served) -> Non
         model=served.chat, messages=[{"role": "user", "content": "hi"}], max_tokens=4
     )
     receipt_id = answer.model_extra["cairn"]["receipt"]  # type: ignore[index]
-    api.request("POST", "/receipts/anchor")
+    with pytest.raises(Forbidden, match="only the node's operator"):
+        api.request("POST", "/receipts/anchor")
+    with pytest.raises(Forbidden, match="only the node's operator"):
+        api.request("POST", "/epochs/settle")
+    operator = NodeClient(served.url)
+    operator.sign_in(served.node.operator)
+    operator.request("POST", "/receipts/anchor")
     proof = api.request("GET", f"/receipts/{receipt_id}/proof")
     assert proof["verified_on_chain"] is True
 
-    first = api.request("POST", "/epochs/settle")
+    first = operator.request("POST", "/epochs/settle")
     assert first["settled"] and first["epoch"]["status"] == "funded"
-    assert api.request("POST", "/epochs/settle") == {"settled": False, "epoch": None}
+    assert operator.request("POST", "/epochs/settle") == {"settled": False, "epoch": None}
     alice = served.alice.address
     owed = api.request("GET", f"/earnings/{alice}")
     assert int(owed["unclaimed"]) > 0
@@ -289,3 +297,50 @@ def test_a_model_served_by_an_upstream_openai_server(
         assert spent == 2 * math.ceil(PRICE * direct.usage.total_tokens / 1000)  # type: ignore[union-attr]
     finally:
         server.stop()
+
+
+def test_a_client_that_leaves_mid_stream_pays_for_what_was_generated(served: Served) -> None:
+    node = served.node
+    before = node.economy.balances.get(served.carol.address)
+    body = {
+        "model": served.chat,
+        "messages": [{"role": "user", "content": "a long answer"}],
+        "max_tokens": 200,
+        "stream": True,
+    }
+    headers = {"Authorization": f"Bearer {served.secret}"}
+    with httpx.stream("POST", served.url + "/v1/chat/completions", json=body, headers=headers) as r:
+        lines = r.iter_lines()
+        assert next(lines).startswith("data: ")  # the role chunk; then the client hangs up
+    deadline = time.monotonic() + 20
+    while node.economy.balances.get(served.carol.address).held and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = node.economy.balances.get(served.carol.address)
+    assert after.held == 0
+    receipts = node.economy.receipts.of_account(served.carol.address)
+    newest = max(receipts, key=lambda r: r["created_at"])
+    assert newest["completion_tokens"] < 200  # stopped early, charged for what it made
+    assert after.spent - before.spent == int(newest["amount"])
+
+
+def test_a_backend_failure_charges_nothing(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cairn.serve.backends.transformers import TransformersGeneration
+
+    def broken(self: TransformersGeneration) -> Iterator[int]:
+        yield 5
+        raise Unavailable("the model's device went away")
+
+    monkeypatch.setattr(TransformersGeneration, "_tokens", broken)
+    node = served.node
+    before = node.economy.balances.get(served.carol.address)
+    count = len(node.economy.receipts.of_account(served.carol.address, limit=1000))
+    client = served.client()
+    ask = {"model": served.chat, "messages": [{"role": "user", "content": "x"}], "max_tokens": 20}
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(**ask)  # type: ignore[call-overload]
+    assert caught.value.status_code == 503
+    with pytest.raises(openai.APIError, match="went away"):
+        list(client.chat.completions.create(stream=True, **ask))  # type: ignore[call-overload]
+    after = node.economy.balances.get(served.carol.address)
+    assert (after.spent, after.held) == (before.spent, 0)
+    assert len(node.economy.receipts.of_account(served.carol.address, limit=1000)) == count

@@ -26,7 +26,7 @@ OPENAI_ERRORS = {
     401: ("invalid_request_error", "invalid_api_key"),
     402: ("insufficient_quota", "insufficient_quota"),
     403: ("permission_error", None),
-    404: ("invalid_request_error", "model_not_found"),
+    404: ("invalid_request_error", "not_found"),
     422: ("invalid_request_error", None),
     503: ("server_error", "service_unavailable"),
 }
@@ -36,6 +36,8 @@ def openai_error(status: int, message: str) -> JSONResponse:
     """An error in the shape OpenAI clients parse; invalid input is a 400 there."""
     status = 400 if status == 422 else status
     kind, code = OPENAI_ERRORS.get(status, ("server_error", None))
+    if status == 404 and message.startswith("model "):
+        code = "model_not_found"
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return JSONResponse(body, status_code=status)
 

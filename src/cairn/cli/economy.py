@@ -127,8 +127,15 @@ def price(
     console.print(f"model {model} costs {units(value, 18)} CAIRN per 1,000 tokens")
 
 
-def settle(account: Account, data_dir: DataDir = None, node_url: NodeUrl = None) -> None:
-    """Close an epoch now: anchor waiting receipts, split revenue by lineage, fund the payouts."""
+def settle(
+    account: Annotated[
+        str, typer.Option("--account", "-a", help="The node's operator account (address or label)")
+    ] = "operator",
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Close an epoch now: anchor waiting receipts, split revenue by lineage, fund the payouts
+    (the node's operator; the node also settles on its own every CAIRN_EPOCH_SECONDS)."""
     signer = unlock(data_dir, account)
     with client(node_url) as api, console.status("Settling ..."):
         api.sign_in(signer)

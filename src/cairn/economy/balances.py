@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from hexbytes import HexBytes
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cairn.chain.contracts import Chain, checksum
@@ -86,12 +86,20 @@ def _balance(row: BalanceRow | None, account: str) -> Balance:
 class Balances:
     """Credit deposits from the chain; hold, charge and release request costs."""
 
-    def __init__(self, db: Database, chain: Chain, treasury: str) -> None:
+    def __init__(self, db: Database, chain: Chain, treasury: str, confirmations: int = 0) -> None:
         self.db = db
         self.chain = chain
         self.treasury = checksum(treasury)
+        self.confirmations = confirmations  # blocks a deposit waits for (reorgs on real chains)
         # One writer of balances per node, held across each whole transaction that changes one.
         self.lock = threading.RLock()
+
+    def reset_index(self) -> None:
+        """Forget deposits and balances: the chain behind them was replaced."""
+        with self.lock, self.db.session() as session:
+            session.execute(delete(DepositRow))
+            session.execute(delete(BalanceRow))
+            session.execute(delete(SyncCursor).where(SyncCursor.name == CURSOR))
 
     def clear_holds(self) -> int:
         """Release every hold: at start no request is in flight, so holds left by a crash go
@@ -105,7 +113,7 @@ class Balances:
     def sync(self) -> int:
         """Credit token transfers to the treasury not yet credited; returns how many."""
         client = self.chain.client
-        head = client.block_number()
+        head = client.block_number() - self.confirmations
         with self.db.session() as session:
             cursor = session.get(SyncCursor, CURSOR)
             start = (cursor.last_block + 1) if cursor else self.chain.deployment.block

@@ -7,9 +7,11 @@
    (`cairn.core.settlement`) and the plan is written to the index in one transaction: the
    settlement document and the (account, amount) Merkle tree stored by CID, one payout row per
    account, and each receipt marked with the epoch;
-3. the treasury funds the plan on RevenueDistributor. A node that died between 2 and 3 finds the
-   planned epoch on its next `settle` and funds it then, or, if the chain already has an epoch
-   with its root, records that one: an epoch is never funded twice.
+3. the treasury funds the plan on RevenueDistributor with the epoch document's CID (the tree's
+   and the settlement's CIDs, and a plan id that makes it unique). A node that died between 2
+   and 3 finds the planned epoch on its next `settle`: if the chain has an `EpochFunded` event
+   by the treasury with that document, that epoch is recorded; otherwise it is funded then. An
+   epoch is never funded twice.
 
 Claims are sent by the gateway (anyone may send one; the tokens always go to the account).
 """
@@ -17,6 +19,7 @@ Claims are sent by the gateway (anyone may send one; the tokens always go to the
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -33,6 +36,8 @@ from cairn.economy.models import EpochRow, PayoutRow, ReceiptRow
 from cairn.store.base import BlobStore
 
 PAYOUT_LEAF = ["address", "uint256"]
+EPOCH_SCHEMA = "cairn.epoch/v1"
+LOG_CHUNK = 5_000  # blocks per eth_getLogs call
 DOC_CACHE = 8  # settlement documents and trees kept in memory
 
 
@@ -64,7 +69,7 @@ class Epochs:
         with self.db.session() as session:
             planned = session.scalar(select(EpochRow).where(EpochRow.status == "planned"))
         if planned is not None:
-            return self._fund(planned.id)
+            return self._fund(planned.id, resumed=True)
         with self.db.session() as session:
             rows = session.execute(
                 select(ReceiptRow.receipt_id, ReceiptRow.model, ReceiptRow.amount).where(
@@ -85,12 +90,23 @@ class Epochs:
         doc = {**settlement_document(result), "assets": about, "receipts": len(rows)}
         settlement_cid = self.store.put_json(doc)
         total = result.total
-        root = tree_cid = None
+        root = tree_cid = document_cid = None
         if total:
             tree = StandardMerkleTree.of(
                 [[a, amount] for a, amount in result.payouts.items()], PAYOUT_LEAF
             )
             root, tree_cid = tree.root, self.store.put_json(tree.dump())
+            document_cid = self.store.put_json(
+                {
+                    "schema": EPOCH_SCHEMA,
+                    "plan": uuid.uuid4().hex,
+                    "treasury": self.treasury.address,
+                    "revenue": str(total),
+                    "root": root,
+                    "tree": tree_cid,
+                    "settlement": settlement_cid,
+                }
+            )
         with self.db.session() as session:
             epoch = EpochRow(
                 status="planned" if total else "empty",
@@ -99,6 +115,7 @@ class Epochs:
                 root=root,
                 tree_cid=tree_cid,
                 settlement_cid=settlement_cid,
+                document_cid=document_cid,
                 created_at=time.time(),
             )
             session.add(epoch)
@@ -114,16 +131,15 @@ class Epochs:
             epoch_id = epoch.id
         return self._fund(epoch_id) if total else self.epoch(epoch_id)
 
-    def _fund(self, epoch_id: int) -> dict[str, Any]:
+    def _fund(self, epoch_id: int, *, resumed: bool = False) -> dict[str, Any]:
         with self.db.session() as session:
             row = session.get(EpochRow, epoch_id)
-            assert row is not None and row.root is not None and row.tree_cid is not None
-            root, tree_cid, total = row.root, row.tree_cid, int(row.revenue)
-        distributor = self.chain.distributor
-        number, tx_hash = self._already_funded(root), None
+            assert row is not None and row.root is not None and row.document_cid is not None
+            root, document_cid, total = row.root, row.document_cid, int(row.revenue)
+        number, tx_hash = (self._funded_before(document_cid) if resumed else None), None
         if number is None:
-            number, receipt = distributor.fund_epoch(
-                self.treasury, self.chain.token, root, total, tree_cid
+            number, receipt = self.chain.distributor.fund_epoch(
+                self.treasury, self.chain.token, root, total, document_cid
             )
             tx_hash = receipt["transactionHash"].to_0x_hex()
         with self.db.session() as session:
@@ -137,13 +153,16 @@ class Epochs:
             )
         return self.epoch(epoch_id)
 
-    def _already_funded(self, root: str) -> int | None:
-        """The distributor epoch with this root, if a previous attempt funded it."""
-        distributor = self.chain.distributor
-        count = distributor.epoch_count()
-        for number in range(count, max(count - 16, 0), -1):
-            if distributor.epoch_root(number).lower() == root.lower():
-                return number
+    def _funded_before(self, document_cid: str) -> int | None:
+        """The epoch the treasury funded with this document before a crash, if it did."""
+        client, distributor = self.chain.client, self.chain.distributor
+        event = distributor.contract.events.EpochFunded
+        head, treasury = client.block_number(), self.treasury.address.lower()
+        for lo in range(self.chain.deployment.block, head + 1, LOG_CHUNK):
+            for log in client.logs(event, lo, min(lo + LOG_CHUNK - 1, head)):
+                args = log["args"]
+                if args["tree_cid"] == document_cid and str(args["funder"]).lower() == treasury:
+                    return int(args["epoch"])
         return None
 
     # -- reading -----------------------------------------------------------------------------
@@ -166,6 +185,7 @@ class Epochs:
             "root": row.root,
             "tree_cid": row.tree_cid,
             "settlement_cid": row.settlement_cid,
+            "document_cid": row.document_cid,
             "tx_hash": row.tx_hash,
             "created_at": row.created_at,
             "funded_at": row.funded_at,

@@ -110,6 +110,8 @@ class EpochRow(Base):
     root: Mapped[str | None] = mapped_column(String(66), nullable=True)
     tree_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
     settlement_cid: Mapped[str] = mapped_column(String(128))
+    # the epoch document funded on chain: unique per epoch, so a crashed funding is recognised
+    document_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     funded_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import delete, select
 
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
@@ -24,12 +25,14 @@ from cairn.economy.epochs import Epochs
 from cairn.economy.keys import ApiKeys
 from cairn.economy.lineage import LineageReader
 from cairn.economy.metering import Meter, Prices
+from cairn.economy.models import EpochRow, PayoutRow, PriceRow, ReceiptBatchRow, ReceiptRow
 from cairn.economy.receipts import ReceiptBook
 from cairn.store.base import BlobStore
 
 log = logging.getLogger("cairn.economy")
 
 GATEWAY_ASSET_NAME = "Cairn gateway usage receipts"
+SETTLE_RETRY_SECONDS = 300.0  # after a failed scheduled settlement
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,15 @@ class Economy:
         anchoring: Anchoring,
         gateway: LocalAccount,
         schedule: Schedule | None = None,
+        confirmations: int = 0,
     ) -> None:
         self.chain = chain
         self.assets = assets
         self.gateway = gateway
         self.schedule = schedule or Schedule()
         self.keys = ApiKeys(db)
-        self.balances = Balances(db, chain, gateway.address)
+        self.db = db
+        self.balances = Balances(db, chain, gateway.address, confirmations)
         if released := self.balances.clear_holds():
             log.info("released the holds of %d requests cut short by a restart", released)
         self.prices = Prices(db, assets)
@@ -69,7 +74,21 @@ class Economy:
         self.epochs = Epochs(db, store, chain, LineageReader(assets, store, anchoring), gateway)
         self._asset_id: int | None = None
         self._lock = threading.Lock()  # one anchoring or settlement at a time
-        self._last_epoch = time.time()
+        self._last_epoch = self._last_epoch_time()
+
+    def _last_epoch_time(self) -> float:
+        """When the newest epoch was settled (now, for a node that never settled)."""
+        with self.db.session() as session:
+            newest = session.scalar(select(EpochRow.created_at).order_by(EpochRow.id.desc()))
+        return float(newest) if newest is not None else time.time()
+
+    def reset_index(self) -> None:
+        """Forget everything tied to a chain that was replaced: deposits, balances, prices,
+        receipts, epochs and payouts (API keys stay: accounts are the same)."""
+        self.balances.reset_index()
+        with self.db.session() as session:
+            for table in (PriceRow, ReceiptRow, ReceiptBatchRow, EpochRow, PayoutRow):
+                session.execute(delete(table))
 
     @property
     def treasury(self) -> str:
@@ -110,7 +129,7 @@ class Economy:
         self.anchor_receipts()
         with self._lock:
             result = self.epochs.settle()
-            self._last_epoch = time.time()
+            self._last_epoch = self._last_epoch_time()
         return result
 
     def tick(self, now: float | None = None) -> None:
@@ -125,6 +144,10 @@ class Economy:
                 log.info("anchored %d usage receipts as %s", batch["count"], batch["root"])
         every = self.schedule.epoch_seconds
         if every and now - self._last_epoch >= every:
-            epoch = self.settle()
+            try:
+                epoch = self.settle()
+            except Exception:
+                self._last_epoch = now - every + SETTLE_RETRY_SECONDS  # try again later
+                raise
             if epoch is not None:
                 log.info("settled epoch %s: revenue %s", epoch["epoch"], epoch["revenue"])

@@ -67,13 +67,16 @@ class Served:
 
 
 class Metered:
-    """A generation whose charge is closed (and receipt written) when it ends or is closed."""
+    """A generation whose charge is settled exactly once: by what it produced when it ends or
+    its consumer stops (a client that goes away pays for what was generated), or not at all
+    when the backend fails (the hold is released and no receipt is written)."""
 
     def __init__(self, meter: Meter, charge: Charge, generation: Generation) -> None:
         self.meter = meter
         self.charge = charge
         self.generation = generation
         self.receipt: UsageReceipt | None = None
+        self.failed = False
         self._lock = threading.Lock()
 
     @property
@@ -84,18 +87,31 @@ class Metered:
     def __iter__(self) -> Iterator[str]:
         try:
             yield from self.generation
-        finally:
+        except GeneratorExit:  # the consumer stopped early
             self.finish()
+            raise
+        except BaseException:
+            self.fail()
+            raise
+        self.finish()
 
-    def finish(self) -> UsageReceipt:
-        """Stop generating and charge what was used (once)."""
+    def finish(self) -> UsageReceipt | None:
+        """Stop generating and charge what was used (once); None if the request failed."""
         with self._lock:
-            if self.receipt is None:
+            if self.receipt is None and not self.failed:
                 self.generation.close()
                 self.receipt = self.meter.close(
                     self.charge, self.generation.prompt_tokens, self.generation.completion_tokens
                 )
             return self.receipt
+
+    def fail(self) -> None:
+        """The backend failed: release the hold, charge nothing (unless already charged)."""
+        with self._lock:
+            if self.receipt is None and not self.failed:
+                self.failed = True
+                self.generation.close()
+                self.meter.abort(self.charge)
 
 
 class Gateway:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,7 +11,8 @@ from pydantic import Field
 from cairn.api.deps import NodeDep, SessionAddress, SessionSigner
 from cairn.api.schemas import Strict
 from cairn.chain.contracts import checksum
-from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.errors import Forbidden, InvalidInput, NotFound
+from cairn.node import Node
 
 router = APIRouter(tags=["economy"])
 
@@ -32,7 +34,7 @@ class ClaimBody(Strict):
 
 
 def _amount(text: str, what: str) -> int:
-    if not text.isdigit():
+    if not re.fullmatch(r"[0-9]{1,78}", text):
         raise InvalidInput(f"{what} must be a non-negative integer in the token's smallest unit")
     return int(text)
 
@@ -114,9 +116,19 @@ def receipt_proof(node: NodeDep, receipt_id: str) -> dict[str, Any]:
     return node.economy.receipts.proof(receipt_id)
 
 
+def _operator_only(node: Node, me: str, what: str) -> None:
+    """Anchoring and settling spend the gateway's gas: the node's operator decides when."""
+    if checksum(me) != node.operator.address:
+        raise Forbidden(
+            f"only the node's operator ({node.operator.address}) {what} by hand; the node also "
+            "does it on its own schedule"
+        )
+
+
 @router.post("/receipts/anchor")
-def anchor_receipts(node: NodeDep, _: SessionAddress) -> list[dict[str, Any]]:
-    """Anchor every waiting receipt now."""
+def anchor_receipts(node: NodeDep, me: SessionAddress) -> list[dict[str, Any]]:
+    """Anchor every waiting receipt now (the node's operator only)."""
+    _operator_only(node, me, "anchors receipts")
     return node.economy.anchor_receipts()
 
 
@@ -133,11 +145,11 @@ def epoch(node: NodeDep, epoch_id: int) -> dict[str, Any]:
 
 
 @router.post("/epochs/settle")
-def settle(node: NodeDep, _: SessionAddress) -> dict[str, Any]:
-    """Close an epoch now: anchor waiting receipts, split their revenue by lineage, fund it.
-
-    With nothing to settle the answer says so and nothing changes.
+def settle(node: NodeDep, me: SessionAddress) -> dict[str, Any]:
+    """Close an epoch now: anchor waiting receipts, split their revenue by lineage, fund it
+    (the node's operator only). With nothing to settle the answer says so and nothing changes.
     """
+    _operator_only(node, me, "settles epochs")
     result = node.economy.settle()
     return {"settled": result is not None, "epoch": result}
 

@@ -16,11 +16,12 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.api.deps import NodeDep
-from cairn.core.errors import InvalidInput, Unauthorized
+from cairn.core.errors import CairnError, InvalidInput, Unauthorized
 from cairn.economy.keys import ApiKey
 from cairn.economy.receipts import UsageReceipt
 from cairn.serve.gateway import Metered
@@ -170,14 +171,35 @@ def _sse(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
+class MeteredStream(StreamingResponse):
+    """Server-sent events whose charge is settled however the response ends: Starlette does
+    not close a body iterator whose client went away, so the charge is settled here."""
+
+    def __init__(self, content: Iterator[str], metered: Metered) -> None:
+        super().__init__(content, media_type="text/event-stream")
+        self.metered = metered
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await run_in_threadpool(self.metered.finish)
+
+
 def _stream(metered: Metered, body: Sampling, frame: Any) -> Iterator[str]:
-    """Server-sent events: deltas, the finishing chunk, usage if asked, then [DONE]."""
+    """Server-sent events: deltas, the finishing chunk, usage if asked, then [DONE]; a backend
+    failure mid-stream ends with an error event, as OpenAI's API does."""
     try:
         yield _sse(frame(first=True, delta="", finish=None))
         for delta in metered:
             if delta:
                 yield _sse(frame(first=False, delta=delta, finish=None))
+    except CairnError as exc:
+        yield _sse({"error": {"message": exc.message, "type": "server_error", "code": None}})
+        return
+    try:
         receipt = metered.finish()
+        assert receipt is not None
         yield _sse(frame(first=False, delta=None, finish=metered.generation.finish_reason))
         if body.stream_options and body.stream_options.include_usage:
             usage = _usage(receipt.prompt_tokens, receipt.completion_tokens)
@@ -198,9 +220,10 @@ def _answer(
 ) -> JSONResponse | StreamingResponse:
     """The streamed answer, or the whole one with usage: `field` is message (chat) or text."""
     if body.stream:
-        return StreamingResponse(_stream(metered, body, frame), media_type="text/event-stream")
+        return MeteredStream(_stream(metered, body, frame), metered)
     text = "".join(metered)
     receipt = metered.finish()
+    assert receipt is not None  # a failed generation raised above
     content: Any = {"role": "assistant", "content": text} if field == "message" else text
     choice = {
         "index": 0,

@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("root", sa.String(length=66), nullable=True),
         sa.Column("tree_cid", sa.String(length=128), nullable=True),
         sa.Column("settlement_cid", sa.String(length=128), nullable=False),
+        sa.Column("document_cid", sa.String(length=128), nullable=True),
         sa.Column("tx_hash", sa.String(length=66), nullable=True),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("funded_at", sa.Float(), nullable=True),
