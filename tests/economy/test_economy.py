@@ -293,3 +293,31 @@ def test_a_batch_anchored_just_before_a_crash_is_recorded(world: World) -> None:
     [again] = economy.anchor_receipts()
     assert again["root"] == batch["root"]
     assert economy.receipts.proof(receipt.receipt_id)["verified_on_chain"] is True
+
+
+def test_a_model_whose_lineage_cannot_be_read_waits_and_the_others_are_paid(world: World) -> None:
+    node, economy = world.node, world.node.economy
+    missing = node.store.put(b"soon gone")
+    base = node.assets.get(world.base)
+    broken = node.assets.register(
+        world.alice,
+        kind="model",
+        name="broken lineage",
+        licence="MIT",
+        parents=[base.asset_id],
+        extra={
+            "model": node.catalog.metadata(base)["model"],
+            "training": {"lineage": {"work_shares_cid": missing}},
+        },
+    )
+    node.store.delete(missing)
+    for model in (world.model, broken.asset_id):
+        economy.prices.set(world.alice.address, model, PRICE)
+        charge = economy.meter.open(world.key, model, "completions", 1000)
+        economy.meter.close(charge, 100, 100)
+    epoch = economy.settle()
+    assert epoch is not None and epoch["receipts"] == 1
+    waiting = [
+        r for r in economy.receipts.of_account(world.carol.address) if r["model"] == broken.asset_id
+    ]
+    assert economy.receipts.get(waiting[0]["receipt_id"])["epoch_id"] is None

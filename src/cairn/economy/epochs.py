@@ -18,6 +18,8 @@ Claims are sent by the gateway (anyone may send one; the tokens always go to the
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 from typing import Any
@@ -27,13 +29,15 @@ from eth_utils import is_hex_address
 from sqlalchemy import select
 
 from cairn.chain.contracts import Chain, checksum
-from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.errors import CairnError, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
 from cairn.core.settlement import settlement_document, split_revenue
 from cairn.db.engine import Database
 from cairn.economy.lineage import LineageReader
 from cairn.economy.models import EpochRow, PayoutRow, ReceiptRow
 from cairn.store.base import BlobStore
+
+log = logging.getLogger("cairn.economy")
 
 PAYOUT_LEAF = ["address", "uint256"]
 EPOCH_SCHEMA = "cairn.epoch/v1"
@@ -58,6 +62,7 @@ class Epochs:
         self.lineage = lineage
         self.treasury = treasury
         self._docs: dict[str, dict[str, Any]] = {}
+        self._claiming = threading.Lock()  # two claims for one account must not race
 
     # -- settling ----------------------------------------------------------------------------
 
@@ -81,7 +86,19 @@ class Epochs:
         by_model: dict[int, int] = {}
         for _, model, amount in rows:
             by_model[model] = by_model.get(model, 0) + int(amount)
-        graph, about = self.lineage.graph(by_model)
+        graph, about = {}, {}
+        for model in list(by_model):
+            try:  # one model whose lineage cannot be read waits; the others are paid
+                more, described = self.lineage.graph([model])
+            except CairnError as exc:
+                log.error("model %d is left out of this epoch: %s", model, exc.message)
+                del by_model[model]
+                continue
+            graph.update(more)
+            about.update(described)
+        rows = [r for r in rows if r[1] in by_model]
+        if not rows:
+            return None
         revenue = {self.lineage.key_of(m): amount for m, amount in sorted(by_model.items())}
         result = split_revenue(revenue, graph)
         for account in result.payouts:
@@ -251,7 +268,10 @@ class Epochs:
 
     def claim(self, account: str) -> list[dict[str, Any]]:
         """Claim every funded, unclaimed payout of `account`; returns what was paid."""
-        address = checksum(account)
+        with self._claiming:
+            return self._claim(checksum(account))
+
+    def _claim(self, address: str) -> list[dict[str, Any]]:
         distributor = self.chain.distributor
         with self.db.session() as session:
             rows = session.execute(

@@ -73,12 +73,13 @@ class Sampling(Lenient):
     model: str
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    # null means the default, as OpenAI reads it (some SDKs send every field)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     seed: int | None = None
-    n: int = Field(1, ge=1)
-    stream: bool = False
+    n: int | None = Field(None, ge=1)
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
 
     def stops(self) -> tuple[str, ...]:
@@ -90,7 +91,7 @@ class Sampling(Lenient):
 
     def limit(self) -> int | None:
         """The requested completion-token limit."""
-        if self.n != 1:
+        if self.n not in (None, 1):
             raise InvalidInput("n must be 1: Cairn returns one choice per request")
         return self.max_completion_tokens or self.max_tokens
 
@@ -159,8 +160,8 @@ def _start(node: Any, key: ApiKey, body: Sampling, **work: Any) -> Metered:
         key,
         body.model,
         max_tokens=body.limit(),
-        temperature=body.temperature,
-        top_p=body.top_p,
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
         stop=body.stops(),
         seed=body.seed,
         **work,
