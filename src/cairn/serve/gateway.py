@@ -136,6 +136,7 @@ class Gateway:
         self.llama_cpp = llama_cpp
         self._llama: Backend | None = None
         self._remote: dict[str, Backend] = {}
+        self._served: dict[tuple[int, str], Served] = {}
 
     # -- models ------------------------------------------------------------------------------
 
@@ -175,6 +176,14 @@ class Gateway:
             raise NotFound(
                 f"model {ref!r} does not exist on this node: GET /v1/models lists the models"
             ) from None
+        # what serves an asset changes only with its metadata: look it up once per version
+        key = (asset.asset_id, asset.metadata_cid)
+        served = self._served.get(key)
+        if served is None:
+            served = self._served[key] = self._serve(asset)
+        return Served(asset, served.model, served.backend)
+
+    def _serve(self, asset: Asset) -> Served:
         family = self.catalog.family(asset)
         upstream = self.upstreams.get(asset.asset_id)
         from cairn.serve.backends import ServedModel
