@@ -68,17 +68,19 @@ def test_the_kv_cache_loop_writes_what_transformers_generate_writes(
     # a random output head of its own, or a tiny tied Llama only repeats the last character
     model, tokenizer = tiny_causal_lm(seed=0, hidden_size=32, layers=2, heads=2)
     model.config.tie_word_embeddings = False
-    model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight) * 0.5)
+    # seeded here: the global generator's state depends on which tests ran before this one
+    head = torch.randn(model.lm_head.weight.shape, generator=torch.Generator().manual_seed(2))
+    model.lm_head.weight = torch.nn.Parameter(head * 0.5)
     save(model, tokenizer, tmp_path / "untied")
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids
     with torch.inference_mode():
-        out = model.eval().generate(ids, do_sample=False, max_new_tokens=30, min_new_tokens=30)
+        out = model.eval().generate(ids, do_sample=False, max_new_tokens=30)
     expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
     served = ServedModel("9", tmp_path / "untied", "causal-lm")
     text = "".join(backend.complete(served, PROMPT, GREEDY))
 
-    assert text == expected and len(set(text)) > 5
+    assert text == expected and len(text) >= 20 and len(set(text)) > 5, text
 
 
 def test_a_tokenizer_without_a_chat_template_gets_the_plain_format(
