@@ -46,16 +46,14 @@ import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
-import uvicorn
 
-from cairn.api.app import create_app
+from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
 from cairn.core.merkle import StandardMerkleTree
 from cairn.core.policy import RevenueSplit
@@ -99,31 +97,6 @@ WARM_UP = "Write a poem about the sea."  # loads the weights and credits the dep
 def say(text: str) -> None:
     """Progress, on stderr so stdout ends with the JSON line."""
     print(text, file=sys.stderr, flush=True)
-
-
-class LiveServer:
-    """A node's app served by uvicorn on 127.0.0.1 in a background thread."""
-
-    def __init__(self, node: Node) -> None:
-        self.url = f"http://127.0.0.1:{node.config.port}"
-        config = uvicorn.Config(
-            create_app(node), host="127.0.0.1", port=node.config.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 # --- measures ----------------------------------------------------------------------------------
@@ -220,7 +193,7 @@ class Paths:
 
 
 def bench_serving(
-    node: Node, server: LiveServer, prompts: list[str], max_tokens: int, streams: int
+    node: Node, server: BackgroundServer, prompts: list[str], max_tokens: int, streams: int
 ) -> dict[str, Any]:
     """Tokens per second, latency and overhead of the same requests both ways."""
     asset_id = node.base_models.registered()[MODEL]
@@ -450,9 +423,9 @@ def main() -> None:
             port=free_port(),
             fleet_port=free_port(),
         )
-        server: LiveServer | None = None
+        server: BackgroundServer | None = None
         try:
-            server = LiveServer(node).start()
+            server = BackgroundServer(node).start()
             figures = bench_serving(node, server, PROMPTS[:requests], max_tokens, streams)
             figures.update(bench_settlement(node, args.accounts, claims, args.seed))
         finally:

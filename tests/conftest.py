@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
+from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
 from cairn.node import Node, open_node
 
@@ -45,33 +43,7 @@ def node(make_node: Callable[..., Node]) -> Node:
     return make_node()
 
 
-class LiveServer:
-    """A node's app served by uvicorn on 127.0.0.1 in a background thread."""
-
-    def __init__(self, node: Node) -> None:
-        from cairn.api.app import create_app
-
-        self.node = node
-        self.port = node.config.port
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(node), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+LiveServer = BackgroundServer  # the name the tests use
 
 
 @pytest.fixture

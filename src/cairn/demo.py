@@ -11,7 +11,6 @@ settled by lineage and everyone claims. Each step returns rows a face prints as 
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from eth_account.signers.local import LocalAccount
 
 from cairn.api.client import NodeClient
+from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
 from cairn.compute.worker import Worker
 from cairn.core.data_policy import DatasetSpec
@@ -97,29 +96,6 @@ def _question(rng: random.Random) -> dict[str, str]:
     return {"prompt": f"What is {a} {op} {b}?", "response": f"{a} {op} {b} is {value}."}
 
 
-class _Server:
-    """The node's API on 127.0.0.1 in a thread (workers and the gateway's clients use it)."""
-
-    def __init__(self, node: Node) -> None:
-        from cairn.api.app import create_app
-
-        config = uvicorn.Config(
-            create_app(node), host="127.0.0.1", port=node.config.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise Unavailable("the demo node's API did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
 def _units(amount: int) -> str:
     return f"{amount / TOKEN:,.4f}"
 
@@ -162,7 +138,7 @@ class Story:
         workers: list[Worker] = []
         try:
             node.start_compute()
-            server = _Server(node)
+            server = BackgroundServer(node).start()
             people = {n: node.signers.get(node.keystore.find_by_label(n).address) for n in PEOPLE}
             self.start = {n: node.chain.token.balance_of(a.address) for n, a in people.items()}
             self._accounts(node, people)

@@ -50,6 +50,7 @@ class Node:
         # young objects less often keeps the cyclic collector from re-walking them constantly.
         gc.set_threshold(GC_THRESHOLD, 20, 20)
         self.config = config
+        self.demo_status: str | None = None  # what seeding the demo community is doing, if it is
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.chain_spec = remembered_chain(self.data_dir, config.chain)

@@ -1,10 +1,10 @@
-"""The node's HTTP face: the JSON API under /api/v1, OpenAPI at /docs, a landing page at /."""
+"""The node's HTTP face: the JSON API under /api/v1, OpenAPI at /docs, the web app at /."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from cairn import __version__
+from cairn import __version__, web
 from cairn.api import problems
 from cairn.api.background import lifespan_for
 from cairn.api.routers import (
@@ -20,7 +20,6 @@ from cairn.api.routers import (
     health,
 )
 from cairn.node import Node
-from cairn.web import pages
 
 
 def create_app(node: Node, *, background: bool = True) -> FastAPI:
@@ -42,5 +41,5 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(gateway.router)
-    app.include_router(pages.router)
+    web.install(app)
     return app

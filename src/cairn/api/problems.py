@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cairn.core.errors import CairnError, ChainError
@@ -46,18 +46,35 @@ def _is_openai(request: Request) -> bool:
     return request.url.path.startswith("/v1/")
 
 
+def _is_page(request: Request) -> bool:
+    """A web page (or a form posted from one): errors are shown as a page, not as JSON."""
+    return not request.url.path.startswith(("/api/", "/v1/", "/docs", "/openapi", "/static/"))
+
+
+def _page_error(request: Request, status: int, title: str, detail: str) -> Response:
+    from cairn.web.render import page
+    from cairn.web.session import SignInRequired, signin_redirect
+
+    if isinstance(getattr(request.state, "error", None), SignInRequired):
+        return signin_redirect(request.state.error)
+    return page(request, "error.html", status=status, title=title, detail=detail)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into problem details (OpenAI errors on /v1)."""
 
     @app.exception_handler(CairnError)
-    async def cairn_error(request: Request, exc: CairnError) -> JSONResponse:
+    async def cairn_error(request: Request, exc: CairnError) -> Response:
+        if _is_page(request):
+            request.state.error = exc
+            return _page_error(request, exc.status, exc.title, exc.message)
         if _is_openai(request):
             return openai_error(exc.status, exc.message)
         extra = {"reason": exc.reason} if isinstance(exc, ChainError) and exc.reason else {}
         return problem(exc.status, exc.title, exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
@@ -65,12 +82,16 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p != "body")
         detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+        if _is_page(request):
+            return _page_error(request, 422, "Invalid input", detail)
         if _is_openai(request):
             return openai_error(400, detail)
         return problem(422, "Invalid input", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_page(request):
+            return _page_error(request, exc.status_code, _title(exc.status_code), str(exc.detail))
         if _is_openai(request):
             return openai_error(exc.status_code, str(exc.detail))
         return problem(exc.status_code, _title(exc.status_code), str(exc.detail))

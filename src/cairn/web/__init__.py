@@ -1,1 +1,24 @@
-"""Server-rendered pages of the node."""
+"""The node's web app: server-rendered pages on the domain services, one module per area.
+
+Pages hold no business logic: each reads from or calls the same services the API uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from cairn.web import builder, contribute, earnings, market, node_page, playground, session
+
+STATIC = Path(__file__).with_name("static")
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages and their static files to `app`."""
+    router = APIRouter(include_in_schema=False)
+    for module in (session, market, contribute, builder, playground, earnings, node_page):
+        router.include_router(module.router)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

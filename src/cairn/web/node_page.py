@@ -1,0 +1,29 @@
+"""/node: what this node is, its chain and contracts, its newest assets and its accounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from cairn.node import Node
+from cairn.web.render import page
+
+router = APIRouter()
+
+
+@router.get("/node", response_class=HTMLResponse)
+def node_info(request: Request) -> HTMLResponse:
+    """The node's own facts."""
+    node: Node = request.app.state.node
+    return page(
+        request,
+        "node.html",
+        title="This node",
+        chain_kind=node.backend.kind,
+        chain_id=node.client.chain_id,
+        rpc_url=node.rpc_url,
+        block=node.client.block_number(),
+        contracts={name: c.address for name, c in node.chain.deployment.contracts.items()},
+        assets=node.assets.list(limit=20),
+        accounts=node.keystore.list(),
+    )

@@ -1,0 +1,111 @@
+"""How pages are rendered: one Jinja2 environment, the filters pages share, flash messages,
+and the context every page gets (the node, the signed-in account and its balances)."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from cairn import __version__
+
+TOKEN_DECIMALS = 18
+FLASH_COOKIE = "cairn_flash"
+NAV = (
+    ("/", "Marketplace"),
+    ("/contribute", "Contribute"),
+    ("/review", "Review"),
+    ("/build", "Build a model"),
+    ("/jobs", "Jobs"),
+    ("/playground", "Playground"),
+    ("/earnings", "Earnings"),
+)
+
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def units(amount: int | str | None, places: int = 4) -> str:
+    """A token amount in the smallest unit as whole tokens: 1234500000000000000 -> '1.2345'."""
+    if amount is None or amount == "":
+        return "-"
+    value = Decimal(int(amount)) / (Decimal(10) ** TOKEN_DECIMALS)
+    text = f"{value:,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def short(address: str | None, keep: int = 6) -> str:
+    """`0x1234…abcd`: an address or hash short enough for a table."""
+    if not address:
+        return "-"
+    text = str(address)
+    return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-4:]}"
+
+
+def ago(timestamp: float | int | None) -> str:
+    """'3 min ago' for a unix time."""
+    if not timestamp:
+        return "-"
+    seconds = max(0, int(time.time() - float(timestamp)))
+    for size, name in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {name} ago"
+    return f"{seconds} s ago"
+
+
+def percent(share: float | int | None, places: int = 1) -> str:
+    """0.25 -> '25.0 %'."""
+    if share is None:
+        return "-"
+    return f"{float(share) * 100:.{places}f} %"
+
+
+templates.env.filters.update(
+    units=units,
+    short=short,
+    ago=ago,
+    percent=percent,
+    tojson_pretty=lambda v: json.dumps(v, indent=2),
+)
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render `template` with the shared context; a flash message set before is shown once."""
+    from cairn.web.session import viewer_of
+
+    flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
+    node = request.app.state.node
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "node": node,
+            "viewer": viewer_of(request),
+            "dev": node.config.dev,
+            "version": __version__,
+            "nav": NAV,
+            "path": request.url.path,
+            "flash": flash,
+            **context,
+        },
+        status_code=status,
+    )
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def redirect(url: str, message: str | None = None) -> RedirectResponse:
+    """303 to `url` (after a form post), with `message` shown once on the next page."""
+    response = RedirectResponse(url, status_code=303)
+    if message:
+        response.set_cookie(
+            FLASH_COOKIE, quote(message), max_age=60, path="/", samesite="strict", httponly=True
+        )
+    return response

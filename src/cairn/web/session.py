@@ -1,0 +1,244 @@
+"""Who is using the web app: a Sign-In with Ethereum session kept in a cookie.
+
+A browser wallet (EIP-1193) signs an EIP-4361 message in the page (static/cairn.js) and trades
+it for a session here; on a development node a dev account can be picked instead, and the node
+signs the same message with the key it holds. The cookie is HttpOnly and SameSite=Strict, and
+form posts from another origin are refused, so another site cannot act for the signed-in user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from eth_account.messages import encode_defunct
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import BaseModel, Field
+from siwe import SiweMessage
+
+from cairn.chain.contracts import checksum
+from cairn.core.errors import CairnError, Forbidden, NotFound, Unauthorized
+from cairn.node import Node
+from cairn.web.render import page, redirect
+
+SESSION_COOKIE = "cairn_session"
+STATEMENT = "Sign in to Cairn."
+
+router = APIRouter(include_in_schema=False)
+
+
+class SignInRequired(Unauthorized):
+    """A page that acts for an account was opened without a session: go to /signin."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__("sign in to use this page")
+        self.next_url = next_url
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in account, as pages show it."""
+
+    address: str
+    label: str | None  # the node's name for it, when the node holds its key
+    key_on_node: bool
+    wallet: int  # CAIRN in the account, smallest unit
+    prepaid: int  # prepaid balance available for API calls, smallest unit
+
+
+def _node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+def viewer_of(request: Request) -> Viewer | None:
+    """The signed-in account of this request, or None (looked up once per request)."""
+    if hasattr(request.state, "viewer"):
+        viewer: Viewer | None = request.state.viewer
+        return viewer
+    request.state.viewer = None
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        node = _node(request)
+        try:
+            address = node.auth.resolve(token)
+        except Unauthorized:
+            return None
+        label = None
+        with contextlib.suppress(NotFound, CairnError):
+            label = node.keystore.get(address).label
+        request.state.viewer = Viewer(
+            address=address,
+            label=label,
+            key_on_node=node.signers.holds(address),
+            wallet=node.chain.token.balance_of(address),
+            prepaid=node.economy.balances.get(address).available,
+        )
+    viewer = request.state.viewer
+    return viewer
+
+
+def same_origin(request: Request) -> None:
+    """Refuse a form post sent from another site's page."""
+    if request.method in ("GET", "HEAD"):
+        return
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise Forbidden(f"a form from {origin} may not act on this node; use the node's own pages")
+
+
+def require_viewer(request: Request) -> Viewer:
+    """The signed-in account; a page without one sends the browser to sign in."""
+    same_origin(request)
+    viewer = viewer_of(request)
+    if viewer is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(target)
+    return viewer
+
+
+def optional_viewer(request: Request) -> Viewer | None:
+    """The signed-in account, if any."""
+    same_origin(request)
+    return viewer_of(request)
+
+
+ViewerDep = Annotated[Viewer, Depends(require_viewer)]
+MaybeViewer = Annotated[Viewer | None, Depends(optional_viewer)]
+
+
+def siwe_text(request: Request, node: Node, address: str, nonce: str) -> str:
+    """The EIP-4361 message that signs `address` in to this node from this page's host."""
+    host = request.headers.get("host") or f"{node.config.host}:{node.config.port}"
+    return str(
+        SiweMessage(
+            domain=host,
+            address=address,
+            statement=STATEMENT,
+            uri=f"{request.url.scheme}://{host}",
+            version="1",
+            chain_id=node.client.chain_id,
+            nonce=nonce,
+            issued_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        ).prepare_message()
+    )
+
+
+def _signed_in(url: str, token: str, max_age: int, message: str) -> RedirectResponse:
+    response = redirect(url, message)
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="strict"
+    )
+    return response
+
+
+def _safe_next(next_url: str | None) -> str:
+    """Only a path on this node: never send a signed-in user to another site."""
+    if not next_url or not next_url.startswith("/") or next_url.startswith("//"):
+        return "/"
+    return next_url
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_page(request: Request, next: str | None = None) -> HTMLResponse:
+    """Sign in with a browser wallet, or pick a dev account on a development node."""
+    node = _node(request)
+    dev_accounts = [a for a in node.keystore.list() if a.dev] if node.config.dev else []
+    return page(
+        request,
+        "signin.html",
+        title="Sign in",
+        dev_accounts=dev_accounts,
+        next_url=_safe_next(next),
+        chain_id=node.client.chain_id,
+    )
+
+
+@router.post("/signin/dev")
+def signin_dev(
+    request: Request,
+    address: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> RedirectResponse:
+    """Sign in as a dev account: the node signs the EIP-4361 message with the key it holds."""
+    same_origin(request)
+    node = _node(request)
+    if not node.config.dev:
+        raise Forbidden("dev accounts are offered only by a node started with --dev")
+    info = node.keystore.get(address)
+    if not info.dev:
+        raise Forbidden(f"{address} is not a dev account; sign in with its wallet")
+    account = node.signers.get(info.address)
+    message = siwe_text(request, node, info.address, node.auth.issue_nonce())
+    signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+    session = node.auth.sign_in(message, signature)
+    return _signed_in(
+        _safe_next(next),
+        session.token,
+        max(60, session.expires_at - int(datetime.now(UTC).timestamp())),
+        f"Signed in as {info.label} ({info.address}).",
+    )
+
+
+class WalletSignIn(BaseModel):
+    message: str = Field(..., max_length=4096)
+    signature: str = Field(..., max_length=200)
+    next: str | None = None
+
+
+def _json_error(exc: CairnError) -> JSONResponse:
+    """The wallet script reads errors as JSON, unlike the pages."""
+    return JSONResponse({"title": exc.title, "detail": exc.message}, status_code=exc.status)
+
+
+@router.post("/signin/message")
+def signin_message(request: Request, address: Annotated[str, Form()]) -> JSONResponse:
+    """The EIP-4361 message a wallet signs for `address`, with a fresh nonce."""
+    try:
+        same_origin(request)
+        node = _node(request)
+        text = siwe_text(request, node, checksum(address), node.auth.issue_nonce())
+    except CairnError as exc:
+        return _json_error(exc)
+    return JSONResponse({"message": text})
+
+
+@router.post("/signin/wallet")
+def signin_wallet(request: Request, body: WalletSignIn) -> JSONResponse:
+    """Trade a wallet-signed EIP-4361 message for a session cookie."""
+    try:
+        same_origin(request)
+        session = _node(request).auth.sign_in(body.message, body.signature)
+    except CairnError as exc:
+        return _json_error(exc)
+    response = JSONResponse({"address": session.address, "next": _safe_next(body.next)})
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        max_age=max(60, session.expires_at - int(datetime.now(UTC).timestamp())),
+        path="/",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/signout")
+def signout(request: Request) -> RedirectResponse:
+    """End the session and forget the cookie."""
+    same_origin(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        _node(request).auth.sign_out(token)
+    response = redirect("/", "Signed out.")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def signin_redirect(exc: SignInRequired) -> RedirectResponse:
+    """Where a page that needs an account sends a visitor who has none."""
+    return RedirectResponse(f"/signin?next={quote(exc.next_url)}", status_code=303)

@@ -1,0 +1,66 @@
+// Cairn's little bit of page JavaScript: live parts that refresh themselves, and wallet sign-in.
+// Pages work without it except for those two things.
+"use strict";
+
+// An element with data-refresh="URL" (and data-every="seconds") has its inner HTML replaced by
+// what URL returns, until that answer carries data-done on its first element.
+function refreshLive(el) {
+  const every = Number(el.dataset.every || 2) * 1000;
+  const tick = async () => {
+    try {
+      const reply = await fetch(el.dataset.refresh, { headers: { "Accept": "text/html" } });
+      if (reply.ok) {
+        el.innerHTML = await reply.text();
+        if (el.querySelector("[data-done]")) return;
+      }
+    } catch (e) { /* the node restarted: try again */ }
+    setTimeout(tick, every);
+  };
+  setTimeout(tick, every);
+}
+
+// A banner with data-refresh-page reloads the page until it is gone (the demo seeding).
+function reloadWhile(el) {
+  setTimeout(() => window.location.reload(), Number(el.dataset.refreshPage || 5) * 1000);
+}
+
+// Sign-In with Ethereum through an injected EIP-1193 wallet.
+async function walletSignIn(button) {
+  const status = document.getElementById("wallet-status");
+  const say = (text) => { status.textContent = text; };
+  if (!window.ethereum) {
+    say("No browser wallet found. Install one (MetaMask, Rabby, Frame) or, on a dev node, pick a dev account.");
+    return;
+  }
+  try {
+    button.disabled = true;
+    const [address] = await window.ethereum.request({ method: "eth_requestAccounts" });
+    const form = new FormData();
+    form.append("address", address);
+    const prepared = await fetch("/signin/message", { method: "POST", body: form });
+    if (!prepared.ok) throw new Error((await prepared.json()).detail || "could not prepare the message");
+    const { message } = await prepared.json();
+    say("Sign the message in your wallet…");
+    const hex = "0x" + Array.from(new TextEncoder().encode(message), (b) => b.toString(16).padStart(2, "0")).join("");
+    const signature = await window.ethereum.request({ method: "personal_sign", params: [hex, address] });
+    const reply = await fetch("/signin/wallet", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ message, signature, next: button.dataset.next }),
+    });
+    const body = await reply.json();
+    if (!reply.ok) throw new Error(body.detail || "sign-in failed");
+    window.location.assign(body.next || "/");
+  } catch (e) {
+    say("Sign-in failed: " + (e.message || e));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-refresh]").forEach(refreshLive);
+  document.querySelectorAll("[data-refresh-page]").forEach(reloadWhile);
+  const wallet = document.getElementById("wallet-signin");
+  if (wallet) wallet.addEventListener("click", () => walletSignIn(wallet));
+});

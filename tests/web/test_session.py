@@ -1,0 +1,70 @@
+"""Signing in to the web app: the dev account picker, a wallet's EIP-4361 message, signing out,
+pages that need an account, and form posts from other sites refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from cairn.node import Node
+
+
+def test_the_dev_picker_signs_in_and_the_header_shows_the_account(
+    web: httpx.Client, node: Node
+) -> None:
+    page = web.get("/signin?next=/node")
+    assert page.status_code == 200 and "alice" in page.text and "Sign in with wallet" in page.text
+    alice = node.keystore.find_by_label("alice").address
+    reply = web.post("/signin/dev", data={"address": alice, "next": "/node"})
+    assert reply.status_code == 303 and reply.headers["location"] == "/node"
+    cookie = reply.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    home = web.get("/node")
+    assert "Signed in as alice" in home.text and 'data-testid="wallet-balance">1,000' in home.text
+    assert web.get("/node").text.count("Signed in as alice") == 0  # a flash is shown once
+
+    web.post("/signout")
+    assert "Sign out" not in web.get("/node").text
+
+
+def test_a_wallet_signs_the_message_the_page_prepares(web: httpx.Client, node: Node) -> None:
+    wallet = Account.create()
+    prepared = web.post("/signin/message", data={"address": wallet.address.lower()})
+    message = prepared.json()["message"]
+    assert message.startswith(f"127.0.0.1:{node.config.port} wants you to sign in")
+    assert wallet.address in message and f"Chain ID: {node.client.chain_id}" in message
+    signature = wallet.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+    reply = web.post(
+        "/signin/wallet",
+        json={"message": message, "signature": signature, "next": "//evil.example"},
+    )
+    assert reply.status_code == 200 and reply.json() == {"address": wallet.address, "next": "/"}
+    assert wallet.address[:6] in web.get("/node").text
+
+    again = web.post("/signin/wallet", json={"message": message, "signature": signature})
+    assert again.status_code == 401 and "already used" in again.json()["detail"]
+    bad = web.post("/signin/message", data={"address": "0x123"})
+    assert bad.status_code == 422 and "not an Ethereum address" in bad.json()["detail"]
+
+
+def test_pages_that_act_for_an_account_send_visitors_to_sign_in(
+    web: httpx.Client, node: Node, signed_in: Callable[[str], httpx.Client]
+) -> None:
+    reply = web.get("/earnings")
+    assert reply.status_code == 303 and reply.headers["location"] == "/signin?next=/earnings"
+    missing = web.get("/no-such-page")
+    assert missing.status_code == 404 and "<h1>Not Found</h1>" in missing.text
+    assert web.get("/api/v1/no-such").headers["content-type"] == "application/problem+json"
+
+    signed_in("bob")
+    foreign = web.post("/signout", headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403 and "may not act on this node" in foreign.text
+    assert "Sign out" in web.get("/node").text
+
+
+def test_a_non_dev_account_cannot_use_the_picker(web: httpx.Client, node: Node) -> None:
+    reply = web.post("/signin/dev", data={"address": node.operator.address})
+    assert reply.status_code == 403 and "not a dev account" in reply.text
