@@ -76,7 +76,7 @@ def test_health_chain_and_landing_page(http: httpx.Client, live: LiveServer) -> 
     assert registry["address"].startswith("0x") and any(
         e.get("name") == "register" for e in registry["abi"]
     )
-    page = http.get("/")
+    page = http.get("/node")
     assert page.status_code == 200 and "Cairn" in page.text and registry["address"] in page.text
     assert http.get("/docs").status_code == 200
     assert "/api/v1/assets" in http.get("/openapi.json").json()["paths"]
