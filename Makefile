@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ANVIL := node_modules/.bin/anvil
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint typecheck bench clean
 
@@ -21,10 +22,15 @@ $(STAMP): pyproject.toml package.json
 
 $(VENV): $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/cairn node start --dev
+# Debian's chromium, which the browser tests drive (never a browser a test tool downloads)
+$(CHROMIUM):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium
 
-test: $(STAMP) lint
+run: $(STAMP)
+	$(BIN)/cairn node start --demo
+
+test: $(STAMP) $(CHROMIUM) lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -96,6 +96,26 @@ def _question(rng: random.Random) -> dict[str, str]:
     return {"prompt": f"What is {a} {op} {b}?", "response": f"{a} {op} {b} is {value}."}
 
 
+PROVIDERS = ("erin", "frank")
+
+
+def start_providers(node: Node, data_dir: Path) -> list[Worker]:
+    """Erin's and Frank's provider workers (Flower SuperNodes), staked and connected."""
+    workers = []
+    try:
+        for name in PROVIDERS:
+            account = node.signers.get(node.keystore.find_by_label(name).address)
+            worker = Worker(NodeClient(node.config.base_url), account, data_dir / "workers" / name)
+            worker.ensure_staked()
+            worker.start()
+            workers.append(worker)
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
+
+
 def _units(amount: int) -> str:
     return f"{amount / TOKEN:,.4f}"
 
@@ -139,19 +159,25 @@ class Story:
         try:
             node.start_compute()
             server = BackgroundServer(node).start()
-            people = {n: node.signers.get(node.keystore.find_by_label(n).address) for n in PEOPLE}
-            self.start = {n: node.chain.token.balance_of(a.address) for n, a in people.items()}
-            self._accounts(node, people)
-            dataset = self._dataset(node, people)
-            model = self._train(node, people, dataset, workers)
-            self._use(node, people, model)
-            self._settle(node, people)
+            self.tell(node, workers)
         finally:
             for worker in workers:
                 worker.stop()
             if server is not None:
                 server.stop()
             node.close()
+        return self.demo
+
+    def tell(self, node: Node, workers: list[Worker]) -> Demo:
+        """The story on `node`, whose API answers at its base URL and whose accounts include
+        the seven people; the provider workers started are appended to `workers`."""
+        people = {n: node.signers.get(node.keystore.find_by_label(n).address) for n in PEOPLE}
+        self.start = {n: node.chain.token.balance_of(a.address) for n, a in people.items()}
+        self._accounts(node, people)
+        dataset = self._dataset(node, people)
+        model = self._train(node, people, dataset, workers)
+        self._use(node, people, model)
+        self._settle(node, people)
         return self.demo
 
     def _step(self, title: str, text: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -260,12 +286,7 @@ class Story:
         self, node: Node, people: dict[str, LocalAccount], dataset: int, workers: list[Worker]
     ) -> int:
         self.say("erin and frank start provider workers; alice trains a model on the dataset")
-        for name in ("erin", "frank"):
-            api = NodeClient(node.config.base_url)
-            worker = Worker(api, people[name], self.data_dir / "workers" / name)
-            worker.ensure_staked()
-            worker.start()
-            workers.append(worker)
+        workers += start_providers(node, self.data_dir)
         text = RECIPE.format(
             dataset=dataset, rounds=self.rounds, inner_steps=self.inner_steps, budget=BUDGET
         )

@@ -65,6 +65,10 @@ def test_pages_that_act_for_an_account_send_visitors_to_sign_in(
     assert "Sign out" in web.get("/node").text
 
 
-def test_a_non_dev_account_cannot_use_the_picker(web: httpx.Client, node: Node) -> None:
-    reply = web.post("/signin/dev", data={"address": node.operator.address})
+def test_only_dev_accounts_can_use_the_picker(web: httpx.Client, node: Node) -> None:
+    reply = web.post("/signin/dev", data={"address": node.gateway_account.address})
     assert reply.status_code == 403 and "not a dev account" in reply.text
+    stranger = web.post("/signin/dev", data={"address": Account.create().address})
+    assert stranger.status_code == 404 and "Sign out" not in stranger.text
+    listed = web.get("/signin").text
+    assert "operator" in listed and "(runs this node)" in listed and "gateway" not in listed

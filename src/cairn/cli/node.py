@@ -31,6 +31,14 @@ def start(
     dev: Annotated[
         bool, typer.Option("--dev", help="Create funded, UNENCRYPTED dev accounts")
     ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Seed a demo community on first start (accounts, a dataset, a trained model, "
+            "paid use, a settled epoch) and keep its two provider workers running; implies --dev",
+        ),
+    ] = False,
     base_models: Annotated[
         bool, typer.Option(help="Register the packaged base models as model assets")
     ] = True,
@@ -43,16 +51,20 @@ def start(
 ) -> None:
     """Start a node: chain, store, index, and the API and web UI on http://HOST:PORT."""
     from cairn.api.app import create_app
+    from cairn.demo_community import DemoCommunity, demo_accounts
     from cairn.node import Node
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's own calls to the API
+    dev = dev or demo
     config = NodeConfig.from_env(
         data_dir=data_dir,
         chain=chain,
         host=host,
         port=port,
         dev=dev,
+        dev_accounts=demo_accounts() if demo else None,
         base_models=base_models,
         fleet_port=fleet_port,
     )
@@ -93,7 +105,23 @@ def start(
                     if a.dev and a.label != "operator"
                 ],
             )
-        uvicorn.run(create_app(node), host=host, port=port, log_level="info")
+        community = DemoCommunity(node) if demo else None
+        if community is not None:
+            state = community.state()
+            console.print(
+                "[bold]demo community[/]: "
+                + (
+                    "seeding it now (about 3 minutes); the pages show its progress"
+                    if state is None
+                    else f"{state['status']}; reconnecting its provider workers"
+                )
+            )
+            community.start()
+        try:
+            uvicorn.run(create_app(node), host=host, port=port, log_level="info")
+        finally:
+            if community is not None:
+                community.stop()
     finally:
         node.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
@@ -26,4 +28,15 @@ def node_info(request: Request) -> HTMLResponse:
         contracts={name: c.address for name, c in node.chain.deployment.contracts.items()},
         assets=node.assets.list(limit=20),
         accounts=node.keystore.list(),
+    )
+
+
+@router.get("/demo-status", response_class=HTMLResponse)
+def demo_status(request: Request) -> HTMLResponse:
+    """What seeding the demo community is doing, as a fragment for the banner."""
+    node: Node = request.app.state.node
+    if node.demo_status:
+        return HTMLResponse(escape(node.demo_status))
+    return HTMLResponse(
+        '<span data-done>The demo community is ready: <a href="/">reload</a>.</span>'
     )

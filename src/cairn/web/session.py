@@ -22,7 +22,7 @@ from siwe import SiweMessage
 
 from cairn.chain.contracts import checksum
 from cairn.core.errors import CairnError, Forbidden, NotFound, Unauthorized
-from cairn.node import Node
+from cairn.node import GATEWAY, OPERATOR, Node
 from cairn.web.render import page, redirect
 
 SESSION_COOKIE = "cairn_session"
@@ -147,7 +147,10 @@ def _safe_next(next_url: str | None) -> str:
 def signin_page(request: Request, next: str | None = None) -> HTMLResponse:
     """Sign in with a browser wallet, or pick a dev account on a development node."""
     node = _node(request)
-    dev_accounts = [a for a in node.keystore.list() if a.dev] if node.config.dev else []
+    # people first; the operator (settles epochs) last; the gateway's treasury is not a user
+    people = [a for a in node.keystore.list() if a.dev and a.label not in (OPERATOR, GATEWAY)]
+    operator = [a for a in node.keystore.list() if a.label == OPERATOR and a.dev]
+    dev_accounts = people + operator if node.config.dev else []
     return page(
         request,
         "signin.html",
@@ -170,7 +173,7 @@ def signin_dev(
     if not node.config.dev:
         raise Forbidden("dev accounts are offered only by a node started with --dev")
     info = node.keystore.get(address)
-    if not info.dev:
+    if not info.dev or info.label == GATEWAY:
         raise Forbidden(f"{address} is not a dev account; sign in with its wallet")
     account = node.signers.get(info.address)
     message = siwe_text(request, node, info.address, node.auth.issue_nonce())

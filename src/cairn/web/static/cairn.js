@@ -19,11 +19,6 @@ function refreshLive(el) {
   setTimeout(tick, every);
 }
 
-// A banner with data-refresh-page reloads the page until it is gone (the demo seeding).
-function reloadWhile(el) {
-  setTimeout(() => window.location.reload(), Number(el.dataset.refreshPage || 5) * 1000);
-}
-
 // Sign-In with Ethereum through an injected EIP-1193 wallet.
 async function walletSignIn(button) {
   const status = document.getElementById("wallet-status");
@@ -60,7 +55,6 @@ async function walletSignIn(button) {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-refresh]").forEach(refreshLive);
-  document.querySelectorAll("[data-refresh-page]").forEach(reloadWhile);
   const wallet = document.getElementById("wallet-signin");
   if (wallet) wallet.addEventListener("click", () => walletSignIn(wallet));
 });
