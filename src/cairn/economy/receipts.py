@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cairn.chain.contracts import Chain
 from cairn.core.errors import InvalidInput, NotFound
@@ -122,10 +122,12 @@ class ReceiptBook:
     def pending(self) -> tuple[int, float | None]:
         """How many receipts wait for anchoring, and when the oldest was made."""
         with self.db.session() as session:
-            rows = session.execute(
-                select(ReceiptRow.created_at).where(ReceiptRow.batch_id.is_(None))
-            ).all()
-        return len(rows), min((r[0] for r in rows), default=None)
+            count, oldest = session.execute(
+                select(func.count(), func.min(ReceiptRow.created_at)).where(
+                    ReceiptRow.batch_id.is_(None)
+                )
+            ).one()
+        return int(count), oldest
 
     def anchor(self, gateway: LocalAccount, asset_id: int) -> list[ReceiptBatchRow]:
         """Anchor every receipt not yet anchored, up to MAX_BATCH per batch."""
