@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
@@ -423,6 +423,56 @@ class JobService:
             ).all()
             session.expunge_all()
             return list(rows)
+
+    def work_of(self, account: str) -> list[dict[str, Any]]:
+        """The jobs `account` took part in as a provider, newest first: the rounds and samples
+        of its accepted work reports, and what the job's budget paid it."""
+        address = account.lower()
+        with self.db.session() as session:
+            work = {
+                job_id: (rounds, int(samples or 0))
+                for job_id, rounds, samples in session.execute(
+                    select(
+                        WorkReportRow.job_id,
+                        func.count(WorkReportRow.id),
+                        func.sum(WorkReportRow.samples),
+                    )
+                    .where(func.lower(WorkReportRow.account) == address)
+                    .group_by(WorkReportRow.job_id)
+                )
+            }
+            rows = session.execute(  # not the recipes and histories: only what is shown
+                select(
+                    JobRow.job_id,
+                    JobRow.name,
+                    JobRow.method,
+                    JobRow.status,
+                    JobRow.model_asset,
+                    JobRow.providers,
+                    JobRow.payouts,
+                ).order_by(JobRow.created_at.desc())
+            ).all()
+            out = []
+            for row in rows:
+                enlisted = {a.lower(): info for a, info in row.providers.items()}.get(address)
+                paid = {a.lower(): amount for a, amount in row.payouts.items()}.get(address)
+                if row.job_id not in work and enlisted is None and paid is None:
+                    continue
+                rounds, samples = work.get(row.job_id, (0, 0))
+                out.append(
+                    {
+                        "job_id": row.job_id,
+                        "name": row.name,
+                        "method": row.method,
+                        "status": row.status,
+                        "model_asset": row.model_asset,
+                        "rounds": rounds,  # rounds with an accepted report of this account
+                        "samples": samples,
+                        "enlisted": bool(enlisted and enlisted.get("enlisted")),
+                        "paid": paid or "0",  # from the job's budget in JobEscrow
+                    }
+                )
+        return out
 
     def _update(self, job_id: str, **fields: Any) -> None:
         with self.db.session() as session, session.begin():

@@ -22,6 +22,7 @@ from cairn.economy.models import ApiKeyRow
 
 PREFIX = "cairn-sk-"
 MAX_NAME = 100
+PAGES_KEY_NAME = "web playground"  # the key the node's web pages charge calls to
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,26 @@ class ApiKeys:
             if row.revoked_at is None:
                 row.revoked_at = time.time()
             return _public(row)
+
+    def for_pages(self, account: str) -> ApiKey:
+        """The key the node's web pages charge `account`'s calls to: its newest live key named
+        'web playground', created on first use. Its secret is never shown: a signed-in session
+        stands for it, and its receipts tell playground calls apart from API calls."""
+        address = checksum(account)
+        with self.db.session() as session:
+            row = session.scalar(
+                select(ApiKeyRow)
+                .where(
+                    ApiKeyRow.account == address,
+                    ApiKeyRow.name == PAGES_KEY_NAME,
+                    ApiKeyRow.revoked_at.is_(None),
+                )
+                .order_by(ApiKeyRow.created_at.desc())
+            )
+            if row is not None:
+                return _public(row)
+        key, _ = self.create(address, PAGES_KEY_NAME)
+        return key
 
     def authenticate(self, secret: str) -> ApiKey:
         """The live key whose secret this is; `Unauthorized` for unknown or revoked keys."""

@@ -66,6 +66,10 @@ class Served:
     capabilities: set[str] = field(default_factory=set)
 
 
+# An encoder reads each text between special tokens ([CLS] ... [SEP]): the hold counts room for
+# them, or a request would be charged at most its hold and the reported usage would go unpaid.
+FRAME_TOKENS = 4
+
 class Metered:
     """A generation whose charge is settled exactly once: by what it produced when it ends or
     its consumer stops (a client that goes away pays for what was generated), or not at all
@@ -290,7 +294,7 @@ class Gateway:
         """Embeddings of `texts`, charged by their tokens."""
         served = self.resolve(ref)
         self._check(served, "embeddings")
-        tokens = sum(served.backend.count_tokens(served.model, t) for t in texts)
+        tokens = sum(served.backend.count_tokens(served.model, t) + FRAME_TOKENS for t in texts)
         charge = self.meter.open(key, served.asset.asset_id, "embeddings", tokens)
         try:
             vectors, used = served.backend.embed(served.model, texts)
@@ -305,7 +309,7 @@ class Gateway:
         """Labels and scores for `texts`, charged by their tokens."""
         served = self.resolve(ref)
         self._check(served, "classifications")
-        tokens = sum(served.backend.count_tokens(served.model, t) for t in texts)
+        tokens = sum(served.backend.count_tokens(served.model, t) + FRAME_TOKENS for t in texts)
         charge = self.meter.open(key, served.asset.asset_id, "classifications", tokens)
         try:
             results, used = served.backend.classify(served.model, texts)

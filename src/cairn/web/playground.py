@@ -1,7 +1,287 @@
-"""(being built) pages of the playground area."""
+"""/playground: chat with, classify with or embed with any model the gateway serves, paid from
+the signed-in account's prepaid balance; and topping that balance up.
+
+Every call goes through the gateway exactly as an API call does (`Gateway.generate`, `classify`,
+`embed`): it is held, metered and receipted against the account's key for the web pages
+(`ApiKeys.for_pages`), so the price, the 402 and the receipt are the API's own. The conversation
+travels in the form as hidden fields, so a plain form post works without JavaScript.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from cairn.cli.output import parse_units
+from cairn.core.errors import CairnError, InvalidInput
+from cairn.economy.receipts import UsageReceipt
+from cairn.node import Node
+from cairn.web.render import page, redirect, units
+from cairn.web.session import MaybeViewer, Viewer, ViewerDep, viewer_of
 
 router = APIRouter()
+
+MAX_TOKENS = 2048  # the most one playground answer may ask for
+MAX_TURNS = 40  # messages kept in a conversation (the form carries them all)
+MAX_INPUTS = 32  # texts classified or embedded in one call
+ROLES = {"user": "You", "assistant": "Model", "system": "System"}
+BACK = ("/playground", "/earnings")  # where a deposit form may return to
+
+
+def _node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+def kind_of(model: dict[str, Any]) -> str:
+    """What the playground does with a model: chat, classify or embed."""
+    capabilities = model["capabilities"]
+    if "chat" in capabilities:
+        return "chat"
+    return "classify" if "classifications" in capabilities else "embed"
+
+
+def _models(node: Node) -> list[dict[str, Any]]:
+    return [{**m, "kind": kind_of(m)} for m in node.gateway.models()]
+
+
+def _render(
+    request: Request,
+    viewer: Viewer | None,
+    model: str | None,
+    *,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """The playground with `model` open, after whatever the request changed."""
+    node = _node(request)
+    # a call spent prepaid tokens in this request: the header shows the balance after it
+    if request.method == "POST" and hasattr(request.state, "viewer"):
+        del request.state.viewer
+    viewer = viewer_of(request) if viewer is not None else None
+    models = _models(node)
+    chosen = next((m for m in models if m["id"] == model), None)
+    if chosen is None and model is None and models:
+        chosen = next((m for m in models if m["kind"] == "chat"), models[0])
+    return page(
+        request,
+        "playground.html",
+        status=status,
+        title="Playground",
+        models=models,
+        model=chosen,
+        missing=model if model is not None and chosen is None else None,
+        roles=ROLES,
+        max_tokens_limit=MAX_TOKENS,
+        deposit=deposit_context(
+            node, viewer, f"/playground?model={chosen['id']}" if chosen else "/playground"
+        ),
+        **context,
+    )
+
+
+def deposit_context(node: Node, viewer: Viewer | None, back: str) -> dict[str, Any]:
+    """What the deposit form needs: where tokens go, whether the node can send them, and the
+    page to return to (one of BACK)."""
+    return {
+        "treasury": node.economy.treasury,
+        "token": node.chain.token.address,
+        "can_send": viewer is not None and viewer.key_on_node,
+        "back": back,
+    }
+
+
+def _cost(receipt: UsageReceipt) -> dict[str, Any]:
+    """A call's receipt as the page shows it."""
+    return {
+        "receipt_id": receipt.receipt_id,
+        "prompt_tokens": receipt.prompt_tokens,
+        "completion_tokens": receipt.completion_tokens,
+        "tokens": receipt.prompt_tokens + receipt.completion_tokens,
+        "price_per_1k": receipt.price_per_1k,
+        "amount": receipt.amount,
+    }
+
+
+@router.get("/playground", response_class=HTMLResponse)
+def playground(request: Request, viewer: MaybeViewer, model: str | None = None) -> HTMLResponse:
+    """Pick a model, see its price, and call it."""
+    return _render(request, viewer, model)
+
+
+def _conversation(role: list[str], content: list[str]) -> list[dict[str, str]]:
+    """The conversation the form carried back, checked."""
+    if len(role) != len(content):
+        raise InvalidInput("the conversation came back damaged: start a new one")
+    turns = [{"role": r, "content": c} for r, c in zip(role, content, strict=True)]
+    for turn in turns:
+        if turn["role"] not in ROLES:
+            raise InvalidInput(f"conversation role must be one of {', '.join(ROLES)}")
+    return turns[-MAX_TURNS:]
+
+
+@router.post("/playground/chat", response_class=HTMLResponse)
+def chat(
+    request: Request,
+    viewer: ViewerDep,
+    model: Annotated[str, Form(max_length=200)],
+    message: Annotated[str, Form(max_length=20_000)] = "",
+    max_tokens: Annotated[int, Form(ge=1, le=MAX_TOKENS)] = 128,
+    temperature: Annotated[float, Form(ge=0.0, le=2.0)] = 0.7,
+    system: Annotated[str, Form(max_length=4000)] = "",
+    role: Annotated[list[str] | None, Form()] = None,
+    content: Annotated[list[str] | None, Form()] = None,
+) -> HTMLResponse:
+    """Send the next message of a conversation; the answer is charged like an API call."""
+    node = _node(request)
+    history = _conversation(role or [], content or [])
+    settings = {"max_tokens": max_tokens, "temperature": temperature, "system": system}
+    if not message.strip():
+        return _render(
+            request,
+            viewer,
+            model,
+            status=422,
+            history=history,
+            settings=settings,
+            error="Write a message first.",
+        )
+    asked = [*history, {"role": "user", "content": message}]
+    system_turn = [{"role": "system", "content": system}] if system.strip() else []
+    try:
+        metered = node.gateway.generate(
+            node.economy.keys.for_pages(viewer.address),
+            model,
+            messages=system_turn + asked,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=1.0,
+            stop=(),
+            seed=None,
+        )
+        answer = "".join(metered)
+        receipt = metered.finish()
+    except CairnError as exc:
+        return _render(
+            request,
+            viewer,
+            model,
+            status=exc.status,
+            history=history,
+            settings=settings,
+            draft=message,
+            error=exc.message,
+            payment_required=exc.status == 402,
+        )
+    assert receipt is not None  # a failed generation raised above
+    return _render(
+        request,
+        viewer,
+        model,
+        history=[*asked, {"role": "assistant", "content": answer}],
+        settings=settings,
+        cost=_cost(receipt),
+        finish_reason=metered.generation.finish_reason,
+    )
+
+
+def _inputs(text: str) -> list[str]:
+    """One input per non-empty line."""
+    texts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not texts:
+        raise InvalidInput("write a text to send, one per line")
+    if len(texts) > MAX_INPUTS:
+        raise InvalidInput(f"{len(texts)} lines: the playground sends at most {MAX_INPUTS}")
+    return texts
+
+
+@router.post("/playground/classify", response_class=HTMLResponse)
+def classify(
+    request: Request,
+    viewer: ViewerDep,
+    model: Annotated[str, Form(max_length=200)],
+    text: Annotated[str, Form(max_length=50_000)] = "",
+) -> HTMLResponse:
+    """Label texts with a classifier (one per line), charged like an API call."""
+    node = _node(request)
+    try:
+        texts = _inputs(text)
+        results, receipt = node.gateway.classify(
+            node.economy.keys.for_pages(viewer.address), model, texts
+        )
+    except CairnError as exc:
+        return _render(
+            request,
+            viewer,
+            model,
+            status=exc.status,
+            draft=text,
+            error=exc.message,
+            payment_required=exc.status == 402,
+        )
+    rows = [
+        {
+            "text": t,
+            "label": r.label,
+            "score": r.score,
+            "scores": sorted(r.scores.items(), key=lambda kv: -kv[1]),
+        }
+        for t, r in zip(texts, results, strict=True)
+    ]
+    return _render(request, viewer, model, draft=text, labels=rows, cost=_cost(receipt))
+
+
+@router.post("/playground/embed", response_class=HTMLResponse)
+def embed(
+    request: Request,
+    viewer: ViewerDep,
+    model: Annotated[str, Form(max_length=200)],
+    text: Annotated[str, Form(max_length=50_000)] = "",
+) -> HTMLResponse:
+    """Embed texts with an encoder (one per line), charged like an API call."""
+    node = _node(request)
+    try:
+        texts = _inputs(text)
+        vectors, receipt = node.gateway.embed(
+            node.economy.keys.for_pages(viewer.address), model, texts
+        )
+    except CairnError as exc:
+        return _render(
+            request,
+            viewer,
+            model,
+            status=exc.status,
+            draft=text,
+            error=exc.message,
+            payment_required=exc.status == 402,
+        )
+    rows = [
+        {"text": t, "size": len(v), "head": [f"{x:.4f}" for x in v[:6]]}
+        for t, v in zip(texts, vectors, strict=True)
+    ]
+    return _render(request, viewer, model, draft=text, vectors=rows, cost=_cost(receipt))
+
+
+@router.post("/playground/deposit")
+def deposit(
+    request: Request,
+    viewer: ViewerDep,
+    amount: Annotated[str, Form(max_length=80)],
+    back: Annotated[str, Form(max_length=300)] = "/playground",
+) -> RedirectResponse:
+    """Move CAIRN from the signed-in wallet to the prepaid treasury, when the node holds its key
+    (what POST /api/v1/prepaid/deposits does)."""
+    node = _node(request)
+    target = back if re.split(r"[?#]", back)[0] in BACK else "/playground"
+    value = parse_units(amount.strip(), 18)
+    signer = node.signers.get(viewer.address)
+    receipt = node.chain.token.transfer(signer, node.economy.treasury, value)
+    available = node.economy.balances.get(viewer.address).available
+    return redirect(
+        target,
+        f"Deposited {units(value, 18)} CAIRN (tx {receipt['transactionHash'].to_0x_hex()}); "
+        f"prepaid balance now {units(available, 18)} CAIRN.",
+    )
