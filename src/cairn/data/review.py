@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 
 from cairn.chain.contracts import checksum
 from cairn.core.consensus import Decision, decide
@@ -169,9 +169,34 @@ class Reviews:
             .limit(1)
         )
 
-    def _record_needing_votes(
-        self, session: Any, dataset_id: int, account: str, spec: DatasetSpec
-    ) -> int | None:
+    def waiting(self, dataset_id: int, reviewer: str) -> int:
+        """How many tasks the reviewer could take now (gold included, unmarked); assigns none."""
+        account = checksum(reviewer)
+        spec = self.datasets.spec(dataset_id)
+        with self.db.session() as session:
+            open_tasks = session.scalar(
+                select(func.count())
+                .select_from(ReviewTaskRow)
+                .where(
+                    ReviewTaskRow.dataset_id == dataset_id,
+                    ReviewTaskRow.reviewer == account,
+                    ReviewTaskRow.answered_at.is_(None),
+                )
+            )
+            needing = self._needing_votes(dataset_id, account, spec).subquery()
+            records = session.scalar(select(func.count()).select_from(needing))
+            seen = select(ReviewTaskRow.gold_id).where(
+                ReviewTaskRow.reviewer == account, ReviewTaskRow.gold_id.is_not(None)
+            )
+            gold = session.scalar(
+                select(func.count())
+                .select_from(GoldRow)
+                .where(GoldRow.dataset_id == dataset_id, GoldRow.id.not_in(seen))
+            )
+        return int(open_tasks or 0) + int(records or 0) + int(gold or 0)
+
+    def _needing_votes(self, dataset_id: int, account: str, spec: DatasetSpec) -> Select[int]:
+        """Records under review that `account` may vote on, fewest votes first."""
         mine = select(ReviewTaskRow.record_id).where(
             ReviewTaskRow.reviewer == account, ReviewTaskRow.record_id.is_not(None)
         )
@@ -182,7 +207,7 @@ class Reviews:
             .subquery()
         )
         cap = spec.review.votes_per_record * MAX_VOTES_FACTOR
-        return session.scalar(
+        return (
             select(RecordRow.id)
             .outerjoin(tasks, tasks.c.record_id == RecordRow.id)
             .where(
@@ -193,8 +218,12 @@ class Reviews:
                 func.coalesce(tasks.c.n, 0) < cap,
             )
             .order_by(func.coalesce(tasks.c.n, 0), RecordRow.id)
-            .limit(1)
         )
+
+    def _record_needing_votes(
+        self, session: Any, dataset_id: int, account: str, spec: DatasetSpec
+    ) -> int | None:
+        return session.scalar(self._needing_votes(dataset_id, account, spec).limit(1))
 
     def _show(self, session: Any, task: ReviewTaskRow, spec: DatasetSpec) -> ReviewTask:
         if task.gold_id is not None:
