@@ -70,6 +70,7 @@ class Served:
 # them, or a request would be charged at most its hold and the reported usage would go unpaid.
 FRAME_TOKENS = 4
 
+
 class Metered:
     """A generation whose charge is settled exactly once: by what it produced when it ends or
     its consumer stops (a client that goes away pays for what was generated), or not at all
