@@ -1,0 +1,183 @@
+"""The jobs pages: the list, a job's live progress (rounds, providers, curves, logs), cancelling,
+and the model a finished job made."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cairn.compute.reports import WorkReport, sign_report
+from cairn.core.recipe import load_recipe
+from cairn.node import Node
+from tests.compute.conftest import TOKEN, Cluster, anchored_dataset, register_tiny
+from tests.data.conftest import dev
+
+
+def start_job(node: Node, tmp_path: Path, budget: int = 0, rounds: int = 4) -> str:
+    """A running job of alice's on a tiny model (no provider has joined)."""
+    alice, bob = dev(node, "alice"), dev(node, "bob")
+    lm = register_tiny(node, alice, tmp_path, "causal-lm").asset_id
+    dataset = anchored_dataset(node, alice, bob, "instruction", n=12)
+    recipe = load_recipe(
+        f"name: reverse words\nmethod: sft\nbase_model: {lm}\ndatasets:\n  - dataset: {dataset}\n"
+        f"distributed:\n  rounds: {rounds}\n  inner_steps: 5\n"
+        f"budget:\n  max_tokens: '{budget}'\n"
+    )
+    return str(node.jobs.create(alice.address, recipe, signer=alice)["job_id"])
+
+
+def play_rounds(node: Node, job_id: str, losses: list[float]) -> None:
+    """Write what a coordinator writes for bob training `losses` rounds, and index it."""
+    bob = dev(node, "bob")
+    folder = node.jobs.job_dir(job_id)
+    folder.append("provider", run_id=0, node_id=7, account=bob.address, stake=10 * TOKEN)
+    for i, loss in enumerate(losses, start=1):
+        report = WorkReport(job_id, i, bob.address, 7, 0, 5, 20, loss, "00" * 32, 1.5)
+        folder.append(
+            "report", run_id=0, report=report.__dict__, signature=sign_report(report, bob)
+        )
+        folder.append(
+            "round",
+            run_id=0,
+            round=i,
+            rounds=4,
+            workers=[{"node_id": 7, "account": bob.address}],
+            dropped=[],
+            train_loss=loss,
+            eval={"loss": loss + 0.25, "perplexity": 2.0 * loss} if i % 2 == 0 else {},
+            seconds=2.5,
+            compute_seconds=1.5,
+            overhead_seconds=1.0,
+        )
+    node.jobs.tick()
+
+
+def test_no_jobs_yet(web: httpx.Client) -> None:
+    page = web.get("/jobs")
+    assert page.status_code == 200 and "No jobs yet" in page.text
+
+
+def test_the_list_and_a_running_jobs_live_progress(
+    web: httpx.Client, node: Node, tmp_path: Path
+) -> None:
+    job_id = start_job(node, tmp_path)
+    play_rounds(node, job_id, [3.0, 2.0, 1.25])
+
+    listing = web.get("/jobs").text
+    assert f'href="/jobs/{job_id}">reverse words</a>' in listing
+    assert "running" in listing and "3 of 4" in listing and '<th scope="col">' in listing
+    assert 'class="table-wrap"' in listing
+
+    page = web.get(f"/jobs/{job_id}").text
+    assert f'data-refresh="/jobs/{job_id}/live" data-every="2"' in page
+    assert "name: reverse words" in page  # the recipe it runs
+
+    live = web.get(f"/jobs/{job_id}/live")
+    assert live.status_code == 200 and "<html" not in live.text
+    html = live.text
+    assert "data-done" not in html
+    assert 'data-testid="job-status" class="">running' in html
+    assert "round 3 of 4" in html and "step 15 of 20 per worker" in html
+    # the loss chart: training loss each round, held-out loss where it was measured
+    chart = re.search(
+        r'<svg class="chart" role="img" aria-label="([^"]*)"[^>]*data-testid="loss-chart"', html
+    )
+    assert chart is not None
+    assert chart.group(1) == (
+        "Loss by round: training loss 1.25 at round 3; held-out loss 2.25 at round 2"
+    )
+    assert 'aria-label="Held-out perplexity by round: perplexity 4 at round 2"' in html
+    # bob's work: three rounds of 20 samples, his last loss
+    providers = html.split('data-testid="job-providers"')[1].split("</table>")[0]
+    assert dev(node, "bob").address in providers and ">60<" in providers and ">1.25<" in providers
+    logs = html.split('data-testid="job-logs"')[1]
+    assert "round 3/4 done: training loss 1.25, 1 worker" in logs
+    assert f"provider {dev(node, 'bob').address} joined (node 7)" in logs
+    assert 'data-testid="cancel-job"' not in html  # only the builder may cancel
+
+
+def test_the_builder_cancels_and_gets_the_budget_back(
+    web: httpx.Client,
+    signed_in: Callable[[str], httpx.Client],
+    node: Node,
+    tmp_path: Path,
+) -> None:
+    job_id = start_job(node, tmp_path, budget=3 * TOKEN)
+    alice = dev(node, "alice").address
+    before = node.chain.token.balance_of(alice)
+
+    signed_in("bob")
+    assert 'data-testid="cancel-job"' not in web.get(f"/jobs/{job_id}/live").text
+    refused = web.post(f"/jobs/{job_id}/cancel")
+    assert refused.status_code == 403 and "belongs to" in refused.text
+    assert node.jobs.get(job_id)["status"] == "running"
+
+    web.post("/signout")
+    signed_in("alice")
+    assert 'data-testid="cancel-job"' in web.get(f"/jobs/{job_id}/live").text
+    reply = web.post(f"/jobs/{job_id}/cancel")
+    assert reply.status_code == 303 and reply.headers["location"] == f"/jobs/{job_id}"
+    page = web.get(reply.headers["location"]).text
+    assert "cancelled. Its budget was returned to you." in page
+    assert "data-refresh=" not in page  # an ended job is not followed
+    live = web.get(f"/jobs/{job_id}/live").text
+    assert "data-done" in live and 'data-testid="cancel-job"' not in live
+    assert "Budget returned to the builder: 3 CAIRN" in live
+    assert node.chain.token.balance_of(alice) == before + 3 * TOKEN
+
+
+def test_a_failed_job_shows_its_error_and_stops_refreshing(
+    web: httpx.Client, node: Node, tmp_path: Path
+) -> None:
+    job_id = start_job(node, tmp_path)
+    node.jobs.job_dir(job_id).append("failed", run_id=0, error="round 1: no workers came")
+    node.jobs.tick()
+    live = web.get(f"/jobs/{job_id}/live").text
+    assert "data-done" in live and 'class="bad">failed' in live
+    assert 'data-testid="job-error">round 1: no workers came' in live
+    assert 'aria-label="Loss by round: no data yet"' in live and "no data yet</text>" in live
+
+
+def test_unknown_and_malformed_job_ids(web: httpx.Client) -> None:
+    missing = web.get("/jobs/0x" + "00" * 32)
+    assert missing.status_code == 404 and "no job" in missing.text
+    bad = web.get("/jobs/42/live")
+    assert bad.status_code == 422 and "64 hex" in bad.text
+
+
+@pytest.mark.slow
+def test_a_finished_job_links_its_model(node: Node, tmp_path: Path) -> None:
+    cluster = Cluster(node, tmp_path)
+    try:
+        cluster.worker("carol")
+        with httpx.Client(base_url=cluster.server.url, timeout=120) as web:
+            alice = node.keystore.find_by_label("alice").address
+            web.post("/signin/dev", data={"address": alice, "next": "/"})
+            lm = register_tiny(node, dev(node, "alice"), tmp_path, "causal-lm").asset_id
+            dataset = anchored_dataset(node, dev(node, "alice"), dev(node, "bob"), "instruction")
+            form = {
+                "_form": "sft", "method": "sft", "name": "tiny", "base_model": str(lm),
+                "dataset": str(dataset), "sft.learning_rate": "0.003", "sft.batch_size": "4",
+                "sft.max_length": "64", "distributed.workers": "1", "distributed.rounds": "2",
+                "distributed.inner_steps": "3", "distributed.round_timeout_s": "60",
+                "budget.max_tokens": "2",
+            }  # fmt: skip
+            reply = web.post("/build", data=form)
+            assert reply.status_code == 303, reply.text
+            job_id = reply.headers["location"].rsplit("/", 1)[1]
+            job = cluster.wait(job_id, lambda j: j["status"] == "finished", timeout=400)
+            live = web.get(f"/jobs/{job_id}/live").text
+            model = job["model_asset"]
+            assert "data-done" in live and 'data-testid="job-model"' in live
+            assert f'href="/assets/{model}"' in live and f'href="/playground?model={model}"' in live
+            assert "round 2 of 2" in live and 'aria-label="Loss by round: training loss' in live
+            providers = live.split('data-testid="job-providers"')[1].split("</table>")[0]
+            carol = dev(node, "carol").address
+            assert carol in providers and ">2</td>" in providers  # two rounds of work
+            assert f"{int(job['payouts'][carol]) / TOKEN:g} CAIRN" in providers
+    finally:
+        cluster.close()
