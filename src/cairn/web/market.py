@@ -1,7 +1,123 @@
-"""(being built) pages of the market area."""
+"""The marketplace (/) and the asset page (/assets/{id}).
+
+Both read the same read models the rest of the node uses (`cairn.assets.market`,
+`cairn.assets.detail`); this module only turns a request into their calls and their answers
+into a page.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import replace
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from cairn.assets.detail import AssetDetails
+from cairn.assets.market import KINDS, Market, MarketFilter
+from cairn.core.errors import InvalidInput
+from cairn.node import Node
+from cairn.web.lineage import href_of, lineage_svg, reading_order
+from cairn.web.render import page
 
 router = APIRouter()
+
+Text = Annotated[str | None, Query(max_length=200)]
+
+
+def _market(node: Node) -> Market:
+    return Market(node.db, node.store, node.assets, node.data, node.economy.prices)
+
+
+def _names(node: Node) -> dict[str, str]:
+    """The node's labels of accounts it holds keys for, by lower-case address."""
+    return {a.address.lower(): a.label for a in node.keystore.list() if a.label}
+
+
+@router.get("/", response_class=HTMLResponse)
+def marketplace(
+    request: Request,
+    q: Text = None,
+    kind: Text = None,
+    licence: Text = None,
+    task: Text = None,
+    price: Text = None,
+    max_price: Text = None,
+) -> HTMLResponse:
+    """Datasets, models and apps, searchable and filtered by kind, licence, task and price."""
+    node: Node = request.app.state.node
+    market = _market(node)
+    form = {
+        "q": q or "",
+        "kind": kind or "",
+        "licence": licence or "",
+        "task": task or "",
+        "price": price or "",
+        "max_price": max_price or "",
+    }
+    error = None
+    try:
+        wanted = MarketFilter.parse(**form)
+    except InvalidInput as exc:
+        error, wanted = exc.message, MarketFilter()
+    listings = market.listings(wanted) if error is None else []
+    return page(
+        request,
+        "market.html",
+        status=400 if error else 200,
+        title="Marketplace",
+        form=form,
+        error=error,
+        filtered=wanted.active or error is not None,
+        facets=market.facets(),
+        kinds=KINDS,
+        groups=[(k, [s for s in listings if s.kind == k]) for k in KINDS],
+        total=len(listings),
+        names=_names(node),
+    )
+
+
+@router.get("/assets/{asset_id}", response_class=HTMLResponse)
+def asset_page(request: Request, asset_id: int) -> HTMLResponse:
+    """One asset: what it is, its versions, its identity on chain, its lineage and its payees."""
+    node: Node = request.app.state.node
+    details = AssetDetails(
+        node.db,
+        node.store,
+        node.chain,
+        node.assets,
+        node.data,
+        node.economy.epochs.lineage,
+        _market(node),
+    )
+    detail = details.get(asset_id)
+    name = detail.asset.name or f"{detail.asset.kind} {asset_id}"
+    names = _names(node)
+    svg, listed, sources = None, [], {}
+    if detail.lineage is not None:
+        # Providers whose keys this node holds are shown by their labels.
+        nodes = [
+            replace(n, title=names[n.account.lower()])
+            if n.account and n.account.lower() in names
+            else n
+            for n in detail.lineage.nodes
+        ]
+        edges = detail.lineage.edges
+        svg = lineage_svg(nodes, edges, detail.lineage.focus, f"Lineage of {name}")
+        ordered = reading_order(nodes, edges)
+        listed = [(n, href_of(n)) for n in ordered]
+        sources = {
+            node.key: [n.title for n in ordered if (n.key, node.key) in edges] for node in ordered
+        }
+    return page(
+        request,
+        "asset.html",
+        title=name,
+        name=name,
+        d=detail,
+        s=detail.listing,
+        svg=svg,
+        lineage_links=listed,
+        sources=sources,
+        names=names,
+    )
