@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from cairn.cli.output import parse_units
+from cairn.core.amounts import parse_units
 from cairn.core.errors import CairnError, InvalidInput
 from cairn.economy.receipts import UsageReceipt
 from cairn.node import Node
