@@ -174,7 +174,7 @@ def overflows_horizontally(page: Any) -> bool:
 def sign_in(page: Any, label: str) -> None:
     """Sign in with the dev account picker, as a person would."""
     page.goto("/signin")
-    page.get_by_label("Account").select_option(label=_option_text(page, label))
+    page.get_by_label("Account", exact=True).select_option(label=_option_text(page, label))
     page.get_by_role("button", name="Sign in as this account").click()
     page.wait_for_url("**/")
 

@@ -121,7 +121,7 @@ def test_the_svg_links_each_asset_and_the_job_and_is_labelled_for_screen_readers
     nodes, edges = lineage()
     svg = str(lineage_svg(nodes, edges, "model 3", "Lineage of reverser"))
     root = ET.fromstring(svg)  # well-formed XML
-    assert root.get("role") == "img" and root.get("data-testid") == "lineage"
+    assert root.get("role") == "group" and root.get("data-testid") == "lineage"
     assert root.get("aria-label", "").startswith("Lineage of reverser: 2 model, 1 dataset, 1 job")
     assert root.find(f"{SVG}title") is not None and root.find(f"{SVG}desc") is not None
     links = sorted(a.get("href") or "" for a in root.iter(f"{SVG}a"))

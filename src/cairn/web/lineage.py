@@ -170,8 +170,9 @@ def lineage_svg(
         if nodes
         else f"{label}: nothing recorded."
     )
+    # a group, not an image: its boxes are links, which role="img" would hide from assistive tech
     parts = [
-        f'<svg class="lineage" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'<svg class="lineage" xmlns="http://www.w3.org/2000/svg" role="group" '
         f'aria-label="{escape(summary)}" data-testid="lineage" '
         f'viewBox="0 0 {drawn.width} {drawn.height}" width="{drawn.width}" height="{drawn.height}">',
         f"<title>{escape(label)}</title>",

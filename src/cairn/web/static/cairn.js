@@ -11,6 +11,7 @@ function refreshLive(el) {
       const reply = await fetch(el.dataset.refresh, { headers: { "Accept": "text/html" } });
       if (reply.ok) {
         el.innerHTML = await reply.text();
+        focusableScrollers();
         if (el.querySelector("[data-done]")) return;
       }
     } catch (e) { /* the node restarted: try again */ }
@@ -53,7 +54,23 @@ async function walletSignIn(button) {
   }
 }
 
+// A table or drawing wider than the screen scrolls sideways in its box: make that box
+// reachable by keyboard (arrow keys then scroll it), named after its heading.
+function focusableScrollers() {
+  document.querySelectorAll(".table-wrap, .lineage-wrap").forEach((box) => {
+    if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex")) {
+      box.setAttribute("tabindex", "0");
+      box.setAttribute("role", "region");
+      const caption = box.querySelector("caption");
+      let heading = box.previousElementSibling;
+      while (heading && !/^H[1-6]$/.test(heading.tagName)) heading = heading.previousElementSibling;
+      box.setAttribute("aria-label", (caption || heading || { textContent: "Table" }).textContent.trim() + " (scrolls sideways)");
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  focusableScrollers();
   document.querySelectorAll("[data-refresh]").forEach(refreshLive);
   const wallet = document.getElementById("wallet-signin");
   if (wallet) wallet.addEventListener("click", () => walletSignIn(wallet));
