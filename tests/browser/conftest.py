@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -54,7 +55,7 @@ class DemoNode:
 
     url: str
     data_dir: Path
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None  # None: a node started outside the tests
     log: Path
     facts: dict[str, Any]
 
@@ -69,7 +70,15 @@ def _tail(path: Path, lines: int = 60) -> str:
 
 @pytest.fixture(scope="session")
 def demo_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoNode]:
-    """`cairn node start --demo` on a fresh folder, seeded, serving on 127.0.0.1."""
+    """`cairn node start --demo` on a fresh folder, seeded, serving on 127.0.0.1.
+
+    To iterate on pages without seeding each run, point CAIRN_BROWSER_NODE at a running demo
+    node as URL#DATA_DIR (the flows then change that node's state)."""
+    if os.environ.get("CAIRN_BROWSER_NODE"):
+        url, _, folder = os.environ["CAIRN_BROWSER_NODE"].partition("#")
+        facts = json.loads((Path(folder) / "demo.json").read_text())["facts"]
+        yield DemoNode(url, Path(folder), None, Path(folder) / "none.log", facts)
+        return
     data_dir = tmp_path_factory.mktemp("demo-node")
     port = free_port()
     log = data_dir.parent / "demo-node.log"
@@ -176,7 +185,7 @@ def sign_in(page: Any, label: str) -> None:
     page.goto("/signin")
     page.get_by_label("Account", exact=True).select_option(label=_option_text(page, label))
     page.get_by_role("button", name="Sign in as this account").click()
-    page.wait_for_url("**/")
+    page.wait_for_url(lambda url: urlsplit(url).path == "/")
 
 
 def _option_text(page: Any, label: str) -> str:

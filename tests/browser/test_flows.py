@@ -52,7 +52,7 @@ def test_contribute_a_file_and_see_each_verdict(
 
     sign_in(page, "carol")
     page.goto(f"/datasets/{dataset}/contribute")
-    page.get_by_label("JSONL file").set_input_files(str(upload))
+    page.get_by_label("JSONL file", exact=True).set_input_files(str(upload))
     page.get_by_role("button", name="Sign and upload").click()
     page.get_by_test_id("verdicts").wait_for()
     verdicts = page.get_by_test_id("verdict").all_inner_texts()
@@ -127,6 +127,7 @@ def test_chat_in_the_playground_and_the_balance_falls(page: Any, demo_node: Demo
     before = _number(page.get_by_test_id("prepaid-balance").inner_text())
     page.goto(f"/playground?model={demo_node.facts['model']}")
     page.get_by_label("Your message").fill("What is 12 plus 30?")
+    page.locator("summary", has_text="Settings").click()
     page.get_by_label("Max answer tokens").fill("12")
     page.get_by_test_id("chat-send").click()
     page.get_by_test_id("chat-answer").wait_for()
