@@ -45,7 +45,6 @@ def pages(demo: DemoNode) -> dict[str, str]:
 def visit(page: Any, path: str, name: str) -> None:
     reply = page.goto(path)
     assert reply is not None and reply.status == 200, f"{path}: {reply and reply.status}"
-    page.wait_for_load_state("networkidle")
     assert page.locator("main h1").count() >= 1, f"{path} has no heading"
     violations = accessibility_violations(page)
     assert not violations, f"{path}:\n" + "\n".join(violations)
