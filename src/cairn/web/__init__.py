@@ -10,7 +10,16 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from cairn.web import builder, contribute, earnings, market, node_page, playground, session
+from cairn.web import (
+    builder,
+    contribute,
+    earnings,
+    market,
+    node_page,
+    playground,
+    review,
+    session,
+)
 
 STATIC = Path(__file__).with_name("static")
 
@@ -18,7 +27,7 @@ STATIC = Path(__file__).with_name("static")
 def install(app: FastAPI) -> None:
     """Add the pages and their static files to `app`."""
     router = APIRouter(include_in_schema=False)
-    for module in (session, market, contribute, builder, playground, earnings, node_page):
+    for module in (session, market, contribute, review, builder, playground, earnings, node_page):
         router.include_router(module.router)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

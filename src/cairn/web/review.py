@@ -1,0 +1,81 @@
+"""The review queue: datasets with work for the signed-in reviewer, one task at a time
+(approve, reject or a label), and the reviewer's standing. Gold questions look like any other."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from cairn.core.errors import Conflict, Forbidden
+from cairn.node import Node
+from cairn.web.contribute import standing
+from cairn.web.render import page, redirect
+from cairn.web.session import ViewerDep
+
+router = APIRouter()
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review_index(request: Request, viewer: ViewerDep) -> HTMLResponse:
+    """Datasets with review work for the signed-in account."""
+    node: Node = request.app.state.node
+    rows = []
+    for dataset in node.data.datasets.list():
+        mine = standing(node, dataset.asset_id, viewer.address)
+        waiting = 0 if mine.held else node.data.reviews.waiting(dataset.asset_id, viewer.address)
+        if waiting or mine.held:
+            rows.append((dataset, waiting, mine))
+    return page(request, "review.html", title="Review", rows=rows)
+
+
+@router.get("/review/{dataset_id}", response_class=HTMLResponse)
+def review_page(request: Request, dataset_id: int, viewer: ViewerDep) -> HTMLResponse:
+    """The account's next review task on the dataset, or that there is none."""
+    node: Node = request.app.state.node
+    dataset = node.data.datasets.get(dataset_id)
+    held = None
+    try:
+        task = node.data.reviews.next_task(dataset_id, viewer.address)
+    except Forbidden as exc:
+        task, held = None, exc.message
+    shown: list[tuple[str, str]] = []
+    if task is not None:
+        order = [f for f in dataset.spec.task.required_fields if f in task.record]
+        order += [f for f in task.record if f not in order]
+        for name in order:
+            # A labelling task hides the proposed label, so that reviewers judge the text alone.
+            if task.kind == "label" and name == "label":
+                continue
+            value = task.record[name]
+            shown.append((name, value if isinstance(value, str) else json.dumps(value)))
+    return page(
+        request,
+        "review_task.html",
+        title=f"Review {dataset.name}",
+        dataset=dataset,
+        task=task,
+        shown=shown,
+        held=held,
+        standing=standing(node, dataset_id, viewer.address),
+    )
+
+
+@router.post("/review/{dataset_id}")
+def review_answer(
+    request: Request,
+    dataset_id: int,
+    viewer: ViewerDep,
+    task_id: Annotated[int, Form()],
+    answer: Annotated[str, Form(max_length=200)],
+) -> RedirectResponse:
+    """Record the answer to a task, then show the next one."""
+    node: Node = request.app.state.node
+    node.data.datasets.get(dataset_id)
+    try:
+        node.data.reviews.submit(task_id, viewer.address, answer)
+    except Conflict:
+        return redirect(f"/review/{dataset_id}", "That task was already answered.")
+    return redirect(f"/review/{dataset_id}", f"Answer recorded: {answer}.")
