@@ -1,6 +1,7 @@
 """Browser tests: Debian's chromium driven by Playwright against a node the tests start.
 
-One node serves the whole module: `cairn node start --demo` in a fresh data folder, exactly what
+One node serves the whole package (and is stopped after it, so that its idle SuperLink and
+workers do not slow the rest of the suite): `cairn node start --demo` in a fresh data folder, exactly what
 `make run` starts, so the pages are tested on the seeded community (and the seeding itself is
 tested). Screenshots of every page go to build/screenshots (or $CAIRN_SCREENSHOTS) for a person
 to look at. Each page is checked with axe-core (WCAG 2 A and AA rules) and at phone width.
@@ -68,7 +69,7 @@ def _tail(path: Path, lines: int = 60) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoNode]:
     """`cairn node start --demo` on a fresh folder, seeded, serving on 127.0.0.1.
 
@@ -130,7 +131,7 @@ def demo_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoNode]:
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     """Headless Debian chromium."""
     with playwright_api.sync_playwright() as playwright:
