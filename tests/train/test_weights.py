@@ -15,8 +15,8 @@ from cairn.core.errors import InvalidInput
 from cairn.store.local import LocalBlobStore
 from cairn.train.base_models import entry_path, find
 from cairn.train.weights import (
-    base_model_folder,
     fetch_folder,
+    gguf_as_folder,
     load_causal_lm,
     model_card,
     package,
@@ -100,9 +100,17 @@ def test_a_manifest_must_be_a_model_manifest(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_gguf_base_model_converts_once_and_still_answers(tmp_path: Path) -> None:
-    folder = base_model_folder(find("SmolLM2-135M-Instruct"), tmp_path / "cache")
+    smol = find("SmolLM2-135M-Instruct")
+    folder = gguf_as_folder(smol, tmp_path / "cache", shared=tmp_path / "shared")
     assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
-    assert base_model_folder(find("SmolLM2-135M-Instruct"), tmp_path / "cache") == folder  # cached
+    assert gguf_as_folder(smol, tmp_path / "cache", shared=tmp_path / "shared") == folder
+    # another node's cache links the user's converted copy instead of converting again
+    [converted] = (tmp_path / "shared").iterdir()
+    assert (converted / ".complete").exists()
+    other = gguf_as_folder(smol, tmp_path / "other", shared=tmp_path / "shared")
+    weights = other / "model.safetensors"
+    assert weights.stat().st_ino == (converted / "model.safetensors").stat().st_ino
+    assert not (other / ".complete").exists()
     model, tokenizer = load_causal_lm(folder)
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     prompt = tokenizer.apply_chat_template(

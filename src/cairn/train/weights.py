@@ -8,12 +8,14 @@ file plus a manifest naming each file's CID; the manifest's CID names the model.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -28,12 +30,20 @@ from cairn.train import MANIFEST_SCHEMA
 from cairn.train.base_models import BaseModel, entry_path, file_facts
 
 
-def gguf_as_folder(model: BaseModel, cache_dir: Path) -> Path:
+def user_model_cache() -> Path:
+    """The machine-wide cache of this user's converted base models (shared by every node)."""
+    return Path.home() / ".cache" / "cairn" / "models"
+
+
+def gguf_as_folder(model: BaseModel, cache_dir: Path, shared: Path | None = None) -> Path:
     """A Hugging Face folder holding a GGUF base model's weights, converted once and cached.
 
     transformers de-quantises GGUF on every load (seconds, for a 135M model); the folder loads
     in a fraction of that. The weights are copied into a fresh model built from the GGUF's
-    config, which is how transformers saves a model that came from GGUF.
+    config, which is how transformers saves a model that came from GGUF. Converting takes half
+    a minute or more, so the result is also kept in the user's cache (`shared`, by default
+    ~/.cache/cairn/models, keyed by the GGUF's hash and the transformers version) and a new
+    node links it into its own `cache_dir` instead of converting again.
     """
     if model.format != "gguf":
         raise InvalidInput(f"{model.name} is {model.format}, not GGUF")
@@ -43,17 +53,15 @@ def gguf_as_folder(model: BaseModel, cache_dir: Path) -> Path:
         return folder
     facts = file_facts(model)  # refuses a file that does not match its pinned hash
     del facts
-    gguf = entry_path(model)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    fresh = AutoModelForCausalLM.from_config(config)
-    fresh.load_state_dict(loaded.state_dict())
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir.parent if cache_dir.parent.exists() else None))
+    shared = user_model_cache() if shared is None else shared
+    converted = shared / f"{model.name}-{sha[:16]}-transformers-{transformers.__version__}"
+    if not (converted / COMPLETE).exists():
+        _convert(model, converted)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir))
     try:
-        fresh.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(converted, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
+        (tmp / COMPLETE).unlink(missing_ok=True)
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
@@ -61,6 +69,39 @@ def gguf_as_folder(model: BaseModel, cache_dir: Path) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+COMPLETE = ".complete"  # written last: a folder without it is a conversion that was cut short
+
+
+def _convert(model: BaseModel, folder: Path) -> None:
+    """De-quantise the GGUF into a safetensors folder at `folder` (atomically)."""
+    gguf = entry_path(model)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    fresh = AutoModelForCausalLM.from_config(config)
+    fresh.load_state_dict(loaded.state_dict())
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent))
+    try:
+        fresh.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / COMPLETE).touch()
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link where the filesystem allows (no second copy of the weights), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def base_model_folder(model: BaseModel, cache_dir: Path) -> Path:
