@@ -111,10 +111,11 @@ def test_build_a_model_from_the_form_and_watch_the_job_finish(
     page.get_by_test_id("job-model").wait_for(timeout=JOB_SECONDS * 1000)
     status = page.get_by_test_id("job-status").inner_text()
     assert "finished" in status, status
-    page.get_by_test_id("loss-chart").first.wait_for() if page.get_by_test_id(
-        "loss-chart"
-    ).count() else None
     assert page.locator("svg.chart").count() >= 1
+    assert "round 1 of 1" in page.get_by_test_id("job-round").inner_text()
+    providers = page.get_by_test_id("job-providers").locator("tbody tr").all_inner_texts()
+    assert len(providers) == 2 and all(row.rstrip().endswith("CAIRN") for row in providers)
+    assert sum(_number(row.rsplit("\t", 1)[-1]) for row in providers) == pytest.approx(5.0)
     screenshot(page, "flow-job-finished")
     page.get_by_test_id("job-model").get_by_role("link").first.click()
     page.wait_for_load_state()

@@ -8,12 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
 from cairn.compute.reports import WorkReport, sign_report
 from cairn.core.recipe import load_recipe
 from cairn.node import Node
-from tests.compute.conftest import TOKEN, Cluster, anchored_dataset, register_tiny
+from tests.compute.conftest import TOKEN, anchored_dataset, register_tiny
 from tests.data.conftest import dev
 
 
@@ -147,37 +146,3 @@ def test_unknown_and_malformed_job_ids(web: httpx.Client) -> None:
     assert missing.status_code == 404 and "no job" in missing.text
     bad = web.get("/jobs/42/live")
     assert bad.status_code == 422 and "64 hex" in bad.text
-
-
-@pytest.mark.slow
-def test_a_finished_job_links_its_model(node: Node, tmp_path: Path) -> None:
-    cluster = Cluster(node, tmp_path)
-    try:
-        cluster.worker("carol")
-        with httpx.Client(base_url=cluster.server.url, timeout=120) as web:
-            alice = node.keystore.find_by_label("alice").address
-            web.post("/signin/dev", data={"address": alice, "next": "/"})
-            lm = register_tiny(node, dev(node, "alice"), tmp_path, "causal-lm").asset_id
-            dataset = anchored_dataset(node, dev(node, "alice"), dev(node, "bob"), "instruction")
-            form = {
-                "_form": "sft", "method": "sft", "name": "tiny", "base_model": str(lm),
-                "dataset": str(dataset), "sft.learning_rate": "0.003", "sft.batch_size": "4",
-                "sft.max_length": "64", "distributed.workers": "1", "distributed.rounds": "2",
-                "distributed.inner_steps": "3", "distributed.round_timeout_s": "60",
-                "budget.max_tokens": "2",
-            }  # fmt: skip
-            reply = web.post("/build", data=form)
-            assert reply.status_code == 303, reply.text
-            job_id = reply.headers["location"].rsplit("/", 1)[1]
-            job = cluster.wait(job_id, lambda j: j["status"] == "finished", timeout=400)
-            live = web.get(f"/jobs/{job_id}/live").text
-            model = job["model_asset"]
-            assert "data-done" in live and 'data-testid="job-model"' in live
-            assert f'href="/assets/{model}"' in live and f'href="/playground?model={model}"' in live
-            assert "round 2 of 2" in live and 'aria-label="Loss by round: training loss' in live
-            providers = live.split('data-testid="job-providers"')[1].split("</table>")[0]
-            carol = dev(node, "carol").address
-            assert carol in providers and ">2</td>" in providers  # two rounds of work
-            assert f"{int(job['payouts'][carol]) / TOKEN:g} CAIRN" in providers
-    finally:
-        cluster.close()
