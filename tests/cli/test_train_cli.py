@@ -62,6 +62,8 @@ def test_train_a_model_with_a_worker_from_the_command_line(cli: Cli, tmp_path: P
         stdout=worker_log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        # started as a shell starts a background job, with SIGINT ignored: Ctrl-C still stops it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         trained = subprocess.run(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -61,3 +63,15 @@ def unlock(data_dir: Path | None, who: str) -> LocalAccount:
         f"Password for {info.label or info.address}", hide_input=True
     )
     return store.unlock(info.address, password)
+
+
+def stop_on_signals() -> None:
+    """Make Ctrl-C and a service manager's SIGTERM both end a long-running command through its
+    clean-up path (KeyboardInterrupt), even when it was started with SIGINT ignored, as a shell
+    starts background jobs."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)

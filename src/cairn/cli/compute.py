@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cairn.api.client import NodeClient
-from cairn.cli.common import DataDir, NodeUrl, client, config, unlock
+from cairn.cli.common import DataDir, NodeUrl, client, config, stop_on_signals, unlock
 from cairn.cli.output import console, fields, table, units
 from cairn.core.errors import Forbidden, InvalidInput
 from cairn.core.recipe import load_recipe_file, recipe_to_yaml
@@ -264,6 +264,7 @@ def start_worker(
 
         amount = parse_units(stake, 18)
     worker = Worker(api, provider, folder, stake=amount)
+    stop_on_signals()  # the SuperNode is stopped with the worker, however the worker is stopped
     try:
         record = worker.ensure_staked()
         process = worker.start()
