@@ -83,6 +83,22 @@ def _render(
     )
 
 
+def _refused(
+    request: Request, viewer: Viewer, model: str, exc: CairnError, **context: Any
+) -> HTMLResponse:
+    """The playground again with why the call was refused (402: what to top up); nothing was
+    charged."""
+    return _render(
+        request,
+        viewer,
+        model,
+        status=exc.status,
+        error=exc.message,
+        payment_required=exc.status == 402,
+        **context,
+    )
+
+
 def deposit_context(node: Node, viewer: Viewer | None, back: str) -> dict[str, Any]:
     """What the deposit form needs: where tokens go, whether the node can send them, and the
     page to return to (one of BACK)."""
@@ -165,16 +181,14 @@ def chat(
         answer = "".join(metered)
         receipt = metered.finish()
     except CairnError as exc:
-        return _render(
+        return _refused(
             request,
             viewer,
             model,
-            status=exc.status,
+            exc,
             history=history,
             settings=settings,
             draft=message,
-            error=exc.message,
-            payment_required=exc.status == 402,
         )
     assert receipt is not None  # a failed generation raised above
     return _render(
@@ -213,14 +227,12 @@ def classify(
             node.economy.keys.for_pages(viewer.address), model, texts
         )
     except CairnError as exc:
-        return _render(
+        return _refused(
             request,
             viewer,
             model,
-            status=exc.status,
+            exc,
             draft=text,
-            error=exc.message,
-            payment_required=exc.status == 402,
         )
     rows = [
         {
@@ -249,14 +261,12 @@ def embed(
             node.economy.keys.for_pages(viewer.address), model, texts
         )
     except CairnError as exc:
-        return _render(
+        return _refused(
             request,
             viewer,
             model,
-            status=exc.status,
+            exc,
             draft=text,
-            error=exc.message,
-            payment_required=exc.status == 402,
         )
     rows = [
         {"text": t, "size": len(v), "head": [f"{x:.4f}" for x in v[:6]]}
