@@ -20,6 +20,7 @@ from cairn.config import NodeConfig, remembered_chain
 from cairn.core.errors import ConfigError, NotFound
 from cairn.data.service import DataService
 from cairn.db.engine import Database
+from cairn.economy.licences import LicenceBook
 from cairn.economy.service import Economy, Schedule
 from cairn.identity.keystore import Keystore
 from cairn.identity.signers import Signers
@@ -100,6 +101,11 @@ class Node:
                 control_port=config.control_port or free_port(),
                 serverappio_port=config.serverappio_port or free_port(),
             )
+            self.gateway_account = self._node_account(GATEWAY)
+            self.licences = LicenceBook(
+                self.db, self.chain, self.assets, self.data.anchoring, self.gateway_account.address
+            )
+            self._point_licence_payments_at_the_treasury()
             self.jobs = JobService(
                 db=self.db,
                 store=self.store,
@@ -110,10 +116,10 @@ class Node:
                 superlink=self.superlink,
                 operator=self.operator,
                 signers=self.signers,
+                licences=self.licences,
                 jobs_dir=self.data_dir / "jobs",
                 node_url=config.base_url,
             )
-            self.gateway_account = self._node_account(GATEWAY)
             self.economy = Economy(
                 db=self.db,
                 store=self.store,
@@ -121,6 +127,7 @@ class Node:
                 assets=self.assets,
                 anchoring=self.data.anchoring,
                 gateway=self.gateway_account,
+                licences=self.licences,
                 schedule=Schedule(epoch_seconds=config.epoch_seconds),
                 confirmations=DEPOSIT_CONFIRMATIONS if self.backend.kind == "rpc" else 0,
             )
@@ -185,6 +192,21 @@ class Node:
                 account.address,
             )
         return account
+
+    def _point_licence_payments_at_the_treasury(self) -> None:
+        """Licence payments go to the gateway's treasury, which settles them each epoch."""
+        licences = self.chain.licences
+        if licences.treasury() == self.gateway_account.address:
+            return
+        if licences.owner() != self.operator.address:
+            log.warning(
+                "licence payments go to %s, not to this node's treasury %s: this node will not "
+                "settle licence revenue",
+                licences.treasury(),
+                self.gateway_account.address,
+            )
+            return
+        licences.set_treasury(self.operator, self.gateway_account.address)
 
     def _ensure_dev_accounts(self, fresh: bool) -> None:
         """Create and fund the dev accounts; they are unencrypted, so say so loudly."""

@@ -27,6 +27,7 @@ CONTRACT_NAMES = (
     "ContributionLedger",
     "RevenueDistributor",
     "JobEscrow",
+    "LicenseToken",
 )
 
 

@@ -341,9 +341,12 @@ class Chain:
         self.registry = Registry(client, deployment)
         self.ledger = Ledger(client, deployment)
         self.distributor = Distributor(client, deployment)
-        from cairn.chain.escrow import Escrow  # escrow.py builds on this module's wrapper base
+        # escrow.py and licences.py build on this module's wrapper base
+        from cairn.chain.escrow import Escrow
+        from cairn.chain.licences import Licences
 
         self.escrow = Escrow(client, deployment)
+        self.licences = Licences(client, deployment)
 
     @property
     def addresses(self) -> set[str]:
@@ -354,7 +357,14 @@ class Chain:
         """Every Cairn event in a receipt as {contract, event, args}, in log order."""
         by_address = {
             w.address.lower(): w
-            for w in (self.token, self.registry, self.ledger, self.distributor, self.escrow)
+            for w in (
+                self.token,
+                self.registry,
+                self.ledger,
+                self.distributor,
+                self.escrow,
+                self.licences,
+            )
         }
         decoded: list[tuple[int, dict[str, Any]]] = []
         for log in receipt["logs"]:

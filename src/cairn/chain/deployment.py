@@ -70,6 +70,7 @@ CONTRACTS: tuple[tuple[str, tuple[Any, ...]], ...] = (
     ("ContributionLedger", ("@AssetRegistry",)),
     ("RevenueDistributor", ("@CairnToken",)),
     ("JobEscrow", ("@CairnToken", "@AssetRegistry")),
+    ("LicenseToken", ("@CairnToken", "@AssetRegistry")),
 )
 
 

@@ -33,9 +33,11 @@ from cairn.compute.models import JobRow, WorkReportRow
 from cairn.compute.reports import report_from_json, report_leaf, verify_report
 from cairn.compute.superlink import SuperLink
 from cairn.core.errors import CairnError, Conflict, Forbidden, InvalidInput, NotFound
+from cairn.core.licensing import Use
 from cairn.core.recipe import Recipe, recipe_to_yaml
 from cairn.data.service import DataService
 from cairn.db.engine import Database
+from cairn.economy.licences import LicenceBook
 from cairn.identity.signers import Signers
 from cairn.store.base import BlobStore
 from cairn.train.catalog import ModelCatalog
@@ -64,6 +66,7 @@ class JobService:
         superlink: SuperLink,
         operator: LocalAccount,
         signers: Signers,
+        licences: LicenceBook,
         jobs_dir: Path,
         node_url: str,
     ) -> None:
@@ -76,6 +79,7 @@ class JobService:
         self.superlink = superlink
         self.operator = operator
         self.signers = signers
+        self.licences = licences
         self.jobs_dir = jobs_dir
         self.node_url = node_url
         self._lock = threading.Lock()
@@ -98,6 +102,9 @@ class JobService:
         method = recipe.method
         hparams = recipe.hyperparameters
         base = self.catalog.resolve(recipe.base_model)
+        self.licences.require(Use.TRAIN, base.asset_id, builder)
+        for ref in recipe.datasets:
+            self.licences.require(Use.TRAIN, ref.dataset, builder)
         family = self.catalog.family(base)
         if family != FAMILY_OF[method]:
             raise InvalidInput(
@@ -107,6 +114,7 @@ class JobService:
         teacher_folder = teacher_manifest = None
         if method == "distill":
             teacher = self.catalog.resolve(hparams.teacher_model)  # type: ignore[attr-defined]
+            self.licences.require(Use.TRAIN, teacher.asset_id, builder)
             teacher_folder = str(self.catalog.folder(teacher))
             teacher_manifest = self.catalog.manifest(teacher)
 

@@ -2,8 +2,10 @@
 
 `settle` closes an epoch in three steps, each safe to repeat:
 
-1. receipts not yet anchored are anchored (only anchored receipts earn);
-2. the anchored, unsettled receipts' revenue per model is split by lineage
+1. receipts not yet anchored are anchored (only anchored receipts earn), and licence sales
+   paid to the treasury are indexed from the chain;
+2. the revenue of the anchored, unsettled receipts (per model or app) and of the unsettled
+   licence sales (per asset; a dataset's at the version current when it sold) is split by lineage
    (`cairn.core.settlement`) and the plan is written to the index in one transaction: the
    settlement document and the (account, amount) Merkle tree stored by CID, one payout row per
    account, and each receipt marked with the epoch;
@@ -34,7 +36,7 @@ from cairn.core.merkle import StandardMerkleTree
 from cairn.core.settlement import settlement_document, split_revenue
 from cairn.db.engine import Database
 from cairn.economy.lineage import LineageReader
-from cairn.economy.models import EpochRow, PayoutRow, ReceiptRow
+from cairn.economy.models import EpochRow, LicenceSaleRow, PayoutRow, ReceiptRow
 from cairn.store.base import BlobStore
 
 log = logging.getLogger("cairn.economy")
@@ -67,7 +69,8 @@ class Epochs:
     # -- settling ----------------------------------------------------------------------------
 
     def settle(self) -> dict[str, Any] | None:
-        """Close an epoch of the anchored, unsettled receipts; None when there are none.
+        """Close an epoch of the anchored, unsettled receipts and the unsettled licence sales;
+        None when there are none.
 
         A planned epoch left by a crash is funded first (and returned).
         """
@@ -81,30 +84,53 @@ class Epochs:
                     ReceiptRow.batch_id.is_not(None), ReceiptRow.epoch_id.is_(None)
                 )
             ).all()
-        if not rows:
-            return None
-        by_model: dict[int, int] = {}
+            sales = session.execute(
+                select(
+                    LicenceSaleRow.id,
+                    LicenceSaleRow.asset_id,
+                    LicenceSaleRow.version,
+                    LicenceSaleRow.paid,
+                ).where(LicenceSaleRow.epoch_id.is_(None), LicenceSaleRow.paid != "0")
+            ).all()
+        # Revenue per source: a model's (or app's) calls, an asset's licence sales (a dataset's
+        # at the version that was current when it sold).
+        by_source: dict[tuple[int, str | None], int] = {}
         for _, model, amount in rows:
-            by_model[model] = by_model.get(model, 0) + int(amount)
+            by_source[(model, None)] = by_source.get((model, None), 0) + int(amount)
+        for _, asset_id, version, paid in sales:
+            by_source[(asset_id, version)] = by_source.get((asset_id, version), 0) + int(paid)
+        if not by_source:
+            return None
         graph, about = {}, {}
-        for model in list(by_model):
-            try:  # one model whose lineage cannot be read waits; the others are paid
-                more, described = self.lineage.graph([model])
+        for source in list(by_source):
+            try:  # an asset whose lineage cannot be read waits; the others are paid
+                more, described = self.lineage.graph([source])
             except CairnError as exc:
-                log.error("model %d is left out of this epoch: %s", model, exc.message)
-                del by_model[model]
+                log.error("asset %d is left out of this epoch: %s", source[0], exc.message)
+                del by_source[source]
                 continue
             graph.update(more)
             about.update(described)
-        rows = [r for r in rows if r[1] in by_model]
-        if not rows:
+        rows = [r for r in rows if (r[1], None) in by_source]
+        sales = [s for s in sales if (s[1], s[2]) in by_source]
+        if not rows and not sales:
             return None
-        revenue = {self.lineage.key_of(m): amount for m, amount in sorted(by_model.items())}
+        revenue: dict[str, int] = {}
+        for (asset_id, version), earned in sorted(
+            by_source.items(), key=lambda i: (i[0][0], i[0][1] or "")
+        ):
+            key = self.lineage.key_of(asset_id, version)
+            revenue[key] = revenue.get(key, 0) + earned
         result = split_revenue(revenue, graph)
         for account in result.payouts:
             if not is_hex_address(account):
                 raise InvalidInput(f"settlement: payee {account!r} is not an address")
-        doc = {**settlement_document(result), "assets": about, "receipts": len(rows)}
+        doc = {
+            **settlement_document(result),
+            "assets": about,
+            "receipts": len(rows),
+            "licence_sales": len(sales),
+        }
         settlement_cid = self.store.put_json(doc)
         total = result.total
         root = tree_cid = document_cid = None
@@ -129,6 +155,7 @@ class Epochs:
                 status="planned" if total else "empty",
                 revenue=str(total),
                 receipts=len(rows),
+                sales=len(sales),
                 root=root,
                 tree_cid=tree_cid,
                 settlement_cid=settlement_cid,
@@ -145,6 +172,14 @@ class Epochs:
                     select(ReceiptRow).where(ReceiptRow.receipt_id.in_(ids[start : start + 500]))
                 ):
                     row.epoch_id = epoch.id
+            sale_ids = [s[0] for s in sales]
+            for start in range(0, len(sale_ids), 500):
+                for sale in session.scalars(
+                    select(LicenceSaleRow).where(
+                        LicenceSaleRow.id.in_(sale_ids[start : start + 500])
+                    )
+                ):
+                    sale.epoch_id = epoch.id
             epoch_id = epoch.id
         return self._fund(epoch_id) if total else self.epoch(epoch_id)
 
@@ -199,6 +234,7 @@ class Epochs:
             "epoch": row.epoch,
             "revenue": row.revenue,
             "receipts": row.receipts,
+            "sales": row.sales,
             "root": row.root,
             "tree_cid": row.tree_cid,
             "settlement_cid": row.settlement_cid,

@@ -40,12 +40,16 @@ class LineageReader:
         self.store = store
         self.anchoring = anchoring
 
-    def graph(self, asset_ids: Iterable[int]) -> tuple[dict[str, RevenueNode], dict[str, Any]]:
-        """The graph reachable from `asset_ids`, and a description of each node for people."""
+    def graph(
+        self, sources: Iterable[int | tuple[int, str | None]]
+    ) -> tuple[dict[str, RevenueNode], dict[str, Any]]:
+        """The graph reachable from `sources` (asset ids, or (dataset id, version) pairs), and a
+        description of each node for people."""
         self.assets.sync()
         graph: dict[str, RevenueNode] = {}
         about: dict[str, Any] = {}
-        todo: list[tuple[int, str | None]] = [(a, None) for a in sorted(set(asset_ids))]
+        pairs = {s if isinstance(s, tuple) else (s, None) for s in sources}
+        todo: list[tuple[int, str | None]] = sorted(pairs, key=lambda p: (p[0], p[1] or ""))
         while todo:
             asset_id, version = todo.pop()
             asset = self.assets.get(asset_id)
@@ -60,11 +64,12 @@ class LineageReader:
             todo += more
         return graph, about
 
-    def key_of(self, asset_id: int) -> str:
-        """The graph key revenue to `asset_id` is booked under."""
+    def key_of(self, asset_id: int, version: str | None = None) -> str:
+        """The graph key revenue to `asset_id` is booked under (a dataset's `version`, by
+        default its newest)."""
         asset = self.assets.get(asset_id)
         if asset.kind == "dataset":
-            return self._dataset_key(asset_id, self._newest_version(asset_id))
+            return self._dataset_key(asset_id, version or self._newest_version(asset_id))
         return asset_key(asset)
 
     def _model(

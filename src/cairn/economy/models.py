@@ -1,4 +1,5 @@
-"""Index tables of the economy: API keys, prepaid balances, prices, usage receipts, epochs.
+"""Index tables of the economy: API keys, prepaid balances, prices, usage receipts, licence
+sales, epochs.
 
 Token amounts are decimal strings in the token's smallest unit: they outgrow 64-bit integers
 (1,000 tokens of 18 decimals is 10**21), and every sum is done in Python integers.
@@ -107,6 +108,7 @@ class EpochRow(Base):
     epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)  # RevenueDistributor's
     revenue: Mapped[str] = mapped_column(String(80))
     receipts: Mapped[int] = mapped_column(Integer)
+    sales: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # licence sales
     root: Mapped[str | None] = mapped_column(String(66), nullable=True)
     tree_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
     settlement_cid: Mapped[str] = mapped_column(String(128))
@@ -128,3 +130,25 @@ class PayoutRow(Base):
     account: Mapped[str] = mapped_column(String(42), index=True)
     amount: Mapped[str] = mapped_column(String(80))
     claim_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
+
+
+class LicenceSaleRow(Base):
+    """A licence bought on chain and paid to this node's treasury: revenue of its asset."""
+
+    __tablename__ = "licence_sales"
+    __table_args__ = (UniqueConstraint("tx_hash", "log_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    offer_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    asset_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    buyer: Mapped[str] = mapped_column(String(42), index=True)
+    holder: Mapped[str] = mapped_column(String(42), index=True)
+    copies: Mapped[int] = mapped_column(BigInteger)
+    paid: Mapped[str] = mapped_column(String(80))
+    # a dataset's newest version when the sale was indexed: its attribution table is paid
+    version: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    sold_at: Mapped[float] = mapped_column(Float)
+    epoch_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)

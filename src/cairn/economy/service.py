@@ -23,6 +23,7 @@ from cairn.db.engine import Database
 from cairn.economy.balances import Balances
 from cairn.economy.epochs import Epochs
 from cairn.economy.keys import ApiKeys
+from cairn.economy.licences import LicenceBook
 from cairn.economy.lineage import LineageReader
 from cairn.economy.metering import Meter, Prices
 from cairn.economy.models import EpochRow, PayoutRow, PriceRow, ReceiptBatchRow, ReceiptRow
@@ -56,6 +57,7 @@ class Economy:
         assets: AssetService,
         anchoring: Anchoring,
         gateway: LocalAccount,
+        licences: LicenceBook,
         schedule: Schedule | None = None,
         confirmations: int = 0,
     ) -> None:
@@ -71,6 +73,7 @@ class Economy:
         self.prices = Prices(db, assets)
         self.meter = Meter(db, self.balances, self.prices, gateway, chain.client.chain_id)
         self.receipts = ReceiptBook(db, store, chain)
+        self.licences = licences
         self.epochs = Epochs(db, store, chain, LineageReader(assets, store, anchoring), gateway)
         self._asset_id: int | None = None
         self._lock = threading.Lock()  # one anchoring or settlement at a time
@@ -86,6 +89,7 @@ class Economy:
         """Forget everything tied to a chain that was replaced: deposits, balances, prices,
         receipts, epochs and payouts (API keys stay: accounts are the same)."""
         self.balances.reset_index()
+        self.licences.reset_index()
         with self.db.session() as session:
             for table in (PriceRow, ReceiptRow, ReceiptBatchRow, EpochRow, PayoutRow):
                 session.execute(delete(table))
@@ -125,8 +129,10 @@ class Economy:
         ]
 
     def settle(self) -> dict[str, Any] | None:
-        """Anchor waiting receipts, then close an epoch (None: nothing to settle)."""
+        """Anchor waiting receipts and index licence sales, then close an epoch (None: nothing
+        to settle)."""
         self.anchor_receipts()
+        self.licences.sync()
         with self._lock:
             result = self.epochs.settle()
             self._last_epoch = self._last_epoch_time()

@@ -1,0 +1,307 @@
+"""Licences on the node: offers, purchases, the gate on export, download and training, and
+licence sales as revenue.
+
+Offers and holdings are read from LicenseToken itself, so the gate is exactly what the chain
+says. Purchases paid to this node's treasury are indexed from `LicenceBought` events (once
+each, by transaction hash and log index) with the dataset version current at the time: each
+epoch settles them by lineage beside the usage receipts (`cairn.economy.epochs`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from sqlalchemy import delete, select
+
+from cairn.assets.service import AssetService
+from cairn.chain.contracts import Chain, checksum
+from cairn.chain.models import SyncCursor
+from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.licensing import TERMS_TEXT, Offer, Terms, Use, check_access
+from cairn.data.anchoring import Anchoring
+from cairn.db.engine import Database
+from cairn.economy.models import LicenceSaleRow
+
+CURSOR = "licence_sales"
+LOG_CHUNK = 5_000  # blocks per eth_getLogs call
+BATCH = 128  # LicenseToken's balanceOfBatch limit
+
+
+def offer_to_dict(offer: Offer) -> dict[str, Any]:
+    """An offer as the API shows it (amounts as decimal strings)."""
+    return {
+        "offer_id": offer.offer_id,
+        "asset_id": offer.asset_id,
+        "price": str(offer.price),
+        "terms": offer.terms.label,
+        "terms_text": TERMS_TEXT[offer.terms],
+        "max_copies": offer.max_copies,
+        "duration": offer.duration,
+        "transferable": offer.transferable,
+        "active": offer.active,
+        "sold": offer.sold,
+        "buyable": offer.buyable,
+        "open": offer.is_open,
+    }
+
+
+class LicenceBook:
+    """Offer, buy and check licences; index the sales this node's treasury was paid."""
+
+    def __init__(
+        self,
+        db: Database,
+        chain: Chain,
+        assets: AssetService,
+        anchoring: Anchoring,
+        treasury: str,
+    ) -> None:
+        self.db = db
+        self.chain = chain
+        self.assets = assets
+        self.anchoring = anchoring
+        self.treasury = checksum(treasury)
+
+    # -- offers --------------------------------------------------------------------------------
+
+    def offer(
+        self,
+        owner: LocalAccount,
+        asset_id: int,
+        *,
+        price: int,
+        terms: Terms | str,
+        max_copies: int = 0,
+        duration: int = 0,
+        transferable: bool = False,
+    ) -> dict[str, Any]:
+        """Offer licences to an asset `owner` owns."""
+        asset = self.assets.get(asset_id)
+        if asset.owner.lower() != owner.address.lower():
+            raise InvalidInput(
+                f"only the owner of asset {asset_id} ({asset.owner}) can offer licences to it"
+            )
+        offer_id, _ = self.chain.licences.offer(
+            owner,
+            asset_id,
+            price=price,
+            terms=Terms.parse(terms),
+            max_copies=max_copies,
+            duration=duration,
+            transferable=transferable,
+        )
+        return offer_to_dict(self.chain.licences.get(offer_id))
+
+    def set_active(self, owner: LocalAccount, offer_id: int, active: bool) -> dict[str, Any]:
+        """Withdraw an offer from sale (licences bought stay valid) or offer it again."""
+        offer = self.get(offer_id)
+        asset = self.assets.get(offer.asset_id)
+        if asset.owner.lower() != owner.address.lower():
+            raise InvalidInput(f"only the owner of asset {asset.asset_id} can change its offers")
+        self.chain.licences.set_active(owner, offer_id, active)
+        return offer_to_dict(self.get(offer_id))
+
+    def get(self, offer_id: int) -> Offer:
+        """One offer; an unknown id is `NotFound`."""
+        if not 1 <= offer_id <= self.chain.licences.count():
+            raise NotFound(f"no licence offer {offer_id}")
+        return self.chain.licences.get(offer_id)
+
+    def offers(self, asset_id: int) -> list[Offer]:
+        """Every offer made for an asset, oldest first."""
+        return self.chain.licences.offers_of(asset_id)
+
+    # -- buying and holding --------------------------------------------------------------------
+
+    def buy(
+        self, buyer: LocalAccount, offer_id: int, *, copies: int = 1, holder: str | None = None
+    ) -> dict[str, Any]:
+        """Buy `copies` of an offer for `holder` (the buyer by default), paying its price."""
+        if copies < 1:
+            raise InvalidInput(f"copies must be at least 1; got {copies}")
+        offer = self.get(offer_id)
+        if not offer.active:
+            raise InvalidInput(f"licence offer {offer_id} is withdrawn from sale")
+        if offer.sold_out:
+            raise InvalidInput(f"licence offer {offer_id} is sold out ({offer.max_copies} copies)")
+        cost = offer.price * copies
+        if self.chain.token.balance_of(buyer.address) < cost:
+            raise InvalidInput(
+                f"{buyer.address} holds {self.chain.token.balance_of(buyer.address)} and "
+                f"{copies} of licence {offer_id} cost {cost} (smallest token units)"
+            )
+        expires, receipt = self.chain.licences.buy(
+            buyer, self.chain.token, offer_id, holder=holder, copies=copies
+        )
+        self.sync()
+        return {
+            "offer_id": offer_id,
+            "asset_id": offer.asset_id,
+            "holder": checksum(holder or buyer.address),
+            "copies": copies,
+            "paid": str(cost),
+            "expires": expires,
+            "tx_hash": receipt["transactionHash"].to_0x_hex(),
+        }
+
+    def transfer(
+        self, holder: LocalAccount, offer_id: int, to: str, copies: int = 1
+    ) -> dict[str, Any]:
+        """Pass `copies` of a transferable licence on to `to`."""
+        offer = self.get(offer_id)
+        if not offer.transferable:
+            raise InvalidInput(f"licence {offer_id} is not transferable under its offer's terms")
+        held = self.chain.licences.balance_of(holder.address, offer_id)
+        if held < copies:
+            raise InvalidInput(f"{holder.address} holds {held} of licence {offer_id}, not {copies}")
+        receipt = self.chain.licences.transfer(holder, to, offer_id, copies)
+        return {
+            "offer_id": offer_id,
+            "to": checksum(to),
+            "copies": copies,
+            "tx_hash": receipt["transactionHash"].to_0x_hex(),
+        }
+
+    def held(self, account: str) -> list[dict[str, Any]]:
+        """The licences `account` holds, with each one's expiry and whether it is valid now."""
+        address = checksum(account)
+        count = self.chain.licences.count()
+        fn = self.chain.licences.contract.functions.balanceOfBatch
+        out = []
+        for start in range(1, count + 1, BATCH):
+            ids = list(range(start, min(start + BATCH, count + 1)))
+            balances = self.chain.client.call(fn([address] * len(ids), ids))
+            for offer_id, copies in zip(ids, balances, strict=True):
+                if int(copies) == 0:
+                    continue
+                offer = self.chain.licences.get(offer_id)
+                expires = self.chain.licences.expires_at(offer_id, address)
+                out.append(
+                    {
+                        **offer_to_dict(offer),
+                        "copies": int(copies),
+                        "expires": expires,
+                        "valid": self.chain.licences.has_licence(address, offer_id),
+                    }
+                )
+        return out
+
+    # -- the gate ------------------------------------------------------------------------------
+
+    def require(self, use: Use, asset_id: int, account: str | None) -> str:
+        """Why `account` may `use` the asset, or `LicenceRequired` naming what to buy."""
+        asset = self.assets.get(asset_id)
+        offers = self.offers(asset_id)
+        held: list[int] = []
+        if account is not None and offers:
+            address = checksum(account)
+            held = [
+                o.offer_id for o in offers if self.chain.licences.has_licence(address, o.offer_id)
+            ]
+        return check_access(
+            use,
+            asset_id=asset_id,
+            asset_name=asset.name,
+            account=account,
+            owner=asset.owner,
+            offers=offers,
+            held=held,
+            symbol=self.chain.token.symbol(),
+            decimals=self.chain.token.decimals(),
+        )
+
+    # -- sales as revenue ----------------------------------------------------------------------
+
+    def sync(self) -> int:
+        """Index licence purchases paid to this node's treasury; returns how many were new."""
+        client = self.chain.client
+        head = client.block_number()
+        with self.db.session() as session:
+            cursor = session.get(SyncCursor, CURSOR)
+            start = (cursor.last_block + 1) if cursor else self.chain.deployment.block
+        event = self.chain.licences.contract.events.LicenceBought
+        added = 0
+        for lo in range(start, head + 1, LOG_CHUNK):
+            hi = min(lo + LOG_CHUNK - 1, head)
+            logs = client.logs(event, lo, hi)
+            versions: dict[int, str | None] = {}
+            with self.db.session() as session:
+                for log in logs:
+                    args = log["args"]
+                    if checksum(args["treasury"]) != self.treasury:
+                        continue  # paid to another node's treasury: its revenue, not ours
+                    tx_hash = HexBytes(log["transactionHash"]).to_0x_hex()
+                    exists = session.scalar(
+                        select(LicenceSaleRow.id).where(
+                            LicenceSaleRow.tx_hash == tx_hash,
+                            LicenceSaleRow.log_index == int(log["logIndex"]),
+                        )
+                    )
+                    if exists is not None:
+                        continue
+                    asset_id = int(args["asset_id"])
+                    if asset_id not in versions:
+                        versions[asset_id] = self._newest_version(asset_id)
+                    session.add(
+                        LicenceSaleRow(
+                            tx_hash=tx_hash,
+                            log_index=int(log["logIndex"]),
+                            offer_id=int(args["offer_id"]),
+                            asset_id=asset_id,
+                            buyer=checksum(args["buyer"]),
+                            holder=checksum(args["holder"]),
+                            copies=int(args["copies"]),
+                            paid=str(int(args["paid"])),
+                            version=versions[asset_id],
+                            block_number=int(log["blockNumber"]),
+                            sold_at=time.time(),
+                        )
+                    )
+                    added += 1
+                cursor = session.get(SyncCursor, CURSOR)
+                if cursor is None:
+                    session.add(SyncCursor(name=CURSOR, last_block=hi))
+                else:
+                    cursor.last_block = hi
+        return added
+
+    def sales(self, asset_id: int | None = None) -> list[dict[str, Any]]:
+        """Indexed sales, newest first (of one asset, or all)."""
+        self.sync()
+        query = select(LicenceSaleRow).order_by(LicenceSaleRow.id.desc())
+        if asset_id is not None:
+            query = query.where(LicenceSaleRow.asset_id == asset_id)
+        with self.db.session() as session:
+            rows = session.scalars(query).all()
+            return [
+                {
+                    "offer_id": r.offer_id,
+                    "asset_id": r.asset_id,
+                    "buyer": r.buyer,
+                    "holder": r.holder,
+                    "copies": r.copies,
+                    "paid": r.paid,
+                    "version": r.version,
+                    "tx_hash": r.tx_hash,
+                    "epoch_id": r.epoch_id,
+                }
+                for r in rows
+            ]
+
+    def reset_index(self) -> None:
+        """Forget indexed sales: the chain behind them was replaced."""
+        with self.db.session() as session:
+            session.execute(delete(LicenceSaleRow))
+            session.execute(delete(SyncCursor).where(SyncCursor.name == CURSOR))
+
+    def _newest_version(self, asset_id: int) -> str | None:
+        if self.assets.get(asset_id).kind != "dataset":
+            return None
+        try:
+            versions = self.anchoring.versions(asset_id)
+        except NotFound:
+            return None
+        return str(versions[0]["version"]) if versions else None
