@@ -18,6 +18,8 @@ from cairn.api.routers import (
     economy,
     gateway,
     health,
+    licences,
+    models,
 )
 from cairn.node import Node
 
@@ -37,7 +39,19 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
     app.state.node = node
     problems.install(app)
     api = APIRouter(prefix="/api/v1")
-    for module in (health, chain, accounts, assets, auth, blobs, datasets, compute, economy):
+    for module in (
+        health,
+        chain,
+        accounts,
+        assets,
+        auth,
+        blobs,
+        datasets,
+        compute,
+        economy,
+        licences,
+        models,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(gateway.router)

@@ -372,3 +372,125 @@ class NodeClient:
         params = {"format": fmt, **({"version": version} if version else {})}
         data: bytes = self.request("GET", f"/datasets/{dataset_id}/export", params=params)
         return data if isinstance(data, bytes) else bytes(data)
+
+    # -- licences ------------------------------------------------------------------------
+
+    def licence_offers(self, asset_id: int) -> dict[str, Any]:
+        """An asset's licence offers, and whether it is gated."""
+        result: dict[str, Any] = self.request("GET", f"/assets/{asset_id}/licences")
+        return result
+
+    def licence_offer(self, offer_id: int) -> dict[str, Any]:
+        """One licence offer."""
+        result: dict[str, Any] = self.request("GET", f"/licences/{offer_id}")
+        return result
+
+    def held_licences(self, account: str) -> list[dict[str, Any]]:
+        """The licences an account holds."""
+        result: list[dict[str, Any]] = self.request("GET", f"/accounts/{account}/licences")
+        return result
+
+    def offer_licence(
+        self,
+        account: LocalAccount,
+        asset_id: int,
+        *,
+        price: int,
+        terms: str,
+        max_copies: int = 0,
+        duration: int = 0,
+        transferable: bool = False,
+    ) -> dict[str, Any]:
+        """Offer licences to an asset `account` owns (signed here); returns the offer."""
+        from cairn.core.licensing import Terms
+
+        if price < 0 or max_copies < 0 or duration < 0:
+            raise InvalidInput("price, copies and duration cannot be negative")
+        result = self.transact(
+            account,
+            "LicenseToken",
+            "offer",
+            asset_id,
+            price,
+            int(Terms.parse(terms)),
+            max_copies,
+            duration,
+            transferable,
+        )
+        made = [e for e in result["events"] if e["event"] == "OfferCreated"]
+        return self.licence_offer(int(made[0]["args"]["offer_id"]))
+
+    def buy_licence(
+        self, account: LocalAccount, offer_id: int, *, copies: int = 1, holder: str | None = None
+    ) -> dict[str, Any]:
+        """Approve the price and buy licences from `account` (signed here)."""
+        if copies < 1:
+            raise InvalidInput(f"copies must be at least 1; got {copies}")
+        offer = self.licence_offer(offer_id)
+        if not offer["buyable"]:
+            state = "withdrawn from sale" if not offer["active"] else "sold out"
+            raise InvalidInput(f"licence offer {offer_id} is {state}")
+        cost = int(offer["price"]) * copies
+        if cost:
+            spender = self.chain()["contracts"]["LicenseToken"]["address"]
+            self.transact(account, "CairnToken", "approve", spender, cost)
+        to = checksum(holder or account.address)
+        result = self.transact(account, "LicenseToken", "buy", offer_id, to, copies)
+        bought = [e for e in result["events"] if e["event"] == "LicenceBought"]
+        args = bought[0]["args"]
+        return {
+            "offer_id": offer_id,
+            "asset_id": int(args["asset_id"]),
+            "holder": to,
+            "copies": copies,
+            "paid": str(args["paid"]),
+            "expires": int(args["expires"]),
+            "tx_hash": result.get("tx_hash"),
+        }
+
+    def set_licence_active(
+        self, account: LocalAccount, offer_id: int, active: bool
+    ) -> dict[str, Any]:
+        """Withdraw an offer from sale or offer it again (signed here)."""
+        self.transact(account, "LicenseToken", "set_offer_active", offer_id, active)
+        return self.licence_offer(offer_id)
+
+    def transfer_licence(
+        self, account: LocalAccount, offer_id: int, to: str, copies: int = 1
+    ) -> dict[str, Any]:
+        """Pass a transferable licence on (signed here)."""
+        result = self.transact(
+            account,
+            "LicenseToken",
+            "safeTransferFrom",
+            account.address,
+            checksum(to),
+            offer_id,
+            copies,
+            b"",
+        )
+        return {
+            "offer_id": offer_id,
+            "to": checksum(to),
+            "copies": copies,
+            "tx_hash": result.get("tx_hash"),
+        }
+
+    def download_model(self, asset_id: int, dest: Path) -> int:
+        """Stream a model's folder as a tar to `dest`; returns its size in bytes."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        url = f"/api/v1/models/{asset_id}/download"
+        with self.http.stream("GET", url, headers=headers) as reply:
+            if reply.status_code >= 400:
+                reply.read()
+                try:
+                    detail = reply.json().get("detail") or reply.text
+                except ValueError:
+                    detail = reply.text
+                raise _BY_STATUS.get(reply.status_code, CairnError)(str(detail))
+            size = 0
+            with dest.open("wb") as fh:
+                for chunk in reply.iter_bytes(1 << 20):
+                    fh.write(chunk)
+                    size += len(chunk)
+        return size

@@ -44,3 +44,16 @@ def session_signer(node: NodeDep, address: SessionAddress) -> LocalAccount:
 
 
 SessionSigner = Annotated[LocalAccount, Depends(session_signer)]
+
+
+def maybe_session_address(
+    node: NodeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The signed-in account, or None for an anonymous caller (a bad token is still refused)."""
+    if credentials is None:
+        return None
+    return node.auth.resolve(credentials.credentials)
+
+
+MaybeSessionAddress = Annotated[str | None, Depends(maybe_session_address)]

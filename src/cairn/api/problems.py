@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cairn.core.errors import CairnError, ChainError
+from cairn.core.licensing import LicenceRequired
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -70,7 +71,12 @@ def install(app: FastAPI) -> None:
             return _page_error(request, exc.status, exc.title, exc.message)
         if _is_openai(request):
             return openai_error(exc.status, exc.message)
-        extra = {"reason": exc.reason} if isinstance(exc, ChainError) and exc.reason else {}
+        extra: dict[str, Any] = (
+            {"reason": exc.reason} if isinstance(exc, ChainError) and exc.reason else {}
+        )
+        if isinstance(exc, LicenceRequired):
+            extra = {"asset_id": exc.asset_id, "use": exc.use.value}
+            extra["offers"] = [o.to_dict() for o in exc.offers]
         return problem(exc.status, exc.title, exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)

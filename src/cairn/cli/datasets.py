@@ -207,12 +207,21 @@ def export(
     version: Annotated[
         str | None, typer.Option(help="Version (manifest CID); default the newest")
     ] = None,
+    who: Annotated[
+        str | None,
+        typer.Option("--as", help="Your account (address or label), for a licensed dataset"),
+    ] = None,
+    data_dir: DataDir = None,
     node_url: NodeUrl = None,
 ) -> None:
-    """Write a dataset version as JSONL and as Parquet (both load with the `datasets` library)."""
+    """Write a dataset version as JSONL and as Parquet (both load with the `datasets` library).
+
+    A licensed dataset needs a licence held by the `--as` account (`cairn licence list ID`)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with client(node_url) as api:
+        if who:
+            api.sign_in(unlock(data_dir, who))
         for fmt in ("jsonl", "parquet"):
             path = out / f"records.{fmt}"
             path.write_bytes(api.export(dataset_id, fmt, version))

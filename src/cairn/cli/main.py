@@ -6,7 +6,18 @@ import sys
 
 import typer
 
-from cairn.cli import accounts, assets, compute, datasets, demo, economy, models, node, recipes
+from cairn.cli import (
+    accounts,
+    assets,
+    compute,
+    datasets,
+    demo,
+    economy,
+    licences,
+    models,
+    node,
+    recipes,
+)
 from cairn.cli.output import console, fail
 from cairn.core.errors import CairnError
 
@@ -28,6 +39,7 @@ app.command("train")(compute.train)
 app.add_typer(compute.job_app, name="job")
 app.add_typer(models.app, name="model")
 app.add_typer(compute.worker_app, name="worker")
+app.add_typer(licences.app, name="licence")
 app.add_typer(economy.key_app, name="key")
 app.add_typer(economy.balance_app, name="balance")
 models.app.command("price")(economy.price)

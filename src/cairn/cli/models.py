@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 from typing import Annotated
 
@@ -59,3 +60,33 @@ def register(
         f"Registered model {asset['asset_id']}",
         {"name": asset["name"], "owner": asset["owner"], "family": family, "weights": weights},
     )
+
+
+@app.command("download")
+def download(
+    asset_id: Annotated[int, typer.Argument(help="The model asset")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to unpack the model into")],
+    who: Annotated[
+        str | None,
+        typer.Option("--as", help="Your account (address or label), for a licensed model"),
+    ] = None,
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Download a model's Hugging Face folder (a licensed model needs a licence held by `--as`)."""
+    if out.exists() and any(out.iterdir()):
+        raise InvalidInput(f"{out} is not empty: choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    tar_path = out / f".model-{asset_id}.tar"
+    with client(node_url) as api:
+        if who:
+            api.sign_in(unlock(data_dir, who))
+        try:
+            with console.status(f"Downloading model {asset_id} ..."):
+                size = api.download_model(asset_id, tar_path)
+            with tarfile.open(tar_path) as tar:
+                tar.extractall(out, filter="data")  # refuses absolute paths and links out
+        finally:
+            tar_path.unlink(missing_ok=True)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    fields(f"Model {asset_id}", {"folder": str(out), "files": len(files), "bytes": size})

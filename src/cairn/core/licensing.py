@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
 from cairn.core.amounts import units
 from cairn.core.errors import Forbidden, InvalidInput
@@ -108,6 +109,23 @@ class Offer:
     def is_open(self) -> bool:
         """An open licence: free to everyone, without holding a token."""
         return self.active and self.terms is Terms.OPEN and self.price == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The offer as the API shows it (amounts as decimal strings)."""
+        return {
+            "offer_id": self.offer_id,
+            "asset_id": self.asset_id,
+            "price": str(self.price),
+            "terms": self.terms.label,
+            "terms_text": TERMS_TEXT[self.terms],
+            "max_copies": self.max_copies,
+            "duration": self.duration,
+            "transferable": self.transferable,
+            "active": self.active,
+            "sold": self.sold,
+            "buyable": self.buyable,
+            "open": self.is_open,
+        }
 
 
 class LicenceRequired(Forbidden):

@@ -20,7 +20,7 @@ from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain, checksum
 from cairn.chain.models import SyncCursor
 from cairn.core.errors import InvalidInput, NotFound
-from cairn.core.licensing import TERMS_TEXT, Offer, Terms, Use, check_access
+from cairn.core.licensing import Offer, Terms, Use, check_access
 from cairn.data.anchoring import Anchoring
 from cairn.db.engine import Database
 from cairn.economy.models import LicenceSaleRow
@@ -28,24 +28,6 @@ from cairn.economy.models import LicenceSaleRow
 CURSOR = "licence_sales"
 LOG_CHUNK = 5_000  # blocks per eth_getLogs call
 BATCH = 128  # LicenseToken's balanceOfBatch limit
-
-
-def offer_to_dict(offer: Offer) -> dict[str, Any]:
-    """An offer as the API shows it (amounts as decimal strings)."""
-    return {
-        "offer_id": offer.offer_id,
-        "asset_id": offer.asset_id,
-        "price": str(offer.price),
-        "terms": offer.terms.label,
-        "terms_text": TERMS_TEXT[offer.terms],
-        "max_copies": offer.max_copies,
-        "duration": offer.duration,
-        "transferable": offer.transferable,
-        "active": offer.active,
-        "sold": offer.sold,
-        "buyable": offer.buyable,
-        "open": offer.is_open,
-    }
 
 
 class LicenceBook:
@@ -93,7 +75,7 @@ class LicenceBook:
             duration=duration,
             transferable=transferable,
         )
-        return offer_to_dict(self.chain.licences.get(offer_id))
+        return self.chain.licences.get(offer_id).to_dict()
 
     def set_active(self, owner: LocalAccount, offer_id: int, active: bool) -> dict[str, Any]:
         """Withdraw an offer from sale (licences bought stay valid) or offer it again."""
@@ -102,7 +84,7 @@ class LicenceBook:
         if asset.owner.lower() != owner.address.lower():
             raise InvalidInput(f"only the owner of asset {asset.asset_id} can change its offers")
         self.chain.licences.set_active(owner, offer_id, active)
-        return offer_to_dict(self.get(offer_id))
+        return self.get(offer_id).to_dict()
 
     def get(self, offer_id: int) -> Offer:
         """One offer; an unknown id is `NotFound`."""
@@ -181,7 +163,7 @@ class LicenceBook:
                 expires = self.chain.licences.expires_at(offer_id, address)
                 out.append(
                     {
-                        **offer_to_dict(offer),
+                        **offer.to_dict(),
                         "copies": int(copies),
                         "expires": expires,
                         "valid": self.chain.licences.has_licence(address, offer_id),

@@ -39,6 +39,11 @@ def chain_info(node: NodeDep) -> dict[str, Any]:
         "block_number": node.client.block_number(),
         "operator": node.operator.address,
         "deployed_at_block": deployment.block,
+        "token": {
+            "address": node.chain.token.address,
+            "symbol": node.chain.token.symbol(),
+            "decimals": node.chain.token.decimals(),
+        },
         "contracts": {
             name: {"address": c.address, "abi": c.abi} for name, c in deployment.contracts.items()
         },

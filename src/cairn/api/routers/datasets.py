@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
-from cairn.api.deps import NodeDep, SessionAddress, SessionSigner
+from cairn.api.deps import MaybeSessionAddress, NodeDep, SessionAddress, SessionSigner
 from cairn.api.schemas import SplitBody, Strict
 from cairn.core.errors import Forbidden, InvalidInput
+from cairn.core.licensing import Use
 from cairn.core.policy import RevenueSplit
 from cairn.data.datasets import parse_spec
 from cairn.data.signing import records_root, upload_lines
@@ -130,6 +131,7 @@ def contribute(
 def list_records(
     node: NodeDep,
     dataset_id: int,
+    me: MaybeSessionAddress,
     status: Annotated[
         str | None, Query(description="review, accepted, anchored, rejected or held")
     ] = None,
@@ -137,7 +139,9 @@ def list_records(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
-    """Stored records of a dataset."""
+    """Stored records of a dataset (of a licensed one: your own, or all with a licence)."""
+    if not (me and contributor and contributor.lower() == me.lower()):
+        node.licences.require(Use.EXPORT, dataset_id, me)
     return node.data.list_records(
         dataset_id, status=status, contributor=contributor, limit=limit, offset=offset
     )
@@ -222,10 +226,15 @@ def proof(node: NodeDep, dataset_id: int, record: str) -> dict[str, Any]:
 def export(
     node: NodeDep,
     dataset_id: int,
+    me: MaybeSessionAddress,
     format: Annotated[str, Query(description="jsonl or parquet")] = "jsonl",
     version: Annotated[str | None, Query(description="manifest CID; default the newest")] = None,
 ) -> Response:
-    """A version's records as JSONL or Parquet."""
+    """A version's records as JSONL or Parquet.
+
+    A licensed dataset needs a licence held by the signed-in account; 403 says which to buy.
+    """
+    node.licences.require(Use.EXPORT, dataset_id, me)
     data = node.data.export(dataset_id, format, version)
     media = "application/x-ndjson" if format == "jsonl" else "application/vnd.apache.parquet"
     filename = f"dataset-{dataset_id}.{format}"
