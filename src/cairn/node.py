@@ -25,6 +25,7 @@ from cairn.economy.service import Economy, Schedule
 from cairn.identity.keystore import Keystore
 from cairn.identity.signers import Signers
 from cairn.identity.siwe import SiweAuth
+from cairn.serve.apps import Apps
 from cairn.serve.gateway import Gateway, Upstream
 from cairn.store.base import BlobStore
 from cairn.store.local import LocalBlobStore
@@ -140,6 +141,14 @@ class Node:
                 upstreams=tuple(Upstream.parse(u) for u in config.upstreams),
                 upstream_api_key=config.upstream_api_key,
                 llama_cpp=config.llama_cpp,
+            )
+            self.apps = Apps(
+                self.assets,
+                self.store,
+                self.data.anchoring,
+                self.licences,
+                self.gateway,
+                self.data_dir / "apps",
             )
         except BaseException:
             self.backend.close()

@@ -71,6 +71,7 @@ def test_health_chain_and_landing_page(http: httpx.Client, live: LiveServer) -> 
         "ContributionLedger",
         "RevenueDistributor",
         "JobEscrow",
+        "LicenseToken",
     }
     registry = chain["contracts"]["AssetRegistry"]
     assert registry["address"].startswith("0x") and any(

@@ -23,6 +23,7 @@ def test_fresh_dev_node_deploys_contracts_and_funds_dev_accounts(node: Node) -> 
         "ContributionLedger",
         "RevenueDistributor",
         "JobEscrow",
+        "LicenseToken",
     }
     for label in ("alice", "bob", "carol"):
         account = dev(node, label)

@@ -9,6 +9,7 @@ from cairn.api import problems
 from cairn.api.background import lifespan_for
 from cairn.api.routers import (
     accounts,
+    apps,
     assets,
     auth,
     blobs,
@@ -51,6 +52,7 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
         economy,
         licences,
         models,
+        apps,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -8,6 +8,7 @@ import typer
 
 from cairn.cli import (
     accounts,
+    apps,
     assets,
     compute,
     datasets,
@@ -40,6 +41,7 @@ app.add_typer(compute.job_app, name="job")
 app.add_typer(models.app, name="model")
 app.add_typer(compute.worker_app, name="worker")
 app.add_typer(licences.app, name="licence")
+app.add_typer(apps.app, name="app")
 app.add_typer(economy.key_app, name="key")
 app.add_typer(economy.balance_app, name="balance")
 models.app.command("price")(economy.price)

@@ -2,8 +2,8 @@
 
 For each model (or app) with revenue, and everything upstream of it:
 
-- a model's owner and split are its on-chain owner and policy; its data role goes to the dataset
-  versions it was trained on (from its training lineage, weighted by the records used; a dataset
+- a model's (or app's) owner and split are its on-chain owner and policy; its data role goes to
+  the dataset versions it was trained on (an app: the version it retrieves from) (from its training lineage, weighted by the records used; a dataset
   parent without a recorded version counts as its newest version, weight 1), its compute role to
   the providers by their work shares (the job's shares document), its upstream role to its
   parent models and apps, equally;
@@ -84,6 +84,13 @@ class LineageReader:
             dataset_id, version = int(d["dataset"]), str(d["version"])
             key = self._dataset_key(dataset_id, version)
             data[key] = data.get(key, 0) + max(int(d.get("records", 1)), 1)
+            trained_on.add(dataset_id)
+            more.append((dataset_id, version))
+        retrieval = extra.get("app", {}).get("retrieval")
+        if retrieval:  # an app's data role goes to the dataset version it retrieves from
+            dataset_id, version = int(retrieval["dataset"]), str(retrieval["version"])
+            key = self._dataset_key(dataset_id, version)
+            data[key] = data.get(key, 0) + 1
             trained_on.add(dataset_id)
             more.append((dataset_id, version))
         upstream: dict[str, int] = {}

@@ -80,6 +80,7 @@ class Charge:
     endpoint: str
     price_per_1k: int
     hold: Hold
+    per_call: int = 0  # an app's price per call: charged whole, whatever the tokens
 
 
 class Meter:
@@ -99,22 +100,30 @@ class Meter:
         self.gateway = gateway
         self.chain_id = chain_id
 
-    def open(self, key: ApiKey, model: int, endpoint: str, max_tokens: int) -> Charge:
-        """Hold the most this request can cost (`max_tokens` in all); 402 if not covered."""
-        price = self.prices.get(model)
-        amount = cost(price, max_tokens)
+    def open(
+        self,
+        key: ApiKey,
+        model: int,
+        endpoint: str,
+        max_tokens: int,
+        *,
+        per_call: int | None = None,
+    ) -> Charge:
+        """Hold the most this request can cost (`max_tokens` in all, or an app's `per_call`
+        price); 402 if not covered."""
+        price = 0 if per_call is not None else self.prices.get(model)
+        amount = per_call if per_call is not None else cost(price, max_tokens)
         try:
             hold = self.balances.hold(key.account, amount)
         except PaymentRequired:  # new deposits are read only when they are needed
             self.balances.sync()
             hold = self.balances.hold(key.account, amount)
-        return Charge(key, model, endpoint, price, hold)
+        return Charge(key, model, endpoint, price, hold, per_call or 0)
 
     def close(self, charge: Charge, prompt_tokens: int, completion_tokens: int) -> UsageReceipt:
         """Charge the tokens used, release the rest, and store the signed receipt."""
-        amount = min(
-            cost(charge.price_per_1k, prompt_tokens + completion_tokens), charge.hold.amount
-        )
+        used = charge.per_call or cost(charge.price_per_1k, prompt_tokens + completion_tokens)
+        amount = min(used, charge.hold.amount)
         receipt = UsageReceipt(
             receipt_id=uuid.uuid4().hex,
             gateway=self.gateway.address,
@@ -128,6 +137,7 @@ class Meter:
             price_per_1k=str(charge.price_per_1k),
             amount=str(amount),
             created_at=int(time.time() * 1000),
+            price_per_call=str(charge.per_call),
         )
         signature = sign_receipt(receipt, self.gateway)
         with self.balances.lock, self.db.session() as session:

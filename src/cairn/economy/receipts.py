@@ -48,10 +48,14 @@ class UsageReceipt:
     price_per_1k: str  # smallest token units per 1,000 tokens, decimal
     amount: str  # charged, decimal
     created_at: int  # unix milliseconds
+    price_per_call: str = "0"  # an app's price per call, decimal; "0" for per-token pricing
 
     def canonical(self) -> bytes:
-        """The signed bytes: sorted-key compact JSON with the schema name."""
+        """The signed bytes: sorted-key compact JSON with the schema name (a per-call price only
+        when there is one, so receipts signed before apps existed still verify)."""
         body = {"schema": SCHEMA, **asdict(self)}
+        if self.price_per_call == "0":
+            del body["price_per_call"]
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from cairn.core.errors import InvalidInput, NotFound
 from cairn.economy.keys import ApiKey
 from cairn.economy.metering import Charge, Meter
 from cairn.economy.receipts import UsageReceipt
+from cairn.serve.apps import AppSpec, app_spec
+from cairn.serve.retrieval import Embed, Retriever, augment_messages
 from cairn.train import base_models
 from cairn.train.catalog import ModelCatalog
 
@@ -142,11 +144,12 @@ class Gateway:
         self._llama: Backend | None = None
         self._remote: dict[str, Backend] = {}
         self._served: dict[tuple[int, str], Served] = {}
+        self._retriever: Retriever | None = None
 
     # -- models ------------------------------------------------------------------------------
 
     def models(self) -> list[dict[str, Any]]:
-        """Every model asset with what it serves and its price, newest first."""
+        """Every model asset with what it serves and its price, newest first, then every app."""
         prices = self.meter.prices.all()
         out = []
         for asset in self.catalog.assets.list(kind="model", limit=1000):
@@ -170,7 +173,78 @@ class Gateway:
                     "price_per_1k": str(prices.get(asset.asset_id, 0)),
                 }
             )
+        for asset in self.catalog.assets.list(kind="app", limit=1000):
+            try:
+                spec = app_spec(asset, self.catalog.metadata(asset))
+            except (InvalidInput, NotFound):
+                continue
+            if spec is None:
+                continue
+            out.append(
+                {
+                    "id": str(asset.asset_id),
+                    "name": asset.name,
+                    "owner": asset.owner,
+                    "created": asset.registered_at,
+                    "family": "app",
+                    "capabilities": ["chat"],
+                    "price_per_1k": "0",
+                    "price_per_call": str(spec.price_per_call),
+                    "model": str(spec.model),
+                    "retrieval": spec.retrieval is not None,
+                }
+            )
         return out
+
+    def app(self, ref: str) -> tuple[Asset, AppSpec] | None:
+        """The app a request names, or None when it names a model."""
+        text = ref.strip()
+        if not text.isdigit():
+            return None
+        try:
+            asset = self.catalog.assets.get(int(text))
+        except NotFound:
+            return None
+        if asset.kind != "app":
+            return None
+        spec = app_spec(asset, self.catalog.metadata(asset))
+        if spec is None:
+            raise NotFound(f"asset {text} is an app asset that serves nothing (not a Cairn app)")
+        return asset, spec
+
+    def embedder(self, ref: str) -> Embed:
+        """Texts to unit vectors with an embedding model this gateway serves."""
+        served = self.resolve(ref)
+        self._check(served, "embeddings")
+
+        def embed(texts: list[str]) -> list[list[float]]:
+            return served.backend.embed(served.model, texts)[0]
+
+        return embed
+
+    @property
+    def retriever(self) -> Retriever:
+        """Apps' passages for a question, with the retrieval indexes kept loaded."""
+        if self._retriever is None:
+            from cairn.serve.apps import EMBEDDING_MODEL
+
+            self._retriever = Retriever(
+                self.catalog.store, self.embedder(EMBEDDING_MODEL), model=EMBEDDING_MODEL
+            )
+        return self._retriever
+
+    def _app_messages(self, spec: AppSpec, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The app's system prompt and, with retrieval, the passages for the last user turn."""
+        passages: list[str] = []
+        if spec.retrieval is not None:
+            question = next(
+                (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), ""
+            )
+            if question.strip():
+                passages = self.retriever.retrieve(
+                    spec.retrieval.index, question, spec.retrieval.top_k
+                )
+        return augment_messages(messages, spec.system_prompt or None, passages)
 
     def resolve(self, ref: str) -> Served:
         """The model a request names, with its backend."""
@@ -252,12 +326,32 @@ class Gateway:
         messages: list[dict[str, str]] | None = None,
         prompt: str | None = None,
         max_tokens: int | None,
-        temperature: float,
-        top_p: float,
+        temperature: float | None,
+        top_p: float | None,
         stop: tuple[str, ...],
         seed: int | None,
     ) -> Metered:
-        """Prepare a chat (messages) or text (prompt) completion and hold its cost."""
+        """Prepare a chat (messages) or text (prompt) completion and hold its cost.
+
+        An app (named by its asset id) answers chats only: its system prompt and retrieved
+        passages go before the messages, its defaults fill what the request leaves unset, and
+        the call costs its price per call.
+        """
+        app = self.app(ref)
+        per_call: int | None = None
+        charged_as = None
+        if app is not None:
+            asset, spec = app
+            if messages is None:
+                raise InvalidInput(
+                    f"app {asset.asset_id} ({asset.name}) answers chats: POST /v1/chat/completions"
+                )
+            messages = self._app_messages(spec, messages)
+            max_tokens = max_tokens or spec.max_tokens
+            temperature = spec.temperature if temperature is None else temperature
+            top_p = spec.top_p if top_p is None else top_p
+            per_call, charged_as = spec.price_per_call, asset.asset_id
+            ref = str(spec.model)
         served = self.resolve(ref)
         capability = "chat" if messages is not None else "completions"
         self._check(served, capability)
@@ -266,8 +360,8 @@ class Gateway:
         context = served.backend.context_length(served.model)
         params = SamplingParams(
             max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
-            temperature=temperature,
-            top_p=top_p,
+            temperature=1.0 if temperature is None else temperature,
+            top_p=1.0 if top_p is None else top_p,
             stop=stop,
             seed=seed,
         )
@@ -282,7 +376,11 @@ class Gateway:
             endpoint = "completions"
         try:
             charge = self.meter.open(
-                key, served.asset.asset_id, endpoint, generation.prompt_tokens + params.max_tokens
+                key,
+                charged_as or served.asset.asset_id,
+                endpoint,
+                generation.prompt_tokens + params.max_tokens,
+                per_call=per_call,
             )
         except BaseException:
             generation.close()
