@@ -20,6 +20,7 @@ from cairn.config import NodeConfig, remembered_chain
 from cairn.core.errors import ConfigError, NotFound
 from cairn.data.service import DataService
 from cairn.db.engine import Database
+from cairn.economy.bounties import BountyBook
 from cairn.economy.licences import LicenceBook
 from cairn.economy.service import Economy, Schedule
 from cairn.identity.keystore import Keystore
@@ -129,6 +130,7 @@ class Node:
                 anchoring=self.data.anchoring,
                 gateway=self.gateway_account,
                 licences=self.licences,
+                bounties=BountyBook(self.db, self.store, self.chain, self.assets, self.operator),
                 schedule=Schedule(epoch_seconds=config.epoch_seconds),
                 confirmations=DEPOSIT_CONFIRMATIONS if self.backend.kind == "rpc" else 0,
             )

@@ -72,6 +72,7 @@ def test_health_chain_and_landing_page(http: httpx.Client, live: LiveServer) -> 
         "RevenueDistributor",
         "JobEscrow",
         "LicenseToken",
+        "DataBounty",
     }
     registry = chain["contracts"]["AssetRegistry"]
     assert registry["address"].startswith("0x") and any(

@@ -24,6 +24,7 @@ def test_fresh_dev_node_deploys_contracts_and_funds_dev_accounts(node: Node) -> 
         "RevenueDistributor",
         "JobEscrow",
         "LicenseToken",
+        "DataBounty",
     }
     for label in ("alice", "bob", "carol"):
         account = dev(node, label)

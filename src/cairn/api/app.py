@@ -13,6 +13,7 @@ from cairn.api.routers import (
     assets,
     auth,
     blobs,
+    bounties,
     chain,
     compute,
     datasets,
@@ -53,6 +54,7 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
         licences,
         models,
         apps,
+        bounties,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -494,3 +494,43 @@ class NodeClient:
                     fh.write(chunk)
                     size += len(chunk)
         return size
+
+    # -- bounties ------------------------------------------------------------------------
+
+    def open_bounty(
+        self,
+        account: LocalAccount,
+        dataset_id: int,
+        *,
+        budget: int,
+        per_record: int,
+        per_review: int,
+    ) -> dict[str, Any]:
+        """Approve and escrow a bounty's budget from `account` (signed here); returns it."""
+        if budget <= 0 or per_record < 0 or per_review < 0 or not (per_record or per_review):
+            raise InvalidInput("a bounty needs a positive budget and a positive rate")
+        spender = self.chain()["contracts"]["DataBounty"]["address"]
+        self.transact(account, "CairnToken", "approve", spender, budget)
+        result = self.transact(
+            account, "DataBounty", "open", dataset_id, budget, per_record, per_review
+        )
+        opened = [e for e in result["events"] if e["event"] == "BountyOpened"]
+        bounty: dict[str, Any] = self.request("GET", f"/bounties/{opened[0]['args']['bounty_id']}")
+        return bounty
+
+    def top_up_bounty(self, account: LocalAccount, bounty_id: int, amount: int) -> dict[str, Any]:
+        """Approve and add `amount` to a bounty's budget (signed here)."""
+        if amount <= 0:
+            raise InvalidInput("a top-up must be positive")
+        spender = self.chain()["contracts"]["DataBounty"]["address"]
+        self.transact(account, "CairnToken", "approve", spender, amount)
+        self.transact(account, "DataBounty", "top_up", bounty_id, amount)
+        result: dict[str, Any] = self.request("GET", f"/bounties/{bounty_id}")
+        return result
+
+    def close_bounty(self, account: LocalAccount, bounty_id: int) -> dict[str, Any]:
+        """Close a bounty (signed here); the rest goes back to its funder."""
+        result = self.transact(account, "DataBounty", "close", bounty_id)
+        closed = [e for e in result["events"] if e["event"] == "BountyClosed"]
+        bounty: dict[str, Any] = self.request("GET", f"/bounties/{bounty_id}")
+        return {**bounty, "refunded": str(closed[0]["args"]["refunded"])}

@@ -28,6 +28,7 @@ CONTRACT_NAMES = (
     "RevenueDistributor",
     "JobEscrow",
     "LicenseToken",
+    "DataBounty",
 )
 
 

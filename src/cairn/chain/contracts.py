@@ -341,12 +341,14 @@ class Chain:
         self.registry = Registry(client, deployment)
         self.ledger = Ledger(client, deployment)
         self.distributor = Distributor(client, deployment)
-        # escrow.py and licences.py build on this module's wrapper base
+        # escrow.py, licences.py and bounty.py build on this module's wrapper base
+        from cairn.chain.bounty import Bounties
         from cairn.chain.escrow import Escrow
         from cairn.chain.licences import Licences
 
         self.escrow = Escrow(client, deployment)
         self.licences = Licences(client, deployment)
+        self.bounties = Bounties(client, deployment)
 
     @property
     def addresses(self) -> set[str]:
@@ -364,6 +366,7 @@ class Chain:
                 self.distributor,
                 self.escrow,
                 self.licences,
+                self.bounties,
             )
         }
         decoded: list[tuple[int, dict[str, Any]]] = []

@@ -71,6 +71,10 @@ CONTRACTS: tuple[tuple[str, tuple[Any, ...]], ...] = (
     ("RevenueDistributor", ("@CairnToken",)),
     ("JobEscrow", ("@CairnToken", "@AssetRegistry")),
     ("LicenseToken", ("@CairnToken", "@AssetRegistry")),
+    (
+        "DataBounty",
+        ("@CairnToken", "@AssetRegistry", "@ContributionLedger", "@RevenueDistributor"),
+    ),
 )
 
 

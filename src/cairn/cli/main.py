@@ -10,6 +10,7 @@ from cairn.cli import (
     accounts,
     apps,
     assets,
+    bounties,
     compute,
     datasets,
     demo,
@@ -42,6 +43,7 @@ app.add_typer(models.app, name="model")
 app.add_typer(compute.worker_app, name="worker")
 app.add_typer(licences.app, name="licence")
 app.add_typer(apps.app, name="app")
+app.add_typer(bounties.app, name="bounty")
 app.add_typer(economy.key_app, name="key")
 app.add_typer(economy.balance_app, name="balance")
 models.app.command("price")(economy.price)

@@ -75,7 +75,9 @@ class Epochs:
         A planned epoch left by a crash is funded first (and returned).
         """
         with self.db.session() as session:
-            planned = session.scalar(select(EpochRow).where(EpochRow.status == "planned"))
+            planned = session.scalar(
+                select(EpochRow).where(EpochRow.status == "planned", EpochRow.kind == "revenue")
+            )
         if planned is not None:
             return self._fund(planned.id, resumed=True)
         with self.db.session() as session:
@@ -233,6 +235,7 @@ class Epochs:
             "status": row.status,
             "epoch": row.epoch,
             "revenue": row.revenue,
+            "kind": row.kind,
             "receipts": row.receipts,
             "sales": row.sales,
             "root": row.root,
@@ -268,7 +271,7 @@ class Epochs:
             rows = session.execute(
                 select(PayoutRow, EpochRow)
                 .join(EpochRow, EpochRow.id == PayoutRow.epoch_id)
-                .where(PayoutRow.account == address)
+                .where(PayoutRow.account == address, EpochRow.status != "cancelled")
                 .order_by(EpochRow.id)
             ).all()
         out = []

@@ -109,6 +109,9 @@ class EpochRow(Base):
     revenue: Mapped[str] = mapped_column(String(80))
     receipts: Mapped[int] = mapped_column(Integer)
     sales: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # licence sales
+    # "revenue" (settled by lineage, funded by the treasury) or "bounty" (one anchored batch's
+    # bounty payout, funded by DataBounty)
+    kind: Mapped[str] = mapped_column(String(16), default="revenue", server_default="revenue")
     root: Mapped[str | None] = mapped_column(String(66), nullable=True)
     tree_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
     settlement_cid: Mapped[str] = mapped_column(String(128))
@@ -152,3 +155,22 @@ class LicenceSaleRow(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     sold_at: Mapped[float] = mapped_column(Float)
     epoch_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+
+
+class BountyPayoutRow(Base):
+    """One anchored batch's payout under a bounty: planned, then funded on chain."""
+
+    __tablename__ = "bounty_payouts"
+    __table_args__ = (UniqueConstraint("bounty_id", "batch_root"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bounty_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    dataset_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    batch_root: Mapped[str] = mapped_column(String(66))
+    epoch_row: Mapped[int] = mapped_column(Integer)  # the EpochRow its claims go through
+    records: Mapped[int] = mapped_column(Integer)
+    reviews: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16))  # planned | paid | skipped
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -21,12 +21,20 @@ from cairn.chain.contracts import Chain
 from cairn.data.anchoring import Anchoring
 from cairn.db.engine import Database
 from cairn.economy.balances import Balances
+from cairn.economy.bounties import BountyBook
 from cairn.economy.epochs import Epochs
 from cairn.economy.keys import ApiKeys
 from cairn.economy.licences import LicenceBook
 from cairn.economy.lineage import LineageReader
 from cairn.economy.metering import Meter, Prices
-from cairn.economy.models import EpochRow, PayoutRow, PriceRow, ReceiptBatchRow, ReceiptRow
+from cairn.economy.models import (
+    BountyPayoutRow,
+    EpochRow,
+    PayoutRow,
+    PriceRow,
+    ReceiptBatchRow,
+    ReceiptRow,
+)
 from cairn.economy.receipts import ReceiptBook
 from cairn.store.base import BlobStore
 
@@ -58,6 +66,7 @@ class Economy:
         anchoring: Anchoring,
         gateway: LocalAccount,
         licences: LicenceBook,
+        bounties: BountyBook,
         schedule: Schedule | None = None,
         confirmations: int = 0,
     ) -> None:
@@ -74,6 +83,7 @@ class Economy:
         self.meter = Meter(db, self.balances, self.prices, gateway, chain.client.chain_id)
         self.receipts = ReceiptBook(db, store, chain)
         self.licences = licences
+        self.bounties = bounties
         self.epochs = Epochs(db, store, chain, LineageReader(assets, store, anchoring), gateway)
         self._asset_id: int | None = None
         self._lock = threading.Lock()  # one anchoring or settlement at a time
@@ -82,7 +92,11 @@ class Economy:
     def _last_epoch_time(self) -> float:
         """When the newest epoch was settled (now, for a node that never settled)."""
         with self.db.session() as session:
-            newest = session.scalar(select(EpochRow.created_at).order_by(EpochRow.id.desc()))
+            newest = session.scalar(
+                select(EpochRow.created_at)
+                .where(EpochRow.kind == "revenue")
+                .order_by(EpochRow.id.desc())
+            )
         return float(newest) if newest is not None else time.time()
 
     def reset_index(self) -> None:
@@ -91,7 +105,14 @@ class Economy:
         self.balances.reset_index()
         self.licences.reset_index()
         with self.db.session() as session:
-            for table in (PriceRow, ReceiptRow, ReceiptBatchRow, EpochRow, PayoutRow):
+            for table in (
+                PriceRow,
+                ReceiptRow,
+                ReceiptBatchRow,
+                EpochRow,
+                PayoutRow,
+                BountyPayoutRow,
+            ):
                 session.execute(delete(table))
 
     @property
@@ -139,8 +160,17 @@ class Economy:
         return result
 
     def tick(self, now: float | None = None) -> None:
-        """Scheduled work: anchor receipts when due, settle when an epoch has passed."""
+        """Scheduled work: pay bounties for newly anchored batches, anchor receipts when due,
+        settle when an epoch has passed."""
         now = time.time() if now is None else now
+        for paid in self.bounties.pay_due():
+            log.info(
+                "bounty %d paid %s for batch %s (epoch %s)",
+                paid["bounty_id"],
+                paid["amount"],
+                paid["batch_root"],
+                paid["epoch"],
+            )
         waiting, oldest = self.receipts.pending()
         if waiting and (
             waiting >= self.schedule.anchor_count

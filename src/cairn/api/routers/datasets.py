@@ -195,7 +195,12 @@ def anchor(node: NodeDep, dataset_id: int, me: SessionAddress) -> dict[str, Any]
     if not node.chain.registry.can_anchor(dataset_id, me):
         raise Forbidden(f"{me} is neither the owner nor a curator of dataset {dataset_id}")
     batch = node.data.anchoring.anchor(dataset_id)
-    return {"anchored": batch is not None, "batch": batch.to_dict() if batch else None}
+    paid = node.economy.bounties.pay_due() if batch is not None else []
+    return {
+        "anchored": batch is not None,
+        "batch": batch.to_dict() if batch else None,
+        "bounties_paid": paid,
+    }
 
 
 @router.get("/datasets/{dataset_id}/versions")
