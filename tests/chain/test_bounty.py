@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
+import vyper
 from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -41,9 +42,10 @@ PER_RECORD, PER_REVIEW = 10, 3
 MAX_REVIEWS_PER_RECORD = 16
 DATASET = 1  # registered by the `bench` fixture, owned by `accounts[1]`
 # Pinned gas of pay_batch, a little above what was measured (see test_pay_batch_gas_is_the_same_
-# for_one_record_or_a_thousand): 186,316 for a 1,000-record batch paying 1,000 contributors, on
-# a distributor that already holds tokens. The payout is one epoch whatever the batch's size.
-PAY_BATCH_GAS_CEILING = 192_000
+# for_one_record_or_a_thousand): 159,300 for a batch of 1,000 records paying 1,000 contributors,
+# 159,288 for one record, on a distributor that already holds tokens. A rise past it is a
+# regression to look at; the payout is one distributor epoch whatever the batch's size.
+PAY_BATCH_GAS_CEILING = 165_000
 
 
 @pytest.fixture(scope="session")
@@ -52,12 +54,12 @@ def bounty_build(compiled: dict[str, CompiledContract]) -> CompiledContract:
     return compiled.get("DataBounty") or compile_contract("DataBounty")
 
 
-def deploy_bounty(w3: Web3, build: CompiledContract, deployer: str, *args: Any) -> Contract:
-    """Deploy DataBounty from `deployer`; an AssertionError if the constructor reverts."""
+def deploy_contract(w3: Web3, build: CompiledContract, deployer: str, *args: Any) -> Contract:
+    """Deploy `build` from `deployer`; an AssertionError if the constructor reverts."""
     factory = w3.eth.contract(abi=build.abi, bytecode=build.bytecode)
     tx_hash = factory.constructor(*args).transact({"from": deployer, "gas": 6_000_000})
     receipt = w3.eth.get_transaction_receipt(tx_hash)
-    assert receipt["status"] == 1, "deploying DataBounty failed"
+    assert receipt["status"] == 1, f"deploying {build.name} failed"
     return cast(Contract, w3.eth.contract(address=receipt["contractAddress"], abi=build.abi))
 
 
@@ -177,7 +179,7 @@ def bench(
 ) -> Bench:
     """A DataBounty over the fixtures' contracts, dataset 1, and funded, approving actors."""
     owner, curator, contributors, outsider = accounts[1], accounts[2], accounts[3:7], accounts[7]
-    bounty = deploy_bounty(
+    bounty = deploy_contract(
         w3,
         bounty_build,
         accounts[0],
@@ -228,11 +230,11 @@ def test_deploys_with_its_contracts(bench: Bench) -> None:
 def test_every_constructor_argument_must_be_a_contract(
     w3: Web3, bench: Bench, bounty_build: CompiledContract, which: int
 ) -> None:
-    args = [bench.token.address, bench.registry.address, bench.ledger.address]
-    args.append(bench.distributor.address)
+    contracts = (bench.token, bench.registry, bench.ledger, bench.distributor)
+    args: list[str] = [c.address for c in contracts]
     args[which] = bench.outsider
     with pytest.raises(AssertionError, match="deploying DataBounty failed"):
-        deploy_bounty(w3, bounty_build, bench.owner, *args)
+        deploy_contract(w3, bounty_build, bench.owner, *args)
 
 
 # -------------------------------------------------------------------------------------- open
@@ -297,6 +299,55 @@ def test_open_refusals(bench: Bench) -> None:
         "cairn_token: insufficient allowance",
     )
     assert fn.bounty_count().call() == 0
+
+
+# A token that keeps 1% of every `transferFrom`, which DataBounty must refuse to escrow.
+FEE_TOKEN = """# pragma version ~=0.4.0
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+
+
+@external
+def mint(to: address, amount: uint256):
+    self.balanceOf[to] += amount
+
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    self.allowance[msg.sender][spender] = amount
+    return True
+
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    self.allowance[owner][msg.sender] -= amount
+    self.balanceOf[owner] -= amount
+    self.balanceOf[to] += amount - amount // 100
+    return True
+"""
+
+
+def test_a_token_that_delivers_less_is_refused(
+    w3: Web3, bench: Bench, bounty_build: CompiledContract
+) -> None:
+    out = vyper.compile_code(FEE_TOKEN, output_formats=["abi", "bytecode"])
+    fee_build = CompiledContract("FeeToken", out["abi"], out["bytecode"], source_hash="")
+    fee_token = deploy_contract(w3, fee_build, bench.owner)
+    bounty = deploy_contract(
+        w3,
+        bounty_build,
+        bench.owner,
+        fee_token.address,
+        bench.registry.address,
+        bench.ledger.address,
+        bench.distributor.address,
+    )
+    send(fee_token.functions.mint(bench.owner, BUDGET), bench.owner)
+    send(fee_token.functions.approve(bounty.address, BUDGET), bench.owner)
+    with reverts("cairn_bounty: received less than amount"):
+        send(bounty.functions.open(DATASET, BUDGET, PER_RECORD, PER_REVIEW), bench.owner)
+    assert bounty.functions.bounty_count().call() == 0
+    assert fee_token.functions.balanceOf(bench.owner).call() == BUDGET
 
 
 def test_the_previous_owner_of_a_dataset_cannot_open(bench: Bench) -> None:
@@ -613,12 +664,10 @@ def test_views(bench: Bench) -> None:
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+# (batch count, records paid, reviews paid); records and reviews are capped to what the batch
+# allows, so every refusal left is "nothing to pay" or "budget exhausted"
 batches_strategy = st.lists(
-    st.tuples(
-        st.integers(1, 50), st.integers(0, 100), st.integers(0, 800)
-    ),  # count, records, reviews
-    min_size=1,
-    max_size=6,
+    st.tuples(st.integers(1, 50), st.integers(0, 100), st.integers(0, 800)), min_size=1, max_size=5
 )
 
 
@@ -638,37 +687,36 @@ def test_the_budget_always_adds_up(
     batches: list[tuple[int, int, int]],
     top_up: int,
 ) -> None:
-    # the chain is shared by the examples: each opens its own bounty and closes it at the end
+    # the chain is shared by the examples: each opens its own bounty and closes it at the end.
+    # After every step, paid or refused, the record must match the BatchPaid amounts so far.
     if per_record == per_review == 0:
-        per_record = 1
+        per_record = 1  # a bounty must pay for something
     bounty_id = bench.open(budget, per_record, per_review)
     held_before = bench.balance(bench.bounty.address) - budget
-    paid_events, total = [], budget
+    paid: list[int] = []  # the BatchPaid amounts
+    total = budget
     for i, (count, records, reviews) in enumerate(batches):
         if top_up and i == len(batches) // 2:
             send(bench.fn.top_up(bounty_id, top_up), bench.outsider)
             total += top_up
-        records = min(records, count)
-        reviews = min(reviews, count * MAX_REVIEWS_PER_RECORD)
-        batch = bench.anchor(count)
+        records, reviews = min(records, count), min(reviews, count * MAX_REVIEWS_PER_RECORD)
         amount = records * per_record + reviews * per_review
-        remaining = bench.record(bounty_id)[5]
-        call = bench.fn.pay_batch(bounty_id, batch, records, reviews, os.urandom(32), CID)
-        if amount == 0:
-            bench.refused(call, bench.owner, "cairn_bounty: nothing to pay")
-        elif amount > remaining:
-            bench.refused(call, bench.owner, "cairn_bounty: budget exhausted")
+        call = bench.fn.pay_batch(
+            bounty_id, bench.anchor(count), records, reviews, os.urandom(32), CID
+        )
+        if amount == 0 or amount > total - sum(paid):
+            reason = "nothing to pay" if amount == 0 else "budget exhausted"
+            with reverts(f"cairn_bounty: {reason}"):
+                send(call, bench.owner)
         else:
-            receipt = send(call, bench.owner)
-            paid_events.append(event(bench.bounty, receipt, "BatchPaid")["amount"])
-            assert paid_events[-1] == amount
+            paid.append(event(bench.bounty, send(call, bench.owner), "BatchPaid")["amount"])
+            assert paid[-1] == amount
         _, _, _, _, recorded_budget, remaining, paid_out, _, _ = bench.record(bounty_id)
-        assert recorded_budget == total
+        assert (recorded_budget, paid_out) == (total, sum(paid))
         assert remaining + paid_out == total
-        assert paid_out == sum(paid_events)
         assert bench.balance(bench.bounty.address) == held_before + remaining
     receipt = send(bench.fn.close(bounty_id), bench.owner)
-    assert event(bench.bounty, receipt, "BountyClosed")["refunded"] == total - sum(paid_events)
+    assert event(bench.bounty, receipt, "BountyClosed")["refunded"] == total - sum(paid)
     assert bench.balance(bench.bounty.address) == held_before
 
 
@@ -731,7 +779,7 @@ def test_bounties_wrapper_runs_a_bounty_end_to_end(
         owner, AssetKind.DATASET, CID, "CC-BY-4.0", [], RevenueSplit(7_000, 1_000, 1_000, 1_000)
     )
     ledger = client.w3.eth.contract(
-        address=deployment.address("ContributionLedger"),  # type: ignore[arg-type]
+        address=Web3.to_checksum_address(deployment.address("ContributionLedger")),
         abi=deployment.contracts["ContributionLedger"].abi,
     )
 

@@ -11,9 +11,12 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from cairn.web import (
+    apps,
+    bounties,
     builder,
     contribute,
     earnings,
+    licences,
     market,
     node_page,
     playground,
@@ -27,7 +30,19 @@ STATIC = Path(__file__).with_name("static")
 def install(app: FastAPI) -> None:
     """Add the pages and their static files to `app`."""
     router = APIRouter(include_in_schema=False)
-    for module in (session, market, contribute, review, builder, playground, earnings, node_page):
+    for module in (
+        session,
+        market,
+        licences,
+        bounties,
+        contribute,
+        review,
+        builder,
+        apps,
+        playground,
+        earnings,
+        node_page,
+    ):
         router.include_router(module.router)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

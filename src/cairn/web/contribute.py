@@ -276,6 +276,7 @@ def _contribute_page(
         status_words=STATUS_WORDS,
         rejected_words=REJECTED,
         max_upload_mib=MAX_UPLOAD_BYTES // 2**20,
+        bounties=node.economy.bounties.listing(dataset.asset_id),
         **extra,
     )
 

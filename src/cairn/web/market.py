@@ -11,14 +11,17 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from cairn.assets.detail import AssetDetails
 from cairn.assets.market import KINDS, Market, MarketFilter
 from cairn.core.errors import InvalidInput
+from cairn.core.licensing import Use
 from cairn.node import Node
+from cairn.web.licences import licence_panel
 from cairn.web.lineage import href_of, lineage_svg, reading_order
 from cairn.web.render import page
+from cairn.web.session import MaybeViewer
 
 router = APIRouter()
 
@@ -120,4 +123,20 @@ def asset_page(request: Request, asset_id: int) -> HTMLResponse:
         lineage_links=listed,
         sources=sources,
         names=names,
+        lic=licence_panel(request, detail.asset),
+        bounties=node.economy.bounties.listing(asset_id) if detail.asset.kind == "dataset" else [],
+    )
+
+
+@router.get("/datasets/{dataset_id}/records.jsonl")
+def download_records(request: Request, dataset_id: int, viewer: MaybeViewer) -> Response:
+    """The newest version's records for the signed-in viewer (a licensed dataset needs a
+    licence held by the viewer: the error page says which to buy)."""
+    node: Node = request.app.state.node
+    node.licences.require(Use.EXPORT, dataset_id, viewer.address if viewer else None)
+    data = node.data.export(dataset_id, "jsonl", None)
+    return Response(
+        data,
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="dataset-{dataset_id}.jsonl"'},
     )

@@ -24,6 +24,7 @@ NAV = (
     ("/review", "Review"),
     ("/build", "Build a model"),
     ("/jobs", "Jobs"),
+    ("/apps", "Apps"),
     ("/playground", "Playground"),
     ("/earnings", "Earnings"),
 )

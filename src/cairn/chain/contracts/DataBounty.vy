@@ -17,6 +17,11 @@
      budget left (whole records in order until it runs out); a payout
      that does not fit is refused, never cut. Top-ups, from anyone,
      join the budget, and what is left at closing goes to the funder.
+
+     The contract checks a payout's size against the batch, not the
+     payout tree against the contributions: the curator who pays is
+     trusted as the one who anchors is, and the tree is published by
+     CID in the distributor's `EpochFunded` event, for anyone to check.
 """
 
 
@@ -269,6 +274,7 @@ def pay_batch(
     assert staticcall ContributionLedger(ledger).is_anchored(
         asset_id, batch_root
     ), "cairn_bounty: batch not anchored"
+    # The batch index is not needed; only its count and anchoring time.
     index: uint256 = 0
     count: uint256 = 0
     anchored_at: uint256 = 0

@@ -1,0 +1,193 @@
+"""Licences on an asset's page: the offers, whether the asset is gated, what the signed-in
+account holds, buying, and the owner's offers and withdrawals.
+
+The asset page (`cairn.web.market`) renders its part from `licence_panel`; the forms post
+here. Each write is the call
+`POST /api/v1/assets/{id}/licences`, `/licences/{id}/buy` or `/licences/{id}/active` makes
+(`LicenceBook`), signed with the key this node holds for the signed-in account. A refused
+write moves nothing and comes back as a message on the asset's page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+
+from cairn.assets.service import Asset
+from cairn.core.amounts import parse_units
+from cairn.core.errors import CairnError, InvalidInput
+from cairn.core.licensing import TERMS_TEXT, Offer, Terms
+from cairn.node import Node
+from cairn.web.render import TOKEN_DECIMALS, redirect, units
+from cairn.web.session import ViewerDep, viewer_of
+
+router = APIRouter()
+
+DAY = 86_400  # seconds; the form takes a licence's duration in days
+MAX_DAYS = 100 * 365
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A licence to this asset the signed-in account holds."""
+
+    offer_id: int
+    terms: str
+    copies: int
+    valid: bool
+    expires: int  # unix time; 0: for ever
+
+    @property
+    def expiry(self) -> str:
+        """When it ends, in UTC: '2026-03-01 12:00 UTC', or 'never'."""
+        if not self.expires:
+            return "never"
+        return datetime.fromtimestamp(self.expires, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class LicencePanel:
+    """The Licences part of an asset's page, for the account viewing it."""
+
+    asset_id: int
+    offers: list[Offer]
+    holdings: list[Holding]
+    signed_in: bool
+    owner: bool  # the viewer owns the asset: it needs no licence and may make offers
+    can_sign: bool  # this node holds the viewer's key, so the page can buy and offer for it
+    terms: list[tuple[str, str]]  # every term's label and what it allows, for the offer form
+
+    @property
+    def gated(self) -> bool:
+        """Whether using the asset needs a licence (its owner has made an offer)."""
+        return bool(self.offers)
+
+    @property
+    def open(self) -> bool:
+        """Whether an open, free licence is on offer: everyone may use it without buying."""
+        return any(o.is_open for o in self.offers)
+
+    def allows(self, offer: Offer) -> str:
+        """What a licence under the offer's terms allows."""
+        return TERMS_TEXT[offer.terms]
+
+
+def licence_panel(request: Request, asset: Asset) -> LicencePanel:
+    """The asset's offers and the signed-in account's holdings of them."""
+    node: Node = request.app.state.node
+    viewer = viewer_of(request)
+    offers = node.licences.offers(asset.asset_id)
+    holdings = []
+    if viewer is not None and offers:
+        holdings = [
+            Holding(h["offer_id"], h["terms"], h["copies"], h["valid"], h["expires"])
+            for h in node.licences.held(viewer.address)
+            if h["asset_id"] == asset.asset_id
+        ]
+    return LicencePanel(
+        asset_id=asset.asset_id,
+        offers=offers,
+        holdings=holdings,
+        signed_in=viewer is not None,
+        owner=viewer is not None and viewer.address.lower() == asset.owner.lower(),
+        can_sign=viewer is not None and viewer.key_on_node,
+        terms=[(t.label, TERMS_TEXT[t]) for t in Terms],
+    )
+
+
+def token_amount(text: str, what: str) -> int:
+    """A decimal token amount typed in a form ('2.5', '0') in the token's smallest unit."""
+    text = text.strip()
+    try:
+        zero = Decimal(text) == 0
+    except InvalidOperation:
+        raise InvalidInput(f"{what}: {text!r} is not a number of CAIRN") from None
+    if zero:
+        return 0
+    try:
+        return parse_units(text, TOKEN_DECIMALS)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc.message}") from None
+
+
+def _node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+def _back(asset_id: int) -> str:
+    return f"/assets/{asset_id}#licences"
+
+
+@router.post("/assets/{asset_id}/licences")
+def make_offer(
+    request: Request,
+    viewer: ViewerDep,
+    asset_id: int,
+    terms: Annotated[str, Form(max_length=40)],
+    price: Annotated[str, Form(max_length=80)] = "0",
+    max_copies: Annotated[int, Form(ge=0, le=2**64 - 1)] = 0,
+    duration_days: Annotated[int, Form(ge=0, le=MAX_DAYS)] = 0,
+    transferable: Annotated[bool, Form()] = False,
+) -> RedirectResponse:
+    """Offer licences to an asset the signed-in account owns."""
+    node = _node(request)
+    try:
+        offer = node.licences.offer(
+            node.signers.get(viewer.address),
+            asset_id,
+            price=token_amount(price, "price"),
+            terms=terms,
+            max_copies=max_copies,
+            duration=duration_days * DAY,
+            transferable=transferable,
+        )
+    except CairnError as exc:
+        return redirect(_back(asset_id), f"No offer was made: {exc.message}")
+    cost = "free" if offer["price"] == "0" else f"{units(offer['price'], 18)} CAIRN"
+    return redirect(
+        _back(asset_id), f"Offered licence {offer['offer_id']} ({offer['terms']}, {cost})."
+    )
+
+
+@router.post("/licences/{offer_id}/buy")
+def buy(request: Request, viewer: ViewerDep, offer_id: int) -> RedirectResponse:
+    """Buy one copy of a licence with the signed-in account's wallet, paying its price."""
+    node = _node(request)
+    offer = node.licences.get(offer_id)
+    try:
+        bought = node.licences.buy(node.signers.get(viewer.address), offer_id)
+    except CairnError as exc:
+        return redirect(_back(offer.asset_id), f"Licence {offer_id} was not bought: {exc.message}")
+    paid = "for free" if bought["paid"] == "0" else f"for {units(bought['paid'], 18)} CAIRN"
+    return redirect(
+        _back(offer.asset_id),
+        f"Bought licence {offer_id} ({offer.terms.label}) {paid} (tx {bought['tx_hash']}).",
+    )
+
+
+@router.post("/licences/{offer_id}/active")
+def set_active(
+    request: Request,
+    viewer: ViewerDep,
+    offer_id: int,
+    active: Annotated[bool, Form()],
+) -> RedirectResponse:
+    """Withdraw an offer from sale, or offer it again (the asset's owner)."""
+    node = _node(request)
+    offer = node.licences.get(offer_id)
+    try:
+        node.licences.set_active(node.signers.get(viewer.address), offer_id, active)
+    except CairnError as exc:
+        return redirect(_back(offer.asset_id), f"Licence offer {offer_id}: {exc.message}")
+    if active:
+        return redirect(_back(offer.asset_id), f"Licence offer {offer_id} is on sale again.")
+    return redirect(
+        _back(offer.asset_id),
+        f"Withdrew licence offer {offer_id}; licences already bought stay valid.",
+    )
