@@ -1,11 +1,14 @@
 """`cairn demo`: Cairn's whole loop, told on a fresh node with real components.
 
-Accounts are created; Alice opens a dataset of arithmetic questions; Bob, Carol and Dave
-contribute (a duplicate and malformed records are turned away) and review each other's
-records; Erin and Frank run provider workers (Flower SuperNodes) that fine-tune the packaged
-SmolLM2-135M-Instruct with LoRA for Alice; Alice prices the model; Grace deposits tokens, makes
-an API key and pays for chat completions through the OpenAI-compatible gateway; the epoch is
-settled by lineage and everyone claims. Each step returns rows a face prints as a table.
+Accounts are created; Alice opens a dataset of arithmetic questions with a paid task (a
+bounty per accepted record and useful review); Bob, Carol and Dave contribute (a duplicate and
+malformed records are turned away) and review each other's records, and are paid by the task
+as soon as the batch is anchored; Erin and Frank run provider workers (Flower SuperNodes) that
+fine-tune the packaged SmolLM2-135M-Instruct with LoRA for Alice; Alice prices the model;
+Grace deposits tokens, makes an API key and pays for chat completions through the
+OpenAI-compatible gateway; Alice publishes an app over the model with retrieval over the
+dataset, which Grace calls, and sells a licence to download the model, which Dave buys; the
+epoch settles the calls, the app and the licence by lineage, and everyone claims. Each step returns rows a face prints as a table.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ PRICE_PER_1K = 20 * TOKEN  # what Alice charges per 1,000 tokens
 DEPOSIT = 40 * TOKEN
 BUDGET = 30 * TOKEN  # the training job's budget, paid to the providers by work
 QUESTIONS = ("What is 17 plus 25?", "What is 9 times 8?", "What is 100 minus 37?")
+BOUNTY = 30 * TOKEN  # alice's paid task: escrowed before anyone contributes
+PER_RECORD = TOKEN // 5  # 0.2 CAIRN per accepted record
+PER_REVIEW = TOKEN // 10  # 0.1 CAIRN per useful review
+APP_PRICE = TOKEN  # per call of alice's app
+LICENCE_PRICE = 5 * TOKEN  # a commercial licence to download alice's model
 
 RECIPE = """
 name: arithmetic tutor
@@ -177,6 +185,7 @@ class Story:
         dataset = self._dataset(node, people)
         model = self._train(node, people, dataset, workers)
         self._use(node, people, model)
+        self._market(node, people, dataset, model)
         self._settle(node, people)
         return self.demo
 
@@ -228,6 +237,9 @@ class Story:
             spec=spec,
             description="Arithmetic questions answered in one sentence.",
         ).asset_id
+        bounty = node.economy.bounties.open(
+            people["alice"], dataset, budget=BOUNTY, per_record=PER_RECORD, per_review=PER_REVIEW
+        )
         rows = []
         counts = {"bob": 48, "carol": 32, "dave": 16}
         for name, n in counts.items():
@@ -259,6 +271,20 @@ class Story:
                 node.data.reviews.submit(task.task_id, who, "approve")
                 reviews += 1
         batch = node.data.anchoring.anchor(dataset)
+        [paid] = node.economy.bounties.pay_due()  # the paid task pays the batch at once
+        bounty_pay: dict[str, int] = {}
+        for name in ("bob", "carol", "dave"):
+            for claim in node.economy.epochs.claim(people[name].address):
+                bounty_pay[name] = bounty_pay.get(name, 0) + int(claim["amount"])
+            rows.append(
+                [name, "paid task", f"{_units(bounty_pay.get(name, 0))} CAIRN", "claimed at once"]
+            )
+        self.demo.facts["bounty"] = {
+            "id": bounty["bounty_id"],
+            "records": paid["records"],
+            "reviews": paid["reviews"],
+            "paid": {n: str(v) for n, v in bounty_pay.items()},
+        }
         version = node.data.anchoring.versions(dataset)[0]
         table = node.data.anchoring.attribution(dataset)
         rows += [
@@ -269,7 +295,9 @@ class Story:
         self._step(
             "Dataset",
             f"Dataset {dataset}: {version['records']} records anchored "
-            f"(batch root {batch.root if batch else '-'}), {reviews} reviews.",
+            f"(batch root {batch.root if batch else '-'}), {reviews} reviews. Alice's paid "
+            f"task ({_units(PER_RECORD)} CAIRN a record, {_units(PER_REVIEW)} a useful review) "
+            f"paid {paid['records']} records and {paid['reviews']} reviews in one transaction.",
             ["who", "what", "verdict", "reason"],
             rows,
         )
@@ -366,6 +394,77 @@ class Story:
             "available": str(balance.available),
         }
 
+    def _market(
+        self, node: Node, people: dict[str, LocalAccount], dataset: int, model: int
+    ) -> None:
+        self.say("alice publishes an app and sells licences to her model; grace and dave buy")
+        from cairn.serve.apps import AppSpec, Retrieval
+
+        alice, dave, grace = people["alice"], people["dave"], people["grace"]
+        index = node.apps.index(dataset)
+        app = node.apps.create(
+            alice,
+            name="Arithmetic tutor with worked examples",
+            description="Answers arithmetic questions, shown similar questions from the dataset.",
+            spec=AppSpec(
+                model=model,
+                system_prompt="Answer the arithmetic question in one sentence.",
+                max_tokens=24,
+                temperature=0.0,
+                retrieval=Retrieval(dataset, index["version"], index["index"], top_k=2),
+                price_per_call=APP_PRICE,
+            ),
+        )
+        secret = self.demo.facts["api_key"]
+        with httpx.Client(
+            base_url=node.config.base_url + "/v1",
+            timeout=300.0,
+            headers={"Authorization": f"Bearer {secret}"},
+        ) as http:
+            answer = http.post(
+                "/chat/completions",
+                json={
+                    "model": str(app["asset_id"]),
+                    "messages": [{"role": "user", "content": QUESTIONS[0]}],
+                    "seed": 1,
+                },
+            )
+            answer.raise_for_status()
+        body = answer.json()
+        offer = node.licences.offer(
+            alice, model, price=LICENCE_PRICE, terms="commercial", max_copies=100
+        )
+        bought = node.licences.buy(dave, offer["offer_id"])
+        rows = [
+            [
+                "app",
+                f"{app['name']} (asset {app['asset_id']})",
+                f"grace asked {QUESTIONS[0]!r}: {body['choices'][0]['message']['content'].strip()}",
+                _units(int(body["cairn"]["amount"])),
+            ],
+            [
+                "licence",
+                f"offer {offer['offer_id']}: commercial use of model {model}, 100 copies",
+                "dave bought one: he may now download the model",
+                _units(int(bought["paid"])),
+            ],
+        ]
+        self._step(
+            "Market",
+            f"Alice's app wraps her model with retrieval over {index['passages']} records at "
+            f"{_units(APP_PRICE)} CAIRN a call; her model's download licence costs "
+            f"{_units(LICENCE_PRICE)} CAIRN. Both earn by lineage, like the model's own calls.",
+            ["what", "which", "done", "CAIRN"],
+            rows,
+        )
+        self.demo.facts["app"] = app["asset_id"]
+        self.demo.facts["licence"] = offer["offer_id"]
+        balance = node.economy.balances.get(grace.address)
+        self.demo.facts["usage"] = {
+            "spent": str(balance.spent),
+            "available": str(balance.available),
+        }
+
     def _settle(self, node: Node, people: dict[str, LocalAccount]) -> None:
         self.say("settling the epoch and claiming")
         epoch = node.economy.settle()
@@ -398,20 +497,24 @@ class Story:
         final = []
         job_pay = {a: int(v) for a, v in self.demo.facts["job"]["payouts"].items()}
         usage = self.demo.facts["usage"]
+        bounty_pay = {n: int(v) for n, v in self.demo.facts["bounty"]["paid"].items()}
         for name, a in people.items():
             end = node.chain.token.balance_of(a.address)
             earned = claimed.get(a.address, 0)
             why = {
-                "alice": f"paid the {_units(BUDGET)} training budget; earned {_units(earned)} "
-                "as owner of the dataset and the model",
+                "alice": f"paid the {_units(BUDGET)} training budget and escrowed "
+                f"{_units(BOUNTY)} for the paid task; earned {_units(earned)} as owner of the "
+                "dataset, the model and the app",
                 "grace": f"deposited {_units(DEPOSIT)} for API calls: spent "
                 f"{_units(int(usage['spent']))}, {_units(int(usage['available']))} left to spend",
             }.get(
                 name,
                 f"{_units(job_pay.get(a.address, 0))} from the job budget for training, "
-                f"{_units(earned)} of the model's revenue for compute"
+                f"{_units(earned)} of the revenue for compute"
                 if a.address in job_pay
-                else f"{_units(earned)} of the model's revenue for records and reviews",
+                else f"{_units(bounty_pay.get(name, 0))} from the paid task, "
+                f"{_units(earned)} of the revenue for records and reviews"
+                + (f"; paid {_units(LICENCE_PRICE)} for a model licence" if name == "dave" else ""),
             )
             final.append(
                 [name, _units(self.start[name]), _units(end), _units(end - self.start[name]), why]

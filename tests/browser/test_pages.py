@@ -39,6 +39,9 @@ def pages(demo: DemoNode) -> dict[str, str]:
         "playground": f"/playground?model={model}",
         "earnings": "/earnings",
         "node": "/node",
+        "apps": "/apps",
+        "app": f"/apps/{demo.facts['app']}",
+        "app-builder": "/apps/new",
     }
 
 
@@ -56,6 +59,8 @@ def test_the_signed_out_pages(page: Any, demo_node: DemoNode) -> None:
     assert demo_node.facts["dataset"]["id"] and "Arithmetic questions" in page.content()
     visit(page, "/signin", "signin")
     visit(page, f"/assets/{demo_node.facts['model']}", "signed-out-model")
+    assert "Licensed" in page.content()  # the demo sells licences to download its model
+    visit(page, f"/apps/{demo_node.facts['app']}", "signed-out-app")
 
 
 @pytest.mark.parametrize("width", ["desktop", "phone"])

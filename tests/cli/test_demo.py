@@ -37,7 +37,15 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_servable_node(tmp_path: Pat
     assert time.monotonic() - started < 600
 
     titles = [s["title"] for s in story["steps"]]
-    assert titles == ["Accounts", "Dataset", "Training", "Usage", "Settlement", "Balances"]
+    assert titles == [
+        "Accounts",
+        "Dataset",
+        "Training",
+        "Usage",
+        "Market",
+        "Settlement",
+        "Balances",
+    ]
     dataset = next(s for s in story["steps"] if s["title"] == "Dataset")
     reasons = " ".join(str(r[3]) for r in dataset["rows"] if r[2] == "rejected")
     assert "duplicate" in reasons and "required" in reasons and "JSON" in reasons
@@ -50,7 +58,13 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_servable_node(tmp_path: Pat
     roles = {
         row[1] for row in next(s for s in story["steps"] if s["title"] == "Settlement")["rows"]
     }
-    assert roles == {"owner", "data", "compute"}
+    assert roles == {"owner", "data", "compute", "upstream"}  # the app's upstream is the model
+    # the paid task paid the first batch's records and reviews, each claimed at once
+    bounty = story["bounty"]
+    assert bounty["records"] == story["dataset"]["records"] and bounty["reviews"] > 0
+    assert sum(int(v) for v in bounty["paid"].values()) == (
+        bounty["records"] * 10**18 // 5 + bounty["reviews"] * 10**18 // 10
+    )
 
     # the kept folder serves the model to any OpenAI client with the printed key
     port = free_port()

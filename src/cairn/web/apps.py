@@ -24,8 +24,8 @@ from cairn.node import Node
 from cairn.serve.apps import DEFAULT_SPLIT, MAX_PROMPT, MAX_TOP_K, AppSpec, Retrieval
 from cairn.serve.retrieval import augment_messages
 from cairn.web.licences import token_amount
-from cairn.web.market import _names
-from cairn.web.playground import ROLES, _conversation, _cost, deposit_context
+from cairn.web.market import account_names
+from cairn.web.playground import ROLES, call_cost, conversation, deposit_context
 from cairn.web.render import page, redirect
 from cairn.web.session import MaybeViewer, Viewer, ViewerDep, viewer_of
 
@@ -126,7 +126,12 @@ def apps_page(request: Request, viewer: MaybeViewer) -> HTMLResponse:
     node = _node(request)
     assets = {str(a.asset_id): a.name for a in node.assets.list(limit=1000)}
     return page(
-        request, "apps.html", title="Apps", apps=node.apps.list(), assets=assets, names=_names(node)
+        request,
+        "apps.html",
+        title="Apps",
+        apps=node.apps.list(),
+        assets=assets,
+        names=account_names(node),
     )
 
 
@@ -220,7 +225,7 @@ def build(
         return _builder(request, viewer, form, status=exc.status, **_refusal(exc))
     assert receipt is not None  # a failed generation raised above
     return _builder(
-        request, viewer, form, answer=answer, passages=passages, cost=_cost(receipt), tried=spec
+        request, viewer, form, answer=answer, passages=passages, cost=call_cost(receipt), tried=spec
     )
 
 
@@ -255,7 +260,7 @@ def _app(
         model=model,
         dataset=dataset,
         version=version,
-        names=_names(node),
+        names=account_names(node),
         roles={**ROLES, "assistant": "App"},
         endpoint=str(request.base_url).rstrip("/") + "/v1",
         deposit=deposit_context(node, fresh, "/playground"),
@@ -280,7 +285,7 @@ def chat(
 ) -> HTMLResponse:
     """Send the next message to the app; the answer is charged its price per call."""
     node = _node(request)
-    history = _conversation(role or [], content or [])
+    history = conversation(role or [], content or [])
     if not message.strip():
         return _app(
             request, viewer, app_id, status=422, history=history, error="Write a message first."
@@ -316,5 +321,5 @@ def chat(
         viewer,
         app_id,
         history=[*asked, {"role": "assistant", "content": answer}],
-        cost=_cost(receipt),
+        cost=call_cost(receipt),
     )

@@ -32,7 +32,7 @@ def _market(node: Node) -> Market:
     return Market(node.db, node.store, node.assets, node.data, node.economy.prices)
 
 
-def _names(node: Node) -> dict[str, str]:
+def account_names(node: Node) -> dict[str, str]:
     """The node's labels of accounts it holds keys for, by lower-case address."""
     return {a.address.lower(): a.label for a in node.keystore.list() if a.label}
 
@@ -76,7 +76,7 @@ def marketplace(
         kinds=KINDS,
         groups=[(k, [s for s in listings if s.kind == k]) for k in KINDS],
         total=len(listings),
-        names=_names(node),
+        names=account_names(node),
     )
 
 
@@ -95,7 +95,7 @@ def asset_page(request: Request, asset_id: int) -> HTMLResponse:
     )
     detail = details.get(asset_id)
     name = detail.asset.name or f"{detail.asset.kind} {asset_id}"
-    names = _names(node)
+    names = account_names(node)
     svg, listed, sources = None, [], {}
     if detail.lineage is not None:
         # Providers whose keys this node holds are shown by their labels.

@@ -110,7 +110,7 @@ def deposit_context(node: Node, viewer: Viewer | None, back: str) -> dict[str, A
     }
 
 
-def _cost(receipt: UsageReceipt) -> dict[str, Any]:
+def call_cost(receipt: UsageReceipt) -> dict[str, Any]:
     """A call's receipt as the page shows it."""
     return {
         "receipt_id": receipt.receipt_id,
@@ -128,7 +128,7 @@ def playground(request: Request, viewer: MaybeViewer, model: str | None = None) 
     return _render(request, viewer, model)
 
 
-def _conversation(role: list[str], content: list[str]) -> list[dict[str, str]]:
+def conversation(role: list[str], content: list[str]) -> list[dict[str, str]]:
     """The conversation the form carried back, checked."""
     if len(role) != len(content):
         raise InvalidInput("the conversation came back damaged: start a new one")
@@ -153,7 +153,7 @@ def chat(
 ) -> HTMLResponse:
     """Send the next message of a conversation; the answer is charged like an API call."""
     node = _node(request)
-    history = _conversation(role or [], content or [])
+    history = conversation(role or [], content or [])
     settings = {"max_tokens": max_tokens, "temperature": temperature, "system": system}
     if not message.strip():
         return _render(
@@ -197,7 +197,7 @@ def chat(
         model,
         history=[*asked, {"role": "assistant", "content": answer}],
         settings=settings,
-        cost=_cost(receipt),
+        cost=call_cost(receipt),
         finish_reason=metered.generation.finish_reason,
     )
 
@@ -243,7 +243,7 @@ def classify(
         }
         for t, r in zip(texts, results, strict=True)
     ]
-    return _render(request, viewer, model, draft=text, labels=rows, cost=_cost(receipt))
+    return _render(request, viewer, model, draft=text, labels=rows, cost=call_cost(receipt))
 
 
 @router.post("/playground/embed", response_class=HTMLResponse)
@@ -272,7 +272,7 @@ def embed(
         {"text": t, "size": len(v), "head": [f"{x:.4f}" for x in v[:6]]}
         for t, v in zip(texts, vectors, strict=True)
     ]
-    return _render(request, viewer, model, draft=text, vectors=rows, cost=_cost(receipt))
+    return _render(request, viewer, model, draft=text, vectors=rows, cost=call_cost(receipt))
 
 
 @router.post("/playground/deposit")
