@@ -474,6 +474,8 @@ class Story:
         rows = []
         for account in sorted(set(names)):
             for row in node.economy.epochs.earnings(account):
+                if row["epoch_id"] != epoch["id"]:  # the paid task's epochs were shown before
+                    continue
                 for line in row["lines"]:
                     rows.append(
                         [

@@ -58,7 +58,11 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_servable_node(tmp_path: Pat
     roles = {
         row[1] for row in next(s for s in story["steps"] if s["title"] == "Settlement")["rows"]
     }
-    assert roles == {"owner", "data", "compute", "upstream"}  # the app's upstream is the model
+    assert roles == {"owner", "data", "compute"}  # the app's upstream share reaches the model's
+    # the epoch settled the calls (the app's among them) and the licence Dave bought
+    assert revenue == int(story["usage"]["spent"]) + 5 * 10**18
+    settled = next(s for s in story["steps"] if s["title"] == "Settlement")["rows"]
+    assert any("Arithmetic tutor with worked examples" in str(row[2]) for row in settled)
     # the paid task paid the first batch's records and reviews, each claimed at once
     bounty = story["bounty"]
     assert bounty["records"] == story["dataset"]["records"] and bounty["reviews"] > 0
