@@ -57,30 +57,33 @@ def market(draw: st.DrawFn) -> tuple[dict[str, int], dict[str, RevenueNode]]:
     return revenue, graph
 
 
-def exact(revenue: dict[str, int], graph: dict[str, RevenueNode]) -> dict[str, Fraction]:
-    """Each account's exact due, walking every path."""
-    owed: dict[str, Fraction] = {}
+def exact(
+    revenue: dict[str, int], graph: dict[str, RevenueNode]
+) -> dict[tuple[str, str, str, str], Fraction]:
+    """(account, source, via, role) -> exact amount, walking every path."""
+    owed: dict[tuple[str, str, str, str], Fraction] = {}
 
-    def pay(account: str, amount: Fraction) -> None:
-        owed[account.lower()] = owed.get(account.lower(), Fraction(0)) + amount
+    def pay(account: str, source: str, via: str, role: str, amount: Fraction) -> None:
+        key = (account.lower(), source, via, role)
+        owed[key] = owed.get(key, Fraction(0)) + amount
 
-    def walk(key: str, amount: Fraction) -> None:
+    def walk(source: str, key: str, amount: Fraction) -> None:
         node = graph[key]
-        pay(node.owner, amount * node.split.owner / BPS)
+        pay(node.owner, source, key, "owner", amount * node.split.owner / BPS)
         for role in ("data", "compute", "upstream"):
             share: Share = getattr(node, role)
             part = amount * getattr(node.split, role) / BPS
             total = sum(share.accounts.values()) + sum(share.assets.values())
             if not total:
-                pay(node.owner, part)
+                pay(node.owner, source, key, "owner", part)
                 continue
             for account, w in share.accounts.items():
-                pay(account, part * w / total)
+                pay(account, source, key, role, part * w / total)
             for asset, w in share.assets.items():
-                walk(asset, part * w / total)
+                walk(source, asset, part * w / total)
 
     for source, amount in revenue.items():
-        walk(source, Fraction(amount))
+        walk(source, source, Fraction(amount))
     return owed
 
 
@@ -92,13 +95,11 @@ def test_licence_app_and_call_revenue_split_exactly(
     revenue, graph = case
     result = split_revenue(revenue, graph)
     assert result.total == sum(revenue.values())
-    for source, amount in revenue.items():
+    for source, amount in revenue.items():  # each source pays out exactly its revenue
         assert sum(x.amount for x in result.lines if x.source == source) == amount
     due = exact(revenue, graph)
-    paid = {a.lower(): v for a, v in result.payouts.items()}
-    lines_per_account: dict[str, int] = {}
-    for line in result.lines:
-        lines_per_account[line.account.lower()] = lines_per_account.get(line.account.lower(), 0) + 1
-    for account in due.keys() | paid.keys():
-        # each line is within one unit of its exact value, so an account within its line count
-        assert abs(paid.get(account, 0) - due.get(account, 0)) < lines_per_account.get(account, 1)
+    paid = {(x.account.lower(), x.source, x.via, x.role): x.amount for x in result.lines}
+    for key in due.keys() | paid.keys():  # every line within one unit of its exact value
+        assert abs(paid.get(key, 0) - due.get(key, 0)) < 1, key
+    for account, total in result.payouts.items():  # an account's payout is its lines' sum
+        assert total == sum(v for k, v in paid.items() if k[0] == account.lower())

@@ -14,6 +14,7 @@ paid already (then the epoch is read from the `BatchPaid` event).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -74,6 +75,8 @@ class BountyBook:
         self.chain = chain
         self.assets = assets
         self.curator = curator  # anchors the node's datasets, so it sends their payouts
+        # the scheduler and an API call may both pay after an anchoring: one payer at a time
+        self._paying = threading.Lock()
 
     # -- the owner's side ----------------------------------------------------------------------
 
@@ -171,6 +174,10 @@ class BountyBook:
 
     def pay_due(self, bounty_id: int | None = None) -> list[dict[str, Any]]:
         """Pay every anchored batch an open bounty covers and has not paid; returns the payouts."""
+        with self._paying:
+            return self._pay_due(bounty_id)
+
+    def _pay_due(self, bounty_id: int | None) -> list[dict[str, Any]]:
         count = self.chain.bounties.count()
         if count == 0:
             return []
