@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -344,3 +345,37 @@ def test_a_backend_failure_charges_nothing(served: Served, monkeypatch: pytest.M
     after = node.economy.balances.get(served.carol.address)
     assert (after.spent, after.held) == (before.spent, 0)
     assert len(node.economy.receipts.of_account(served.carol.address, limit=1000)) == count
+
+
+def test_a_model_id_past_any_stored_id_is_not_found_in_openai_shape(served: Served) -> None:
+    reply = httpx.post(
+        served.url + "/v1/embeddings",
+        json={"model": "9" * 20, "input": "x"},
+        headers={"Authorization": f"Bearer {served.secret}"},
+    )
+    assert reply.status_code == 404, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "model_not_found" and "does not exist" in error["message"]
+
+
+def test_a_model_whose_weights_are_damaged_is_a_400_that_says_so(
+    served: Served, folders: dict[str, Path], tmp_path: Path
+) -> None:
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folders["encoder"], damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # cut short, as a broken upload would be
+    asset = served.node.catalog.register_folder(
+        served.alice, damaged, name="damaged encoder", licence="Apache-2.0", family="encoder"
+    )
+    spent = _spent(served)
+    reply = httpx.post(
+        served.url + "/v1/embeddings",
+        json={"model": str(asset.asset_id), "input": "x"},
+        headers={"Authorization": f"Bearer {served.secret}"},
+    )
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert f"model {asset.asset_id} cannot be served: its weights do not load" in error["message"]
+    assert _spent(served) == spent

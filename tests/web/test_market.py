@@ -109,6 +109,8 @@ def test_cards_show_real_figures_and_filters_exclude(
         by_testid(bad.text, "filter-error")
     )
     assert 'value="lots"' in bad.text and "Nothing matches" not in bad.text
+    huge = web.get("/?max_price=1e1000000")
+    assert huge.status_code == 400 and "is too large" in by_testid(huge.text, "filter-error")
 
 
 def test_a_dataset_page_shows_versions_contributors_lineage_and_where_to_help(
@@ -180,6 +182,9 @@ def test_an_unknown_asset_is_a_404_page_and_odd_assets_still_show(
     assert missing.status_code == 404 and "no asset with id 999" in missing.text
     assert "<h1>Not found</h1>" in missing.text
     assert web.get("/assets/abc").status_code == 422
+    for past in (f"/assets/{2**63}", f"/assets/{2**64 + 5}", "/assets/-1"):
+        beyond = web.get(past)  # past any id the node stores: a page that says why, not a 500
+        assert beyond.status_code == 422 and "asset_id: Input should be" in beyond.text, past
     alice = node.signers.get(node.keystore.find_by_label("alice").address)
     asset = node.assets.register(
         alice,

@@ -202,6 +202,9 @@ def test_a_deposit_from_the_page_credits_the_prepaid_balance(
     assert elsewhere.headers["location"] == "/playground"  # only the node's own pages
     bad = web.post("/playground/deposit", data={"amount": "-1"})
     assert bad.status_code == 422 and "must be positive" in bad.text
+    for huge in ("1e100", "1e1000000"):  # past any uint256 amount: a page that says so
+        refused = web.post("/playground/deposit", data={"amount": huge})
+        assert refused.status_code == 422 and "is too large" in refused.text, huge
     assert node.economy.balances.get(bob).available == 7 * TOKEN // 2
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI
 from cairn import __version__, web
 from cairn.api import problems
 from cairn.api.background import lifespan_for
+from cairn.api.body_limit import BodyLimit
 from cairn.api.routers import (
     accounts,
     apps,
@@ -39,6 +40,7 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
         ),
     )
     app.state.node = node
+    app.add_middleware(BodyLimit)
     problems.install(app)
     api = APIRouter(prefix="/api/v1")
     for module in (

@@ -28,6 +28,7 @@ OPENAI_ERRORS = {
     402: ("insufficient_quota", "insufficient_quota"),
     403: ("permission_error", None),
     404: ("invalid_request_error", "not_found"),
+    413: ("invalid_request_error", "request_too_large"),
     422: ("invalid_request_error", None),
     503: ("server_error", "service_unavailable"),
 }

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cairn.core.ids import StoredId
+
 
 class Strict(BaseModel):
     """Unknown fields are an error, not silently dropped."""
@@ -26,7 +28,9 @@ class AssetCreate(Strict):
     name: str = Field(..., max_length=200, examples=["Polite replies"])
     description: str = Field("", max_length=20_000)
     licence: str = Field(..., max_length=64, examples=["CC-BY-4.0"])
-    parents: list[int] = Field(default_factory=list, description="Lineage: ids of parent assets")
+    parents: list[StoredId] = Field(
+        default_factory=list, description="Lineage: ids of parent assets"
+    )
     split: SplitBody = Field(default_factory=lambda: SplitBody())
     extra: dict[str, Any] = Field(default_factory=dict, description="Free-form metadata")
 

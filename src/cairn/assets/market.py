@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from cairn.assets.service import Asset, AssetService
+from cairn.core.amounts import parse_units
 from cairn.core.errors import CairnError, InvalidInput
 from cairn.data.models import DatasetRow, RecordRow, UploadRow, VersionRow
 from cairn.data.service import DataService
@@ -26,7 +27,7 @@ from cairn.store.base import BlobStore
 
 KINDS = ("dataset", "model", "app")
 PRICE_CHOICES = ("free", "paid")
-TOKEN_UNIT = 10**18  # smallest units per whole token
+TOKEN_DECIMALS = 18  # of the payment token: prices are typed in whole tokens
 MAX_LISTED = 1000  # assets a listing reads (AssetService.list's own cap)
 # Held-out metrics in the order one is chosen to stand for a model's quality, and whether a
 # higher value is better (`finish_job` stores what `cairn.train.inner.evaluate` measured).
@@ -156,10 +157,12 @@ def parse_tokens(text: str, what: str) -> int:
         raise InvalidInput(f"{what} must be a number of tokens such as 0.5; got {text!r}") from None
     if not value.is_finite() or value < 0:
         raise InvalidInput(f"{what} must be zero or more tokens; got {text!r}")
-    units = value * TOKEN_UNIT
-    if units != units.to_integral_value():
-        raise InvalidInput(f"{what} has more than 18 decimal places: {text!r}")
-    return int(units)
+    if value == 0:
+        return 0
+    try:
+        return parse_units(text.strip(), TOKEN_DECIMALS)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc.message}") from None
 
 
 def model_quality(metrics: dict[str, Any]) -> Quality | None:

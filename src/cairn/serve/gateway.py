@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from cairn.assets.service import Asset
 from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.ids import MAX_ID
 from cairn.economy.keys import ApiKey
 from cairn.economy.metering import Charge, Meter
 from cairn.economy.receipts import UsageReceipt
@@ -250,6 +251,8 @@ class Gateway:
         """The model a request names, with its backend."""
         text = ref.strip()
         try:
+            if text.isdigit() and int(text) > MAX_ID:  # no stored asset has such an id
+                raise NotFound(text)
             asset = self.catalog.resolve(int(text) if text.isdigit() else text)
         except NotFound:
             raise NotFound(

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from cairn.core.errors import CairnError, InvalidInput
+from cairn.core.ids import StoredId
 from cairn.core.licensing import LicenceRequired
 from cairn.node import Node
 from cairn.serve.apps import DEFAULT_SPLIT, MAX_PROMPT, MAX_TOP_K, AppSpec, Retrieval
@@ -269,7 +270,7 @@ def _app(
 
 
 @router.get("/apps/{app_id}", response_class=HTMLResponse)
-def app_page(request: Request, viewer: MaybeViewer, app_id: int) -> HTMLResponse:
+def app_page(request: Request, viewer: MaybeViewer, app_id: StoredId) -> HTMLResponse:
     """An app: what it wraps and retrieves from, its defaults and price, and a chat with it."""
     return _app(request, viewer, app_id)
 
@@ -278,7 +279,7 @@ def app_page(request: Request, viewer: MaybeViewer, app_id: int) -> HTMLResponse
 def chat(
     request: Request,
     viewer: ViewerDep,
-    app_id: int,
+    app_id: StoredId,
     message: Annotated[str, Form(max_length=20_000)] = "",
     role: Annotated[list[str] | None, Form()] = None,
     content: Annotated[list[str] | None, Form()] = None,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from cairn.core.errors import CairnError
+from cairn.core.ids import StoredId
 from cairn.node import Node
 from cairn.web.licences import token_amount
 from cairn.web.render import TOKEN_DECIMALS, redirect, units
@@ -21,7 +22,7 @@ router = APIRouter()
 @router.post("/datasets/{dataset_id}/bounties")
 def open_bounty(
     request: Request,
-    dataset_id: int,
+    dataset_id: StoredId,
     viewer: ViewerDep,
     budget: Annotated[str, Form()],
     per_record: Annotated[str, Form()] = "0",
@@ -44,7 +45,7 @@ def open_bounty(
 
 
 @router.post("/bounties/{bounty_id}/close")
-def close_bounty(request: Request, bounty_id: int, viewer: ViewerDep) -> RedirectResponse:
+def close_bounty(request: Request, bounty_id: StoredId, viewer: ViewerDep) -> RedirectResponse:
     """Close a bounty; what is left goes back to its funder."""
     node: Node = request.app.state.node
     back = f"/assets/{node.economy.bounties.get(bounty_id)['dataset_id']}"

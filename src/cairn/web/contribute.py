@@ -21,6 +21,7 @@ from starlette.datastructures import FormData, UploadFile
 from cairn.core.attribution import SCALE
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import CairnError, InvalidInput, Unauthorized
+from cairn.core.ids import StoredId
 from cairn.core.reputation import ReputationInput, reputation
 from cairn.data.datasets import Dataset
 from cairn.data.signing import records_root, sign_contribution, upload_lines
@@ -282,7 +283,7 @@ def _contribute_page(
 
 
 @router.get("/datasets/{dataset_id}/contribute", response_class=HTMLResponse)
-def contribute_page(request: Request, dataset_id: int, viewer: ViewerDep) -> HTMLResponse:
+def contribute_page(request: Request, dataset_id: StoredId, viewer: ViewerDep) -> HTMLResponse:
     """Upload a JSONL file or fill in a record; see your records and standing."""
     node: Node = request.app.state.node
     return _contribute_page(request, node, viewer, node.data.datasets.get(dataset_id))
@@ -310,7 +311,7 @@ def _signed_upload(
 
 @router.post("/datasets/{dataset_id}/contribute", response_class=HTMLResponse)
 def contribute_post(
-    request: Request, dataset_id: int, viewer: ViewerDep, form: PostedForm
+    request: Request, dataset_id: StoredId, viewer: ViewerDep, form: PostedForm
 ) -> HTMLResponse:
     """Sign and send an upload (a file or one record); show every record's verdict."""
     node: Node = request.app.state.node

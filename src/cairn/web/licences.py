@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse
 from cairn.assets.service import Asset
 from cairn.core.amounts import parse_units
 from cairn.core.errors import CairnError, InvalidInput
+from cairn.core.ids import StoredId
 from cairn.core.licensing import TERMS_TEXT, Offer, Terms
 from cairn.node import Node
 from cairn.web.render import TOKEN_DECIMALS, redirect, units
@@ -128,7 +129,7 @@ def _back(asset_id: int) -> str:
 def make_offer(
     request: Request,
     viewer: ViewerDep,
-    asset_id: int,
+    asset_id: StoredId,
     terms: Annotated[str, Form(max_length=40)],
     price: Annotated[str, Form(max_length=80)] = "0",
     max_copies: Annotated[int, Form(ge=0, le=2**64 - 1)] = 0,
@@ -156,7 +157,7 @@ def make_offer(
 
 
 @router.post("/licences/{offer_id}/buy")
-def buy(request: Request, viewer: ViewerDep, offer_id: int) -> RedirectResponse:
+def buy(request: Request, viewer: ViewerDep, offer_id: StoredId) -> RedirectResponse:
     """Buy one copy of a licence with the signed-in account's wallet, paying its price."""
     node = _node(request)
     offer = node.licences.get(offer_id)
@@ -175,7 +176,7 @@ def buy(request: Request, viewer: ViewerDep, offer_id: int) -> RedirectResponse:
 def set_active(
     request: Request,
     viewer: ViewerDep,
-    offer_id: int,
+    offer_id: StoredId,
     active: Annotated[bool, Form()],
 ) -> RedirectResponse:
     """Withdraw an offer from sale, or offer it again (the asset's owner)."""

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from cairn.assets.detail import AssetDetails
 from cairn.assets.market import KINDS, Market, MarketFilter
 from cairn.core.errors import InvalidInput
+from cairn.core.ids import StoredId
 from cairn.core.licensing import Use
 from cairn.node import Node
 from cairn.web.licences import licence_panel
@@ -81,7 +82,7 @@ def marketplace(
 
 
 @router.get("/assets/{asset_id}", response_class=HTMLResponse)
-def asset_page(request: Request, asset_id: int) -> HTMLResponse:
+def asset_page(request: Request, asset_id: StoredId) -> HTMLResponse:
     """One asset: what it is, its versions, its identity on chain, its lineage and its payees."""
     node: Node = request.app.state.node
     details = AssetDetails(
@@ -129,7 +130,7 @@ def asset_page(request: Request, asset_id: int) -> HTMLResponse:
 
 
 @router.get("/datasets/{dataset_id}/records.jsonl")
-def download_records(request: Request, dataset_id: int, viewer: MaybeViewer) -> Response:
+def download_records(request: Request, dataset_id: StoredId, viewer: MaybeViewer) -> Response:
     """The newest version's records for the signed-in viewer (a licensed dataset needs a
     licence held by the viewer: the error page says which to buy)."""
     node: Node = request.app.state.node

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from cairn.core.errors import Conflict, Forbidden
+from cairn.core.ids import StoredId
 from cairn.node import Node
 from cairn.web.contribute import standing
 from cairn.web.render import page, redirect
@@ -32,7 +33,7 @@ def review_index(request: Request, viewer: ViewerDep) -> HTMLResponse:
 
 
 @router.get("/review/{dataset_id}", response_class=HTMLResponse)
-def review_page(request: Request, dataset_id: int, viewer: ViewerDep) -> HTMLResponse:
+def review_page(request: Request, dataset_id: StoredId, viewer: ViewerDep) -> HTMLResponse:
     """The account's next review task on the dataset, or that there is none."""
     node: Node = request.app.state.node
     dataset = node.data.datasets.get(dataset_id)
@@ -66,9 +67,9 @@ def review_page(request: Request, dataset_id: int, viewer: ViewerDep) -> HTMLRes
 @router.post("/review/{dataset_id}")
 def review_answer(
     request: Request,
-    dataset_id: int,
+    dataset_id: StoredId,
     viewer: ViewerDep,
-    task_id: Annotated[int, Form()],
+    task_id: Annotated[StoredId, Form()],
     answer: Annotated[str, Form(max_length=200)],
 ) -> RedirectResponse:
     """Record the answer to a task, then show the next one."""

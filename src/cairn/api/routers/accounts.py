@@ -10,6 +10,7 @@ from cairn.api.deps import NodeDep, SessionAddress, SessionSigner
 from cairn.api.routers.chain import tx_result
 from cairn.api.schemas import TokenTransfer, TxResult, Unlock
 from cairn.chain.contracts import checksum
+from cairn.core.amounts import parse_smallest_units
 from cairn.core.errors import Forbidden, NotFound
 from cairn.node import Node
 
@@ -82,5 +83,6 @@ def get_balances(node: NodeDep, address: str) -> dict[str, Any]:
 @router.post("/tokens/transfer", response_model=TxResult)
 def transfer_tokens(node: NodeDep, body: TokenTransfer, signer: SessionSigner) -> TxResult:
     """Send CAIRN from the signed-in account (whose key this node holds) to another address."""
-    receipt = node.chain.token.transfer(signer, checksum(body.to), int(body.amount))
+    amount = parse_smallest_units(body.amount, "amount")
+    receipt = node.chain.token.transfer(signer, checksum(body.to), amount)
     return tx_result(node, receipt)

@@ -13,8 +13,9 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from cairn.api.deps import NodeDep, SessionAddress, SessionSigner
-from cairn.api.routers.economy import _amount
 from cairn.api.schemas import SplitBody, Strict
+from cairn.core.amounts import parse_smallest_units
+from cairn.core.ids import StoredId
 from cairn.core.policy import RevenueSplit
 from cairn.serve.apps import DEFAULT_SPLIT, AppSpec, Retrieval, describe
 
@@ -22,17 +23,17 @@ router = APIRouter(tags=["apps"])
 
 
 class IndexBody(Strict):
-    dataset: int = Field(..., description="The dataset to retrieve from")
+    dataset: StoredId = Field(..., description="The dataset to retrieve from")
     version: str | None = Field(None, description="Its version (manifest CID); default newest")
 
 
 class AppBody(Strict):
-    model: int = Field(..., description="The chat model asset the app wraps")
+    model: StoredId = Field(..., description="The chat model asset the app wraps")
     system_prompt: str = Field("", max_length=8_000)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1, le=32_768)
-    dataset: int | None = Field(None, description="Retrieve passages from this dataset")
+    dataset: StoredId | None = Field(None, description="Retrieve passages from this dataset")
     version: str | None = Field(None, description="Its version; default the newest")
     top_k: int = Field(3, ge=1, le=20, description="Passages put into each prompt")
     price_per_call: str = Field("0", description="Smallest token units per call; 0 = free")
@@ -57,7 +58,7 @@ def _spec(node: Any, body: AppBody) -> AppSpec:
         top_p=body.top_p,
         max_tokens=body.max_tokens,
         retrieval=retrieval,
-        price_per_call=_amount(body.price_per_call, "price_per_call"),
+        price_per_call=parse_smallest_units(body.price_per_call, "price_per_call"),
     )
 
 
@@ -68,7 +69,7 @@ def list_apps(node: NodeDep) -> list[dict[str, Any]]:
 
 
 @router.get("/apps/{app_id}")
-def get_app(node: NodeDep, app_id: int) -> dict[str, Any]:
+def get_app(node: NodeDep, app_id: StoredId) -> dict[str, Any]:
     """One app and its spec."""
     asset, spec = node.apps.spec(app_id)
     return describe(asset, spec)

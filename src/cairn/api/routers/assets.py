@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from cairn.api.deps import NodeDep, SessionSigner
 from cairn.api.schemas import AssetCreate, AssetPublic, AssetTransfer
 from cairn.assets.service import Asset
+from cairn.core.ids import Offset, StoredId
 from cairn.core.policy import RevenueSplit
 from cairn.node import Node
 
@@ -31,7 +32,7 @@ def list_assets(
         str | None, Query(max_length=200, description="Text in name or description")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AssetPublic]:
     """Registered assets, newest first."""
     found = node.assets.list(kind=kind, owner=owner, query=q, limit=limit, offset=offset)
@@ -39,7 +40,7 @@ def list_assets(
 
 
 @router.get("/{asset_id}", response_model=AssetPublic)
-def get_asset(node: NodeDep, asset_id: int) -> AssetPublic:
+def get_asset(node: NodeDep, asset_id: StoredId) -> AssetPublic:
     """One asset by id."""
     return public(node, node.assets.get(asset_id))
 
@@ -63,7 +64,7 @@ def register_asset(node: NodeDep, body: AssetCreate, signer: SessionSigner) -> A
 
 @router.post("/{asset_id}/transfer", response_model=AssetPublic)
 def transfer_asset(
-    node: NodeDep, asset_id: int, body: AssetTransfer, signer: SessionSigner
+    node: NodeDep, asset_id: StoredId, body: AssetTransfer, signer: SessionSigner
 ) -> AssetPublic:
     """Transfer an asset of the signed-in account to another address."""
     return public(node, node.assets.transfer(signer, asset_id, body.to))

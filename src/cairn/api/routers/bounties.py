@@ -13,8 +13,9 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from cairn.api.deps import NodeDep, SessionSigner
-from cairn.api.routers.economy import _amount
 from cairn.api.schemas import Strict
+from cairn.core.amounts import parse_smallest_units
+from cairn.core.ids import StoredId
 
 router = APIRouter(tags=["bounties"])
 
@@ -36,39 +37,43 @@ def list_bounties(node: NodeDep) -> list[dict[str, Any]]:
 
 
 @router.get("/datasets/{dataset_id}/bounties")
-def dataset_bounties(node: NodeDep, dataset_id: int) -> list[dict[str, Any]]:
+def dataset_bounties(node: NodeDep, dataset_id: StoredId) -> list[dict[str, Any]]:
     """What a dataset's tasks pay: its bounties, open ones first, with the budget left."""
     node.assets.get(dataset_id)
     return node.economy.bounties.listing(dataset_id)
 
 
 @router.get("/bounties/{bounty_id}")
-def get_bounty(node: NodeDep, bounty_id: int) -> dict[str, Any]:
+def get_bounty(node: NodeDep, bounty_id: StoredId) -> dict[str, Any]:
     """One bounty with each batch it paid."""
     return node.economy.bounties.get(bounty_id)
 
 
 @router.post("/datasets/{dataset_id}/bounties", status_code=201)
 def open_bounty(
-    node: NodeDep, dataset_id: int, body: BountyOpen, signer: SessionSigner
+    node: NodeDep, dataset_id: StoredId, body: BountyOpen, signer: SessionSigner
 ) -> dict[str, Any]:
     """Escrow a budget for a dataset the signed-in account owns."""
     return node.economy.bounties.open(
         signer,
         dataset_id,
-        budget=_amount(body.budget, "budget"),
-        per_record=_amount(body.per_record, "per_record"),
-        per_review=_amount(body.per_review, "per_review"),
+        budget=parse_smallest_units(body.budget, "budget"),
+        per_record=parse_smallest_units(body.per_record, "per_record"),
+        per_review=parse_smallest_units(body.per_review, "per_review"),
     )
 
 
 @router.post("/bounties/{bounty_id}/top-up")
-def top_up(node: NodeDep, bounty_id: int, body: TopUp, signer: SessionSigner) -> dict[str, Any]:
+def top_up(
+    node: NodeDep, bounty_id: StoredId, body: TopUp, signer: SessionSigner
+) -> dict[str, Any]:
     """Add to an open bounty's budget."""
-    return node.economy.bounties.top_up(signer, bounty_id, _amount(body.amount, "amount"))
+    return node.economy.bounties.top_up(
+        signer, bounty_id, parse_smallest_units(body.amount, "amount")
+    )
 
 
 @router.post("/bounties/{bounty_id}/close")
-def close(node: NodeDep, bounty_id: int, signer: SessionSigner) -> dict[str, Any]:
+def close(node: NodeDep, bounty_id: StoredId, signer: SessionSigner) -> dict[str, Any]:
     """Close a bounty (its funder or the dataset's owner): the rest goes back to the funder."""
     return node.economy.bounties.close(signer, bounty_id)

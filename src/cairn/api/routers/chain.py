@@ -11,6 +11,7 @@ from web3.types import TxReceipt
 from cairn.api.deps import NodeDep
 from cairn.api.schemas import CallBody, RawTransaction, TxResult
 from cairn.chain.contracts import checksum
+from cairn.core.amounts import parse_smallest_units
 from cairn.core.errors import InvalidInput
 from cairn.node import Node
 
@@ -62,7 +63,12 @@ def estimate(node: NodeDep, body: CallBody) -> dict[str, int]:
     to = checksum(body.to)
     if to not in node.chain.addresses:
         raise InvalidInput("only calls to Cairn's own contracts can be estimated here")
-    tx: Any = {"from": checksum(body.sender), "to": to, "data": body.data, "value": int(body.value)}
+    tx: Any = {
+        "from": checksum(body.sender),
+        "to": to,
+        "data": body.data,
+        "value": parse_smallest_units(body.value, "value"),
+    }
     return {"gas": node.client.simulate(tx, "call")}
 
 

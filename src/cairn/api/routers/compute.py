@@ -9,6 +9,7 @@ from pydantic import Field
 
 from cairn.api.deps import NodeDep, SessionAddress
 from cairn.api.schemas import Strict
+from cairn.core.ids import Offset
 from cairn.core.recipe import load_recipe, parse_recipe
 
 router = APIRouter(tags=["compute"])
@@ -81,7 +82,7 @@ def get_job(node: NodeDep, job_id: str) -> dict[str, Any]:
 def job_logs(
     node: NodeDep,
     job_id: str,
-    offset: Annotated[int, Query(ge=0, description="Byte offset from the last answer")] = 0,
+    offset: Annotated[Offset, Query(description="Byte offset from the last answer")] = 0,
 ) -> dict[str, Any]:
     """The job's events from `offset`: rounds, providers, reports, the end."""
     events, next_offset = node.jobs.logs(job_id, offset)

@@ -10,6 +10,7 @@ from pydantic import Field
 from cairn.api.deps import MaybeSessionAddress, NodeDep, SessionAddress, SessionSigner
 from cairn.api.schemas import SplitBody, Strict
 from cairn.core.errors import Forbidden, InvalidInput
+from cairn.core.ids import Offset, StoredId
 from cairn.core.licensing import Use
 from cairn.core.policy import RevenueSplit
 from cairn.data.datasets import parse_spec
@@ -89,13 +90,13 @@ def create_dataset(node: NodeDep, body: DatasetCreate, signer: SessionSigner) ->
 
 
 @router.get("/datasets/{dataset_id}")
-def get_dataset(node: NodeDep, dataset_id: int) -> dict[str, Any]:
+def get_dataset(node: NodeDep, dataset_id: StoredId) -> dict[str, Any]:
     """A dataset with its record counts and versions."""
     return node.data.summary(dataset_id)
 
 
 @router.post("/datasets/{dataset_id}/contributions/typed-data")
-def typed_data(node: NodeDep, dataset_id: int, body: TypedDataBody) -> dict[str, Any]:
+def typed_data(node: NodeDep, dataset_id: StoredId, body: TypedDataBody) -> dict[str, Any]:
     """The EIP-712 document to sign for an upload (for `eth_signTypedData_v4`)."""
     lines = UploadBody(
         contributor="0x" + "0" * 40,
@@ -110,7 +111,7 @@ def typed_data(node: NodeDep, dataset_id: int, body: TypedDataBody) -> dict[str,
 
 @router.post("/datasets/{dataset_id}/contributions")
 def contribute(
-    node: NodeDep, dataset_id: int, body: UploadBody, response: Response
+    node: NodeDep, dataset_id: StoredId, body: UploadBody, response: Response
 ) -> dict[str, Any]:
     """Contribute records; one EIP-712 signature covers the upload. Each record gets a verdict.
 
@@ -130,14 +131,14 @@ def contribute(
 @router.get("/datasets/{dataset_id}/records")
 def list_records(
     node: NodeDep,
-    dataset_id: int,
+    dataset_id: StoredId,
     me: MaybeSessionAddress,
     status: Annotated[
         str | None, Query(description="review, accepted, anchored, rejected or held")
     ] = None,
     contributor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     """Stored records of a dataset (of a licensed one: your own, or all with a licence)."""
     if not (me and contributor and contributor.lower() == me.lower()):
@@ -148,14 +149,16 @@ def list_records(
 
 
 @router.post("/datasets/{dataset_id}/gold", status_code=201)
-def add_gold(node: NodeDep, dataset_id: int, body: GoldBody, me: SessionAddress) -> dict[str, int]:
+def add_gold(
+    node: NodeDep, dataset_id: StoredId, body: GoldBody, me: SessionAddress
+) -> dict[str, int]:
     """Seed gold questions (items with known answers); the dataset's owner only."""
     return {"added": node.data.reviews.add_gold(dataset_id, me, body.items)}
 
 
 @router.get("/datasets/{dataset_id}/reviews/next")
 def next_review(
-    node: NodeDep, dataset_id: int, me: SessionAddress, response: Response
+    node: NodeDep, dataset_id: StoredId, me: SessionAddress, response: Response
 ) -> dict[str, Any] | None:
     """The signed-in account's next review task; 204 when there is nothing to review."""
     task = node.data.reviews.next_task(dataset_id, me)
@@ -167,14 +170,14 @@ def next_review(
 
 @router.post("/reviews/{task_id}")
 def answer_review(
-    node: NodeDep, task_id: int, body: AnswerBody, me: SessionAddress
+    node: NodeDep, task_id: StoredId, body: AnswerBody, me: SessionAddress
 ) -> dict[str, Any]:
     """Answer a review task: approve/reject, or a label."""
     return node.data.reviews.submit(task_id, me, body.answer)
 
 
 @router.get("/datasets/{dataset_id}/reputation")
-def reputation(node: NodeDep, dataset_id: int) -> list[dict[str, Any]]:
+def reputation(node: NodeDep, dataset_id: StoredId) -> list[dict[str, Any]]:
     """Every reviewer's reputation on the dataset, with its evidence."""
     node.data.datasets.get(dataset_id)
     held = node.data.reviews.held_accounts(dataset_id)
@@ -190,7 +193,7 @@ def reputation(node: NodeDep, dataset_id: int) -> list[dict[str, Any]]:
 
 
 @router.post("/datasets/{dataset_id}/anchor")
-def anchor(node: NodeDep, dataset_id: int, me: SessionAddress) -> dict[str, Any]:
+def anchor(node: NodeDep, dataset_id: StoredId, me: SessionAddress) -> dict[str, Any]:
     """Anchor the accepted records now (the dataset's owner or curators)."""
     if not node.chain.registry.can_anchor(dataset_id, me):
         raise Forbidden(f"{me} is neither the owner nor a curator of dataset {dataset_id}")
@@ -204,13 +207,13 @@ def anchor(node: NodeDep, dataset_id: int, me: SessionAddress) -> dict[str, Any]
 
 
 @router.get("/datasets/{dataset_id}/versions")
-def versions(node: NodeDep, dataset_id: int) -> list[dict[str, Any]]:
+def versions(node: NodeDep, dataset_id: StoredId) -> list[dict[str, Any]]:
     """The dataset's versions, newest first, each named by its manifest's CID."""
     return node.data.anchoring.versions(dataset_id)
 
 
 @router.get("/datasets/{dataset_id}/attribution")
-def attribution(node: NodeDep, dataset_id: int, version: str | None = None) -> dict[str, Any]:
+def attribution(node: NodeDep, dataset_id: StoredId, version: str | None = None) -> dict[str, Any]:
     """A version's attribution table (account -> weight in parts of 10**18)."""
     manifest = node.data.anchoring.manifest(dataset_id, version)
     document: dict[str, Any] = node.store.get_json(manifest["attribution"])
@@ -222,7 +225,7 @@ def attribution(node: NodeDep, dataset_id: int, version: str | None = None) -> d
 
 
 @router.get("/datasets/{dataset_id}/records/{record}/proof")
-def proof(node: NodeDep, dataset_id: int, record: str) -> dict[str, Any]:
+def proof(node: NodeDep, dataset_id: StoredId, record: str) -> dict[str, Any]:
     """(batch, index, proof) of an anchored record, checked against ContributionLedger."""
     return node.data.anchoring.proof(dataset_id, record)
 
@@ -230,7 +233,7 @@ def proof(node: NodeDep, dataset_id: int, record: str) -> dict[str, Any]:
 @router.get("/datasets/{dataset_id}/export")
 def export(
     node: NodeDep,
-    dataset_id: int,
+    dataset_id: StoredId,
     me: MaybeSessionAddress,
     format: Annotated[str, Query(description="jsonl or parquet")] = "jsonl",
     version: Annotated[str | None, Query(description="manifest CID; default the newest")] = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,7 +10,9 @@ from pydantic import Field
 from cairn.api.deps import NodeDep, SessionAddress, SessionSigner
 from cairn.api.schemas import Strict
 from cairn.chain.contracts import checksum
+from cairn.core.amounts import parse_smallest_units
 from cairn.core.errors import Forbidden, InvalidInput, NotFound
+from cairn.core.ids import StoredId
 from cairn.node import Node
 
 router = APIRouter(tags=["economy"])
@@ -31,12 +32,6 @@ class PriceSet(Strict):
 
 class ClaimBody(Strict):
     account: str = Field(..., description="The account to pay (anyone may claim for it)")
-
-
-def _amount(text: str, what: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,78}", text):
-        raise InvalidInput(f"{what} must be a non-negative integer in the token's smallest unit")
-    return int(text)
 
 
 @router.post("/keys", status_code=201)
@@ -75,7 +70,7 @@ def prepaid(node: NodeDep, account: str) -> dict[str, Any]:
 def deposit(node: NodeDep, signer: SessionSigner, body: Deposit) -> dict[str, Any]:
     """Deposit from a signed-in account whose key this node holds (wallets: send the token to
     the treasury yourself)."""
-    amount = _amount(body.amount, "amount")
+    amount = parse_smallest_units(body.amount, "amount")
     if amount == 0:
         raise InvalidInput("deposit amount must be positive")
     receipt = node.chain.token.transfer(signer, node.economy.treasury, amount)
@@ -86,14 +81,18 @@ def deposit(node: NodeDep, signer: SessionSigner, body: Deposit) -> dict[str, An
 
 
 @router.put("/models/{asset_id}/price")
-def set_price(node: NodeDep, me: SessionAddress, asset_id: int, body: PriceSet) -> dict[str, Any]:
+def set_price(
+    node: NodeDep, me: SessionAddress, asset_id: StoredId, body: PriceSet
+) -> dict[str, Any]:
     """Set a model's price per 1,000 tokens (its owner only)."""
-    price = node.economy.prices.set(me, asset_id, _amount(body.price_per_1k, "price_per_1k"))
+    price = node.economy.prices.set(
+        me, asset_id, parse_smallest_units(body.price_per_1k, "price_per_1k")
+    )
     return {"asset_id": asset_id, "price_per_1k": str(price)}
 
 
 @router.get("/models/{asset_id}/price")
-def get_price(node: NodeDep, asset_id: int) -> dict[str, Any]:
+def get_price(node: NodeDep, asset_id: StoredId) -> dict[str, Any]:
     """A model's price per 1,000 tokens."""
     return {"asset_id": asset_id, "price_per_1k": str(node.economy.prices.get(asset_id))}
 
@@ -139,7 +138,7 @@ def epochs(node: NodeDep) -> list[dict[str, Any]]:
 
 
 @router.get("/epochs/{epoch_id}")
-def epoch(node: NodeDep, epoch_id: int) -> dict[str, Any]:
+def epoch(node: NodeDep, epoch_id: StoredId) -> dict[str, Any]:
     """One epoch."""
     return node.economy.epochs.epoch(epoch_id)
 

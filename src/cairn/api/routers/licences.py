@@ -13,11 +13,13 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from cairn.api.deps import MaybeSessionAddress, NodeDep, SessionSigner
-from cairn.api.routers.economy import _amount
 from cairn.api.schemas import Strict
+from cairn.core.amounts import parse_smallest_units
+from cairn.core.ids import StoredId
 from cairn.core.licensing import Use
 
 router = APIRouter(tags=["licences"])
+UINT256_MAX = 2**256 - 1  # LicenseToken keeps counts and durations as uint256
 
 
 class OfferCreate(Strict):
@@ -25,8 +27,12 @@ class OfferCreate(Strict):
     terms: str = Field(
         ..., description="open, non-commercial, commercial or commercial-remix", examples=["open"]
     )
-    max_copies: int = Field(0, ge=0, description="The most copies ever sold; 0 = no cap")
-    duration: int = Field(0, ge=0, description="Seconds a licence lasts; 0 = for ever")
+    max_copies: int = Field(
+        0, ge=0, le=UINT256_MAX, description="The most copies ever sold; 0 = no cap"
+    )
+    duration: int = Field(
+        0, ge=0, le=UINT256_MAX, description="Seconds a licence lasts; 0 = for ever"
+    )
     transferable: bool = Field(False, description="Whether holders may pass licences on")
 
 
@@ -41,11 +47,11 @@ class Activation(Strict):
 
 class LicenceTransfer(Strict):
     to: str
-    copies: int = Field(1, ge=1)
+    copies: int = Field(1, ge=1, le=UINT256_MAX)
 
 
 @router.get("/assets/{asset_id}/licences")
-def asset_offers(node: NodeDep, asset_id: int) -> dict[str, Any]:
+def asset_offers(node: NodeDep, asset_id: StoredId) -> dict[str, Any]:
     """The licence offers on an asset; `gated` is true once its owner has made any."""
     node.assets.get(asset_id)
     offers = node.licences.offers(asset_id)
@@ -59,13 +65,13 @@ def asset_offers(node: NodeDep, asset_id: int) -> dict[str, Any]:
 
 @router.post("/assets/{asset_id}/licences", status_code=201)
 def make_offer(
-    node: NodeDep, asset_id: int, body: OfferCreate, signer: SessionSigner
+    node: NodeDep, asset_id: StoredId, body: OfferCreate, signer: SessionSigner
 ) -> dict[str, Any]:
     """Offer licences to an asset the signed-in account owns."""
     return node.licences.offer(
         signer,
         asset_id,
-        price=_amount(body.price, "price"),
+        price=parse_smallest_units(body.price, "price"),
         terms=body.terms,
         max_copies=body.max_copies,
         duration=body.duration,
@@ -76,7 +82,7 @@ def make_offer(
 @router.get("/assets/{asset_id}/access")
 def access(
     node: NodeDep,
-    asset_id: int,
+    asset_id: StoredId,
     me: MaybeSessionAddress,
     use: Annotated[Use, Query(description="export, download or train")] = Use.EXPORT,
 ) -> dict[str, Any]:
@@ -92,27 +98,27 @@ def access(
 
 
 @router.get("/assets/{asset_id}/licence-sales")
-def asset_sales(node: NodeDep, asset_id: int) -> list[dict[str, Any]]:
+def asset_sales(node: NodeDep, asset_id: StoredId) -> list[dict[str, Any]]:
     """Licence purchases of an asset paid to this node's treasury, newest first."""
     node.assets.get(asset_id)
     return node.licences.sales(asset_id)
 
 
 @router.get("/licences/{offer_id}")
-def get_offer(node: NodeDep, offer_id: int) -> dict[str, Any]:
+def get_offer(node: NodeDep, offer_id: StoredId) -> dict[str, Any]:
     """One licence offer."""
     return node.licences.get(offer_id).to_dict()
 
 
 @router.post("/licences/{offer_id}/buy")
-def buy(node: NodeDep, offer_id: int, body: Purchase, signer: SessionSigner) -> dict[str, Any]:
+def buy(node: NodeDep, offer_id: StoredId, body: Purchase, signer: SessionSigner) -> dict[str, Any]:
     """Buy licences with the signed-in account, paying the price on chain."""
     return node.licences.buy(signer, offer_id, copies=body.copies, holder=body.holder)
 
 
 @router.post("/licences/{offer_id}/active")
 def set_active(
-    node: NodeDep, offer_id: int, body: Activation, signer: SessionSigner
+    node: NodeDep, offer_id: StoredId, body: Activation, signer: SessionSigner
 ) -> dict[str, Any]:
     """Withdraw an offer from sale, or offer it again (the asset's owner)."""
     return node.licences.set_active(signer, offer_id, body.active)
@@ -120,7 +126,7 @@ def set_active(
 
 @router.post("/licences/{offer_id}/transfer")
 def transfer(
-    node: NodeDep, offer_id: int, body: LicenceTransfer, signer: SessionSigner
+    node: NodeDep, offer_id: StoredId, body: LicenceTransfer, signer: SessionSigner
 ) -> dict[str, Any]:
     """Pass a transferable licence on."""
     return node.licences.transfer(signer, offer_id, body.to, body.copies)

@@ -12,13 +12,14 @@ from starlette.background import BackgroundTask
 
 from cairn.api.deps import MaybeSessionAddress, NodeDep
 from cairn.core.errors import InvalidInput
+from cairn.core.ids import StoredId
 from cairn.core.licensing import Use
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/models/{asset_id}/download", response_class=FileResponse)
-def download(node: NodeDep, asset_id: int, me: MaybeSessionAddress) -> FileResponse:
+def download(node: NodeDep, asset_id: StoredId, me: MaybeSessionAddress) -> FileResponse:
     """The model's Hugging Face folder as an uncompressed tar (weights do not compress).
 
     A licensed model needs a licence held by the signed-in account; 403 says which to buy.

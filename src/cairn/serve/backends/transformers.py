@@ -226,8 +226,8 @@ class TransformersBackend(Backend):
         }[kind]
         try:
             module = loader.from_pretrained(str(path), dtype=torch.float32)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"model {model.id}: cannot load {path} as {kind}: {exc}") from exc
+        except Exception as exc:  # damaged weights raise whatever their format's reader does
+            raise _unservable(model, f"its weights do not load as {kind}", exc) from exc
         module.to(self.device).eval()
         size = sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
         forward = inspect.signature(module.forward).parameters
@@ -339,6 +339,14 @@ def _folder_path(model: ServedModel) -> Path:
     return model.folder.resolve()
 
 
+def _unservable(model: ServedModel, why: str, exc: Exception) -> InvalidInput:
+    """A model whose published files are damaged: the caller named a model that cannot serve."""
+    return InvalidInput(
+        f"model {model.id} cannot be served: {why} ({type(exc).__name__}: {exc}); "
+        "its owner must publish it again"
+    )
+
+
 def _read_folder(model: ServedModel, path: Path) -> _Folder:
     if not (path / "config.json").is_file():
         raise NotFound(
@@ -347,8 +355,8 @@ def _read_folder(model: ServedModel, path: Path) -> _Folder:
     try:
         config = AutoConfig.from_pretrained(str(path))
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"model {model.id}: cannot read {path}: {exc}") from exc
+    except Exception as exc:  # a damaged config or tokenizer, as for weights
+        raise _unservable(model, "its config or tokenizer does not load", exc) from exc
     heads = [a for a in config.architectures or [] if a.endswith("ForSequenceClassification")]
     if model.family == "causal-lm":
         kind = "causal-lm"
