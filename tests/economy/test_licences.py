@@ -54,13 +54,35 @@ def live_world(world: World) -> LiveServer:
 
 def test_only_the_owner_offers_and_a_refusal_changes_nothing(world: World) -> None:
     book = world.node.licences
-    with pytest.raises(InvalidInput, match="only the owner"):
+    with pytest.raises(Forbidden, match="only the owner"):
         book.offer(world.bob, world.dataset, price=TOKEN, terms="commercial")
     assert book.offers(world.dataset) == []
     with pytest.raises(InvalidInput, match="unknown licence terms 'forever'"):
         book.offer(world.alice, world.dataset, price=TOKEN, terms="forever")
     offer = book.offer(world.alice, world.dataset, price=TOKEN, terms="commercial", max_copies=2)
     assert offer["terms"] == "commercial" and offer["max_copies"] == 2 and offer["buyable"]
+
+
+def test_someone_else_is_forbidden_to_offer_or_withdraw_over_the_api(
+    world: World, live_world: LiveServer
+) -> None:
+    offer = world.node.licences.offer(world.alice, world.dataset, price=TOKEN, terms="commercial")
+    with NodeClient(live_world.url) as api:
+        api.sign_in(world.bob)
+        auth = {"Authorization": f"Bearer {api.token}"}
+        made = api.http.post(
+            f"/api/v1/assets/{world.dataset}/licences",
+            json={"price": "1", "terms": "commercial"},
+            headers=auth,
+        )
+        assert made.status_code == 403, made.text
+        assert made.json()["detail"].startswith(f"only the owner of asset {world.dataset}")
+        withdrawn = api.http.post(
+            f"/api/v1/licences/{offer['offer_id']}/active", json={"active": False}, headers=auth
+        )
+        assert withdrawn.status_code == 403 and "only the owner" in withdrawn.json()["detail"]
+    assert [o.offer_id for o in world.node.licences.offers(world.dataset)] == [offer["offer_id"]]
+    assert world.node.licences.get(offer["offer_id"]).active
 
 
 def test_a_capped_offer_sells_out(world: World) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain, checksum
 from cairn.chain.models import SyncCursor
-from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.errors import Forbidden, InvalidInput, NotFound
 from cairn.core.licensing import Offer, Terms, Use, check_access
 from cairn.data.anchoring import Anchoring
 from cairn.db.engine import Database
@@ -63,7 +63,7 @@ class LicenceBook:
         """Offer licences to an asset `owner` owns."""
         asset = self.assets.get(asset_id)
         if asset.owner.lower() != owner.address.lower():
-            raise InvalidInput(
+            raise Forbidden(
                 f"only the owner of asset {asset_id} ({asset.owner}) can offer licences to it"
             )
         offer_id, _ = self.chain.licences.offer(
@@ -82,7 +82,7 @@ class LicenceBook:
         offer = self.get(offer_id)
         asset = self.assets.get(offer.asset_id)
         if asset.owner.lower() != owner.address.lower():
-            raise InvalidInput(f"only the owner of asset {asset.asset_id} can change its offers")
+            raise Forbidden(f"only the owner of asset {asset.asset_id} can change its offers")
         self.chain.licences.set_active(owner, offer_id, active)
         return self.get(offer_id).to_dict()
 
