@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from cairn.core.errors import InvalidInput
@@ -9,6 +10,11 @@ from cairn.core.policy import AssetKind, RevenueSplit
 
 METADATA_SCHEMA = "cairn.asset/v1"
 MAX_PARENTS = 16
+# Characters that reorder the text around them (U+202E makes "gpj.exe" read "exe.jpg"): an
+# asset's name or description must show what it says.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def validate_licence(licence: str) -> str:
@@ -19,6 +25,25 @@ def validate_licence(licence: str) -> str:
             f"licence must be 1-64 printable ASCII characters such as CC-BY-4.0; got {licence!r}"
         )
     return text
+
+
+def validate_text(value: str, field: str, *, lines: bool = False) -> str:
+    """`value` unless it holds a control character or a bidirectional override; `lines`
+    lets line breaks and tabs through (a description), never in a one-line `field`."""
+    for index, char in enumerate(value):
+        if lines and char in "\n\r\t":
+            continue
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp") or char in BIDI_CONTROLS:
+            kind = {"Cc": "control character", "Zl": "line break", "Zp": "line break"}.get(
+                category, "bidirectional control"
+            )
+            known = unicodedata.name(char, "")
+            raise InvalidInput(
+                f"{field} must not contain {kind} U+{ord(char):04X}"
+                f"{f' ({known})' if known else ''} at position {index}"
+            )
+    return value
 
 
 def validate_parents(parents: list[int], total_assets: int | None = None) -> list[int]:
@@ -53,8 +78,8 @@ def asset_metadata(
     return {
         "schema": METADATA_SCHEMA,
         "kind": kind.label,
-        "name": clean_name,
-        "description": description,
+        "name": validate_text(clean_name, "name"),
+        "description": validate_text(description, "description", lines=True),
         "licence": validate_licence(licence),
         "parents": list(parents),
         "split": split.as_dict(),
