@@ -169,6 +169,34 @@ def test_embeddings_in_both_encodings(served: Served) -> None:
     assert as_floats.usage.prompt_tokens > 0
 
 
+def test_the_last_embedding_and_classification_a_balance_covers_are_served(
+    served: Served,
+) -> None:
+    """The hold is the tokens the encoder reads ([CLS] and [SEP] included), not more."""
+    node, alice = served.node, served.alice  # she owns the models, and here pays for them too
+    texts = ["the last call", "that a balance covers"]
+    read = served.client().embeddings.create(model=served.encoder, input=texts).usage.prompt_tokens
+    price = math.ceil(PRICE * read / 1000)  # the classifier shares the encoder's tokenizer
+    assert node.economy.balances.get(alice.address).available == 0
+    node.chain.token.transfer(alice, node.economy.treasury, 2 * price)  # exactly two calls
+    _, secret = node.economy.keys.create(alice.address, "two calls")
+
+    embedded = served.client(secret).embeddings.create(model=served.encoder, input=texts)
+    assert embedded.usage.prompt_tokens == read
+    classified = httpx.post(
+        served.url + "/v1/classifications",
+        json={"model": served.classifier, "input": texts},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert classified.status_code == 200, classified.text  # the last call it covers
+    assert classified.json()["usage"]["prompt_tokens"] == read
+    balance = node.economy.balances.get(alice.address)
+    assert (balance.available, balance.held, balance.spent) == (0, 0, 2 * price)
+    with pytest.raises(openai.APIStatusError) as caught:
+        served.client(secret).embeddings.create(model=served.encoder, input=texts)
+    assert caught.value.status_code == 402
+
+
 def test_classifications(served: Served) -> None:
     response = httpx.post(
         served.url + "/v1/classifications",

@@ -69,11 +69,6 @@ class Served:
     capabilities: set[str] = field(default_factory=set)
 
 
-# An encoder reads each text between special tokens ([CLS] ... [SEP]): the hold counts room for
-# them, or a request would be charged at most its hold and the reported usage would go unpaid.
-FRAME_TOKENS = 4
-
-
 class Metered:
     """A generation whose charge is settled exactly once: by what it produced when it ends or
     its consumer stops (a client that goes away pays for what was generated), or not at all
@@ -396,7 +391,9 @@ class Gateway:
         """Embeddings of `texts`, charged by their tokens."""
         served = self.resolve(ref)
         self._check(served, "embeddings")
-        tokens = sum(served.backend.count_tokens(served.model, t) + FRAME_TOKENS for t in texts)
+        # the hold is the tokens the backend will report (special tokens included), so the
+        # last call a balance covers is served; where the backend can only bound them, it bounds
+        tokens = served.backend.input_tokens(served.model, texts)
         charge = self.meter.open(key, served.asset.asset_id, "embeddings", tokens)
         try:
             vectors, used = served.backend.embed(served.model, texts)
@@ -411,7 +408,7 @@ class Gateway:
         """Labels and scores for `texts`, charged by their tokens."""
         served = self.resolve(ref)
         self._check(served, "classifications")
-        tokens = sum(served.backend.count_tokens(served.model, t) + FRAME_TOKENS for t in texts)
+        tokens = served.backend.input_tokens(served.model, texts)
         charge = self.meter.open(key, served.asset.asset_id, "classifications", tokens)
         try:
             results, used = served.backend.classify(served.model, texts)

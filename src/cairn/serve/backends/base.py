@@ -30,6 +30,9 @@ MAX_TEMPERATURE = 2.0  # the OpenAI API's bound
 # per message, then "assistant:" for the model to continue.
 PLAIN_CHAT_LINE = "{role}: {content}\n"
 PLAIN_CHAT_PROMPT = "assistant:"
+# An encoder reads each text between special tokens ([CLS] ... [SEP]): a backend that cannot
+# count them exactly allows this many per text, so that what it holds covers what it reports.
+FRAME_TOKENS = 4
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,12 @@ class Backend(ABC):
     @abstractmethod
     def count_tokens(self, model: ServedModel, text: str) -> int:
         """How many tokens `text` is for `model` (without the special tokens a prompt adds)."""
+
+    def input_tokens(self, model: ServedModel, texts: list[str]) -> int:
+        """The tokens `embed` and `classify` will report reading for `texts`: what the gateway
+        holds before the call. This default is an upper bound (each text's tokens and room for
+        its special tokens); a backend that can count exactly says so by overriding it."""
+        return sum(self.count_tokens(model, text) + FRAME_TOKENS for text in texts)
 
     def require(self, model: ServedModel, operation: str) -> None:
         """Raise `InvalidInput` unless this backend serves `operation` for `model`."""

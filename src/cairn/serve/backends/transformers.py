@@ -202,6 +202,15 @@ class TransformersBackend(Backend):
         with folder.tokenizer_lock:
             return len(folder.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def input_tokens(self, model: ServedModel, texts: list[str]) -> int:
+        """Exactly what `embed` and `classify` count: each text with its special tokens,
+        truncated to the context, without the padding a batch adds."""
+        check_texts(texts)  # as embed and classify do: the tokenizer fails on an empty batch
+        folder = self._folder(model)
+        with folder.tokenizer_lock:
+            ids = folder.tokenizer(list(texts), truncation=True, max_length=folder.context)
+        return sum(len(one) for one in ids["input_ids"])
+
     # --- loading ------------------------------------------------------------------------------
 
     def _folder(self, model: ServedModel) -> _Folder:
