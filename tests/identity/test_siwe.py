@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -88,13 +89,14 @@ def library_message(
     issued_at: float = START,
     expiration_time: float | None = None,
     not_before: float | None = None,
+    uri: str | None = None,
 ) -> str:
     """The message as the `siwe` package (like siwe.js in a browser) writes it."""
     message = SiweMessage(
         domain=domain,
         address=address,
         statement="Sign in to Cairn.",
-        uri=f"https://{domain}/login",
+        uri=uri or f"https://{domain}/login",
         version="1",
         chain_id=chain_id,
         nonce=nonce,
@@ -287,6 +289,13 @@ def test_a_nonce_still_works_just_before_it_expires(
         ({"expiration_time": START}, "message expired"),
         ({"not_before": START + 3600}, "not valid before"),
         ({"issued_at": START + 3600}, "in the future"),
+        # the URI line must be on the origin the domain line names
+        ({"uri": "https://evil.example/login"}, "URI https://evil.example/login is not on"),
+        ({"uri": "https://cairn.test.evil.example/"}, "is not on http\\(s\\)://cairn.test"),
+        ({"uri": "https://someone@cairn.test/"}, "URI https://someone@cairn.test/ is not on"),
+        ({"uri": "http://cairn.test:8443/login"}, "URI http://cairn.test:8443/login"),
+        ({"uri": "ftp://cairn.test/"}, "URI ftp://cairn.test/ is not on"),
+        ({"uri": "did:pkh:eip155:1:0xabc"}, "URI did:pkh"),
     ],
 )
 def test_a_message_for_elsewhere_or_another_time_is_refused_and_changes_nothing(
@@ -297,6 +306,17 @@ def test_a_message_for_elsewhere_or_another_time_is_refused_and_changes_nothing(
     with pytest.raises(Unauthorized, match=reason):
         auth.sign_in(bad, sign(bad, wallet))
     good = library_message(wallet.address, nonce)
+    auth.sign_in(good, sign(good, wallet))
+
+
+def test_a_uri_over_another_scheme_than_the_first_line_names_is_refused(
+    auth: SiweAuth, wallet: LocalAccount
+) -> None:
+    nonce = auth.issue_nonce()
+    message = spec_message(wallet.address, nonce).replace("URI: https://", "URI: http://")
+    with pytest.raises(Unauthorized, match=re.escape("is not on https://cairn.test, the origin")):
+        auth.sign_in(message, sign(message, wallet))
+    good = spec_message(wallet.address, nonce)
     auth.sign_in(good, sign(good, wallet))
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -117,6 +118,7 @@ class SiweAuth:
                 f"the message signs in to '{parsed.domain}', but this node answers on "
                 f"{', '.join(sorted(self._domains))}; sign in from this node's own page"
             )
+        _check_uri(parsed)
         if parsed.chain_id != self._chain_id:
             raise Unauthorized(
                 f"the message is for chain id {parsed.chain_id}, but this node runs on chain id "
@@ -258,6 +260,19 @@ def parse_message(message: str) -> SiweMessage:
         raise InvalidInput(
             f"not a valid EIP-4361 sign-in message: check {_first_bad_part(message)}"
         ) from None
+
+
+def _check_uri(parsed: SiweMessage) -> None:
+    """The URI line must name the origin the message signs in to: the domain line's host and
+    port (and its scheme, when the first line gives one), over http or https."""
+    uri = urlsplit(parsed.uri)
+    scheme_ok = uri.scheme in ("http", "https") and parsed.scheme in (None, "", uri.scheme)
+    if not scheme_ok or uri.netloc.lower() != str(parsed.domain).lower():
+        origin = f"{parsed.scheme or 'http(s)'}://{parsed.domain}"
+        raise Unauthorized(
+            f"the message's URI {parsed.uri} is not on {origin}, the origin it signs in to; "
+            "sign in from this node's own page"
+        )
 
 
 def recover_signer(message: str, signature: str) -> str:
