@@ -7,6 +7,7 @@ rather than silently forking its state.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import time
@@ -31,6 +32,9 @@ class NodeConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     dev: bool = False  # create funded, unencrypted dev accounts
+    # a dev node lets anyone who reaches /signin sign in as any dev account, the operator
+    # included: it may listen on a non-loopback address only when this says so explicitly
+    unsafe_dev_on_public_address: bool = False
     password: str | None = None  # unlocks the operator and node-held accounts
     db_url: str | None = None  # default: SQLite file in the data folder
     s3_bucket: str | None = None  # set to store blobs in S3-compatible storage
@@ -40,6 +44,9 @@ class NodeConfig:
     dev_accounts: tuple[str, ...] = ("alice", "bob", "carol")
     base_models: bool = False  # register the packaged base models as model assets at start
     public_domains: tuple[str, ...] = ()  # extra host[:port] names SIWE messages may use
+    # mark the session cookie Secure on every request, not only on those that arrived over
+    # HTTPS (for a TLS proxy that sends no X-Forwarded-Proto, or one uvicorn does not trust)
+    secure_cookies: bool = False
     node_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"  # where CLI commands find the node
     fleet_port: int = DEFAULT_FLEET_PORT  # the Flower SuperLink's Fleet API: workers connect here
     control_port: int | None = None  # the SuperLink's Control API; default: any free port
@@ -79,11 +86,13 @@ class NodeConfig:
         config.llama_cpp = env.get("CAIRN_LLAMA_CPP", "").lower() in ("1", "true", "yes")
         if env.get("CAIRN_PUBLIC_DOMAINS"):
             config.public_domains = tuple(d.strip() for d in env["CAIRN_PUBLIC_DOMAINS"].split(","))
+        config.secure_cookies = env.get("CAIRN_SECURE_COOKIES", "").lower() in ("1", "true", "yes")
         for key, value in overrides.items():
             if not hasattr(config, key):
                 raise ConfigError(f"unknown node setting {key!r}")
             if value is not None:
                 setattr(config, key, Path(value).expanduser() if key == "data_dir" else value)  # type: ignore[arg-type]
+        refuse_public_dev(config)
         return config
 
     @property
@@ -113,6 +122,28 @@ def remembered_chain(data_dir: Path, requested: str | None) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"chain": chain, "created_at": int(time.time())}, indent=2))
     return chain
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` accepts connections from this machine only."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a host name: it may resolve to any address
+        return False
+
+
+def refuse_public_dev(config: NodeConfig) -> None:
+    """A dev node on a non-loopback address is an error unless explicitly wanted."""
+    if config.dev and not is_loopback(config.host) and not config.unsafe_dev_on_public_address:
+        raise ConfigError(
+            f"a dev node (--dev or --demo) must not listen on {config.host}: anyone who reaches "
+            "it can sign in at /signin as any dev account, the operator included. Listen on "
+            "127.0.0.1 (the default) and use a tunnel, or add --unsafe-dev-on-public-address "
+            "if everyone who can reach it may act as anyone"
+        )
 
 
 def _port(text: str, name: str) -> int:

@@ -150,9 +150,14 @@ def page(browser: Any, demo_node: DemoNode) -> Iterator[Any]:
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    blocked: list[str] = []  # what the Content Security Policy refused to load or run
+    tab.on(
+        "console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None
+    )
     yield tab
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not blocked, f"the page's CSP refused: {blocked}"
 
 
 def screenshot(page: Any, name: str) -> Path:
@@ -165,7 +170,8 @@ def screenshot(page: Any, name: str) -> Path:
 
 def accessibility_violations(page: Any) -> list[str]:
     """axe-core's WCAG 2 A/AA violations on the page, one line each."""
-    page.add_script_tag(path=str(AXE))
+    # evaluated, not added as a <script>: the pages' CSP refuses inline scripts (rightly)
+    page.evaluate(AXE.read_text())
     result = page.evaluate(
         """async () => {
             const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}});

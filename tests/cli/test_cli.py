@@ -293,3 +293,16 @@ def test_a_dataset_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
     assert "anchored 5" in shown and "Versions" in shown
     missing = cli("contribute", "1", str(tmp_path / "nope.jsonl"), "--from", "bob", ok=False)
     assert "does not exist" in missing.stderr
+
+
+@pytest.mark.parametrize("flag", ["--dev", "--demo"])
+def test_a_dev_node_on_a_public_address_does_not_start(tmp_path: Path, flag: str) -> None:
+    data_dir = tmp_path / "cairn"
+    run = Cli(data_dir, "http://127.0.0.1:1")
+    refused = run(
+        "node", "start", flag, "--chain", "memory", "--host", "0.0.0.0", "--no-base-models",
+        "--port", str(free_port()), "--fleet-port", str(free_port()), ok=False,
+    )  # fmt: skip
+    said = " ".join(refused.stderr.split())  # the console wraps long lines
+    assert "must not listen on 0.0.0.0" in said and "--unsafe-dev-on-public-address" in said
+    assert not data_dir.exists()  # refused before anything was created

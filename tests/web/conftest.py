@@ -1,5 +1,6 @@
-"""Web pages tested through a real HTTP server: `web` is an httpx client with cookies, and
-`signed_in(label)` signs it in as a dev account the way the dev account picker does."""
+"""Web pages tested through a real HTTP server: `web` is an httpx client with cookies whose
+posts come from the node's own pages, and `signed_in(label)` signs it in as a dev account the
+way the dev account picker does."""
 
 from __future__ import annotations
 
@@ -9,13 +10,27 @@ import httpx
 import pytest
 
 from cairn.node import Node
+from cairn.web import csrf
 from tests.conftest import LiveServer
 
 
 @pytest.fixture
 def web(live: LiveServer) -> Iterator[httpx.Client]:
-    """A browser-like client of the live node (keeps cookies, does not follow redirects)."""
-    with httpx.Client(base_url=live.url, timeout=60.0) as client:
+    """A browser-like client of the live node (keeps cookies, does not follow redirects). Its
+    posts carry what a post from one of the node's pages does: the node's Origin and, once
+    signed in, the session's form token (a test may send other values of either)."""
+
+    def as_a_page_would(request: httpx.Request) -> None:
+        if request.method != "POST":
+            return
+        request.headers.setdefault("Origin", live.url)
+        session = client.cookies.get(csrf.SESSION_COOKIE)
+        if session and csrf.HEADER not in request.headers:
+            request.headers[csrf.HEADER] = csrf.form_token(session)
+
+    with httpx.Client(
+        base_url=live.url, timeout=60.0, event_hooks={"request": [as_a_page_would]}
+    ) as client:
         yield client
 
 

@@ -1,15 +1,19 @@
 """Signing in to the web app: the dev account picker, a wallet's EIP-4361 message, signing out,
-pages that need an account, and form posts from other sites refused."""
+pages that need an account, form posts from other sites refused, a session cookie that is Secure
+over HTTPS, and a sign-in that never sends the browser to another site."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from cairn.node import Node
+from cairn.web.session import SESSION_COOKIE
+from tests.conftest import LiveServer
 
 
 def test_the_dev_picker_signs_in_and_the_header_shows_the_account(
@@ -72,3 +76,54 @@ def test_only_dev_accounts_can_use_the_picker(web: httpx.Client, node: Node) -> 
     assert stranger.status_code == 404 and "Sign out" not in stranger.text
     listed = web.get("/signin").text
     assert "operator" in listed and "(runs this node)" in listed and "gateway" not in listed
+
+
+def cookie_flags(reply: httpx.Response) -> set[str]:
+    """The attributes of the session cookie a reply sets (httponly, secure, …), lower case."""
+    (session,) = [c for c in reply.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE)]
+    return {part.split("=")[0].strip().lower() for part in session.split(";")[1:]}
+
+
+def test_the_session_cookie_is_secure_when_the_page_came_over_https(
+    web: httpx.Client, node: Node, make_node: Callable[..., Node], tmp_path: Path
+) -> None:
+    alice = node.keystore.find_by_label("alice").address
+    plain = web.post("/signin/dev", data={"address": alice})
+    assert plain.status_code == 303 and "secure" not in cookie_flags(plain)
+    # behind a TLS proxy on this machine: uvicorn believes 127.0.0.1's X-Forwarded-Proto
+    proxied = web.post(
+        "/signin/dev", data={"address": alice}, headers={"X-Forwarded-Proto": "https"}
+    )
+    assert proxied.status_code == 303
+    assert {"secure", "httponly", "samesite"} <= cookie_flags(proxied)
+
+    # a proxy that says nothing: the node is told (CAIRN_SECURE_COOKIES) instead
+    told = make_node(tmp_path / "told", secure_cookies=True)
+    with LiveServer(told) as server, httpx.Client(base_url=server.url) as client:
+        address = told.keystore.find_by_label("bob").address
+        reply = client.post(
+            "/signin/dev", data={"address": address}, headers={"Origin": server.url}
+        )
+        assert reply.status_code == 303 and "secure" in cookie_flags(reply)
+
+
+def test_after_signing_in_the_browser_stays_on_this_node(web: httpx.Client, node: Node) -> None:
+    page = web.get("/signin", params={"next": "/\\127.0.0.1:8299/x"})  # ?next=/%5C127.0.0.1…
+    assert 'data-next="/"' in page.text and 'name="next" value="/"' in page.text
+
+    wallet = Account.create()
+    message = web.post("/signin/message", data={"address": wallet.address}).json()["message"]
+    signature = wallet.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+    reply = web.post(
+        "/signin/wallet",
+        json={"message": message, "signature": signature, "next": "/\\127.0.0.1:8299/x"},
+    )
+    assert reply.status_code == 200 and reply.json()["next"] == "/"
+
+    alice = node.keystore.find_by_label("alice").address
+    # browsers read a backslash as a slash and drop tabs and line breaks: each is another site
+    for bad in ("/\\evil.example", "/\t/evil.example", "/\n/evil.example", "/\\\\evil.example"):
+        reply = web.post("/signin/dev", data={"address": alice, "next": bad})
+        assert reply.status_code == 303 and reply.headers["location"] == "/", bad
+    kept = web.post("/signin/dev", data={"address": alice, "next": "/assets/3?tab=x#licences"})
+    assert kept.headers["location"] == "/assets/3?tab=x#licences"

@@ -12,7 +12,7 @@ from rich.panel import Panel
 
 from cairn.cli.common import DataDir, NodeUrl, client
 from cairn.cli.output import console, fields, table
-from cairn.config import DEFAULT_HOST, DEFAULT_PORT, NodeConfig
+from cairn.config import DEFAULT_HOST, DEFAULT_PORT, NodeConfig, is_loopback
 
 app = typer.Typer(help="Run and inspect a Cairn node.", no_args_is_help=True)
 
@@ -37,6 +37,14 @@ def start(
             "--demo",
             help="Seed a demo community on first start (accounts, a dataset, a trained model, "
             "paid use, a settled epoch) and keep its two provider workers running; implies --dev",
+        ),
+    ] = False,
+    unsafe_dev_on_public_address: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-dev-on-public-address",
+            help="Let --dev or --demo listen on a non-loopback --host. ANYONE who reaches the "
+            "node can then sign in as any dev account, the operator included",
         ),
     ] = False,
     base_models: Annotated[
@@ -64,6 +72,7 @@ def start(
         host=host,
         port=port,
         dev=dev,
+        unsafe_dev_on_public_address=unsafe_dev_on_public_address,
         dev_accounts=demo_accounts() if demo else None,
         base_models=base_models,
         fleet_port=fleet_port,
@@ -93,6 +102,11 @@ def start(
         if dev:
             lines.append(
                 "[bold yellow]DEV NODE: dev accounts are stored UNENCRYPTED; never use them for real value[/]"
+            )
+        if dev and not is_loopback(host):
+            lines.append(
+                f"[bold red]ANYONE who reaches {host}:{port} can sign in as any dev account, "
+                "the operator included[/]"
             )
         console.print(Panel("\n".join(lines), title="Cairn node", expand=False))
         if dev:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from cairn import __version__
+from cairn.web import csrf
 
 TOKEN_DECIMALS = 18
 FLASH_COOKIE = "cairn_flash"
@@ -93,6 +94,8 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
             "nav": NAV,
             "path": request.url.path,
             "flash": flash,
+            "csrf_field": csrf.hidden_field(request),  # every <form method="post"> renders it
+            "csrf_token": csrf.token_of(request),  # for the pages' scripts, in a <meta>
             **context,
         },
         status_code=status,

@@ -3,29 +3,31 @@
 A browser wallet (EIP-1193) signs an EIP-4361 message in the page (static/cairn.js) and trades
 it for a session here; on a development node a dev account can be picked instead, and the node
 signs the same message with the key it holds. The cookie is HttpOnly and SameSite=Strict, and
-form posts from another origin are refused, so another site cannot act for the signed-in user.
+Secure when the page was served over HTTPS (or the node is told it is, `CAIRN_SECURE_COOKIES`);
+every page post is checked by `cairn.web.csrf`, so another site cannot act for the signed-in user.
 """
 
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from eth_account.messages import encode_defunct
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from siwe import SiweMessage
 
 from cairn.chain.contracts import checksum
 from cairn.core.errors import CairnError, Forbidden, NotFound, Unauthorized
 from cairn.node import GATEWAY, OPERATOR, Node
+from cairn.web.csrf import SESSION_COOKIE
 from cairn.web.render import page, redirect
 
-SESSION_COOKIE = "cairn_session"
 STATEMENT = "Sign in to Cairn."
 
 router = APIRouter(include_in_schema=False)
@@ -82,18 +84,8 @@ def viewer_of(request: Request) -> Viewer | None:
     return viewer
 
 
-def same_origin(request: Request) -> None:
-    """Refuse a form post sent from another site's page."""
-    if request.method in ("GET", "HEAD"):
-        return
-    origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
-        raise Forbidden(f"a form from {origin} may not act on this node; use the node's own pages")
-
-
 def require_viewer(request: Request) -> Viewer:
     """The signed-in account; a page without one sends the browser to sign in."""
-    same_origin(request)
     viewer = viewer_of(request)
     if viewer is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -103,7 +95,6 @@ def require_viewer(request: Request) -> Viewer:
 
 def optional_viewer(request: Request) -> Viewer | None:
     """The signed-in account, if any."""
-    same_origin(request)
     return viewer_of(request)
 
 
@@ -128,17 +119,28 @@ def siwe_text(request: Request, node: Node, address: str, nonce: str) -> str:
     )
 
 
-def _signed_in(url: str, token: str, max_age: int, message: str) -> RedirectResponse:
-    response = redirect(url, message)
+def _keep_session(request: Request, response: Response, token: str, expires_at: int) -> None:
+    """Set the session cookie: HttpOnly, SameSite=Strict, and Secure over HTTPS."""
+    node = _node(request)
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="strict"
+        SESSION_COOKIE,
+        token,
+        max_age=max(60, expires_at - int(datetime.now(UTC).timestamp())),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        # uvicorn reports https behind a proxy it trusts (X-Forwarded-Proto, FORWARDED_ALLOW_IPS)
+        secure=request.url.scheme == "https" or node.config.secure_cookies,
     )
-    return response
 
 
 def _safe_next(next_url: str | None) -> str:
     """Only a path on this node: never send a signed-in user to another site."""
     if not next_url or not next_url.startswith("/") or next_url.startswith("//"):
+        return "/"
+    # Browsers read `/\host` as `//host` and drop tabs and line breaks (`/\t/host`): a path
+    # with a backslash or any control or format character is not taken at all.
+    if any(c == "\\" or unicodedata.category(c).startswith("C") for c in next_url):
         return "/"
     return next_url
 
@@ -168,7 +170,6 @@ def signin_dev(
     next: Annotated[str, Form()] = "/",
 ) -> RedirectResponse:
     """Sign in as a dev account: the node signs the EIP-4361 message with the key it holds."""
-    same_origin(request)
     node = _node(request)
     if not node.config.dev:
         raise Forbidden("dev accounts are offered only by a node started with --dev")
@@ -179,12 +180,9 @@ def signin_dev(
     message = siwe_text(request, node, info.address, node.auth.issue_nonce())
     signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
     session = node.auth.sign_in(message, signature)
-    return _signed_in(
-        _safe_next(next),
-        session.token,
-        max(60, session.expires_at - int(datetime.now(UTC).timestamp())),
-        f"Signed in as {info.label} ({info.address}).",
-    )
+    response = redirect(_safe_next(next), f"Signed in as {info.label} ({info.address}).")
+    _keep_session(request, response, session.token, session.expires_at)
+    return response
 
 
 class WalletSignIn(BaseModel):
@@ -202,7 +200,6 @@ def _json_error(exc: CairnError) -> JSONResponse:
 def signin_message(request: Request, address: Annotated[str, Form()]) -> JSONResponse:
     """The EIP-4361 message a wallet signs for `address`, with a fresh nonce."""
     try:
-        same_origin(request)
         node = _node(request)
         text = siwe_text(request, node, checksum(address), node.auth.issue_nonce())
     except CairnError as exc:
@@ -214,26 +211,17 @@ def signin_message(request: Request, address: Annotated[str, Form()]) -> JSONRes
 def signin_wallet(request: Request, body: WalletSignIn) -> JSONResponse:
     """Trade a wallet-signed EIP-4361 message for a session cookie."""
     try:
-        same_origin(request)
         session = _node(request).auth.sign_in(body.message, body.signature)
     except CairnError as exc:
         return _json_error(exc)
     response = JSONResponse({"address": session.address, "next": _safe_next(body.next)})
-    response.set_cookie(
-        SESSION_COOKIE,
-        session.token,
-        max_age=max(60, session.expires_at - int(datetime.now(UTC).timestamp())),
-        path="/",
-        httponly=True,
-        samesite="strict",
-    )
+    _keep_session(request, response, session.token, session.expires_at)
     return response
 
 
 @router.post("/signout")
 def signout(request: Request) -> RedirectResponse:
     """End the session and forget the cookie."""
-    same_origin(request)
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         _node(request).auth.sign_out(token)

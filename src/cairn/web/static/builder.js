@@ -24,6 +24,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (event.target.name === "method") {
       // each method has its own settings: load them, keeping everything else chosen so far
       const query = new URLSearchParams(new FormData(form));
+      query.delete("csrf_token"); // a form token has no place in an address
       window.location.assign(form.getAttribute("action") + "?" + query.toString());
       return;
     }

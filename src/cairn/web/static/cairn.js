@@ -20,6 +20,22 @@ function refreshLive(el) {
   setTimeout(tick, every);
 }
 
+// The session's form token, sent with posts made from scripts (forms carry it as a hidden field;
+// the node refuses a post with the session cookie and without the token).
+function formToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? { "X-CSRF-Token": meta.content } : {};
+}
+
+// What went wrong, from a reply that is JSON ({detail}) or, for a refused post, an error page.
+async function failureOf(reply, fallback) {
+  try {
+    return (await reply.json()).detail || fallback;
+  } catch (e) {
+    return `${fallback} (the node answered ${reply.status}); reload the page and try again`;
+  }
+}
+
 // Sign-In with Ethereum through an injected EIP-1193 wallet.
 async function walletSignIn(button) {
   const status = document.getElementById("wallet-status");
@@ -33,19 +49,19 @@ async function walletSignIn(button) {
     const [address] = await window.ethereum.request({ method: "eth_requestAccounts" });
     const form = new FormData();
     form.append("address", address);
-    const prepared = await fetch("/signin/message", { method: "POST", body: form });
-    if (!prepared.ok) throw new Error((await prepared.json()).detail || "could not prepare the message");
+    const prepared = await fetch("/signin/message", { method: "POST", body: form, headers: formToken() });
+    if (!prepared.ok) throw new Error(await failureOf(prepared, "could not prepare the message"));
     const { message } = await prepared.json();
     say("Sign the message in your wallet…");
     const hex = "0x" + Array.from(new TextEncoder().encode(message), (b) => b.toString(16).padStart(2, "0")).join("");
     const signature = await window.ethereum.request({ method: "personal_sign", params: [hex, address] });
     const reply = await fetch("/signin/wallet", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...formToken() },
       body: JSON.stringify({ message, signature, next: button.dataset.next }),
     });
+    if (!reply.ok) throw new Error(await failureOf(reply, "sign-in failed"));
     const body = await reply.json();
-    if (!reply.ok) throw new Error(body.detail || "sign-in failed");
     window.location.assign(body.next || "/");
   } catch (e) {
     say("Sign-in failed: " + (e.message || e));
@@ -72,6 +88,13 @@ function focusableScrollers() {
 document.addEventListener("DOMContentLoaded", () => {
   focusableScrollers();
   document.querySelectorAll("[data-refresh]").forEach(refreshLive);
+  // "Go back" on an error page (a javascript: link would be inline script, which the CSP refuses)
+  document.querySelectorAll("a[data-back]").forEach((link) => link.addEventListener("click", (event) => {
+    if (window.history.length > 1) {
+      event.preventDefault();
+      window.history.back();
+    }
+  }));
   const wallet = document.getElementById("wallet-signin");
   if (wallet) wallet.addEventListener("click", () => walletSignIn(wallet));
 });
