@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from functools import partial
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -13,6 +14,7 @@ from cairn.chain.anvil import free_port
 from cairn.chain.backends import ChainBackend, open_backend
 from cairn.chain.client import ChainClient
 from cairn.chain.contracts import Chain
+from cairn.chain.cursors import check_cursors, forget_cursors, record_transaction
 from cairn.chain.deployment import load_or_deploy
 from cairn.compute.jobs import JobService
 from cairn.compute.superlink import SuperLink
@@ -23,6 +25,7 @@ from cairn.db.engine import Database
 from cairn.economy.bounties import BountyBook
 from cairn.economy.licences import LicenceBook
 from cairn.economy.service import Economy, Schedule
+from cairn.folder_lock import FolderLock
 from cairn.identity.keystore import Keystore
 from cairn.identity.signers import Signers
 from cairn.identity.siwe import SiweAuth
@@ -56,17 +59,26 @@ class Node:
         self.demo_status: str | None = None  # what seeding the demo community is doing, if it is
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.chain_spec = remembered_chain(self.data_dir, config.chain)
-        self.db = Database(config.index_url)
-        self.db.migrate()
-        self.store = self._open_store()
-        self.keystore = Keystore(self.data_dir / "accounts")
-        self.signers = Signers(self.keystore, config.password)
-        self.backend: ChainBackend = open_backend(
-            self.chain_spec, self.data_dir, anvil_port=config.anvil_port
-        )
+        self.folder_lock = FolderLock(self.data_dir)  # one node per data folder
+        self.folder_lock.acquire()
         try:
-            self.client = ChainClient(self.backend)
+            self.chain_spec = remembered_chain(self.data_dir, config.chain)
+            self.db = Database(config.index_url)
+            self.db.migrate()
+            self.store = self._open_store()
+            self.keystore = Keystore(self.data_dir / "accounts")
+            self.signers = Signers(self.keystore, config.password)
+            self.backend: ChainBackend = open_backend(
+                self.chain_spec,
+                self.data_dir,
+                anvil_port=config.anvil_port,
+                lock_fd=self.folder_lock.fd,
+            )
+        except BaseException:
+            self.folder_lock.release()
+            raise
+        try:
+            self.client = ChainClient(self.backend, on_receipt=partial(record_transaction, self.db))
             self.operator = self._node_account(OPERATOR)
             deployment, fresh = load_or_deploy(
                 self.client,
@@ -74,6 +86,11 @@ class Node:
                 self.data_dir / "chain" / f"deployment-{self.client.chain_id}.json",
                 self.data_dir / "chain" / "build",
             )
+            # A new chain starts a new index; a known one must still have what the index read.
+            if fresh:
+                forget_cursors(self.db)
+            else:
+                check_cursors(self.db, self.client)
             self.chain = Chain(self.client, deployment)
             self.assets = AssetService(self.chain, self.store, self.db)
             self.data = DataService(self.chain, self.store, self.db, self.assets, self.operator)
@@ -154,6 +171,7 @@ class Node:
             )
         except BaseException:
             self.backend.close()
+            self.folder_lock.release()
             raise
 
     def _open_store(self) -> BlobStore:
@@ -261,10 +279,11 @@ class Node:
         return self.jobs.resume()
 
     def close(self) -> None:
-        """Stop the SuperLink, the chain backend, and release the index."""
+        """Stop the SuperLink and the chain backend, release the index and the data folder."""
         self.superlink.stop()
         self.backend.close()
         self.db.close()
+        self.folder_lock.release()
 
 
 def open_node(data_dir: Path, **settings: object) -> Node:

@@ -16,6 +16,7 @@ from sqlalchemy import delete, or_, select
 from cairn.assets.metadata import asset_metadata, validate_parents
 from cairn.assets.models import AssetRow
 from cairn.chain.contracts import Chain, checksum
+from cairn.chain.cursors import advance, start_block
 from cairn.chain.models import SyncCursor
 from cairn.core.errors import CairnError, Forbidden, InvalidInput, NotFound
 from cairn.core.policy import AssetKind, RevenueSplit
@@ -162,8 +163,7 @@ class AssetService:
             client = self.chain.client
             head = client.block_number()
             with self.db.session() as session:
-                cursor = session.get(SyncCursor, CURSOR)
-                start = (cursor.last_block + 1) if cursor else self.chain.deployment.block
+                start = start_block(session, CURSOR, self.chain.deployment.block)
             if start > head:
                 return 0
             applied = 0
@@ -174,15 +174,12 @@ class AssetService:
                 for event in (events.AssetRegistered, events.Transfer, events.MetadataUpdated):
                     logs += client.logs(event, lo, hi)
                 logs.sort(key=lambda log: (log["blockNumber"], log["logIndex"]))
+                block_hash = client.block_hash(hi)
                 with self.db.session() as session:
                     for log in logs:
                         applied += self._apply(session, log)
                         session.flush()
-                    cursor = session.get(SyncCursor, CURSOR)
-                    if cursor is None:
-                        session.add(SyncCursor(name=CURSOR, last_block=hi))
-                    else:
-                        cursor.last_block = hi
+                    advance(session, CURSOR, hi, block_hash)
             return applied
 
     def reset_index(self) -> None:

@@ -1,7 +1,14 @@
-"""A managed anvil child process on 127.0.0.1 whose state lives in the node's data folder."""
+"""A managed anvil child process on 127.0.0.1 whose state lives in the node's data folder.
+
+Anvil saves its whole state to `--state FILE` every second and when it is stopped (SIGINT or
+SIGTERM). The child dies with the node however the node ends (SIGTERM from Linux when the node
+is killed, so it still saves), and it holds the data folder's lock until it has exited. What
+survives a crash is what anvil last saved: `saved_block` reads that block number from the file.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from cairn.core.children import death_signal
 from cairn.core.errors import ChainUnavailable
 
 CHAIN_ID = 31337
@@ -44,13 +52,22 @@ def free_port() -> int:
 class AnvilProcess:
     """Start anvil with `--state FILE` so that a restarted node keeps its assets and balances."""
 
-    def __init__(self, state_file: Path, *, port: int | None = None, binary: str | None = None):
+    def __init__(
+        self,
+        state_file: Path,
+        *,
+        port: int | None = None,
+        binary: str | None = None,
+        lock_fd: int | None = None,
+    ):
         self.state_file = state_file
         self.port = port or free_port()
         self.binary = binary or find_anvil()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = state_file.with_suffix(".log")
+        self.lock_fd = lock_fd  # the data folder's lock, held by anvil too until it exits
         self._proc: subprocess.Popen[bytes] | None = None
+        self._saved: tuple[tuple[int, int, int], int] | None = None  # (file stat, its block)
 
     def start(self, timeout: float = 20.0) -> None:
         """Start anvil and wait until it answers JSON-RPC."""
@@ -67,7 +84,13 @@ class AnvilProcess:
             "--silent",
         ]  # fmt: skip
         log = self.log_file.open("ab")
-        self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=death_signal(),
+            pass_fds=() if self.lock_fd is None else (self.lock_fd,),
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -105,3 +128,28 @@ class AnvilProcess:
     def running(self) -> bool:
         """Whether the child process is alive."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    def saved_block(self) -> int:
+        """The newest block in the state file anvil last finished saving; -1 before any.
+
+        A file anvil is writing right now is not valid JSON yet: the previous answer stands.
+        """
+        try:
+            stat = self.state_file.stat()
+        except FileNotFoundError:
+            return -1
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._saved is not None and self._saved[0] == key:
+            return self._saved[1]
+        try:
+            saved = json.loads(self.state_file.read_bytes())["best_block_number"]
+            block = int(str(saved), 0)  # a JSON number; a hex string would do too
+        except (ValueError, KeyError, TypeError):
+            return self._saved[1] if self._saved is not None else -1
+        self._saved = (key, block)
+        return block

@@ -3,10 +3,14 @@
 - `memory`: eth-tester/py-evm in this process; state is gone when the process ends.
 - `anvil`: a managed anvil child process on 127.0.0.1, state saved in the data folder.
 - `rpc`: any EVM JSON-RPC URL (an L2, a testnet, a production network).
+
+Each also says which blocks it keeps through a crash (`durable_block`): the node credits a
+deposit only once its block is kept, so a balance never outlives the transaction that paid it.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ class ChainBackend:
 
     kind: str = ""
     rpc_url: str | None = None
+    description: str = "the chain"  # for messages: which chain, and where its state lives
     # Local dev chains can mint ether for dev accounts; a real network cannot.
     can_fund: bool = False
 
@@ -38,15 +43,32 @@ class ChainBackend:
             "wallet on that network"
         )
 
+    def durable_block(self, head: int) -> int:
+        """The newest block, `head` at most, that the chain keeps if it crashes now.
+
+        A network keeps every block it has mined (reorgs are the confirmations' business).
+        """
+        return head
+
+    def wait_durable(self, block: int, timeout: float) -> int:
+        """Wait up to `timeout` seconds until `block` is kept; returns the newest kept block."""
+        return self.durable_block(block)
+
     def close(self) -> None:
         """Release the backend (stop a child process, close connections)."""
 
 
 class MemoryBackend(ChainBackend):
-    """eth-tester with the py-evm backend, in process."""
+    """eth-tester with the py-evm backend, in process.
+
+    Nothing about it outlives the process, and nothing needs to: a node on the memory chain
+    starts a new chain and a new index each time, so a block is kept for as long as anything
+    can see it, and a deposit is credited at once.
+    """
 
     kind = "memory"
     can_fund = True
+    description = "the memory chain"
 
     def __init__(self) -> None:
         params = PyEVMBackend.generate_genesis_params(overrides={"gas_limit": BLOCK_GAS_LIMIT})
@@ -67,8 +89,11 @@ class AnvilBackend(ChainBackend):
     kind = "anvil"
     can_fund = True
 
-    def __init__(self, state_file: Path, *, port: int | None = None) -> None:
-        self.process = AnvilProcess(state_file, port=port)
+    def __init__(
+        self, state_file: Path, *, port: int | None = None, lock_fd: int | None = None
+    ) -> None:
+        self.process = AnvilProcess(state_file, port=port, lock_fd=lock_fd)
+        self.description = f"the anvil chain saved in {state_file}"
         self.process.start()
         self.rpc_url = self.process.url
         super().__init__(Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 30})))
@@ -77,6 +102,18 @@ class AnvilBackend(ChainBackend):
         """Raise the balance of `address` by `wei` with anvil's cheat code."""
         current = self.w3.eth.get_balance(address)  # type: ignore[arg-type]
         self.w3.provider.make_request("anvil_setBalance", [address, hex(current + wei)])  # type: ignore[arg-type]
+
+    def durable_block(self, head: int) -> int:
+        """The newest block in anvil's saved state file: what a restart brings back, even after
+        kill -9 of node and anvil. Anvil saves every second: this trails `head` by a second."""
+        return min(head, self.process.saved_block())
+
+    def wait_durable(self, block: int, timeout: float) -> int:
+        """Poll the state file until anvil has saved `block` (about a second) or time is up."""
+        deadline = time.monotonic() + timeout
+        while (saved := self.process.saved_block()) < block and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return saved
 
     def close(self) -> None:
         """Stop anvil (it saves its state first)."""
@@ -90,17 +127,25 @@ class RpcBackend(ChainBackend):
 
     def __init__(self, url: str) -> None:
         self.rpc_url = url
+        self.description = f"the chain at {url}"
         super().__init__(Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60})))
         if not self.w3.is_connected():
             raise ChainUnavailable(f"no EVM JSON-RPC node answers at {url}")
 
 
-def open_backend(spec: str, data_dir: Path, *, anvil_port: int | None = None) -> ChainBackend:
-    """Open the backend named by `--chain`: `memory`, `anvil` or an http(s):// URL."""
+def open_backend(
+    spec: str, data_dir: Path, *, anvil_port: int | None = None, lock_fd: int | None = None
+) -> ChainBackend:
+    """Open the backend named by `--chain`: `memory`, `anvil` or an http(s):// URL.
+
+    `lock_fd` is the data folder's lock, which a managed anvil holds until it has exited.
+    """
     if spec == "memory":
         return MemoryBackend()
     if spec == "anvil":
-        return AnvilBackend(data_dir / "chain" / "anvil-state.json", port=anvil_port)
+        return AnvilBackend(
+            data_dir / "chain" / "anvil-state.json", port=anvil_port, lock_fd=lock_fd
+        )
     if spec.startswith(("http://", "https://")):
         return RpcBackend(spec)
     raise ConfigError(f"unknown chain {spec!r}: use memory, anvil or an http(s):// JSON-RPC URL")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -23,7 +23,7 @@ from eth_tester.exceptions import TransactionFailed
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import BlockNotFound, ContractLogicError, TimeExhausted, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
 from cairn.chain.backends import ChainBackend
@@ -87,8 +87,11 @@ def decode_signed_transaction(raw: bytes) -> dict[str, Any]:
 class ChainClient:
     """Calls, gas estimates and signed transactions against one backend."""
 
-    def __init__(self, backend: ChainBackend) -> None:
+    def __init__(
+        self, backend: ChainBackend, *, on_receipt: Callable[[TxReceipt], None] | None = None
+    ) -> None:
         self.backend = backend
+        self.on_receipt = on_receipt  # told of each successful receipt (the index records it)
         self.w3: Web3 = backend.w3
         try:
             self.chain_id: int = self.w3.eth.chain_id
@@ -120,6 +123,20 @@ class ChainClient:
         """The newest block."""
         with self._lock:
             return int(self.w3.eth.block_number)
+
+    def block_hash(self, number: int) -> str | None:
+        """The hash of block `number` as 0x-hex, or None if the chain has no such block."""
+        with self._lock:
+            try:
+                block = self.w3.eth.get_block(number)
+            except BlockNotFound:
+                return None
+        return HexBytes(block["hash"]).to_0x_hex()
+
+    def block_time(self) -> int:
+        """The newest block's timestamp: the chain's clock, which time locks are checked by."""
+        with self._lock:
+            return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def balance(self, address: str) -> int:
         """Native currency balance in wei."""
@@ -257,6 +274,8 @@ class ChainClient:
         if receipt["status"] != 1:
             reason = self._replay_reason(tx_hash, sender, receipt["blockNumber"])
             raise ChainError(f"{action} reverted: {reason}", reason=reason)
+        if self.on_receipt is not None:
+            self.on_receipt(receipt)
         return receipt
 
     def _replay_reason(self, tx_hash: HexBytes, sender: str, block: int) -> str:

@@ -10,7 +10,7 @@ import typer
 import uvicorn
 from rich.panel import Panel
 
-from cairn.cli.common import DataDir, NodeUrl, client
+from cairn.cli.common import DataDir, NodeUrl, client, stop_on_signals
 from cairn.cli.output import console, fields, table
 from cairn.config import DEFAULT_HOST, DEFAULT_PORT, NodeConfig, is_loopback
 
@@ -65,6 +65,9 @@ def start(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's own calls to the API
+    # SIGTERM ends the node as Ctrl-C does, through `node.close()`, which stops anvil so that
+    # it saves its state (uvicorn re-raises a SIGTERM it caught, which would kill us first).
+    stop_on_signals()
     dev = dev or demo
     config = NodeConfig.from_env(
         data_dir=data_dir,

@@ -17,9 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -30,6 +28,7 @@ from flwr.proto.control_pb2_grpc import ControlStub
 from flwr.supercore.fab import Fab
 
 from cairn import __version__
+from cairn.core.children import death_signal
 from cairn.core.errors import Unavailable
 
 log = logging.getLogger("cairn.superlink")
@@ -80,28 +79,6 @@ def flower_tool(name: str) -> str:
     if not path.exists():
         raise Unavailable(f"{name} is not installed beside {sys.executable}: install flwr")
     return str(path)
-
-
-def death_signal() -> Callable[[], None] | None:
-    """What to run in a child before exec so that it dies with this process (main thread only).
-
-    Linux ties the signal to the thread that forks, so a child forked from a short-lived
-    thread would be killed when that thread ends: only the main thread asks for it.
-    """
-    return die_with_parent if threading.current_thread() is threading.main_thread() else None
-
-
-def die_with_parent() -> None:
-    """In a child before exec: ask Linux to SIGTERM it when its parent dies, even by SIGKILL.
-
-    The SuperLink and SuperNodes run in their own sessions (so that stopping them stops what
-    they spawned); without this a node killed hard would leave them holding their ports.
-    """
-    if sys.platform == "linux":
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def spawn_flower(command: list[str], log: Path, flwr_home: Path) -> subprocess.Popen[bytes]:

@@ -7,6 +7,13 @@ first holds its largest possible cost, so concurrent requests cannot overspend, 
 charged what it used; the hold is released either way. `deposited - spent - held` is what an
 account may still spend. Money spent stays in the treasury until an epoch is settled: then
 the revenue is moved on chain to RevenueDistributor and paid out by lineage.
+
+A deposit is credited only once the chain keeps its block through a crash, so a balance never
+outlives the transfer that paid it: on anvil once anvil has saved a state file holding the
+block (it saves every second: a read that finds a new deposit waits about that long), on a
+network after `confirmations` blocks, on the memory chain at once (its chain and index start
+afresh each run). The deposits cursor keeps the hash of its block, and the node checks it
+against the chain at start (`cairn.chain.cursors`), which re-checks every credit before it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cairn.chain.contracts import Chain, checksum
+from cairn.chain.cursors import advance, start_block
 from cairn.chain.models import SyncCursor
 from cairn.core.errors import InvalidInput, PaymentRequired
 from cairn.db.engine import Database
@@ -27,6 +35,7 @@ from cairn.economy.models import BalanceRow, DepositRow
 
 CURSOR = "deposits"
 LOG_CHUNK = 5_000  # blocks per eth_getLogs call
+DURABLE_WAIT = 5.0  # seconds a read waits for the chain to keep a new deposit (anvil: about 1)
 
 
 @dataclass(frozen=True)
@@ -111,18 +120,19 @@ class Balances:
             return len(rows)
 
     def sync(self) -> int:
-        """Credit token transfers to the treasury not yet credited; returns how many."""
+        """Credit token transfers to the treasury not yet credited, in blocks the chain keeps
+        through a crash; returns how many."""
         client = self.chain.client
-        head = client.block_number() - self.confirmations
         with self.db.session() as session:
-            cursor = session.get(SyncCursor, CURSOR)
-            start = (cursor.last_block + 1) if cursor else self.chain.deployment.block
+            start = start_block(session, CURSOR, self.chain.deployment.block)
+        head = self._durable_head(start, client.block_number() - self.confirmations)
         credited = 0
         contracts = {checksum(a) for a in self.chain.addresses}
         event = self.chain.token.contract.events.Transfer
         for lo in range(start, head + 1, LOG_CHUNK):
             hi = min(lo + LOG_CHUNK - 1, head)
             logs = client.logs(event, lo, hi, {"receiver": self.treasury})
+            block_hash = client.block_hash(hi)
             with self.lock, self.db.session() as session:
                 for log in logs:
                     sender = checksum(log["args"]["sender"])
@@ -151,12 +161,27 @@ class Balances:
                     row = _row(session, sender)
                     row.deposited = str(int(row.deposited) + amount)
                     credited += 1
-                cursor = session.get(SyncCursor, CURSOR)
-                if cursor is None:
-                    session.add(SyncCursor(name=CURSOR, last_block=hi))
-                else:
-                    cursor.last_block = hi
+                advance(session, CURSOR, hi, block_hash)
         return credited
+
+    def _durable_head(self, start: int, tip: int) -> int:
+        """The newest block up to `tip` whose deposits may be credited: one the chain keeps.
+
+        When transfers to the treasury wait in blocks not kept yet, wait (up to `DURABLE_WAIT`)
+        for the chain to keep them, so a deposit just made is credited in the same read.
+        """
+        backend = self.chain.client.backend
+        kept = backend.durable_block(tip)
+        if kept == tip or start > tip:
+            return kept
+        event = self.chain.token.contract.events.Transfer
+        waiting = self.chain.client.logs(
+            event, max(start, kept + 1), tip, {"receiver": self.treasury}
+        )
+        if not waiting:
+            return kept
+        newest = max(int(log["blockNumber"]) for log in waiting)
+        return min(tip, backend.wait_durable(newest, DURABLE_WAIT))
 
     def get(self, account: str) -> Balance:
         """`account`'s balance, after crediting new deposits."""

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain, checksum
+from cairn.chain.cursors import advance, start_block
 from cairn.chain.models import SyncCursor
 from cairn.core.errors import Forbidden, InvalidInput, NotFound
 from cairn.core.licensing import Offer, Terms, Use, check_access
@@ -202,13 +203,13 @@ class LicenceBook:
         client = self.chain.client
         head = client.block_number()
         with self.db.session() as session:
-            cursor = session.get(SyncCursor, CURSOR)
-            start = (cursor.last_block + 1) if cursor else self.chain.deployment.block
+            start = start_block(session, CURSOR, self.chain.deployment.block)
         event = self.chain.licences.contract.events.LicenceBought
         added = 0
         for lo in range(start, head + 1, LOG_CHUNK):
             hi = min(lo + LOG_CHUNK - 1, head)
             logs = client.logs(event, lo, hi)
+            block_hash = client.block_hash(hi)
             versions: dict[int, str | None] = {}
             with self.db.session() as session:
                 for log in logs:
@@ -243,11 +244,7 @@ class LicenceBook:
                         )
                     )
                     added += 1
-                cursor = session.get(SyncCursor, CURSOR)
-                if cursor is None:
-                    session.add(SyncCursor(name=CURSOR, last_block=hi))
-                else:
-                    cursor.last_block = hi
+                advance(session, CURSOR, hi, block_hash)
         return added
 
     def sales(self, asset_id: int | None = None) -> list[dict[str, Any]]:
