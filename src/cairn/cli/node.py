@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import sys
 from typing import Annotated
 
@@ -13,6 +15,7 @@ from rich.panel import Panel
 from cairn.cli.common import DataDir, NodeUrl, client, stop_on_signals
 from cairn.cli.output import console, fields, table
 from cairn.config import DEFAULT_HOST, DEFAULT_PORT, NodeConfig, is_loopback
+from cairn.core.errors import ConfigError
 
 app = typer.Typer(help="Run and inspect a Cairn node.", no_args_is_help=True)
 
@@ -80,6 +83,7 @@ def start(
         base_models=base_models,
         fleet_port=fleet_port,
     )
+    refuse_busy_ports(config)
     if not dev and config.password is None and sys.stdin.isatty():
         config.password = typer.prompt(
             "Node password (unlocks the operator account)", hide_input=True
@@ -141,6 +145,47 @@ def start(
                 community.stop()
     finally:
         node.close()
+
+
+def refuse_busy_ports(config: NodeConfig) -> None:
+    """Fail before anything is created if the API or Fleet API port cannot be listened on."""
+    if config.port == config.fleet_port:
+        raise ConfigError(
+            f"--port and --fleet-port are both {config.port}: the API and the Flower fleet API "
+            "need a port each"
+        )
+    for port, what, flag in (
+        (config.port, "the API and web UI", "--port"),
+        (config.fleet_port, "the Flower fleet API providers' workers connect to", "--fleet-port"),
+    ):
+        try:
+            try_listening(config.host, port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} ({what}) is in use: stop what uses it or choose another "
+                    f"with {flag}"
+                ) from None
+            raise ConfigError(
+                f"cannot listen on {config.host}:{port} ({what}): {exc.strerror or exc}; "
+                f"choose another --host or {flag}"
+            ) from None
+
+
+def try_listening(host: str, port: int) -> None:
+    """Listen on host:port for a moment; raises the OSError a server would meet there.
+
+    Binds as uvicorn does (SO_REUSEADDR, so a closed connection's TIME_WAIT is no obstacle) but
+    without SO_REUSEPORT, which gRPC sets: a SuperLink already on the port would otherwise let a
+    second one bind beside it and share its connections.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen()
 
 
 @app.command("status")
