@@ -23,13 +23,20 @@ from pathlib import Path
 import grpc
 from flwr.cli.build import build_fab_from_files
 from flwr.common.serde import fab_to_proto, user_config_to_proto
-from flwr.proto.control_pb2 import StartRunRequest, StopRunRequest
+from flwr.proto.control_pb2 import (
+    ListNodesRequest,
+    RegisterNodeRequest,
+    StartRunRequest,
+    StopRunRequest,
+)
 from flwr.proto.control_pb2_grpc import ControlStub
+from flwr.proto.node_pb2 import NodeInfo
 from flwr.supercore.fab import Fab
 
 from cairn import __version__
+from cairn.compute.fleet_tls import load_supernode_public_key
 from cairn.core.children import death_signal
-from cairn.core.errors import Unavailable
+from cairn.core.errors import ConfigError, Unavailable
 
 log = logging.getLogger("cairn.superlink")
 
@@ -133,8 +140,16 @@ class SuperLink:
         fleet_port: int,
         control_port: int,
         serverappio_port: int,
+        tls_dir: Path | None = None,
     ) -> None:
         self.folder = folder
+        # a folder made by `make_fleet_tls` (by default `folder/tls`, if `cairn node fleet-tls`
+        # made one): TLS on the Fleet and Control APIs, and only SuperNodes whose public keys
+        # are registered admitted (those in `tls_dir/supernodes/*.pub` at each start); None:
+        # plaintext, and any SuperNode that reaches the Fleet API joins
+        if tls_dir is None and (folder / "tls" / "server.pem").exists():
+            tls_dir = folder / "tls"
+        self.tls_dir = tls_dir
         self.host = host
         self.fleet_port = fleet_port
         self.control_port = control_port
@@ -156,9 +171,18 @@ class SuperLink:
         if self.running:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self.tls_dir is None:
+            security = ["--insecure"]
+        else:
+            security = [
+                "--ssl-certfile", str(self.tls_dir / "server.pem"),
+                "--ssl-keyfile", str(self.tls_dir / "server.key"),
+                "--ssl-ca-certfile", str(self.tls_dir / "ca.pem"),
+                "--enable-supernode-auth",
+            ]  # fmt: skip
         command = [
             flower_tool("flower-superlink"),
-            "--insecure",
+            *security,
             "--disable-runtime-dependency-installation",
             "--database",
             str(self.folder / "state.db"),
@@ -179,7 +203,15 @@ class SuperLink:
                 f"the Flower SuperLink did not start ({exc.message}); see "
                 f"{self.folder / 'superlink.log'}"
             ) from None
-        log.info("Flower SuperLink: fleet API on %s", self.fleet_address)
+        if self.tls_dir is not None:
+            self._register_admitted_supernodes(self.tls_dir / "supernodes")
+        log.info(
+            "Flower SuperLink: fleet API on %s (%s)",
+            self.fleet_address,
+            "plaintext, open to any SuperNode"
+            if self.tls_dir is None
+            else "TLS, registered SuperNodes only",
+        )
 
     def stop(self) -> None:
         """Stop the SuperLink and the ServerApps it runs."""
@@ -209,8 +241,40 @@ class SuperLink:
         except Unavailable as exc:
             log.info("stopping run %d: %s", run_id, exc.message)
 
+    def register_supernode(self, public_key: bytes) -> int:
+        """Admit the SuperNode holding this public key's private key (PEM); returns its node id."""
+        request = RegisterNodeRequest(public_key=public_key)
+        response = self._control(lambda stub: stub.RegisterNode(request, timeout=30))
+        return int(response.node_id)
+
+    def _register_admitted_supernodes(self, folder: Path) -> None:
+        known = {bytes(info.public_key) for info in self._node_infos()}
+        for pub in sorted(folder.glob("*.pub")):
+            try:
+                public_key = load_supernode_public_key(pub)
+            except ValueError as exc:
+                raise ConfigError(f"{pub} is not a SuperNode public key: {exc}") from None
+            if public_key not in known:
+                node_id = self.register_supernode(public_key)
+                log.info("SuperNode key %s admitted as node %d", pub.name, node_id)
+
+    def _node_infos(self) -> list[NodeInfo]:
+        response = self._control(lambda stub: stub.ListNodes(ListNodesRequest(), timeout=30))
+        return list(response.nodes_info)
+
+    def supernodes(self) -> dict[int, str]:
+        """The SuperNodes the SuperLink knows, by node id, with their status ("online", ...)."""
+        return {int(info.node_id): str(info.status) for info in self._node_infos()}
+
     def _control(self, call):  # type: ignore[no-untyped-def]
-        channel = grpc.insecure_channel(f"{self.host}:{self.control_port}")
+        target = f"{self.host}:{self.control_port}"
+        if self.tls_dir is None:
+            channel = grpc.insecure_channel(target)
+        else:  # the certificate names localhost; the node dials its own Control API
+            credentials = grpc.ssl_channel_credentials((self.tls_dir / "ca.pem").read_bytes())
+            channel = grpc.secure_channel(
+                target, credentials, options=[("grpc.ssl_target_name_override", "localhost")]
+            )
         try:
             return call(ControlStub(channel))
         except grpc.RpcError as exc:

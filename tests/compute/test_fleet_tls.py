@@ -1,0 +1,143 @@
+"""A Fleet API over TLS with SuperNode authentication: a registered SuperNode joins, others don't.
+
+Flower's own processes: a `flower-superlink` with the certificates `make_fleet_tls` writes and
+`--enable-supernode-auth`, and `flower-supernode`s that trust the node's CA, one with a key the
+node registered through the Control API and one with a key it never saw.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cairn.chain.anvil import free_port
+from cairn.compute.fleet_tls import make_fleet_tls, make_supernode_key
+from cairn.compute.superlink import SuperLink, flower_tool, spawn_flower, stop_group
+
+JOIN_TIMEOUT = 60.0
+
+
+@pytest.fixture
+def superlink(tmp_path: Path) -> Iterator[SuperLink]:
+    """A SuperLink on 127.0.0.1 whose folder holds fleet TLS keys (as `cairn node fleet-tls`
+    writes them) and one admitted SuperNode key (as `cairn node admit-supernode` copies it)."""
+    make_fleet_tls(tmp_path / "flower" / "tls", ["127.0.0.1"])
+    make_supernode_key(tmp_path / "keys" / "provider")
+    admitted = tmp_path / "flower" / "tls" / "supernodes"
+    admitted.mkdir()
+    shutil.copy(tmp_path / "keys" / "provider.pub", admitted / "provider.pub")
+    link = SuperLink(
+        tmp_path / "flower",
+        fleet_port=free_port(),
+        control_port=free_port(),
+        serverappio_port=free_port(),
+    )
+    link.start()
+    try:
+        yield link
+    finally:
+        link.stop()
+
+
+class SuperNodes:
+    """`flower-supernode` processes against one SuperLink; every one stopped, children too."""
+
+    def __init__(self, link: SuperLink, folder: Path) -> None:
+        self.link = link
+        self.folder = folder
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, key: Path, *, ca: Path | None) -> Path:
+        """Start a SuperNode with this key, trusting `ca` (None: the system's roots)."""
+        trust = ["--root-certificates", str(ca)] if ca is not None else []
+        command = [
+            flower_tool("flower-supernode"),
+            *trust,
+            "--superlink", self.link.fleet_address,
+            "--auth-supernode-private-key", str(key),
+            "--clientappio-api-address", f"127.0.0.1:{free_port()}",
+            "--max-retries", "1",
+            "--max-wait-time", "5",
+        ]  # fmt: skip
+        log = self.folder / f"{name}.log"
+        self.processes.append(spawn_flower(command, log, self.folder / name))
+        return log
+
+    def stop(self) -> None:
+        for process in self.processes:
+            stop_group(process, grace=5.0)
+
+
+@pytest.fixture
+def supernodes(superlink: SuperLink, tmp_path: Path) -> Iterator[SuperNodes]:
+    nodes = SuperNodes(superlink, tmp_path)
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+def online(link: SuperLink, timeout: float) -> dict[int, str]:
+    """The SuperNodes online within `timeout` seconds (waits for the first one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = {n: s for n, s in link.supernodes().items() if s == "online"}
+        if seen or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.5)
+
+
+def test_a_registered_supernode_joins_over_tls_and_an_unregistered_one_is_refused(
+    superlink: SuperLink, supernodes: SuperNodes, tmp_path: Path
+) -> None:
+    assert superlink.tls_dir == tmp_path / "flower" / "tls"  # found in its folder
+    ca = superlink.tls_dir / "ca.pem"
+    make_supernode_key(tmp_path / "keys" / "stranger")  # a key the node never admitted
+    (node_id,) = superlink.supernodes()  # provider.pub, registered as the SuperLink started
+    assert superlink.supernodes() == {node_id: "registered"}
+    superlink.stop()
+    superlink.start()  # a restart registers nothing twice
+    assert superlink.supernodes() == {node_id: "registered"}
+
+    stranger_log = supernodes.start("stranger", tmp_path / "keys" / "stranger", ca=ca)
+    provider_log = supernodes.start("provider", tmp_path / "keys" / "provider", ca=ca)
+    assert online(superlink, JOIN_TIMEOUT) == {node_id: "online"}, provider_log.read_text()
+    # the stranger reached the Fleet API over TLS and was turned away: it never got a node id
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while supernodes.processes[0].poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    said = stranger_log.read_text()
+    assert supernodes.processes[0].poll() not in (None, 0), said
+    assert "No SuperNode found with the given public key" in said
+    assert set(superlink.supernodes()) == {node_id}
+
+
+def test_a_supernode_that_does_not_trust_the_node_ca_does_not_connect(
+    superlink: SuperLink, supernodes: SuperNodes, tmp_path: Path
+) -> None:
+    node_id = superlink.register_supernode(make_supernode_key(tmp_path / "other"))
+    supernodes.start("other", tmp_path / "other", ca=None)  # no --root-certificates
+    assert online(superlink, 15.0) == {}
+    assert superlink.supernodes()[node_id] == "registered"
+
+
+def test_a_supernode_without_tls_is_refused(superlink: SuperLink, tmp_path: Path) -> None:
+    command = [
+        flower_tool("flower-supernode"),
+        "--insecure",
+        "--superlink", superlink.fleet_address,
+        "--clientappio-api-address", f"127.0.0.1:{free_port()}",
+        "--max-retries", "1",
+        "--max-wait-time", "5",
+    ]  # fmt: skip
+    process = spawn_flower(command, tmp_path / "plain.log", tmp_path / "plain")
+    try:
+        assert online(superlink, 15.0) == {}
+    finally:
+        stop_group(process, grace=5.0)
+    assert set(superlink.supernodes().values()) == {"registered"}  # the admitted one, idle
