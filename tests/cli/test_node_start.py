@@ -1,4 +1,5 @@
-"""`cairn node start` refuses a busy port before it builds anything, naming the port and flag."""
+"""`cairn node start` refuses a busy port before it builds anything, naming the port and flag;
+`cairn node fleet-tls|supernode-key|admit-supernode` make and admit the Fleet API's keys."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from typer.testing import CliRunner
 
 from cairn.chain.anvil import free_port
+from cairn.cli.main import app
+from cairn.core.errors import CairnError
 
 CAIRN = str(Path(sys.executable).with_name("cairn"))
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")} | {"COLUMNS": "250"}
@@ -68,3 +73,52 @@ def test_the_same_port_for_api_and_fleet_is_refused(tmp_path: Path) -> None:
     code, said, _ = start_node(tmp_path / "cairn", port, port)
     assert code == 1 and f"--port and --fleet-port are both {port}" in said, said
     assert not (tmp_path / "cairn").exists()
+
+
+def test_fleet_tls_keys_and_admitted_supernodes_from_the_command_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+
+    def cairn(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args), env={"COLUMNS": "250"})
+        said = result.output + (
+            result.exception.message if isinstance(result.exception, CairnError) else ""
+        )
+        return result.exit_code, " ".join(said.split())
+
+    data_dir = str(tmp_path / "cairn")
+    tls = tmp_path / "cairn" / "flower" / "tls"
+    code, said = cairn("node", "supernode-key", str(tmp_path / "provider"))
+    assert code == 0 and "provider.pub" in said, said
+    assert (tmp_path / "provider").stat().st_mode & 0o777 == 0o600
+    code, said = cairn(
+        "node", "admit-supernode", str(tmp_path / "provider.pub"), "--data-dir", data_dir
+    )
+    assert code != 0 and "no fleet TLS keys" in said and "cairn node fleet-tls" in said
+
+    code, said = cairn(
+        "node", "fleet-tls", "fleet.example.org", "203.0.113.7", "--data-dir", data_dir
+    )
+    assert code == 0 and "ca.pem" in said, said
+    assert {p.name for p in tls.iterdir()} == {"ca.pem", "ca.key", "server.pem", "server.key"}
+    assert all((tls / key).stat().st_mode & 0o777 == 0o600 for key in ("ca.key", "server.key"))
+    names = x509.load_pem_x509_certificate((tls / "server.pem").read_bytes()).extensions
+    san = names.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["fleet.example.org", "localhost"]
+    assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["203.0.113.7", "127.0.0.1"]
+    ca = (tls / "ca.pem").read_bytes()
+    code, said = cairn("node", "fleet-tls", "fleet.example.org", "--data-dir", data_dir)
+    assert code != 0 and "--replace" in said and (tls / "ca.pem").read_bytes() == ca
+
+    code, said = cairn(
+        "node", "admit-supernode", str(tmp_path / "provider.pub"), "--data-dir", data_dir
+    )
+    assert code == 0, said
+    assert (tls / "supernodes" / "provider.pub").read_bytes() == (
+        tmp_path / "provider.pub"
+    ).read_bytes()
+    (tmp_path / "junk.pub").write_text("not a key")
+    code, said = cairn(
+        "node", "admit-supernode", str(tmp_path / "junk.pub"), "--data-dir", data_dir
+    )
+    assert code != 0 and "is not a SuperNode public key" in said
+    assert not (tls / "supernodes" / "junk.pub").exists()

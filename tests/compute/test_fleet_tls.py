@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from cairn.chain.anvil import free_port
 from cairn.compute.fleet_tls import make_fleet_tls, make_supernode_key
 from cairn.compute.superlink import SuperLink, flower_tool, spawn_flower, stop_group
+from cairn.compute.worker import Worker
 
 JOIN_TIMEOUT = 60.0
 
@@ -141,3 +143,33 @@ def test_a_supernode_without_tls_is_refused(superlink: SuperLink, tmp_path: Path
     finally:
         stop_group(process, grace=5.0)
     assert set(superlink.supernodes().values()) == {"registered"}  # the admitted one, idle
+
+
+class FleetInfo:
+    """The one answer of a node's API a worker needs to find the Fleet API: `GET /compute`."""
+
+    def __init__(self, link: SuperLink) -> None:
+        self.base_url = "http://127.0.0.1:1"
+        self.link = link
+
+    def request(self, method: str, path: str) -> dict[str, object]:
+        assert (method, path) == ("GET", "/compute")
+        return {"superlink_running": self.link.running, "fleet_port": self.link.fleet_port}
+
+
+def test_a_worker_with_the_node_ca_and_an_admitted_key_joins(
+    superlink: SuperLink, tmp_path: Path
+) -> None:
+    assert superlink.tls_dir is not None
+    worker = Worker(
+        FleetInfo(superlink),  # type: ignore[arg-type]
+        Account.create(),
+        tmp_path / "worker",
+        fleet_ca=superlink.tls_dir / "ca.pem",
+        supernode_key=tmp_path / "keys" / "provider",  # the fixture's admitted key
+    )
+    worker.start()
+    try:
+        assert list(online(superlink, JOIN_TIMEOUT).values()) == ["online"]
+    finally:
+        worker.stop()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import shutil
 import socket
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +16,7 @@ from rich.panel import Panel
 
 from cairn.cli.common import DataDir, NodeUrl, client, stop_on_signals
 from cairn.cli.output import console, fields, table
+from cairn.compute.fleet_tls import load_supernode_public_key, make_fleet_tls, make_supernode_key
 from cairn.config import DEFAULT_HOST, DEFAULT_PORT, NodeConfig, is_loopback
 from cairn.core.errors import ConfigError
 
@@ -100,7 +103,12 @@ def start(
             + (f", RPC {node.rpc_url}" if node.rpc_url else ""),
             f"[bold]data folder[/]        {config.data_dir}",
             f"[bold]operator[/]           {node.operator.address}",
-            f"[bold]Flower fleet API[/]   {node.superlink.fleet_address}",
+            f"[bold]Flower fleet API[/]   {node.superlink.fleet_address}"
+            + (
+                "   (plaintext: any SuperNode may join)"
+                if node.superlink.tls_dir is None
+                else "   (TLS; admitted SuperNodes only)"
+            ),
             "[bold]providers[/]          cairn worker start --account NAME",
         ]
         if resumed:
@@ -186,6 +194,75 @@ def try_listening(host: str, port: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen()
+
+
+@app.command("fleet-tls")
+def fleet_tls(
+    names: Annotated[
+        list[str],
+        typer.Argument(help="Host names or IP addresses providers dial to reach the Fleet API"),
+    ],
+    data_dir: DataDir = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Make new keys; providers then need the new ca.pem")
+    ] = False,
+) -> None:
+    """Make the Fleet API's TLS keys; the node then admits only SuperNodes it was told of."""
+    folder = fleet_tls_dir(data_dir)
+    if (folder / "server.pem").exists() and not replace:
+        raise ConfigError(
+            f"{folder} already holds fleet TLS keys; add --replace to make new ones (every "
+            "provider then needs the new ca.pem)"
+        )
+    make_fleet_tls(folder, names)
+    console.print(
+        f"Fleet TLS keys for {', '.join(names)} in {folder}. On its next start the node serves "
+        "its Fleet API over TLS and admits only SuperNodes admitted with "
+        "`cairn node admit-supernode`.\n"
+        f"Give providers {folder / 'ca.pem'} (public); {folder / 'ca.key'} never leaves."
+    )
+
+
+@app.command("supernode-key")
+def supernode_key(
+    path: Annotated[Path, typer.Argument(help="Private key file to make; PATH.pub beside it")],
+) -> None:
+    """Make a provider's SuperNode key pair: send PATH.pub to the node's operator."""
+    if path.exists():
+        raise ConfigError(f"{path} exists; choose another file")
+    make_supernode_key(path)
+    console.print(
+        f"SuperNode key {path} (private, 0600) and {path}.pub: the node's operator admits "
+        f"{path}.pub with `cairn node admit-supernode`"
+    )
+
+
+@app.command("admit-supernode")
+def admit_supernode(
+    public_key: Annotated[Path, typer.Argument(help="A provider's SuperNode public key (.pub)")],
+    data_dir: DataDir = None,
+) -> None:
+    """Admit a provider's SuperNode to the Fleet API; it takes effect when the node next starts."""
+    folder = fleet_tls_dir(data_dir)
+    if not (folder / "server.pem").exists():
+        raise ConfigError(
+            f"{folder} holds no fleet TLS keys: make them first with `cairn node fleet-tls NAME`"
+        )
+    try:
+        load_supernode_public_key(public_key)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{public_key} is not a SuperNode public key: {exc}") from None
+    admitted = folder / "supernodes" / (public_key.stem + ".pub")
+    if admitted.exists():
+        raise ConfigError(f"{admitted} exists: rename {public_key} to admit it too")
+    admitted.parent.mkdir(exist_ok=True)
+    shutil.copyfile(public_key, admitted)
+    console.print(f"Admitted {admitted.name}: restart the node to register it")
+
+
+def fleet_tls_dir(data_dir: Path | None) -> Path:
+    """Where a node keeps its Fleet API TLS keys, as its SuperLink looks for them."""
+    return NodeConfig.from_env(data_dir=data_dir).data_dir / "flower" / "tls"
 
 
 @app.command("status")

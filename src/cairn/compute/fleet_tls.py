@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -103,11 +104,14 @@ def make_supernode_key(private_key_file: Path) -> bytes:
 def load_supernode_public_key(pub_file: Path) -> bytes:
     """The registrable (PEM) form of a SuperNode public key file (OpenSSH or PEM)."""
     data = pub_file.read_bytes()
-    key = (
-        serialization.load_pem_public_key(data)
-        if data.lstrip().startswith(b"-----")
-        else serialization.load_ssh_public_key(data)
-    )
+    try:
+        key = (
+            serialization.load_pem_public_key(data)
+            if data.lstrip().startswith(b"-----")
+            else serialization.load_ssh_public_key(data)
+        )
+    except UnsupportedAlgorithm as exc:  # not ValueError: an unknown key type, or no key at all
+        raise ValueError(str(exc)) from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise ValueError(f"{pub_file}: a SuperNode key must be an EC key, not {type(key).__name__}")
     return supernode_public_key(key)

@@ -31,12 +31,23 @@ class Worker:
     """One provider account working for one node."""
 
     def __init__(
-        self, api: NodeClient, account: LocalAccount, work_dir: Path, *, stake: int | None = None
+        self,
+        api: NodeClient,
+        account: LocalAccount,
+        work_dir: Path,
+        *,
+        stake: int | None = None,
+        fleet_ca: Path | None = None,
+        supernode_key: Path | None = None,
     ) -> None:
         self.api = api
         self.account = account
         self.work_dir = work_dir
         self.stake = stake  # None: the node's minimum stake
+        # a node whose Fleet API uses TLS: its CA (`ca.pem` of `cairn node fleet-tls`) and the
+        # SuperNode key it admitted (`cairn node supernode-key`); None: a plaintext Fleet API
+        self.fleet_ca = fleet_ca
+        self.supernode_key = supernode_key
         self.process: subprocess.Popen[bytes] | None = None
         self.key_file = work_dir / "provider.key"
 
@@ -83,9 +94,14 @@ class Worker:
         with os.fdopen(fd, "w") as fh:
             fh.write(self.account.key.hex())
         node_config = f"key-file='{self.key_file}' work-dir='{self.work_dir}'"
+        security = (
+            ["--insecure"] if self.fleet_ca is None else ["--root-certificates", str(self.fleet_ca)]
+        )
+        if self.supernode_key is not None:
+            security += ["--auth-supernode-private-key", str(self.supernode_key)]
         command = [
             flower_tool("flower-supernode"),
-            "--insecure",
+            *security,
             "--superlink",
             fleet,
             "--clientappio-api-address",
