@@ -191,6 +191,23 @@ def test_settling_and_claiming_twice_pays_nobody_twice(world: World) -> None:
         )
 
 
+def test_a_claim_made_on_chain_is_recorded_with_its_transaction(world: World) -> None:
+    node, economy = world.node, world.node.economy
+    _spend(world, 2)
+    epoch = economy.settle()
+    assert epoch is not None
+    [owed] = economy.epochs.earnings(world.bob.address)
+    # Bob claims from his own wallet, with the published tree, without the node
+    tree = StandardMerkleTree.load(node.store.get_json(epoch["tree_cid"]))
+    proof = tree.get_proof([world.bob.address, int(owed["amount"])])
+    receipt = node.chain.distributor.claim(
+        world.bob, epoch["epoch"], world.bob.address, int(owed["amount"]), proof
+    )
+    assert economy.epochs.claim(world.bob.address) == []  # nothing left to pay
+    [row] = economy.epochs.earnings(world.bob.address)
+    assert row["claimed"] and row["claim_tx"] == receipt["transactionHash"].to_0x_hex()
+
+
 def test_a_planned_epoch_left_by_a_crash_is_funded_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

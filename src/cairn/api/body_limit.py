@@ -3,13 +3,15 @@ before it is parsed, and before the rest of it is read.
 
 A declared `Content-Length` over the limit is refused at the route's first read of the body,
 without reading a byte of it; a chunked body is counted as it streams in. Routes that read the
-body only after their dependencies (the blob upload, the web's upload form) authenticate first,
-so an anonymous caller gets its 401 without sending the body at all.
+body only after their dependencies (the blob upload, a resumable upload's chunks, the web's
+upload form) authenticate first, so an anonymous caller gets its 401 without sending the body at
+all. A chunk may carry the node's chunk size (`upload_chunk_mb`), and no more.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +28,8 @@ UPLOAD_LIMITS = (
     ("POST", re.compile(r"/api/v1/datasets/[^/]+/contributions(/typed-data)?"), 64 * MiB),
     ("POST", re.compile(r"/datasets/[^/]+/contribute"), MAX_WEB_UPLOAD + MiB),  # file and fields
 )
+# A resumable upload's chunk: the node's chunk size (`upload_chunk_mb`), exactly.
+CHUNK_ROUTE = ("PUT", re.compile(r"/api/v1/uploads/[^/]+"))
 
 
 class BodyTooLarge(HTTPException):
@@ -39,8 +43,10 @@ class BodyTooLarge(HTTPException):
         )
 
 
-def limit_of(method: str, path: str) -> int:
-    """The most bytes a request body to `path` may have."""
+def limit_of(method: str, path: str, chunk_size: int) -> int:
+    """The most bytes a request body to `path` may have, on a node of `chunk_size` chunks."""
+    if method == CHUNK_ROUTE[0] and CHUNK_ROUTE[1].fullmatch(path):
+        return chunk_size
     for allowed, pattern, limit in UPLOAD_LIMITS:
         if method == allowed and pattern.fullmatch(path):
             return limit
@@ -50,15 +56,16 @@ def limit_of(method: str, path: str) -> int:
 class BodyLimit:
     """ASGI middleware: every HTTP request's body is bounded by its route's limit."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, chunk_size: Callable[[], int]) -> None:
         self.app = app
+        self.chunk_size = chunk_size  # the node's, asked per request: a resumable upload's chunk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        limit = limit_of(method, path)
+        limit = limit_of(method, path, self.chunk_size())
         declared = dict(scope["headers"]).get(b"content-length", b"")
         length = int(declared) if declared.isdigit() else None
         received = 0

@@ -6,9 +6,12 @@ transaction with the caller's own key, and the node only relays it to Cairn's co
 
 from __future__ import annotations
 
+import io
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 import httpx
@@ -19,6 +22,7 @@ from web3 import Web3
 
 from cairn.assets.metadata import asset_metadata, validate_parents
 from cairn.chain.contracts import checksum
+from cairn.core.cid import cid_of
 from cairn.core.errors import (
     CairnError,
     ChainError,
@@ -30,6 +34,8 @@ from cairn.core.errors import (
     Unauthorized,
 )
 from cairn.core.policy import AssetKind, RevenueSplit
+from cairn.data.datasets import DEFAULT_DATASET_SPLIT, parse_spec, refuse_bare_dataset
+from cairn.store.base import canonical_json, file_cid
 
 _BY_STATUS: dict[int, type[CairnError]] = {
     401: Unauthorized,
@@ -38,13 +44,19 @@ _BY_STATUS: dict[int, type[CairnError]] = {
     409: ChainError,
     422: InvalidInput,
 }
+UPLOAD_CHUNK = 16 * 2**20  # bytes per chunk of a large upload: a node's default chunk size
+RESUME_TRIES = 5  # times a chunked upload picks up again after its connection dropped
+Progress = Callable[[int], None]  # told of each batch of bytes the node has acknowledged
 
 
 class NodeClient:
     """Talks to one node over HTTP; errors come back as the matching `CairnError`."""
 
-    def __init__(self, base_url: str, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 120.0, chunk_size: int = UPLOAD_CHUNK
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.chunk_size = chunk_size  # uploads above this go in chunks (the node's, if smaller)
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
         self.token: str | None = None
         self._chain: dict[str, Any] | None = None
@@ -181,11 +193,68 @@ class NodeClient:
             raise InvalidInput("amount must be positive")
         return self.transact(account, "CairnToken", "transfer", checksum(to), amount)
 
-    def upload(self, data: bytes) -> str:
-        """Store bytes on the node (signed in); returns their CID."""
+    def upload(self, data: bytes, progress: Progress | None = None) -> str:
+        """Store bytes on the node (signed in); returns their CID. Above one chunk, in chunks."""
         if not self.token:
             raise Unauthorized("sign in before uploading")
-        return str(self.request("POST", "/blobs", content=data)["cid"])
+        if len(data) > self.chunk_size:
+            return self._upload_chunks(io.BytesIO(data), len(data), cid_of(data), progress)
+        cid = str(self.request("POST", "/blobs", content=data)["cid"])
+        if progress is not None:
+            progress(len(data))
+        return cid
+
+    def upload_file(self, path: Path, progress: Progress | None = None) -> str:
+        """Store a file on the node (signed in), never holding more than a chunk of it."""
+        size = path.stat().st_size
+        if size <= self.chunk_size:
+            return self.upload(path.read_bytes(), progress)
+        if not self.token:
+            raise Unauthorized("sign in before uploading")
+        cid = file_cid(path)
+        with path.open("rb") as source:
+            return self._upload_chunks(source, size, cid, progress)
+
+    def _upload_chunks(
+        self, source: BinaryIO, size: int, cid: str, progress: Progress | None
+    ) -> str:
+        """A resumable upload: declare the blob, send what the node lacks, and complete it.
+
+        Declaring a blob the node already holds part of picks that upload up where it stopped
+        (after a dropped connection, or from another process); so does a chunk that fails in
+        transit, sent again.
+        """
+        staged = self.request("POST", "/uploads", json={"size": size, "cid": cid})
+        upload_id, chunk = staged["upload_id"], min(self.chunk_size, int(staged["chunk_size"]))
+        received = int(staged["received"])
+        if progress is not None and received:
+            progress(received)
+        tries = 0
+        while received < size:
+            source.seek(received)
+            data = source.read(min(chunk, size - received))
+            last = received + len(data) - 1
+            try:
+                staged = self.request(
+                    "PUT",
+                    f"/uploads/{upload_id}",
+                    content=data,
+                    headers={"Content-Range": f"bytes {received}-{last}/{size}"},
+                )
+            except ChainUnavailable:
+                # The connection dropped: send the chunk again (the node takes a chunk whole
+                # or not at all, and takes bytes it already holds again when they match).
+                tries += 1
+                if tries > RESUME_TRIES:
+                    raise
+                time.sleep(min(0.5 * 2**tries, 8.0))
+                continue
+            tries = 0
+            now = int(staged["received"])
+            if progress is not None and now > received:
+                progress(now - received)
+            received = now
+        return str(self.request("POST", f"/uploads/{upload_id}/complete")["cid"])
 
     def register_asset(
         self,
@@ -199,10 +268,33 @@ class NodeClient:
         split: RevenueSplit | None = None,
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Upload the metadata, register the asset from `account`, and return it."""
-        from cairn.store.base import canonical_json
+        """Upload the metadata, register a model or app from `account`, and return it.
 
-        asset_kind = AssetKind.parse(kind)
+        A dataset is made with `create_dataset`, which gives it the spec it needs.
+        """
+        return self._register(
+            account,
+            refuse_bare_dataset(kind),
+            name=name,
+            licence=licence,
+            description=description,
+            parents=parents,
+            split=split,
+            extra=extra,
+        )
+
+    def _register(
+        self,
+        account: LocalAccount,
+        asset_kind: AssetKind,
+        *,
+        name: str,
+        licence: str,
+        description: str = "",
+        parents: list[int] | None = None,
+        split: RevenueSplit | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         policy = split or RevenueSplit.owner_only()
         lineage = validate_parents(parents or [])  # existence is checked by the estimate
         metadata = asset_metadata(
@@ -231,15 +323,17 @@ class NodeClient:
         registered = [e for e in result["events"] if e["event"] == "AssetRegistered"]
         return self.asset(int(registered[0]["args"]["asset_id"]))
 
-    def upload_folder(self, folder: Path) -> str:
-        """Upload every file of a model folder and its manifest; returns the manifest's CID."""
-        from cairn.store.base import canonical_json
+    def upload_folder(self, folder: Path, progress: Progress | None = None) -> str:
+        """Upload every file of a model folder and its manifest; returns the manifest's CID.
+
+        Files above one chunk go in resumable chunks; `progress` is told of every byte sent.
+        """
         from cairn.train import MANIFEST_SCHEMA
 
         files = {}
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             files[path.relative_to(folder).as_posix()] = {
-                "cid": self.upload(path.read_bytes()),
+                "cid": self.upload_file(path, progress),
                 "size": path.stat().st_size,
             }
         if not files:
@@ -247,12 +341,12 @@ class NodeClient:
         return self.upload(canonical_json({"schema": MANIFEST_SCHEMA, "files": files}))
 
     def transfer_asset(self, account: LocalAccount, asset_id: int, to: str) -> dict[str, Any]:
-        """Transfer asset `asset_id` from `account` to `to`."""
+        """Transfer asset `asset_id` from `account` to `to`; the asset, with `transfer_tx`."""
         recipient = checksum(to)
-        self.transact(
+        result = self.transact(
             account, "AssetRegistry", "safeTransferFrom", account.address, recipient, asset_id
         )
-        return self.asset(asset_id)
+        return {**self.asset(asset_id), "transfer_tx": result["tx_hash"]}
 
     # -- datasets ------------------------------------------------------------------------
 
@@ -267,12 +361,10 @@ class NodeClient:
         split: RevenueSplit | None = None,
     ) -> dict[str, Any]:
         """Register a dataset from `account` and make the node's operator its curator."""
-        from cairn.data.datasets import DEFAULT_DATASET_SPLIT, parse_spec
-
         checked = parse_spec(spec).model_dump(mode="json")
-        asset = self.register_asset(
+        asset = self._register(
             account,
-            kind="dataset",
+            AssetKind.DATASET,
             name=name,
             licence=licence,
             description=description,

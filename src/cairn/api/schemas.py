@@ -24,7 +24,9 @@ class SplitBody(Strict):
 
 
 class AssetCreate(Strict):
-    kind: str = Field(..., description="dataset, model or app", examples=["dataset"])
+    kind: str = Field(
+        ..., description="model or app (a dataset: POST /api/v1/datasets)", examples=["model"]
+    )
     name: str = Field(..., max_length=200, examples=["Polite replies"])
     description: str = Field("", max_length=20_000)
     licence: str = Field(..., max_length=64, examples=["CC-BY-4.0"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -44,6 +44,16 @@ class Enlistment(IntEnum):
     RELEASED = 2
 
 
+class StakeStatus(StrEnum):
+    """A provider's stake: taking jobs, unbonding, or free to leave."""
+
+    NONE = "none"  # never staked, or withdrew everything
+    ACTIVE = "active"  # takes jobs; `request_withdrawal` starts unbonding
+    UNBONDING = "unbonding"  # takes no new jobs; may leave from `withdraw_after` on
+    LOCKED = "locked"  # unbonded, but a job it took part in still locks it
+    WITHDRAWABLE = "withdrawable"  # `withdraw_stake` pays it back now
+
+
 @dataclass(frozen=True)
 class OnChainProvider:
     """A compute provider as JobEscrow stores it."""
@@ -54,6 +64,16 @@ class OnChainProvider:
     active: bool
     withdraw_after: int  # 0 unless a withdrawal was requested
     open_jobs: int  # jobs that lock the stake
+
+    def status(self, now: int) -> StakeStatus:
+        """Where the stake stands at chain time `now` (what `withdraw_stake` would say)."""
+        if self.active:
+            return StakeStatus.ACTIVE
+        if self.withdraw_after == 0:  # only `request_withdrawal` makes an active provider inactive
+            return StakeStatus.NONE
+        if now < self.withdraw_after:
+            return StakeStatus.UNBONDING
+        return StakeStatus.LOCKED if self.open_jobs else StakeStatus.WITHDRAWABLE
 
 
 @dataclass(frozen=True)

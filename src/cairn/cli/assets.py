@@ -9,15 +9,17 @@ import typer
 from cairn.cli.common import DataDir, NodeUrl, client, find_account, keystore, unlock
 from cairn.cli.output import console, fields, table
 from cairn.core.policy import RevenueSplit
+from cairn.data.datasets import refuse_bare_dataset
 
 app = typer.Typer(help="Datasets, models and apps registered on chain.", no_args_is_help=True)
 
 
-def _show(asset: dict[str, Any], title: str) -> None:
+def _show(asset: dict[str, Any], title: str, transfer_tx: str | None = None) -> None:
     split = asset["split"]
     fields(
         title,
         {
+            **({"transfer tx": transfer_tx} if transfer_tx else {}),
             "id": asset["asset_id"],
             "kind": asset["kind"],
             "name": asset["name"] or "(no metadata on this node)",
@@ -28,14 +30,14 @@ def _show(asset: dict[str, Any], title: str) -> None:
             "split (bps)": ", ".join(f"{k} {v}" for k, v in split.items()),
             "metadata": asset["metadata_cid"],
             "contract": f"{asset['contract']} token {asset['token_id']}",
-            "tx": asset["tx_hash"],
+            "registered in tx": asset["tx_hash"],
         },
     )
 
 
 @app.command("register")
 def register(
-    kind: Annotated[str, typer.Option(help="dataset, model or app")],
+    kind: Annotated[str, typer.Option(help="model or app (a dataset: `cairn dataset create`)")],
     name: Annotated[str, typer.Option(help="Display name")],
     licence: Annotated[str, typer.Option(help="Licence identifier, e.g. CC-BY-4.0")],
     sender: Annotated[str, typer.Option("--from", help="Owning account: address or label")],
@@ -50,7 +52,8 @@ def register(
     data_dir: DataDir = None,
     node_url: NodeUrl = None,
 ) -> None:
-    """Register an asset you own: metadata stored by CID, the asset minted on chain."""
+    """Register a model or app you own: metadata stored by CID, the asset minted on chain."""
+    refuse_bare_dataset(kind)  # before asking for a password
     policy = RevenueSplit.parse(split)
     account = unlock(data_dir, sender)
     with client(node_url) as api, console.status("Registering ..."):
@@ -123,4 +126,4 @@ def transfer(
     account = unlock(data_dir, sender)
     with client(node_url) as api:
         asset = api.transfer_asset(account, asset_id, recipient)
-    _show(asset, f"Asset {asset_id} now belongs to {asset['owner']}")
+    _show(asset, f"Asset {asset_id} now belongs to {asset['owner']}", asset["transfer_tx"])

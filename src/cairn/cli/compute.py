@@ -1,9 +1,11 @@
-"""`cairn train`, `cairn job ...` and `cairn worker start`: training jobs and provider workers."""
+"""`cairn train`, `cairn job ...` and `cairn worker start|stake|unbond|withdraw`: training jobs,
+provider workers and their stakes."""
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,9 +13,18 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cairn.api.client import NodeClient
-from cairn.cli.common import DataDir, NodeUrl, client, config, stop_on_signals, unlock
+from cairn.cli.common import (
+    DataDir,
+    NodeUrl,
+    client,
+    config,
+    find_account,
+    keystore,
+    stop_on_signals,
+    unlock,
+)
 from cairn.cli.output import console, fields, table, units
-from cairn.core.errors import Forbidden, InvalidInput
+from cairn.core.errors import Conflict, Forbidden, InvalidInput
 from cairn.core.recipe import load_recipe_file, recipe_to_yaml
 
 job_app = typer.Typer(help="Follow and control training jobs.", no_args_is_help=True)
@@ -288,3 +299,99 @@ def start_worker(
     finally:
         worker.stop()
         api.close()
+
+
+# -- a provider's stake: show it, unbond it, withdraw it ---------------------------------------
+
+# What a provider can do next with its stake, by status (see `cairn.chain.escrow.StakeStatus`).
+NEXT_STEP = {
+    "none": "it has no stake in JobEscrow (`cairn worker start --account {who} --stake N`)",
+    "active": "its stake is active: `cairn worker unbond --account {who}` stops new jobs and "
+    "starts {period} of unbonding",
+    "unbonding": "unbonding until {until}: withdraw after that "
+    "(`cairn worker withdraw --account {who}`)",
+    "locked": "{jobs} open job(s) still lock its stake: withdraw once they finish",
+    "withdrawable": "`cairn worker withdraw --account {who}` pays the stake back now",
+}
+
+
+@worker_app.command("stake")
+def show_stake(account: Account, data_dir: DataDir = None, node_url: NodeUrl = None) -> None:
+    """Show a provider's stake in JobEscrow: how much, whether it unbonds, when it may leave."""
+    if account.startswith("0x"):
+        address = account
+    else:
+        address = find_account(keystore(data_dir), account).address
+    with client(node_url) as api:
+        record = api.request("GET", f"/providers/{address}")
+    _show_stake(record, account, f"Stake of {account}")
+
+
+@worker_app.command("unbond")
+def unbond(account: Account, data_dir: DataDir = None, node_url: NodeUrl = None) -> None:
+    """Stop taking jobs and start the unbonding period; `cairn worker withdraw` pays the stake
+    back once it has passed and no job locks it."""
+    provider = unlock(data_dir, account)
+    with client(node_url) as api:
+        record = api.request("GET", f"/providers/{provider.address}")
+        if record["status"] != "active":
+            raise Conflict(f"{account} cannot unbond: {_next_step(record, account)}")
+        api.transact(provider, "JobEscrow", "request_withdrawal")
+        record = api.request("GET", f"/providers/{provider.address}")
+    _show_stake(record, account, f"{account} is unbonding")
+
+
+@worker_app.command("withdraw")
+def withdraw(account: Account, data_dir: DataDir = None, node_url: NodeUrl = None) -> None:
+    """Take an unbonded stake back from JobEscrow."""
+    provider = unlock(data_dir, account)
+    with client(node_url) as api:
+        record = api.request("GET", f"/providers/{provider.address}")
+        if record["status"] != "withdrawable":
+            raise Conflict(f"{account} cannot withdraw yet: {_next_step(record, account)}")
+        result = api.transact(provider, "JobEscrow", "withdraw_stake")
+    [event] = [e for e in result["events"] if e["event"] == "StakeWithdrawn"]
+    fields(
+        f"{account} withdrew its stake",
+        {
+            "provider": provider.address,
+            "withdrawn": units(event["args"]["amount"], 18) + " CAIRN",
+            "tx": result["tx_hash"],
+        },
+    )
+
+
+def _show_stake(record: dict[str, Any], who: str, title: str) -> None:
+    withdraw_after = int(record["withdraw_after"])
+    fields(
+        title,
+        {
+            "provider": record["account"],
+            "stake": units(record["stake"], 18) + " CAIRN",
+            "status": record["status"],
+            "unbonding period": _period(int(record["unbonding_period"])),
+            "withdraw after": _when(withdraw_after) if withdraw_after else "-",
+            "open jobs": record["open_jobs"],
+            "next": _next_step(record, who),
+        },
+    )
+
+
+def _next_step(record: dict[str, Any], who: str) -> str:
+    return NEXT_STEP[record["status"]].format(
+        who=who,
+        until=_when(int(record["withdraw_after"])),
+        period=_period(int(record["unbonding_period"])),
+        jobs=record["open_jobs"],
+    )
+
+
+def _when(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _period(seconds: int) -> str:
+    days, rest = divmod(seconds, 86_400)
+    if days and not rest:
+        return f"{days} day{'s' if days > 1 else ''}"
+    return f"{seconds} s"

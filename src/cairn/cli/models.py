@@ -7,6 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from cairn.cli.common import DataDir, NodeUrl, client, unlock
 from cairn.cli.output import console, fields
@@ -15,6 +24,15 @@ from cairn.core.policy import RevenueSplit
 
 app = typer.Typer(
     help="Model assets: register a model folder to train from or serve.", no_args_is_help=True
+)
+# Bytes sent of the folder's total; files above one chunk go in resumable chunks.
+UPLOAD_COLUMNS = (
+    TextColumn("[bold]{task.description}"),
+    BarColumn(),
+    TaskProgressColumn(),
+    DownloadColumn(binary_units=True),
+    TransferSpeedColumn(),
+    TimeRemainingColumn(),
 )
 
 
@@ -44,18 +62,22 @@ def register(
         raise InvalidInput(f"{folder} is not a Hugging Face model folder (no config.json)")
     policy = RevenueSplit.parse(split)
     account = unlock(data_dir, sender)
-    with client(node_url) as api, console.status("Uploading and registering ..."):
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    with client(node_url) as api:
         api.sign_in(account)
-        weights = api.upload_folder(folder)
-        asset = api.register_asset(
-            account,
-            kind="model",
-            name=name,
-            licence=licence,
-            description=description,
-            split=policy,
-            extra={"model": {"weights": weights, "family": family}},
-        )
+        with Progress(*UPLOAD_COLUMNS, console=console) as progress:
+            bar = progress.add_task(f"Uploading {folder.name}", total=total)
+            weights = api.upload_folder(folder, lambda sent: progress.advance(bar, sent))
+        with console.status("Registering ..."):
+            asset = api.register_asset(
+                account,
+                kind="model",
+                name=name,
+                licence=licence,
+                description=description,
+                split=policy,
+                extra={"model": {"weights": weights, "family": family}},
+            )
     fields(
         f"Registered model {asset['asset_id']}",
         {"name": asset["name"], "owner": asset["owner"], "family": family, "weights": weights},

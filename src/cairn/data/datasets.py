@@ -20,13 +20,18 @@ from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import CairnError, InvalidInput, NotFound
-from cairn.core.policy import RevenueSplit
+from cairn.core.policy import AssetKind, RevenueSplit
 from cairn.data.models import DatasetRow, RecordRow, VersionRow
 from cairn.db.engine import Database
 from cairn.store.base import BlobStore
 
 # A dataset's revenue goes mostly to the people whose records it holds.
 DEFAULT_DATASET_SPLIT = RevenueSplit(owner=1_000, data=9_000, compute=0, upstream=0)
+# The one way to make a dataset: an asset of kind dataset without a spec takes no records.
+HOW_TO_CREATE = (
+    "create datasets with `cairn dataset create` (POST /api/v1/datasets), which registers "
+    "the asset with its spec and lets this node anchor its records"
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,15 @@ class Dataset:
             "versions": self.versions,
             "latest_version": self.latest_version,
         }
+
+
+def refuse_bare_dataset(kind: str | int) -> AssetKind:
+    """`kind`, unless it is a dataset: registered as a bare asset, a dataset would have no spec
+    (task, record schema, policies), so nobody could contribute to it."""
+    parsed = AssetKind.parse(kind)
+    if parsed is AssetKind.DATASET:
+        raise InvalidInput(f"a dataset is more than an asset: {HOW_TO_CREATE}")
+    return parsed
 
 
 def parse_spec(raw: Any) -> DatasetSpec:
@@ -154,7 +168,8 @@ class Datasets:
             raw = metadata["extra"]["dataset"]
         except (CairnError, KeyError, TypeError):
             raise NotFound(
-                f"dataset {asset_id} has no Cairn dataset spec in its metadata {asset.metadata_cid}"
+                f"dataset {asset_id} has no Cairn dataset spec in its metadata "
+                f"{asset.metadata_cid}, so it takes no records: {HOW_TO_CREATE}"
             ) from None
         spec = parse_spec(raw)
         row = DatasetRow(

@@ -165,6 +165,15 @@ class BlobStore(ABC):
         """The names of the stored objects (non-CID names are filtered out by the caller)."""
 
 
+def file_cid(path: Path, chunk_size: int = CHUNK_SIZE) -> str:
+    """The CID of a file's bytes, read in chunks (a model's weights need not fit in memory)."""
+    hasher = CIDHasher()
+    with path.open("rb") as source:
+        while chunk := source.read(chunk_size):
+            hasher.update(chunk)
+    return str(hasher.cid())
+
+
 def _checked(cid: str | CID) -> str:
     # the canonical string, or InvalidInput; this is what keeps '../x' away from storage
     if isinstance(cid, CID):

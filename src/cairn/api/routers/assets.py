@@ -11,6 +11,7 @@ from cairn.api.schemas import AssetCreate, AssetPublic, AssetTransfer
 from cairn.assets.service import Asset
 from cairn.core.ids import Offset, StoredId
 from cairn.core.policy import RevenueSplit
+from cairn.data.datasets import refuse_bare_dataset
 from cairn.node import Node
 
 router = APIRouter(prefix="/assets", tags=["assets"])
@@ -47,11 +48,14 @@ def get_asset(node: NodeDep, asset_id: StoredId) -> AssetPublic:
 
 @router.post("", response_model=AssetPublic, status_code=201)
 def register_asset(node: NodeDep, body: AssetCreate, signer: SessionSigner) -> AssetPublic:
-    """Register an asset owned by the signed-in account (whose key this node holds)."""
+    """Register a model or app owned by the signed-in account (whose key this node holds).
+
+    A dataset is created with POST /datasets, which registers it with its spec.
+    """
     split = RevenueSplit(body.split.owner, body.split.data, body.split.compute, body.split.upstream)
     asset = node.assets.register(
         signer,
-        kind=body.kind,
+        kind=refuse_bare_dataset(body.kind),
         name=body.name,
         description=body.description,
         licence=body.licence,

@@ -40,15 +40,24 @@ def compute_info(node: NodeDep) -> dict[str, Any]:
 
 @router.get("/providers/{account}")
 def provider(node: NodeDep, account: str) -> dict[str, Any]:
-    """A compute provider's stake and state in JobEscrow (zeros if it never registered)."""
-    record = node.chain.escrow.provider(account)
+    """A compute provider's stake and state in JobEscrow (zeros if it never registered).
+
+    `status` is active, unbonding (until `withdraw_after`, chain time), locked (by open jobs),
+    withdrawable or none; `chain_time` is the newest block's time, which the escrow goes by.
+    """
+    escrow = node.chain.escrow
+    record = escrow.provider(account)
+    now = node.client.block_time()
     return {
         "account": record.account,
         "registered": record.active or record.stake > 0,
         "active": record.active,
+        "status": str(record.status(now)),
         "stake": str(record.stake),
         "endpoint": record.endpoint,
         "withdraw_after": record.withdraw_after,
+        "unbonding_period": escrow.unbonding_period(),
+        "chain_time": now,
         "open_jobs": record.open_jobs,
     }
 
