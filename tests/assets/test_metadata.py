@@ -69,7 +69,7 @@ def test_the_api_refuses_a_spoofing_name_and_registers_nothing(live: LiveServer)
         api.sign_in(dev(node, "alice"))
         reply = api.http.post(
             "/api/v1/assets",
-            json={"kind": "dataset", "name": "invoice\u202egpj.exe", "licence": "MIT"},
+            json={"kind": "model", "name": "invoice\u202egpj.exe", "licence": "MIT"},
             headers={"Authorization": f"Bearer {api.token}"},
         )
     assert reply.status_code == 422

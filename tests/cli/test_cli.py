@@ -111,7 +111,7 @@ def test_a_user_session_from_the_command_line(cli: Cli) -> None:
         "asset",
         "register",
         "--kind",
-        "dataset",
+        "app",
         "--name",
         "Polite replies",
         "--licence",
@@ -150,7 +150,7 @@ def test_command_line_errors_are_clear_and_change_nothing(cli: Cli) -> None:
         "asset",
         "register",
         "--kind",
-        "dataset",
+        "app",
         "--name",
         "d",
         "--licence",
@@ -165,7 +165,7 @@ def test_command_line_errors_are_clear_and_change_nothing(cli: Cli) -> None:
                 "asset",
                 "register",
                 "--kind",
-                "dataset",
+                "app",
                 "--name",
                 "d",
                 "--licence",
@@ -209,6 +209,21 @@ def test_command_line_errors_are_clear_and_change_nothing(cli: Cli) -> None:
             ),
             "parent",
         ),
+        (
+            (
+                "asset",
+                "register",
+                "--kind",
+                "dataset",
+                "--name",
+                "d",
+                "--licence",
+                "MIT",
+                "--from",
+                "alice",
+            ),
+            "create datasets with `cairn dataset create`",
+        ),
         (("token", "transfer", "bob", "5000", "--from", "alice"), "cairn_token"),
         (("token", "transfer", "bob", "0", "--from", "alice"), "must be positive"),
         (("token", "transfer", "bob", "1.5.2", "--from", "alice"), "is not a number"),
@@ -220,7 +235,7 @@ def test_command_line_errors_are_clear_and_change_nothing(cli: Cli) -> None:
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
     listing = cli("asset", "list").stdout
-    assert listing.count("dataset") == 1
+    assert listing.count("app") == 1
     assert "1000 CAIRN" in cli("token", "balance", "alice").stdout
     unreachable = cli("node", "status", "--node", f"http://127.0.0.1:{free_port()}", ok=False)
     assert "no Cairn node answers" in unreachable.stderr
