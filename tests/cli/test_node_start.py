@@ -11,12 +11,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from typer.testing import CliRunner
 
 from cairn.chain.anvil import free_port
 from cairn.cli.main import app
+from cairn.compute.fleet_tls import make_fleet_tls
 from cairn.core.errors import CairnError
 
 CAIRN = str(Path(sys.executable).with_name("cairn"))
@@ -122,3 +124,46 @@ def test_fleet_tls_keys_and_admitted_supernodes_from_the_command_line(tmp_path: 
     )
     assert code != 0 and "is not a SuperNode public key" in said
     assert not (tls / "supernodes" / "junk.pub").exists()
+
+
+def test_a_node_serves_https_with_its_certificate(tmp_path: Path) -> None:
+    make_fleet_tls(tmp_path / "tls", ["127.0.0.1"])  # any server certificate for 127.0.0.1
+    tls = tmp_path / "tls"
+    port = free_port()
+    command = [
+        CAIRN, "node", "start", "--dev", "--chain", "memory", "--no-base-models",
+        "--data-dir", str(tmp_path / "cairn"), "--port", str(port), "--fleet-port", str(free_port()),
+        "--ssl-certfile", str(tls / "server.pem"), "--ssl-keyfile", str(tls / "server.key"),
+    ]  # fmt: skip
+    with (tmp_path / "node.log").open("wb") as log:
+        node = subprocess.Popen(command, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = httpx.get(
+                    f"https://127.0.0.1:{port}/api/v1/health", verify=str(tls / "ca.pem"), timeout=2
+                )
+                break
+            except httpx.TransportError:
+                assert node.poll() is None, (tmp_path / "node.log").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "node.log").read_text()
+                time.sleep(0.5)
+        assert health.status_code == 200
+        with pytest.raises(httpx.TransportError):  # no plaintext beside it
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+        assert f"https://127.0.0.1:{port}" in " ".join((tmp_path / "node.log").read_text().split())
+    finally:
+        node.terminate()
+        node.wait(timeout=60)
+
+
+def test_https_needs_both_the_certificate_and_its_key(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["node", "start", "--dev", "--chain", "memory", "--data-dir", str(tmp_path / "cairn"),
+         "--ssl-certfile", str(tmp_path / "cert.pem")],
+    )  # fmt: skip
+    assert isinstance(result.exception, CairnError)
+    assert result.exception.message == "HTTPS needs both --ssl-certfile and --ssl-keyfile"
+    assert not (tmp_path / "cairn").exists()

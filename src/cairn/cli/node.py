@@ -62,8 +62,15 @@ def start(
             help="Port of the Flower Fleet API providers' workers connect to [default: 9092]"
         ),
     ] = None,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(help="Serve the API and web UI over HTTPS with this certificate (PEM)"),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="The private key of --ssl-certfile (PEM)")
+    ] = None,
 ) -> None:
-    """Start a node: chain, store, index, and the API and web UI on http://HOST:PORT."""
+    """Start a node: chain, store, index, and the API and web UI on http(s)://HOST:PORT."""
     from cairn.api.app import create_app
     from cairn.demo_community import DemoCommunity, demo_accounts
     from cairn.node import Node
@@ -86,6 +93,12 @@ def start(
         base_models=base_models,
         fleet_port=fleet_port,
     )
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    for tls_file in (ssl_certfile, ssl_keyfile):
+        if tls_file is not None and not tls_file.is_file():
+            raise ConfigError(f"{tls_file} does not exist")
+    scheme = "http" if ssl_certfile is None else "https"
     refuse_busy_ports(config)
     if not dev and config.password is None and sys.stdin.isatty():
         config.password = typer.prompt(
@@ -98,7 +111,7 @@ def start(
             resumed = node.start_compute()
         deployment = node.chain.deployment
         lines = [
-            f"[bold]API and web UI[/]     http://{host}:{port}   (OpenAPI: /docs)",
+            f"[bold]API and web UI[/]     {scheme}://{host}:{port}   (OpenAPI: /docs)",
             f"[bold]chain[/]              {node.backend.kind}, chain id {node.client.chain_id}"
             + (f", RPC {node.rpc_url}" if node.rpc_url else ""),
             f"[bold]data folder[/]        {config.data_dir}",
@@ -147,7 +160,14 @@ def start(
             )
             community.start()
         try:
-            uvicorn.run(create_app(node), host=host, port=port, log_level="info")
+            uvicorn.run(
+                create_app(node),
+                host=host,
+                port=port,
+                log_level="info",
+                ssl_certfile=ssl_certfile,
+                ssl_keyfile=ssl_keyfile,
+            )
         finally:
             if community is not None:
                 community.stop()
