@@ -8,6 +8,7 @@ node registered through the Control API and one with a key it never saw.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -173,3 +174,27 @@ def test_a_worker_with_the_node_ca_and_an_admitted_key_joins(
         assert list(online(superlink, JOIN_TIMEOUT).values()) == ["online"]
     finally:
         worker.stop()
+
+
+def test_on_a_public_address_only_the_fleet_api_is_reachable(tmp_path: Path) -> None:
+    """Whoever reaches the Control API may register SuperNodes and start runs: it stays local."""
+    link = SuperLink(
+        tmp_path / "flower",
+        host="0.0.0.0",
+        fleet_port=free_port(),
+        control_port=free_port(),
+        serverappio_port=free_port(),
+    )
+    link.start()
+    try:
+
+        def reachable(port: int) -> bool:  # 127.0.0.2 reaches 0.0.0.0, not 127.0.0.1
+            with socket.socket() as sock:
+                sock.settimeout(2)
+                return sock.connect_ex(("127.0.0.2", port)) == 0
+
+        assert reachable(link.fleet_port)
+        assert not reachable(link.control_port) and not reachable(link.serverappio_port)
+        assert link.supernodes() == {}  # the node itself still reaches its Control API
+    finally:
+        link.stop()

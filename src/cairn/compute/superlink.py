@@ -41,6 +41,9 @@ from cairn.core.errors import ConfigError, Unavailable
 log = logging.getLogger("cairn.superlink")
 
 START_TIMEOUT = 60.0
+# the Control and ServerAppIo APIs serve the node alone, on this machine: whoever reaches the
+# Control API may start runs and register SuperNodes, so only the Fleet API follows `host`
+LOCAL = "127.0.0.1"
 
 FAB_PYPROJECT = f"""\
 [build-system]
@@ -189,13 +192,13 @@ class SuperLink:
             "--fleet-api-address",
             self.fleet_address,
             "--control-api-address",
-            f"{self.host}:{self.control_port}",
+            f"{LOCAL}:{self.control_port}",
             "--serverappio-api-address",
-            f"{self.host}:{self.serverappio_port}",
+            f"{LOCAL}:{self.serverappio_port}",
         ]
         self.process = spawn_flower(command, self.folder / "superlink.log", self.folder / "home")
         try:
-            wait_for_port(self.host, self.control_port, START_TIMEOUT, self.process)
+            wait_for_port(LOCAL, self.control_port, START_TIMEOUT, self.process)
             wait_for_port(self.host, self.fleet_port, START_TIMEOUT, self.process)
         except Unavailable as exc:
             self.stop()
@@ -267,7 +270,7 @@ class SuperLink:
         return {int(info.node_id): str(info.status) for info in self._node_infos()}
 
     def _control(self, call):  # type: ignore[no-untyped-def]
-        target = f"{self.host}:{self.control_port}"
+        target = f"{LOCAL}:{self.control_port}"
         if self.tls_dir is None:
             channel = grpc.insecure_channel(target)
         else:  # the certificate names localhost; the node dials its own Control API
