@@ -260,6 +260,14 @@ def start_worker(
     work_dir: Annotated[
         Path | None, typer.Option(help="Cache folder [default: DATA_DIR/worker-ACCOUNT]")
     ] = None,
+    fleet_ca: Annotated[
+        Path | None,
+        typer.Option(help="The node's fleet CA (its ca.pem): connect to its Fleet API over TLS"),
+    ] = None,
+    supernode_key: Annotated[
+        Path | None,
+        typer.Option(help="The SuperNode key the node admitted (`cairn node supernode-key`)"),
+    ] = None,
     data_dir: DataDir = None,
     node_url: NodeUrl = None,
 ) -> None:
@@ -274,7 +282,9 @@ def start_worker(
         from cairn.cli.output import parse_units
 
         amount = parse_units(stake, 18)
-    worker = Worker(api, provider, folder, stake=amount)
+    worker = Worker(
+        api, provider, folder, stake=amount, fleet_ca=fleet_ca, supernode_key=supernode_key
+    )
     stop_on_signals()  # the SuperNode is stopped with the worker, however the worker is stopped
     try:
         record = worker.ensure_staked()
