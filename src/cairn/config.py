@@ -56,6 +56,10 @@ class NodeConfig:
     upstreams: tuple[str, ...] = ()  # ASSET=URL[#NAME]: models served by OpenAI-style servers
     upstream_api_key: str | None = None  # the API key those servers expect
     llama_cpp: bool = False  # serve packaged GGUF models with llama.cpp (the llamacpp extra)
+    upload_quota_mb: int = 2_048  # MiB an account's uploads may hold before they belong to assets
+    uploads_per_hour: int = 2_000  # uploads an account may make in an hour
+    upload_chunk_mb: int = 16  # MiB per chunk of a resumable upload: the most one PUT carries
+    free_calls_per_minute: int = 30  # calls to unpriced models per key and per account; 0: no limit
 
     @classmethod
     def from_env(cls, **overrides: object) -> NodeConfig:
@@ -79,6 +83,22 @@ class NodeConfig:
         if env.get("CAIRN_MODEL_MEMORY_MB"):
             config.model_memory_mb = int(
                 _number(env["CAIRN_MODEL_MEMORY_MB"], "CAIRN_MODEL_MEMORY_MB")
+            )
+        if env.get("CAIRN_UPLOAD_QUOTA_MB"):
+            config.upload_quota_mb = int(
+                _number(env["CAIRN_UPLOAD_QUOTA_MB"], "CAIRN_UPLOAD_QUOTA_MB")
+            )
+        if env.get("CAIRN_UPLOADS_PER_HOUR"):
+            config.uploads_per_hour = int(
+                _number(env["CAIRN_UPLOADS_PER_HOUR"], "CAIRN_UPLOADS_PER_HOUR")
+            )
+        if env.get("CAIRN_UPLOAD_CHUNK_MB"):
+            config.upload_chunk_mb = int(
+                _number(env["CAIRN_UPLOAD_CHUNK_MB"], "CAIRN_UPLOAD_CHUNK_MB")
+            )
+        if env.get("CAIRN_FREE_CALLS_PER_MINUTE"):
+            config.free_calls_per_minute = int(
+                _number(env["CAIRN_FREE_CALLS_PER_MINUTE"], "CAIRN_FREE_CALLS_PER_MINUTE")
             )
         if env.get("CAIRN_UPSTREAMS"):
             config.upstreams = tuple(u.strip() for u in env["CAIRN_UPSTREAMS"].split(","))

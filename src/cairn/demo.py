@@ -401,7 +401,7 @@ class Story:
         from cairn.serve.apps import AppSpec, Retrieval
 
         alice, dave, grace = people["alice"], people["dave"], people["grace"]
-        index = node.apps.index(dataset)
+        index = node.apps.index(dataset, builder=alice.address)
         app = node.apps.create(
             alice,
             name="Arithmetic tutor with worked examples",

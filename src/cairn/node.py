@@ -9,7 +9,9 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
+from cairn.assets.content import ContentRefs, node_secret
 from cairn.assets.service import AssetService
+from cairn.assets.uploads import MiB, Uploads
 from cairn.chain.anvil import free_port
 from cairn.chain.backends import ChainBackend, open_backend
 from cairn.chain.client import ChainClient
@@ -22,6 +24,7 @@ from cairn.config import NodeConfig, remembered_chain
 from cairn.core.errors import ConfigError, NotFound
 from cairn.data.service import DataService
 from cairn.db.engine import Database
+from cairn.economy.access import ContentAccess
 from cairn.economy.bounties import BountyBook
 from cairn.economy.licences import LicenceBook
 from cairn.economy.service import Economy, Schedule
@@ -92,9 +95,19 @@ class Node:
             else:
                 check_cursors(self.db, self.client)
             self.chain = Chain(self.client, deployment)
-            self.assets = AssetService(self.chain, self.store, self.db)
+            refs = ContentRefs(self.db, self.store, node_secret(self.data_dir, "content"))
+            self.assets = AssetService(self.chain, self.store, self.db, refs)
+            self.uploads = Uploads(
+                self.data_dir / "uploads",
+                self.store,
+                refs,
+                chunk_size=config.upload_chunk_mb * MiB,
+                quota=config.upload_quota_mb * MiB,
+                per_hour=config.uploads_per_hour,
+            )
             self.data = DataService(self.chain, self.store, self.db, self.assets, self.operator)
             if fresh:
+                refs.reset()
                 self.data.reset_index()
                 self.assets.reset_index()
             domains = {
@@ -125,6 +138,10 @@ class Node:
                 self.db, self.chain, self.assets, self.data.anchoring, self.gateway_account.address
             )
             self._point_licence_payments_at_the_treasury()
+            self.access = ContentAccess(refs, self.licences, self.assets)
+            self.assets.on_indexed = self.access.claim_asset
+            self.data.reviews.admit = self.access.admit_reviewer
+            self.access.claim_existing_models()
             self.jobs = JobService(
                 db=self.db,
                 store=self.store,
@@ -150,6 +167,7 @@ class Node:
                 bounties=BountyBook(self.db, self.store, self.chain, self.assets, self.operator),
                 schedule=Schedule(epoch_seconds=config.epoch_seconds),
                 confirmations=DEPOSIT_CONFIRMATIONS if self.backend.kind == "rpc" else 0,
+                free_calls_per_minute=config.free_calls_per_minute,
             )
             if fresh:
                 self.economy.reset_index()

@@ -135,7 +135,7 @@ def test_register_get_list_and_transfer_assets(http: httpx.Client, live: LiveSer
     alice, bob = dev_account(live.node, "alice"), dev_account(live.node, "bob")
     headers = sign_in(http, live, alice)
     body = {
-        "kind": "dataset",
+        "kind": "app",
         "name": "Polite replies",
         "licence": "CC-BY-4.0",
         "description": "kind words",
@@ -179,7 +179,7 @@ def test_bad_asset_requests_get_problems_and_change_nothing(
     alice = dev_account(live.node, "alice")
     headers = sign_in(http, live, alice)
     before = live.node.chain.registry.total_assets()
-    good = {"kind": "dataset", "name": "d", "licence": "MIT"}
+    good = {"kind": "model", "name": "d", "licence": "MIT"}
     assert_problem(http.post("/api/v1/assets", json=good), 401, "sign in first")
     bad_split = {**good, "split": {"owner": 9000, "data": 0, "compute": 0, "upstream": 0}}
     assert_problem(
@@ -210,7 +210,7 @@ def test_a_key_the_node_does_not_hold_cannot_act_through_the_node(
     outsider = Account.create()
     headers = sign_in(http, live, outsider)
     reply = http.post(
-        "/api/v1/assets", json={"kind": "dataset", "name": "d", "licence": "MIT"}, headers=headers
+        "/api/v1/assets", json={"kind": "model", "name": "d", "licence": "MIT"}, headers=headers
     )
     assert_problem(reply, 403, "POST /api/v1/chain/transactions")
 
@@ -237,7 +237,7 @@ def test_wallet_signed_transactions_are_relayed(live: LiveServer) -> None:
             and node.chain.token.balance_of(wallet.address) == 30
         )
 
-        asset = api.register_asset(wallet, kind="dataset", name="From a wallet", licence="CC0-1.0")
+        asset = api.register_asset(wallet, kind="model", name="From a wallet", licence="CC0-1.0")
         assert asset["owner"] == wallet.address and asset["name"] == "From a wallet"
         moved = api.transfer_asset(wallet, asset["asset_id"], bob.address)
         assert moved["owner"] == bob.address
@@ -272,7 +272,8 @@ def test_blobs_need_a_session_and_verify_cids(http: httpx.Client, live: LiveServ
     headers = sign_in(http, live, dev_account(live.node, "carol"))
     cid = http.post("/api/v1/blobs", content=b"hello world\n", headers=headers).json()["cid"]
     assert cid == "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
-    assert http.get(f"/api/v1/blobs/{cid}").content == b"hello world\n"
+    assert http.get(f"/api/v1/blobs/{cid}", headers=headers).content == b"hello world\n"
+    assert_problem(http.get(f"/api/v1/blobs/{cid}"), 404, "")  # an upload is its uploader's
     assert_problem(http.get("/api/v1/blobs/not-a-cid"), 422, "invalid CID")
     assert_problem(
         http.get("/api/v1/blobs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"),

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from cairn.api.client import NodeClient
+from cairn.assets.content import Scope
 from cairn.compute.blobs import BlobCache
 from cairn.compute.worker import Worker
 from cairn.core.cid import cid_of
@@ -19,6 +20,8 @@ from tests.conftest import LiveServer
 from tests.data.conftest import dev
 
 TOKEN = 10**18
+
+JOB = "0x" + "12" * 32  # the job whose blobs the worker fetches
 
 
 def test_a_worker_stakes_once_and_tops_up(live: LiveServer, node: Node, tmp_path: Path) -> None:
@@ -57,7 +60,10 @@ def test_blobs_are_fetched_verified_and_cached(
 ) -> None:
     data = b'{"prompt": "a", "response": "b"}\n'
     cid = node.store.put(data)
-    cache = BlobCache(live.url, tmp_path / "cache")
+    node.assets.refs.add(cid, Scope.JOB, JOB, account=dev(node, "alice").address)
+    with pytest.raises(NotFound):  # a job's training set is its workers' only
+        BlobCache(live.url, tmp_path / "no-token").read(cid)
+    cache = BlobCache(live.url, tmp_path / "cache", node.assets.refs.job_token(JOB))
     assert cache.records(cid) == [{"prompt": "a", "response": "b"}]
     assert (tmp_path / "cache" / cid).read_bytes() == data
     with pytest.raises(NotFound):
@@ -85,8 +91,12 @@ def test_a_model_folder_is_assembled_from_its_manifest(
     (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
     (folder / "sub" / "weights.bin").write_bytes(b"\x00\x01" * 100)
     manifest = store_folder(node.store, folder)
-    out = BlobCache(live.url, tmp_path / "cache").model_folder(manifest)
+    node.assets.refs.add_folder(manifest, Scope.JOB, JOB)
+    token = node.assets.refs.job_token(JOB)
+    out = BlobCache(live.url, tmp_path / "cache", token).model_folder(manifest)
     assert (out / "config.json").read_text() == (folder / "config.json").read_text()
     assert (out / "sub" / "weights.bin").read_bytes() == b"\x00\x01" * 100
     with pytest.raises(InvalidInput, match="not a Cairn model manifest"):
-        BlobCache(live.url, tmp_path / "cache2").model_folder(node.store.put_json({"x": 1}))
+        not_a_manifest = node.store.put_json({"x": 1})
+        node.assets.refs.add(not_a_manifest, Scope.JOB, JOB)
+        BlobCache(live.url, tmp_path / "cache2", token).model_folder(not_a_manifest)

@@ -87,7 +87,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, folders: dict[str, Path]) ->
         upload(node, carol, dataset, [{"prompt": q, "response": a} for q, a in FACTS[6:]])
         node.data.anchoring.anchor(dataset)
         version = node.data.anchoring.versions(dataset)[0]["version"]
-        index = node.apps.index(dataset)
+        index = node.apps.index(dataset, builder=bob.address)
         made = node.apps.create(
             bob,
             name="Fact finder",
@@ -121,9 +121,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, folders: dict[str, Path]) ->
 
 
 def test_the_index_holds_every_record_of_the_version_and_is_built_once(world: AppWorld) -> None:
-    index = world.node.apps.index(world.dataset)
+    index = world.node.apps.index(world.dataset, builder=world.bob.address)
     assert index["version"] == world.version and index["passages"] == len(FACTS)
-    assert world.node.apps.index(world.dataset, world.version)["index"] == index["index"]
+    assert (
+        world.node.apps.index(world.dataset, world.version, builder=world.bob.address)["index"]
+        == index["index"]
+    )
 
 
 def test_retrieval_puts_the_right_passages_before_the_question(world: AppWorld) -> None:
@@ -207,7 +210,7 @@ def test_bad_apps_are_refused_and_nothing_is_registered(world: AppWorld) -> None
         AppSpec(model=world.model, retrieval=Retrieval(world.dataset, world.version, "x", 50))
     offer = node.licences.offer(world.bob, world.dataset, price=TOKEN, terms="commercial")
     try:
-        index = node.apps.index(world.dataset)
+        index = node.apps.index(world.dataset, builder=world.bob.address)
         spec = AppSpec(
             model=world.model, retrieval=Retrieval(world.dataset, world.version, index["index"])
         )

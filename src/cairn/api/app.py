@@ -23,6 +23,7 @@ from cairn.api.routers import (
     health,
     licences,
     models,
+    uploads,
 )
 from cairn.node import Node
 
@@ -40,7 +41,7 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
         ),
     )
     app.state.node = node
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, chunk_size=lambda: node.uploads.chunk_size)
     problems.install(app)
     api = APIRouter(prefix="/api/v1")
     for module in (
@@ -50,6 +51,7 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
         assets,
         auth,
         blobs,
+        uploads,
         datasets,
         compute,
         economy,

@@ -17,8 +17,9 @@ TICK_SECONDS = 2.0
 
 
 class Scheduler:
-    """A daemon thread: anchors datasets whose waiting records reached their policy, and reads
-    running jobs' events into the index."""
+    """A daemon thread: anchors datasets whose waiting records reached their policy, reads
+    running jobs' events into the index, and deletes uploads that expired unclaimed or
+    unfinished."""
 
     def __init__(self, node: Node, tick: float = TICK_SECONDS) -> None:
         self.node = node
@@ -61,6 +62,13 @@ class Scheduler:
                 log.warning("following jobs failed: %s", exc.message)
             except Exception:  # keep the scheduler alive; the next tick retries
                 log.exception("following jobs crashed")
+            try:
+                if removed := self.node.assets.refs.collect():
+                    log.info("deleted %d expired uploads that nothing registered", removed)
+                if staged := self.node.uploads.expire():
+                    log.info("deleted %d chunked uploads left unfinished for a day", staged)
+            except Exception:  # keep the scheduler alive; the next tick retries
+                log.exception("collecting expired uploads crashed")
 
 
 def lifespan_for(node: Node) -> object:

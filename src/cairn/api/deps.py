@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cairn.core.errors import Unauthorized
 from cairn.node import Node
+from cairn.web.session import SESSION_COOKIE
 
 _bearer = HTTPBearer(auto_error=False, description="A session token from POST /api/v1/auth/signin")
 
@@ -57,3 +58,26 @@ def maybe_session_address(
 
 
 MaybeSessionAddress = Annotated[str | None, Depends(maybe_session_address)]
+
+
+def reader_address(
+    node: NodeDep,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """Who reads: a `Bearer` session, else the web app's session cookie (links in its pages).
+
+    Only for reads: a cookie never authorises a change through the API.
+    """
+    if credentials is not None:
+        return node.auth.resolve(credentials.credentials)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return node.auth.resolve(token)
+    except Unauthorized:
+        return None
+
+
+ReaderAddress = Annotated[str | None, Depends(reader_address)]

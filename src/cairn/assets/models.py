@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cairn.db.engine import Base
@@ -27,3 +27,18 @@ class AssetRow(Base):
     registered_at: Mapped[int] = mapped_column(BigInteger)
     block_number: Mapped[int] = mapped_column(Integer)
     tx_hash: Mapped[str] = mapped_column(String(66))
+
+
+class BlobRefRow(Base):
+    """Something a stored blob belongs to: who may read it follows from its references."""
+
+    __tablename__ = "blob_refs"
+    __table_args__ = (UniqueConstraint("cid", "scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cid: Mapped[str] = mapped_column(String(128), index=True)
+    scope: Mapped[str] = mapped_column(String(16))  # cairn.assets.content.Scope
+    key: Mapped[str] = mapped_column(String(80), default="")  # asset id, job id or uploader
+    account: Mapped[str | None] = mapped_column(String(42), nullable=True, index=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -7,12 +7,14 @@ registered straight from a wallet show up exactly like those registered through 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import delete, or_, select
 
+from cairn.assets.content import ContentRefs, Scope
 from cairn.assets.metadata import asset_metadata, validate_parents
 from cairn.assets.models import AssetRow
 from cairn.chain.contracts import Chain, checksum
@@ -69,11 +71,15 @@ def _row_to_asset(row: AssetRow) -> Asset:
 class AssetService:
     """Register, transfer, list and show assets; keeps the index in step with the chain."""
 
-    def __init__(self, chain: Chain, store: BlobStore, db: Database) -> None:
+    def __init__(self, chain: Chain, store: BlobStore, db: Database, refs: ContentRefs) -> None:
         self.chain = chain
         self.store = store
         self.db = db
+        self.refs = refs  # what each stored blob belongs to (who may read it)
         self._sync_lock = threading.Lock()
+        # Told of each asset indexed (registered or with new metadata), with its metadata:
+        # the node claims the blobs it names (`ContentAccess.claim_asset`).
+        self.on_indexed: Callable[[Asset, dict[str, Any]], None] | None = None
 
     def register(
         self,
@@ -102,6 +108,7 @@ class AssetService:
             extra=extra,
         )
         cid = self.store.put_json(metadata)
+        self.refs.add(cid, Scope.PUBLIC)
         asset_id, _ = self.chain.registry.register(
             owner, asset_kind, cid, metadata["licence"], lineage, policy
         )
@@ -159,14 +166,24 @@ class AssetService:
 
     def sync(self) -> int:
         """Apply AssetRegistry events not yet indexed; returns how many were applied."""
+        applied, indexed = self._apply_new_events()
+        if self.on_indexed is not None:  # outside the lock: the hook reads assets itself
+            for asset_id in dict.fromkeys(indexed):
+                asset = self.get(asset_id)
+                self.on_indexed(asset, self.metadata(asset.metadata_cid))
+        return applied
+
+    def _apply_new_events(self) -> tuple[int, tuple[int, ...]]:
+        """(events applied, ids of the assets registered or given new metadata)."""
         with self._sync_lock:
             client = self.chain.client
             head = client.block_number()
             with self.db.session() as session:
                 start = start_block(session, CURSOR, self.chain.deployment.block)
             if start > head:
-                return 0
+                return 0, ()
             applied = 0
+            indexed: list[int] = []
             events = self.chain.registry.contract.events
             for lo in range(start, head + 1, LOG_CHUNK):
                 hi = min(lo + LOG_CHUNK - 1, head)
@@ -178,9 +195,11 @@ class AssetService:
                 with self.db.session() as session:
                     for log in logs:
                         applied += self._apply(session, log)
+                        if log["event"] != "Transfer":
+                            indexed.append(int(log["args"]["asset_id"]))
                         session.flush()
                     advance(session, CURSOR, hi, block_hash)
-            return applied
+            return applied, tuple(indexed)
 
     def reset_index(self) -> None:
         """Forget every indexed asset (the chain behind the index was replaced)."""
@@ -226,11 +245,16 @@ class AssetService:
         row.name, row.description = self._read_metadata(row.metadata_cid)
         return 1
 
-    def _read_metadata(self, cid: str) -> tuple[str, str]:
+    def metadata(self, cid: str) -> dict[str, Any]:
+        """An asset's metadata document ({} when this node's store does not hold it)."""
         try:
             doc = self.store.get_json(cid)
         except CairnError:  # registered from a wallet with metadata stored elsewhere
-            return "", ""
-        if not isinstance(doc, dict):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def _read_metadata(self, cid: str) -> tuple[str, str]:
+        doc = self.metadata(cid)
+        if not doc:
             return "", ""
         return str(doc.get("name", ""))[:200], str(doc.get("description", ""))

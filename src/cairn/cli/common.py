@@ -36,8 +36,9 @@ def keystore(data_dir: Path | None) -> Keystore:
 
 
 def client(node_url: str | None) -> NodeClient:
-    """An API client for the node."""
-    return NodeClient(node_url or NodeConfig.from_env().node_url)
+    """An API client for the node (uploads in chunks of CAIRN_UPLOAD_CHUNK_MB, as a node)."""
+    settings = NodeConfig.from_env()
+    return NodeClient(node_url or settings.node_url, chunk_size=settings.upload_chunk_mb * 2**20)
 
 
 def find_account(store: Keystore, who: str) -> AccountInfo:

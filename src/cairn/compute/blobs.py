@@ -1,7 +1,8 @@
 """A worker's copy of what a job needs from the node: blobs fetched by CID, verified, cached.
 
 Workers hold no index and no store of their own: they fetch a job's training records and model
-files from the node's public blob endpoint, check every byte against its CID (a node cannot
+files from the node's blob endpoint with the job's token (what a job needs is readable by its
+workers only, see cairn.assets.content), check every byte against its CID (a node cannot
 hand a worker other bytes than the CID names), and keep them in a cache folder, so a worker pays
 for each model and dataset once however many rounds it trains.
 """
@@ -20,13 +21,15 @@ from cairn.core.errors import InvalidInput, NotFound, Unavailable
 from cairn.train import MANIFEST_SCHEMA
 
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
+JOB_TOKEN_HEADER = "X-Cairn-Job-Token"
 
 
 class BlobCache:
     """Blobs of one node, fetched on first use into `folder/<cid>`."""
 
-    def __init__(self, node_url: str, folder: Path) -> None:
+    def __init__(self, node_url: str, folder: Path, token: str = "") -> None:
         self.node_url = node_url.rstrip("/")
+        self.headers = {JOB_TOKEN_HEADER: token} if token else {}
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -38,7 +41,7 @@ class BlobCache:
             return target
         url = f"{self.node_url}/api/v1/blobs/{parsed}"
         try:
-            response = httpx.get(url, timeout=TIMEOUT)
+            response = httpx.get(url, headers=self.headers, timeout=TIMEOUT)
         except httpx.HTTPError as exc:
             raise Unavailable(f"cannot fetch {parsed} from {self.node_url}: {exc}") from None
         if response.status_code == 404:

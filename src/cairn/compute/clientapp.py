@@ -78,7 +78,7 @@ def train(msg: Message, context: Context) -> Message:
     account = worker_key(context)
     task = RoundTask.from_record(msg.content["task"])  # type: ignore[arg-type]
     global_params = msg.content["params"].to_torch_state_dict()  # type: ignore[union-attr]
-    cache = BlobCache(task.node_url, work_dir(context) / "blobs")
+    cache = BlobCache(task.node_url, work_dir(context) / "blobs", task.blob_token)
     hparams = hyperparameters(task.method, task.hparams)
 
     records = cache.records(task.train_cid)[task.shard :: task.shards]

@@ -201,6 +201,7 @@ class Coordinator:
                 total_steps=spec.rounds * spec.inner_steps,
                 labels=spec.labels,
                 teacher_manifest=spec.teacher_manifest,
+                blob_token=spec.blob_token,
             )
             messages.append(task_message(task, params, node_id))
         answered = list(self.grid.send_and_receive(messages, timeout=spec.round_timeout_s))

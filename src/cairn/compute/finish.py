@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cairn.assets.content import Scope
 from cairn.compute.jobdir import JobDir
 from cairn.compute.reports import report_from_json, work_shares
 from cairn.core.errors import InvalidInput
@@ -49,6 +50,7 @@ def finish_job(service: JobService, job_id: str, folder: JobDir) -> dict[str, An
             "reports": [{**r.report, "signature": r.signature, "leaf": r.leaf} for r in rows],
         }
     )
+    service.assets.refs.add(shares_cid, Scope.PUBLIC)  # what each provider is paid for
 
     base = service.assets.get(int(job["base_asset"]))
     recipe = job["recipe"]
@@ -78,6 +80,10 @@ def finish_job(service: JobService, job_id: str, folder: JobDir) -> dict[str, An
         raise InvalidInput(f"job {job_id} finished without writing its model")
     (model_dir / "README.md").write_text(card, encoding="utf-8")
     model_cid = store_folder(service.store, model_dir)
+    # The operator registers the model, so it claims the weights for it: they are its own.
+    service.assets.refs.add_folder(
+        model_cid, Scope.ACCOUNT, service.operator.address, account=service.operator.address
+    )
 
     parents = [base.asset_id]
     if teacher is not None:

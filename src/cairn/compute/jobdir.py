@@ -66,6 +66,7 @@ class JobSpec:
     teacher_manifest: str | None = None
     eval_every: int = 1  # rounds between held-out evaluations (the last round always)
     eval_limit: int = 64  # held-out records evaluated between rounds (all of them at the end)
+    blob_token: str = ""  # lets the job's workers fetch its blobs (cairn.assets.content)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 
+from cairn.assets.content import Scope
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
 from cairn.chain.escrow import JobState
@@ -129,13 +130,16 @@ class JobService:
         )
         budget = int(recipe.budget.max_tokens)
         job_id = self._fund(builder, recipe, budget, base.asset_id, recipe_cid, signer, job_id)
+        self.assets.refs.add(recipe_cid, Scope.PUBLIC)  # named on chain by JobEscrow
+        base_manifest = self.catalog.manifest(base)
+        self._share_with_workers(job_id, builder, train_cid, base_manifest, teacher_manifest)
 
         spec = JobSpec(
             job_id=job_id,
             method=method,
             hparams=hparams.model_dump(mode="json"),
             base_folder=str(self.catalog.folder(base)),
-            base_manifest=self.catalog.manifest(base),
+            base_manifest=base_manifest,
             train_cid=train_cid,
             train_count=len(train),
             node_url=self.node_url,
@@ -155,6 +159,7 @@ class JobService:
             labels=labels,
             teacher_folder=teacher_folder,
             teacher_manifest=teacher_manifest,
+            blob_token=self.assets.refs.job_token(job_id),
         )
         folder = self.job_dir(job_id)
         folder.write_spec(spec, held_out)
@@ -313,6 +318,21 @@ class JobService:
             self._start_run(job_id)
         return ids
 
+    def _share_with_workers(
+        self,
+        job_id: str,
+        builder: str,
+        train_cid: str,
+        base_manifest: str,
+        teacher_manifest: str | None,
+    ) -> None:
+        """Let the job's builder, and its workers by the job's token, read what it trains on."""
+        refs = self.assets.refs
+        cids = [train_cid, *refs.folder_cids(base_manifest)]
+        if teacher_manifest:
+            cids += refs.folder_cids(teacher_manifest)
+        refs.add(cids, Scope.JOB, job_id, account=builder)
+
     def _start_run(self, job_id: str) -> None:
         folder = self.job_dir(job_id)
         run_id = self.superlink.start_run(folder.path)
@@ -365,6 +385,10 @@ class JobService:
                 with checkpoint.open("rb") as fh:
                     entry["checkpoint_cid"] = self.store.put_stream(fh)
             job = self.get(job_id)
+            if "checkpoint_cid" in entry:  # weights trained from the job's data: the job's
+                self.assets.refs.add(
+                    entry["checkpoint_cid"], Scope.JOB, job_id, account=job["builder"]
+                )
             self._update(job_id, round=int(event["round"]), history=[*job["history"], entry])
         elif kind == "failed":
             self._update(job_id, status="failed", error=event["error"], finished_at=time.time())

@@ -41,6 +41,7 @@ class RoundTask:
     total_steps: int  # rounds * H
     labels: list[str] | None = None
     teacher_manifest: str | None = None
+    blob_token: str = ""  # the job's token for fetching its training set and model files
 
     def to_record(self) -> ConfigRecord:
         """The task as a Flower ConfigRecord."""

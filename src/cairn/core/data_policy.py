@@ -138,6 +138,25 @@ class ReviewPolicy(Policy):
     min_gold_for_reputation: int = Field(
         3, ge=1, description="gold answers before reputation can drop an account"
     )
+    reviewers: list[str] = Field(
+        default_factory=list,
+        max_length=1_000,
+        description="addresses admitted to review a licensed dataset without holding a licence "
+        "(reviewers see full records: a licensed dataset admits its owner, its curators, "
+        "licence holders and these)",
+    )
+
+    @model_validator(mode="after")
+    def _reviewers_are_addresses(self) -> ReviewPolicy:
+        for address in self.reviewers:
+            if not (
+                isinstance(address, str)
+                and len(address) == 42
+                and address.startswith("0x")
+                and all(c in "0123456789abcdefABCDEF" for c in address[2:])
+            ):
+                raise ValueError(f"reviewers: {address!r} is not a 0x address")
+        return self
 
 
 class RewardPolicy(Policy):

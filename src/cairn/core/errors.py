@@ -93,7 +93,20 @@ class Unavailable(CairnError, ConnectionError):
 
 
 class PaymentRequired(CairnError):
-    """The account's prepaid balance does not cover the request."""
+    """The account's prepaid balance does not cover the request: `available` and `needed` in
+    the token's smallest unit, for a face to say in its own words (a page in CAIRN)."""
 
     status = 402
     title = "Payment required"
+
+    def __init__(self, message: str, *, available: int = 0, needed: int = 0) -> None:
+        super().__init__(message)
+        self.available = available
+        self.needed = needed
+
+
+class RateLimited(CairnError):
+    """The account or key made more requests, or stored more bytes, than the node allows."""
+
+    status = 429
+    title = "Too many requests"

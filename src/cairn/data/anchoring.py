@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from sqlalchemy import func, select, update
 
+from cairn.assets.content import ContentRefs, Scope
 from cairn.chain.contracts import Chain
 from cairn.core.attribution import (
     ContributionCredit,
@@ -75,8 +76,10 @@ class Anchoring:
         datasets: Datasets,
         reviews: Reviews,
         operator: LocalAccount,
+        refs: ContentRefs,
     ) -> None:
         self.chain = chain
+        self.refs = refs
         self.store = store
         self.db = db
         self.datasets = datasets
@@ -129,6 +132,7 @@ class Anchoring:
                 ],
             }
             cid = self.store.put_json(batch_doc)
+            self.refs.add(cid, Scope.DATASET, dataset_id)  # every record: the dataset's gate
             if self.chain.ledger.is_anchored(
                 dataset_id, tree.root
             ):  # a crash after anchoring, before indexing
@@ -253,6 +257,8 @@ class Anchoring:
             "attribution": attribution_cid,
         }
         manifest_cid = self.store.put_json(manifest)
+        self.refs.add(attribution_cid, Scope.PUBLIC)  # who is paid and why: anyone may audit
+        self.refs.add(manifest_cid, Scope.DATASET, dataset_id)
         with self.db.session() as session:
             session.merge(
                 VersionRow(

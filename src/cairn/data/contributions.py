@@ -18,6 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
+from cairn.assets.content import ContentRefs, Scope
 from cairn.chain.contracts import Chain, checksum
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import Conflict, InvalidInput, Unauthorized
@@ -100,8 +101,10 @@ class Contributions:
         db: Database,
         datasets: Datasets,
         held_accounts: Callable[[int], set[str]],
+        refs: ContentRefs,
     ) -> None:
         self.chain = chain
+        self.refs = refs
         self.store = store
         self.db = db
         self.datasets = datasets
@@ -210,6 +213,9 @@ class Contributions:
                 "verdicts": stored,
             }
         )
+        # The verdicts quote records: the dataset's gate, and the contributor's own.
+        self.refs.add(verdicts_cid, Scope.DATASET, dataset_id)
+        self.refs.add(verdicts_cid, Scope.ACCOUNT, account, account=account)
         try:
             with self.db.session() as session:
                 upload = UploadRow(

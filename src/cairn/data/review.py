@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,9 @@ class Reviews:
         self.db = db
         self.datasets = datasets
         self._lock = threading.Lock()
+        # Raises when an account may not review a dataset (a licensed dataset's owner admits
+        # its reviewers: `ContentAccess.admit_reviewer`); None admits everyone.
+        self.admit: Callable[[int, str], None] | None = None
 
     # -- gold questions ------------------------------------------------------------------
 
@@ -106,6 +110,9 @@ class Reviews:
         """The reviewer's open task, or a new one (gold mixed in), or None when there is no work."""
         account = checksum(reviewer)
         spec = self.datasets.spec(dataset_id)
+        listed = account.lower() in {r.lower() for r in spec.review.reviewers}
+        if self.admit is not None and not listed:
+            self.admit(dataset_id, account)
         with self._lock:
             if account.lower() in {a.lower() for a in self.held_accounts(dataset_id)}:
                 raise Forbidden(

@@ -49,9 +49,11 @@ class DataService:
         self.datasets = Datasets(chain, store, db, assets, operator.address)
         self.reviews = Reviews(db, self.datasets)
         self.contributions = Contributions(
-            chain, store, db, self.datasets, self.reviews.held_accounts
+            chain, store, db, self.datasets, self.reviews.held_accounts, assets.refs
         )
-        self.anchoring = Anchoring(chain, store, db, self.datasets, self.reviews, operator)
+        self.anchoring = Anchoring(
+            chain, store, db, self.datasets, self.reviews, operator, assets.refs
+        )
 
     def export(self, dataset_id: int, fmt: str, version: str | None = None) -> bytes:
         """A version's records as JSONL or Parquet bytes (both load with the `datasets` library)."""

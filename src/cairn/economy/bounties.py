@@ -22,6 +22,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from sqlalchemy import select
 
+from cairn.assets.content import Scope
 from cairn.assets.service import AssetService
 from cairn.chain.bounty import OnChainBounty
 from cairn.chain.contracts import Chain, checksum
@@ -325,6 +326,7 @@ class BountyBook:
             },
         }
         document_cid = self.store.put_json(document)
+        self.assets.refs.add([tree_cid, document_cid], Scope.PUBLIC)  # audited like any epoch
         with self.db.session() as session:
             epoch = EpochRow(
                 status="planned",

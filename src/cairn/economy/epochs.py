@@ -30,6 +30,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_hex_address
 from sqlalchemy import select
 
+from cairn.assets.content import ContentRefs, Scope
 from cairn.chain.contracts import Chain, checksum
 from cairn.core.errors import CairnError, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
@@ -57,8 +58,10 @@ class Epochs:
         chain: Chain,
         lineage: LineageReader,
         treasury: LocalAccount,
+        refs: ContentRefs,
     ) -> None:
         self.db = db
+        self.refs = refs
         self.store = store
         self.chain = chain
         self.lineage = lineage
@@ -152,6 +155,8 @@ class Epochs:
                     "settlement": settlement_cid,
                 }
             )
+        # Settlements and payout trees are public: anyone re-derives and audits them.
+        self.refs.add([c for c in (settlement_cid, tree_cid, document_cid) if c], Scope.PUBLIC)
         with self.db.session() as session:
             epoch = EpochRow(
                 status="planned" if total else "empty",
@@ -326,8 +331,9 @@ class Epochs:
         paid = []
         for payout_id, amount, number, tree_cid in rows:
             assert number is not None and tree_cid is not None  # funded epochs have both
-            tx_hash = "claimed elsewhere"
-            if not distributor.is_claimed(number, address):
+            if distributor.is_claimed(number, address):  # claimed on chain, not through us
+                tx_hash = self._claimed_in(number, address) or "claimed elsewhere"
+            else:
                 tree = StandardMerkleTree.load(self._doc(tree_cid))
                 proof = tree.get_proof([address, int(amount)])
                 receipt = distributor.claim(self.treasury, number, address, int(amount), proof)
@@ -338,3 +344,17 @@ class Epochs:
                 assert row is not None
                 row.claim_tx = tx_hash[:66]
         return paid
+
+    def _claimed_in(self, number: int, address: str) -> str | None:
+        """The transaction whose `Claimed` event paid `address` for epoch `number`; None only
+        when the chain no longer serves the logs. Newest blocks first: claims are recent."""
+        client = self.chain.client
+        event = self.chain.distributor.contract.events.Claimed
+        wanted = {"epoch": number, "account": address}
+        hi = client.block_number()
+        while hi >= self.chain.deployment.block:
+            lo = max(hi - LOG_CHUNK + 1, self.chain.deployment.block)
+            for log in client.logs(event, lo, hi, wanted):
+                return str(log["transactionHash"].to_0x_hex())
+            hi = lo - 1
+        return None

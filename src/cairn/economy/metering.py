@@ -19,6 +19,7 @@ from sqlalchemy import select
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import checksum
 from cairn.core.errors import Forbidden, InvalidInput, PaymentRequired
+from cairn.core.ratelimit import SlidingWindow
 from cairn.db.engine import Database
 from cairn.economy.balances import Balances, Hold, cost
 from cairn.economy.keys import ApiKey
@@ -54,9 +55,14 @@ class Prices:
             raise InvalidInput(f"price per 1,000 tokens must be 0..{MAX_PRICE}; got {price_per_1k}")
         self.assets.sync()
         asset = self.assets.get(asset_id)
-        if asset.kind not in ("model", "app"):
+        if asset.kind == "app":  # the gateway charges an app its spec's price, never this
             raise InvalidInput(
-                f"asset {asset_id} is a {asset.kind}: only models and apps are priced"
+                f"asset {asset_id} is an app: its price per call is part of its spec, fixed "
+                "when it is published"
+            )
+        if asset.kind != "model":
+            raise InvalidInput(
+                f"asset {asset_id} is a {asset.kind}: only models are priced per 1,000 tokens"
             )
         if asset.owner != checksum(caller):
             raise Forbidden(f"only the owner of asset {asset_id} ({asset.owner}) sets its price")
@@ -93,12 +99,17 @@ class Meter:
         prices: Prices,
         gateway: LocalAccount,
         chain_id: int,
+        free_calls_per_minute: int = 0,
     ) -> None:
         self.db = db
         self.balances = balances
         self.prices = prices
         self.gateway = gateway
         self.chain_id = chain_id
+        # Free calls cost the node compute and nobody a token: each key and each account gets
+        # a few a minute (a new key per call does not lift the account's limit).
+        self.free_by_key = SlidingWindow(free_calls_per_minute, 60.0, "free calls")
+        self.free_by_account = SlidingWindow(free_calls_per_minute, 60.0, "free calls")
 
     def open(
         self,
@@ -113,6 +124,10 @@ class Meter:
         price); 402 if not covered."""
         price = 0 if per_call is not None else self.prices.get(model)
         amount = per_call if per_call is not None else cost(price, max_tokens)
+        if amount == 0:
+            now = time.monotonic()
+            self.free_by_key.admit(key.key_id, now, who=f"API key {key.key_id}")
+            self.free_by_account.admit(key.account.lower(), now, who=key.account)
         try:
             hold = self.balances.hold(key.account, amount)
         except PaymentRequired:  # new deposits are read only when they are needed

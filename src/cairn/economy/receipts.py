@@ -19,6 +19,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 
+from cairn.assets.content import ContentRefs, Scope
 from cairn.chain.contracts import Chain
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
@@ -92,8 +93,9 @@ def receipt_from_json(data: dict[str, Any]) -> UsageReceipt:
 class ReceiptBook:
     """Store signed receipts, anchor them in batches, prove any one of them."""
 
-    def __init__(self, db: Database, store: BlobStore, chain: Chain) -> None:
+    def __init__(self, db: Database, store: BlobStore, chain: Chain, refs: ContentRefs) -> None:
         self.db = db
+        self.refs = refs
         self.store = store
         self.chain = chain
 
@@ -152,6 +154,7 @@ class ReceiptBook:
                 "receipts": [{**r.body, "signature": r.signature, "leaf": r.leaf} for r in rows],
             }
             cid = self.store.put_json(doc)
+            self.refs.add(cid, Scope.PUBLIC)  # receipts are what settlements are audited from
             tree = StandardMerkleTree.of([[r.leaf] for r in rows], ["bytes32"])
             ledger = self.chain.ledger
             if ledger.is_anchored(asset_id, tree.root):  # anchored before a crash: record it

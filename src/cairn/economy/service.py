@@ -69,6 +69,7 @@ class Economy:
         bounties: BountyBook,
         schedule: Schedule | None = None,
         confirmations: int = 0,
+        free_calls_per_minute: int = 0,
     ) -> None:
         self.chain = chain
         self.assets = assets
@@ -80,11 +81,20 @@ class Economy:
         if released := self.balances.clear_holds():
             log.info("released the holds of %d requests cut short by a restart", released)
         self.prices = Prices(db, assets)
-        self.meter = Meter(db, self.balances, self.prices, gateway, chain.client.chain_id)
-        self.receipts = ReceiptBook(db, store, chain)
+        self.meter = Meter(
+            db,
+            self.balances,
+            self.prices,
+            gateway,
+            chain.client.chain_id,
+            free_calls_per_minute=free_calls_per_minute,
+        )
+        self.receipts = ReceiptBook(db, store, chain, assets.refs)
         self.licences = licences
         self.bounties = bounties
-        self.epochs = Epochs(db, store, chain, LineageReader(assets, store, anchoring), gateway)
+        self.epochs = Epochs(
+            db, store, chain, LineageReader(assets, store, anchoring), gateway, assets.refs
+        )
         self._asset_id: int | None = None
         self._lock = threading.Lock()  # one anchoring or settlement at a time
         self._last_epoch = self._last_epoch_time()

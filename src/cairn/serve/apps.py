@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 
+from cairn.assets.content import Scope
 from cairn.assets.service import Asset, AssetService
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.core.licensing import Use
@@ -162,9 +163,16 @@ class Apps:
         dataset_id: int,
         version: str | None = None,
         *,
+        builder: str | None,
         progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, Any]:
-        """The retrieval index of a dataset version (the newest by default), built once."""
+        """The retrieval index of a dataset version (the newest by default), built once.
+
+        Only for a `builder` who may build an app from the dataset (the same licence an app
+        over it needs); its passages are the dataset's records, so they are stored under the
+        dataset's gate.
+        """
+        self.licences.require(Use.TRAIN, dataset_id, builder)
         versions = self.anchoring.versions(dataset_id)
         if not versions:
             raise NotFound(f"dataset {dataset_id} has no anchored version to retrieve from")
@@ -186,10 +194,14 @@ class Apps:
             version=cid,
             progress=progress,
         )
+        index_cid = built.to_blobs(self.store)
+        self.assets.refs.add(
+            [index_cid, *RetrievalIndex.blob_cids(self.store, index_cid)], Scope.DATASET, dataset_id
+        )
         found = {
             "dataset": dataset_id,
             "version": cid,
-            "index": built.to_blobs(self.store),
+            "index": index_cid,
             "passages": len(built.passages),
             "model": EMBEDDING_MODEL,
         }

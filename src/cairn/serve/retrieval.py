@@ -143,6 +143,12 @@ class RetrievalIndex:
         }
         return store.put_json(document)
 
+    @staticmethod
+    def blob_cids(store: BlobStore, cid: str) -> list[str]:
+        """The vectors' and the passages' CIDs that the index document `cid` names."""
+        document = store.get_json(cid)
+        return [str(document["vectors"]), str(document["passages"])]
+
     @classmethod
     def from_blobs(cls, store: BlobStore, cid: str) -> RetrievalIndex:
         """The index stored under `cid`, every blob verified and every shape checked."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from cairn.assets.content import Scope
 from cairn.assets.service import Asset, AssetService
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.core.policy import RevenueSplit
@@ -93,8 +94,10 @@ class ModelCatalog:
         if marker.exists():
             cid = str(json.loads(marker.read_text())["manifest"])
             if self.store.has(cid):
+                self.assets.refs.add_folder(cid, Scope.MODEL, asset.asset_id)
                 return cid
         cid = store_folder(self.store, self.folder(asset))
+        self.assets.refs.add_folder(cid, Scope.MODEL, asset.asset_id)  # the model's gate
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps({"manifest": cid}))
         os.replace(tmp, marker)
@@ -119,6 +122,8 @@ class ModelCatalog:
         if not (folder / "config.json").exists():
             raise InvalidInput(f"{folder} is not a Hugging Face model folder (no config.json)")
         weights = store_folder(self.store, folder)
+        # The owner's own files until the registration claims them for the model.
+        self.assets.refs.add_folder(weights, Scope.ACCOUNT, owner.address, account=owner.address)
         config = json.loads((folder / "config.json").read_text())
         architectures = [str(a) for a in config.get("architectures") or []]
         return self.assets.register(

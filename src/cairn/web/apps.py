@@ -66,7 +66,7 @@ def _number(text: str, what: str, kind: type[int] | type[float]) -> Any:
         raise InvalidInput(f"{what}: {text.strip()!r} is not a number") from None
 
 
-def spec_of(node: Node, form: AppForm) -> AppSpec:
+def spec_of(node: Node, form: AppForm, builder: str) -> AppSpec:
     """The spec the form describes; with a dataset, its newest version's index (built once)."""
     if not form.model.strip().isdigit():
         raise InvalidInput("pick the chat model the app wraps")
@@ -84,7 +84,7 @@ def spec_of(node: Node, form: AppForm) -> AppSpec:
         raise InvalidInput(f"passages per question must be 1..{MAX_TOP_K}; got {top_k}")
     if not form.dataset.strip().isdigit():
         raise InvalidInput("pick a dataset from the list, or none")
-    index = node.apps.index(int(form.dataset))
+    index = node.apps.index(int(form.dataset), builder=builder)
     return replace(
         spec, retrieval=Retrieval(index["dataset"], index["version"], index["index"], top_k)
     )
@@ -190,7 +190,7 @@ def build(
             made = node.apps.create(
                 node.signers.get(viewer.address),
                 name=form.name.strip(),
-                spec=spec_of(node, form),
+                spec=spec_of(node, form, viewer.address),
                 description=form.description.strip(),
             )
         except CairnError as exc:
@@ -202,7 +202,7 @@ def build(
     if not form.message.strip():
         return _builder(request, viewer, form, status=422, error="Write a question to try it with.")
     try:
-        spec = spec_of(node, form)
+        spec = spec_of(node, form, viewer.address)
         node.apps.check(viewer.address, spec)
         passages: list[str] = []
         if spec.retrieval is not None:

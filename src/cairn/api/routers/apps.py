@@ -46,10 +46,10 @@ class AppCreate(AppBody):
     split: SplitBody | None = Field(None, description="Default 5000/2500/0/2500")
 
 
-def _spec(node: Any, body: AppBody) -> AppSpec:
+def _spec(node: Any, body: AppBody, builder: str) -> AppSpec:
     retrieval = None
     if body.dataset is not None:
-        index = node.apps.index(body.dataset, body.version)
+        index = node.apps.index(body.dataset, body.version, builder=builder)
         retrieval = Retrieval(body.dataset, index["version"], index["index"], body.top_k)
     return AppSpec(
         model=body.model,
@@ -76,15 +76,15 @@ def get_app(node: NodeDep, app_id: StoredId) -> dict[str, Any]:
 
 
 @router.post("/apps/index")
-def build_index(node: NodeDep, body: IndexBody, _: SessionAddress) -> dict[str, Any]:
+def build_index(node: NodeDep, body: IndexBody, me: SessionAddress) -> dict[str, Any]:
     """Embed a dataset version's records for retrieval (once per version; may take a while)."""
-    return node.apps.index(body.dataset, body.version)
+    return node.apps.index(body.dataset, body.version, builder=me)
 
 
 @router.post("/apps/check")
 def check_app(node: NodeDep, body: AppBody, me: SessionAddress) -> dict[str, Any]:
     """The spec to publish in `extra.app`, after checking the signed-in account may build it."""
-    spec = _spec(node, body)
+    spec = _spec(node, body, me)
     node.apps.check(me, spec)
     parents = [spec.model] + ([spec.retrieval.dataset] if spec.retrieval else [])
     return {"app": spec.to_extra(), "parents": parents}
@@ -97,7 +97,7 @@ def create_app(node: NodeDep, body: AppCreate, signer: SessionSigner) -> dict[st
     return node.apps.create(
         signer,
         name=body.name,
-        spec=_spec(node, body),
+        spec=_spec(node, body, signer.address),
         description=body.description,
         licence=body.licence,
         split=split,
