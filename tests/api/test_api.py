@@ -167,6 +167,7 @@ def test_register_get_list_and_transfer_assets(http: httpx.Client, live: LiveSer
         f"/api/v1/assets/{data['asset_id']}/transfer", json={"to": bob.address}, headers=headers
     )
     assert moved.status_code == 200 and moved.json()["owner"] == bob.address
+    assert moved.json()["transfer_tx"] not in (moved.json()["tx_hash"], "")
     again = http.post(
         f"/api/v1/assets/{data['asset_id']}/transfer", json={"to": bob.address}, headers=headers
     )

@@ -58,7 +58,9 @@ def test_register_list_show_and_transfer_an_asset(node: Node) -> None:
     assert node.assets.list(owner=bob.address) == []
 
     moved = node.assets.transfer(alice, data.asset_id, bob.address)
-    assert moved.owner == bob.address
+    assert moved.asset.owner == bob.address and moved.tx_hash != moved.asset.tx_hash
+    receipt = node.client.w3.eth.get_transaction_receipt(moved.tx_hash)
+    assert receipt["to"] == node.chain.registry.address  # the transfer's own transaction
     assert node.chain.registry.owner_of(data.asset_id) == bob.address
     assert [a.asset_id for a in node.assets.list(owner=bob.address)] == [data.asset_id]
 

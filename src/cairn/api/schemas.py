@@ -58,6 +58,12 @@ class AssetPublic(BaseModel):
     token_id: int
 
 
+class AssetTransferred(AssetPublic):
+    transfer_tx: str = Field(
+        ..., description="The transfer's transaction (tx_hash: its registration)"
+    )
+
+
 class NonceOut(BaseModel):
     nonce: str
 

@@ -51,6 +51,14 @@ class Asset:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """An asset just given to someone else, and the transaction that gave it."""
+
+    asset: Asset
+    tx_hash: str
+
+
 def _row_to_asset(row: AssetRow) -> Asset:
     return Asset(
         asset_id=row.asset_id,
@@ -115,17 +123,17 @@ class AssetService:
         self.sync()
         return self.get(asset_id)
 
-    def transfer(self, owner: LocalAccount, asset_id: int, to: str) -> Asset:
-        """Give asset `asset_id` from `owner` to `to`."""
+    def transfer(self, owner: LocalAccount, asset_id: int, to: str) -> Transfer:
+        """Give asset `asset_id` from `owner` to `to`; returns the asset and the transfer's tx."""
         recipient = checksum(to)
         current = self.get(asset_id).owner
         if current.lower() != owner.address.lower():
             raise Forbidden(f"asset {asset_id} is owned by {current}, not by {owner.address}")
         if recipient.lower() == current.lower():
             raise InvalidInput(f"asset {asset_id} already belongs to {recipient}")
-        self.chain.registry.transfer(owner, recipient, asset_id)
+        receipt = self.chain.registry.transfer(owner, recipient, asset_id)
         self.sync()
-        return self.get(asset_id)
+        return Transfer(self.get(asset_id), receipt["transactionHash"].to_0x_hex())
 
     def get(self, asset_id: int) -> Asset:
         """One asset by id; unknown ids are `NotFound`."""

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cairn.api.deps import NodeDep, SessionSigner
-from cairn.api.schemas import AssetCreate, AssetPublic, AssetTransfer
+from cairn.api.schemas import AssetCreate, AssetPublic, AssetTransfer, AssetTransferred
 from cairn.assets.service import Asset
 from cairn.core.ids import Offset, StoredId
 from cairn.core.policy import RevenueSplit
@@ -66,9 +66,10 @@ def register_asset(node: NodeDep, body: AssetCreate, signer: SessionSigner) -> A
     return public(node, asset)
 
 
-@router.post("/{asset_id}/transfer", response_model=AssetPublic)
+@router.post("/{asset_id}/transfer", response_model=AssetTransferred)
 def transfer_asset(
     node: NodeDep, asset_id: StoredId, body: AssetTransfer, signer: SessionSigner
-) -> AssetPublic:
+) -> AssetTransferred:
     """Transfer an asset of the signed-in account to another address."""
-    return public(node, node.assets.transfer(signer, asset_id, body.to))
+    done = node.assets.transfer(signer, asset_id, body.to)
+    return AssetTransferred(**public(node, done.asset).model_dump(), transfer_tx=done.tx_hash)
