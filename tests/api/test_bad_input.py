@@ -85,3 +85,17 @@ def test_amounts_past_a_uint256_are_422_that_name_the_bound(
     at_bound = {"to": alice.address, "amount": str(MAX_AMOUNT)}
     refused = http.post("/api/v1/tokens/transfer", json=at_bound, headers=auth)
     assert refused.status_code == 409, refused.text
+
+
+def test_a_body_that_is_not_json_says_so(http: httpx.Client, live: LiveServer) -> None:
+    auth = sign_in(http, live, dev_account(live.node, "alice"))
+    for body, why in (
+        (b"{nope", "Expecting property name enclosed in double quotes"),
+        (b"amount=5", "Expecting value"),
+    ):
+        reply = http.post(
+            "/api/v1/tokens/transfer",
+            content=body,
+            headers={**auth, "Content-Type": "application/json"},
+        )
+        assert_problem(reply, 422, f"the body is not valid JSON: {why} (at character ")

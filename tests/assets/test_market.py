@@ -11,6 +11,8 @@ import pytest
 from cairn.assets.market import Market, MarketFilter, Quality, model_quality, parse_tokens
 from cairn.core.errors import InvalidInput
 from cairn.node import Node
+from cairn.serve.apps import AppSpec
+from cairn.serve.prices import PER_1K, PER_CALL, CallPrice
 from tests.compute.conftest import reverse_record
 from tests.data.conftest import upload
 from tests.economy.conftest import World
@@ -38,7 +40,7 @@ def test_a_dataset_lists_its_anchored_records_acceptance_and_the_models_built_on
     assert listing.models_built == 1  # the trained model names it as a parent
     # 40 lines sent, none refused; those still in review are not decided yet
     assert listing.quality == Quality("acceptance", 1.0, True, True)
-    assert listing.price_per_1k is None and listing.weights_bytes is None
+    assert listing.price is None and listing.weights_bytes is None
 
 
 def test_a_dataset_s_acceptance_counts_lines_refused_by_validation(
@@ -67,11 +69,11 @@ def test_a_model_lists_its_weights_size_price_and_the_calls_and_tokens_it_served
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert listing.weights_bytes == size > 0
     assert (listing.calls, listing.tokens) == (2, 200)
-    assert listing.price_per_1k == PRICE and listing.method == "sft"
+    assert listing.price == CallPrice(PRICE, PER_1K) and listing.method == "sft"
     assert listing.tasks == ("instruction",)  # the task of the dataset it was trained on
     assert listing.quality is None  # its training recorded no held-out metric
     base = market(node).listing(node.assets.get(world.base))
-    assert base.price_per_1k == 0 and base.calls == 0 and base.models_built == 1
+    assert base.price == CallPrice(0, PER_1K) and base.calls == 0 and base.models_built == 1
 
 
 def test_a_model_s_quality_is_its_held_out_metric(world: World, node: Node) -> None:
@@ -93,12 +95,27 @@ def test_a_model_s_quality_is_its_held_out_metric(world: World, node: Node) -> N
     assert model_quality({"steps": True}) is None and model_quality({}) is None
 
 
-def test_an_app_without_a_price_is_not_sold_per_call(world: World, node: Node) -> None:
-    app = node.economy.gateway_asset()
-    listing = by_id(node)[app]
-    assert listing.kind == "app" and listing.price_per_1k is None  # type: ignore[attr-defined]
-    node.economy.prices.set(node.gateway_account.address, app, 5)
-    assert market(node).listing(node.assets.get(app)).price_per_1k == 5
+def test_an_app_is_priced_per_call_by_its_spec_and_the_receipt_ledger_is_not_listed(
+    world: World, node: Node
+) -> None:
+    ledger = node.economy.gateway_asset()  # an asset of kind app that serves nothing
+    app = node.assets.register(
+        world.alice,
+        kind="app",
+        name="helper",
+        licence="MIT",
+        parents=[world.model],
+        extra={"app": AppSpec(model=world.model, price_per_call=7).to_extra()},
+    ).asset_id
+    listed = by_id(node)
+    assert ledger not in listed and listed[app].price == CallPrice(7, PER_CALL)  # type: ignore[attr-defined]
+    assert market(node).listing(node.assets.get(ledger)).price is None  # its own page
+    # the spec's price is the only one: a per-token price on an app would never be charged
+    with pytest.raises(InvalidInput, match="its price per call is part of its spec"):
+        node.economy.prices.set(world.alice.address, app, 5)
+    assert set(by_id(node, MarketFilter(price="paid"))) == {app}
+    assert app in by_id(node, MarketFilter(max_price=7))
+    assert app not in by_id(node, MarketFilter(max_price=6))
 
 
 def test_each_filter_keeps_only_what_it_names(world: World, node: Node) -> None:

@@ -50,6 +50,19 @@ if not CHROMIUM.exists():  # `make test` installs it; a bare pytest run elsewher
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """README.md's commands run first on the shared demo node: they name the ids a fresh demo
+    node hands out next, which the flows' own models and apps would take (the flows, for their
+    part, assume nothing of what the README adds)."""
+    here = Path(__file__).parent
+    ours = [k for k, item in enumerate(items) if item.path.parent == here]
+    readme = [item for item in items if item.path.name == "test_readme.py"]
+    if not ours or not readme:
+        return
+    rest = [item for item in items if item.path.name != "test_readme.py"]
+    items[:] = rest[: ours[0]] + readme + rest[ours[0] :]
+
+
 @dataclass
 class DemoNode:
     """A `cairn node start --demo` process and what its seeding recorded."""

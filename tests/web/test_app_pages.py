@@ -16,6 +16,7 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+import cairn
 from cairn.chain.anvil import free_port
 from cairn.economy.balances import cost
 from cairn.node import Node, open_node
@@ -25,7 +26,7 @@ from cairn.web.render import units
 from tests.conftest import LiveServer
 from tests.data.conftest import dev, make_dataset, upload
 from tests.serve.conftest import save
-from tests.web.test_market import Form, by_testid, text
+from tests.web.test_market import Form, by_testid, cards, text
 
 TOKEN = 10**18
 PER_CALL = TOKEN // 20  # 0.05 CAIRN a call
@@ -400,3 +401,39 @@ def test_building_on_a_licensed_model_names_the_licence_to_buy(
         assert f'href="/assets/{licensed}#licences"' in reply.text
     assert app_count(node) == before
     assert node.economy.balances.get(app_world.carol.address).spent == spent
+
+
+def test_an_apps_price_is_the_same_on_every_page_and_the_receipt_ledger_is_no_app(
+    web: httpx.Client, app_world: AppWorld
+) -> None:
+    node, app = app_world.node, app_world.app
+    ledger = node.economy.gateway_asset()  # the gateway's usage receipts: an asset of kind app
+    price = "0.05 CAIRN per call"  # PER_CALL, what the gateway charges a call of the app
+    listed = {a["asset_id"]: a for a in node.apps.list()}
+    assert app in listed and ledger not in listed
+    served = {m["id"]: m for m in node.gateway.models()}  # /v1/models
+    assert served[str(app)]["price_per_call"] == str(PER_CALL)
+    assert "price_per_1k" not in served[str(app)] and str(ledger) not in served
+
+    apps = web.get("/apps").text
+    [row] = [
+        r
+        for r in re.findall(r'<tr data-testid="app-row">(.*?)</tr>', apps, re.S)
+        if f'href="/apps/{app}"' in r
+    ]
+    assert price in text(row) and f'href="/assets/{ledger}"' not in apps
+    market = cards(web.get("/").text)
+    assert f"Price {price}" in market[app] and ledger not in market
+    assert text(by_testid(web.get(f"/assets/{app}").text, "price")) == price
+    playground = web.get("/playground").text
+    [option] = re.findall(rf'<option value="{app}"[^>]*>(.*?)</option>', playground)
+    assert option.endswith(f"· {price}")
+    assert f"Try #{app}" in playground and f"Try #{ledger}" not in playground
+
+
+def test_an_app_page_shows_cairns_version_in_its_footer(
+    web: httpx.Client, app_world: AppWorld
+) -> None:
+    page = web.get(f"/apps/{app_world.app}").text
+    [footer] = re.findall(r"<footer>(.*?)</footer>", page, re.S)
+    assert text(footer).startswith(f"Cairn {cairn.__version__} · chain id")

@@ -12,8 +12,10 @@ import httpx
 from cairn.compute.reports import WorkReport, sign_report
 from cairn.core.recipe import load_recipe
 from cairn.node import Node
+from cairn.web.render import short
 from tests.compute.conftest import TOKEN, anchored_dataset, register_tiny
 from tests.data.conftest import dev
+from tests.web.test_market import by_testid, text
 
 
 def start_job(node: Node, tmp_path: Path, budget: int = 0, rounds: int = 4) -> str:
@@ -95,8 +97,27 @@ def test_the_list_and_a_running_jobs_live_progress(
     assert dev(node, "bob").address in providers and ">60<" in providers and ">1.25<" in providers
     logs = html.split('data-testid="job-logs"')[1]
     assert "round 3/4 done: training loss 1.25, 1 worker" in logs
-    assert f"provider {dev(node, 'bob').address} joined (node 7)" in logs
+    assert f"provider bob ({short(dev(node, 'bob').address)}) joined (node 7)" in logs
     assert 'data-testid="cancel-job"' not in html  # only the builder may cancel
+
+
+def test_a_job_page_names_its_people_by_label_and_counts_one_round_as_one(
+    web: httpx.Client, node: Node, tmp_path: Path
+) -> None:
+    job_id = start_job(node, tmp_path, rounds=1)
+    play_rounds(node, job_id, [2.0])
+    alice, bob = dev(node, "alice").address, dev(node, "bob").address
+    page = web.get(f"/jobs/{job_id}").text
+    facts = text(by_testid(page, "job-facts"))
+    assert f"Builder alice {short(alice)}" in facts
+    assert "1 round of 5 inner steps" in facts and "1 rounds" not in facts
+    providers = page.split('data-testid="job-providers"')[1].split("</table>")[0]
+    [row] = re.findall(r"<tr>(.*?)</tr>", providers.split("<tbody>")[1], re.S)
+    assert text(row).startswith(f"bob {short(bob)} 7 1 20")
+    logs = text(page.split('data-testid="job-logs"')[1])
+    assert f"provider bob ({short(bob)}) joined (node 7)" in logs
+    assert f"round 1: bob ({short(bob)}) trained 20 samples" in logs
+    assert bob not in logs  # no raw address where a label is known
 
 
 def test_the_builder_cancels_and_gets_the_budget_back(

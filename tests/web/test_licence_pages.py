@@ -13,6 +13,7 @@ import pytest
 
 from cairn.node import Node
 from cairn.web.session import SESSION_COOKIE
+from tests.conftest import LiveServer
 from tests.economy.conftest import TOKEN, World, build_world
 from tests.web.test_market import Form, by_testid, text
 
@@ -242,3 +243,40 @@ def test_licence_forms_need_a_session_and_the_nodes_own_origin(
     assert forged.status_code == 403
     assert world.node.chain.token.balance_of(world.bob.address) == wallet
     assert world.node.licences.held(world.bob.address) == []
+
+
+def test_a_value_its_field_cannot_take_comes_back_to_the_form_that_sent_it(
+    world: World, signed_in: Callable[[str], httpx.Client], live: LiveServer
+) -> None:
+    web = signed_in("alice")
+    form_page = f"{live.url}/assets/{world.dataset}?tab=licences"
+    for field, value, why in (
+        ("max_copies", "-1", "max_copies: Input should be greater than or equal to 0"),
+        ("duration_days", "ten", "duration_days: Input should be a valid integer"),
+    ):
+        data = {"terms": "open", "price": "0", field: value}
+        sent = web.post(
+            f"/assets/{world.dataset}/licences", data=data, headers={"Referer": form_page}
+        )
+        assert sent.headers["location"] == f"/assets/{world.dataset}?tab=licences"
+        back = follow(web, sent)
+        assert flash(back).startswith(f"Not done: {why}"), flash(back)
+        assert 'data-testid="offer-form"' in back.text  # the form, with the message above it
+    # a post from no page of this node (no Referer) gets the error page naming the field
+    bare = web.post(f"/assets/{world.dataset}/licences", data={"terms": "open", "max_copies": "-1"})
+    assert bare.status_code == 422 and "max_copies: Input should be greater" in bare.text
+    assert world.node.licences.offers(world.dataset) == []
+
+
+def test_a_deposit_that_is_not_an_amount_comes_back_to_the_page_with_the_message(
+    world: World, signed_in: Callable[[str], httpx.Client], live: LiveServer
+) -> None:
+    web = signed_in("bob")
+    sent = web.post(
+        "/playground/deposit",
+        data={"amount": "lots"},
+        headers={"Referer": f"{live.url}/earnings"},
+    )
+    back = follow(web, sent)
+    assert flash(back) == "Not done: amount 'lots' is not a number"
+    assert world.node.economy.balances.get(world.bob.address).deposited == 0

@@ -188,7 +188,7 @@ def test_an_unknown_asset_is_a_404_page_and_odd_assets_still_show(
     alice = node.signers.get(node.keystore.find_by_label("alice").address)
     asset = node.assets.register(
         alice,
-        kind="app",
+        kind="model",  # a bare app asset serves nothing, so the marketplace leaves it out
         name='<script>alert("x")</script>',
         licence="MIT",
         description="<img src=x onerror=alert(1)>",

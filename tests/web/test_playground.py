@@ -46,7 +46,7 @@ def test_a_chat_through_the_page_is_charged_like_an_api_call(
     opened = web.get(f"/playground?model={world.model}")
     assert opened.status_code == 200
     assert f"#{world.model} reverser" in opened.text
-    assert _testid(opened.text, "model-price") == "1 CAIRN per 1,000 tokens"
+    assert _testid(opened.text, "model-price") == "1 CAIRN per 1k tokens"
     before = node.economy.balances.get(carol).available
 
     reply = web.post(
@@ -119,12 +119,46 @@ def test_with_too_little_balance_the_page_says_so_and_serves_nothing(
     assert reply.status_code == 402
     error = _testid(reply.text, "call-error")
     assert "Not enough prepaid balance: nothing was served or charged." in error
-    assert "insufficient balance" in reply.text and 'href="#deposit"' in reply.text
+    # in CAIRN (what the call may cost, what is prepaid), and the deposit form on this page
+    most = re.search(r"This call may cost up to ([0-9]+\.[0-9]+) CAIRN, and your prepaid", error)
+    assert most and 0 < float(most.group(1)) < 1, error
+    assert "prepaid balance has 0 CAIRN available" in error
+    assert not re.search(r"[0-9]{10}", error) and "smallest" not in error and "cairn " not in error
+    assert 'href="#deposit"' in reply.text and 'action="/playground/deposit"' in reply.text
     assert "reverse xyz</textarea>" in reply.text  # the message is kept to send again
     assert 'data-testid="chat-answer"' not in reply.text
     assert node.economy.receipts.of_account(bob) == []
     balance = node.economy.balances.get(bob)
     assert (balance.spent, balance.held, balance.available) == (0, 0, 0)
+
+
+def test_a_setting_out_of_range_comes_back_on_the_form_with_the_conversation(
+    node: Node, tmp_path: Path, signed_in: Callable[[str], httpx.Client]
+) -> None:
+    world = _priced_world(node, tmp_path)
+    web = signed_in("carol")
+    for field, value, why in (
+        ("max_tokens", "abc", "max answer tokens: 'abc' is not a number"),
+        ("max_tokens", "99999", "max answer tokens must be 1..2048; got 99999"),
+        ("temperature", "nan", "temperature: 'nan' is not a number"),
+        ("temperature", "3", "temperature must be 0..2; got 3"),
+    ):
+        reply = web.post(
+            "/playground/chat",
+            data={
+                "model": str(world.model),
+                "message": "reverse abc",
+                field: value,
+                "role": ["user", "assistant"],
+                "content": ["reverse xy", "yx"],
+            },
+        )
+        assert reply.status_code == 422, reply.text
+        assert why in _testid(reply.text, "call-error")
+        assert f'name="{field}"' in reply.text and f'value="{value}"' in reply.text
+        assert "reverse abc</textarea>" in reply.text  # the message is kept to send again
+        assert reply.text.count('name="role"') == 2  # and the conversation so far
+    assert node.economy.receipts.of_account(world.carol.address) == []
 
 
 def test_a_classifier_labels_texts_and_is_charged_by_their_tokens(

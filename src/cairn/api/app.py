@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from cairn import __version__, web
-from cairn.api import problems
+from cairn.api import docs, problems
 from cairn.api.background import lifespan_for
 from cairn.api.body_limit import BodyLimit
 from cairn.api.routers import (
@@ -34,6 +34,8 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
         lifespan=lifespan_for(node) if background else None,  # type: ignore[arg-type]
         title="Cairn node",
         version=__version__,
+        docs_url=None,  # served by `docs`, from the node itself rather than a CDN
+        redoc_url=None,
         description=(
             "Cairn lets a community build AI models together and share what they earn. "
             "Errors are JSON problem details; token amounts are decimal strings in the "
@@ -63,5 +65,6 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(gateway.router)
+    docs.install(app)
     web.install(app)
     return app

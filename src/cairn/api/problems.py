@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cairn.core.errors import CairnError, ChainError
 from cairn.core.licensing import LicenceRequired
@@ -50,7 +52,11 @@ def _is_openai(request: Request) -> bool:
 
 def _is_page(request: Request) -> bool:
     """A web page (or a form posted from one): errors are shown as a page, not as JSON."""
-    return not request.url.path.startswith(("/api/", "/v1/", "/docs", "/openapi", "/static/"))
+    return _is_page_path(request.url.path)
+
+
+def _is_page_path(path: str) -> bool:
+    return not path.startswith(("/api/", "/v1/", "/docs", "/openapi", "/static/"))
 
 
 def _page_error(request: Request, status: int, title: str, detail: str) -> Response:
@@ -62,6 +68,38 @@ def _page_error(request: Request, status: int, title: str, detail: str) -> Respo
     return page(request, "error.html", status=status, title=title, detail=detail)
 
 
+def _form_refused(request: Request, detail: str) -> Response:
+    """A form posted with a value its route cannot take: back to the page whose form sent it,
+    with the message shown there (nothing was done). The error page when no page of this node
+    that can be opened again sent it (a page that was itself the answer to a post cannot)."""
+    from cairn.web.render import redirect
+
+    back = urlsplit(request.headers.get("referer", ""))
+    same_node = back.scheme in ("http", "https") and back.netloc == request.url.netloc
+    if request.method != "POST" or not same_node or not _opens(request, back.path):
+        return _page_error(request, 422, "Invalid input", detail)
+    return redirect(back.path + (f"?{back.query}" if back.query else ""), f"Not done: {detail}")
+
+
+def _opens(request: Request, path: str) -> bool:
+    """Whether a GET of `path` reaches a page of this app."""
+    scope = {"type": "http", "path": path, "method": "GET"}
+    return _is_page_path(path) and any(
+        route.matches(scope)[0] == Match.FULL for route in request.app.router.routes
+    )
+
+
+def validation_detail(error: dict[str, Any]) -> str:
+    """One of FastAPI's validation errors as a sentence that names the field (or the body)."""
+    if error.get("type") == "json_invalid":
+        why = (error.get("ctx") or {}).get("error", "it does not parse")
+        at = error.get("loc", ("body", 0))[-1]
+        return f"the body is not valid JSON: {why} (at character {at})"
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    message = str(error.get("msg", "invalid request"))
+    return f"{where}: {message}" if where else message
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into problem details (OpenAI errors on /v1)."""
 
@@ -69,6 +107,8 @@ def install(app: FastAPI) -> None:
     async def cairn_error(request: Request, exc: CairnError) -> Response:
         if _is_page(request):
             request.state.error = exc
+            if exc.status == 422:  # a value typed in a form: shown on the form that sent it
+                return _form_refused(request, exc.message)
             return _page_error(request, exc.status, exc.title, exc.message)
         if _is_openai(request):
             return openai_error(exc.status, exc.message)
@@ -86,11 +126,9 @@ def install(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"] if p != "body")
-        detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+        detail = validation_detail(exc.errors()[0]) if exc.errors() else "invalid request"
         if _is_page(request):
-            return _page_error(request, 422, "Invalid input", detail)
+            return _form_refused(request, detail)
         if _is_openai(request):
             return openai_error(400, detail)
         return problem(422, "Invalid input", detail, errors=errors)

@@ -2,8 +2,9 @@
 
 A listing joins an asset (AssetRegistry, via the assets index) with what the other domains know
 of it: a dataset's anchored records, versions and acceptance rate; a model's weights size,
-held-out metric and price; the calls and tokens its usage receipts count; how many models were
-built on a dataset. Every figure comes from a few grouped queries over the whole index, so a
+held-out metric and price (`cairn.serve.prices`: what the gateway charges); the calls and tokens
+its usage receipts count; how many models were built on a dataset. An app asset that serves
+nothing (the gateway's receipt ledger) is not listed. Every figure comes from a few grouped queries over the whole index, so a
 listing page costs the same number of queries however many assets there are. It writes nothing.
 """
 
@@ -23,6 +24,8 @@ from cairn.data.service import DataService
 from cairn.db.engine import Database
 from cairn.economy.metering import Prices
 from cairn.economy.models import ReceiptRow
+from cairn.serve.apps import AppSpec, app_spec
+from cairn.serve.prices import CallPrice, call_price
 from cairn.store.base import BlobStore
 
 KINDS = ("dataset", "model", "app")
@@ -65,7 +68,7 @@ class Listing:
     weights_bytes: int | None = None
     method: str | None = None  # how it was trained (sft, lora, classify...), None for a base
     base_model: str | None = None  # the packaged base model's name, for a base model
-    price_per_1k: int | None = None  # smallest units per 1,000 tokens; None for datasets
+    price: CallPrice | None = None  # what a call costs; None: not sold per call (datasets)
     calls: int = 0
     tokens: int = 0
     quality: Quality | None = None
@@ -91,7 +94,7 @@ class MarketFilter:
     licence: str = ""
     task: str = ""
     price: str = ""  # "", "free" or "paid"
-    max_price: int | None = None  # smallest units per 1,000 tokens
+    max_price: int | None = None  # smallest units per 1,000 tokens (models) or per call (apps)
 
     @classmethod
     def parse(
@@ -136,17 +139,15 @@ class MarketFilter:
         if self.task and self.task not in listing.tasks:
             return False
         priced = self.price or self.max_price is not None
-        if priced and listing.price_per_1k is None:  # datasets are not sold per call
+        if not priced:
+            return True
+        if listing.price is None:  # datasets are not sold per call
             return False
-        if self.price == "free" and listing.price_per_1k:
+        if self.price == "free" and not listing.price.free:
             return False
-        if self.price == "paid" and not listing.price_per_1k:
+        if self.price == "paid" and listing.price.free:
             return False
-        return not (
-            self.max_price is not None
-            and listing.price_per_1k is not None
-            and listing.price_per_1k > self.max_price
-        )
+        return self.max_price is None or listing.price.amount <= self.max_price
 
 
 def parse_tokens(text: str, what: str) -> int:
@@ -243,7 +244,8 @@ class Market:
         if self._all is None:
             assets = self.assets.list(limit=MAX_LISTED)
             built = _children_count(assets)
-            self._all = [self._listing(a, built) for a in assets]
+            listed = [self._listing(a, built) for a in assets]
+            self._all = [s for s in listed if s.kind != "app" or s.price is not None]
         return self._all
 
     # -- figures --------------------------------------------------------------------------
@@ -299,8 +301,7 @@ class Market:
             weights_bytes=weights_size(self.store, extra) if asset.kind == "model" else None,
             method=method if isinstance(method, str) else None,
             base_model=base if isinstance(base, str) else None,
-            # An unpriced model is served free; an unpriced app is not sold per call at all.
-            price_per_1k=self._prices().get(asset.asset_id, 0 if asset.kind == "model" else None),
+            price=call_price(asset, _app_spec(asset, extra), self._prices()),
             calls=calls,
             tokens=tokens,
             models_built=models_built,
@@ -329,6 +330,14 @@ class Market:
         if self._price_by_model is None:
             self._price_by_model = self.prices.all()
         return self._price_by_model
+
+
+def _app_spec(asset: Asset, extra: dict[str, Any]) -> AppSpec | None:
+    """An app asset's spec; None for anything else, and for an app that serves nothing."""
+    try:
+        return app_spec(asset, extra)
+    except CairnError:  # malformed metadata: the gateway serves nothing under it either
+        return None
 
 
 @dataclass(frozen=True)

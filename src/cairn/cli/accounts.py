@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from cairn.cli.common import DataDir, NodeUrl, client, config, find_account, keystore, unlock
+from cairn.cli.common import (
+    AMOUNT_ARGUMENT,
+    DataDir,
+    NodeUrl,
+    client,
+    config,
+    find_account,
+    keystore,
+    unlock,
+)
 from cairn.cli.output import console, fields, parse_units, table, units
 from cairn.core.errors import CairnError, InvalidInput
 
@@ -104,7 +113,7 @@ def balance(
     table("Balances", ["label", "address", "balance"], rows)
 
 
-@token_app.command("transfer")
+@token_app.command("transfer", context_settings=AMOUNT_ARGUMENT)
 def transfer(
     to: Annotated[str, typer.Argument(help="Recipient address or local label")],
     amount: Annotated[str, typer.Argument(help="Amount in whole tokens, e.g. 2.5")],

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cairn.cli.common import DataDir, NodeUrl, client, unlock
+from cairn.cli.common import AMOUNT_ARGUMENT, DataDir, NodeUrl, client, unlock
 from cairn.cli.output import console, fields, parse_units, table, units
 
 app = typer.Typer(
@@ -117,7 +117,7 @@ def show(
     )
 
 
-@app.command("top-up")
+@app.command("top-up", context_settings=AMOUNT_ARGUMENT)
 def top_up(
     bounty_id: Annotated[int, typer.Argument(help="The bounty")],
     amount: Annotated[str, typer.Argument(help="Tokens to add")],

@@ -23,6 +23,9 @@ NodeUrl = Annotated[
     str | None,
     typer.Option("--node", help="Node API URL [default: http://127.0.0.1:8000 or $CAIRN_NODE]"),
 ]
+# For commands that take an amount as an argument: `-5` reaches the command, which says what is
+# wrong with it, instead of Click's "No such option '-5'" (Click's own recipe for negative numbers).
+AMOUNT_ARGUMENT = {"ignore_unknown_options": True}
 
 
 def config(data_dir: Path | None) -> NodeConfig:

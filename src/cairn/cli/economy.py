@@ -4,12 +4,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import typer
 
-from cairn.cli.common import DataDir, NodeUrl, client, find_account, keystore, unlock
+from cairn.cli.common import (
+    AMOUNT_ARGUMENT,
+    DataDir,
+    NodeUrl,
+    client,
+    find_account,
+    keystore,
+    unlock,
+)
 from cairn.cli.output import console, fields, parse_units, table, units
+from cairn.core.errors import InvalidInput
+from cairn.economy.metering import MAX_PRICE
 
 key_app = typer.Typer(help="API keys for the OpenAI-compatible API at /v1.", no_args_is_help=True)
 balance_app = typer.Typer(help="Prepaid balances that pay for API calls.", no_args_is_help=True)
@@ -93,7 +104,7 @@ def balance_show(
     )
 
 
-@balance_app.command("deposit")
+@balance_app.command("deposit", context_settings=AMOUNT_ARGUMENT)
 def balance_deposit(
     amount: Annotated[str, typer.Argument(help="CAIRN to deposit, e.g. 10 or 0.5")],
     account: Account,
@@ -119,6 +130,13 @@ def price(
     node_url: NodeUrl = None,
 ) -> None:
     """Set the price of a model you own, per 1,000 tokens."""
+    most = units(MAX_PRICE, 18)  # the node's limit, said in the CAIRN this command takes
+    try:
+        too_large = Decimal(amount.strip()) > Decimal(most)
+    except InvalidOperation:  # not a number: parse_units says so
+        too_large = False
+    if too_large:
+        raise InvalidInput(f"price {amount} is too large: at most {most} CAIRN per 1,000 tokens")
     value = 0 if amount.strip() in ("0", "0.0") else parse_units(amount, 18)
     signer = unlock(data_dir, account)
     with client(node_url) as api:

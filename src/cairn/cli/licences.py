@@ -9,6 +9,7 @@ import typer
 
 from cairn.cli.common import DataDir, NodeUrl, client, find_account, keystore, unlock
 from cairn.cli.output import console, fields, parse_units, table, units
+from cairn.core.errors import Forbidden, InvalidInput
 from cairn.core.licensing import Terms
 
 app = typer.Typer(
@@ -75,7 +76,7 @@ def offer(
     training from it needs a licence (an `open` offer at price 0 keeps it free for all)."""
     Terms.parse(terms)
     if copies < 0 or days < 0:
-        raise typer.BadParameter("--copies and --days cannot be negative")
+        raise InvalidInput("--copies and --days cannot be negative")
     account = unlock(data_dir, sender)
     with client(node_url) as api:
         decimals, symbol = _token(api)
@@ -184,7 +185,7 @@ def transfer(
     with client(node_url) as api:
         offer_ = api.licence_offer(offer_id)
         if not offer_["transferable"]:
-            raise typer.BadParameter(f"licence {offer_id} is not transferable under its terms")
+            raise Forbidden(f"licence {offer_id} is not transferable under its terms")
         moved = api.transfer_licence(account, offer_id, to, copies)
     console.print(f"moved {moved['copies']} of licence {offer_id} to {moved['to']}")
 

@@ -20,6 +20,7 @@ from cairn.cli import (
     node,
     recipes,
 )
+from cairn.cli.common import AMOUNT_ARGUMENT
 from cairn.cli.output import console, fail
 from cairn.core.errors import CairnError
 
@@ -46,7 +47,7 @@ app.add_typer(apps.app, name="app")
 app.add_typer(bounties.app, name="bounty")
 app.add_typer(economy.key_app, name="key")
 app.add_typer(economy.balance_app, name="balance")
-models.app.command("price")(economy.price)
+models.app.command("price", context_settings=AMOUNT_ARGUMENT)(economy.price)
 app.command("settle")(economy.settle)
 app.command("earnings")(economy.earnings)
 app.command("claim")(economy.claim)

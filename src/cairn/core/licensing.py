@@ -168,7 +168,7 @@ def check_access(
         if offer is not None and permits(offer.terms, use):
             return f"licence {offer_id}"
     covering = [o for o in offers if o.buyable and permits(o.terms, use)]
-    who = "you" if account is None else account
+    who = "you need" if account is None else f"{account} needs"
     if covering:
         cheapest = min(covering, key=lambda o: (o.price, o.offer_id))
         price = "free" if cheapest.price == 0 else f"{units(cheapest.price, decimals)} {symbol}"
@@ -180,7 +180,7 @@ def check_access(
         hint = "no licence on offer covers this; ask the owner for one"
     sign_in = " (sign in first)" if account is None else ""
     raise LicenceRequired(
-        f"{asset_name} (asset {asset_id}) is licensed: to {use.verb} it {who} needs a licence"
+        f"{asset_name} (asset {asset_id}) is licensed: to {use.verb} it {who} a licence"
         f"{sign_in}; {hint}",
         asset_id=asset_id,
         use=use,

@@ -219,7 +219,9 @@ class Balances:
                 raise PaymentRequired(
                     f"insufficient balance: account {address} has {balance.available} available "
                     f"(smallest token units), and this request may cost up to {amount}. Deposit "
-                    "tokens to the gateway with `cairn balance deposit`, or lower max_tokens"
+                    "tokens to the gateway with `cairn balance deposit`, or lower max_tokens",
+                    available=balance.available,
+                    needed=amount,
                 )
             if amount:
                 row = _row(session, address)

@@ -22,6 +22,7 @@ from cairn.economy.keys import ApiKey
 from cairn.economy.metering import Charge, Meter
 from cairn.economy.receipts import UsageReceipt
 from cairn.serve.apps import AppSpec, app_spec
+from cairn.serve.prices import call_price
 from cairn.serve.retrieval import Embed, Retriever, augment_messages
 from cairn.train import base_models
 from cairn.train.catalog import ModelCatalog
@@ -158,6 +159,8 @@ class Gateway:
             classifier = extra.get("training", {}).get("method") == "classify" or any(
                 a.endswith("ForSequenceClassification") for a in architectures
             )
+            price = call_price(asset, None, prices)
+            assert price is not None  # every model is sold per call (free when unpriced)
             out.append(
                 {
                     "id": str(asset.asset_id),
@@ -166,7 +169,7 @@ class Gateway:
                     "created": asset.registered_at,
                     "family": family,
                     "capabilities": sorted(_capabilities(family, classifier)),
-                    "price_per_1k": str(prices.get(asset.asset_id, 0)),
+                    **price.fields(),
                 }
             )
         for asset in self.catalog.assets.list(kind="app", limit=1000):
@@ -174,7 +177,8 @@ class Gateway:
                 spec = app_spec(asset, self.catalog.metadata(asset))
             except (InvalidInput, NotFound):
                 continue
-            if spec is None:
+            price = call_price(asset, spec, prices)
+            if spec is None or price is None:  # an app asset that serves nothing
                 continue
             out.append(
                 {
@@ -184,8 +188,7 @@ class Gateway:
                     "created": asset.registered_at,
                     "family": "app",
                     "capabilities": ["chat"],
-                    "price_per_1k": "0",
-                    "price_per_call": str(spec.price_per_call),
+                    **price.fields(),
                     "model": str(spec.model),
                     "retrieval": spec.retrieval is not None,
                 }

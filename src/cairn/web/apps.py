@@ -23,10 +23,19 @@ from cairn.core.ids import StoredId
 from cairn.core.licensing import LicenceRequired
 from cairn.node import Node
 from cairn.serve.apps import DEFAULT_SPLIT, MAX_PROMPT, MAX_TOP_K, AppSpec, Retrieval
+from cairn.serve.prices import CallPrice
 from cairn.serve.retrieval import augment_messages
 from cairn.web.licences import token_amount
 from cairn.web.market import account_names
-from cairn.web.playground import ROLES, call_cost, conversation, deposit_context
+from cairn.web.playground import (
+    ROLES,
+    call_cost,
+    conversation,
+    deposit_context,
+    form_number,
+    refusal_text,
+    served_models,
+)
 from cairn.web.render import page, redirect
 from cairn.web.session import MaybeViewer, Viewer, ViewerDep, viewer_of
 
@@ -56,16 +65,6 @@ def _node(request: Request) -> Node:
     return node
 
 
-def _number(text: str, what: str, kind: type[int] | type[float]) -> Any:
-    """A number typed in a field, or None for an empty one."""
-    if not text.strip():
-        return None
-    try:
-        return kind(text.strip())
-    except ValueError:
-        raise InvalidInput(f"{what}: {text.strip()!r} is not a number") from None
-
-
 def spec_of(node: Node, form: AppForm, builder: str) -> AppSpec:
     """The spec the form describes; with a dataset, its newest version's index (built once)."""
     if not form.model.strip().isdigit():
@@ -73,13 +72,13 @@ def spec_of(node: Node, form: AppForm, builder: str) -> AppSpec:
     spec = AppSpec(
         model=int(form.model),
         system_prompt=form.system_prompt,
-        temperature=_number(form.temperature, "temperature", float),
-        max_tokens=_number(form.max_tokens, "max answer tokens", int),
+        temperature=form_number(form.temperature, "temperature", float),
+        max_tokens=form_number(form.max_tokens, "max answer tokens", int),
         price_per_call=token_amount(form.price, "price per call"),
     )
     if not form.dataset.strip():
         return spec
-    top_k = _number(form.top_k, "passages per question", int) or 0
+    top_k = form_number(form.top_k, "passages per question", int) or 0
     if not 1 <= top_k <= MAX_TOP_K:
         raise InvalidInput(f"passages per question must be 1..{MAX_TOP_K}; got {top_k}")
     if not form.dataset.strip().isdigit():
@@ -92,9 +91,7 @@ def spec_of(node: Node, form: AppForm, builder: str) -> AppSpec:
 
 def chat_models(node: Node) -> list[dict[str, Any]]:
     """The chat models an app can wrap."""
-    return [
-        m for m in node.gateway.models() if "chat" in m["capabilities"] and m["family"] != "app"
-    ]
+    return [m for m in served_models(node) if m["kind"] == "chat" and m["family"] != "app"]
 
 
 def retrievable(node: Node) -> list[dict[str, Any]]:
@@ -130,7 +127,7 @@ def apps_page(request: Request, viewer: MaybeViewer) -> HTMLResponse:
         request,
         "apps.html",
         title="Apps",
-        apps=node.apps.list(),
+        apps=[{**a, "price": CallPrice.from_fields(a)} for a in node.apps.list()],
         assets=assets,
         names=account_names(node),
     )
@@ -163,7 +160,7 @@ def _builder(
 def _refusal(exc: CairnError) -> dict[str, Any]:
     """Why a try or a publish was refused, as the pages show it; nothing was charged or made."""
     return {
-        "error": exc.message,
+        "error": refusal_text(exc),
         "payment_required": exc.status == 402,
         "licence_asset": exc.asset_id if isinstance(exc, LicenceRequired) else None,
     }
@@ -260,7 +257,7 @@ def _app(
         spec=spec,
         model=model,
         dataset=dataset,
-        version=version,
+        dataset_version=version,
         names=account_names(node),
         roles={**ROLES, "assistant": "App"},
         endpoint=str(request.base_url).rstrip("/") + "/v1",

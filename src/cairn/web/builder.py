@@ -24,8 +24,9 @@ from cairn.core.recipe import METHODS, RECIPES, parse_recipe, recipe_to_yaml
 from cairn.node import Node
 from cairn.train.models import FAMILY_OF
 from cairn.web.charts import Chart, Series, line_chart
+from cairn.web.market import account_names
 from cairn.web.recipe_form import MARK, FormState, read_form, rewards, settings
-from cairn.web.render import page, redirect
+from cairn.web.render import count, page, redirect, short
 from cairn.web.session import MaybeViewer, Viewer, ViewerDep
 
 router = APIRouter()
@@ -283,6 +284,7 @@ def live_context(node: Node, job: dict[str, Any], viewer: Viewer | None) -> dict
         )
     events, _ = node.jobs.logs(job["job_id"])
     ended = job["status"] in ENDED
+    names = account_names(node)
     return {
         "job": job,
         "ended": ended,
@@ -294,7 +296,8 @@ def live_context(node: Node, job: dict[str, Any], viewer: Viewer | None) -> dict
         "providers": providers,
         "history": history,
         "charts": charts_of(history),
-        "logs": [log_line(e) for e in events[-LOG_LINES:]],
+        "logs": [log_line(e, names) for e in events[-LOG_LINES:]],
+        "accounts": names,  # labels of the accounts this node holds keys for
         "log_count": len(events),
     }
 
@@ -319,14 +322,18 @@ def charts_of(history: list[dict[str, Any]]) -> list[Chart]:
     return charts
 
 
-def log_line(event: dict[str, Any]) -> dict[str, Any]:
-    """One job event as a line a person reads."""
+def log_line(event: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, Any]:
+    """One job event as a line a person reads; accounts by their labels in `names` (by
+    lower-case address), as the rest of the pages show them."""
     kind = event.get("type", "?")
+    names = names or {}
     text = {
         "started": lambda e: f"run started after round {e.get('resumed_after', 0)}",
-        "provider": lambda e: f"provider {e.get('account')} joined (node {e.get('node_id')})",
+        "provider": lambda e: (
+            f"provider {_who(e.get('account'), names)} joined (node {e.get('node_id')})"
+        ),
         "provider_refused": lambda e: f"node {e.get('node_id')} refused: {e.get('reason')}",
-        "report": lambda e: _report_text(e.get("report") or {}),
+        "report": lambda e: _report_text(e.get("report") or {}, names),
         "round": lambda e: _round_text(e),
         "round_failed": lambda e: (
             f"round {e.get('round')}: {e.get('replies')} replies, {e.get('needed')} needed; "
@@ -343,17 +350,24 @@ def log_line(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _report_text(report: dict[str, Any]) -> str:
+def _who(address: Any, names: dict[str, str]) -> str:
+    """An account as a log line names it: its label and short address, or the short address."""
+    label = names.get(str(address).lower())
+    return f"{label} ({short(address)})" if label else short(address)
+
+
+def _report_text(report: dict[str, Any], names: dict[str, str]) -> str:
     return (
-        f"round {report.get('round')}: {report.get('account')} trained {report.get('samples')} "
-        f"samples in {report.get('steps')} steps, loss {_num(report.get('loss'))}"
+        f"round {report.get('round')}: {_who(report.get('account'), names)} trained "
+        f"{report.get('samples')} samples in {report.get('steps')} steps, "
+        f"loss {_num(report.get('loss'))}"
     )
 
 
 def _round_text(event: dict[str, Any]) -> str:
     text = (
         f"round {event.get('round')}/{event.get('rounds')} done: training loss "
-        f"{_num(event.get('train_loss'))}, {_count(len(event.get('workers') or []), 'worker')}"
+        f"{_num(event.get('train_loss'))}, {count(len(event.get('workers') or []), 'worker')}"
     )
     if event.get("eval"):
         text += f", held-out {_metrics_text(event['eval'])}"
@@ -364,10 +378,6 @@ def _round_text(event: dict[str, Any]) -> str:
 
 def _metrics_text(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{k} {_num(v)}" for k, v in metrics.items()) or "-"
-
-
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}" + ("" if n == 1 else "s")
 
 
 def _num(value: Any) -> str:

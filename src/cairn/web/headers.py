@@ -6,8 +6,8 @@ attributes the pages do use (a chart line's colour, a few layout tweaks) are all
 else inline is. `frame-ancestors 'none'` with `X-Frame-Options: DENY` (for older browsers) stops
 clickjacking; `nosniff` stops a stored blob being run as a script or a page.
 
-/docs and /redoc are FastAPI's Swagger UI and ReDoc: they load their code from a CDN and start it
-with an inline script, so they get every header but the CSP. A route that sets its own CSP keeps
+/docs is Swagger UI (`cairn.api.docs`): its files are the node's own too, but its page starts it
+with an inline script, so it gets every header but the CSP. A route that sets its own CSP keeps
 it.
 """
 
@@ -33,7 +33,7 @@ HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "same-origin"),  # other sites learn nothing of the page a link was on
 )
-WITHOUT_CSP = ("/docs", "/redoc")  # FastAPI's API documentation pages (see above)
+WITHOUT_CSP = ("/docs",)  # the API documentation page (see above)
 
 
 class SecurityHeaders:

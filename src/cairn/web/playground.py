@@ -9,6 +9,7 @@ travels in the form as hidden fields, so a plain form post works without JavaScr
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -16,10 +17,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from cairn.core.amounts import parse_units
-from cairn.core.errors import CairnError, InvalidInput
+from cairn.core.errors import CairnError, InvalidInput, PaymentRequired
 from cairn.economy.receipts import UsageReceipt
 from cairn.node import Node
-from cairn.web.render import page, redirect, units
+from cairn.serve.prices import CallPrice
+from cairn.web.render import TOKEN_DECIMALS, page, redirect, units
 from cairn.web.session import MaybeViewer, Viewer, ViewerDep, viewer_of
 
 router = APIRouter()
@@ -44,8 +46,12 @@ def kind_of(model: dict[str, Any]) -> str:
     return "classify" if "classifications" in capabilities else "embed"
 
 
-def _models(node: Node) -> list[dict[str, Any]]:
-    return [{**m, "kind": kind_of(m)} for m in node.gateway.models()]
+def served_models(node: Node) -> list[dict[str, Any]]:
+    """Every model and app the gateway serves, with what the playground does with it and its
+    price (`CallPrice`)."""
+    return [
+        {**m, "kind": kind_of(m), "price": CallPrice.from_fields(m)} for m in node.gateway.models()
+    ]
 
 
 def _render(
@@ -62,7 +68,7 @@ def _render(
     if request.method == "POST" and hasattr(request.state, "viewer"):
         del request.state.viewer
     viewer = viewer_of(request) if viewer is not None else None
-    models = _models(node)
+    models = served_models(node)
     chosen = next((m for m in models if m["id"] == model), None)
     if chosen is None and model is None and models:
         chosen = next((m for m in models if m["kind"] == "chat"), models[0])
@@ -93,10 +99,21 @@ def _refused(
         viewer,
         model,
         status=exc.status,
-        error=exc.message,
+        error=refusal_text(exc),
         payment_required=exc.status == 402,
         **context,
     )
+
+
+def refusal_text(exc: CairnError) -> str:
+    """Why a call was refused, as a page says it to a person: a 402 in CAIRN, not in the
+    token's smallest unit, and with the deposit form below rather than a command to run."""
+    if isinstance(exc, PaymentRequired):
+        return (
+            f"This call may cost up to {units(exc.needed, TOKEN_DECIMALS)} CAIRN, and your "
+            f"prepaid balance has {units(exc.available, TOKEN_DECIMALS)} CAIRN available."
+        )
+    return exc.message
 
 
 def deposit_context(node: Node, viewer: Viewer | None, back: str) -> dict[str, Any]:
@@ -117,7 +134,7 @@ def call_cost(receipt: UsageReceipt) -> dict[str, Any]:
         "prompt_tokens": receipt.prompt_tokens,
         "completion_tokens": receipt.completion_tokens,
         "tokens": receipt.prompt_tokens + receipt.completion_tokens,
-        "price_per_1k": receipt.price_per_1k,
+        "price": CallPrice.from_fields(receipt.to_dict()),
         "amount": receipt.amount,
     }
 
@@ -126,6 +143,28 @@ def call_cost(receipt: UsageReceipt) -> dict[str, Any]:
 def playground(request: Request, viewer: MaybeViewer, model: str | None = None) -> HTMLResponse:
     """Pick a model, see its price, and call it."""
     return _render(request, viewer, model)
+
+
+def form_number(
+    text: str,
+    what: str,
+    kind: type[int] | type[float],
+    low: float | None = None,
+    high: float | None = None,
+) -> Any:
+    """A number typed in a form field, within [low, high] when given; None for an empty field."""
+    typed = text.strip()
+    if not typed:
+        return None
+    try:
+        value = kind(typed)
+    except ValueError:
+        raise InvalidInput(f"{what}: {typed!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"{what}: {typed!r} is not a number")
+    if low is not None and high is not None and not low <= value <= high:
+        raise InvalidInput(f"{what} must be {low:g}..{high:g}; got {typed}")
+    return value
 
 
 def conversation(role: list[str], content: list[str]) -> list[dict[str, str]]:
@@ -145,8 +184,8 @@ def chat(
     viewer: ViewerDep,
     model: Annotated[str, Form(max_length=200)],
     message: Annotated[str, Form(max_length=20_000)] = "",
-    max_tokens: Annotated[int, Form(ge=1, le=MAX_TOKENS)] = 128,
-    temperature: Annotated[float, Form(ge=0.0, le=2.0)] = 0.7,
+    max_tokens: Annotated[str, Form(max_length=20)] = "128",
+    temperature: Annotated[str, Form(max_length=20)] = "0.7",
     system: Annotated[str, Form(max_length=4000)] = "",
     role: Annotated[list[str] | None, Form()] = None,
     content: Annotated[list[str] | None, Form()] = None,
@@ -155,7 +194,14 @@ def chat(
     node = _node(request)
     history = conversation(role or [], content or [])
     settings = {"max_tokens": max_tokens, "temperature": temperature, "system": system}
-    if not message.strip():
+    try:
+        answer_tokens = form_number(
+            max_tokens.strip() or "128", "max answer tokens", int, 1, MAX_TOKENS
+        )
+        heat = form_number(temperature.strip() or "0.7", "temperature", float, 0.0, 2.0)
+        if not message.strip():
+            raise InvalidInput("Write a message first.")
+    except InvalidInput as exc:  # the form comes back as it was sent, with the message
         return _render(
             request,
             viewer,
@@ -163,7 +209,8 @@ def chat(
             status=422,
             history=history,
             settings=settings,
-            error="Write a message first.",
+            draft=message,
+            error=exc.message,
         )
     asked = [*history, {"role": "user", "content": message}]
     system_turn = [{"role": "system", "content": system}] if system.strip() else []
@@ -172,8 +219,8 @@ def chat(
             node.economy.keys.for_pages(viewer.address),
             model,
             messages=system_turn + asked,
-            max_tokens=max_tokens,
-            temperature=temperature,
+            max_tokens=answer_tokens,
+            temperature=heat,
             top_p=1.0,
             stop=(),
             seed=None,

@@ -61,6 +61,11 @@ def ago(timestamp: float | int | None) -> str:
     return f"{seconds} s ago"
 
 
+def count(n: int, thing: str) -> str:
+    """'1 round', '2 rounds': a number and what it counts, in the singular when it is one."""
+    return f"{n:,} {thing}" + ("" if n == 1 else "s")
+
+
 def percent(share: float | int | None, places: int = 1) -> str:
     """0.25 -> '25.0 %'."""
     if share is None:
@@ -73,6 +78,7 @@ templates.env.filters.update(
     short=short,
     ago=ago,
     percent=percent,
+    count=count,
     tojson_pretty=lambda v: json.dumps(v, indent=2),
 )
 
@@ -90,7 +96,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
             "node": node,
             "viewer": viewer_of(request),
             "dev": node.config.dev,
-            "version": __version__,
+            "cairn_version": __version__,  # not `version`: pages pass their own versions
             "nav": NAV,
             "path": request.url.path,
             "flash": flash,
