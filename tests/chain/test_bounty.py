@@ -27,8 +27,9 @@ from cairn.chain.backends import MemoryBackend
 from cairn.chain.bounty import Bounties
 from cairn.chain.client import ChainClient
 from cairn.chain.compiler import CompiledContract, compile_contract
-from cairn.chain.contracts import Registry, Token
 from cairn.chain.deployment import DeployedContract, Deployment
+from cairn.chain.registry import Registry
+from cairn.chain.token import Token
 from cairn.core.errors import ChainError
 from cairn.core.merkle import StandardMerkleTree
 from cairn.core.policy import AssetKind, RevenueSplit

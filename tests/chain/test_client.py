@@ -47,6 +47,27 @@ def test_token_wrappers(node: Node) -> None:
     assert token.owner() == bob.address
 
 
+def test_approve_if_short_sends_an_approval_only_when_the_allowance_is_short(node: Node) -> None:
+    token, alice, bob = node.chain.token, dev(node, "alice"), dev(node, "bob")
+    token.approve_if_short(alice, bob.address, 5)
+    assert token.allowance(alice.address, bob.address) == 5
+    head = node.client.block_number()
+    token.approve_if_short(alice, bob.address, 5)  # covered: no transaction
+    token.approve_if_short(alice, bob.address, 0)
+    assert node.client.block_number() == head
+    token.approve_if_short(alice, bob.address, 8)
+    assert token.allowance(alice.address, bob.address) == 8
+    assert node.client.block_number() == head + 1
+
+
+def test_first_event_reads_the_event_or_says_it_is_missing(node: Node) -> None:
+    token, alice = node.chain.token, dev(node, "alice")
+    receipt = token.set_minter(node.operator, alice.address, True)
+    assert token.first_event(receipt, "MinterSet") == {"account": alice.address, "allowed": True}
+    with pytest.raises(ChainError, match=r"CairnToken: .* emitted no OwnershipTransferred event"):
+        token.first_event(receipt, "OwnershipTransferred")
+
+
 def test_registry_wrappers(node: Node) -> None:
     registry, alice, bob, carol = (
         node.chain.registry,

@@ -25,9 +25,10 @@ from web3.types import TxReceipt
 from cairn.chain.backends import MemoryBackend
 from cairn.chain.client import ChainClient
 from cairn.chain.compiler import CompiledContract, compile_contract
-from cairn.chain.contracts import Registry, Token
 from cairn.chain.deployment import DeployedContract, Deployment
 from cairn.chain.escrow import Enlistment, Escrow, JobState
+from cairn.chain.registry import Registry
+from cairn.chain.token import Token
 from cairn.core.errors import ChainError
 from cairn.core.merkle import StandardMerkleTree, process_proof, standard_leaf_hash
 from cairn.core.policy import AssetKind, RevenueSplit

@@ -21,7 +21,6 @@ from siwe import SiweMessage
 from web3 import Web3
 
 from cairn.assets.metadata import asset_metadata, validate_parents
-from cairn.chain.contracts import checksum
 from cairn.core.cid import cid_of
 from cairn.core.errors import (
     CairnError,
@@ -33,6 +32,7 @@ from cairn.core.errors import (
     NotFound,
     Unauthorized,
 )
+from cairn.core.evm import checksum
 from cairn.core.policy import AssetKind, RevenueSplit
 from cairn.data.datasets import DEFAULT_DATASET_SPLIT, parse_spec, refuse_bare_dataset
 from cairn.store.base import canonical_json, file_cid

@@ -17,10 +17,11 @@ from sqlalchemy import delete, or_, select
 from cairn.assets.content import ContentRefs, Scope
 from cairn.assets.metadata import asset_metadata, validate_parents
 from cairn.assets.models import AssetRow
-from cairn.chain.contracts import Chain, checksum
+from cairn.chain.contracts import Chain
 from cairn.chain.cursors import advance, start_block
 from cairn.chain.models import SyncCursor
 from cairn.core.errors import CairnError, Forbidden, InvalidInput, NotFound
+from cairn.core.evm import checksum
 from cairn.core.policy import AssetKind, RevenueSplit
 from cairn.db.engine import Database
 from cairn.store.base import BlobStore

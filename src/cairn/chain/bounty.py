@@ -11,13 +11,13 @@ contributors claim there. Closing (`close`) refunds what is left to the funder.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3.types import TxReceipt
 
-from cairn.chain.contracts import Token, _Wrapper, to_bytes32
-from cairn.core.errors import ChainError
+from cairn.chain.token import Token
+from cairn.chain.wrapper import ContractWrapper
+from cairn.core.evm import to_bytes32
 from cairn.core.merkle import Node
 
 
@@ -37,7 +37,7 @@ class OnChainBounty:
     is_open: bool
 
 
-class Bounties(_Wrapper):
+class Bounties(ContractWrapper):
     """DataBounty: budgets that pay per record and review of each anchored batch."""
 
     name = "DataBounty"
@@ -52,14 +52,14 @@ class Bounties(_Wrapper):
         per_review: int,
     ) -> tuple[int, TxReceipt]:
         """Approve and escrow `budget` for dataset `asset_id`; returns the new bounty id."""
-        self._approve(owner, token, budget)
+        token.approve_if_short(owner, self.address, budget)
         fn = self.contract.functions.open(asset_id, budget, per_record, per_review)
         receipt = self.client.transact(owner, fn)
-        return int(self._event(receipt, "BountyOpened")["bounty_id"]), receipt
+        return int(self.first_event(receipt, "BountyOpened")["bounty_id"]), receipt
 
     def top_up(self, sender: LocalAccount, token: Token, bounty_id: int, amount: int) -> TxReceipt:
         """Approve and add `amount` to an open bounty's budget (anyone may)."""
-        self._approve(sender, token, amount)
+        token.approve_if_short(sender, self.address, amount)
         return self.client.transact(sender, self.contract.functions.top_up(bounty_id, amount))
 
     def pay_batch(
@@ -77,12 +77,12 @@ class Bounties(_Wrapper):
             bounty_id, to_bytes32(batch_root), records, reviews, to_bytes32(payout_root), tree_cid
         )
         receipt = self.client.transact(curator, fn)
-        return int(self._event(receipt, "BatchPaid")["epoch"]), receipt
+        return int(self.first_event(receipt, "BatchPaid")["epoch"]), receipt
 
     def close(self, sender: LocalAccount, bounty_id: int) -> tuple[int, TxReceipt]:
         """Close a bounty (funder or dataset owner); returns what went back to the funder."""
         receipt = self.client.transact(sender, self.contract.functions.close(bounty_id))
-        return int(self._event(receipt, "BountyClosed")["refunded"]), receipt
+        return int(self.first_event(receipt, "BountyClosed")["refunded"]), receipt
 
     def get(self, bounty_id: int) -> OnChainBounty:
         """The bounty's record; an unknown id is a `ChainError`."""
@@ -119,15 +119,3 @@ class Bounties(_Wrapper):
         """Whether the bounty has paid the batch anchored by `batch_root`."""
         fn = self.contract.functions.is_batch_paid(bounty_id, to_bytes32(batch_root))
         return bool(self.client.call(fn))
-
-    # -- internals -----------------------------------------------------------------------
-
-    def _approve(self, payer: LocalAccount, token: Token, amount: int) -> None:
-        if amount and token.allowance(payer.address, self.address) < amount:
-            token.approve(payer, self.address, amount)
-
-    def _event(self, receipt: TxReceipt, event: str) -> dict[str, Any]:
-        events = self._events(receipt, event)
-        if not events:
-            raise ChainError(f"the transaction succeeded but emitted no {event} event")
-        return events[0]

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3.types import TxReceipt
 
-from cairn.chain.contracts import Token, _Wrapper, checksum, to_bytes32
-from cairn.core.errors import ChainError
+from cairn.chain.token import Token
+from cairn.chain.wrapper import ContractWrapper
+from cairn.core.evm import checksum, to_bytes32
 from cairn.core.merkle import Node
 
 WORK_LEAF = ("address", "uint256")
@@ -92,7 +92,7 @@ class OnChainJob:
     total_work: int  # zero until settled
 
 
-class Escrow(_Wrapper):
+class Escrow(ContractWrapper):
     """JobEscrow: job budgets, provider stakes, payouts by work, slashing."""
 
     name = "JobEscrow"
@@ -103,13 +103,13 @@ class Escrow(_Wrapper):
         self, provider: LocalAccount, token: Token, stake: int, endpoint: str
     ) -> TxReceipt:
         """Approve and stake `stake` tokens, registering `provider` at `endpoint`."""
-        self._approve(provider, token, stake)
+        token.approve_if_short(provider, self.address, stake)
         fn = self.contract.functions.register_provider(stake, endpoint)
         return self.client.transact(provider, fn)
 
     def add_stake(self, provider: LocalAccount, token: Token, amount: int) -> TxReceipt:
         """Approve and add `amount` tokens to an active provider's stake."""
-        self._approve(provider, token, amount)
+        token.approve_if_short(provider, self.address, amount)
         return self.client.transact(provider, self.contract.functions.add_stake(amount))
 
     def set_endpoint(self, provider: LocalAccount, endpoint: str) -> TxReceipt:
@@ -119,13 +119,13 @@ class Escrow(_Wrapper):
     def request_withdrawal(self, provider: LocalAccount) -> tuple[int, TxReceipt]:
         """Stop taking jobs and start unbonding; returns when the stake may leave."""
         receipt = self.client.transact(provider, self.contract.functions.request_withdrawal())
-        event = self._event(receipt, "WithdrawalRequested")
+        event = self.first_event(receipt, "WithdrawalRequested")
         return int(event["withdraw_after"]), receipt
 
     def withdraw_stake(self, provider: LocalAccount) -> tuple[int, TxReceipt]:
         """Take the whole stake back after unbonding; returns the amount."""
         receipt = self.client.transact(provider, self.contract.functions.withdraw_stake())
-        return int(self._event(receipt, "StakeWithdrawn")["amount"]), receipt
+        return int(self.first_event(receipt, "StakeWithdrawn")["amount"]), receipt
 
     def provider(self, account: str) -> OnChainProvider:
         """The provider's record (all zero for an account that never registered)."""
@@ -159,7 +159,7 @@ class Escrow(_Wrapper):
         deadline: int,
     ) -> TxReceipt:
         """Approve and fund a new job whose builder is `builder`."""
-        self._approve(builder, token, budget)
+        token.approve_if_short(builder, self.address, budget)
         fn = self.contract.functions.create_job(
             to_bytes32(job_id), budget, model_asset, recipe_cid, deadline
         )
@@ -169,7 +169,7 @@ class Escrow(_Wrapper):
         """Cancel an unsettled job; returns the refunded budget."""
         fn = self.contract.functions.cancel_job(to_bytes32(job_id))
         receipt = self.client.transact(builder, fn)
-        return int(self._event(receipt, "JobCancelled")["refund"]), receipt
+        return int(self.first_event(receipt, "JobCancelled")["refund"]), receipt
 
     def enlist(self, coordinator: LocalAccount, job_id: str | bytes, provider: str) -> TxReceipt:
         """Enlist `provider` in an open job, locking its stake (coordinators only)."""
@@ -208,7 +208,7 @@ class Escrow(_Wrapper):
             to_bytes32(job_id), checksum(provider), work, [to_bytes32(p) for p in proof]
         )
         receipt = self.client.transact(sender, fn)
-        return int(self._event(receipt, "PayoutClaimed")["amount"]), receipt
+        return int(self.first_event(receipt, "PayoutClaimed")["amount"]), receipt
 
     def reclaim_remainder(
         self, builder: LocalAccount, job_id: str | bytes
@@ -216,7 +216,7 @@ class Escrow(_Wrapper):
         """Close the job and take back what it did not pay out; returns the amount."""
         fn = self.contract.functions.reclaim_remainder(to_bytes32(job_id))
         receipt = self.client.transact(builder, fn)
-        return int(self._event(receipt, "RemainderReclaimed")["amount"]), receipt
+        return int(self.first_event(receipt, "RemainderReclaimed")["amount"]), receipt
 
     def job(self, job_id: str | bytes) -> OnChainJob:
         """The job's record; an unknown job is a `ChainError`."""
@@ -269,7 +269,7 @@ class Escrow(_Wrapper):
             checksum(provider), amount, to_bytes32(job_id), evidence_cid
         )
         receipt = self.client.transact(coordinator, fn)
-        return int(self._event(receipt, "Slashed")["amount"]), receipt
+        return int(self.first_event(receipt, "Slashed")["amount"]), receipt
 
     # -- roles and parameters ------------------------------------------------------------
 
@@ -322,15 +322,3 @@ class Escrow(_Wrapper):
     def set_grace_period(self, owner: LocalAccount, seconds: int) -> TxReceipt:
         """Set the grace period for jobs created from now on (owner only, at most 365 days)."""
         return self.client.transact(owner, self.contract.functions.set_grace_period(seconds))
-
-    # -- internals -----------------------------------------------------------------------
-
-    def _approve(self, payer: LocalAccount, token: Token, amount: int) -> None:
-        if amount and token.allowance(payer.address, self.address) < amount:
-            token.approve(payer, self.address, amount)
-
-    def _event(self, receipt: TxReceipt, event: str) -> dict[str, Any]:
-        events = self._events(receipt, event)
-        if not events:
-            raise ChainError(f"the transaction succeeded but emitted no {event} event")
-        return events[0]

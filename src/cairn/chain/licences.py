@@ -5,12 +5,14 @@ from __future__ import annotations
 from eth_account.signers.local import LocalAccount
 from web3.types import TxReceipt
 
-from cairn.chain.contracts import Token, _Wrapper, checksum
-from cairn.core.errors import ChainError, InvalidInput
+from cairn.chain.token import Token
+from cairn.chain.wrapper import ContractWrapper
+from cairn.core.errors import InvalidInput
+from cairn.core.evm import checksum
 from cairn.core.licensing import Offer, Terms
 
 
-class Licences(_Wrapper):
+class Licences(ContractWrapper):
     """LicenseToken: ERC-1155 licences, one token id per offer."""
 
     name = "LicenseToken"
@@ -33,10 +35,7 @@ class Licences(_Wrapper):
             asset_id, price, int(terms), max_copies, duration, transferable
         )
         receipt = self.client.transact(owner, fn)
-        events = self._events(receipt, "OfferCreated")
-        if not events:
-            raise ChainError("offer succeeded but emitted no OfferCreated event")
-        return int(events[0]["offer_id"]), receipt
+        return int(self.first_event(receipt, "OfferCreated")["offer_id"]), receipt
 
     def set_active(self, owner: LocalAccount, offer_id: int, active: bool) -> TxReceipt:
         """Withdraw an offer from sale, or offer it again."""
@@ -57,15 +56,10 @@ class Licences(_Wrapper):
         Returns the holder's expiry (0 for perpetual licences) and the receipt.
         """
         offer = self.get(offer_id)
-        cost = offer.price * copies
-        if cost and token.allowance(buyer.address, self.address) < cost:
-            token.approve(buyer, self.address, cost)
+        token.approve_if_short(buyer, self.address, offer.price * copies)
         fn = self.contract.functions.buy(offer_id, checksum(holder or buyer.address), copies)
         receipt = self.client.transact(buyer, fn)
-        events = self._events(receipt, "LicenceBought")
-        if not events:
-            raise ChainError("buy succeeded but emitted no LicenceBought event")
-        return int(events[0]["expires"]), receipt
+        return int(self.first_event(receipt, "LicenceBought")["expires"]), receipt
 
     def transfer(self, holder: LocalAccount, to: str, offer_id: int, copies: int = 1) -> TxReceipt:
         """Move `copies` of a transferable licence from `holder` to `to`."""

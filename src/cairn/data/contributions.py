@@ -19,9 +19,10 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from cairn.assets.content import ContentRefs, Scope
-from cairn.chain.contracts import Chain, checksum
+from cairn.chain.contracts import Chain
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import Conflict, InvalidInput, Unauthorized
+from cairn.core.evm import checksum
 from cairn.data.datasets import Datasets
 from cairn.data.dedup import NearDuplicateIndex, signature_from_bytes, signature_to_bytes
 from cairn.data.models import RecordRow, UploadRow

@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import Select, func, select, update
 
-from cairn.chain.contracts import checksum
 from cairn.core.consensus import Decision, decide
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cairn.core.evm import checksum
 from cairn.core.reputation import ReputationInput, below_floor, reputation
 from cairn.data.datasets import Datasets
 from cairn.data.models import GoldRow, RecordRow, ReviewTaskRow

@@ -12,8 +12,9 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import delete, select
 
 from cairn.assets.service import AssetService
-from cairn.chain.contracts import Chain, checksum
+from cairn.chain.contracts import Chain
 from cairn.core.errors import InvalidInput
+from cairn.core.evm import checksum
 from cairn.data.anchoring import Anchoring
 from cairn.data.contributions import Contributions
 from cairn.data.datasets import Datasets

@@ -26,10 +26,11 @@ from hexbytes import HexBytes
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cairn.chain.contracts import Chain, checksum
+from cairn.chain.contracts import Chain
 from cairn.chain.cursors import advance, start_block
 from cairn.chain.models import SyncCursor
 from cairn.core.errors import InvalidInput, PaymentRequired
+from cairn.core.evm import checksum
 from cairn.db.engine import Database
 from cairn.economy.models import BalanceRow, DepositRow
 

@@ -25,9 +25,10 @@ from sqlalchemy import select
 from cairn.assets.content import Scope
 from cairn.assets.service import AssetService
 from cairn.chain.bounty import OnChainBounty
-from cairn.chain.contracts import Chain, checksum
+from cairn.chain.contracts import Chain
 from cairn.core.bounty import RECORD_ROLE, REVIEW_ROLE, SCHEMA, plan_batch
 from cairn.core.errors import ChainError, Forbidden, InvalidInput, NotFound
+from cairn.core.evm import checksum
 from cairn.core.merkle import StandardMerkleTree
 from cairn.data.models import BatchRow, RecordRow, ReviewTaskRow
 from cairn.db.engine import Database

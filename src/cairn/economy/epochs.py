@@ -31,8 +31,9 @@ from eth_utils import is_hex_address
 from sqlalchemy import select
 
 from cairn.assets.content import ContentRefs, Scope
-from cairn.chain.contracts import Chain, checksum
+from cairn.chain.contracts import Chain
 from cairn.core.errors import CairnError, InvalidInput, NotFound
+from cairn.core.evm import checksum
 from cairn.core.merkle import StandardMerkleTree
 from cairn.core.settlement import settlement_document, split_revenue
 from cairn.db.engine import Database

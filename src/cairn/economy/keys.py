@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from cairn.chain.contracts import checksum
 from cairn.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from cairn.core.evm import checksum
 from cairn.db.engine import Database
 from cairn.economy.models import ApiKeyRow
 

@@ -17,10 +17,11 @@ from hexbytes import HexBytes
 from sqlalchemy import delete, select
 
 from cairn.assets.service import AssetService
-from cairn.chain.contracts import Chain, checksum
+from cairn.chain.contracts import Chain
 from cairn.chain.cursors import advance, start_block
 from cairn.chain.models import SyncCursor
 from cairn.core.errors import Forbidden, InvalidInput, NotFound
+from cairn.core.evm import checksum
 from cairn.core.licensing import Offer, Terms, Use, check_access
 from cairn.data.anchoring import Anchoring
 from cairn.db.engine import Database

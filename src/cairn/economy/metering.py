@@ -17,8 +17,8 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from cairn.assets.service import AssetService
-from cairn.chain.contracts import checksum
 from cairn.core.errors import Forbidden, InvalidInput, PaymentRequired
+from cairn.core.evm import checksum
 from cairn.core.ratelimit import SlidingWindow
 from cairn.db.engine import Database
 from cairn.economy.balances import Balances, Hold, cost

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from cairn.chain.contracts import checksum
 from cairn.core.errors import Forbidden
+from cairn.core.evm import checksum
 from cairn.node import Node
 from cairn.web.playground import deposit_context
 from cairn.web.render import page, redirect, units

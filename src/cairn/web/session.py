@@ -22,8 +22,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from siwe import SiweMessage
 
-from cairn.chain.contracts import checksum
 from cairn.core.errors import CairnError, Forbidden, NotFound, Unauthorized
+from cairn.core.evm import checksum
 from cairn.node import GATEWAY, OPERATOR, Node
 from cairn.web.csrf import SESSION_COOKIE
 from cairn.web.render import page, redirect

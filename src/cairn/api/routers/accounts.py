@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from cairn.api.deps import NodeDep, SessionAddress, SessionSigner
 from cairn.api.routers.chain import tx_result
 from cairn.api.schemas import TokenTransfer, TxResult, Unlock
-from cairn.chain.contracts import checksum
 from cairn.core.amounts import parse_smallest_units
 from cairn.core.errors import Forbidden, NotFound
+from cairn.core.evm import checksum
 from cairn.node import Node
 
 router = APIRouter(tags=["accounts"])

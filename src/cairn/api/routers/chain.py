@@ -10,9 +10,9 @@ from web3.types import TxReceipt
 
 from cairn.api.deps import NodeDep
 from cairn.api.schemas import CallBody, RawTransaction, TxResult
-from cairn.chain.contracts import checksum
 from cairn.core.amounts import parse_smallest_units
 from cairn.core.errors import InvalidInput
+from cairn.core.evm import checksum
 from cairn.node import Node
 
 router = APIRouter(prefix="/chain", tags=["chain"])

@@ -9,9 +9,9 @@ from pydantic import Field
 
 from cairn.api.deps import NodeDep, SessionAddress, SessionSigner
 from cairn.api.schemas import Strict
-from cairn.chain.contracts import checksum
 from cairn.core.amounts import parse_smallest_units
 from cairn.core.errors import Forbidden, InvalidInput, NotFound
+from cairn.core.evm import checksum
 from cairn.core.ids import StoredId
 from cairn.node import Node
 
