@@ -398,7 +398,7 @@ class Story:
         self, node: Node, people: dict[str, LocalAccount], dataset: int, model: int
     ) -> None:
         self.say("alice publishes an app and sells licences to her model; grace and dave buy")
-        from cairn.serve.apps import AppSpec, Retrieval
+        from cairn.serve.app_spec import AppSpec, Retrieval
 
         alice, dave, grace = people["alice"], people["dave"], people["grace"]
         index = node.apps.index(dataset, builder=alice.address)

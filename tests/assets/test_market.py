@@ -11,7 +11,7 @@ import pytest
 from cairn.assets.market import Market, MarketFilter, Quality, model_quality, parse_tokens
 from cairn.core.errors import InvalidInput
 from cairn.node import Node
-from cairn.serve.apps import AppSpec
+from cairn.serve.app_spec import AppSpec
 from cairn.serve.prices import PER_1K, PER_CALL, CallPrice
 from tests.compute.conftest import reverse_record
 from tests.data.conftest import upload

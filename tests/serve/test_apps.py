@@ -18,7 +18,7 @@ from cairn.chain.anvil import free_port
 from cairn.core.errors import InvalidInput
 from cairn.core.licensing import LicenceRequired
 from cairn.node import Node, open_node
-from cairn.serve.apps import AppSpec, Retrieval
+from cairn.serve.app_spec import AppSpec, Retrieval
 from tests.conftest import LiveServer
 from tests.data.conftest import dev, make_dataset, upload
 

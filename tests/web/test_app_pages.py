@@ -20,7 +20,7 @@ import cairn
 from cairn.chain.anvil import free_port
 from cairn.economy.balances import cost
 from cairn.node import Node, open_node
-from cairn.serve.apps import AppSpec
+from cairn.serve.app_spec import AppSpec
 from cairn.train.tiny import tiny_causal_lm
 from cairn.web.render import units
 from tests.conftest import LiveServer

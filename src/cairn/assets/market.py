@@ -24,7 +24,7 @@ from cairn.data.service import DataService
 from cairn.db.engine import Database
 from cairn.economy.metering import Prices
 from cairn.economy.models import ReceiptRow
-from cairn.serve.apps import AppSpec, app_spec
+from cairn.serve.app_spec import AppSpec, app_spec
 from cairn.serve.prices import CallPrice, call_price
 from cairn.store.base import BlobStore
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -30,96 +29,10 @@ from cairn.core.licensing import Use
 from cairn.core.policy import RevenueSplit
 from cairn.data.anchoring import Anchoring
 from cairn.economy.licences import LicenceBook
-from cairn.economy.metering import MAX_PRICE
+from cairn.serve.app_spec import DEFAULT_SPLIT, EMBEDDING_MODEL, AppSpec, app_spec, describe
+from cairn.serve.gateway import Gateway
 from cairn.serve.retrieval import RetrievalIndex, build_index
 from cairn.store.base import BlobStore
-
-if TYPE_CHECKING:
-    from cairn.serve.gateway import Gateway
-
-EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the packaged sentence encoder apps retrieve with
-DEFAULT_SPLIT = RevenueSplit(owner=5_000, data=2_500, compute=0, upstream=2_500)
-MAX_TOP_K = 20
-MAX_PROMPT = 8_000  # characters of system prompt
-
-
-@dataclass(frozen=True)
-class Retrieval:
-    """Where an app's passages come from."""
-
-    dataset: int
-    version: str  # the dataset version's manifest CID
-    index: str  # the retrieval index's CID (cairn.retrieval/v1)
-    top_k: int = 3
-
-
-@dataclass(frozen=True)
-class AppSpec:
-    """What an app does with each call."""
-
-    model: int  # the chat model asset it wraps
-    system_prompt: str = ""
-    temperature: float | None = None  # defaults for calls that do not set them
-    top_p: float | None = None
-    max_tokens: int | None = None
-    retrieval: Retrieval | None = None
-    price_per_call: int = 0  # smallest token units per call
-
-    def __post_init__(self) -> None:
-        if len(self.system_prompt) > MAX_PROMPT:
-            raise InvalidInput(f"system prompt: at most {MAX_PROMPT} characters")
-        if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
-            raise InvalidInput(f"temperature must be 0..2; got {self.temperature}")
-        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise InvalidInput(f"top_p must be in (0, 1]; got {self.top_p}")
-        if self.max_tokens is not None and not 1 <= self.max_tokens <= 32_768:
-            raise InvalidInput(f"max_tokens must be 1..32768; got {self.max_tokens}")
-        if not 0 <= self.price_per_call <= MAX_PRICE:
-            raise InvalidInput(f"price per call must be 0..{MAX_PRICE}; got {self.price_per_call}")
-        if self.retrieval is not None and not 1 <= self.retrieval.top_k <= MAX_TOP_K:
-            raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}; got {self.retrieval.top_k}")
-
-    def to_extra(self) -> dict[str, Any]:
-        """The spec as stored in the app's metadata (amounts as decimal strings)."""
-        data = asdict(self)
-        data["price_per_call"] = str(self.price_per_call)
-        return data
-
-    @classmethod
-    def from_extra(cls, app: Any, asset_id: int) -> AppSpec:
-        """The spec in an app's metadata; anything malformed is `InvalidInput`."""
-        try:
-            retrieval = app.get("retrieval")
-            return cls(
-                model=int(app["model"]),
-                system_prompt=str(app.get("system_prompt", "")),
-                temperature=_maybe(float, app.get("temperature")),
-                top_p=_maybe(float, app.get("top_p")),
-                max_tokens=_maybe(int, app.get("max_tokens")),
-                retrieval=Retrieval(
-                    dataset=int(retrieval["dataset"]),
-                    version=str(retrieval["version"]),
-                    index=str(retrieval["index"]),
-                    top_k=int(retrieval.get("top_k", 3)),
-                )
-                if retrieval
-                else None,
-                price_per_call=int(app.get("price_per_call", "0")),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InvalidInput(f"asset {asset_id} is not a usable Cairn app: {exc}") from exc
-
-
-def _maybe(kind: Callable[[Any], Any], value: Any) -> Any:
-    return None if value is None else kind(value)
-
-
-def app_spec(asset: Asset, metadata: dict[str, Any]) -> AppSpec | None:
-    """The spec of an app asset (None for an app asset that is not a Cairn app, such as the
-    gateway's receipt ledger)."""
-    if asset.kind != "app" or "app" not in metadata:
-        return None
-    return AppSpec.from_extra(metadata["app"], asset.asset_id)
 
 
 class Apps:
@@ -255,14 +168,3 @@ class Apps:
             extra={"app": spec.to_extra()},
         )
         return describe(asset, spec)
-
-
-def describe(asset: Asset, spec: AppSpec) -> dict[str, Any]:
-    """An app as the API and pages show it."""
-    return {
-        **asset.to_dict(),
-        "app": spec.to_extra(),
-        "model": spec.model,
-        "price_per_call": str(spec.price_per_call),
-        "retrieval": asdict(spec.retrieval) if spec.retrieval else None,
-    }

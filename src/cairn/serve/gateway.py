@@ -21,7 +21,7 @@ from cairn.core.ids import MAX_ID
 from cairn.economy.keys import ApiKey
 from cairn.economy.metering import Charge, Meter
 from cairn.economy.receipts import UsageReceipt
-from cairn.serve.apps import AppSpec, app_spec
+from cairn.serve.app_spec import EMBEDDING_MODEL, AppSpec, app_spec
 from cairn.serve.prices import call_price
 from cairn.serve.retrieval import Embed, Retriever, augment_messages
 from cairn.train import base_models
@@ -225,8 +225,6 @@ class Gateway:
     def retriever(self) -> Retriever:
         """Apps' passages for a question, with the retrieval indexes kept loaded."""
         if self._retriever is None:
-            from cairn.serve.apps import EMBEDDING_MODEL
-
             self._retriever = Retriever(
                 self.catalog.store, self.embedder(EMBEDDING_MODEL), model=EMBEDDING_MODEL
             )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cairn.assets.service import Asset
-from cairn.serve.apps import AppSpec
+from cairn.serve.app_spec import AppSpec
 
 PER_1K = "1k tokens"
 PER_CALL = "call"

@@ -22,7 +22,7 @@ from cairn.core.errors import CairnError, InvalidInput
 from cairn.core.ids import StoredId
 from cairn.core.licensing import LicenceRequired
 from cairn.node import Node
-from cairn.serve.apps import DEFAULT_SPLIT, MAX_PROMPT, MAX_TOP_K, AppSpec, Retrieval
+from cairn.serve.app_spec import DEFAULT_SPLIT, MAX_PROMPT, MAX_TOP_K, AppSpec, Retrieval
 from cairn.serve.prices import CallPrice
 from cairn.serve.retrieval import augment_messages
 from cairn.web.licences import token_amount

@@ -17,7 +17,7 @@ from cairn.api.schemas import SplitBody, Strict
 from cairn.core.amounts import parse_smallest_units
 from cairn.core.ids import StoredId
 from cairn.core.policy import RevenueSplit
-from cairn.serve.apps import DEFAULT_SPLIT, AppSpec, Retrieval, describe
+from cairn.serve.app_spec import DEFAULT_SPLIT, AppSpec, Retrieval, describe
 
 router = APIRouter(tags=["apps"])
 
