@@ -70,6 +70,24 @@ def test_events_are_read_from_an_offset_and_partial_lines_wait(tmp_path: Path) -
     assert [e["round"] for e in later] == [2] and end > offset
 
 
+def test_each_event_comes_with_the_offset_past_its_line(tmp_path: Path) -> None:
+    job = JobDir(tmp_path / "job")
+    job.write_spec(SPEC, [])
+    job.append("started", run_id=1)
+    job.append("round", round=1)
+    lines = (job.path / "events.jsonl").read_bytes().splitlines(keepends=True)
+    entries = job.entries()
+    assert [(e["type"], end) for e, end in entries] == [
+        ("started", len(lines[0])),
+        ("round", len(lines[0]) + len(lines[1])),
+    ]
+    assert job.entries(entries[0][1]) == entries[1:]  # read on from where an event ended
+    with (job.path / "events.jsonl").open("ab") as fh:
+        fh.write(b'\n{"type": "rou')  # a blank line, then a line still being written
+    assert job.entries(entries[1][1]) == []
+    assert job.events(entries[1][1]) == ([], entries[1][1])
+
+
 def test_latest_checkpoint_is_the_newest_whole_one(tmp_path: Path) -> None:
     job = JobDir(tmp_path / "job")
     job.write_spec(SPEC, [])

@@ -1,143 +1,354 @@
 """Finishing a job: the model becomes an asset with its lineage, and providers are paid.
 
-In order, once the ServerApp has written the trained weights:
+Once the ServerApp has written the trained weights the job is `finishing`, and these steps run
+in order:
 
-1. the providers' work shares (samples trained, summed over accepted reports) and every signed
-   report are stored as one JSON document by CID;
-2. a model card (lineage, metrics, licence, recipe) completes the Hugging Face folder, which is
-   stored by CID;
-3. the node's operator registers the model asset (parents: the base model, the teacher if any,
-   the datasets; metadata: the weights, the dataset versions with their attribution tables, the
-   work shares), anchors the reports' Merkle root under it on ContributionLedger, and gives the
-   asset to the job's builder;
-4. with a budget in JobEscrow: the job is settled with the Merkle root of (provider, work)
-   leaves, each provider's payout is claimed for it (anyone may send a claim; the tokens go to
-   the provider), and each provider's stake is released.
+1. shares: the providers' work shares (samples trained, summed over accepted reports) and every
+   signed report are stored as one JSON document by CID (`shares_cid`);
+2. model: a model card (lineage, metrics, licence, recipe) completes the Hugging Face folder,
+   which is stored by CID (`model_cid`);
+3. register: the node's operator registers the model asset (parents: the base model, the teacher
+   if any, the datasets; metadata: the weights, the dataset versions with their attribution
+   tables, the work shares) (`model_asset`);
+4. anchor: the reports' Merkle root is anchored under the asset on ContributionLedger
+   (`reports_root`);
+5. settle: with a budget in JobEscrow, the job is settled with the Merkle root of (provider,
+   work) leaves;
+6. claim: each provider's payout is claimed for it (anyone may send a claim; the tokens go to the
+   provider) (`payouts`);
+7. release: each provider's stake is released;
+8. give: the asset goes to the job's builder.
+
+A crash may stop finishing anywhere, so each step first asks whether it is done - the chain where
+the chain can tell (anchored, settled, claimed, released, owned), else the field it records in the
+job's row - and records its result as soon as it has one. A registration whose id was lost is
+found again by its metadata's `training.job_id`. Started again, finishing takes only the steps
+not done, and marks the job `finished` after the last. A job whose model was never written
+fails instead, and its budget goes back (`refund`, as for a failed or cancelled job).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+from eth_account.signers.local import LocalAccount
 
 from cairn.assets.content import Scope
+from cairn.assets.service import Asset, AssetService
+from cairn.chain.contracts import Chain
+from cairn.chain.escrow import WORK_LEAF, Enlistment, JobState
 from cairn.compute.jobdir import JobDir
+from cairn.compute.models import WorkReportRow
 from cairn.compute.reports import report_from_json, work_shares
-from cairn.core.errors import InvalidInput
+from cairn.core.errors import CairnError, NotFound
 from cairn.core.merkle import StandardMerkleTree
-from cairn.train.catalog import DEFAULT_MODEL_SPLIT
+from cairn.identity.signers import Signers
+from cairn.store.base import BlobStore
+from cairn.train.catalog import DEFAULT_MODEL_SPLIT, ModelCatalog
 from cairn.train.models import FAMILY_OF
 from cairn.train.weights import model_card, store_folder
-
-if TYPE_CHECKING:
-    from cairn.compute.jobs import JobService
 
 SHARES_SCHEMA = "cairn.work-shares/v1"
 
 
-def finish_job(service: JobService, job_id: str, folder: JobDir) -> dict[str, Any]:
-    """Register, anchor and pay for a job whose model is written; returns the job's new fields."""
-    job = service.get(job_id)
-    rows = service.reports(job_id)
-    shares = work_shares(report_from_json(r.report) for r in rows)
-    total_work = sum(shares.values())
-    shares_cid = service.store.put_json(
-        {
-            "schema": SHARES_SCHEMA,
-            "job_id": job_id,
-            "total_work": str(total_work),
-            "shares": [{"account": a, "work": str(w)} for a, w in shares.items()],
-            "reports": [{**r.report, "signature": r.signature, "leaf": r.leaf} for r in rows],
-        }
-    )
-    service.assets.refs.add(shares_cid, Scope.PUBLIC)  # what each provider is paid for
+class ModelNotWritten(NotFound):
+    """A job ended without writing its model: there is nothing to register, so the job fails."""
 
-    base = service.assets.get(int(job["base_asset"]))
-    recipe = job["recipe"]
-    teacher_ref = recipe["hyperparameters"].get("teacher_model")
-    teacher = service.catalog.resolve(teacher_ref) if teacher_ref is not None else None
-    lineage = {
-        "base_model": {"asset": base.asset_id, "name": base.name},
-        "teacher_model": {"asset": teacher.asset_id, "name": teacher.name} if teacher else None,
-        "datasets": job["datasets"],
-        "job_id": job_id,
-        "work_shares_cid": shares_cid,
-        "providers": {a: str(w) for a, w in shares.items()},
-    }
-    recipe_text = service.store.get(job["recipe_cid"]).decode()
-    card = model_card(
-        name=job["name"],
-        licence=base.licence,
-        base_model=base.name,
-        datasets=job["datasets"],
-        method=job["method"],
-        metrics=job["metrics"],
-        recipe_yaml=recipe_text,
-        lineage=lineage,
-    )
-    model_dir: Path = folder.model
-    if not (model_dir / "config.json").exists():
-        raise InvalidInput(f"job {job_id} finished without writing its model")
-    (model_dir / "README.md").write_text(card, encoding="utf-8")
-    model_cid = store_folder(service.store, model_dir)
-    # The operator registers the model, so it claims the weights for it: they are its own.
-    service.assets.refs.add_folder(
-        model_cid, Scope.ACCOUNT, service.operator.address, account=service.operator.address
-    )
 
-    parents = [base.asset_id]
-    if teacher is not None:
-        parents.append(teacher.asset_id)
-    parents += [int(d["dataset"]) for d in job["datasets"]]
-    operator = service.operator
-    asset = service.assets.register(
-        operator,
-        kind="model",
-        name=job["name"],
-        licence=base.licence,
-        description=recipe.get("description") or f"{job['method']} of {base.name} on Cairn",
-        parents=sorted(set(parents)),
-        split=DEFAULT_MODEL_SPLIT,
-        extra={
-            "model": {"weights": model_cid, "family": FAMILY_OF[job["method"]]},
-            "training": {
+class JobBook(Protocol):
+    """What finishing reads and records of a job (`cairn.compute.jobs.JobService` is one)."""
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """The job as the API shows it."""
+        ...
+
+    def reports(self, job_id: str) -> list[WorkReportRow]:
+        """The job's accepted work reports, by round then account."""
+        ...
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        """Set fields of the job's row."""
+        ...
+
+
+@dataclass(frozen=True)
+class Work:
+    """A job's accepted reports, and the work units (samples) they give each provider."""
+
+    rows: list[WorkReportRow]
+    shares: dict[str, int]
+
+    @classmethod
+    def of(cls, rows: list[WorkReportRow]) -> Work:
+        """The work of these reports."""
+        return cls(rows, work_shares(report_from_json(r.report) for r in rows))
+
+    @property
+    def total(self) -> int:
+        """All providers' work units."""
+        return sum(self.shares.values())
+
+    def reports_tree(self) -> StandardMerkleTree:
+        """The tree of the reports' leaves, anchored on ContributionLedger."""
+        return StandardMerkleTree.of([[r.leaf] for r in self.rows], ["bytes32"])
+
+    def work_tree(self) -> StandardMerkleTree:
+        """The tree of (provider, work) leaves that JobEscrow pays by."""
+        return StandardMerkleTree.of([[a, w] for a, w in self.shares.items()], list(WORK_LEAF))
+
+
+@dataclass(frozen=True)
+class Finisher:
+    """Ends jobs: takes a finishing job through the steps it has not done yet, or gives an
+    unfinished job's budget back."""
+
+    jobs: JobBook
+    store: BlobStore
+    chain: Chain
+    assets: AssetService
+    catalog: ModelCatalog
+    operator: LocalAccount
+    signers: Signers  # the builder's key, where this node holds it, cancels an escrowed job
+
+    def finish(self, job_id: str, folder: JobDir) -> None:
+        """Take every step not done yet, recording each, then mark the job finished.
+
+        A model never written fails the job; any other error leaves it finishing, its error
+        shown, for the next try.
+        """
+        builder = self.signers.find(self.jobs.get(job_id)["builder"])
+        try:
+            work = Work.of(self.jobs.reports(job_id))
+            for step in (
+                self.store_shares,
+                self.store_model,
+                self.register,
+                self.anchor,
+                self.settle,
+                self.claim,
+                self.release,
+                self.give,
+            ):
+                step(job_id, folder, work)
+            # a job that settled no work (no accepted report) gives its budget back as a failed
+            # job does; for a settled one this changes nothing
+            self.refund(job_id, builder)
+        except ModelNotWritten as exc:
+            self.refund(job_id, builder)
+            error = f"finishing: {exc.message}"
+            self.jobs.update(job_id, status="failed", error=error, finished_at=time.time())
+            raise
+        except CairnError as exc:
+            self.jobs.update(job_id, error=f"finishing: {exc.message}")
+            raise
+        self.jobs.update(job_id, status="finished", error=None, finished_at=time.time())
+
+    def refund(self, job_id: str, signer: LocalAccount | None) -> int:
+        """Give an unfinished job's budget back and free its providers' stakes; returns the
+        refund.
+
+        Cancels the job in JobEscrow with the builder's key when given, and releases every
+        provider it enlisted once the job is no longer open. Taken again, it sends only what the
+        chain shows undone.
+        """
+        job = self.jobs.get(job_id)
+        if not job["escrowed"]:
+            return 0
+        escrow = self.chain.escrow
+        if signer is not None and escrow.job_state(job_id) == JobState.OPEN:
+            escrow.cancel_job(signer, job_id)
+        state = escrow.job_state(job_id)
+        payouts = dict(job["payouts"])
+        if state == JobState.CANCELLED and "refund" not in payouts:
+            # cancelling gives the whole budget back: read from the chain, whoever cancelled
+            payouts["refund"] = str(escrow.job(job_id).budget)
+            self.jobs.update(job_id, payouts=payouts)
+        if state != JobState.OPEN:
+            self._release_stakes(job)
+        return int(payouts.get("refund", 0))
+
+    def store_shares(self, job_id: str, folder: JobDir, work: Work) -> None:
+        """Store the work shares and every signed report (step 1)."""
+        if self.jobs.get(job_id)["shares_cid"] is not None:
+            return
+        shares_cid = self.store.put_json(
+            {
+                "schema": SHARES_SCHEMA,
                 "job_id": job_id,
-                "method": job["method"],
-                "recipe_cid": job["recipe_cid"],
-                "metrics": job["metrics"],
-                "lineage": lineage,
-            },
-        },
-    )
-
-    reports_root = None
-    if rows:
-        tree = StandardMerkleTree.of([[r.leaf] for r in rows], ["bytes32"])
-        reports_root = tree.root
-        service.chain.ledger.anchor(operator, asset.asset_id, tree.root, len(rows), shares_cid)
-
-    payouts: dict[str, str] = {}
-    if job["escrowed"] and total_work > 0:
-        work_tree = StandardMerkleTree.of(
-            [[a, w] for a, w in shares.items()], ["address", "uint256"]
+                "total_work": str(work.total),
+                "shares": [{"account": a, "work": str(w)} for a, w in work.shares.items()],
+                "reports": [
+                    {**r.report, "signature": r.signature, "leaf": r.leaf} for r in work.rows
+                ],
+            }
         )
-        escrow = service.chain.escrow
-        escrow.settle_job(operator, job_id, work_tree.root, total_work, shares_cid)
-        for account, work in shares.items():
-            proof = work_tree.get_proof([account, work])
-            amount, _ = escrow.claim_payout(operator, job_id, account, work, proof)
-            payouts[account] = str(amount)
-    if job["escrowed"]:
-        for account, info in job["providers"].items():
-            if info.get("enlisted"):
-                service.chain.escrow.release(operator, job_id, account)
+        self.assets.refs.add(shares_cid, Scope.PUBLIC)  # what each provider is paid for
+        self.jobs.update(job_id, shares_cid=shares_cid)
 
-    if job["builder"].lower() != operator.address.lower():
-        service.assets.transfer(operator, asset.asset_id, job["builder"])
-    return {
-        "model_asset": asset.asset_id,
-        "model_cid": model_cid,
-        "shares_cid": shares_cid,
-        "reports_root": reports_root,
-        "payouts": payouts,
-    }
+    def store_model(self, job_id: str, folder: JobDir, work: Work) -> None:
+        """Write the model card into the trained folder and store the folder (step 2)."""
+        job = self.jobs.get(job_id)
+        if job["model_cid"] is not None:
+            return
+        model_dir: Path = folder.model
+        if not (model_dir / "config.json").exists():
+            raise ModelNotWritten(f"job {job_id} finished without writing its model")
+        base = self.assets.get(int(job["base_asset"]))
+        card = model_card(
+            name=job["name"],
+            licence=base.licence,
+            base_model=base.name,
+            datasets=job["datasets"],
+            method=job["method"],
+            metrics=job["metrics"],
+            recipe_yaml=self.store.get(job["recipe_cid"]).decode(),
+            lineage=self._lineage(job, work),
+        )
+        (model_dir / "README.md").write_text(card, encoding="utf-8")
+        model_cid = store_folder(self.store, model_dir)
+        # The operator registers the model, so it claims the weights for it: they are its own.
+        operator = self.operator.address
+        self.assets.refs.add_folder(model_cid, Scope.ACCOUNT, operator, account=operator)
+        self.jobs.update(job_id, model_cid=model_cid)
+
+    def register(self, job_id: str, folder: JobDir, work: Work) -> None:
+        """Register the model asset for the operator (step 3), unless an earlier try did."""
+        job = self.jobs.get(job_id)
+        if job["model_asset"] is not None:
+            return
+        asset_id = self._registered(job_id)
+        if asset_id is None:
+            base = self.assets.get(int(job["base_asset"]))
+            teacher = self._teacher(job)
+            parents = [base.asset_id, *([teacher.asset_id] if teacher else [])]
+            parents += [int(d["dataset"]) for d in job["datasets"]]
+            recipe = job["recipe"]
+            asset_id = self.assets.register(
+                self.operator,
+                kind="model",
+                name=job["name"],
+                licence=base.licence,
+                description=recipe.get("description") or f"{job['method']} of {base.name} on Cairn",
+                parents=sorted(set(parents)),
+                split=DEFAULT_MODEL_SPLIT,
+                extra={
+                    "model": {"weights": job["model_cid"], "family": FAMILY_OF[job["method"]]},
+                    "training": {
+                        "job_id": job_id,
+                        "method": job["method"],
+                        "recipe_cid": job["recipe_cid"],
+                        "metrics": job["metrics"],
+                        "lineage": self._lineage(job, work),
+                    },
+                },
+            ).asset_id
+        self.jobs.update(job_id, model_asset=asset_id)
+
+    def anchor(self, job_id: str, folder: JobDir, work: Work) -> None:
+        """Anchor the reports' root under the model on ContributionLedger (step 4)."""
+        if not work.rows:
+            return
+        job = self.jobs.get(job_id)
+        root = work.reports_tree().root
+        asset_id = int(job["model_asset"])
+        ledger = self.chain.ledger
+        if not ledger.is_anchored(asset_id, root):
+            ledger.anchor(self.operator, asset_id, root, len(work.rows), job["shares_cid"])
+        if job["reports_root"] != root:
+            self.jobs.update(job_id, reports_root=root)
+
+    def settle(self, job_id: str, folder: JobDir, work: Work) -> None:
+        """Settle the job in JobEscrow by the work tree's root (step 5)."""
+        job = self.jobs.get(job_id)
+        if not job["escrowed"] or work.total == 0:
+            return  # nothing to pay by: `finish` gives the budget back
+        escrow = self.chain.escrow
+        if escrow.job_state(job_id) == JobState.OPEN:
+            root = work.work_tree().root
+            escrow.settle_job(self.operator, job_id, root, work.total, job["shares_cid"])
+
+    def claim(self, job_id: str, folder: JobDir, work: Work) -> None:
+        """Claim each provider's payout for it (step 6); a claimed one is only recorded."""
+        job = self.jobs.get(job_id)
+        escrow = self.chain.escrow
+        if not job["escrowed"] or escrow.job_state(job_id) != JobState.SETTLED:
+            return
+        tree = work.work_tree()
+        payouts = dict(job["payouts"])
+        for account, units in work.shares.items():
+            amount = escrow.payout(job_id, units)
+            if amount == 0:  # rounds down to nothing: JobEscrow refuses such a claim
+                continue
+            if not escrow.is_claimed(job_id, account):
+                proof = tree.get_proof([account, units])
+                amount, _ = escrow.claim_payout(self.operator, job_id, account, units, proof)
+            payouts[account] = str(amount)
+        if payouts != job["payouts"]:
+            self.jobs.update(job_id, payouts=payouts)
+
+    def release(self, job_id: str, folder: JobDir, work: Work) -> None:
+        """Release each enlisted provider's stake (step 7), once the job is settled."""
+        job = self.jobs.get(job_id)
+        if job["escrowed"] and self.chain.escrow.job_state(job_id) != JobState.OPEN:
+            self._release_stakes(job)
+
+    def give(self, job_id: str, folder: JobDir, work: Work) -> None:
+        """Give the model asset to the job's builder (step 8)."""
+        job = self.jobs.get(job_id)
+        builder = str(job["builder"]).lower()
+        asset_id = int(job["model_asset"])
+        if builder == self.operator.address.lower():
+            return
+        if self.chain.registry.owner_of(asset_id).lower() != builder:
+            self.assets.transfer(self.operator, asset_id, job["builder"])
+
+    def _release_stakes(self, job: dict[str, Any]) -> None:
+        """Release every enlisted provider the chain still shows locked, and mark it released.
+
+        Only for a job that is no longer open (settled, cancelled or closed) in JobEscrow.
+        """
+        escrow = self.chain.escrow
+        providers = dict(job["providers"])
+        for account, info in job["providers"].items():
+            if not info.get("enlisted"):
+                continue
+            if escrow.enlistment(job["job_id"], account) == Enlistment.ENLISTED:
+                escrow.release(self.operator, job["job_id"], account)
+            providers[account] = {**info, "released": True}
+        if providers != job["providers"]:
+            self.jobs.update(job["job_id"], providers=providers)
+
+    def _registered(self, job_id: str) -> int | None:
+        """The model asset an earlier try registered for the job, if the operator holds one."""
+        page, offset = 500, 0
+        while True:
+            models = self.assets.list(
+                kind="model", owner=self.operator.address, limit=page, offset=offset
+            )
+            for asset in models:  # newest first: a lost registration is among the last
+                extra = self.assets.metadata(asset.metadata_cid).get("extra", {})
+                if extra.get("training", {}).get("job_id") == job_id:
+                    return asset.asset_id
+            if len(models) < page:
+                return None
+            offset += page
+
+    def _teacher(self, job: dict[str, Any]) -> Asset | None:
+        ref = job["recipe"]["hyperparameters"].get("teacher_model")
+        return self.catalog.resolve(ref) if ref is not None else None
+
+    def _lineage(self, job: dict[str, Any], work: Work) -> dict[str, Any]:
+        """Where the model comes from: written into its card and its asset's metadata."""
+        base = self.assets.get(int(job["base_asset"]))
+        teacher = self._teacher(job)
+        return {
+            "base_model": {"asset": base.asset_id, "name": base.name},
+            "teacher_model": {"asset": teacher.asset_id, "name": teacher.name} if teacher else None,
+            "datasets": job["datasets"],
+            "job_id": job["job_id"],
+            "work_shares_cid": job["shares_cid"],
+            "providers": {a: str(w) for a, w in work.shares.items()},
+        }

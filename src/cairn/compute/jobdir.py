@@ -152,15 +152,30 @@ class JobDir:
 
         A line still being written (no newline yet) is left for the next read.
         """
+        entries = self.entries(start)
+        return [event for event, _ in entries], entries[-1][1] if entries else start
+
+    def entries(self, start: int = 0) -> list[tuple[dict[str, Any], int]]:
+        """Events from byte offset `start`, each with the offset just past its line.
+
+        The node records that offset with the event's effect, so after a crash it reads on
+        from the first event whose effect it had not recorded. A line still being written is
+        left for the next read.
+        """
         try:
             with (self.path / "events.jsonl").open("rb") as fh:
                 fh.seek(start)
                 data = fh.read()
         except FileNotFoundError:
-            return [], start
-        end = data.rfind(b"\n") + 1
-        events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
-        return events, start + end
+            return []
+        whole = data[: data.rfind(b"\n") + 1]
+        out = []
+        offset = start
+        for line in whole.split(b"\n")[:-1]:
+            offset += len(line) + 1
+            if line.strip():
+                out.append((json.loads(line), offset))
+        return out
 
     # -- checkpoints --------------------------------------------------------------------------------
 

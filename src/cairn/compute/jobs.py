@@ -6,8 +6,11 @@ and the recipe by CID, funds the budget in `JobEscrow` (or checks a budget the b
 itself), writes the job folder and starts a Flower run. `tick` (the node's scheduler calls it)
 reads each running job's events into the index: providers are enlisted on chain, accepted work
 reports kept, each round's checkpoint stored by CID and its metrics added to the history; a
-finished job is handed to `cairn.compute.finish`. `resume` starts a new run for every job that
-was running when the node stopped; the run continues after the job's newest checkpoint.
+finished job is `finishing` until `cairn.compute.finish` has taken all its steps. Each event's
+effect is written with the offset past it in one transaction, and what it does outside the index
+is idempotent, so a crash replays no event's effect twice. `resume` starts a new run for every job
+that was running when the node stopped (the run continues after the job's newest checkpoint) and
+drives on every job left finishing; `tick` retries finishing too.
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from cairn.assets.content import Scope
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
-from cairn.chain.escrow import JobState
-from cairn.compute.finish import finish_job
+from cairn.chain.escrow import Enlistment, JobState
+from cairn.compute.finish import Finisher
 from cairn.compute.inputs import held_out_split, training_records
 from cairn.compute.jobdir import JobDir, JobSpec
 from cairn.compute.models import JobRow, WorkReportRow
@@ -48,6 +53,7 @@ from cairn.train.models import FAMILY_OF, hyperparameters
 log = logging.getLogger("cairn.jobs")
 
 ACTIVE = ("queued", "running")
+FOLLOWED = (*ACTIVE, "finishing")  # what `tick` and `resume` drive on
 JOB_STATES = ("queued", "running", "finishing", "finished", "failed", "cancelled")
 DEADLINE_SLACK = 3600  # seconds past the recipe's max_seconds before a builder may reclaim
 
@@ -83,6 +89,15 @@ class JobService:
         self.licences = licences
         self.jobs_dir = jobs_dir
         self.node_url = node_url
+        self.finisher = Finisher(
+            jobs=self,
+            store=store,
+            chain=chain,
+            assets=assets,
+            catalog=catalog,
+            operator=operator,
+            signers=signers,
+        )
         self._lock = threading.Lock()
 
     # -- create ---------------------------------------------------------------------------------
@@ -282,41 +297,22 @@ class JobService:
         self.job_dir(job_id).request_cancel()
         if job["run_id"] is not None:
             self.superlink.stop_run(int(job["run_id"]))
-        self._update(job_id, status="cancelled", finished_at=time.time())
-        self.refund(job_id, signer)
+        self.update(job_id, status="cancelled", finished_at=time.time())
+        self.finisher.refund(job_id, signer)
         return self.get(job_id)
 
-    def refund(self, job_id: str, signer: LocalAccount | None) -> int:
-        """Give an unfinished job's budget back and free its providers' stakes.
-
-        Cancels the job in JobEscrow with the builder's key when given (returns the refund), and
-        releases every provider it enlisted once the job is no longer open.
-        """
-        job = self.get(job_id)
-        if not job["escrowed"]:
-            return 0
-        refund = 0
-        escrow = self.chain.escrow
-        if signer is not None and escrow.job_state(job_id) == JobState.OPEN:
-            refund, _ = escrow.cancel_job(signer, job_id)
-            self._update(job_id, payouts={**job["payouts"], "refund": str(refund)})
-        if escrow.job_state(job_id) != JobState.OPEN:
-            providers = dict(job["providers"])
-            for account, info in providers.items():
-                if info.get("enlisted") and not info.get("released"):
-                    escrow.release(self.operator, job_id, account)
-                    providers[account] = {**info, "released": True}
-            self._update(job_id, providers=providers)
-        return refund
-
     def resume(self) -> list[str]:
-        """Start a new Flower run for every job that was running; returns their ids."""
+        """Start a new Flower run for every job that was running, finish those left finishing."""
         with self.db.session() as session:
-            ids = list(session.scalars(select(JobRow.job_id).where(JobRow.status.in_(ACTIVE))))
-        for job_id in ids:
-            log.info("resuming job %s", job_id)
-            self._start_run(job_id)
-        return ids
+            query = select(JobRow.job_id, JobRow.status).where(JobRow.status.in_(FOLLOWED))
+            jobs = session.execute(query).all()
+        for job_id, status in jobs:
+            log.info("resuming job %s (%s)", job_id, status)
+            if status == "finishing":
+                self._guarded(self._finish, job_id)
+            else:
+                self._start_run(job_id)
+        return [job_id for job_id, _ in jobs]
 
     def _share_with_workers(
         self,
@@ -337,113 +333,124 @@ class JobService:
         folder = self.job_dir(job_id)
         run_id = self.superlink.start_run(folder.path)
         folder.set_run(run_id)
-        self._update(job_id, status="running", run_id=str(run_id))
+        self.update(job_id, status="running", run_id=str(run_id))
 
     # -- follow ---------------------------------------------------------------------------------
 
     def tick(self) -> None:
         """Read every running job's new events into the index; finish the jobs that ended."""
+        with self.db.session() as session:
+            ids = list(session.scalars(select(JobRow.job_id).where(JobRow.status.in_(FOLLOWED))))
+        for job_id in ids:
+            self._guarded(self._follow, job_id)
+
+    def _guarded(self, step: Callable[[str], None], job_id: str) -> None:
+        """Take a step for one job, one at a time; an error is logged, the job tried again later."""
         with self._lock:
-            with self.db.session() as session:
-                ids = list(session.scalars(select(JobRow.job_id).where(JobRow.status.in_(ACTIVE))))
-            for job_id in ids:
-                try:
-                    self._follow(job_id)
-                except CairnError as exc:
-                    log.warning("job %s: %s", job_id, exc.message)
+            try:
+                step(job_id)
+            except CairnError as exc:
+                log.warning("job %s: %s", job_id, exc.message)
 
     def _follow(self, job_id: str) -> None:
         folder = self.job_dir(job_id)
         job = self.get(job_id)
-        events, offset = folder.events(int(job["events_offset"]))
-        # Every line was written by the run that owned the job at the time (a coordinator
-        # checks `run.json` before each write), so events of an earlier run still count.
-        for event in events:
-            self._apply(job_id, folder, event)
-        self._update(job_id, events_offset=offset)
-        max_seconds = int(job["recipe"]["budget"]["max_seconds"])
-        job = self.get(job_id)
-        if job["status"] in ACTIVE and time.time() - job["created_at"] > max_seconds:
-            folder.request_cancel()
-            if job["run_id"] is not None:
-                self.superlink.stop_run(int(job["run_id"]))
-            self._update(job_id, status="failed", error=f"exceeded max_seconds={max_seconds}")
-            self.refund(job_id, self._builder_key(job_id))
-
-    def _apply(self, job_id: str, folder: JobDir, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "provider":
-            self._enlist(job_id, event["account"], int(event["node_id"]))
-        elif kind == "report":
-            self._keep_report(job_id, event["report"], event["signature"])
-        elif kind == "round":
-            checkpoint = folder.checkpoints / f"round-{int(event['round']):06d}.safetensors"
-            entry = {k: event[k] for k in ("round", "train_loss", "eval", "seconds", "dropped")}
-            entry["workers"] = [w["account"] for w in event["workers"]]
-            entry["compute_seconds"] = event["compute_seconds"]
-            if checkpoint.exists():
-                with checkpoint.open("rb") as fh:
-                    entry["checkpoint_cid"] = self.store.put_stream(fh)
+        if job["status"] in ACTIVE:
+            # Every line was written by the run that owned the job at the time (a coordinator
+            # checks `run.json` before each write), so events of an earlier run still count.
+            for event, end in folder.entries(int(job["events_offset"])):
+                if self._apply(job_id, folder, event, end) not in ACTIVE:
+                    break
+            max_seconds = int(job["recipe"]["budget"]["max_seconds"])
             job = self.get(job_id)
-            if "checkpoint_cid" in entry:  # weights trained from the job's data: the job's
-                self.assets.refs.add(
-                    entry["checkpoint_cid"], Scope.JOB, job_id, account=job["builder"]
-                )
-            self._update(job_id, round=int(event["round"]), history=[*job["history"], entry])
+            if job["status"] in ACTIVE and time.time() - job["created_at"] > max_seconds:
+                folder.request_cancel()
+                if job["run_id"] is not None:
+                    self.superlink.stop_run(int(job["run_id"]))
+                # the refund first: if it breaks off, the job is still running, and stopped again
+                self.finisher.refund(job_id, self._builder_key(job_id))
+                error = f"exceeded max_seconds={max_seconds}"
+                self.update(job_id, status="failed", error=error, finished_at=time.time())
+        if self.get(job_id)["status"] == "finishing":
+            self._finish(job_id)
+
+    def _finish(self, job_id: str) -> None:
+        self.finisher.finish(job_id, self.job_dir(job_id))
+
+    def _apply(self, job_id: str, folder: JobDir, event: dict[str, Any], end: int) -> str:
+        """Act on one event and write its effect with `end`, the offset past it, in one
+        transaction; returns the job's status. What reaches beyond the index (a transaction, a
+        stored blob, a refund) comes first and is idempotent: a replayed event acts once."""
+        job = self.get(job_id)
+        kind = event["type"]
+        fields: dict[str, Any] = {}
+        report = None
+        if kind == "provider":
+            fields["providers"] = self._enlist(job, event["account"], int(event["node_id"]))
+        elif kind == "report":
+            report = self._checked_report(job_id, event["report"], event["signature"])
+        elif kind == "round":
+            entry = self._round_entry(job, folder, event)
+            others = [h for h in job["history"] if h["round"] != entry["round"]]
+            history = sorted([*others, entry], key=lambda h: int(h["round"]))
+            fields.update(round=entry["round"], history=history)  # a round is in it once
         elif kind == "failed":
-            self._update(job_id, status="failed", error=event["error"], finished_at=time.time())
-            self.refund(job_id, self._builder_key(job_id))
+            self.finisher.refund(job_id, self._builder_key(job_id))
+            fields.update(status="failed", error=event["error"], finished_at=time.time())
         elif kind == "cancelled":
-            self._update(job_id, status="cancelled", finished_at=time.time())
+            fields.update(status="cancelled", finished_at=time.time())
         elif kind == "finished":
-            self._update(job_id, status="finishing", metrics=event["metrics"])
-            try:
-                result = finish_job(self, job_id, folder)
-            except CairnError as exc:
-                self._update(job_id, status="failed", error=f"finishing: {exc.message}")
-                raise
-            self._update(job_id, status="finished", finished_at=time.time(), **result)
+            fields.update(status="finishing", metrics=event["metrics"])
+        with self.db.session() as session, session.begin():
+            if report is not None and not _has_report(session, report):
+                session.add(report)
+            return _write(session, job_id, {**fields, "events_offset": end}).status
 
     def _builder_key(self, job_id: str) -> LocalAccount | None:
         """The builder's key when this node holds it unlocked."""
         return self.signers.find(self.get(job_id)["builder"])
 
-    def _enlist(self, job_id: str, account: str, node_id: int) -> None:
-        job = self.get(job_id)
-        providers = dict(job["providers"])
-        known = providers.get(account, {})
-        enlisted = bool(known.get("enlisted"))
-        if job["escrowed"] and not enlisted:
-            self.chain.escrow.enlist(self.operator, job_id, account)
+    def _enlist(self, job: dict[str, Any], account: str, node_id: int) -> dict[str, Any]:
+        """Enlist a provider in the job's escrow unless the chain shows it enlisted; returns the
+        job's providers with it."""
+        enlisted = False
+        if job["escrowed"]:
+            escrow = self.chain.escrow
+            if escrow.enlistment(job["job_id"], account) == Enlistment.NONE:
+                escrow.enlist(self.operator, job["job_id"], account)
             enlisted = True
-        providers[account] = {"node_id": node_id, "enlisted": enlisted}
-        self._update(job_id, providers=providers)
+        return {**job["providers"], account: {"node_id": node_id, "enlisted": enlisted}}
 
-    def _keep_report(self, job_id: str, data: dict[str, Any], signature: str) -> None:
+    def _checked_report(self, job_id: str, data: dict[str, Any], signature: str) -> WorkReportRow:
+        """The report's index row, once its signature and job are checked."""
         report = report_from_json(data)
         verify_report(report, signature)  # the coordinator checked it; the index checks again
         if report.job_id != job_id:
             raise InvalidInput(f"a report of job {report.job_id} in job {job_id}'s events")
-        with self.db.session() as session, session.begin():
-            exists = session.scalars(
-                select(WorkReportRow.id).where(
-                    WorkReportRow.job_id == job_id,
-                    WorkReportRow.round == report.round,
-                    WorkReportRow.account == report.account,
-                )
-            ).first()
-            if exists is None:
-                session.add(
-                    WorkReportRow(
-                        job_id=job_id,
-                        round=report.round,
-                        account=report.account,
-                        samples=report.samples,
-                        leaf=report_leaf(report, signature),
-                        report=data,
-                        signature=signature,
-                    )
-                )
+        return WorkReportRow(
+            job_id=job_id,
+            round=report.round,
+            account=report.account,
+            samples=report.samples,
+            leaf=report_leaf(report, signature),
+            report=data,
+            signature=signature,
+        )
+
+    def _round_entry(
+        self, job: dict[str, Any], folder: JobDir, event: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A round's history entry, with its checkpoint stored by CID."""
+        entry = {k: event[k] for k in ("round", "train_loss", "eval", "seconds", "dropped")}
+        entry["workers"] = [w["account"] for w in event["workers"]]
+        entry["compute_seconds"] = event["compute_seconds"]
+        checkpoint = folder.checkpoints / f"round-{int(event['round']):06d}.safetensors"
+        if checkpoint.exists():
+            with checkpoint.open("rb") as fh:
+                cid = entry["checkpoint_cid"] = self.store.put_stream(fh)
+            # weights trained from the job's data: the job's
+            self.assets.refs.add(cid, Scope.JOB, job["job_id"], account=job["builder"])
+        return entry
 
     def reports(self, job_id: str) -> list[WorkReportRow]:
         """The job's accepted work reports, by round then account."""
@@ -506,14 +513,30 @@ class JobService:
                 )
         return out
 
-    def _update(self, job_id: str, **fields: Any) -> None:
+    def update(self, job_id: str, **fields: Any) -> None:
+        """Set fields of the job's row."""
         with self.db.session() as session, session.begin():
-            row = session.get(JobRow, job_id)
-            if row is None:
-                raise NotFound(f"no job {job_id}")
-            for key, value in fields.items():
-                setattr(row, key, value)
-            row.updated_at = time.time()
+            _write(session, job_id, fields)
+
+
+def _write(session: Session, job_id: str, fields: dict[str, Any]) -> JobRow:
+    row = session.get(JobRow, job_id)
+    if row is None:
+        raise NotFound(f"no job {job_id}")
+    for key, value in fields.items():
+        setattr(row, key, value)
+    row.updated_at = time.time()
+    return row
+
+
+def _has_report(session: Session, report: WorkReportRow) -> bool:
+    """Whether the index keeps a report of this job, round and account (a replay keeps one)."""
+    query = select(WorkReportRow.id).where(
+        WorkReportRow.job_id == report.job_id,
+        WorkReportRow.round == report.round,
+        WorkReportRow.account == report.account,
+    )
+    return session.scalars(query).first() is not None
 
 
 def job_to_dict(row: JobRow, history: bool = True) -> dict[str, Any]:
