@@ -85,9 +85,6 @@ ALSO_MAY_IMPORT: dict[str, tuple[str, ...]] = {
 # -- what the code does not follow yet -----------------------------------------------------
 # Each cycle is the set of modules of one strongly connected component of the graph.
 KNOWN_CYCLES: list[frozenset[str]] = [
-    # compute.finish settles the jobs that compute.jobs runs, and each calls into the other;
-    # being removed by its owner.
-    frozenset({"cairn.compute.jobs", "cairn.compute.finish"}),
     # web.render lays out every page with the signed-in account from web.session, and
     # web.session renders its own sign-in pages.
     frozenset({"cairn.web.render", "cairn.web.session"}),

@@ -17,7 +17,7 @@ from cairn.chain.backends import ChainBackend, open_backend
 from cairn.chain.client import ChainClient
 from cairn.chain.contracts import Chain
 from cairn.chain.cursors import check_cursors, forget_cursors, record_transaction
-from cairn.chain.deployment import load_or_deploy
+from cairn.chain.deployment import Deployment, is_live, load_or_deploy
 from cairn.compute.jobs import JobService
 from cairn.compute.superlink import SuperLink
 from cairn.config import NodeConfig, remembered_chain
@@ -52,145 +52,164 @@ DEV_TOKENS = 1_000 * TOKEN  # CAIRN minted to each dev account on a fresh dev no
 
 
 class Node:
-    """A running Cairn node: chain, store, index and the domain services on top."""
+    """The composition root's container: adapters built from configuration, wired into the
+    domain services. Opening a node changes nothing: no transaction, no write to the index or
+    the store. It needs a data folder and a chain that `bootstrap` has made ready.
 
-    def __init__(self, config: NodeConfig) -> None:
+    `backend` hands over a chain backend already open (bootstrap's, or a test's memory chain
+    reverted to a snapshot); `lock` the data folder's lock already held. The node closes both.
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        backend: ChainBackend | None = None,
+        lock: FolderLock | None = None,
+    ) -> None:
         # A node keeps millions of small long-lived objects (near-duplicate indexes); collecting
         # young objects less often keeps the cyclic collector from re-walking them constantly.
         gc.set_threshold(GC_THRESHOLD, 20, 20)
         self.config = config
         self.demo_status: str | None = None  # what seeding the demo community is doing, if it is
         self.data_dir = config.data_dir
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.folder_lock = FolderLock(self.data_dir)  # one node per data folder
-        self.folder_lock.acquire()
+        if lock is None:
+            lock = FolderLock(self.data_dir)  # one node per data folder
+            lock.acquire()
+        self.folder_lock = lock
         try:
             self.chain_spec = remembered_chain(self.data_dir, config.chain)
             self.db = Database(config.index_url)
-            self.db.migrate()
             self.store = self._open_store()
             self.keystore = Keystore(self.data_dir / "accounts")
             self.signers = Signers(self.keystore, config.password)
-            self.backend: ChainBackend = open_backend(
+            self.backend: ChainBackend = backend or open_backend(
                 self.chain_spec,
                 self.data_dir,
                 anvil_port=config.anvil_port,
                 lock_fd=self.folder_lock.fd,
             )
         except BaseException:
+            if backend is not None:
+                backend.close()
             self.folder_lock.release()
             raise
         try:
+            if not self.db.is_current():
+                raise ConfigError(
+                    f"the index of {self.data_dir} is not up to date: start the node with "
+                    "`cairn node start`, which brings it up to date"
+                )
             self.client = ChainClient(self.backend, on_receipt=partial(record_transaction, self.db))
-            self.operator = self._node_account(OPERATOR)
-            deployment, fresh = load_or_deploy(
-                self.client,
-                self.operator,
-                self.data_dir / "chain" / f"deployment-{self.client.chain_id}.json",
-                self.data_dir / "chain" / "build",
-            )
-            # A new chain starts a new index; a known one must still have what the index read.
-            if fresh:
-                forget_cursors(self.db)
-            else:
-                check_cursors(self.db, self.client)
+            saved = self._deployment_file()
+            deployment = Deployment.from_json(saved.read_text()) if saved.exists() else None
+            if deployment is None or not is_live(self.client, deployment):
+                raise ConfigError(
+                    f"Cairn's contracts are not deployed on {self.backend.description} for "
+                    f"{self.data_dir}: start the node with `cairn node start`, which deploys them"
+                )
             self.chain = Chain(self.client, deployment)
-            refs = ContentRefs(self.db, self.store, node_secret(self.data_dir, "content"))
-            self.assets = AssetService(self.chain, self.store, self.db, refs)
-            self.uploads = Uploads(
-                self.data_dir / "uploads",
-                self.store,
-                refs,
-                chunk_size=config.upload_chunk_mb * MiB,
-                quota=config.upload_quota_mb * MiB,
-                per_hour=config.uploads_per_hour,
-            )
-            self.data = DataService(self.chain, self.store, self.db, self.assets, self.operator)
-            if fresh:
-                refs.reset()
-                self.data.reset_index()
-                self.assets.reset_index()
-            domains = {
-                f"{config.host}:{config.port}",
-                f"localhost:{config.port}",
-                *config.public_domains,
-            }
-            self.auth = SiweAuth(self.db, domains=domains, chain_id=self.client.chain_id)
-            if config.dev:
-                self._ensure_dev_accounts(fresh)
-            self.base_models = BaseModels(
-                self.assets, self.chain.registry.address, self.data_dir / "chain"
-            )
-            if config.base_models:
-                self._register_base_models()
-            self.catalog = ModelCatalog(
-                self.assets, self.store, self.base_models, self.data_dir / "models"
-            )
-            self.superlink = SuperLink(
-                self.data_dir / "flower",
-                host=config.host,
-                fleet_port=config.fleet_port,
-                control_port=config.control_port or free_port(),
-                serverappio_port=config.serverappio_port or free_port(),
-            )
+            self.operator = self._node_account(OPERATOR)
             self.gateway_account = self._node_account(GATEWAY)
-            self.licences = LicenceBook(
-                self.db, self.chain, self.assets, self.data.anchoring, self.gateway_account.address
-            )
-            self._point_licence_payments_at_the_treasury()
-            self.access = ContentAccess(refs, self.licences, self.assets)
-            self.assets.on_indexed = self.access.claim_asset
-            self.data.reviews.admit = self.access.admit_reviewer
-            self.access.claim_existing_models()
-            self.jobs = JobService(
-                db=self.db,
-                store=self.store,
-                chain=self.chain,
-                assets=self.assets,
-                data=self.data,
-                catalog=self.catalog,
-                superlink=self.superlink,
-                operator=self.operator,
-                signers=self.signers,
-                licences=self.licences,
-                jobs_dir=self.data_dir / "jobs",
-                node_url=config.base_url,
-            )
-            self.economy = Economy(
-                db=self.db,
-                store=self.store,
-                chain=self.chain,
-                assets=self.assets,
-                anchoring=self.data.anchoring,
-                gateway=self.gateway_account,
-                licences=self.licences,
-                bounties=BountyBook(self.db, self.store, self.chain, self.assets, self.operator),
-                schedule=Schedule(epoch_seconds=config.epoch_seconds),
-                confirmations=DEPOSIT_CONFIRMATIONS if self.backend.kind == "rpc" else 0,
-                free_calls_per_minute=config.free_calls_per_minute,
-            )
-            if fresh:
-                self.economy.reset_index()
-            self.gateway = Gateway(
-                self.catalog,
-                self.economy.meter,
-                memory_budget=config.model_memory_mb * 2**20,
-                upstreams=tuple(Upstream.parse(u) for u in config.upstreams),
-                upstream_api_key=config.upstream_api_key,
-                llama_cpp=config.llama_cpp,
-            )
-            self.apps = Apps(
-                self.assets,
-                self.store,
-                self.data.anchoring,
-                self.licences,
-                self.gateway,
-                self.data_dir / "apps",
-            )
+            self._wire()
         except BaseException:
             self.backend.close()
             self.folder_lock.release()
             raise
+
+    def _deployment_file(self) -> Path:
+        return self.data_dir / "chain" / f"deployment-{self.client.chain_id}.json"
+
+    def _wire(self) -> None:
+        """Build the domain services over the adapters."""
+        config = self.config
+        self.refs = ContentRefs(self.db, self.store, node_secret(self.data_dir, "content"))
+        self.assets = AssetService(self.chain, self.store, self.db, self.refs)
+        self.uploads = Uploads(
+            self.data_dir / "uploads",
+            self.store,
+            self.refs,
+            chunk_size=config.upload_chunk_mb * MiB,
+            quota=config.upload_quota_mb * MiB,
+            per_hour=config.uploads_per_hour,
+        )
+        self.data = DataService(self.chain, self.store, self.db, self.assets, self.operator)
+        domains = {
+            f"{config.host}:{config.port}",
+            f"localhost:{config.port}",
+            *config.public_domains,
+        }
+        self.auth = SiweAuth(self.db, domains=domains, chain_id=self.client.chain_id)
+        self.base_models = BaseModels(
+            self.assets, self.chain.registry.address, self.data_dir / "chain"
+        )
+        self.catalog = ModelCatalog(
+            self.assets, self.store, self.base_models, self.data_dir / "models"
+        )
+        self.superlink = SuperLink(
+            self.data_dir / "flower",
+            host=config.host,
+            fleet_port=config.fleet_port,
+            control_port=config.control_port or free_port(),
+            serverappio_port=config.serverappio_port or free_port(),
+        )
+        self.licences = LicenceBook(
+            self.db, self.chain, self.assets, self.data.anchoring, self.gateway_account.address
+        )
+        self.access = ContentAccess(self.refs, self.licences, self.assets)
+        self.assets.on_indexed = self.access.claim_asset
+        self.data.reviews.admit = self.access.admit_reviewer
+        self.jobs = JobService(
+            db=self.db,
+            store=self.store,
+            chain=self.chain,
+            assets=self.assets,
+            data=self.data,
+            catalog=self.catalog,
+            superlink=self.superlink,
+            operator=self.operator,
+            signers=self.signers,
+            licences=self.licences,
+            jobs_dir=self.data_dir / "jobs",
+            node_url=config.base_url,
+        )
+        self.economy = Economy(
+            db=self.db,
+            store=self.store,
+            chain=self.chain,
+            assets=self.assets,
+            anchoring=self.data.anchoring,
+            gateway=self.gateway_account,
+            licences=self.licences,
+            bounties=BountyBook(self.db, self.store, self.chain, self.assets, self.operator),
+            schedule=Schedule(epoch_seconds=config.epoch_seconds),
+            confirmations=DEPOSIT_CONFIRMATIONS if self.backend.kind == "rpc" else 0,
+            free_calls_per_minute=config.free_calls_per_minute,
+        )
+        self.gateway = Gateway(
+            self.catalog,
+            self.economy.meter,
+            memory_budget=config.model_memory_mb * 2**20,
+            upstreams=tuple(Upstream.parse(u) for u in config.upstreams),
+            upstream_api_key=config.upstream_api_key,
+            llama_cpp=config.llama_cpp,
+        )
+        self.apps = Apps(
+            self.assets,
+            self.store,
+            self.data.anchoring,
+            self.licences,
+            self.gateway,
+            self.data_dir / "apps",
+        )
+
+    def reset_index(self) -> None:
+        """Forget everything the index read from a chain: the chain behind it is a new one."""
+        forget_cursors(self.db)
+        self.refs.reset()
+        self.data.reset_index()
+        self.assets.reset_index()
+        self.economy.reset_index()
 
     def _open_store(self) -> BlobStore:
         if self.config.s3_bucket:
@@ -204,87 +223,10 @@ class Node:
         return LocalBlobStore(self.data_dir / "blobs")
 
     def _node_account(self, label: str) -> LocalAccount:
-        """One of the node's own accounts: the operator (deploys contracts, mints on dev chains,
-        pays relayed gas) or the gateway (holds deposits, signs receipts, funds epochs)."""
-        try:
-            info = self.keystore.find_by_label(label)
-        except NotFound:
-            if self.config.dev:
-                info = self.keystore.create(None, label=label, dev=True)
-            elif self.config.password:
-                info = self.keystore.create(self.config.password, label=label)
-            else:
-                raise ConfigError(
-                    f"the node needs a password for its {label} account: set CAIRN_PASSWORD, "
-                    "or start a development node with --dev"
-                ) from None
-        if not info.dev and not self.config.password:
-            raise ConfigError(
-                f"set CAIRN_PASSWORD to unlock the node's {label} account {info.address}"
-            )
-        account = self.signers.hold(
-            self.keystore.unlock(info.address, None if info.dev else self.config.password)
-        )
-        if self.backend.can_fund and self.client.balance(account.address) < 10 * ETHER:
-            self.backend.fund(account.address, 1_000 * ETHER)
-        elif label == OPERATOR and self.client.balance(account.address) == 0:
-            raise ConfigError(
-                f"the operator account {account.address} has no ether on {self.chain_spec}: "
-                "fund it to pay for deploying Cairn's contracts"
-            )
-        elif self.client.balance(account.address) == 0:
-            log.warning(
-                "the %s account %s has no ether: fund it to anchor receipts and settle epochs",
-                label,
-                account.address,
-            )
-        return account
-
-    def _point_licence_payments_at_the_treasury(self) -> None:
-        """Licence payments go to the gateway's treasury, which settles them each epoch."""
-        licences = self.chain.licences
-        if licences.treasury() == self.gateway_account.address:
-            return
-        if licences.owner() != self.operator.address:
-            log.warning(
-                "licence payments go to %s, not to this node's treasury %s: this node will not "
-                "settle licence revenue",
-                licences.treasury(),
-                self.gateway_account.address,
-            )
-            return
-        licences.set_treasury(self.operator, self.gateway_account.address)
-
-    def _ensure_dev_accounts(self, fresh: bool) -> None:
-        """Create and fund the dev accounts; they are unencrypted, so say so loudly."""
-        log.warning(
-            "DEV NODE: accounts %s are stored UNENCRYPTED in %s; never use them for real value",
-            ", ".join(self.config.dev_accounts),
-            self.keystore.folder,
-        )
-        for label in self.config.dev_accounts:
-            created = False
-            try:
-                info = self.keystore.find_by_label(label)
-            except NotFound:
-                info = self.keystore.create(None, label=label, dev=True)
-                created = True
-            if not info.dev:
-                continue
-            account = self.signers.get(info.address)
-            if self.backend.can_fund and self.client.balance(account.address) < ETHER:
-                self.backend.fund(account.address, DEV_ETHER)
-            # Tokens once per account and deployment: a restart must not print money.
-            if fresh or created:
-                self.chain.token.mint(self.operator, account.address, DEV_TOKENS)
-
-    def _register_base_models(self) -> None:
-        """Register the packaged base models; a missing package is a warning, not a failure."""
-        try:
-            for name, asset_id in self.base_models.register_all(self.operator).items():
-                log.info("base model %s is asset %d", name, asset_id)
-        except NotFound as exc:
-            log.warning("base models not registered: %s", exc.message)
+        """One of the node's own accounts, unlocked: the operator (deploys contracts, mints on
+        dev chains, pays relayed gas) or the gateway (holds deposits, signs receipts, funds
+        epochs)."""
+        return unlock_node_account(self.keystore, self.signers, self.config, label)
 
     @property
     def rpc_url(self) -> str | None:
@@ -304,6 +246,169 @@ class Node:
         self.folder_lock.release()
 
 
+def unlock_node_account(
+    keystore: Keystore, signers: Signers, config: NodeConfig, label: str
+) -> LocalAccount:
+    """The node's account `label`, unlocked and held by `signers`."""
+    try:
+        info = keystore.find_by_label(label)
+    except NotFound:
+        raise ConfigError(
+            f"{config.data_dir} has no {label} account: start the node with `cairn node start`, "
+            "which creates it"
+        ) from None
+    if not info.dev and not config.password:
+        raise ConfigError(f"set CAIRN_PASSWORD to unlock the node's {label} account {info.address}")
+    return signers.hold(keystore.unlock(info.address, None if info.dev else config.password))
+
+
+def bootstrap(config: NodeConfig) -> Node:
+    """Make `config`'s data folder and chain ready, and open the node on them.
+
+    In order: bring the index up to date; create the node's accounts and, on a dev chain, give
+    them gas; deploy Cairn's contracts or load them (adding any a newer Cairn has), forgetting
+    the index of a replaced chain or checking it against a known one; fund and mint the dev
+    accounts; point licence payments at the treasury; register the packaged base models; claim
+    the weights of models registered before blobs had owners. Each step looks first at what is
+    there, so bootstrapping a ready folder changes nothing: `cairn node start` runs it at every
+    start, and the test suite once per session.
+    """
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(config.data_dir)
+    lock.acquire()
+    try:
+        chain_spec = remembered_chain(config.data_dir, config.chain)
+        backend = open_backend(
+            chain_spec, config.data_dir, anvil_port=config.anvil_port, lock_fd=lock.fd
+        )
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        db = Database(config.index_url)
+        try:
+            db.migrate()
+            keystore = Keystore(config.data_dir / "accounts")
+            signers = Signers(keystore, config.password)
+            client = ChainClient(backend, on_receipt=partial(record_transaction, db))
+            operator = _ensure_node_account(keystore, signers, config, client, OPERATOR)
+            _ensure_node_account(keystore, signers, config, client, GATEWAY)
+            _, fresh = load_or_deploy(
+                client,
+                operator,
+                config.data_dir / "chain" / f"deployment-{client.chain_id}.json",
+                config.data_dir / "chain" / "build",
+            )
+            if not fresh:  # a known chain must still have what the index read
+                check_cursors(db, client)
+            node_secret(config.data_dir, "content")
+        finally:
+            db.close()
+    except BaseException:
+        backend.close()
+        lock.release()
+        raise
+    node = Node(config, backend=backend, lock=lock)
+    try:
+        if fresh:  # a new chain starts a new index
+            node.reset_index()
+        if config.dev:
+            _ensure_dev_accounts(node, fresh)
+        _point_licence_payments_at_the_treasury(node)
+        if config.base_models:
+            _register_base_models(node)
+        node.access.claim_existing_models()
+    except BaseException:
+        node.close()
+        raise
+    return node
+
+
+def _ensure_node_account(
+    keystore: Keystore, signers: Signers, config: NodeConfig, client: ChainClient, label: str
+) -> LocalAccount:
+    """The node's account `label`, created if missing; on a dev chain it gets gas money."""
+    try:
+        keystore.find_by_label(label)
+    except NotFound:
+        if config.dev:
+            keystore.create(None, label=label, dev=True)
+        elif config.password:
+            keystore.create(config.password, label=label)
+        else:
+            raise ConfigError(
+                f"the node needs a password for its {label} account: set CAIRN_PASSWORD, "
+                "or start a development node with --dev"
+            ) from None
+    account = unlock_node_account(keystore, signers, config, label)
+    backend = client.backend
+    if backend.can_fund and client.balance(account.address) < 10 * ETHER:
+        backend.fund(account.address, 1_000 * ETHER)
+    elif label == OPERATOR and client.balance(account.address) == 0:
+        raise ConfigError(
+            f"the operator account {account.address} has no ether on {backend.description}: "
+            "fund it to pay for deploying Cairn's contracts"
+        )
+    elif client.balance(account.address) == 0:
+        log.warning(
+            "the %s account %s has no ether: fund it to anchor receipts and settle epochs",
+            label,
+            account.address,
+        )
+    return account
+
+
+def _point_licence_payments_at_the_treasury(node: Node) -> None:
+    """Licence payments go to the gateway's treasury, which settles them each epoch."""
+    licences = node.chain.licences
+    if licences.treasury() == node.gateway_account.address:
+        return
+    if licences.owner() != node.operator.address:
+        log.warning(
+            "licence payments go to %s, not to this node's treasury %s: this node will not "
+            "settle licence revenue",
+            licences.treasury(),
+            node.gateway_account.address,
+        )
+        return
+    licences.set_treasury(node.operator, node.gateway_account.address)
+
+
+def _ensure_dev_accounts(node: Node, fresh: bool) -> None:
+    """Create and fund the dev accounts; they are unencrypted, so say so loudly."""
+    config = node.config
+    log.warning(
+        "DEV NODE: accounts %s are stored UNENCRYPTED in %s; never use them for real value",
+        ", ".join(config.dev_accounts),
+        node.keystore.folder,
+    )
+    for label in config.dev_accounts:
+        created = False
+        try:
+            info = node.keystore.find_by_label(label)
+        except NotFound:
+            info = node.keystore.create(None, label=label, dev=True)
+            created = True
+        if not info.dev:
+            continue
+        account = node.signers.get(info.address)
+        if node.backend.can_fund and node.client.balance(account.address) < ETHER:
+            node.backend.fund(account.address, DEV_ETHER)
+        # Tokens once per account and deployment: a restart must not print money.
+        if fresh or created:
+            node.chain.token.mint(node.operator, account.address, DEV_TOKENS)
+
+
+def _register_base_models(node: Node) -> None:
+    """Register the packaged base models; a missing package is a warning, not a failure."""
+    try:
+        for name, asset_id in node.base_models.register_all(node.operator).items():
+            log.info("base model %s is asset %d", name, asset_id)
+    except NotFound as exc:
+        log.warning("base models not registered: %s", exc.message)
+
+
 def open_node(data_dir: Path, **settings: object) -> Node:
-    """A node on `data_dir` with settings from the environment and `settings` (tests, CLI)."""
-    return Node(NodeConfig.from_env(data_dir=data_dir, **settings))
+    """Bootstrap and open a node on `data_dir` with settings from the environment and
+    `settings` (tests, the demo)."""
+    return bootstrap(NodeConfig.from_env(data_dir=data_dir, **settings))

@@ -73,7 +73,7 @@ def start(
     """Start a node: chain, store, index, and the API and web UI on http(s)://HOST:PORT."""
     from cairn.api.app import create_app
     from cairn.demo_community import DemoCommunity, demo_accounts
-    from cairn.node import Node
+    from cairn.node import bootstrap
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -105,7 +105,7 @@ def start(
             "Node password (unlocks the operator account)", hide_input=True
         )
     with console.status(f"Starting Cairn node in {config.data_dir} ..."):
-        node = Node(config)
+        node = bootstrap(config)
     try:
         with console.status("Starting the Flower SuperLink ..."):
             resumed = node.start_compute()

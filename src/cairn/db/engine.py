@@ -47,6 +47,12 @@ class Database:
 
         upgrade_to_head(self.engine)
 
+    def is_current(self) -> bool:
+        """Whether every migration has been applied."""
+        from cairn.db.migrate import pending_migrations
+
+        return not pending_migrations(self.engine)
+
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()

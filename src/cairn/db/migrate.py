@@ -23,3 +23,14 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade_to_head(engine: Engine) -> None:
     """Apply every migration not yet applied to the index behind `engine`."""
     command.upgrade(alembic_config(engine), "head")
+
+
+def pending_migrations(engine: Engine) -> bool:
+    """Whether the index behind `engine` lacks a migration (an empty index lacks them all)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return current != heads
