@@ -1,7 +1,7 @@
 """Flower round overhead: a round's wall time minus its workers' compute, on a real deployment.
 
 A dev node (memory chain, temporary folder) serves its API and runs its Flower SuperLink;
-N provider workers (`cairn.compute.worker.Worker`: staked in JobEscrow, each a real
+N provider workers (`cairn.provider.worker.Worker`: staked in JobEscrow, each a real
 `flower-supernode` process on 127.0.0.1) train an `sft` job of a tiny Llama for a few DiLoCo
 rounds. Each round event of the job carries its wall time (select workers, send, train, receive,
 verify, outer step, evaluate, checkpoint) and the slowest worker's compute time inside
@@ -36,10 +36,10 @@ import uvicorn
 from cairn.api.app import create_app
 from cairn.api.client import NodeClient
 from cairn.chain.anvil import free_port
-from cairn.compute.worker import Worker
 from cairn.core.data_policy import DatasetSpec
 from cairn.data.signing import records_root, sign_contribution
 from cairn.node import Node, open_node
+from cairn.provider.worker import Worker
 from cairn.train.tiny import tiny_causal_lm
 
 TOKEN = 10**18

@@ -26,12 +26,12 @@ from eth_account.signers.local import LocalAccount
 from cairn.api.client import NodeClient
 from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
-from cairn.compute.worker import Worker
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import Unavailable
 from cairn.core.recipe import load_recipe
 from cairn.data.signing import records_root, sign_contribution
 from cairn.node import Node, open_node
+from cairn.provider.worker import Worker
 
 TOKEN = 10**18
 PEOPLE = {

@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 
-from cairn.compute.worker import Worker
 from cairn.core.errors import Unavailable
 from cairn.demo import PEOPLE, Story, start_providers
 from cairn.node import Node
+from cairn.provider.worker import Worker
 
 log = logging.getLogger("cairn.demo")
 

@@ -13,8 +13,8 @@ from eth_account.signers.local import LocalAccount
 
 from cairn.api.client import NodeClient
 from cairn.assets.service import Asset
-from cairn.compute.worker import Worker
 from cairn.node import Node
+from cairn.provider.worker import Worker
 from cairn.train.tiny import tiny_causal_lm, tiny_encoder
 from tests.conftest import LiveServer
 from tests.data.conftest import dev, make_dataset, upload

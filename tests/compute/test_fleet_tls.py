@@ -19,8 +19,9 @@ from eth_account import Account
 
 from cairn.chain.anvil import free_port
 from cairn.compute.fleet_tls import make_fleet_tls, make_supernode_key
-from cairn.compute.superlink import SuperLink, flower_tool, spawn_flower, stop_group
-from cairn.compute.worker import Worker
+from cairn.compute.flower_processes import flower_tool, spawn_flower, stop_group
+from cairn.compute.superlink import SuperLink
+from cairn.provider.worker import Worker
 
 JOIN_TIMEOUT = 60.0
 
@@ -153,8 +154,7 @@ class FleetInfo:
         self.base_url = "http://127.0.0.1:1"
         self.link = link
 
-    def request(self, method: str, path: str) -> dict[str, object]:
-        assert (method, path) == ("GET", "/compute")
+    def compute(self) -> dict[str, object]:
         return {"superlink_running": self.link.running, "fleet_port": self.link.fleet_port}
 
 

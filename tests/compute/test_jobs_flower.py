@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cairn.compute.superlink import stop_group
+from cairn.compute.flower_processes import stop_group
 from cairn.node import Node
 from cairn.train.weights import fetch_folder
 from tests.compute.conftest import (

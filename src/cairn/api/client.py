@@ -1,7 +1,9 @@
 """A Python client for a Cairn node's API, used by the CLI and handy in scripts.
 
 Writes are non-custodial: the client signs in with Sign-In with Ethereum and signs each
-transaction with the caller's own key, and the node only relays it to Cairn's contracts.
+transaction with the caller's own key, and the node only relays it to Cairn's contracts. It
+builds on the provider's `NodeAPI` (requests, errors, relayed transactions); what only signing
+needs (siwe, eth_account) is loaded by the calls that sign, so a read stays light.
 """
 
 from __future__ import annotations
@@ -11,113 +13,46 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlparse
-
-import httpx
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
-from siwe import SiweMessage
-from web3 import Web3
 
 from cairn.assets.metadata import asset_metadata, validate_parents
 from cairn.core.cid import cid_of
-from cairn.core.errors import (
-    CairnError,
-    ChainError,
-    ChainUnavailable,
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    Unauthorized,
+from cairn.core.errors import ChainUnavailable, InvalidInput, Unauthorized
+from cairn.core.policy import (
+    DEFAULT_DATASET_SPLIT,
+    AssetKind,
+    RevenueSplit,
+    refuse_bare_dataset,
 )
-from cairn.core.evm import checksum
-from cairn.core.policy import AssetKind, RevenueSplit
-from cairn.data.datasets import DEFAULT_DATASET_SPLIT, parse_spec, refuse_bare_dataset
+from cairn.provider.node_api import NodeAPI, problem
 from cairn.store.base import canonical_json, file_cid
 
-_BY_STATUS: dict[int, type[CairnError]] = {
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: ChainError,
-    422: InvalidInput,
-}
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
 UPLOAD_CHUNK = 16 * 2**20  # bytes per chunk of a large upload: a node's default chunk size
 RESUME_TRIES = 5  # times a chunked upload picks up again after its connection dropped
 Progress = Callable[[int], None]  # told of each batch of bytes the node has acknowledged
 
 
-class NodeClient:
+class NodeClient(NodeAPI):
     """Talks to one node over HTTP; errors come back as the matching `CairnError`."""
 
     def __init__(
         self, base_url: str, *, timeout: float = 120.0, chunk_size: int = UPLOAD_CHUNK
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(base_url, timeout=timeout)
         self.chunk_size = chunk_size  # uploads above this go in chunks (the node's, if smaller)
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
-        self.token: str | None = None
-        self._chain: dict[str, Any] | None = None
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self.http.close()
 
     def __enter__(self) -> NodeClient:
         return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    # -- plumbing ------------------------------------------------------------------------
-
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call the API; a problem-details answer raises the matching `CairnError`."""
-        headers = kwargs.pop("headers", {})
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            reply = self.http.request(method, f"/api/v1{path}", headers=headers, **kwargs)
-        except httpx.TransportError as exc:
-            raise ChainUnavailable(
-                f"no Cairn node answers at {self.base_url} ({exc}); start one with `cairn node start`"
-            ) from exc
-        if reply.status_code >= 400:
-            try:
-                body = reply.json()
-                detail = body.get("detail") or body.get("title") or reply.text
-            except ValueError:
-                body, detail = {}, reply.text
-            error = _BY_STATUS.get(reply.status_code, CairnError)
-            if reply.status_code == 409 and "reason" not in body:
-                raise Conflict(str(detail))
-            if error is ChainError:
-                raise ChainError(str(detail), reason=body.get("reason"))
-            raise error(str(detail))
-        if reply.status_code == 204 or not reply.content:
-            return None
-        if reply.headers.get("content-type", "").startswith("application/json"):
-            return reply.json()
-        return reply.content
-
-    def chain(self) -> dict[str, Any]:
-        """GET /chain, cached: chain id, backend, contracts with their ABIs."""
-        if self._chain is None:
-            self._chain = self.request("GET", "/chain")
-        return self._chain
 
     # -- reads ---------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
         """The node's health."""
         result: dict[str, Any] = self.request("GET", "/health")
-        return result
-
-    def account(self, address: str) -> dict[str, Any]:
-        """Balances and nonce of an address."""
-        result: dict[str, Any] = self.request("GET", f"/accounts/{address}")
         return result
 
     def balances(self, address: str) -> dict[str, Any]:
@@ -140,6 +75,9 @@ class NodeClient:
 
     def sign_in(self, account: LocalAccount) -> str:
         """Sign in with an EIP-4361 message signed by `account`; keeps the session token."""
+        from eth_account.messages import encode_defunct
+        from siwe import SiweMessage
+
         nonce = self.request("POST", "/auth/nonce")["nonce"]
         url = urlparse(self.base_url)
         message = SiweMessage(
@@ -161,37 +99,11 @@ class NodeClient:
 
     # -- writes, signed here and relayed by the node -----------------------------------------
 
-    def transact(
-        self, account: LocalAccount, contract: str, function: str, *args: Any
-    ) -> dict[str, Any]:
-        """Call `contract.function(*args)` from `account`: estimate, sign locally, relay."""
-        info = self.chain()
-        deployed = info["contracts"][contract]
-        target = Web3().eth.contract(address=deployed["address"], abi=deployed["abi"])
-        data = target.encode_abi(function, list(args))
-        call = {"from": account.address, "to": deployed["address"], "data": data, "value": "0"}
-        gas = int(self.request("POST", "/chain/estimate", json=call)["gas"])
-        nonce = int(self.account(account.address)["nonce"])
-        fees = self.request("GET", "/chain/fees")
-        tx = {
-            "to": deployed["address"],
-            "data": data,
-            "value": 0,
-            "gas": gas,
-            "nonce": nonce,
-            "chainId": int(info["chain_id"]),
-            "maxFeePerGas": int(fees["maxFeePerGas"]),
-            "maxPriorityFeePerGas": int(fees["maxPriorityFeePerGas"]),
-        }
-        raw = account.sign_transaction(tx).raw_transaction.to_0x_hex()
-        result: dict[str, Any] = self.request("POST", "/chain/transactions", json={"raw": raw})
-        return result
-
     def transfer_tokens(self, account: LocalAccount, to: str, amount: int) -> dict[str, Any]:
         """Send `amount` (smallest units) of the node's token to `to`."""
         if amount <= 0:
             raise InvalidInput("amount must be positive")
-        return self.transact(account, "CairnToken", "transfer", checksum(to), amount)
+        return self.transact(account, "CairnToken", "transfer", _checksum(to), amount)
 
     def upload(self, data: bytes, progress: Progress | None = None) -> str:
         """Store bytes on the node (signed in); returns their CID. Above one chunk, in chunks."""
@@ -342,7 +254,7 @@ class NodeClient:
 
     def transfer_asset(self, account: LocalAccount, asset_id: int, to: str) -> dict[str, Any]:
         """Transfer asset `asset_id` from `account` to `to`; the asset, with `transfer_tx`."""
-        recipient = checksum(to)
+        recipient = _checksum(to)
         result = self.transact(
             account, "AssetRegistry", "safeTransferFrom", account.address, recipient, asset_id
         )
@@ -361,6 +273,8 @@ class NodeClient:
         split: RevenueSplit | None = None,
     ) -> dict[str, Any]:
         """Register a dataset from `account` and make the node's operator its curator."""
+        from cairn.core.data_policy import parse_spec  # the spec's pydantic models: writes only
+
         checked = parse_spec(spec).model_dump(mode="json")
         asset = self._register(
             account,
@@ -526,7 +440,7 @@ class NodeClient:
         if cost:
             spender = self.chain()["contracts"]["LicenseToken"]["address"]
             self.transact(account, "CairnToken", "approve", spender, cost)
-        to = checksum(holder or account.address)
+        to = _checksum(holder or account.address)
         result = self.transact(account, "LicenseToken", "buy", offer_id, to, copies)
         bought = [e for e in result["events"] if e["event"] == "LicenceBought"]
         args = bought[0]["args"]
@@ -556,14 +470,14 @@ class NodeClient:
             "LicenseToken",
             "safeTransferFrom",
             account.address,
-            checksum(to),
+            _checksum(to),
             offer_id,
             copies,
             b"",
         )
         return {
             "offer_id": offer_id,
-            "to": checksum(to),
+            "to": _checksum(to),
             "copies": copies,
             "tx_hash": result.get("tx_hash"),
         }
@@ -575,11 +489,7 @@ class NodeClient:
         with self.http.stream("GET", url, headers=headers) as reply:
             if reply.status_code >= 400:
                 reply.read()
-                try:
-                    detail = reply.json().get("detail") or reply.text
-                except ValueError:
-                    detail = reply.text
-                raise _BY_STATUS.get(reply.status_code, CairnError)(str(detail))
+                raise problem(reply)
             size = 0
             with dest.open("wb") as fh:
                 for chunk in reply.iter_bytes(1 << 20):
@@ -626,3 +536,10 @@ class NodeClient:
         closed = [e for e in result["events"] if e["event"] == "BountyClosed"]
         bounty: dict[str, Any] = self.request("GET", f"/bounties/{bounty_id}")
         return {**bounty, "refunded": str(closed[0]["args"]["refunded"])}
+
+
+def _checksum(address: str) -> str:
+    """The EIP-55 form of `address` (InvalidInput if it is not one); eth_utils loads on first use."""
+    from cairn.core.evm import checksum
+
+    return checksum(address)

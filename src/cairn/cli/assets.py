@@ -8,8 +8,7 @@ import typer
 
 from cairn.cli.common import DataDir, NodeUrl, client, find_account, keystore, unlock
 from cairn.cli.output import console, fields, table
-from cairn.core.policy import RevenueSplit
-from cairn.data.datasets import refuse_bare_dataset
+from cairn.core.policy import RevenueSplit, refuse_bare_dataset
 
 app = typer.Typer(help="Datasets, models and apps registered on chain.", no_args_is_help=True)
 

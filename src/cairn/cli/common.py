@@ -5,15 +5,18 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from eth_account.signers.local import LocalAccount
 
 from cairn.api.client import NodeClient
 from cairn.config import NodeConfig
 from cairn.core.errors import NotFound
-from cairn.identity.keystore import AccountInfo, Keystore
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from cairn.identity.keystore import AccountInfo, Keystore
 
 DataDir = Annotated[
     Path | None,
@@ -35,6 +38,8 @@ def config(data_dir: Path | None) -> NodeConfig:
 
 def keystore(data_dir: Path | None) -> Keystore:
     """The keystore folder of the data folder."""
+    from cairn.identity.keystore import Keystore  # eth_account: only commands that use keys
+
     return Keystore(config(data_dir).data_dir / "accounts")
 
 
@@ -59,7 +64,7 @@ def find_account(store: Keystore, who: str) -> AccountInfo:
 def unlock(data_dir: Path | None, who: str) -> LocalAccount:
     """Unlock an account: dev accounts need nothing, others CAIRN_PASSWORD or a prompt."""
     settings = config(data_dir)
-    store = Keystore(settings.data_dir / "accounts")
+    store = keystore(data_dir)
     info = find_account(store, who)
     if info.dev:
         return store.unlock(info.address, None)

@@ -272,7 +272,7 @@ def start_worker(
     node_url: NodeUrl = None,
 ) -> None:
     """Stake as a provider and train for the node until interrupted."""
-    from cairn.compute.worker import Worker
+    from cairn.provider.worker import Worker
 
     provider = unlock(data_dir, account)
     folder = work_dir or config(data_dir).data_dir / f"worker-{provider.address[:10].lower()}"

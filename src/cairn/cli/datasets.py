@@ -13,7 +13,6 @@ from cairn.cli.common import DataDir, NodeUrl, client, unlock
 from cairn.cli.output import console, errors, fields, table
 from cairn.core.errors import InvalidInput
 from cairn.core.policy import RevenueSplit
-from cairn.data.signing import upload_lines
 
 app = typer.Typer(help="Datasets: create, anchor, prove, export.", no_args_is_help=True)
 review_app = typer.Typer(help="Review other people's records.", no_args_is_help=True)
@@ -238,6 +237,8 @@ def gold(
     node_url: NodeUrl = None,
 ) -> None:
     """Seed gold questions: items with known answers, mixed unmarked into review queues."""
+    from cairn.data.signing import upload_lines  # with eth_account, which unlocking loads anyway
+
     items = [json.loads(line) for line in upload_lines(file.read_text(encoding="utf-8"))]
     account = unlock(data_dir, sender)
     with client(node_url) as api:
@@ -257,6 +258,8 @@ def contribute(
     node_url: NodeUrl = None,
 ) -> None:
     """Contribute records to a dataset: one signature covers the upload; each record gets a verdict."""
+    from cairn.data.signing import upload_lines  # with eth_account, which signing loads anyway
+
     try:
         lines = upload_lines(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

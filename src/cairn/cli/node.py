@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.panel import Panel
 
 from cairn.cli.common import DataDir, NodeUrl, client, stop_on_signals
 from cairn.cli.output import console, fields, table
-from cairn.compute.fleet_tls import load_supernode_public_key, make_fleet_tls, make_supernode_key
 from cairn.config import DEFAULT_HOST, DEFAULT_PORT, NodeConfig, is_loopback
 from cairn.core.errors import ConfigError
 
@@ -71,6 +69,8 @@ def start(
     ] = None,
 ) -> None:
     """Start a node: chain, store, index, and the API and web UI on http(s)://HOST:PORT."""
+    import uvicorn
+
     from cairn.api.app import create_app
     from cairn.demo_community import DemoCommunity, demo_accounts
     from cairn.node import bootstrap
@@ -228,6 +228,8 @@ def fleet_tls(
     ] = False,
 ) -> None:
     """Make the Fleet API's TLS keys; the node then admits only SuperNodes it was told of."""
+    from cairn.compute.fleet_tls import make_fleet_tls  # cryptography: for this command only
+
     folder = fleet_tls_dir(data_dir)
     if (folder / "server.pem").exists() and not replace:
         raise ConfigError(
@@ -248,6 +250,8 @@ def supernode_key(
     path: Annotated[Path, typer.Argument(help="Private key file to make; PATH.pub beside it")],
 ) -> None:
     """Make a provider's SuperNode key pair: send PATH.pub to the node's operator."""
+    from cairn.compute.fleet_tls import make_supernode_key  # cryptography: for this command only
+
     if path.exists():
         raise ConfigError(f"{path} exists; choose another file")
     make_supernode_key(path)
@@ -263,6 +267,8 @@ def admit_supernode(
     data_dir: DataDir = None,
 ) -> None:
     """Admit a provider's SuperNode to the Fleet API; it takes effect when the node next starts."""
+    from cairn.compute.fleet_tls import load_supernode_public_key  # cryptography: here only
+
     folder = fleet_tls_dir(data_dir)
     if not (folder / "server.pem").exists():
         raise ConfigError(

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +32,7 @@ from flwr.supercore.fab import Fab
 
 from cairn import __version__
 from cairn.compute.fleet_tls import load_supernode_public_key
-from cairn.core.children import death_signal
+from cairn.compute.flower_processes import flower_tool, spawn_flower, stop_group
 from cairn.core.errors import ConfigError, Unavailable
 
 log = logging.getLogger("cairn.superlink")
@@ -65,43 +62,11 @@ publisher = "cairn"
 
 [tool.flwr.app.components]
 serverapp = "cairn.compute.serverapp:app"
-clientapp = "cairn.compute.clientapp:app"
+clientapp = "cairn.provider.clientapp:app"
 
 [tool.flwr.app.config]
 job-dir = ""
 """
-
-
-def flower_env(flwr_home: Path) -> dict[str, str]:
-    """The environment Flower processes need: this venv's bin first (they spawn its tools)."""
-    env = dict(os.environ)
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    env["FLWR_HOME"] = str(flwr_home)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def flower_tool(name: str) -> str:
-    """The path of a Flower command installed beside this Python."""
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise Unavailable(f"{name} is not installed beside {sys.executable}: install flwr")
-    return str(path)
-
-
-def spawn_flower(command: list[str], log: Path, flwr_home: Path) -> subprocess.Popen[bytes]:
-    """Start a Flower process in its own session, logging to `log`, dying with this process."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=flower_env(flwr_home),
-            start_new_session=True,
-            preexec_fn=death_signal(),
-        )
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
@@ -116,20 +81,6 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
                 return
         time.sleep(0.1)
     raise Unavailable(f"nothing listens on {host}:{port} after {timeout:.0f} s")
-
-
-def stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """Stop a process started in its own session, and everything it spawned."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=grace)
-    except (ProcessLookupError, PermissionError):
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace)
 
 
 class SuperLink:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cairn.core.errors import InvalidInput
 
 TaskType = Literal["instruction", "classification", "verifiable"]
 PiiKind = Literal["email", "phone", "card", "ip"]
@@ -199,3 +201,25 @@ class DatasetSpec(Policy):
         return (
             list(self.task.labels) if self.task.type == "classification" else ["approve", "reject"]
         )
+
+
+def parse_spec(raw: Any) -> DatasetSpec:
+    """A dataset spec from JSON, every error naming its field; the record schema is checked too."""
+    try:
+        spec = DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"dataset spec: {where}: {first['msg']}") from None
+    if spec.record_schema is not None:
+        # jsonschema loads only for a spec that has a schema: not for every reader of specs
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(spec.record_schema)
+        except SchemaError as exc:
+            raise InvalidInput(
+                f"dataset spec: record_schema is not a valid JSON Schema: {exc.message}"
+            ) from None
+    return spec

@@ -80,3 +80,21 @@ class RevenueSplit:
     def owner_only(cls) -> RevenueSplit:
         """Everything to the owner: the default for an asset with no contributors."""
         return cls(BPS, 0, 0, 0)
+
+
+# A dataset's revenue goes mostly to the people whose records it holds.
+DEFAULT_DATASET_SPLIT = RevenueSplit(owner=1_000, data=9_000, compute=0, upstream=0)
+# The one way to make a dataset: an asset of kind dataset without a spec takes no records.
+HOW_TO_CREATE = (
+    "create datasets with `cairn dataset create` (POST /api/v1/datasets), which registers "
+    "the asset with its spec and lets this node anchor its records"
+)
+
+
+def refuse_bare_dataset(kind: str | int) -> AssetKind:
+    """`kind`, unless it is a dataset: registered as a bare asset, a dataset would have no spec
+    (task, record schema, policies), so nobody could contribute to it."""
+    parsed = AssetKind.parse(kind)
+    if parsed is AssetKind.DATASET:
+        raise InvalidInput(f"a dataset is more than an asset: {HOW_TO_CREATE}")
+    return parsed

@@ -11,27 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
-from cairn.core.data_policy import DatasetSpec
-from cairn.core.errors import CairnError, InvalidInput, NotFound
-from cairn.core.policy import AssetKind, RevenueSplit
+from cairn.core.data_policy import DatasetSpec, parse_spec
+from cairn.core.errors import CairnError, NotFound
+from cairn.core.policy import DEFAULT_DATASET_SPLIT, HOW_TO_CREATE, RevenueSplit
+from cairn.core.policy import refuse_bare_dataset as refuse_bare_dataset  # the API imports it here
 from cairn.data.models import DatasetRow, RecordRow, VersionRow
 from cairn.db.engine import Database
 from cairn.store.base import BlobStore
-
-# A dataset's revenue goes mostly to the people whose records it holds.
-DEFAULT_DATASET_SPLIT = RevenueSplit(owner=1_000, data=9_000, compute=0, upstream=0)
-# The one way to make a dataset: an asset of kind dataset without a spec takes no records.
-HOW_TO_CREATE = (
-    "create datasets with `cairn dataset create` (POST /api/v1/datasets), which registers "
-    "the asset with its spec and lets this node anchor its records"
-)
 
 
 @dataclass(frozen=True)
@@ -61,33 +51,6 @@ class Dataset:
             "versions": self.versions,
             "latest_version": self.latest_version,
         }
-
-
-def refuse_bare_dataset(kind: str | int) -> AssetKind:
-    """`kind`, unless it is a dataset: registered as a bare asset, a dataset would have no spec
-    (task, record schema, policies), so nobody could contribute to it."""
-    parsed = AssetKind.parse(kind)
-    if parsed is AssetKind.DATASET:
-        raise InvalidInput(f"a dataset is more than an asset: {HOW_TO_CREATE}")
-    return parsed
-
-
-def parse_spec(raw: Any) -> DatasetSpec:
-    """A dataset spec from JSON, every error naming its field; the record schema is checked too."""
-    try:
-        spec = DatasetSpec.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"dataset spec: {where}: {first['msg']}") from None
-    if spec.record_schema is not None:
-        try:
-            Draft202012Validator.check_schema(spec.record_schema)
-        except SchemaError as exc:
-            raise InvalidInput(
-                f"dataset spec: record_schema is not a valid JSON Schema: {exc.message}"
-            ) from None
-    return spec
 
 
 class Datasets:

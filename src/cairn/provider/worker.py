@@ -5,8 +5,9 @@
 1. asks the node where its SuperLink's Fleet API is and what a provider must stake;
 2. registers the account as a provider in JobEscrow with that stake (or tops it up), signing
    locally and letting the node relay the transactions (the node never sees the key);
-3. runs `flower-supernode` against the Fleet API with Cairn's ClientApp, handing it the key in
-   a 0600 file that is removed when the worker stops.
+3. runs `flower-supernode` against the Fleet API with Cairn's ClientApp
+   (`cairn.provider.clientapp`), handing it the key in a 0600 file that is removed when the
+   worker stops.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import os
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from eth_account.signers.local import LocalAccount
-
-from cairn.api.client import NodeClient
 from cairn.chain.anvil import free_port
-from cairn.compute.superlink import flower_tool, spawn_flower, stop_group
+from cairn.compute.flower_processes import flower_tool, spawn_flower, stop_group
 from cairn.core.errors import InvalidInput, Unavailable
+from cairn.provider.node_api import NodeAPI
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 
 class Worker:
@@ -32,7 +34,7 @@ class Worker:
 
     def __init__(
         self,
-        api: NodeClient,
+        api: NodeAPI,
         account: LocalAccount,
         work_dir: Path,
         *,
@@ -51,14 +53,9 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
         self.key_file = work_dir / "provider.key"
 
-    def compute_info(self) -> dict[str, Any]:
-        """The node's compute settings (Fleet API port, escrow, minimum stake)."""
-        info: dict[str, Any] = self.api.request("GET", "/compute")
-        return info
-
     def fleet_address(self) -> str:
         """Where this worker's SuperNode connects: the node's host, the Fleet API's port."""
-        info = self.compute_info()
+        info = self.api.compute()
         if not info["superlink_running"]:
             raise Unavailable(f"the node at {self.api.base_url} runs no Flower SuperLink")
         host = urlparse(self.api.base_url).hostname or "127.0.0.1"
@@ -66,12 +63,12 @@ class Worker:
 
     def ensure_staked(self) -> dict[str, Any]:
         """Register as a provider with the stake (or add what is missing); returns the record."""
-        info = self.compute_info()
+        info = self.api.compute()
         wanted = self.stake if self.stake is not None else int(info["min_stake"])
         if wanted < int(info["min_stake"]):
             raise InvalidInput(f"the node asks providers to stake at least {info['min_stake']}")
         address = self.account.address
-        record: dict[str, Any] = self.api.request("GET", f"/providers/{address}")
+        record = self.api.provider(address)
         if record["active"] and int(record["stake"]) >= wanted:
             return record
         have = int(record["stake"]) if record["active"] else 0
@@ -83,8 +80,7 @@ class Worker:
         else:
             endpoint = f"supernode@{socket.gethostname()}"
             self.api.transact(self.account, "JobEscrow", "register_provider", missing, endpoint)
-        result: dict[str, Any] = self.api.request("GET", f"/providers/{address}")
-        return result
+        return self.api.provider(address)
 
     def start(self) -> subprocess.Popen[bytes]:
         """Start the SuperNode (in its own process group); returns its process."""

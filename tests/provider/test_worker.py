@@ -10,11 +10,11 @@ import pytest
 
 from cairn.api.client import NodeClient
 from cairn.assets.content import Scope
-from cairn.compute.blobs import BlobCache
-from cairn.compute.worker import Worker
 from cairn.core.cid import cid_of
 from cairn.core.errors import InvalidInput, NotFound, Unavailable
 from cairn.node import Node
+from cairn.provider.blobs import BlobCache
+from cairn.provider.worker import Worker
 from cairn.train.weights import store_folder
 from tests.conftest import LiveServer
 from tests.data.conftest import dev

@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -30,9 +30,6 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from cairn.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 # Flower starts this app in a new process for every message; training's imports (torch,
 # transformers, peft: seconds) are paid inside `train` only, so `identify` answers at once.
@@ -69,9 +66,9 @@ def identify(msg: Message, context: Context) -> Message:
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Run one round's inner steps and answer with the signed result."""
-    from cairn.compute.blobs import BlobCache
     from cairn.compute.records import RoundTask, reply_content
     from cairn.compute.reports import WorkReport, params_digest, sign_report
+    from cairn.provider.blobs import BlobCache
     from cairn.train.inner import inner_train, load_params
     from cairn.train.models import hyperparameters, load_for_method
 

@@ -1,0 +1,63 @@
+"""Flower's programs as child processes: found beside this Python, each started in a session of
+its own that dies with this process, and stopped with everything it spawned.
+
+The node runs `flower-superlink` (`cairn.compute.superlink`), a provider `flower-supernode`
+(`cairn.provider.worker`); both start and stop them here, so neither loads the other's code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from cairn.core.children import death_signal
+from cairn.core.errors import Unavailable
+
+
+def flower_env(flwr_home: Path) -> dict[str, str]:
+    """The environment Flower processes need: this venv's bin first (they spawn its tools)."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["FLWR_HOME"] = str(flwr_home)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def flower_tool(name: str) -> str:
+    """The path of a Flower command installed beside this Python."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise Unavailable(f"{name} is not installed beside {sys.executable}: install flwr")
+    return str(path)
+
+
+def spawn_flower(command: list[str], log: Path, flwr_home: Path) -> subprocess.Popen[bytes]:
+    """Start a Flower process in its own session, logging to `log`, dying with this process."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=flower_env(flwr_home),
+            start_new_session=True,
+            preexec_fn=death_signal(),
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop a process started in its own session, and everything it spawned."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace)
+    except (ProcessLookupError, PermissionError):
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
