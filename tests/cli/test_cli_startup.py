@@ -14,12 +14,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-import pytest
-
 from tests.api.test_api import dev_account
 from tests.conftest import LiveServer
-
-pytestmark = pytest.mark.process  # each test runs `cairn` or Python in a child process
 
 CAIRN = str(Path(sys.executable).with_name("cairn"))
 TOKEN = 10**18
