@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ANVIL := node_modules/.bin/anvil
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test check test-node test-e2e lint typecheck bench clean
 
 # The venv is rebuilt only when the project's dependencies change.
 $(STAMP): pyproject.toml package.json
@@ -30,8 +30,26 @@ $(CHROMIUM):
 run: $(STAMP)
 	$(BIN)/cairn node start --demo
 
-test: $(STAMP) $(CHROMIUM) lint
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+# The suite in three tiers (tests/conftest.py says what each may do), all run by `make test`:
+#   check     lint, types and every test with no node, no chain and no process (minutes)
+#   test-node in-process tests on nodes copied from one bootstrapped template per session
+#   test-e2e  tests that start processes (anvil, nodes, workers, Flower, PostgreSQL) and Chromium
+PYTEST := OMP_NUM_THREADS=1 HYPOTHESIS_PROFILE=$(or $(HYPOTHESIS_PROFILE),ci) $(BIN)/python -m pytest -q --durations=25
+TIMED = @start=$$(date +%s); $(1); status=$$?; echo "tier $(2): $$(( $$(date +%s) - start )) s"; exit $$status
+
+test: $(STAMP) $(CHROMIUM)
+	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory test-node
+	$(MAKE) --no-print-directory test-e2e
+
+check: $(STAMP) lint
+	$(call TIMED,$(PYTEST) --tier check -n 2,check)
+
+test-node: $(STAMP)
+	$(call TIMED,$(PYTEST) --tier node -n 2,node)
+
+test-e2e: $(STAMP) $(CHROMIUM)
+	$(call TIMED,$(PYTEST) --tier e2e,e2e)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

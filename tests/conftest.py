@@ -1,14 +1,29 @@
-"""Fixtures shared across the suite: nodes on a real chain, and a real HTTP server."""
+"""Fixtures shared across the suite: nodes on a real chain, and a real HTTP server; the tiers.
+
+The suite runs in three tiers (`--tier`, the Makefile's `check`, `test-node` and `test-e2e`):
+
+- check: every test that needs no node, no chain and no process; a test of this tier that
+  opens a node, starts an EVM or a process fails and says which marker it lacks;
+- node: in-process tests on nodes copied from one bootstrapped template per session, and on
+  the in-process chain; starting a process fails here too;
+- e2e: the tests that start processes (`process`: anvil, node and worker processes, Flower,
+  PostgreSQL, moto, Node.js) and drive Chromium (`browser`).
+
+Markers come from the fixtures a test uses (`node`, `chain`) or from its module (`process`,
+`browser`, `model`).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
@@ -17,9 +32,92 @@ from cairn.config import NodeConfig
 from cairn.node import Node, bootstrap
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The CLI's console takes its width when first imported: wide, so that no test depends on where
+# a long temporary path (longer under xdist) would wrap.
+os.environ["COLUMNS"] = "250"
 # Tests must not pick up a developer's own settings.
 for _name in [n for n in os.environ if n.startswith("CAIRN_")]:
     del os.environ[_name]
+
+
+# Hypothesis: `dev` (a quick loop) unless HYPOTHESIS_PROFILE says `ci` (make test, CI), which
+# tries more examples; neither has a deadline, since the machines running the suite are shared.
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=20, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+TIERS = ("check", "node", "e2e")
+NODE_FIXTURES = {"templates", "make_node"}  # every node of the suite comes from these
+CHAIN_FIXTURES = {"w3", "compiled"}  # tests/chain's in-process EVM
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--tier", choices=TIERS, help="run one tier of the suite: check, node or e2e")
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The tier a test belongs to, from its markers (after `pytest_collection_modifyitems`)."""
+    if item.get_closest_marker("process") or item.get_closest_marker("browser"):
+        return "e2e"
+    if item.get_closest_marker("node") or item.get_closest_marker("chain"):
+        return "node"
+    return "check"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by the fixtures it uses; with --tier, keep only that tier's tests."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & NODE_FIXTURES:
+            item.add_marker(pytest.mark.node)
+        if fixtures & CHAIN_FIXTURES:
+            item.add_marker(pytest.mark.chain)
+    tier = config.getoption("--tier")
+    if tier is None:
+        return
+    keep = [item for item in items if tier_of(item) == tier]
+    dropped = [item for item in items if tier_of(item) != tier]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
+class TierBreach(Exception):
+    """A test did something its tier does not allow: it lacks a marker."""
+
+
+_running: list[str] = ["(collection)"]  # the test being set up, run or torn down
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running[0] = item.nodeid
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tier_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In the check and node tiers, refuse what those tiers promise not to do, for the whole
+    session: module and session fixtures of a test are held to its tier too."""
+    tier = request.config.getoption("--tier")
+    if tier not in ("check", "node"):
+        yield
+        return
+
+    def refuse(what: str, marker: str) -> Callable[..., None]:
+        def refused(*_args: object, **_kwargs: object) -> None:
+            raise TierBreach(f"{_running[0]} {what}: mark it `{marker}` (tier {tier} does not)")
+
+        return refused
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", refuse("starts a process", "process"))
+        if tier == "check":
+            import eth_tester
+
+            patch.setattr(Node, "__init__", refuse("opens a node", "node"))
+            patch.setattr(eth_tester.EthereumTester, "__init__", refuse("starts an EVM", "chain"))
+        yield
 
 
 # Settings that change only how a node is wired, not what bootstrapping it makes: a node with

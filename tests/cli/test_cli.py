@@ -19,6 +19,8 @@ from cairn.chain.anvil import free_port
 from cairn.store.base import canonical_json
 from tests.data.conftest import pair
 
+pytestmark = pytest.mark.process  # starts processes: the e2e tier
+
 CAIRN = str(Path(sys.executable).with_name("cairn"))
 
 

@@ -14,8 +14,12 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
+
 from tests.api.test_api import dev_account
 from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.process  # starts `cairn` processes: the e2e tier
 
 CAIRN = str(Path(sys.executable).with_name("cairn"))
 TOKEN = 10**18

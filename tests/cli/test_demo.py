@@ -17,7 +17,7 @@ import pytest
 from cairn.chain.anvil import free_port
 from tests.cli.test_cli import CAIRN
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.process, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def test_the_demo_tells_the_whole_story_and_leaves_a_servable_node(tmp_path: Path) -> None:

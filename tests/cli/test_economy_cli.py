@@ -11,7 +11,7 @@ import pytest
 from tests.cli.test_cli import Cli, cli  # noqa: F401  (the fixture)
 from tests.compute.conftest import save_tiny_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 
 def test_keys_deposits_prices_settlement_and_claims(cli: Cli, tmp_path: Path) -> None:  # noqa: F811

@@ -10,7 +10,7 @@ import pytest
 from tests.cli.test_cli import Cli, cli  # noqa: F401  (the fixture)
 from tests.compute.conftest import save_tiny_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 
 def test_offer_buy_hold_and_download_a_licensed_model(cli: Cli, tmp_path: Path) -> None:  # noqa: F811

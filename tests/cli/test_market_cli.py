@@ -13,7 +13,7 @@ from tests.cli.test_cli import Cli, cli  # noqa: F401  (the fixture)
 from tests.compute.conftest import save_tiny_model
 from tests.data.conftest import pair
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 
 def test_a_paid_task_pays_on_anchoring_and_refunds_on_close(cli: Cli, tmp_path: Path) -> None:  # noqa: F811

@@ -21,6 +21,8 @@ from cairn.cli.main import app
 from cairn.compute.fleet_tls import make_fleet_tls
 from cairn.core.errors import CairnError
 
+pytestmark = pytest.mark.process  # starts processes: the e2e tier
+
 CAIRN = str(Path(sys.executable).with_name("cairn"))
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")} | {"COLUMNS": "250"}
 

@@ -13,7 +13,7 @@ import pytest
 from tests.cli.test_cli import CAIRN, Cli, cli  # noqa: F401 (the fixture)
 from tests.compute.conftest import reverse_record, save_tiny_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 
 def test_train_a_model_with_a_worker_from_the_command_line(cli: Cli, tmp_path: Path) -> None:  # noqa: F811

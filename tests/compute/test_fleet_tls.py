@@ -23,6 +23,8 @@ from cairn.compute.flower_processes import flower_tool, spawn_flower, stop_group
 from cairn.compute.superlink import SuperLink
 from cairn.provider.worker import Worker
 
+pytestmark = pytest.mark.process  # starts processes: the e2e tier
+
 JOIN_TIMEOUT = 60.0
 
 

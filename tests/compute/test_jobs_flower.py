@@ -24,7 +24,7 @@ from tests.compute.conftest import (
 )
 from tests.data.conftest import dev, make_dataset, upload
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 
 def recipe(

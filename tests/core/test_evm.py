@@ -38,3 +38,11 @@ def test_to_bytes32_takes_hex_or_bytes() -> None:
 def test_to_bytes32_refuses_any_other_length_or_non_hex(bad: str | bytes, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         to_bytes32(bad)
+
+
+def test_a_mixed_case_address_with_a_wrong_checksum_is_refused() -> None:
+    good = "0x690D6F99A7e7A5C81ECD960428880A0BE6AB4249"
+    assert checksum(good) == good
+    assert checksum(good.lower()) == good and checksum("0x" + good[2:].upper()) == good
+    with pytest.raises(InvalidInput, match="checksum"):
+        checksum("0x690d6F99A7e7A5C81ECD960428880A0BE6AB4249")  # one letter's case flipped

@@ -407,6 +407,7 @@ def random_trees(rng: random.Random) -> list[tuple[list[list[Any]], list[str], b
     return trees
 
 
+@pytest.mark.process
 @needs_oz
 def test_trees_proofs_and_dumps_match_the_js_library() -> None:
     trees = random_trees(random.Random(20240611))
@@ -488,6 +489,7 @@ def test_trees_proofs_and_dumps_match_the_js_library() -> None:
     assert next(answers, None) is None
 
 
+@pytest.mark.process
 @needs_oz
 def test_js_dump_with_plain_numbers_loads_and_round_trips() -> None:
     values = [

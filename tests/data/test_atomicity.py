@@ -55,6 +55,7 @@ def counts(node: Node, dataset_id: int) -> tuple[int, int]:
     return int(uploads or 0), int(records or 0)
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_a_writer_killed_mid_upload_leaves_nothing_and_the_retry_is_idempotent(
     make_node: Callable[..., Node], tmp_path: Path

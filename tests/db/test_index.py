@@ -77,6 +77,7 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_a_node_runs_its_index_on_postgresql(
     make_node: Callable[..., Node], postgres_url: str

@@ -13,6 +13,8 @@ from cairn.core.errors import ConfigError
 from cairn.identity.keystore import Keystore
 from cairn.node import DEV_TOKENS, Node
 
+pytestmark = pytest.mark.process  # starts processes: the e2e tier
+
 
 @pytest.mark.slow
 def test_a_restarted_anvil_node_keeps_its_state(

@@ -25,6 +25,8 @@ from cairn.chain.anvil import free_port
 from cairn.identity.keystore import Keystore
 from cairn.node import DEV_TOKENS, TOKEN
 
+pytestmark = pytest.mark.process  # starts processes: the e2e tier
+
 CAIRN = str(Path(sys.executable).with_name("cairn"))
 START_TIMEOUT = 120.0
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}

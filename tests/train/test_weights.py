@@ -47,6 +47,7 @@ def tiny_model() -> tuple[LlamaForCausalLM, AutoTokenizer]:
     return LlamaForCausalLM(config), tokenizer
 
 
+@pytest.mark.process
 def test_a_packaged_model_round_trips_through_the_store_and_loads_without_cairn(
     tmp_path: Path,
 ) -> None:
