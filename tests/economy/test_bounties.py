@@ -9,6 +9,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from cairn.core.errors import ChainError, Forbidden, InvalidInput
+from cairn.data.anchoring import AnchorOutcome
 from cairn.node import Node
 from tests.data.conftest import dev, make_dataset, pair, upload
 
@@ -68,6 +69,32 @@ def test_each_anchored_batch_pays_its_records_in_one_transaction(
         [claim] = node.economy.epochs.claim(account.address)
         assert int(claim["amount"]) == records * PER_RECORD
         assert node.chain.token.balance_of(account.address) == held + records * PER_RECORD
+
+
+def test_a_batch_anchored_by_hand_is_paid_at_once_and_only_its_owner_or_curators_anchor(
+    node: Node, people: tuple[LocalAccount, LocalAccount, LocalAccount]
+) -> None:
+    alice, bob, _ = people
+    dataset = make_dataset(node, alice, review={"review_share": 0.0}).asset_id
+    node.economy.bounties.open(
+        alice, dataset, budget=10 * TOKEN, per_record=PER_RECORD, per_review=PER_REVIEW
+    )
+    nothing = node.data.anchoring.anchor_by(alice.address, dataset)
+    assert nothing == AnchorOutcome(None, ())
+    assert nothing.to_dict() == {"anchored": False, "batch": None, "bounties_paid": []}
+
+    upload(node, bob, dataset, [pair(i) for i in range(3)])
+    with pytest.raises(Forbidden, match=f"{bob.address} is neither the owner nor a curator"):
+        node.data.anchoring.anchor_by(bob.address, dataset)
+    assert node.data.list_records(dataset, status="anchored") == []  # a refusal anchors nothing
+
+    done = node.data.anchoring.anchor_by(alice.address, dataset)
+    assert done.batch is not None and done.batch.count == 3
+    [paid] = done.bounties_paid  # in the same call: the contributors need not wait for a tick
+    assert (paid["records"], paid["amount"]) == (3, str(3 * PER_RECORD))
+    assert done.to_dict()["anchored"] and done.to_dict()["bounties_paid"] == [paid]
+    assert node.economy.bounties.pay_due() == []  # paid once
+    assert paid_to(node, bob.address) == 3 * PER_RECORD
 
 
 def test_useful_reviews_are_paid_and_wrong_ones_are_not(

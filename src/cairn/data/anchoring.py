@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,23 @@ class AnchoredBatch:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class AnchorOutcome:
+    """What anchoring by hand did: the batch (None: no accepted record was waiting) and the
+    bounty payouts the batch earned at once."""
+
+    batch: AnchoredBatch | None
+    bounties_paid: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "anchored": self.batch is not None,
+            "batch": self.batch.to_dict() if self.batch else None,
+            "bounties_paid": list(self.bounties_paid),
+        }
+
+
 def record_leaf(dataset_id: int, record_hash: str, contributor: str) -> list[Any]:
     """The Merkle leaf value of one record."""
     return [dataset_id, "0x" + record_hash.removeprefix("0x"), contributor]
@@ -88,6 +106,21 @@ class Anchoring:
         self._lock = threading.Lock()
         self._trees: OrderedDict[str, StandardMerkleTree] = OrderedDict()
         self._trees_lock = threading.Lock()
+        # Pays what the bounties on anchored batches owe (the economy's `BountyBook.pay_due`),
+        # wired by the composition root: bounties belong to the economy, which stands on data.
+        self.pay_bounties: Callable[[], list[dict[str, Any]]] | None = None
+
+    def anchor_by(self, account: str, dataset_id: int) -> AnchorOutcome:
+        """Anchor the accepted records now, for `account`: the dataset's owner or a curator.
+
+        A batch anchored by hand is paid by the dataset's bounties at once; scheduled anchoring
+        (`anchor_due`) leaves that to the economy's own tick.
+        """
+        if not self.chain.registry.can_anchor(dataset_id, account):
+            raise Forbidden(f"{account} is neither the owner nor a curator of dataset {dataset_id}")
+        batch = self.anchor(dataset_id)
+        paid = self.pay_bounties() if batch is not None and self.pay_bounties else []
+        return AnchorOutcome(batch, tuple(paid))
 
     def anchor(self, dataset_id: int) -> AnchoredBatch | None:
         """Anchor every accepted record not yet anchored, as one batch; None if there are none."""
@@ -304,6 +337,14 @@ class Anchoring:
             raise NotFound(f"{cid} is not a version of dataset {dataset_id}")
         manifest: dict[str, Any] = self.store.get_json(cid)
         return manifest
+
+    def attribution_of(self, dataset_id: int, version: str | None = None) -> dict[str, Any]:
+        """A version's attribution table as stored (account -> weight in parts of 10**18), with
+        the version (the newest if `version` is None) and the table's CID."""
+        manifest = self.manifest(dataset_id, version)
+        table: dict[str, Any] = self.store.get_json(manifest["attribution"])
+        newest = version or self.versions(dataset_id)[0]["version"]
+        return {"version": newest, "cid": manifest["attribution"], **table}
 
     # -- proofs and export ---------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from cairn.api.deps import MaybeSessionAddress, NodeDep, SessionAddress, SessionSigner
 from cairn.api.schemas import SplitBody, Strict
-from cairn.core.errors import Forbidden, InvalidInput
+from cairn.core.errors import InvalidInput
 from cairn.core.ids import Offset, StoredId
 from cairn.core.licensing import Use
 from cairn.core.policy import RevenueSplit
@@ -194,16 +194,9 @@ def reputation(node: NodeDep, dataset_id: StoredId) -> list[dict[str, Any]]:
 
 @router.post("/datasets/{dataset_id}/anchor")
 def anchor(node: NodeDep, dataset_id: StoredId, me: SessionAddress) -> dict[str, Any]:
-    """Anchor the accepted records now (the dataset's owner or curators)."""
-    if not node.chain.registry.can_anchor(dataset_id, me):
-        raise Forbidden(f"{me} is neither the owner nor a curator of dataset {dataset_id}")
-    batch = node.data.anchoring.anchor(dataset_id)
-    paid = node.economy.bounties.pay_due() if batch is not None else []
-    return {
-        "anchored": batch is not None,
-        "batch": batch.to_dict() if batch else None,
-        "bounties_paid": paid,
-    }
+    """Anchor the accepted records now (the dataset's owner or curators); the dataset's
+    bounties pay for the new batch at once."""
+    return node.data.anchoring.anchor_by(me, dataset_id).to_dict()
 
 
 @router.get("/datasets/{dataset_id}/versions")
@@ -215,13 +208,7 @@ def versions(node: NodeDep, dataset_id: StoredId) -> list[dict[str, Any]]:
 @router.get("/datasets/{dataset_id}/attribution")
 def attribution(node: NodeDep, dataset_id: StoredId, version: str | None = None) -> dict[str, Any]:
     """A version's attribution table (account -> weight in parts of 10**18)."""
-    manifest = node.data.anchoring.manifest(dataset_id, version)
-    document: dict[str, Any] = node.store.get_json(manifest["attribution"])
-    return {
-        "version": version or node.data.anchoring.versions(dataset_id)[0]["version"],
-        "cid": manifest["attribution"],
-        **document,
-    }
+    return node.data.anchoring.attribution_of(dataset_id, version)
 
 
 @router.get("/datasets/{dataset_id}/records/{record}/proof")
