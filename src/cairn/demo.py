@@ -26,6 +26,7 @@ from eth_account.signers.local import LocalAccount
 from cairn.api.client import NodeClient
 from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
+from cairn.core.amounts import TOKEN, units
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import Unavailable
 from cairn.core.recipe import load_recipe
@@ -33,7 +34,6 @@ from cairn.data.signing import records_root, sign_contribution
 from cairn.node import Node, open_node
 from cairn.provider.worker import Worker
 
-TOKEN = 10**18
 PEOPLE = {
     "alice": "dataset owner and model builder",
     "bob": "contributor and reviewer",
@@ -125,7 +125,7 @@ def start_providers(node: Node, data_dir: Path) -> list[Worker]:
 
 
 def _units(amount: int) -> str:
-    return f"{amount / TOKEN:,.4f}"
+    return units(amount, places=4, grouped=True)  # the story's tables: CAIRN to 4 decimals
 
 
 class Story:

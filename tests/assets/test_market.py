@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cairn.assets.market import Market, MarketFilter, Quality, model_quality, parse_tokens
+from cairn.assets.market import Market, MarketFilter, Quality, model_quality
 from cairn.core.errors import InvalidInput
 from cairn.node import Node
 from cairn.serve.app_spec import AppSpec
@@ -145,10 +145,11 @@ def test_filters_from_a_query_string_are_checked() -> None:
     with pytest.raises(InvalidInput, match="price must be free or paid"):
         MarketFilter.parse(price="cheap")
     for bad, why in (
-        ("abc", "a number of tokens"),
-        ("-1", "zero or more"),
-        ("1e-19", "18 decimal"),
+        ("abc", "maximum price 'abc' is not a number"),
+        ("-1", "maximum price '-1' must be zero or more"),
+        ("1e-19", "with at most 18 decimals"),
     ):
         with pytest.raises(InvalidInput, match=why):
-            parse_tokens(bad, "maximum price")
-    assert parse_tokens("0", "x") == 0 and parse_tokens("1.000000000000000001", "x") == 10**18 + 1
+            MarketFilter.parse(max_price=bad)
+    assert MarketFilter.parse(max_price="0").max_price == 0
+    assert MarketFilter.parse(max_price="1.000000000000000001").max_price == 10**18 + 1

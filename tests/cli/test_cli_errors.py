@@ -48,15 +48,19 @@ def test_a_refused_licence_transfer_is_an_error_line_not_a_usage_block(
 
 
 def test_negative_amounts_reach_the_command_and_are_refused_by_it(live: LiveServer) -> None:
-    for args in (
-        ("token", "transfer", "bob", "-5", "--from", "alice"),
-        ("balance", "deposit", "-5", "--account", "alice"),
-        ("model", "price", "1", "-5", "--account", "alice"),
-        ("bounty", "top-up", "1", "-5", "--from", "alice"),
+    positive = "amount '-5' must be positive with at most 18 decimals"
+    for args, message in (
+        (("token", "transfer", "bob", "-5", "--from", "alice"), positive),
+        (("balance", "deposit", "-5", "--account", "alice"), positive),
+        (("bounty", "top-up", "1", "-5", "--from", "alice"), positive),
+        (  # a price may be 0: free
+            ("model", "price", "1", "-5", "--account", "alice"),
+            "amount '-5' must be zero or more with at most 18 decimals",
+        ),
     ):
         out = refused(live, *args)
         assert out.exit_code == 1 and "No such option" not in out.output, args
-        assert out.message == "amount '-5' must be positive with at most 18 decimals", args
+        assert out.message == message, args
 
 
 def test_a_price_too_large_is_said_in_cairn(live: LiveServer) -> None:

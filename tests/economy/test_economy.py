@@ -49,6 +49,23 @@ def test_deposits_are_credited_once_to_their_sender(node: Node) -> None:
     assert node.economy.balances.get(dev(node, "carol").address).deposited == 0
 
 
+def test_a_deposit_sent_for_a_key_the_node_holds_is_credited_in_the_same_call(
+    node: Node,
+) -> None:
+    bob = dev(node, "bob")
+    wallet = node.chain.token.balance_of(bob.address)
+    made = node.economy.balances.deposit(bob, 3 * TOKEN)
+    assert made.balance.deposited == made.balance.available == 3 * TOKEN
+    assert made.tx_hash.startswith("0x") and len(made.tx_hash) == 66
+    assert node.chain.token.balance_of(bob.address) == wallet - 3 * TOKEN
+    assert [d["tx_hash"] for d in node.economy.balances.deposits(bob.address)] == [made.tx_hash]
+    for bad in (0, -1):
+        with pytest.raises(InvalidInput, match=f"deposit amount must be positive; got {bad}"):
+            node.economy.balances.deposit(bob, bad)
+    assert node.economy.balances.get(bob.address).deposited == 3 * TOKEN
+    assert node.chain.token.balance_of(bob.address) == wallet - 3 * TOKEN
+
+
 def test_only_the_owner_prices_a_model(world: World) -> None:
     prices = world.node.economy.prices
     with pytest.raises(Forbidden, match="only the owner"):

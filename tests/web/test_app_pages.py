@@ -174,9 +174,9 @@ def test_the_builder_needs_a_session_and_labels_every_field(
 @pytest.mark.parametrize(
     ("price", "message"),
     [
-        ("abc", "price per call: 'abc' is not a number of CAIRN"),
-        ("-1", "price per call: amount '-1' must be positive with at most 18 decimals"),
-        ("0.0000000000000000001", "price per call: amount"),
+        ("abc", "price per call 'abc' is not a number"),
+        ("-1", "price per call '-1' must be zero or more with at most 18 decimals"),
+        ("0.0000000000000000001", "price per call '0.0000000000000000001' must be zero or more"),
     ],
 )
 def test_an_invalid_price_comes_back_with_the_message_and_registers_nothing(

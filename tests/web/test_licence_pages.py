@@ -194,7 +194,7 @@ def test_an_invalid_offer_is_refused_and_makes_nothing(
     world: World, signed_in: Callable[[str], httpx.Client]
 ) -> None:
     web = signed_in("alice")
-    for price, why in (("abc", "price: 'abc' is not a number of CAIRN"), ("-1", "price: amount")):
+    for price, why in (("abc", "price 'abc' is not a number"), ("-1", "price '-1' must be zero")):
         reply = follow(
             web,
             web.post(f"/assets/{world.dataset}/licences", data={"terms": "open", "price": price}),

@@ -105,7 +105,7 @@ def test_cards_show_real_figures_and_filters_exclude(
 
     bad = web.get("/?max_price=lots")
     assert bad.status_code == 400
-    assert "maximum price must be a number of tokens" in html.unescape(
+    assert "maximum price 'lots' is not a number" in html.unescape(
         by_testid(bad.text, "filter-error")
     )
     assert 'value="lots"' in bad.text and "Nothing matches" not in bad.text

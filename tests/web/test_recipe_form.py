@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cairn.core.recipe import RECIPES, Distributed
-from cairn.web.recipe_form import MARK, read_form, rewards, settings, to_units
+from cairn.web.recipe_form import MARK, read_form, rewards, settings
 
 
 def form(**values: str | list[str]) -> dict[str, list[str]]:
@@ -77,11 +77,19 @@ def test_errors_name_the_field_at_fault() -> None:
 
 
 def test_a_budget_is_whole_cairn() -> None:
-    assert to_units("1") == 10**18 and to_units("0.000000000000000001") == 1
-    for bad in ("abc", "-1", "0.0000000000000000001", "1e999999", "NaN"):
-        assert to_units(bad) is None
-    state = read_form(form(**BASE, **{"budget.max_tokens": "ten"}))
-    assert state.errors[0]["key"] == "budget.max_tokens" and "'ten'" in state.errors[0]["msg"]
+    for typed, smallest in (("1", 10**18), ("0.000000000000000001", 1), ("0", 0)):
+        recipe = read_form(form(**BASE, **{"budget.max_tokens": typed})).recipe
+        assert recipe is not None and recipe.budget.max_tokens == str(smallest), typed
+    for bad, why in (
+        ("ten", "budget 'ten' is not a number"),
+        ("NaN", "budget 'NaN' is not a number"),
+        ("-1", "budget '-1' must be zero or more with at most 18 decimals"),
+        ("0.0000000000000000001", "must be zero or more with at most 18 decimals"),
+        ("1e999999", "budget '1e999999' is too large"),
+    ):
+        state = read_form(form(**BASE, **{"budget.max_tokens": bad}))
+        assert state.recipe is None and state.errors[0]["key"] == "budget.max_tokens"
+        assert why in state.errors[0]["msg"], bad
 
 
 def test_no_dataset_blames_the_dataset_list() -> None:

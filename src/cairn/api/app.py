@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from cairn import __version__, web
+from cairn import __version__
 from cairn.api import docs, problems
 from cairn.api.background import lifespan_for
 from cairn.api.body_limit import BodyLimit
@@ -26,6 +26,7 @@ from cairn.api.routers import (
     uploads,
 )
 from cairn.node import Node
+from cairn.web import pages
 
 
 def create_app(node: Node, *, background: bool = True) -> FastAPI:
@@ -66,5 +67,5 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
     app.include_router(api)
     app.include_router(gateway.router)
     docs.install(app)
-    web.install(app)
+    pages.install(app)
     return app

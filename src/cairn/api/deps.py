@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cairn.core.errors import Unauthorized
 from cairn.node import Node
-from cairn.web.session import SESSION_COOKIE
+from cairn.web.csrf import SESSION_COOKIE
 
 _bearer = HTTPBearer(auto_error=False, description="A session token from POST /api/v1/auth/signin")
 

@@ -13,6 +13,9 @@ from starlette.routing import Match
 
 from cairn.core.errors import CairnError, ChainError
 from cairn.core.licensing import LicenceRequired
+from cairn.web.render import page, redirect
+from cairn.web.session import signin_redirect
+from cairn.web.viewer import SignInRequired
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -60,9 +63,6 @@ def _is_page_path(path: str) -> bool:
 
 
 def _page_error(request: Request, status: int, title: str, detail: str) -> Response:
-    from cairn.web.render import page
-    from cairn.web.session import SignInRequired, signin_redirect
-
     if isinstance(getattr(request.state, "error", None), SignInRequired):
         return signin_redirect(request.state.error)
     return page(request, "error.html", status=status, title=title, detail=detail)
@@ -72,8 +72,6 @@ def _form_refused(request: Request, detail: str) -> Response:
     """A form posted with a value its route cannot take: back to the page whose form sent it,
     with the message shown there (nothing was done). The error page when no page of this node
     that can be opened again sent it (a page that was itself the answer to a post cannot)."""
-    from cairn.web.render import redirect
-
     back = urlsplit(request.headers.get("referer", ""))
     same_node = back.scheme in ("http", "https") and back.netloc == request.url.netloc
     if request.method != "POST" or not same_node or not _opens(request, back.path):

@@ -17,6 +17,8 @@ from sqlalchemy import func, select
 from cairn.assets.market import MAX_LISTED, Listing, Market, json_part
 from cairn.assets.service import Asset, AssetService
 from cairn.chain.contracts import Chain
+from cairn.core.amounts import TOKEN
+from cairn.core.attribution import SCALE
 from cairn.core.errors import CairnError
 from cairn.core.settlement import RevenueNode, split_revenue
 from cairn.data.datasets import Dataset
@@ -30,7 +32,6 @@ LOG_CHUNK = 5_000  # blocks per eth_getLogs call, as the assets index reads them
 SHOWN_BATCHES = 50  # newest anchored batches listed
 SHOWN_VERSIONS = 50
 SHOWN_PROVIDERS = 12  # provider nodes drawn per job; the rest are summed into one
-ONE_TOKEN = 10**18  # the revenue split to show each payee's share
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,14 @@ class Contributor:
     """An account in a dataset version's attribution table."""
 
     account: str
-    weight: int  # parts of 10**18 of the dataset's data role
+    weight: int  # parts of SCALE (10**18) of the dataset's data role
     records: int  # its anchored records
     reviews: int  # its votes judged against a decision or a gold answer
 
     @property
     def share(self) -> float:
         """The weight as a fraction."""
-        return self.weight / ONE_TOKEN
+        return self.weight / SCALE
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,7 @@ class AssetDetails:
             for account, work in sorted(node.compute.accounts.items(), key=lambda kv: -kv[1])
         )
         try:
-            settlement = split_revenue({focus: ONE_TOKEN}, graph)
+            settlement = split_revenue({focus: TOKEN}, graph)  # each payee's share of a token
         except CairnError as exc:
             detail.lineage_error = f"revenue of asset {asset.asset_id} cannot be split: {exc}"
             return
@@ -305,7 +306,7 @@ class AssetDetails:
         detail.payees.extend(
             sorted(
                 (
-                    Payee(account, amount / ONE_TOKEN, tuple(sorted(reasons[account])))
+                    Payee(account, amount / TOKEN, tuple(sorted(reasons[account])))
                     for account, amount in settlement.payouts.items()
                 ),
                 key=lambda p: (-p.share, p.account.lower()),

@@ -11,7 +11,6 @@ listing page costs the same number of queries however many assets there are. It 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,7 +29,6 @@ from cairn.store.base import BlobStore
 
 KINDS = ("dataset", "model", "app")
 PRICE_CHOICES = ("free", "paid")
-TOKEN_DECIMALS = 18  # of the payment token: prices are typed in whole tokens
 MAX_LISTED = 1000  # assets a listing reads (AssetService.list's own cap)
 # Held-out metrics in the order one is chosen to stand for a model's quality, and whether a
 # higher value is better (`finish_job` stores what `cairn.train.inner.evaluate` measured).
@@ -120,7 +118,9 @@ class MarketFilter:
             licence=(licence or "").strip(),
             task=(task or "").strip().lower(),
             price=price,
-            max_price=parse_tokens(max_price, "maximum price") if max_price else None,
+            max_price=parse_units(max_price, what="maximum price", zero=True)
+            if max_price
+            else None,
         )
 
     @property
@@ -148,22 +148,6 @@ class MarketFilter:
         if self.price == "paid" and listing.price.free:
             return False
         return self.max_price is None or listing.price.amount <= self.max_price
-
-
-def parse_tokens(text: str, what: str) -> int:
-    """A whole-token amount typed by a person ("0.5") in the token's smallest unit."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise InvalidInput(f"{what} must be a number of tokens such as 0.5; got {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidInput(f"{what} must be zero or more tokens; got {text!r}")
-    if value == 0:
-        return 0
-    try:
-        return parse_units(text.strip(), TOKEN_DECIMALS)
-    except InvalidInput as exc:
-        raise InvalidInput(f"{what}: {exc.message}") from None
 
 
 def model_quality(metrics: dict[str, Any]) -> Quality | None:

@@ -49,7 +49,7 @@ def create(
     with client(node_url) as api:
         api.sign_in(account)
         token = api.chain()["token"]
-        amount = 0 if price.strip() in ("0", "0.0") else parse_units(price, int(token["decimals"]))
+        amount = parse_units(price, int(token["decimals"]), zero=True)
         body: dict[str, Any] = {
             "model": model,
             "system_prompt": prompt,

@@ -17,10 +17,6 @@ app = typer.Typer(
 Sender = Annotated[str, typer.Option("--from", help="Your account: address or label")]
 
 
-def _amount(text: str, decimals: int) -> int:
-    return 0 if text.strip() in ("0", "0.0") else parse_units(text, decimals)
-
-
 def _show(b: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
     d, symbol = int(token["decimals"]), token["symbol"]
     state = "open" if b["open"] else "closed"
@@ -57,9 +53,9 @@ def open_(
             bounty = api.open_bounty(
                 account,
                 dataset_id,
-                budget=_amount(budget, d),
-                per_record=_amount(per_record, d),
-                per_review=_amount(per_review, d),
+                budget=parse_units(budget, d),
+                per_record=parse_units(per_record, d, zero=True),
+                per_review=parse_units(per_review, d, zero=True),
             )
     fields(f"Bounty {bounty['bounty_id']}", _show(bounty, token))
 
@@ -129,7 +125,7 @@ def top_up(
     account = unlock(data_dir, sender)
     with client(node_url) as api:
         token = api.chain()["token"]
-        b = api.top_up_bounty(account, bounty_id, _amount(amount, int(token["decimals"])))
+        b = api.top_up_bounty(account, bounty_id, parse_units(amount, int(token["decimals"])))
     fields(f"Bounty {bounty_id}", _show(b, token))
 
 

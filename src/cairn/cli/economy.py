@@ -99,7 +99,7 @@ def balance_show(
         b = api.request("GET", f"/prepaid/{address}")
     fields(
         f"Prepaid balance of {address} (CAIRN)",
-        {k: units(b[k], 18) for k in ("available", "deposited", "spent", "held")},
+        {k: units(b[k]) for k in ("available", "deposited", "spent", "held")},
     )
 
 
@@ -111,14 +111,14 @@ def balance_deposit(
     node_url: NodeUrl = None,
 ) -> None:
     """Send tokens to the gateway's treasury from your account (signed here, relayed)."""
-    value = parse_units(amount, 18)
+    value = parse_units(amount)
     signer = unlock(data_dir, account)
     with client(node_url) as api:
         treasury = api.request("GET", "/prepaid")["treasury"]
         tx = api.transfer_tokens(signer, treasury, value)
         b = api.request("GET", f"/prepaid/{signer.address}")
     console.print(f"deposited {amount} CAIRN in {tx['tx_hash']}")
-    console.print(f"available: {units(b['available'], 18)} CAIRN")
+    console.print(f"available: {units(b['available'])} CAIRN")
 
 
 def price(
@@ -133,19 +133,19 @@ def price(
     # no other command needs (MAX_PRICE belongs beside MAX_AMOUNT, in cairn.core.amounts).
     from cairn.economy.metering import MAX_PRICE
 
-    most = units(MAX_PRICE, 18)  # the node's limit, said in the CAIRN this command takes
+    most = units(MAX_PRICE)  # the node's limit, said in the CAIRN this command takes
     try:
         too_large = Decimal(amount.strip()) > Decimal(most)
     except InvalidOperation:  # not a number: parse_units says so
         too_large = False
     if too_large:
         raise InvalidInput(f"price {amount} is too large: at most {most} CAIRN per 1,000 tokens")
-    value = 0 if amount.strip() in ("0", "0.0") else parse_units(amount, 18)
+    value = parse_units(amount, zero=True)
     signer = unlock(data_dir, account)
     with client(node_url) as api:
         api.sign_in(signer)
         api.request("PUT", f"/models/{model}/price", json={"price_per_1k": str(value)})
-    console.print(f"model {model} costs {units(value, 18)} CAIRN per 1,000 tokens")
+    console.print(f"model {model} costs {units(value)} CAIRN per 1,000 tokens")
 
 
 def settle(
@@ -169,7 +169,7 @@ def settle(
         f"Epoch {e['epoch'] if e['epoch'] is not None else '(no revenue)'}",
         {
             "status": e["status"],
-            "revenue (CAIRN)": units(e["revenue"], 18),
+            "revenue (CAIRN)": units(e["revenue"]),
             "receipts": e["receipts"],
             "root": e["root"] or "-",
             "settlement": e["settlement_cid"],
@@ -210,13 +210,13 @@ def earnings(who: Who = None, data_dir: DataDir = None, node_url: NodeUrl = None
                             line.get("source_name") or line["source"],
                             line.get("via_name") or line["via"],
                             why,
-                            units(line["amount"], 18),
+                            units(line["amount"]),
                             "yes" if e["claimed"] else "no",
                         ]
                     )
     columns = ["account", "epoch", "model", "through", "role", "CAIRN", "claimed"]
     table("Earnings", columns, rows)
-    console.print(f"unclaimed: {units(unclaimed, 18)} CAIRN")
+    console.print(f"unclaimed: {units(unclaimed)} CAIRN")
 
 
 def claim(who: Who = None, data_dir: DataDir = None, node_url: NodeUrl = None) -> None:
@@ -229,10 +229,10 @@ def claim(who: Who = None, data_dir: DataDir = None, node_url: NodeUrl = None) -
                 continue
             result = api.request("POST", "/claims", json={"account": address})
             for c in result["claims"]:
-                rows.append([name, c["epoch"], units(c["amount"], 18), c["tx_hash"]])
+                rows.append([name, c["epoch"], units(c["amount"]), c["tx_hash"]])
                 total += int(c["amount"])
     if not rows:
         console.print("nothing to claim")
         return
     table("Claimed", ["account", "epoch", "CAIRN", "tx"], rows)
-    console.print(f"total: {units(total, 18)} CAIRN")
+    console.print(f"total: {units(total)} CAIRN")

@@ -80,7 +80,7 @@ def offer(
     account = unlock(data_dir, sender)
     with client(node_url) as api:
         decimals, symbol = _token(api)
-        amount = 0 if price.strip() in ("0", "0.0") else parse_units(price, decimals)
+        amount = parse_units(price, decimals, zero=True)
         made = api.offer_licence(
             account,
             asset_id,

@@ -93,7 +93,7 @@ def _show(recipe: Recipe, title: str) -> None:
     }.get(dist.aggregation, dist.aggregation)
     items["round timeout"] = f"{dist.round_timeout_s} s"
     budget = recipe.budget
-    paid = f"{units(budget.max_tokens, 18)} CAIRN" if budget.max_tokens != "0" else "unpaid"
+    paid = f"{units(budget.max_tokens)} CAIRN" if budget.max_tokens != "0" else "unpaid"
     items["budget"] = f"{paid}, at most {budget.max_seconds} s"
     # names and descriptions are the user's text: never Rich markup
     fields(title, items)

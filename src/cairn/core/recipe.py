@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from cairn.core.amounts import MAX_AMOUNT
 from cairn.core.cid import CID
 from cairn.core.data_policy import Policy
 from cairn.core.errors import InvalidInput
@@ -44,7 +45,6 @@ BUILTIN_REWARDS: tuple[str, ...] = get_args(RewardName)
 BASE_MODELS = ("SmolLM2-135M-Instruct", "all-MiniLM-L6-v2")  # registered on every new node
 MAX_RECIPE_BYTES = 65_536  # a recipe is a page of settings; anything far larger is a mistake
 _MAX_SEED = 2**32 - 1
-_MAX_UINT256 = 2**256 - 1
 
 
 class RecipeError(InvalidInput):
@@ -500,7 +500,7 @@ class Budget(RecipePart):
     @classmethod
     def _uint256(cls, value: str) -> str:
         amount = int(value)
-        if amount > _MAX_UINT256:
+        if amount > MAX_AMOUNT:
             raise ValueError("must fit in 256 bits")
         return str(amount)  # one spelling per amount: no leading zeros
 

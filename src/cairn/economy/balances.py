@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -62,6 +63,14 @@ class Balance:
             "held": str(self.held),
             "available": str(self.available),
         }
+
+
+@dataclass(frozen=True)
+class Deposited:
+    """A deposit the node sent for an account whose key it holds, and the balance after it."""
+
+    tx_hash: str
+    balance: Balance
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,15 @@ class Balances:
             return kept
         newest = max(int(log["blockNumber"]) for log in waiting)
         return min(tip, backend.wait_durable(newest, DURABLE_WAIT))
+
+    def deposit(self, sender: LocalAccount, amount: int) -> Deposited:
+        """Send `amount` (smallest units) of `sender`'s tokens to the treasury, as a wallet's own
+        transfer does, and credit it: what the API's and the pages' deposits both do."""
+        if amount <= 0:
+            raise InvalidInput(f"deposit amount must be positive; got {amount}")
+        receipt = self.chain.token.transfer(sender, self.treasury, amount)
+        tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+        return Deposited(tx_hash, self.get(sender.address))
 
     def get(self, account: str) -> Balance:
         """`account`'s balance, after crediting new deposits."""

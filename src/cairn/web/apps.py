@@ -18,6 +18,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
+from cairn.api.deps import NodeDep, get_node
+from cairn.core.amounts import parse_units
 from cairn.core.errors import CairnError, InvalidInput
 from cairn.core.ids import StoredId
 from cairn.core.licensing import LicenceRequired
@@ -25,7 +27,6 @@ from cairn.node import Node
 from cairn.serve.app_spec import DEFAULT_SPLIT, MAX_PROMPT, MAX_TOP_K, AppSpec, Retrieval
 from cairn.serve.prices import CallPrice
 from cairn.serve.retrieval import augment_messages
-from cairn.web.licences import token_amount
 from cairn.web.market import account_names
 from cairn.web.playground import (
     ROLES,
@@ -37,7 +38,7 @@ from cairn.web.playground import (
     served_models,
 )
 from cairn.web.render import page, redirect
-from cairn.web.session import MaybeViewer, Viewer, ViewerDep, viewer_of
+from cairn.web.viewer import MaybeViewer, Viewer, ViewerDep, fresh_viewer
 
 router = APIRouter()
 
@@ -60,11 +61,6 @@ class AppForm(BaseModel):
     action: str = Field("try", max_length=10)  # try or publish
 
 
-def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
-
-
 def spec_of(node: Node, form: AppForm, builder: str) -> AppSpec:
     """The spec the form describes; with a dataset, its newest version's index (built once)."""
     if not form.model.strip().isdigit():
@@ -74,7 +70,7 @@ def spec_of(node: Node, form: AppForm, builder: str) -> AppSpec:
         system_prompt=form.system_prompt,
         temperature=form_number(form.temperature, "temperature", float),
         max_tokens=form_number(form.max_tokens, "max answer tokens", int),
-        price_per_call=token_amount(form.price, "price per call"),
+        price_per_call=parse_units(form.price, what="price per call", zero=True),
     )
     if not form.dataset.strip():
         return spec
@@ -107,21 +103,12 @@ def retrievable(node: Node) -> list[dict[str, Any]]:
     return out
 
 
-def _fresh_viewer(request: Request, viewer: Viewer | None) -> Viewer | None:
-    """The viewer after this request's writes: a call spent prepaid tokens, so the header
-    shows the balance after it."""
-    if request.method == "POST" and hasattr(request.state, "viewer"):
-        del request.state.viewer
-    return viewer_of(request) if viewer is not None else None
-
-
 # -- the list -------------------------------------------------------------------------------
 
 
 @router.get("/apps", response_class=HTMLResponse)
-def apps_page(request: Request, viewer: MaybeViewer) -> HTMLResponse:
+def apps_page(request: Request, node: NodeDep, viewer: MaybeViewer) -> HTMLResponse:
     """Every app on this node, newest first."""
-    node = _node(request)
     assets = {str(a.asset_id): a.name for a in node.assets.list(limit=1000)}
     return page(
         request,
@@ -139,8 +126,8 @@ def apps_page(request: Request, viewer: MaybeViewer) -> HTMLResponse:
 def _builder(
     request: Request, viewer: Viewer, form: AppForm, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    node = _node(request)
-    fresh = _fresh_viewer(request, viewer)
+    node = get_node(request)
+    fresh = fresh_viewer(request, viewer)  # a try spent prepaid tokens
     return page(
         request,
         "app_builder.html",
@@ -176,10 +163,9 @@ def builder(
 
 @router.post("/apps/new", response_model=None)
 def build(
-    request: Request, viewer: ViewerDep, form: Annotated[AppForm, Form()]
+    request: Request, node: NodeDep, viewer: ViewerDep, form: Annotated[AppForm, Form()]
 ) -> HTMLResponse | RedirectResponse:
     """Try the spec with one question, or publish it; a refused form registers nothing."""
-    node = _node(request)
     if form.action == "publish":
         try:
             if not form.name.strip():
@@ -233,9 +219,9 @@ def build(
 def _app(
     request: Request, viewer: Viewer | None, app_id: int, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    node = _node(request)
+    node = get_node(request)
     asset, spec = node.apps.spec(app_id)
-    fresh = _fresh_viewer(request, viewer)
+    fresh = fresh_viewer(request, viewer)  # a chat spent prepaid tokens
     model = node.assets.get(spec.model)
     dataset, version = None, None
     if spec.retrieval is not None:
@@ -275,6 +261,7 @@ def app_page(request: Request, viewer: MaybeViewer, app_id: StoredId) -> HTMLRes
 @router.post("/apps/{app_id}/chat", response_class=HTMLResponse)
 def chat(
     request: Request,
+    node: NodeDep,
     viewer: ViewerDep,
     app_id: StoredId,
     message: Annotated[str, Form(max_length=20_000)] = "",
@@ -282,7 +269,6 @@ def chat(
     content: Annotated[list[str] | None, Form()] = None,
 ) -> HTMLResponse:
     """Send the next message to the app; the answer is charged its price per call."""
-    node = _node(request)
     history = conversation(role or [], content or [])
     if not message.strip():
         return _app(

@@ -6,22 +6,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import RedirectResponse
 
+from cairn.api.deps import NodeDep
+from cairn.core.amounts import TOKEN_DECIMALS, parse_units
 from cairn.core.errors import CairnError
 from cairn.core.ids import StoredId
-from cairn.node import Node
-from cairn.web.licences import token_amount
-from cairn.web.render import TOKEN_DECIMALS, redirect, units
-from cairn.web.session import ViewerDep
+from cairn.web.render import redirect, units
+from cairn.web.viewer import ViewerDep
 
 router = APIRouter()
 
 
 @router.post("/datasets/{dataset_id}/bounties")
 def open_bounty(
-    request: Request,
+    node: NodeDep,
     dataset_id: StoredId,
     viewer: ViewerDep,
     budget: Annotated[str, Form()],
@@ -29,15 +29,14 @@ def open_bounty(
     per_review: Annotated[str, Form()] = "0",
 ) -> RedirectResponse:
     """Escrow a budget that pays per accepted record and per useful review."""
-    node: Node = request.app.state.node
     back = f"/assets/{dataset_id}"
     try:
         bounty = node.economy.bounties.open(
             node.signers.get(viewer.address),
             dataset_id,
-            budget=token_amount(budget, "budget"),
-            per_record=token_amount(per_record, "per record"),
-            per_review=token_amount(per_review, "per review"),
+            budget=parse_units(budget, what="budget", zero=True),
+            per_record=parse_units(per_record, what="per record", zero=True),
+            per_review=parse_units(per_review, what="per review", zero=True),
         )
     except CairnError as exc:
         return redirect(back, f"No paid task was opened: {exc.message}")
@@ -45,9 +44,8 @@ def open_bounty(
 
 
 @router.post("/bounties/{bounty_id}/close")
-def close_bounty(request: Request, bounty_id: StoredId, viewer: ViewerDep) -> RedirectResponse:
+def close_bounty(node: NodeDep, bounty_id: StoredId, viewer: ViewerDep) -> RedirectResponse:
     """Close a bounty; what is left goes back to its funder."""
-    node: Node = request.app.state.node
     back = f"/assets/{node.economy.bounties.get(bounty_id)['dataset_id']}"
     try:
         closed = node.economy.bounties.close(node.signers.get(viewer.address), bounty_id)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from cairn.api.deps import NodeDep
 from cairn.compute.estimate import ASSUMPTIONS, estimate_run
 from cairn.compute.inputs import TASK
 from cairn.compute.jobs import ACTIVE
@@ -27,16 +28,11 @@ from cairn.web.charts import Chart, Series, line_chart
 from cairn.web.market import account_names
 from cairn.web.recipe_form import MARK, FormState, read_form, rewards, settings
 from cairn.web.render import count, page, redirect, short
-from cairn.web.session import MaybeViewer, Viewer, ViewerDep
+from cairn.web.viewer import MaybeViewer, Viewer, ViewerDep
 
 router = APIRouter()
 ENDED = ("finished", "failed", "cancelled")
 LOG_LINES = 60  # the newest events the job page shows
-
-
-def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
 
 
 # -- the builder ------------------------------------------------------------------------------
@@ -170,25 +166,26 @@ async def _form_values(request: Request) -> dict[str, list[str]]:
 
 
 @router.get("/build", response_class=HTMLResponse)
-async def build_page(request: Request, viewer: MaybeViewer) -> HTMLResponse:
+async def build_page(request: Request, node: NodeDep, viewer: MaybeViewer) -> HTMLResponse:
     """The model builder: choose a base model, data, method and settings; see the recipe."""
     values = await _form_values(request)
-    context = await run_in_threadpool(_build_context, _node(request), values)
+    context = await run_in_threadpool(_build_context, node, values)
     return page(request, "build.html", **context)
 
 
 @router.api_route("/build/preview", methods=["GET", "POST"], response_class=HTMLResponse)
-async def build_preview(request: Request, viewer: MaybeViewer) -> HTMLResponse:
+async def build_preview(request: Request, node: NodeDep, viewer: MaybeViewer) -> HTMLResponse:
     """The recipe YAML and cost estimate for the form's values (an HTML fragment)."""
     values = await _form_values(request)
-    context = await run_in_threadpool(_build_context, _node(request), values)
+    context = await run_in_threadpool(_build_context, node, values)
     return page(request, "build_preview.html", **context)
 
 
 @router.post("/build", response_model=None)
-async def launch(request: Request, viewer: ViewerDep) -> HTMLResponse | RedirectResponse:
+async def launch(
+    request: Request, node: NodeDep, viewer: ViewerDep
+) -> HTMLResponse | RedirectResponse:
     """Start the job the form describes; invalid settings show the validator's message."""
-    node = _node(request)
     values = await _form_values(request)
     context = await run_in_threadpool(_build_context, node, values)
     state: FormState = context["state"]
@@ -210,21 +207,22 @@ async def launch(request: Request, viewer: ViewerDep) -> HTMLResponse | Redirect
 
 
 @router.get("/jobs", response_class=HTMLResponse)
-def jobs_page(request: Request, viewer: MaybeViewer, builder: str | None = None) -> HTMLResponse:
+def jobs_page(
+    request: Request, node: NodeDep, viewer: MaybeViewer, builder: str | None = None
+) -> HTMLResponse:
     """Every training job, newest first (one builder's with ?builder=)."""
     return page(
         request,
         "jobs.html",
         title="Training jobs",
-        jobs=_node(request).jobs.list_jobs(builder),
+        jobs=node.jobs.list_jobs(builder),
         builder=builder,
     )
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: str, viewer: MaybeViewer) -> HTMLResponse:
+def job_page(request: Request, node: NodeDep, job_id: str, viewer: MaybeViewer) -> HTMLResponse:
     """A job: its recipe, and a live part with its progress, curves, logs and model."""
-    node = _node(request)
     job = node.jobs.get(job_id)
     names = {}
     for asset_id in [job["base_asset"], *(d["dataset"] for d in job["datasets"])]:
@@ -243,16 +241,14 @@ def job_page(request: Request, job_id: str, viewer: MaybeViewer) -> HTMLResponse
 
 
 @router.get("/jobs/{job_id}/live", response_class=HTMLResponse)
-def job_live(request: Request, job_id: str, viewer: MaybeViewer) -> HTMLResponse:
+def job_live(request: Request, node: NodeDep, job_id: str, viewer: MaybeViewer) -> HTMLResponse:
     """The live part of a job's page (an HTML fragment); it carries data-done once the job ends."""
-    node = _node(request)
     return page(request, "job_live.html", **live_context(node, node.jobs.get(job_id), viewer))
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(request: Request, job_id: str, viewer: ViewerDep) -> RedirectResponse:
+def cancel_job(request: Request, node: NodeDep, job_id: str, viewer: ViewerDep) -> RedirectResponse:
     """Stop a running job (its builder only); the budget comes back when the node holds the key."""
-    node = _node(request)
     job = node.jobs.cancel(job_id, viewer.address, node.signers.find(viewer.address))
     refund = job["payouts"].get("refund")
     note = " Its budget was returned to you." if refund and int(refund) > 0 else ""

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData, UploadFile
 
+from cairn.api.deps import NodeDep
 from cairn.core.attribution import SCALE
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import CairnError, InvalidInput, Unauthorized
@@ -27,7 +28,7 @@ from cairn.data.datasets import Dataset
 from cairn.data.signing import records_root, sign_contribution, upload_lines
 from cairn.node import Node
 from cairn.web.render import page
-from cairn.web.session import Viewer, ViewerDep
+from cairn.web.viewer import Viewer, ViewerDep
 
 router = APIRouter()
 
@@ -196,7 +197,7 @@ def attribution_share(node: Node, dataset_id: int, address: str) -> dict[str, An
     if not versions:
         return None
     newest = versions[0]
-    table = node.store.get_json(newest["attribution_cid"])
+    table = node.data.anchoring.attribution_of(dataset_id, newest["version"])
     weight = sum(
         int(e["weight"]) for e in table["entries"] if e["account"].lower() == address.lower()
     )
@@ -239,9 +240,8 @@ PostedForm = Annotated[FormData, Depends(posted_form)]
 
 
 @router.get("/contribute", response_class=HTMLResponse)
-def contribute_index(request: Request) -> HTMLResponse:
+def contribute_index(request: Request, node: NodeDep) -> HTMLResponse:
     """Every dataset open to contributions, with the shape of its records and its counts."""
-    node: Node = request.app.state.node
     rows = []
     for dataset in node.data.datasets.list():
         fields = form_fields(dataset.spec)
@@ -283,9 +283,10 @@ def _contribute_page(
 
 
 @router.get("/datasets/{dataset_id}/contribute", response_class=HTMLResponse)
-def contribute_page(request: Request, dataset_id: StoredId, viewer: ViewerDep) -> HTMLResponse:
+def contribute_page(
+    request: Request, node: NodeDep, dataset_id: StoredId, viewer: ViewerDep
+) -> HTMLResponse:
     """Upload a JSONL file or fill in a record; see your records and standing."""
-    node: Node = request.app.state.node
     return _contribute_page(request, node, viewer, node.data.datasets.get(dataset_id))
 
 
@@ -311,10 +312,9 @@ def _signed_upload(
 
 @router.post("/datasets/{dataset_id}/contribute", response_class=HTMLResponse)
 def contribute_post(
-    request: Request, dataset_id: StoredId, viewer: ViewerDep, form: PostedForm
+    request: Request, node: NodeDep, dataset_id: StoredId, viewer: ViewerDep, form: PostedForm
 ) -> HTMLResponse:
     """Sign and send an upload (a file or one record); show every record's verdict."""
-    node: Node = request.app.state.node
     dataset = node.data.datasets.get(dataset_id)
     fields = form_fields(dataset.spec)
     source = form.get("source")

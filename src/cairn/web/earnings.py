@@ -13,21 +13,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from cairn.api.deps import NodeDep, get_node
+from cairn.core.amounts import TOKEN_DECIMALS
 from cairn.core.errors import Forbidden
 from cairn.core.evm import checksum
 from cairn.node import Node
 from cairn.web.playground import deposit_context
 from cairn.web.render import page, redirect, units
-from cairn.web.session import Viewer, ViewerDep
+from cairn.web.viewer import Viewer, ViewerDep
 
 router = APIRouter()
 
 RECEIPTS_SHOWN = 25  # newest usage receipts on the page
-
-
-def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
 
 
 def _is_operator(node: Node, viewer: Viewer) -> bool:
@@ -35,7 +32,7 @@ def _is_operator(node: Node, viewer: Viewer) -> bool:
 
 
 def _render(request: Request, viewer: Viewer, *, status: int = 200, **context: Any) -> HTMLResponse:
-    node = _node(request)
+    node = get_node(request)
     address = viewer.address
     epochs = node.economy.epochs.earnings(address)
     # the same totals GET /api/v1/earnings/{account} reports
@@ -76,42 +73,44 @@ def earnings(request: Request, viewer: ViewerDep) -> HTMLResponse:
 
 
 @router.post("/earnings/claim")
-def claim(request: Request, viewer: ViewerDep) -> RedirectResponse:
+def claim(node: NodeDep, viewer: ViewerDep) -> RedirectResponse:
     """Claim every funded payout of the signed-in account (the gateway sends the claims; the
     tokens always go to the account)."""
-    paid = _node(request).economy.epochs.claim(viewer.address)
+    paid = node.economy.epochs.claim(viewer.address)
     if not paid:
         return redirect("/earnings", "Nothing to claim: every funded epoch is already paid.")
     total = sum(int(p["amount"]) for p in paid)
     numbers = ", ".join(str(p["epoch"]) for p in paid)
     return redirect(
         "/earnings",
-        f"Claimed {units(total, 18)} CAIRN from epoch{'s' if len(paid) > 1 else ''} {numbers}; "
+        f"Claimed {units(total, TOKEN_DECIMALS)} CAIRN from epoch{'s' if len(paid) > 1 else ''} {numbers}; "
         "it is in your wallet.",
     )
 
 
 @router.post("/earnings/keys", response_class=HTMLResponse)
 def create_key(
-    request: Request, viewer: ViewerDep, name: Annotated[str, Form(max_length=100)] = ""
+    request: Request,
+    node: NodeDep,
+    viewer: ViewerDep,
+    name: Annotated[str, Form(max_length=100)] = "",
 ) -> HTMLResponse:
     """Create an API key; its secret is shown on this answer only."""
-    key, secret = _node(request).economy.keys.create(viewer.address, name)
+    key, secret = node.economy.keys.create(viewer.address, name)
     return _render(request, viewer, status=201, new_key=key, secret=secret)
 
 
 @router.post("/earnings/keys/{key_id}/revoke")
-def revoke_key(request: Request, viewer: ViewerDep, key_id: str) -> RedirectResponse:
+def revoke_key(node: NodeDep, viewer: ViewerDep, key_id: str) -> RedirectResponse:
     """Revoke one of the signed-in account's keys: it stops working at once."""
-    key = _node(request).economy.keys.revoke(viewer.address, key_id)
+    key = node.economy.keys.revoke(viewer.address, key_id)
     label = f" ({key.name})" if key.name else ""
     return redirect("/earnings#keys", f"Revoked API key {key.key_id}{label}.")
 
 
 @router.post("/earnings/settle")
-def settle(request: Request, viewer: ViewerDep) -> RedirectResponse:
+def settle(node: NodeDep, viewer: ViewerDep) -> RedirectResponse:
     """Close an epoch now (the node's operator only), as POST /api/v1/epochs/settle does."""
-    node = _node(request)
     if not _is_operator(node, viewer):
         raise Forbidden(
             f"only the node's operator ({node.operator.address}) settles epochs by hand"
@@ -121,5 +120,5 @@ def settle(request: Request, viewer: ViewerDep) -> RedirectResponse:
         return redirect("/earnings", "Nothing to settle: no new usage since the last epoch.")
     return redirect(
         "/earnings",
-        f"Settled epoch {result.get('epoch')}: revenue {units(result.get('revenue'), 18)} CAIRN.",
+        f"Settled epoch {result.get('epoch')}: revenue {units(result.get('revenue'), TOKEN_DECIMALS)} CAIRN.",
     )

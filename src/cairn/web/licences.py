@@ -12,20 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
+from cairn.api.deps import NodeDep, get_node
 from cairn.assets.service import Asset
-from cairn.core.amounts import parse_units
-from cairn.core.errors import CairnError, InvalidInput
+from cairn.core.amounts import TOKEN_DECIMALS, parse_units
+from cairn.core.errors import CairnError
 from cairn.core.ids import StoredId
 from cairn.core.licensing import TERMS_TEXT, Offer, Terms
-from cairn.node import Node
-from cairn.web.render import TOKEN_DECIMALS, redirect, units
-from cairn.web.session import ViewerDep, viewer_of
+from cairn.web.render import redirect, units
+from cairn.web.viewer import ViewerDep, viewer_of
 
 router = APIRouter()
 
@@ -80,7 +79,7 @@ class LicencePanel:
 
 def licence_panel(request: Request, asset: Asset) -> LicencePanel:
     """The asset's offers and the signed-in account's holdings of them."""
-    node: Node = request.app.state.node
+    node = get_node(request)
     viewer = viewer_of(request)
     offers = node.licences.offers(asset.asset_id)
     holdings = []
@@ -101,33 +100,13 @@ def licence_panel(request: Request, asset: Asset) -> LicencePanel:
     )
 
 
-def token_amount(text: str, what: str) -> int:
-    """A decimal token amount typed in a form ('2.5', '0') in the token's smallest unit."""
-    text = text.strip()
-    try:
-        zero = Decimal(text) == 0
-    except InvalidOperation:
-        raise InvalidInput(f"{what}: {text!r} is not a number of CAIRN") from None
-    if zero:
-        return 0
-    try:
-        return parse_units(text, TOKEN_DECIMALS)
-    except InvalidInput as exc:
-        raise InvalidInput(f"{what}: {exc.message}") from None
-
-
-def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
-
-
 def _back(asset_id: int) -> str:
     return f"/assets/{asset_id}#licences"
 
 
 @router.post("/assets/{asset_id}/licences")
 def make_offer(
-    request: Request,
+    node: NodeDep,
     viewer: ViewerDep,
     asset_id: StoredId,
     terms: Annotated[str, Form(max_length=40)],
@@ -137,12 +116,11 @@ def make_offer(
     transferable: Annotated[bool, Form()] = False,
 ) -> RedirectResponse:
     """Offer licences to an asset the signed-in account owns."""
-    node = _node(request)
     try:
         offer = node.licences.offer(
             node.signers.get(viewer.address),
             asset_id,
-            price=token_amount(price, "price"),
+            price=parse_units(price, what="price", zero=True),
             terms=terms,
             max_copies=max_copies,
             duration=duration_days * DAY,
@@ -150,22 +128,25 @@ def make_offer(
         )
     except CairnError as exc:
         return redirect(_back(asset_id), f"No offer was made: {exc.message}")
-    cost = "free" if offer["price"] == "0" else f"{units(offer['price'], 18)} CAIRN"
+    cost = "free" if offer["price"] == "0" else f"{units(offer['price'], TOKEN_DECIMALS)} CAIRN"
     return redirect(
         _back(asset_id), f"Offered licence {offer['offer_id']} ({offer['terms']}, {cost})."
     )
 
 
 @router.post("/licences/{offer_id}/buy")
-def buy(request: Request, viewer: ViewerDep, offer_id: StoredId) -> RedirectResponse:
+def buy(node: NodeDep, viewer: ViewerDep, offer_id: StoredId) -> RedirectResponse:
     """Buy one copy of a licence with the signed-in account's wallet, paying its price."""
-    node = _node(request)
     offer = node.licences.get(offer_id)
     try:
         bought = node.licences.buy(node.signers.get(viewer.address), offer_id)
     except CairnError as exc:
         return redirect(_back(offer.asset_id), f"Licence {offer_id} was not bought: {exc.message}")
-    paid = "for free" if bought["paid"] == "0" else f"for {units(bought['paid'], 18)} CAIRN"
+    paid = (
+        "for free"
+        if bought["paid"] == "0"
+        else f"for {units(bought['paid'], TOKEN_DECIMALS)} CAIRN"
+    )
     return redirect(
         _back(offer.asset_id),
         f"Bought licence {offer_id} ({offer.terms.label}) {paid} (tx {bought['tx_hash']}).",
@@ -174,13 +155,12 @@ def buy(request: Request, viewer: ViewerDep, offer_id: StoredId) -> RedirectResp
 
 @router.post("/licences/{offer_id}/active")
 def set_active(
-    request: Request,
+    node: NodeDep,
     viewer: ViewerDep,
     offer_id: StoredId,
     active: Annotated[bool, Form()],
 ) -> RedirectResponse:
     """Withdraw an offer from sale, or offer it again (the asset's owner)."""
-    node = _node(request)
     offer = node.licences.get(offer_id)
     try:
         node.licences.set_active(node.signers.get(viewer.address), offer_id, active)

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from cairn.api.deps import NodeDep
 from cairn.assets.detail import AssetDetails
 from cairn.assets.market import KINDS, Market, MarketFilter
 from cairn.core.errors import InvalidInput
@@ -22,7 +23,7 @@ from cairn.node import Node
 from cairn.web.licences import licence_panel
 from cairn.web.lineage import href_of, lineage_svg, reading_order
 from cairn.web.render import page
-from cairn.web.session import MaybeViewer
+from cairn.web.viewer import MaybeViewer
 
 router = APIRouter()
 
@@ -41,6 +42,7 @@ def account_names(node: Node) -> dict[str, str]:
 @router.get("/", response_class=HTMLResponse)
 def marketplace(
     request: Request,
+    node: NodeDep,
     q: Text = None,
     kind: Text = None,
     licence: Text = None,
@@ -49,7 +51,6 @@ def marketplace(
     max_price: Text = None,
 ) -> HTMLResponse:
     """Datasets, models and apps, searchable and filtered by kind, licence, task and price."""
-    node: Node = request.app.state.node
     market = _market(node)
     form = {
         "q": q or "",
@@ -82,9 +83,8 @@ def marketplace(
 
 
 @router.get("/assets/{asset_id}", response_class=HTMLResponse)
-def asset_page(request: Request, asset_id: StoredId) -> HTMLResponse:
+def asset_page(request: Request, node: NodeDep, asset_id: StoredId) -> HTMLResponse:
     """One asset: what it is, its versions, its identity on chain, its lineage and its payees."""
-    node: Node = request.app.state.node
     details = AssetDetails(
         node.db,
         node.store,
@@ -130,10 +130,11 @@ def asset_page(request: Request, asset_id: StoredId) -> HTMLResponse:
 
 
 @router.get("/datasets/{dataset_id}/records.jsonl")
-def download_records(request: Request, dataset_id: StoredId, viewer: MaybeViewer) -> Response:
+def download_records(
+    request: Request, node: NodeDep, dataset_id: StoredId, viewer: MaybeViewer
+) -> Response:
     """The newest version's records for the signed-in viewer (a licensed dataset needs a
     licence held by the viewer: the error page says which to buy)."""
-    node: Node = request.app.state.node
     node.licences.require(Use.EXPORT, dataset_id, viewer.address if viewer else None)
     data = node.data.export(dataset_id, "jsonl", None)
     return Response(

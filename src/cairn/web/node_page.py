@@ -7,16 +7,15 @@ from html import escape
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from cairn.node import Node
+from cairn.api.deps import NodeDep
 from cairn.web.render import page
 
 router = APIRouter()
 
 
 @router.get("/node", response_class=HTMLResponse)
-def node_info(request: Request) -> HTMLResponse:
+def node_info(request: Request, node: NodeDep) -> HTMLResponse:
     """The node's own facts."""
-    node: Node = request.app.state.node
     return page(
         request,
         "node.html",
@@ -32,9 +31,8 @@ def node_info(request: Request) -> HTMLResponse:
 
 
 @router.get("/demo-status", response_class=HTMLResponse)
-def demo_status(request: Request) -> HTMLResponse:
+def demo_status(request: Request, node: NodeDep) -> HTMLResponse:
     """What seeding the demo community is doing, as a fragment for the banner."""
-    node: Node = request.app.state.node
     if node.demo_status:
         return HTMLResponse(escape(node.demo_status))
     return HTMLResponse(

@@ -16,13 +16,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from cairn.core.amounts import parse_units
+from cairn.api.deps import NodeDep, get_node
+from cairn.core.amounts import TOKEN_DECIMALS, parse_units
 from cairn.core.errors import CairnError, InvalidInput, PaymentRequired
 from cairn.economy.receipts import UsageReceipt
 from cairn.node import Node
 from cairn.serve.prices import CallPrice
-from cairn.web.render import TOKEN_DECIMALS, page, redirect, units
-from cairn.web.session import MaybeViewer, Viewer, ViewerDep, viewer_of
+from cairn.web.render import page, redirect, units
+from cairn.web.viewer import MaybeViewer, Viewer, ViewerDep, fresh_viewer
 
 router = APIRouter()
 
@@ -31,11 +32,6 @@ MAX_TURNS = 40  # messages kept in a conversation (the form carries them all)
 MAX_INPUTS = 32  # texts classified or embedded in one call
 ROLES = {"user": "You", "assistant": "Model", "system": "System"}
 BACK = ("/playground", "/earnings")  # where a deposit form may return to
-
-
-def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
 
 
 def kind_of(model: dict[str, Any]) -> str:
@@ -63,11 +59,8 @@ def _render(
     **context: Any,
 ) -> HTMLResponse:
     """The playground with `model` open, after whatever the request changed."""
-    node = _node(request)
-    # a call spent prepaid tokens in this request: the header shows the balance after it
-    if request.method == "POST" and hasattr(request.state, "viewer"):
-        del request.state.viewer
-    viewer = viewer_of(request) if viewer is not None else None
+    node = get_node(request)
+    viewer = fresh_viewer(request, viewer)  # a call spent prepaid tokens in this request
     models = served_models(node)
     chosen = next((m for m in models if m["id"] == model), None)
     if chosen is None and model is None and models:
@@ -181,6 +174,7 @@ def conversation(role: list[str], content: list[str]) -> list[dict[str, str]]:
 @router.post("/playground/chat", response_class=HTMLResponse)
 def chat(
     request: Request,
+    node: NodeDep,
     viewer: ViewerDep,
     model: Annotated[str, Form(max_length=200)],
     message: Annotated[str, Form(max_length=20_000)] = "",
@@ -191,7 +185,6 @@ def chat(
     content: Annotated[list[str] | None, Form()] = None,
 ) -> HTMLResponse:
     """Send the next message of a conversation; the answer is charged like an API call."""
-    node = _node(request)
     history = conversation(role or [], content or [])
     settings = {"max_tokens": max_tokens, "temperature": temperature, "system": system}
     try:
@@ -262,12 +255,12 @@ def _inputs(text: str) -> list[str]:
 @router.post("/playground/classify", response_class=HTMLResponse)
 def classify(
     request: Request,
+    node: NodeDep,
     viewer: ViewerDep,
     model: Annotated[str, Form(max_length=200)],
     text: Annotated[str, Form(max_length=50_000)] = "",
 ) -> HTMLResponse:
     """Label texts with a classifier (one per line), charged like an API call."""
-    node = _node(request)
     try:
         texts = _inputs(text)
         results, receipt = node.gateway.classify(
@@ -296,12 +289,12 @@ def classify(
 @router.post("/playground/embed", response_class=HTMLResponse)
 def embed(
     request: Request,
+    node: NodeDep,
     viewer: ViewerDep,
     model: Annotated[str, Form(max_length=200)],
     text: Annotated[str, Form(max_length=50_000)] = "",
 ) -> HTMLResponse:
     """Embed texts with an encoder (one per line), charged like an API call."""
-    node = _node(request)
     try:
         texts = _inputs(text)
         vectors, receipt = node.gateway.embed(
@@ -324,21 +317,18 @@ def embed(
 
 @router.post("/playground/deposit")
 def deposit(
-    request: Request,
+    node: NodeDep,
     viewer: ViewerDep,
     amount: Annotated[str, Form(max_length=80)],
     back: Annotated[str, Form(max_length=300)] = "/playground",
 ) -> RedirectResponse:
     """Move CAIRN from the signed-in wallet to the prepaid treasury, when the node holds its key
     (what POST /api/v1/prepaid/deposits does)."""
-    node = _node(request)
     target = back if re.split(r"[?#]", back)[0] in BACK else "/playground"
-    value = parse_units(amount.strip(), 18)
-    signer = node.signers.get(viewer.address)
-    receipt = node.chain.token.transfer(signer, node.economy.treasury, value)
-    available = node.economy.balances.get(viewer.address).available
+    value = parse_units(amount)
+    made = node.economy.balances.deposit(node.signers.get(viewer.address), value)
     return redirect(
         target,
-        f"Deposited {units(value, 18)} CAIRN (tx {receipt['transactionHash'].to_0x_hex()}); "
-        f"prepaid balance now {units(available, 18)} CAIRN.",
+        f"Deposited {units(value, TOKEN_DECIMALS)} CAIRN (tx {made.tx_hash}); "
+        f"prepaid balance now {units(made.balance.available, TOKEN_DECIMALS)} CAIRN.",
     )

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, get_args, get_origin
 
 import annotated_types as at
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from cairn.core.amounts import parse_units
+from cairn.core.errors import InvalidInput
 from cairn.core.recipe import (
     BUILTIN_REWARDS,
     METHODS,
@@ -33,7 +34,6 @@ from cairn.core.recipe import (
     parse_recipe,
 )
 
-TOKEN = 10**18
 # Sent by every submit of the form, naming the method whose settings it showed: an unticked
 # checkbox then means False (for that method's hyperparameters only if the method is unchanged).
 MARK = "_form"
@@ -175,17 +175,12 @@ def read_form(values: Mapping[str, list[str]]) -> FormState:
     budget: dict[str, Any] = {}
     cairn = first.get("budget.max_tokens", "").strip()
     if cairn:
-        units = to_units(cairn)
-        if units is None:
+        try:  # typed in CAIRN; the recipe holds the token's smallest unit
+            budget["max_tokens"] = str(parse_units(cairn, what="budget", zero=True))
+        except InvalidInput as exc:
             problems.append(
-                {
-                    "loc": "budget.max_tokens",
-                    "msg": f"give the budget in CAIRN, a number such as 10 or 2.5; got {cairn!r}",
-                    "key": "budget.max_tokens",
-                }
+                {"loc": "budget.max_tokens", "msg": exc.message, "key": "budget.max_tokens"}
             )
-        else:
-            budget["max_tokens"] = str(units)
     if first.get("budget.max_seconds", "").strip():
         budget["max_seconds"] = _scalar(first["budget.max_seconds"])
     data["budget"] = budget
@@ -249,20 +244,6 @@ def rewards(state: FormState) -> list[RewardSetting]:
 def anchor(key: str) -> str:
     """The HTML id of the input (or group) for form field `key`, which error links point to."""
     return "f-" + key.replace(".", "-")
-
-
-def to_units(cairn: str) -> int | None:
-    """Whole CAIRN as a decimal ('2.5') to smallest units; None if it is not such a number."""
-    try:
-        amount = Decimal(cairn.replace(",", "").replace("_", ""))
-    except InvalidOperation:
-        return None
-    if amount.is_finite() and amount.adjusted() > 80:  # far beyond any uint256 amount
-        return None
-    units = amount * TOKEN
-    if not amount.is_finite() or amount < 0 or units != units.to_integral_value():
-        return None
-    return int(units)
 
 
 def field_key(loc: str, method: str, data: Mapping[str, Any]) -> str:

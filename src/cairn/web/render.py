@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -15,9 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from cairn import __version__
+from cairn.api.deps import get_node
+from cairn.core import amounts
 from cairn.web import csrf
+from cairn.web.viewer import viewer_of
 
-TOKEN_DECIMALS = 18
 FLASH_COOKIE = "cairn_flash"
 NAV = (
     ("/", "Marketplace"),
@@ -34,12 +35,11 @@ templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 
 
 def units(amount: int | str | None, places: int = 4) -> str:
-    """A token amount in the smallest unit as whole tokens: 1234500000000000000 -> '1.2345'."""
+    """A token amount in the smallest unit as whole tokens for a page, rounded to at most
+    `places` decimals, with thousands commas: 1234500000000000000000 -> '1,234.5'."""
     if amount is None or amount == "":
         return "-"
-    value = Decimal(int(amount)) / (Decimal(10) ** TOKEN_DECIMALS)
-    text = f"{value:,.{places}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return amounts.units(amount, places=places, grouped=True)
 
 
 def short(address: str | None, keep: int = 6) -> str:
@@ -85,10 +85,8 @@ templates.env.filters.update(
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """Render `template` with the shared context; a flash message set before is shown once."""
-    from cairn.web.session import viewer_of
-
     flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
-    node = request.app.state.node
+    node = get_node(request)
     response = templates.TemplateResponse(
         request,
         template,

@@ -9,20 +9,19 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from cairn.api.deps import NodeDep
 from cairn.core.errors import Conflict, Forbidden
 from cairn.core.ids import StoredId
-from cairn.node import Node
 from cairn.web.contribute import standing
 from cairn.web.render import page, redirect
-from cairn.web.session import ViewerDep
+from cairn.web.viewer import ViewerDep
 
 router = APIRouter()
 
 
 @router.get("/review", response_class=HTMLResponse)
-def review_index(request: Request, viewer: ViewerDep) -> HTMLResponse:
+def review_index(request: Request, node: NodeDep, viewer: ViewerDep) -> HTMLResponse:
     """Datasets with review work for the signed-in account."""
-    node: Node = request.app.state.node
     rows = []
     for dataset in node.data.datasets.list():
         mine = standing(node, dataset.asset_id, viewer.address)
@@ -33,9 +32,10 @@ def review_index(request: Request, viewer: ViewerDep) -> HTMLResponse:
 
 
 @router.get("/review/{dataset_id}", response_class=HTMLResponse)
-def review_page(request: Request, dataset_id: StoredId, viewer: ViewerDep) -> HTMLResponse:
+def review_page(
+    request: Request, node: NodeDep, dataset_id: StoredId, viewer: ViewerDep
+) -> HTMLResponse:
     """The account's next review task on the dataset, or that there is none."""
-    node: Node = request.app.state.node
     dataset = node.data.datasets.get(dataset_id)
     held = None
     try:
@@ -67,13 +67,13 @@ def review_page(request: Request, dataset_id: StoredId, viewer: ViewerDep) -> HT
 @router.post("/review/{dataset_id}")
 def review_answer(
     request: Request,
+    node: NodeDep,
     dataset_id: StoredId,
     viewer: ViewerDep,
     task_id: Annotated[StoredId, Form()],
     answer: Annotated[str, Form(max_length=200)],
 ) -> RedirectResponse:
     """Record the answer to a task, then show the next one."""
-    node: Node = request.app.state.node
     node.data.datasets.get(dataset_id)
     try:
         node.data.reviews.submit(task_id, viewer.address, answer)

@@ -9,97 +9,28 @@ every page post is checked by `cairn.web.csrf`, so another site cannot act for t
 
 from __future__ import annotations
 
-import contextlib
 import unicodedata
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
 
 from eth_account.messages import encode_defunct
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from siwe import SiweMessage
 
-from cairn.core.errors import CairnError, Forbidden, NotFound, Unauthorized
+from cairn.api.deps import NodeDep
+from cairn.core.errors import CairnError, Forbidden
 from cairn.core.evm import checksum
 from cairn.node import GATEWAY, OPERATOR, Node
 from cairn.web.csrf import SESSION_COOKIE
 from cairn.web.render import page, redirect
+from cairn.web.viewer import SignInRequired
 
 STATEMENT = "Sign in to Cairn."
 
 router = APIRouter(include_in_schema=False)
-
-
-class SignInRequired(Unauthorized):
-    """A page that acts for an account was opened without a session: go to /signin."""
-
-    def __init__(self, next_url: str) -> None:
-        super().__init__("sign in to use this page")
-        self.next_url = next_url
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """The signed-in account, as pages show it."""
-
-    address: str
-    label: str | None  # the node's name for it, when the node holds its key
-    key_on_node: bool
-    wallet: int  # CAIRN in the account, smallest unit
-    prepaid: int  # prepaid balance available for API calls, smallest unit
-
-
-def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
-
-
-def viewer_of(request: Request) -> Viewer | None:
-    """The signed-in account of this request, or None (looked up once per request)."""
-    if hasattr(request.state, "viewer"):
-        viewer: Viewer | None = request.state.viewer
-        return viewer
-    request.state.viewer = None
-    token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        node = _node(request)
-        try:
-            address = node.auth.resolve(token)
-        except Unauthorized:
-            return None
-        label = None
-        with contextlib.suppress(NotFound, CairnError):
-            label = node.keystore.get(address).label
-        request.state.viewer = Viewer(
-            address=address,
-            label=label,
-            key_on_node=node.signers.holds(address),
-            wallet=node.chain.token.balance_of(address),
-            prepaid=node.economy.balances.get(address).available,
-        )
-    viewer = request.state.viewer
-    return viewer
-
-
-def require_viewer(request: Request) -> Viewer:
-    """The signed-in account; a page without one sends the browser to sign in."""
-    viewer = viewer_of(request)
-    if viewer is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInRequired(target)
-    return viewer
-
-
-def optional_viewer(request: Request) -> Viewer | None:
-    """The signed-in account, if any."""
-    return viewer_of(request)
-
-
-ViewerDep = Annotated[Viewer, Depends(require_viewer)]
-MaybeViewer = Annotated[Viewer | None, Depends(optional_viewer)]
 
 
 def siwe_text(request: Request, node: Node, address: str, nonce: str) -> str:
@@ -119,9 +50,10 @@ def siwe_text(request: Request, node: Node, address: str, nonce: str) -> str:
     )
 
 
-def _keep_session(request: Request, response: Response, token: str, expires_at: int) -> None:
+def _keep_session(
+    request: Request, node: Node, response: Response, token: str, expires_at: int
+) -> None:
     """Set the session cookie: HttpOnly, SameSite=Strict, and Secure over HTTPS."""
-    node = _node(request)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -146,9 +78,8 @@ def _safe_next(next_url: str | None) -> str:
 
 
 @router.get("/signin", response_class=HTMLResponse)
-def signin_page(request: Request, next: str | None = None) -> HTMLResponse:
+def signin_page(request: Request, node: NodeDep, next: str | None = None) -> HTMLResponse:
     """Sign in with a browser wallet, or pick a dev account on a development node."""
-    node = _node(request)
     # people first; the operator (settles epochs) last; the gateway's treasury is not a user
     people = [a for a in node.keystore.list() if a.dev and a.label not in (OPERATOR, GATEWAY)]
     operator = [a for a in node.keystore.list() if a.label == OPERATOR and a.dev]
@@ -166,11 +97,11 @@ def signin_page(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post("/signin/dev")
 def signin_dev(
     request: Request,
+    node: NodeDep,
     address: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/",
 ) -> RedirectResponse:
     """Sign in as a dev account: the node signs the EIP-4361 message with the key it holds."""
-    node = _node(request)
     if not node.config.dev:
         raise Forbidden("dev accounts are offered only by a node started with --dev")
     info = node.keystore.get(address)
@@ -181,7 +112,7 @@ def signin_dev(
     signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
     session = node.auth.sign_in(message, signature)
     response = redirect(_safe_next(next), f"Signed in as {info.label} ({info.address}).")
-    _keep_session(request, response, session.token, session.expires_at)
+    _keep_session(request, node, response, session.token, session.expires_at)
     return response
 
 
@@ -197,10 +128,11 @@ def _json_error(exc: CairnError) -> JSONResponse:
 
 
 @router.post("/signin/message")
-def signin_message(request: Request, address: Annotated[str, Form()]) -> JSONResponse:
+def signin_message(
+    request: Request, node: NodeDep, address: Annotated[str, Form()]
+) -> JSONResponse:
     """The EIP-4361 message a wallet signs for `address`, with a fresh nonce."""
     try:
-        node = _node(request)
         text = siwe_text(request, node, checksum(address), node.auth.issue_nonce())
     except CairnError as exc:
         return _json_error(exc)
@@ -208,23 +140,23 @@ def signin_message(request: Request, address: Annotated[str, Form()]) -> JSONRes
 
 
 @router.post("/signin/wallet")
-def signin_wallet(request: Request, body: WalletSignIn) -> JSONResponse:
+def signin_wallet(request: Request, node: NodeDep, body: WalletSignIn) -> JSONResponse:
     """Trade a wallet-signed EIP-4361 message for a session cookie."""
     try:
-        session = _node(request).auth.sign_in(body.message, body.signature)
+        session = node.auth.sign_in(body.message, body.signature)
     except CairnError as exc:
         return _json_error(exc)
     response = JSONResponse({"address": session.address, "next": _safe_next(body.next)})
-    _keep_session(request, response, session.token, session.expires_at)
+    _keep_session(request, node, response, session.token, session.expires_at)
     return response
 
 
 @router.post("/signout")
-def signout(request: Request) -> RedirectResponse:
+def signout(request: Request, node: NodeDep) -> RedirectResponse:
     """End the session and forget the cookie."""
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        _node(request).auth.sign_out(token)
+        node.auth.sign_out(token)
     response = redirect("/", "Signed out.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

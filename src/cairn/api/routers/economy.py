@@ -10,7 +10,7 @@ from pydantic import Field
 from cairn.api.deps import NodeDep, SessionAddress, SessionSigner
 from cairn.api.schemas import Strict
 from cairn.core.amounts import parse_smallest_units
-from cairn.core.errors import Forbidden, InvalidInput, NotFound
+from cairn.core.errors import Forbidden, NotFound
 from cairn.core.evm import checksum
 from cairn.core.ids import StoredId
 from cairn.node import Node
@@ -70,14 +70,8 @@ def prepaid(node: NodeDep, account: str) -> dict[str, Any]:
 def deposit(node: NodeDep, signer: SessionSigner, body: Deposit) -> dict[str, Any]:
     """Deposit from a signed-in account whose key this node holds (wallets: send the token to
     the treasury yourself)."""
-    amount = parse_smallest_units(body.amount, "amount")
-    if amount == 0:
-        raise InvalidInput("deposit amount must be positive")
-    receipt = node.chain.token.transfer(signer, node.economy.treasury, amount)
-    return {
-        "tx_hash": receipt["transactionHash"].to_0x_hex(),
-        **node.economy.balances.get(signer.address).to_dict(),
-    }
+    made = node.economy.balances.deposit(signer, parse_smallest_units(body.amount, "amount"))
+    return {"tx_hash": made.tx_hash, **made.balance.to_dict()}
 
 
 @router.put("/models/{asset_id}/price")
