@@ -105,8 +105,6 @@ KNOWN_BREACHES: set[tuple[str, str]] = {
     # Faces that take the node object rather than the façades they use.
     ("cairn.api.app", "cairn.node"),
     ("cairn.api.background", "cairn.node"),
-    # The app's lifespan builds the node's scheduler until the node wires it (node.scheduler).
-    ("cairn.api.background", "cairn.scheduler"),
     ("cairn.api.deps", "cairn.node"),
     ("cairn.api.server", "cairn.node"),
     ("cairn.api.routers.accounts", "cairn.node"),

@@ -21,6 +21,7 @@ from cairn.chain.deployment import Deployment, is_live, load_or_deploy
 from cairn.compute.jobs import JobService
 from cairn.compute.superlink import SuperLink
 from cairn.config import NodeConfig, remembered_chain
+from cairn.core.amounts import TOKEN
 from cairn.core.errors import ConfigError, NotFound
 from cairn.data.service import DataService
 from cairn.db.engine import Database
@@ -32,6 +33,7 @@ from cairn.folder_lock import FolderLock
 from cairn.identity.keystore import Keystore
 from cairn.identity.signers import Signers
 from cairn.identity.siwe import SiweAuth
+from cairn.scheduler import Scheduler, node_tasks
 from cairn.serve.apps import Apps
 from cairn.serve.gateway import Gateway, Upstream
 from cairn.store.base import BlobStore
@@ -41,8 +43,7 @@ from cairn.train.catalog import ModelCatalog
 
 log = logging.getLogger("cairn.node")
 
-ETHER = 10**18
-TOKEN = 10**18
+ETHER = 10**18  # wei per ether: gas money, not CAIRN
 OPERATOR = "operator"
 GATEWAY = "gateway"
 DEPOSIT_CONFIRMATIONS = 12  # blocks before a deposit on a real chain is credited  # the treasury of prepaid balances and the signer of usage receipts
@@ -185,6 +186,17 @@ class Node:
             schedule=Schedule(epoch_seconds=config.epoch_seconds),
             confirmations=DEPOSIT_CONFIRMATIONS if self.backend.kind == "rpc" else 0,
             free_calls_per_minute=config.free_calls_per_minute,
+        )
+        # A dataset batch anchored by hand pays its bounties at once (`Anchoring.anchor_by`).
+        self.data.anchoring.pay_bounties = self.economy.bounties.pay_due
+        self.scheduler = Scheduler(  # what a serving node does on its own: started by the API
+            node_tasks(
+                anchoring=self.data.anchoring,
+                economy=self.economy,
+                jobs=self.jobs,
+                refs=self.refs,
+                uploads=self.uploads,
+            )
         )
         self.gateway = Gateway(
             self.catalog,

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cairn.node import Node
-from cairn.scheduler import Scheduler, node_tasks
 
 
 def lifespan_for(node: Node) -> object:
@@ -16,19 +15,10 @@ def lifespan_for(node: Node) -> object:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        scheduler = Scheduler(
-            node_tasks(
-                anchoring=node.data.anchoring,
-                economy=node.economy,
-                jobs=node.jobs,
-                refs=node.assets.refs,
-                uploads=node.uploads,
-            )
-        )
-        scheduler.start()
+        node.scheduler.start()
         try:
             yield
         finally:
-            scheduler.stop()
+            node.scheduler.stop()
 
     return lifespan

@@ -92,8 +92,6 @@ class Economy:
         self.receipts = ReceiptBook(db, store, chain, assets.refs)
         self.licences = licences
         self.bounties = bounties
-        # A dataset batch anchored by hand pays its bounties at once (`Anchoring.anchor_by`).
-        anchoring.pay_bounties = bounties.pay_due
         self.epochs = Epochs(
             db, store, chain, LineageReader(assets, store, anchoring), gateway, assets.refs
         )
