@@ -31,6 +31,8 @@ from cairn.chain.backends import MemoryBackend
 from cairn.config import NodeConfig
 from cairn.node import Node, bootstrap
 
+pytest_plugins = ["tests.demo_node"]  # the demo community, seeded once per run
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # The CLI's console takes its width when first imported: wide, so that no test depends on where
 # a long temporary path (longer under xdist) would wrap.

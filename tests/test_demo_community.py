@@ -13,7 +13,7 @@ from cairn.demo_community import MARKER, DemoCommunity, demo_accounts
 from cairn.node import Node
 from tests.conftest import LiveServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.process, pytest.mark.slow]  # a SuperLink and two workers
 
 
 def test_a_seeded_folder_gets_its_providers_back_and_no_second_story(

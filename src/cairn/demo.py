@@ -13,6 +13,7 @@ epoch settles the calls, the app and the licence by lineage, and everyone claims
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from cairn.data.signing import records_root, sign_contribution
 from cairn.node import Node, open_node
 from cairn.provider.worker import Worker
 
+MARKER = "demo.json"  # in a node's data folder: what seeding the demo community did
 PEOPLE = {
     "alice": "dataset owner and model builder",
     "bob": "contributor and reviewer",
@@ -124,6 +126,21 @@ def start_providers(node: Node, data_dir: Path) -> list[Worker]:
     return workers
 
 
+def seeded(demo: Demo, seconds: float) -> dict[str, Any]:
+    """What `demo.json` says of a folder the story was told on."""
+    facts = dict(demo.facts)
+    facts.pop("api_key", None)  # a secret: shown once by `cairn demo`, never stored in clear
+    return {"status": "seeded", "seconds": round(seconds, 1), "facts": facts}
+
+
+def record_seeding(data_dir: Path, document: dict[str, Any]) -> None:
+    """Write `demo.json` in `data_dir` (atomically: a crash leaves the old one or the new)."""
+    marker = data_dir / MARKER
+    temporary = marker.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document, indent=2, default=str))
+    temporary.replace(marker)
+
+
 def _units(amount: int) -> str:
     return units(amount, places=4, grouped=True)  # the story's tables: CAIRN to 4 decimals
 
@@ -167,7 +184,10 @@ class Story:
         try:
             node.start_compute()
             server = BackgroundServer(node).start()
+            started = time.monotonic()
             self.tell(node, workers)
+            # the folder is a seeded demo node: `cairn node start --demo` on it tells nothing again
+            record_seeding(self.data_dir, seeded(self.demo, time.monotonic() - started))
         finally:
             for worker in workers:
                 worker.stop()

@@ -20,13 +20,13 @@ from typing import Any
 import httpx
 
 from cairn.core.errors import Unavailable
-from cairn.demo import PEOPLE, Story, start_providers
+from cairn.demo import MARKER, PEOPLE, Story, record_seeding, seeded, start_providers
 from cairn.node import Node
 from cairn.provider.worker import Worker
 
 log = logging.getLogger("cairn.demo")
 
-MARKER = "demo.json"
+__all__ = ["MARKER", "DemoCommunity", "demo_accounts"]
 API_WAIT_SECONDS = 120
 
 
@@ -121,19 +121,9 @@ class DemoCommunity:
 
         story = Story(self.node.data_dir, say, rounds=self.rounds, inner_steps=self.inner_steps)
         story.tell(self.node, self.workers)
-        facts = dict(story.demo.facts)
-        facts.pop("api_key", None)  # a secret: shown once by `cairn demo`, never stored in clear
-        self._write(
-            {
-                "status": "seeded",
-                "seconds": round(time.monotonic() - started, 1),
-                "facts": facts,
-            }
-        )
+        self._write(seeded(story.demo, time.monotonic() - started))
         self.node.demo_status = None
         log.info("demo community seeded in %.0f s", time.monotonic() - started)
 
     def _write(self, document: dict[str, Any]) -> None:
-        temporary = self.marker.with_suffix(".tmp")
-        temporary.write_text(json.dumps(document, indent=2, default=str))
-        temporary.replace(self.marker)
+        record_seeding(self.node.data_dir, document)

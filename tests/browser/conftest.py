@@ -1,36 +1,27 @@
 """Browser tests: Debian's chromium driven by Playwright against a node the tests start.
 
-One node serves the whole package (and is stopped after it, so that its idle SuperLink and
-workers do not slow the rest of the suite): `cairn node start --demo` in a fresh data folder, exactly what
-`make run` starts, so the pages are tested on the seeded community (and the seeding itself is
-tested). Screenshots of every page go to build/screenshots (or $CAIRN_SCREENSHOTS) for a person
+One node serves the whole run (`tests/demo_node.py`): `cairn node start --demo` on the folder
+`cairn demo` seeded, exactly what `make run` starts once seeded, so the pages are tested on the
+seeded community. Screenshots of every page go to build/screenshots (or $CAIRN_SCREENSHOTS) for a person
 to look at. Each page is checked with axe-core (WCAG 2 A and AA rules) and at phone width.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from cairn.chain.anvil import free_port
+from tests.demo_node import DemoNode
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = Path(os.environ.get("CAIRN_SCREENSHOTS", ROOT / "build" / "screenshots"))
-SEED_SECONDS = 900  # the demo's training round on 2 busy cores, with room to spare
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 CHROMIUM_ARGS = [
@@ -61,87 +52,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return
     rest = [item for item in items if item.path.name != "test_readme.py"]
     items[:] = rest[: ours[0]] + readme + rest[ours[0] :]
-
-
-@dataclass
-class DemoNode:
-    """A `cairn node start --demo` process and what its seeding recorded."""
-
-    url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes] | None  # None: a node started outside the tests
-    log: Path
-    facts: dict[str, Any]
-
-    def address(self, name: str) -> str:
-        """The address of one of the demo's people (alice ... grace)."""
-        return str(self.facts["accounts"][name])
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-@pytest.fixture(scope="package")
-def demo_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoNode]:
-    """`cairn node start --demo` on a fresh folder, seeded, serving on 127.0.0.1.
-
-    To iterate on pages without seeding each run, point CAIRN_BROWSER_NODE at a running demo
-    node as URL#DATA_DIR (the flows then change that node's state)."""
-    if os.environ.get("CAIRN_BROWSER_NODE"):
-        url, _, folder = os.environ["CAIRN_BROWSER_NODE"].partition("#")
-        facts = json.loads((Path(folder) / "demo.json").read_text())["facts"]
-        yield DemoNode(url, Path(folder), None, Path(folder) / "none.log", facts)
-        return
-    data_dir = tmp_path_factory.mktemp("demo-node")
-    port = free_port()
-    log = data_dir.parent / "demo-node.log"
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "cairn"),
-                "node",
-                "start",
-                "--demo",
-                "--data-dir",
-                str(data_dir),
-                "--port",
-                str(port),
-                "--fleet-port",
-                str(free_port()),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    marker = data_dir / "demo.json"
-    deadline = time.monotonic() + SEED_SECONDS
-    try:
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the demo node exited ({process.returncode}):\n{_tail(log)}")
-            if marker.exists() and json.loads(marker.read_text())["status"] == "seeded":
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the demo community was not seeded in time:\n{_tail(log)}")
-            time.sleep(1.0)
-        facts = json.loads(marker.read_text())["facts"]
-        assert httpx.get(url + "/api/v1/health", timeout=10).status_code == 200
-        yield DemoNode(url, data_dir, process, log, facts)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="package")

@@ -1,40 +1,25 @@
 """`cairn demo` end to end: the whole loop on a fresh anvil chain, then its kept data folder
-served by `cairn node start` to the official OpenAI client."""
+served by `cairn node start --demo` to the official OpenAI client (the run's one seeding,
+shared with the browser tests: tests/demo_node.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
-from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
-from cairn.chain.anvil import free_port
-from tests.cli.test_cli import CAIRN
+from tests.demo_node import DemoNode, DemoStory
 
 pytestmark = [pytest.mark.process, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def test_the_demo_tells_the_whole_story_and_leaves_a_servable_node(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
-    kept = tmp_path / "demo"
-    started = time.monotonic()
-    run = subprocess.run(
-        [CAIRN, "demo", "--json", "--keep", str(kept)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        stdin=subprocess.DEVNULL,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    story = json.loads(run.stdout.strip().splitlines()[-1])
-    assert time.monotonic() - started < 600
+def test_the_demo_tells_the_whole_story_and_leaves_a_servable_node(
+    demo_story: DemoStory, demo_node: DemoNode
+) -> None:
+    story = demo_story.story
+    assert demo_story.seconds < 600
+    assert story["data_dir"] == str(demo_story.data_dir.resolve())
 
     titles = [s["title"] for s in story["steps"]]
     assert titles == [
@@ -70,56 +55,20 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_servable_node(tmp_path: Pat
         bounty["records"] * 10**18 // 5 + bounty["reviews"] * 10**18 // 10
     )
 
-    # the kept folder serves the model to any OpenAI client with the printed key
-    port = free_port()
-    log = (tmp_path / "node.log").open("w")
-    node = subprocess.Popen(
-        [
-            CAIRN,
-            "node",
-            "start",
-            "--data-dir",
-            str(kept),
-            "--port",
-            str(port),
-            "--fleet-port",
-            str(free_port()),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+    # the kept folder, served by `cairn node start --demo`, serves the model to any OpenAI
+    # client with the printed key
+    client = openai.OpenAI(base_url=f"{demo_node.url}/v1", api_key=story["api_key"], max_retries=0)
+    assert story["model"] in {m.id for m in client.models.list().data}
+    stream = client.chat.completions.create(
+        model=story["model"],
+        messages=[{"role": "user", "content": "What is 6 times 7?"}],
+        max_tokens=12,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
     )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if (
-                    httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code
-                    == 200
-                ):
-                    break
-            except httpx.HTTPError:
-                pass
-            assert node.poll() is None, (tmp_path / "node.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the kept node did not start"
-            time.sleep(0.3)
-        client = openai.OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1", api_key=story["api_key"], max_retries=0
-        )
-        assert story["model"] in {m.id for m in client.models.list().data}
-        stream = client.chat.completions.create(
-            model=story["model"],
-            messages=[{"role": "user", "content": "What is 6 times 7?"}],
-            max_tokens=12,
-            temperature=0,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        chunks = list(stream)
-        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
-        assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
-    finally:
-        node.send_signal(signal.SIGINT)
-        node.wait(timeout=60)
-        log.close()
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    # the folder was seeded once, and the node told nothing again
+    assert json.loads((demo_story.data_dir / "demo.json").read_text())["status"] == "seeded"

@@ -285,6 +285,7 @@ def test_a_job_that_wrote_no_model_fails_and_gives_its_budget_back_once(
         assert node.chain.escrow.provider(account).open_jobs == 0
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_a_node_restarted_after_registering_a_model_finds_it_and_finishes(
     make_node: Callable[..., Node], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -50,6 +50,7 @@ def mine(url: str, blocks: int) -> None:
         httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_a_chain_behind_the_index_is_refused_at_start(
     make_node: Callable[..., Node], tmp_path: Path
@@ -106,6 +107,7 @@ def wait_for_a_save(state: Path) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_a_credited_deposit_survives_kill_9_of_node_and_anvil(
     make_node: Callable[..., Node], tmp_path: Path

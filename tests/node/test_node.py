@@ -147,6 +147,7 @@ def test_a_production_node_needs_a_password(make_node: Callable[..., Node], tmp_
     assert secured.keystore.list()[0].label == "operator"
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_a_deployment_from_an_older_cairn_gets_the_new_contracts(
     make_node: Callable[..., Node], tmp_path

@@ -188,6 +188,7 @@ def test_what_the_node_refuses_shows_on_the_page_and_moves_no_budget(
     assert node.jobs.list_jobs() == [] and node.chain.token.balance_of(alice) == before
 
 
+@pytest.mark.process
 def test_launching_escrows_the_budget_and_opens_the_job(
     web: httpx.Client, signed_in: Callable[[str], httpx.Client], node: Node, setup: Setup
 ) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cairn.compute.reports import WorkReport, sign_report
 from cairn.core.recipe import load_recipe
@@ -62,6 +63,7 @@ def test_no_jobs_yet(web: httpx.Client) -> None:
     assert page.status_code == 200 and "No jobs yet" in page.text
 
 
+@pytest.mark.process
 def test_the_list_and_a_running_jobs_live_progress(
     web: httpx.Client, node: Node, tmp_path: Path
 ) -> None:
@@ -101,6 +103,7 @@ def test_the_list_and_a_running_jobs_live_progress(
     assert 'data-testid="cancel-job"' not in html  # only the builder may cancel
 
 
+@pytest.mark.process
 def test_a_job_page_names_its_people_by_label_and_counts_one_round_as_one(
     web: httpx.Client, node: Node, tmp_path: Path
 ) -> None:
@@ -120,6 +123,7 @@ def test_a_job_page_names_its_people_by_label_and_counts_one_round_as_one(
     assert bob not in logs  # no raw address where a label is known
 
 
+@pytest.mark.process
 def test_the_builder_cancels_and_gets_the_budget_back(
     web: httpx.Client,
     signed_in: Callable[[str], httpx.Client],
@@ -150,6 +154,7 @@ def test_the_builder_cancels_and_gets_the_budget_back(
     assert node.chain.token.balance_of(alice) == before + 3 * TOKEN
 
 
+@pytest.mark.process
 def test_a_failed_job_shows_its_error_and_stops_refreshing(
     web: httpx.Client, node: Node, tmp_path: Path
 ) -> None:
