@@ -76,20 +76,27 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, (tmp_path / "node.log").read_text()
-        assert time.monotonic() < deadline, "node did not start"
-        time.sleep(0.2)
-    yield run
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=20) == 0
-    log.close()
+    stopped = False
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (tmp_path / "node.log").read_text()
+            assert time.monotonic() < deadline, "node did not start"
+            time.sleep(0.2)
+        yield run
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        stopped = True
+    finally:
+        if not stopped:  # a node that failed to start or stop is not left running
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 @pytest.mark.slow
