@@ -25,6 +25,8 @@ from cairn.node import Node, open_node
 from tests.api.test_api import dev_account, sign_in
 from tests.data.conftest import dev, make_dataset, pair, upload
 
+pytestmark = pytest.mark.node  # its module fixture opens a node: the node tier
+
 SEED = 13  # the issue that asked for this test
 EXAMPLES = 50  # per route in the fuzzing phase; the coverage phase adds its boundary values
 

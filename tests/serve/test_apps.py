@@ -22,6 +22,8 @@ from cairn.serve.app_spec import AppSpec, Retrieval
 from tests.conftest import LiveServer
 from tests.data.conftest import dev, make_dataset, upload
 
+pytestmark = pytest.mark.node  # its module fixture opens a node: the node tier
+
 TOKEN = 10**18
 PER_CALL = TOKEN // 20  # 0.05 CAIRN
 FACTS = [

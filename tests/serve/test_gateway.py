@@ -23,6 +23,8 @@ from cairn.node import Node, open_node
 from tests.conftest import LiveServer
 from tests.data.conftest import dev
 
+pytestmark = pytest.mark.node  # its module fixture opens a node: the node tier
+
 TOKEN = 10**18
 PRICE = TOKEN // 10  # 0.1 CAIRN per 1,000 tokens
 

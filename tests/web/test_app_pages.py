@@ -28,6 +28,8 @@ from tests.data.conftest import dev, make_dataset, upload
 from tests.serve.conftest import save
 from tests.web.test_market import Form, by_testid, cards, text
 
+pytestmark = pytest.mark.node  # its module fixture opens a node: the node tier
+
 TOKEN = 10**18
 PER_CALL = TOKEN // 20  # 0.05 CAIRN a call
 MODEL_PRICE = TOKEN // 10  # 0.1 CAIRN per 1,000 tokens for the model itself
