@@ -74,6 +74,11 @@ class Node:
         self.config = config
         self.demo_status: str | None = None  # what seeding the demo community is doing, if it is
         self.data_dir = config.data_dir
+        if not self.data_dir.is_dir():
+            raise ConfigError(
+                f"{self.data_dir} is not a node's data folder: start the node with "
+                "`cairn node start`, which makes it"
+            )
         if lock is None:
             lock = FolderLock(self.data_dir)  # one node per data folder
             lock.acquire()
@@ -274,8 +279,10 @@ def unlock_node_account(
     return signers.hold(keystore.unlock(info.address, None if info.dev else config.password))
 
 
-def bootstrap(config: NodeConfig) -> Node:
+def bootstrap(config: NodeConfig, *, backend: ChainBackend | None = None) -> Node:
     """Make `config`'s data folder and chain ready, and open the node on them.
+
+    `backend`: a chain backend already open (the node then owns it), else the folder's own.
 
     In order: bring the index up to date; create the node's accounts and, on a dev chain, give
     them gas; deploy Cairn's contracts or load them (adding any a newer Cairn has), forgetting
@@ -290,7 +297,7 @@ def bootstrap(config: NodeConfig) -> Node:
     lock.acquire()
     try:
         chain_spec = remembered_chain(config.data_dir, config.chain)
-        backend = open_backend(
+        backend = backend or open_backend(
             chain_spec, config.data_dir, anvil_port=config.anvil_port, lock_fd=lock.fd
         )
     except BaseException:
