@@ -75,7 +75,7 @@ def _fund_escrow(api: NodeClient, builder: Any, text: str, recipe: Any) -> str:
     recipe_cid = api.upload(text.encode())
     job_id = "0x" + secrets.token_hex(32)
     escrow = api.chain()["contracts"]["JobEscrow"]["address"]
-    from cairn.compute.jobs import DEADLINE_SLACK
+    from cairn.core.recipe import DEADLINE_SLACK
 
     deadline = int(time.time()) + recipe.budget.max_seconds + DEADLINE_SLACK
     api.transact(builder, "CairnToken", "approve", escrow, budget)

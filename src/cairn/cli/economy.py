@@ -19,6 +19,7 @@ from cairn.cli.common import (
     unlock,
 )
 from cairn.cli.output import console, fields, parse_units, table, units
+from cairn.core.amounts import MAX_PRICE
 from cairn.core.errors import InvalidInput
 
 key_app = typer.Typer(help="API keys for the OpenAI-compatible API at /v1.", no_args_is_help=True)
@@ -129,10 +130,6 @@ def price(
     node_url: NodeUrl = None,
 ) -> None:
     """Set the price of a model you own, per 1,000 tokens."""
-    # Here, not at the top: the node's metering module loads its database and chain code, which
-    # no other command needs (MAX_PRICE belongs beside MAX_AMOUNT, in cairn.core.amounts).
-    from cairn.economy.metering import MAX_PRICE
-
     most = units(MAX_PRICE)  # the node's limit, said in the CAIRN this command takes
     try:
         too_large = Decimal(amount.strip()) > Decimal(most)

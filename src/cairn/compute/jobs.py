@@ -40,7 +40,7 @@ from cairn.compute.reports import report_from_json, report_leaf, verify_report
 from cairn.compute.superlink import SuperLink
 from cairn.core.errors import CairnError, Conflict, Forbidden, InvalidInput, NotFound
 from cairn.core.licensing import Use
-from cairn.core.recipe import Recipe, recipe_to_yaml
+from cairn.core.recipe import DEADLINE_SLACK, Recipe, recipe_to_yaml
 from cairn.data.service import DataService
 from cairn.db.engine import Database
 from cairn.economy.licences import LicenceBook
@@ -55,7 +55,6 @@ log = logging.getLogger("cairn.jobs")
 ACTIVE = ("queued", "running")
 FOLLOWED = (*ACTIVE, "finishing")  # what `tick` and `resume` drive on
 JOB_STATES = ("queued", "running", "finishing", "finished", "failed", "cancelled")
-DEADLINE_SLACK = 3600  # seconds past the recipe's max_seconds before a builder may reclaim
 
 
 class JobService:

@@ -22,6 +22,7 @@ from cairn.core.errors import InvalidInput
 TOKEN_DECIMALS = 18  # CairnToken's, as most ERC-20s: what every face assumes unless a token says
 TOKEN = 10**TOKEN_DECIMALS  # one whole token in the smallest unit
 MAX_AMOUNT = 2**256 - 1  # a uint256: the most any Cairn contract holds or moves
+MAX_PRICE = 10**36  # per 1,000 tokens of a model's use; keeps every cost far below 2**128
 _DIGITS = len(str(MAX_AMOUNT))  # 78
 # A plain decimal number in ASCII digits: no NaN, Infinity, `_` separators or other scripts' digits
 _NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")

@@ -471,6 +471,9 @@ class Distributed(RecipePart):
         return self
 
 
+DEADLINE_SLACK = 3600  # seconds past a budget's max_seconds before its builder may reclaim it
+
+
 class Budget(RecipePart):
     """What the job may spend."""
 

@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from cairn.assets.service import AssetService
+from cairn.core.amounts import MAX_PRICE
 from cairn.core.errors import Forbidden, InvalidInput, PaymentRequired
 from cairn.core.evm import checksum
 from cairn.core.ratelimit import SlidingWindow
@@ -25,8 +26,6 @@ from cairn.economy.balances import Balances, Hold, cost
 from cairn.economy.keys import ApiKey
 from cairn.economy.models import PriceRow, ReceiptRow
 from cairn.economy.receipts import UsageReceipt, receipt_leaf, sign_receipt
-
-MAX_PRICE = 10**36  # per 1,000 tokens; keeps every cost far below 2**128
 
 
 class Prices:

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cairn.assets.service import Asset
+from cairn.core.amounts import MAX_PRICE
 from cairn.core.errors import InvalidInput
 from cairn.core.policy import RevenueSplit
-from cairn.economy.metering import MAX_PRICE
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the packaged sentence encoder apps retrieve with
 DEFAULT_SPLIT = RevenueSplit(owner=5_000, data=2_500, compute=0, upstream=2_500)
