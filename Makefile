@@ -49,7 +49,7 @@ test-node: $(STAMP)
 	$(call TIMED,$(PYTEST) --tier node -n 2,node)
 
 test-e2e: $(STAMP) $(CHROMIUM)
-	$(call TIMED,$(PYTEST) --tier e2e -n 2 --dist loadgroup,e2e)
+	$(call TIMED,$(PYTEST) --tier e2e,e2e)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

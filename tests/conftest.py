@@ -53,7 +53,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 TIERS = ("check", "node", "e2e")
 NODE_FIXTURES = {"templates", "make_node"}  # every node of the suite comes from these
 CHAIN_FIXTURES = {"w3", "compiled"}  # tests/chain's in-process EVM
-DEMO_FIXTURES = {"demo_story", "demo_node"}  # tests/demo_node.py's session-wide demo community
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,8 +76,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.node)
         if fixtures & CHAIN_FIXTURES:
             item.add_marker(pytest.mark.chain)
-        if fixtures & DEMO_FIXTURES:  # one xdist worker runs them all: one seeding per run
-            item.add_marker(pytest.mark.xdist_group("demo"))
     tier = config.getoption("--tier")
     if tier is None:
         return
