@@ -37,7 +37,7 @@ def test_reviewed_records_are_decided_by_their_reviews(
         "response": "Tides are caused by the moon, mostly, and some sun.",
     }
     result = upload(node, contributor, dataset.asset_id, [pair(1), pair(2), bad])
-    assert {v["status"] for v in result.verdicts} == {"review"}
+    assert {v.status for v in result.verdicts} == {"review"}
     assert (
         node.data.reviews.next_task(dataset.asset_id, contributor.address) is None
     )  # never your own
@@ -53,12 +53,10 @@ def test_reviewed_records_are_decided_by_their_reviews(
             )
             == 3
         )
-    statuses = {
-        r["content"]["prompt"]: r["status"] for r in node.data.list_records(dataset.asset_id)
-    }
+    statuses = {r.content["prompt"]: r.status for r in node.data.list_records(dataset.asset_id)}
     assert statuses[pair(1)["prompt"]] == "accepted" and statuses[bad["prompt"]] == "rejected"
     rejected = node.data.list_records(dataset.asset_id, status="rejected")[0]
-    assert rejected["reason"].startswith("rejected by review")
+    assert rejected.reason is not None and rejected.reason.startswith("rejected by review")
 
 
 def test_task_answers_are_checked(
@@ -67,7 +65,7 @@ def test_task_answers_are_checked(
     dataset = make_dataset(node, owner, review=STRICT)
     upload(node, contributor, dataset.asset_id, [pair(1)])
     task = node.data.reviews.next_task(dataset.asset_id, owner.address)
-    assert task is not None and task.kind == "approve" and task.labels == ["approve", "reject"]
+    assert task is not None and task.kind == "approve" and task.labels == ("approve", "reject")
     assert (
         node.data.reviews.next_task(dataset.asset_id, owner.address) == task
     )  # the open task again
@@ -100,11 +98,11 @@ def test_reviewers_relabel_a_classification_record(
     for reviewer in [owner.address, Account.create().address, Account.create().address]:
         answer_all(node, dataset.asset_id, reviewer, lambda r: "negative")
     [record] = node.data.list_records(dataset.asset_id)
-    assert record["status"] == "accepted" and record["content"]["label"] == "negative"
+    assert record.status == "accepted" and record.content["label"] == "negative"
     assert (
-        record["label"] == "negative"
-        and record["quality"] < 0.6
-        and "relabelled" in record["reason"]
+        record.label == "negative"
+        and record.quality < 0.6
+        and "relabelled" in (record.reason or "")
     )
 
 
@@ -148,9 +146,9 @@ def test_gold_questions_catch_a_bad_reviewer_whose_records_are_then_held(
     reps = node.data.reviews.reputations(dataset.asset_id)
     assert reps[adversary.address][0] < 0.5 and reps[adversary.address][1].gold_total >= 3
     held = node.data.list_records(dataset.asset_id, contributor=adversary.address)
-    assert [r["status"] for r in held] == ["held"]
+    assert [r.status for r in held] == ["held"]
     assert all(
-        r["status"] != "held"
+        r.status != "held"
         for r in node.data.list_records(dataset.asset_id, contributor=contributor.address)
     )
 
@@ -213,11 +211,11 @@ def test_dawid_skene_recovers_true_labels_through_the_service_where_majority_fai
         if not busy:
             break
     stored = node.data.list_records(dataset.asset_id, limit=100)
-    decided = [r for r in stored if r["status"] == "accepted"]
-    accuracy = sum(r["label"] == truth[r["content"]["text"]] for r in decided) / len(records)
+    decided = [r for r in stored if r.status == "accepted"]
+    accuracy = sum(r.label == truth[r.content["text"]] for r in decided) / len(records)
     votes, _ = node.data.reviews.votes(dataset.asset_id)
     majority = weighted_majority([v for v in votes if v[0].startswith("r")], labels, {})
-    by_id = {f"r{r['id']}": truth[r["content"]["text"]] for r in stored}
+    by_id = {f"r{r.id}": truth[r.content["text"]] for r in stored}
     majority_accuracy = sum(
         majority[i].label == by_id[i] and majority[i].confidence > 0.5 for i in by_id
     ) / len(by_id)

@@ -60,18 +60,16 @@ def test_every_record_gets_a_verdict_and_valid_ones_are_stored(
         },
     ]
     result = upload(node, contributor, dataset.asset_id, records)
-    codes = [v["code"] for v in result.verdicts]
+    codes = [v.code for v in result.verdicts]
     assert codes == ["ok", "invalid_json", "schema", "duplicate", "ok"]
-    assert all(
-        v["reason"].startswith(f"line {v['line']}: ") for v in result.verdicts if not v["ok"]
-    )
+    assert all(str(v.reason).startswith(f"line {v.line}: ") for v in result.verdicts if not v.ok)
     assert result.accepted == 2 and result.total == 5 and not result.replayed
     stored = node.data.list_records(dataset.asset_id)
-    assert [r["status"] for r in stored] == ["accepted", "accepted"]
-    assert "[EMAIL]" in stored[1]["content"]["prompt"] and stored[1]["pii"] == ["email"]
+    assert [r.status for r in stored] == ["accepted", "accepted"]
+    assert "[EMAIL]" in stored[1].content["prompt"] and stored[1].pii == ("email",)
 
     again = upload(node, contributor, dataset.asset_id, [pair(1), pair(2)])
-    assert [v["code"] for v in again.verdicts] == ["duplicate", "ok"]  # across the whole dataset
+    assert [v.code for v in again.verdicts] == ["duplicate", "ok"]  # across the whole dataset
 
 
 def test_signatures_nonces_and_retries(
@@ -175,19 +173,17 @@ def test_anchoring_gives_every_record_a_proof_that_verifies_on_chain(
     assert node.chain.ledger.is_anchored(dataset.asset_id, batch.root)
     assert node.data.anchoring.anchor(dataset.asset_id) is None  # nothing left waiting
     for record in node.data.list_records(dataset.asset_id):
-        assert record["status"] == "anchored"
-        proof = node.data.anchoring.proof(dataset.asset_id, record["record_hash"])
-        assert proof["verified_on_chain"] and proof["root"] == batch.root
+        assert record.status == "anchored"
+        proof = node.data.anchoring.proof(dataset.asset_id, record.record_hash)
+        assert proof.verified_on_chain and proof.root == batch.root
         # anyone can check it against the chain with the leaf and proof alone
-        assert node.chain.ledger.verify(
-            dataset.asset_id, proof["root"], proof["leaf"], proof["proof"]
-        )
+        assert node.chain.ledger.verify(dataset.asset_id, proof.root, proof.leaf, list(proof.proof))
         assert not node.chain.ledger.verify(
-            dataset.asset_id, proof["root"], proof["leaf"], [*proof["proof"], "0x" + "00" * 32]
+            dataset.asset_id, proof.root, proof.leaf, [*proof.proof, "0x" + "00" * 32]
         )
 
     versions = node.data.anchoring.versions(dataset.asset_id)
-    assert [v["number"] for v in versions] == [1] and versions[0]["version"] == batch.version
+    assert [v.number for v in versions] == [1] and versions[0].version == batch.version
     table = node.store.get_json(batch.attribution_cid)
     weights = {e["account"]: int(e["weight"]) for e in table["entries"]}
     assert sum(weights.values()) == SCALE
@@ -197,11 +193,7 @@ def test_anchoring_gives_every_record_a_proof_that_verifies_on_chain(
     second = node.data.anchoring.anchor(dataset.asset_id)
     assert second is not None and second.batch_index == 1
     manifest = node.data.anchoring.manifest(dataset.asset_id)
-    assert (
-        manifest["number"] == 2
-        and manifest["previous"] == batch.version
-        and manifest["records"] == 10
-    )
+    assert manifest.number == 2 and manifest.previous == batch.version and manifest.records == 10
 
 
 def test_a_version_exports_as_jsonl_and_parquet_for_the_datasets_library(
@@ -251,7 +243,7 @@ def test_anchoring_needs_the_node_to_be_a_curator(
     upload(node, contributor, dataset.asset_id, [pair(1)])
     with pytest.raises(Forbidden, match="must make it a curator"):
         node.data.anchoring.anchor(dataset.asset_id)
-    assert node.data.list_records(dataset.asset_id)[0]["status"] == "accepted"
+    assert node.data.list_records(dataset.asset_id)[0].status == "accepted"
 
 
 def test_scheduled_anchoring_follows_the_policy(

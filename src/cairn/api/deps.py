@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from eth_account.signers.local import LocalAccount
@@ -9,6 +10,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cairn.core.errors import Unauthorized
+from cairn.core.licensing import Use
+from cairn.data.service import DataService, LicenceGate
 from cairn.node import Node
 from cairn.web.csrf import SESSION_COOKIE
 
@@ -81,3 +84,19 @@ def reader_address(
 
 
 ReaderAddress = Annotated[str | None, Depends(reader_address)]
+
+
+def get_data(node: NodeDep) -> DataService:
+    """The data domain's façade: datasets, contributions, reviews, anchoring and export."""
+    return node.data
+
+
+DataDep = Annotated[DataService, Depends(get_data)]
+
+
+def export_gate(node: NodeDep) -> LicenceGate:
+    """The check that a reader may export a dataset's records: its licence, if it has one."""
+    return partial(node.licences.require, Use.EXPORT)
+
+
+ExportGate = Annotated[LicenceGate, Depends(export_gate)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,15 +22,18 @@ from sqlalchemy import func, select, update
 from cairn.assets.content import ContentRefs, Scope
 from cairn.chain.contracts import Chain
 from cairn.core.attribution import (
+    SCALE,
     ContributionCredit,
     ReviewCredit,
     attribution_table,
     table_document,
 )
 from cairn.core.collector import collector_paused
+from cairn.core.data_policy import RewardPolicy, TaskSpec
 from cairn.core.errors import Forbidden, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
 from cairn.data.datasets import Datasets
+from cairn.data.key_access import KeyAccess
 from cairn.data.models import BatchRow, RecordRow, VersionRow
 from cairn.data.review import Reviews
 from cairn.db.engine import Database
@@ -56,26 +59,126 @@ class AnchoredBatch:
     version: str
     attribution_cid: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return dict(self.__dict__)
-
 
 @dataclass(frozen=True)
 class AnchorOutcome:
     """What anchoring by hand did: the batch (None: no accepted record was waiting) and the
-    bounty payouts the batch earned at once."""
+    bounty payouts the batch earned at once (the economy's records of them)."""
 
     batch: AnchoredBatch | None
-    bounties_paid: tuple[dict[str, Any], ...]
+    bounties_paid: tuple[Any, ...]
+
+    @property
+    def anchored(self) -> bool:
+        """Whether a batch was anchored."""
+        return self.batch is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
+        """JSON-ready fields (the API answers them through its response model)."""
         return {
-            "anchored": self.batch is not None,
-            "batch": self.batch.to_dict() if self.batch else None,
+            "anchored": self.anchored,
+            "batch": dict(self.batch.__dict__) if self.batch else None,
             "bounties_paid": list(self.bounties_paid),
         }
+
+
+@dataclass(frozen=True)
+class DatasetVersion(KeyAccess):
+    """An anchored state of a dataset, named by the CID of its manifest."""
+
+    version: str  # the manifest's CID
+    number: int  # 1 for the first version, then one more per anchored batch
+    records: int
+    batches: int
+    attribution_cid: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class ManifestBatch:
+    """One anchored batch as a version's manifest lists it."""
+
+    index: int
+    root: str
+    count: int
+    cid: str
+
+
+@dataclass(frozen=True)
+class VersionManifest:
+    """A version's manifest (schema cairn.dataset-version/v1): every batch so far and the CID
+    of the attribution table; stored by CID, which names the version."""
+
+    dataset_id: int
+    number: int
+    previous: str | None  # the manifest CID of the version before, None for the first
+    task: TaskSpec
+    batches: tuple[ManifestBatch, ...]
+    records: int
+    attribution: str  # the attribution table's CID
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> VersionManifest:
+        """The manifest as stored (JSON)."""
+        return cls(
+            dataset_id=int(doc["dataset_id"]),
+            number=int(doc["number"]),
+            previous=doc["previous"],
+            task=TaskSpec.model_validate(doc["task"]),
+            batches=tuple(ManifestBatch(**b) for b in doc["batches"]),
+            records=int(doc["records"]),
+            attribution=str(doc["attribution"]),
+        )
+
+
+@dataclass(frozen=True)
+class AttributionEntry:
+    """One account's weight in an attribution table."""
+
+    account: str
+    weight: str  # parts of `scale`, decimal: JSON numbers cannot hold them exactly
+
+
+@dataclass(frozen=True)
+class VersionAttribution:
+    """A version's attribution table as stored (schema cairn.attribution/v1), with the version
+    it belongs to and its CID."""
+
+    version: str
+    cid: str
+    schema: str
+    scale: str
+    dataset_id: int
+    policy: RewardPolicy
+    entries: tuple[AttributionEntry, ...]
+
+
+@dataclass(frozen=True)
+class AttributionShare:
+    """An account's share of the data revenue of a dataset's newest version."""
+
+    share: float  # of the version's attribution, 0 to 1
+    number: int  # the version's number
+    records: int  # records anchored in the version
+
+
+@dataclass(frozen=True)
+class RecordProof:
+    """What proves an anchored record's inclusion: its leaf, the batch's root and the proof,
+    and whether ContributionLedger.verify accepted them."""
+
+    dataset_id: int
+    record_hash: str
+    contributor: str
+    batch_index: int
+    batch_cid: str
+    root: str
+    leaf_encoding: tuple[str, ...]
+    value: tuple[str, str, str]  # (dataset id, record hash, contributor), as the leaf encodes
+    leaf: str
+    proof: tuple[str, ...]
+    ledger: str
+    verified_on_chain: bool
 
 
 def record_leaf(dataset_id: int, record_hash: str, contributor: str) -> list[Any]:
@@ -108,7 +211,7 @@ class Anchoring:
         self._trees_lock = threading.Lock()
         # Pays what the bounties on anchored batches owe (the economy's `BountyBook.pay_due`),
         # wired by the composition root: bounties belong to the economy, which stands on data.
-        self.pay_bounties: Callable[[], list[dict[str, Any]]] | None = None
+        self.pay_bounties: Callable[[], Sequence[Any]] | None = None
 
     def anchor_by(self, account: str, dataset_id: int) -> AnchorOutcome:
         """Anchor the accepted records now, for `account`: the dataset's owner or a curator.
@@ -306,7 +409,7 @@ class Anchoring:
             )
         return manifest_cid, attribution_cid
 
-    def versions(self, dataset_id: int) -> list[dict[str, Any]]:
+    def versions(self, dataset_id: int) -> list[DatasetVersion]:
         """The dataset's versions, newest first."""
         self.datasets.get(dataset_id)
         with self.db.session() as session:
@@ -316,35 +419,61 @@ class Anchoring:
                 .order_by(VersionRow.number.desc())
             ).all()
         return [
-            {
-                "version": r.manifest_cid,
-                "number": r.number,
-                "records": r.records,
-                "batches": r.batches,
-                "attribution_cid": r.attribution_cid,
-                "created_at": r.created_at,
-            }
+            DatasetVersion(
+                version=r.manifest_cid,
+                number=r.number,
+                records=r.records,
+                batches=r.batches,
+                attribution_cid=r.attribution_cid,
+                created_at=r.created_at,
+            )
             for r in rows
         ]
 
-    def manifest(self, dataset_id: int, version: str | None = None) -> dict[str, Any]:
-        """A version's manifest (the newest if `version` is None)."""
+    def _version(self, dataset_id: int, version: str | None) -> DatasetVersion:
+        """One of the dataset's versions by manifest CID (the newest if `version` is None)."""
         versions = self.versions(dataset_id)
         if not versions:
             raise NotFound(f"dataset {dataset_id} has no anchored version yet: anchor it first")
-        cid = version or versions[0]["version"]
-        if cid not in {v["version"] for v in versions}:
-            raise NotFound(f"{cid} is not a version of dataset {dataset_id}")
-        manifest: dict[str, Any] = self.store.get_json(cid)
-        return manifest
+        found = (
+            versions[0]
+            if version is None
+            else next((v for v in versions if v.version == version), None)
+        )
+        if found is None:
+            raise NotFound(f"{version} is not a version of dataset {dataset_id}")
+        return found
 
-    def attribution_of(self, dataset_id: int, version: str | None = None) -> dict[str, Any]:
+    def manifest(self, dataset_id: int, version: str | None = None) -> VersionManifest:
+        """A version's manifest (the newest if `version` is None)."""
+        cid = self._version(dataset_id, version).version
+        return VersionManifest.from_document(self.store.get_json(cid))
+
+    def attribution_of(self, dataset_id: int, version: str | None = None) -> VersionAttribution:
         """A version's attribution table as stored (account -> weight in parts of 10**18), with
         the version (the newest if `version` is None) and the table's CID."""
-        manifest = self.manifest(dataset_id, version)
-        table: dict[str, Any] = self.store.get_json(manifest["attribution"])
-        newest = version or self.versions(dataset_id)[0]["version"]
-        return {"version": newest, "cid": manifest["attribution"], **table}
+        chosen = self._version(dataset_id, version)
+        table = self.store.get_json(chosen.attribution_cid)
+        return VersionAttribution(
+            version=chosen.version,
+            cid=chosen.attribution_cid,
+            schema=str(table["schema"]),
+            scale=str(table["scale"]),
+            dataset_id=int(table["dataset_id"]),
+            policy=RewardPolicy.model_validate(table["policy"]),
+            entries=tuple(
+                AttributionEntry(e["account"], str(e["weight"])) for e in table["entries"]
+            ),
+        )
+
+    def share_of(self, dataset_id: int, account: str) -> AttributionShare | None:
+        """The account's share of the newest version's attribution, or None before a version."""
+        versions = self.versions(dataset_id)
+        if not versions:
+            return None
+        table = self.attribution_of(dataset_id, versions[0].version)
+        weight = sum(int(e.weight) for e in table.entries if e.account.lower() == account.lower())
+        return AttributionShare(weight / SCALE, versions[0].number, versions[0].records)
 
     # -- proofs and export ---------------------------------------------------------------
 
@@ -367,7 +496,7 @@ class Anchoring:
                 self._trees.popitem(last=False)
         return tree
 
-    def proof(self, dataset_id: int, record: str) -> dict[str, Any]:
+    def proof(self, dataset_id: int, record: str) -> RecordProof:
         """(batch, index, proof) of an anchored record, checked on chain; `record` is its hash or id."""
         with self.db.session() as session:
             if record.isdigit():
@@ -393,29 +522,29 @@ class Anchoring:
         proof = tree.get_proof(value)
         leaf = tree.leaf_hash(value)
         verified = self.chain.ledger.verify(dataset_id, batch.root, leaf, proof)
-        return {
-            "dataset_id": dataset_id,
-            "record_hash": row.record_hash,
-            "contributor": row.contributor,
-            "batch_index": batch.batch_index,
-            "batch_cid": batch.cid,
-            "root": batch.root,
-            "leaf_encoding": RECORD_LEAF,
-            "value": [str(dataset_id), value[1], value[2]],
-            "leaf": leaf,
-            "proof": proof,
-            "ledger": self.chain.ledger.address,
-            "verified_on_chain": verified,
-        }
+        return RecordProof(
+            dataset_id=dataset_id,
+            record_hash=row.record_hash,
+            contributor=row.contributor,
+            batch_index=batch.batch_index,
+            batch_cid=batch.cid,
+            root=batch.root,
+            leaf_encoding=tuple(RECORD_LEAF),
+            value=(str(dataset_id), value[1], value[2]),
+            leaf=leaf,
+            proof=tuple(proof),
+            ledger=self.chain.ledger.address,
+            verified_on_chain=verified,
+        )
 
     def records(self, dataset_id: int, version: str | None = None) -> list[dict[str, Any]]:
         """The records of a version, read back from the store batch by batch (each verified)."""
         manifest = self.manifest(dataset_id, version)
         out: list[dict[str, Any]] = []
-        for batch in manifest["batches"]:
-            doc = self.store.get_json(batch["cid"])
-            if self._tree(batch["cid"], doc).root != batch["root"]:
-                raise InvalidInput(f"batch {batch['cid']} does not rebuild its anchored root")
+        for batch in manifest.batches:
+            doc = self.store.get_json(batch.cid)
+            if self._tree(batch.cid, doc).root != batch.root:
+                raise InvalidInput(f"batch {batch.cid} does not rebuild its anchored root")
             for r in doc["records"]:
                 out.append(
                     {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -25,14 +25,53 @@ from cairn.core.errors import Conflict, InvalidInput, Unauthorized
 from cairn.core.evm import checksum
 from cairn.data.datasets import Datasets
 from cairn.data.dedup import NearDuplicateIndex, signature_from_bytes, signature_to_bytes
+from cairn.data.key_access import KeyAccess
 from cairn.data.models import RecordRow, UploadRow
-from cairn.data.signing import contribution_typed_data, records_root, recover_signer
+from cairn.data.signing import (
+    ContributionTypedData,
+    contribution_typed_data,
+    records_root,
+    recover_signer,
+)
 from cairn.data.validate import RecordValidator, Verdict
 from cairn.db.engine import Database
 from cairn.store.base import BlobStore
 
 INSERT_CHUNK = 500  # rows per INSERT statement
 MAX_NONCE = 2**256 - 1
+
+
+@dataclass(frozen=True)
+class StoredVerdict(KeyAccess):
+    """A record's verdict as stored with its upload and answered to the contributor."""
+
+    line: int  # 1-based line number in the upload
+    ok: bool
+    code: str  # one of cairn.data.validate.CODES
+    reason: str | None
+    record_hash: str | None
+    duplicate_of: str | None
+    pii: tuple[str, ...]  # kinds of personal data found
+    status: str | None  # what became of a kept record: accepted, review or held
+
+    @classmethod
+    def of(cls, verdict: Verdict, status: str | None) -> StoredVerdict:
+        """A validator's verdict, without the record and its signature."""
+        return cls(
+            verdict.line,
+            verdict.ok,
+            verdict.code,
+            verdict.reason,
+            verdict.record_hash,
+            verdict.duplicate_of,
+            tuple(verdict.pii),
+            status,
+        )
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> StoredVerdict:
+        """A verdict as the upload's verdicts document stores it."""
+        return cls(**{**doc, "pii": tuple(doc["pii"])})
 
 
 @dataclass(frozen=True)
@@ -46,37 +85,13 @@ class UploadResult:
     root: str
     total: int
     accepted: int
-    verdicts: list[dict[str, Any]]
+    verdicts: tuple[StoredVerdict, ...]
     replayed: bool  # True when this exact signed upload had been received before
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {
-            "upload_id": self.upload_id,
-            "dataset_id": self.dataset_id,
-            "contributor": self.contributor,
-            "nonce": str(self.nonce),
-            "root": self.root,
-            "total": self.total,
-            "accepted": self.accepted,
-            "rejected": self.total - self.accepted,
-            "replayed": self.replayed,
-            "verdicts": self.verdicts,
-        }
-
-
-def verdict_json(verdict: Verdict, status: str | None) -> dict[str, Any]:
-    """A verdict as stored and returned (no signature arrays)."""
-    return {
-        "line": verdict.line,
-        "ok": verdict.ok,
-        "code": verdict.code,
-        "reason": verdict.reason,
-        "record_hash": verdict.record_hash,
-        "duplicate_of": verdict.duplicate_of,
-        "pii": list(verdict.pii),
-        "status": status,
-    }
+    @property
+    def rejected(self) -> int:
+        """Records refused."""
+        return self.total - self.accepted
 
 
 def review_sampled(record_hash: str, share: float) -> bool:
@@ -114,7 +129,7 @@ class Contributions:
         self._near: dict[int, NearDuplicateIndex] = {}
         self._guard = threading.Lock()
 
-    def typed_data(self, dataset_id: int, root: str, nonce: int) -> dict[str, Any]:
+    def typed_data(self, dataset_id: int, root: str, nonce: int) -> ContributionTypedData:
         """The EIP-712 document a contributor signs for an upload."""
         return contribution_typed_data(
             chain_id=self.chain.client.chain_id,
@@ -177,7 +192,7 @@ class Contributions:
         held = account.lower() in {a.lower() for a in self._held_accounts(dataset_id)}
         now = int(time.time())
         rows: list[dict[str, Any]] = []
-        stored: list[dict[str, Any]] = []
+        stored: list[StoredVerdict] = []
         for verdict in verdicts:
             status = None
             if verdict.ok and verdict.record is not None and verdict.record_hash is not None:
@@ -205,13 +220,13 @@ class Contributions:
                         "decided_at": now if status == "accepted" else None,
                     }
                 )
-            stored.append(verdict_json(verdict, status))
+            stored.append(StoredVerdict.of(verdict, status))
         verdicts_cid = self.store.put_json(
             {
                 "schema": "cairn.verdicts/v1",
                 "dataset_id": dataset_id,
                 "root": root,
-                "verdicts": stored,
+                "verdicts": [asdict(v) for v in stored],
             }
         )
         # The verdicts quote records: the dataset's gate, and the contributor's own.
@@ -252,7 +267,15 @@ class Contributions:
                 sigs = [v.signature for v in signed if v.signature is not None]
                 near.add_many([str(v.record_hash) for v in signed], np.stack(sigs))
         return UploadResult(
-            upload_id, dataset_id, account, nonce, root, len(verdicts), len(rows), stored, False
+            upload_id,
+            dataset_id,
+            account,
+            nonce,
+            root,
+            len(verdicts),
+            len(rows),
+            tuple(stored),
+            False,
         )
 
     def _previous(
@@ -270,7 +293,7 @@ class Contributions:
             raise Conflict(
                 f"nonce {nonce} of {account} was already used for another upload; sign this one with a new nonce"
             )
-        verdicts = self.store.get_json(upload.verdicts_cid)["verdicts"]
+        stored = self.store.get_json(upload.verdicts_cid)["verdicts"]
         return UploadResult(
             upload.id,
             dataset_id,
@@ -279,7 +302,7 @@ class Contributions:
             root,
             upload.total,
             upload.accepted,
-            verdicts,
+            tuple(StoredVerdict.from_document(v) for v in stored),
             True,
         )
 

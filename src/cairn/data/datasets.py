@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
@@ -37,20 +36,6 @@ class Dataset:
     counts: dict[str, int]
     versions: int
     latest_version: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {
-            "asset_id": self.asset_id,
-            "name": self.name,
-            "owner": self.owner,
-            "licence": self.licence,
-            "metadata_cid": self.metadata_cid,
-            "spec": self.spec.model_dump(mode="json"),
-            "counts": self.counts,
-            "versions": self.versions,
-            "latest_version": self.latest_version,
-        }
 
 
 class Datasets:

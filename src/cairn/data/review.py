@@ -40,18 +40,45 @@ class ReviewTask:
     task_id: int
     dataset_id: int
     kind: str  # "approve" (approve or reject) or "label" (pick one of labels)
-    labels: list[str]
-    record: dict[str, Any]
+    labels: tuple[str, ...]
+    record: dict[str, Any]  # the record under review: a JSON object of the dataset's shape
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {
-            "task_id": self.task_id,
-            "dataset_id": self.dataset_id,
-            "kind": self.kind,
-            "labels": self.labels,
-            "record": self.record,
-        }
+
+@dataclass(frozen=True)
+class RecordDecision:
+    """A record that review decided: accepted (perhaps relabelled) or rejected."""
+
+    record_hash: str
+    status: str
+    label: str | None  # the label review settled on; None when rejected for lack of consensus
+    confidence: float  # the decision's posterior, to 4 places
+
+
+@dataclass(frozen=True)
+class ReviewAnswer:
+    """An answer recorded, and the records it (with the votes before it) decided."""
+
+    task_id: int
+    answer: str
+    decided: tuple[RecordDecision, ...]
+
+
+@dataclass(frozen=True)
+class ReviewerStanding:
+    """A reviewer's reputation on a dataset, with the evidence behind it."""
+
+    account: str
+    reputation: float  # to 4 places
+    gold_correct: int
+    gold_total: int
+    agreed: int
+    decided: int
+    held: bool  # below the dataset's floor: no more tasks, and its records held
+
+    @property
+    def judged(self) -> int:
+        """Answers that have been checked: gold questions and decided records together."""
+        return self.gold_total + self.decided
 
 
 @dataclass(frozen=True)
@@ -238,11 +265,11 @@ class Reviews:
         else:
             content = session.get(RecordRow, task.record_id).content
         kind = "label" if spec.task.type == "classification" else "approve"
-        return ReviewTask(task.id, task.dataset_id, kind, spec.review_labels, dict(content))
+        return ReviewTask(task.id, task.dataset_id, kind, tuple(spec.review_labels), dict(content))
 
     # -- answers and decisions -----------------------------------------------------------
 
-    def submit(self, task_id: int, reviewer: str, answer: str) -> dict[str, Any]:
+    def submit(self, task_id: int, reviewer: str, answer: str) -> ReviewAnswer:
         """Record the reviewer's answer and re-decide the dataset's records under review."""
         account = checksum(reviewer)
         with self._lock:
@@ -263,7 +290,7 @@ class Reviews:
                 task.answered_at = int(time.time())
                 dataset_id = task.dataset_id
             decided = self._decide(dataset_id, spec)
-        return {"task_id": task_id, "answer": answer, "decided": decided}
+        return ReviewAnswer(task_id, answer, tuple(decided))
 
     def votes(self, dataset_id: int) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
         """Every answered vote of the dataset as (item, reviewer, label), and the gold answers."""
@@ -289,7 +316,7 @@ class Reviews:
         ]
         return votes, {f"g{k}": v for k, v in gold.items()}
 
-    def _decide(self, dataset_id: int, spec: DatasetSpec) -> list[dict[str, Any]]:
+    def _decide(self, dataset_id: int, spec: DatasetSpec) -> list[RecordDecision]:
         votes, gold = self.votes(dataset_id)
         if not votes:
             return []
@@ -304,7 +331,7 @@ class Reviews:
         counts: dict[str, int] = defaultdict(int)
         for item, _, _ in votes:
             counts[item] += 1
-        decided: list[dict[str, Any]] = []
+        decided: list[RecordDecision] = []
         now = int(time.time())
         with self.db.session() as session:
             pending = session.scalars(
@@ -322,12 +349,12 @@ class Reviews:
                     continue
                 record.decided_at = now
                 decided.append(
-                    {
-                        "record_hash": record.record_hash,
-                        "status": record.status,
-                        "label": record.decision,
-                        "confidence": round(decision.confidence, 4),
-                    }
+                    RecordDecision(
+                        record.record_hash,
+                        record.status,
+                        record.decision,
+                        round(decision.confidence, 4),
+                    )
                 )
         self._hold_low_reputation(dataset_id, spec)
         return decided
@@ -405,6 +432,24 @@ class Reviews:
             out[reviewer] = (reputation(evidence), evidence)
         return out
 
+    def standings(self, dataset_id: int) -> list[ReviewerStanding]:
+        """Every reviewer's reputation on the dataset, with its evidence, by account."""
+        self.datasets.get(dataset_id)
+        held = self.held_accounts(dataset_id)
+        return [
+            _standing(account, score, evidence, account in held)
+            for account, (score, evidence) in sorted(self.reputations(dataset_id).items())
+        ]
+
+    def standing(self, dataset_id: int, account: str) -> ReviewerStanding:
+        """One account's standing on the dataset: a newcomer's prior when nothing is judged yet."""
+        address = checksum(account)
+        reps = {a.lower(): r for a, r in self.reputations(dataset_id).items()}
+        found = reps.get(address.lower())
+        score, evidence = found if found else (None, ReputationInput(0, 0, 0, 0))
+        held = address.lower() in {a.lower() for a in self.held_accounts(dataset_id)}
+        return _standing(address, reputation(evidence) if score is None else score, evidence, held)
+
     def held_accounts(self, dataset_id: int) -> set[str]:
         """Accounts whose reputation on the dataset is below the policy's floor."""
         spec = self.datasets.spec(dataset_id)
@@ -430,3 +475,17 @@ class Reviews:
                 )
                 .values(status="held", reason="contributor's reputation is below the floor")
             )
+
+
+def _standing(
+    account: str, score: float, evidence: ReputationInput, held: bool
+) -> ReviewerStanding:
+    return ReviewerStanding(
+        account=account,
+        reputation=round(score, 4),
+        gold_correct=evidence.gold_correct,
+        gold_total=evidence.gold_total,
+        agreed=evidence.agreed,
+        decided=evidence.decided,
+        held=held,
+    )

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
 from cairn.core.errors import InvalidInput
 from cairn.core.evm import checksum
-from cairn.data.anchoring import Anchoring
+from cairn.data.anchoring import Anchoring, DatasetVersion
 from cairn.data.contributions import Contributions
-from cairn.data.datasets import Datasets
+from cairn.data.datasets import Dataset, Datasets
+from cairn.data.key_access import KeyAccess
 from cairn.data.models import (
     BatchRow,
     DatasetRow,
@@ -31,8 +33,53 @@ from cairn.data.review import Reviews
 from cairn.db.engine import Database
 from cairn.store.base import BlobStore
 
-EXPORT_FORMATS = ("jsonl", "parquet")
+# Each export format with its media type.
+EXPORT_MEDIA = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+EXPORT_FORMATS = tuple(EXPORT_MEDIA)
 RECORD_STATUSES = ("review", "accepted", "anchored", "rejected", "held")
+
+
+class LicenceGate(Protocol):
+    """Refuses (`LicenceRequired`, naming what to buy) a reader who may not export a dataset:
+    the economy's `LicenceBook.require` for `Use.EXPORT`. Licences belong to the economy, which
+    stands on data, so the data domain is handed the check rather than importing it."""
+
+    def __call__(self, dataset_id: int, reader: str | None) -> object: ...
+
+
+@dataclass(frozen=True)
+class StoredRecord(KeyAccess):
+    """A contributed record as the index holds it."""
+
+    id: int
+    record_hash: str
+    contributor: str
+    status: str  # one of RECORD_STATUSES
+    reason: str | None  # why it was rejected, held or relabelled
+    quality: float
+    label: str | None  # the label review settled on
+    pii: tuple[str, ...]  # kinds of personal data found in it
+    content: dict[str, Any]  # the record itself: a JSON object of the dataset's shape
+
+
+@dataclass(frozen=True)
+class ContributorHistory:
+    """A contributor's records in a dataset: the newest, and how many there are per status."""
+
+    newest: tuple[StoredRecord, ...]  # newest first
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """Every record of the contributor in the dataset."""
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class DatasetSummary(Dataset):
+    """A dataset with its versions, newest first."""
+
+    version_list: tuple[DatasetVersion, ...] = ()
 
 
 class DataService:
@@ -80,7 +127,7 @@ class DataService:
         contributor: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredRecord]:
         """Stored records of a dataset, oldest first, filtered by status and contributor."""
         self.datasets.get(dataset_id)
         if status is not None and status not in RECORD_STATUSES:
@@ -96,20 +143,54 @@ class DataService:
             stmt = stmt.where(RecordRow.contributor == checksum(contributor))
         with self.db.session() as session:
             rows = session.scalars(stmt.limit(limit).offset(offset)).all()
-        return [
-            {
-                "id": r.id,
-                "record_hash": r.record_hash,
-                "contributor": r.contributor,
-                "status": r.status,
-                "reason": r.reason,
-                "quality": r.quality,
-                "label": r.decision,
-                "pii": r.pii,
-                "content": r.content,
-            }
-            for r in rows
-        ]
+        return [_stored(r) for r in rows]
+
+    def history(self, dataset_id: int, contributor: str, newest: int) -> ContributorHistory:
+        """The contributor's `newest` records in the dataset and its count of records per status."""
+        account = checksum(contributor)
+        mine = (RecordRow.dataset_id == dataset_id, RecordRow.contributor == account)
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(RecordRow).where(*mine).order_by(RecordRow.id.desc()).limit(newest)
+            ).all()
+            counts = session.execute(
+                select(RecordRow.status, func.count()).where(*mine).group_by(RecordRow.status)
+            ).all()
+        return ContributorHistory(
+            tuple(_stored(r) for r in rows), {str(s): int(n) for s, n in counts}
+        )
+
+    def records_for(
+        self,
+        reader: str | None,
+        dataset_id: int,
+        *,
+        gate: LicenceGate,
+        status: str | None = None,
+        contributor: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredRecord]:
+        """The records `reader` may list: anyone's own, all of them only past the licence gate
+        (a licensed dataset's records are its content)."""
+        if not (reader and contributor and contributor.lower() == reader.lower()):
+            gate(dataset_id, reader)
+        return self.list_records(
+            dataset_id, status=status, contributor=contributor, limit=limit, offset=offset
+        )
+
+    def export_for(
+        self,
+        reader: str | None,
+        dataset_id: int,
+        fmt: str,
+        version: str | None,
+        *,
+        gate: LicenceGate,
+    ) -> bytes:
+        """A version's records as JSONL or Parquet, for a reader past the licence gate."""
+        gate(dataset_id, reader)
+        return self.export(dataset_id, fmt, version)
 
     def reset_index(self) -> None:
         """Forget everything indexed about datasets (the chain behind the index was replaced)."""
@@ -126,8 +207,22 @@ class DataService:
                 session.execute(delete(table))
         self.contributions.forget()
 
-    def summary(self, dataset_id: int) -> dict[str, Any]:
+    def summary(self, dataset_id: int) -> DatasetSummary:
         """The dataset with its versions."""
-        out = self.datasets.get(dataset_id).to_dict()
-        out["version_list"] = self.anchoring.versions(dataset_id)
-        return out
+        dataset = self.datasets.get(dataset_id)
+        versions = tuple(self.anchoring.versions(dataset_id))
+        return DatasetSummary(**vars(dataset), version_list=versions)
+
+
+def _stored(row: RecordRow) -> StoredRecord:
+    return StoredRecord(
+        id=row.id,
+        record_hash=row.record_hash,
+        contributor=row.contributor,
+        status=row.status,
+        reason=row.reason,
+        quality=row.quality,
+        label=row.decision,
+        pii=tuple(row.pii),
+        content=row.content,
+    )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
+from typing_extensions import TypedDict  # pydantic reads its fields only from this one on 3.11
 
 from cairn.core.errors import InvalidInput, Unauthorized
 from cairn.core.merkle import StandardMerkleTree
@@ -23,7 +23,41 @@ DOMAIN_NAME = "Cairn"
 DOMAIN_VERSION = "1"
 LINE_LEAF = ["bytes32"]
 
-CONTRIBUTION_TYPES = {
+
+class TypedField(TypedDict):
+    """One field of an EIP-712 struct type."""
+
+    name: str
+    type: str
+
+
+class ContributionDomain(TypedDict):
+    """The EIP-712 domain: this chain and this node's ContributionLedger."""
+
+    name: str
+    version: str
+    chainId: int
+    verifyingContract: str
+
+
+class ContributionMessage(TypedDict):
+    """What the contributor signs: the dataset, the upload's records root and a nonce."""
+
+    datasetId: int
+    recordsRoot: str
+    nonce: int
+
+
+class ContributionTypedData(TypedDict):
+    """The full EIP-712 document of an upload, as `eth_signTypedData_v4` takes it."""
+
+    types: dict[str, list[TypedField]]
+    primaryType: str
+    domain: ContributionDomain
+    message: ContributionMessage
+
+
+CONTRIBUTION_TYPES: dict[str, list[TypedField]] = {
     "EIP712Domain": [
         {"name": "name", "type": "string"},
         {"name": "version", "type": "string"},
@@ -57,7 +91,7 @@ def records_root(lines: Sequence[str]) -> str:
 
 def contribution_typed_data(
     *, chain_id: int, ledger: str, dataset_id: int, root: str, nonce: int
-) -> dict[str, Any]:
+) -> ContributionTypedData:
     """The full EIP-712 document a wallet signs (`eth_signTypedData_v4`)."""
     return {
         "types": CONTRIBUTION_TYPES,
@@ -72,20 +106,20 @@ def contribution_typed_data(
     }
 
 
-def sign_contribution(account: LocalAccount, typed_data: dict[str, Any]) -> str:
+def sign_contribution(account: LocalAccount, typed_data: ContributionTypedData) -> str:
     """Sign the typed data with a local key (what a wallet does)."""
-    signed = account.sign_message(encode_typed_data(full_message=typed_data))
+    signed = account.sign_message(encode_typed_data(full_message=dict(typed_data)))
     return signed.signature.to_0x_hex()
 
 
-def recover_signer(typed_data: dict[str, Any], signature: str) -> str:
+def recover_signer(typed_data: ContributionTypedData, signature: str) -> str:
     """The address that signed `typed_data`; a malformed signature is `Unauthorized`."""
     try:
         raw = HexBytes(signature)
         if len(raw) != 65:
             raise ValueError(f"a signature is 65 bytes, got {len(raw)}")
         return str(
-            Account.recover_message(encode_typed_data(full_message=typed_data), signature=raw)
+            Account.recover_message(encode_typed_data(full_message=dict(typed_data)), signature=raw)
         )
     except Exception as exc:  # bad hex, bad length, bad curve point
         raise Unauthorized(f"the upload's signature is not valid: {exc}") from exc

@@ -11,22 +11,22 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from eth_account.signers.local import LocalAccount
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData, UploadFile
 
-from cairn.api.deps import NodeDep
-from cairn.core.attribution import SCALE
+from cairn.api.deps import DataDep, NodeDep
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import CairnError, InvalidInput, Unauthorized
 from cairn.core.ids import StoredId
-from cairn.core.reputation import ReputationInput, reputation
 from cairn.data.datasets import Dataset
+from cairn.data.service import DataService
 from cairn.data.signing import records_root, sign_contribution, upload_lines
-from cairn.node import Node
 from cairn.web.render import page
 from cairn.web.viewer import Viewer, ViewerDep
 
@@ -34,7 +34,6 @@ router = APIRouter()
 
 MAX_UPLOAD_BYTES = 16 * 2**20  # a bigger file goes through the API or the CLI, in parts
 HISTORY_SHOWN = 50  # newest records of the contributor shown on the page
-RECORDS_PAGE = 1000  # the most records list_records returns at once
 # Nonces the page offers stay below 2**53 so that a browser's JSON numbers hold them exactly.
 NONCE_BITS = 52
 
@@ -89,15 +88,6 @@ class FormField:
         if self.options:
             return self.options[0]
         return {"integer": 0, "number": 0.5, "checkbox": True}.get(self.kind, self.hint)
-
-
-@dataclass(frozen=True)
-class Standing:
-    """An account's reviewer reputation on a dataset, as pages show it."""
-
-    reputation: float
-    judged: int  # answers that have been checked (gold questions and decided records together)
-    held: bool  # below the dataset's floor: no more tasks, its records held
 
 
 def form_fields(spec: DatasetSpec) -> list[FormField]:
@@ -179,50 +169,6 @@ def file_lines(upload: Any) -> list[str]:
     return lines
 
 
-def standing(node: Node, dataset_id: int, address: str) -> Standing:
-    """The account's reviewer reputation on the dataset (a newcomer's prior when unjudged)."""
-    reps = {a.lower(): r for a, r in node.data.reviews.reputations(dataset_id).items()}
-    score, evidence = reps.get(address.lower(), (None, ReputationInput(0, 0, 0, 0)))
-    held = address.lower() in {a.lower() for a in node.data.reviews.held_accounts(dataset_id)}
-    return Standing(
-        reputation=reputation(evidence) if score is None else score,
-        judged=evidence.gold_total + evidence.decided,
-        held=held,
-    )
-
-
-def attribution_share(node: Node, dataset_id: int, address: str) -> dict[str, Any] | None:
-    """The account's share of the newest anchored version's attribution, or None before one."""
-    versions = node.data.anchoring.versions(dataset_id)
-    if not versions:
-        return None
-    newest = versions[0]
-    table = node.data.anchoring.attribution_of(dataset_id, newest["version"])
-    weight = sum(
-        int(e["weight"]) for e in table["entries"] if e["account"].lower() == address.lower()
-    )
-    return {"share": weight / SCALE, "number": newest["number"], "records": newest["records"]}
-
-
-def contributor_history(
-    node: Node, dataset_id: int, address: str
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The account's newest records in the dataset (newest first) and its count per status."""
-    counts: dict[str, int] = {}
-    newest: list[dict[str, Any]] = []
-    offset = 0
-    while True:  # records come oldest first, a page at a time
-        batch = node.data.list_records(
-            dataset_id, contributor=address, limit=RECORDS_PAGE, offset=offset
-        )
-        for record in batch:
-            counts[record["status"]] = counts.get(record["status"], 0) + 1
-        newest = (newest + batch)[-HISTORY_SHOWN:]
-        if len(batch) < RECORDS_PAGE:
-            return newest[::-1], counts
-        offset += RECORDS_PAGE
-
-
 def fresh_nonce() -> int:
     """An unused nonce: random, as the API client picks them (a used one is refused)."""
     return secrets.randbits(NONCE_BITS)
@@ -240,10 +186,10 @@ PostedForm = Annotated[FormData, Depends(posted_form)]
 
 
 @router.get("/contribute", response_class=HTMLResponse)
-def contribute_index(request: Request, node: NodeDep) -> HTMLResponse:
+def contribute_index(request: Request, data: DataDep) -> HTMLResponse:
     """Every dataset open to contributions, with the shape of its records and its counts."""
     rows = []
-    for dataset in node.data.datasets.list():
+    for dataset in data.datasets.list():
         fields = form_fields(dataset.spec)
         rows.append((dataset, fields, example_record(fields)))
     return page(request, "contribute.html", title="Contribute", rows=rows)
@@ -251,14 +197,15 @@ def contribute_index(request: Request, node: NodeDep) -> HTMLResponse:
 
 def _contribute_page(
     request: Request,
-    node: Node,
+    data: DataService,
+    bounties: Sequence[Any],
     viewer: Viewer,
     dataset: Dataset,
     status: int = 200,
     **extra: Any,
 ) -> HTMLResponse:
     fields = form_fields(dataset.spec)
-    newest, counts = contributor_history(node, dataset.asset_id, viewer.address)
+    history = data.history(dataset.asset_id, viewer.address, HISTORY_SHOWN)
     extra.setdefault("values", {})
     return page(
         request,
@@ -269,29 +216,36 @@ def _contribute_page(
         fields=fields,
         example=example_record(fields),
         nonce=fresh_nonce(),
-        history=newest,
-        history_total=sum(counts.values()),
-        history_counts=counts,
-        standing=standing(node, dataset.asset_id, viewer.address),
-        share=attribution_share(node, dataset.asset_id, viewer.address),
+        history=history.newest,
+        history_total=history.total,
+        history_counts=history.counts,
+        standing=data.reviews.standing(dataset.asset_id, viewer.address),
+        share=data.anchoring.share_of(dataset.asset_id, viewer.address),
         status_words=STATUS_WORDS,
         rejected_words=REJECTED,
         max_upload_mib=MAX_UPLOAD_BYTES // 2**20,
-        bounties=node.economy.bounties.listing(dataset.asset_id),
+        bounties=bounties,
         **extra,
     )
 
 
 @router.get("/datasets/{dataset_id}/contribute", response_class=HTMLResponse)
 def contribute_page(
-    request: Request, node: NodeDep, dataset_id: StoredId, viewer: ViewerDep
+    request: Request, data: DataDep, node: NodeDep, dataset_id: StoredId, viewer: ViewerDep
 ) -> HTMLResponse:
     """Upload a JSONL file or fill in a record; see your records and standing."""
-    return _contribute_page(request, node, viewer, node.data.datasets.get(dataset_id))
+    dataset = data.datasets.get(dataset_id)
+    bounties = node.economy.bounties.listing(dataset_id)
+    return _contribute_page(request, data, bounties, viewer, dataset)
 
 
 def _signed_upload(
-    node: Node, viewer: Viewer, dataset_id: int, lines: list[str], form: FormData
+    data: DataService,
+    node_key: Callable[[str], LocalAccount],
+    viewer: Viewer,
+    dataset_id: int,
+    lines: list[str],
+    form: FormData,
 ) -> tuple[int, str]:
     """(nonce, signature) of the upload: the wallet's, sent with the form, or the node's."""
     raw_nonce = form.get("nonce")
@@ -306,16 +260,22 @@ def _signed_upload(
             f"this node does not hold the key of {viewer.address}: your browser wallet signs "
             "each upload, which needs JavaScript and a wallet such as MetaMask"
         )
-    typed = node.data.contributions.typed_data(dataset_id, records_root(lines), nonce)
-    return nonce, sign_contribution(node.signers.get(viewer.address), typed)
+    typed = data.contributions.typed_data(dataset_id, records_root(lines), nonce)
+    return nonce, sign_contribution(node_key(viewer.address), typed)
 
 
 @router.post("/datasets/{dataset_id}/contribute", response_class=HTMLResponse)
 def contribute_post(
-    request: Request, node: NodeDep, dataset_id: StoredId, viewer: ViewerDep, form: PostedForm
+    request: Request,
+    data: DataDep,
+    node: NodeDep,
+    dataset_id: StoredId,
+    viewer: ViewerDep,
+    form: PostedForm,
 ) -> HTMLResponse:
     """Sign and send an upload (a file or one record); show every record's verdict."""
-    dataset = node.data.datasets.get(dataset_id)
+    dataset = data.datasets.get(dataset_id)
+    bounties = node.economy.bounties.listing(dataset_id)
     fields = form_fields(dataset.spec)
     source = form.get("source")
     posted = {f.name: form.get(f"field.{f.name}") for f in fields} if source == "form" else {}
@@ -331,20 +291,28 @@ def contribute_post(
                 lines = [json.dumps(record_from_form(fields, form), ensure_ascii=False)]
         else:
             raise InvalidInput("send a JSONL file or fill in the record form")
-        nonce, signature = _signed_upload(node, viewer, dataset_id, lines, form)
-        result = node.data.contributions.contribute(
+        nonce, signature = _signed_upload(data, node.signers.get, viewer, dataset_id, lines, form)
+        result = data.contributions.contribute(
             dataset_id, contributor=viewer.address, nonce=nonce, signature=signature, lines=lines
         )
     except CairnError as exc:  # bad input or a refused signature: shown, nothing stored
         return _contribute_page(
-            request, node, viewer, dataset, status=exc.status, error=exc.message, values=values
+            request,
+            data,
+            bounties,
+            viewer,
+            dataset,
+            status=exc.status,
+            error=exc.message,
+            values=values,
         )
     kept = values if result.accepted == 0 else {}  # a refused record stays in the form to fix
     return _contribute_page(
         request,
-        node,
+        data,
+        bounties,
         viewer,
-        node.data.datasets.get(dataset_id),
+        data.datasets.get(dataset_id),
         status=200 if result.replayed else 201,
         result=result,
         values=kept,

@@ -9,10 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from cairn.api.deps import NodeDep
+from cairn.api.deps import DataDep
 from cairn.core.errors import Conflict, Forbidden
 from cairn.core.ids import StoredId
-from cairn.web.contribute import standing
 from cairn.web.render import page, redirect
 from cairn.web.viewer import ViewerDep
 
@@ -20,12 +19,12 @@ router = APIRouter()
 
 
 @router.get("/review", response_class=HTMLResponse)
-def review_index(request: Request, node: NodeDep, viewer: ViewerDep) -> HTMLResponse:
+def review_index(request: Request, data: DataDep, viewer: ViewerDep) -> HTMLResponse:
     """Datasets with review work for the signed-in account."""
     rows = []
-    for dataset in node.data.datasets.list():
-        mine = standing(node, dataset.asset_id, viewer.address)
-        waiting = 0 if mine.held else node.data.reviews.waiting(dataset.asset_id, viewer.address)
+    for dataset in data.datasets.list():
+        mine = data.reviews.standing(dataset.asset_id, viewer.address)
+        waiting = 0 if mine.held else data.reviews.waiting(dataset.asset_id, viewer.address)
         if waiting or mine.held:
             rows.append((dataset, waiting, mine))
     return page(request, "review.html", title="Review", rows=rows)
@@ -33,13 +32,13 @@ def review_index(request: Request, node: NodeDep, viewer: ViewerDep) -> HTMLResp
 
 @router.get("/review/{dataset_id}", response_class=HTMLResponse)
 def review_page(
-    request: Request, node: NodeDep, dataset_id: StoredId, viewer: ViewerDep
+    request: Request, data: DataDep, dataset_id: StoredId, viewer: ViewerDep
 ) -> HTMLResponse:
     """The account's next review task on the dataset, or that there is none."""
-    dataset = node.data.datasets.get(dataset_id)
+    dataset = data.datasets.get(dataset_id)
     held = None
     try:
-        task = node.data.reviews.next_task(dataset_id, viewer.address)
+        task = data.reviews.next_task(dataset_id, viewer.address)
     except Forbidden as exc:
         task, held = None, exc.message
     shown: list[tuple[str, str]] = []
@@ -60,23 +59,23 @@ def review_page(
         task=task,
         shown=shown,
         held=held,
-        standing=standing(node, dataset_id, viewer.address),
+        standing=data.reviews.standing(dataset_id, viewer.address),
     )
 
 
 @router.post("/review/{dataset_id}")
 def review_answer(
     request: Request,
-    node: NodeDep,
+    data: DataDep,
     dataset_id: StoredId,
     viewer: ViewerDep,
     task_id: Annotated[StoredId, Form()],
     answer: Annotated[str, Form(max_length=200)],
 ) -> RedirectResponse:
     """Record the answer to a task, then show the next one."""
-    node.data.datasets.get(dataset_id)
+    data.datasets.get(dataset_id)
     try:
-        node.data.reviews.submit(task_id, viewer.address, answer)
+        data.reviews.submit(task_id, viewer.address, answer)
     except Conflict:
         return redirect(f"/review/{dataset_id}", "That task was already answered.")
     return redirect(f"/review/{dataset_id}", f"Answer recorded: {answer}.")

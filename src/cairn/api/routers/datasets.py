@@ -7,14 +7,28 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
-from cairn.api.deps import MaybeSessionAddress, NodeDep, SessionAddress, SessionSigner
+from cairn.api.dataset_schemas import (
+    AnchorOutcomePublic,
+    AttributionPublic,
+    ContributionPublic,
+    DatasetDetail,
+    DatasetPublic,
+    GoldAdded,
+    ProofPublic,
+    RecordPublic,
+    ReviewAnswerPublic,
+    ReviewTaskPublic,
+    StandingPublic,
+    VersionPublic,
+)
+from cairn.api.deps import DataDep, ExportGate, MaybeSessionAddress, SessionAddress, SessionSigner
 from cairn.api.schemas import SplitBody, Strict
 from cairn.core.errors import InvalidInput
 from cairn.core.ids import Offset, StoredId
-from cairn.core.licensing import Use
 from cairn.core.policy import RevenueSplit
 from cairn.data.datasets import parse_spec
-from cairn.data.signing import records_root, upload_lines
+from cairn.data.service import EXPORT_MEDIA
+from cairn.data.signing import ContributionTypedData, records_root, upload_lines
 
 router = APIRouter(tags=["datasets"])
 
@@ -68,17 +82,17 @@ class AnswerBody(Strict):
     answer: str = Field(..., max_length=200)
 
 
-@router.get("/datasets")
-def list_datasets(node: NodeDep) -> list[dict[str, Any]]:
+@router.get("/datasets", response_model=list[DatasetPublic])
+def list_datasets(data: DataDep) -> list[DatasetPublic]:
     """Every dataset, newest first."""
-    return [d.to_dict() for d in node.data.datasets.list()]
+    return [DatasetPublic.model_validate(d) for d in data.datasets.list()]
 
 
-@router.post("/datasets", status_code=201)
-def create_dataset(node: NodeDep, body: DatasetCreate, signer: SessionSigner) -> dict[str, Any]:
+@router.post("/datasets", status_code=201, response_model=DatasetPublic)
+def create_dataset(data: DataDep, body: DatasetCreate, signer: SessionSigner) -> DatasetPublic:
     """Create a dataset owned by the signed-in account (whose key this node holds)."""
     split = RevenueSplit(**body.split.model_dump()) if body.split else None
-    dataset = node.data.datasets.create(
+    dataset = data.datasets.create(
         signer,
         name=body.name,
         licence=body.licence,
@@ -86,17 +100,19 @@ def create_dataset(node: NodeDep, body: DatasetCreate, signer: SessionSigner) ->
         description=body.description,
         split=split,
     )
-    return dataset.to_dict()
+    return DatasetPublic.model_validate(dataset)
 
 
-@router.get("/datasets/{dataset_id}")
-def get_dataset(node: NodeDep, dataset_id: StoredId) -> dict[str, Any]:
+@router.get("/datasets/{dataset_id}", response_model=DatasetDetail)
+def get_dataset(data: DataDep, dataset_id: StoredId) -> DatasetDetail:
     """A dataset with its record counts and versions."""
-    return node.data.summary(dataset_id)
+    return DatasetDetail.model_validate(data.summary(dataset_id))
 
 
-@router.post("/datasets/{dataset_id}/contributions/typed-data")
-def typed_data(node: NodeDep, dataset_id: StoredId, body: TypedDataBody) -> dict[str, Any]:
+@router.post(
+    "/datasets/{dataset_id}/contributions/typed-data", response_model=ContributionTypedData
+)
+def typed_data(data: DataDep, dataset_id: StoredId, body: TypedDataBody) -> ContributionTypedData:
     """The EIP-712 document to sign for an upload (for `eth_signTypedData_v4`)."""
     lines = UploadBody(
         contributor="0x" + "0" * 40,
@@ -105,32 +121,39 @@ def typed_data(node: NodeDep, dataset_id: StoredId, body: TypedDataBody) -> dict
         records=body.records,
         jsonl=body.jsonl,
     ).lines()
-    node.data.datasets.get(dataset_id)
-    return node.data.contributions.typed_data(dataset_id, records_root(lines), int(body.nonce))
+    data.datasets.get(dataset_id)
+    return data.contributions.typed_data(dataset_id, records_root(lines), int(body.nonce))
 
 
-@router.post("/datasets/{dataset_id}/contributions")
+@router.post(
+    "/datasets/{dataset_id}/contributions",
+    status_code=201,
+    response_model=ContributionPublic,
+    responses={200: {"model": ContributionPublic, "description": "A signed upload sent again"}},
+)
 def contribute(
-    node: NodeDep, dataset_id: StoredId, body: UploadBody, response: Response
-) -> dict[str, Any]:
+    data: DataDep, dataset_id: StoredId, body: UploadBody, response: Response
+) -> ContributionPublic:
     """Contribute records; one EIP-712 signature covers the upload. Each record gets a verdict.
 
-    Sending the same signed upload again returns the first answer (`replayed: true`).
+    Sending the same signed upload again returns the first answer (`replayed: true`, 200).
     """
-    result = node.data.contributions.contribute(
+    result = data.contributions.contribute(
         dataset_id,
         contributor=body.contributor,
         nonce=int(body.nonce),
         signature=body.signature,
         lines=body.lines(),
     )
-    response.status_code = 200 if result.replayed else 201
-    return result.to_dict()
+    if result.replayed:
+        response.status_code = 200
+    return ContributionPublic.model_validate(result)
 
 
-@router.get("/datasets/{dataset_id}/records")
+@router.get("/datasets/{dataset_id}/records", response_model=list[RecordPublic])
 def list_records(
-    node: NodeDep,
+    data: DataDep,
+    gate: ExportGate,
     dataset_id: StoredId,
     me: MaybeSessionAddress,
     status: Annotated[
@@ -139,87 +162,99 @@ def list_records(
     contributor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
-) -> list[dict[str, Any]]:
+) -> list[RecordPublic]:
     """Stored records of a dataset (of a licensed one: your own, or all with a licence)."""
-    if not (me and contributor and contributor.lower() == me.lower()):
-        node.licences.require(Use.EXPORT, dataset_id, me)
-    return node.data.list_records(
-        dataset_id, status=status, contributor=contributor, limit=limit, offset=offset
+    records = data.records_for(
+        me,
+        dataset_id,
+        gate=gate,
+        status=status,
+        contributor=contributor,
+        limit=limit,
+        offset=offset,
     )
+    return [RecordPublic.model_validate(r) for r in records]
 
 
-@router.post("/datasets/{dataset_id}/gold", status_code=201)
-def add_gold(
-    node: NodeDep, dataset_id: StoredId, body: GoldBody, me: SessionAddress
-) -> dict[str, int]:
+@router.post("/datasets/{dataset_id}/gold", status_code=201, response_model=GoldAdded)
+def add_gold(data: DataDep, dataset_id: StoredId, body: GoldBody, me: SessionAddress) -> GoldAdded:
     """Seed gold questions (items with known answers); the dataset's owner only."""
-    return {"added": node.data.reviews.add_gold(dataset_id, me, body.items)}
+    return GoldAdded(added=data.reviews.add_gold(dataset_id, me, body.items))
 
 
-@router.get("/datasets/{dataset_id}/reviews/next")
+@router.get(
+    "/datasets/{dataset_id}/reviews/next",
+    response_model=ReviewTaskPublic | None,
+    responses={204: {"description": "Nothing to review"}},
+)
 def next_review(
-    node: NodeDep, dataset_id: StoredId, me: SessionAddress, response: Response
-) -> dict[str, Any] | None:
+    data: DataDep, dataset_id: StoredId, me: SessionAddress, response: Response
+) -> ReviewTaskPublic | None:
     """The signed-in account's next review task; 204 when there is nothing to review."""
-    task = node.data.reviews.next_task(dataset_id, me)
+    task = data.reviews.next_task(dataset_id, me)
     if task is None:
         response.status_code = 204
         return None
-    return task.to_dict()
+    return ReviewTaskPublic.model_validate(task)
 
 
-@router.post("/reviews/{task_id}")
+@router.post("/reviews/{task_id}", response_model=ReviewAnswerPublic)
 def answer_review(
-    node: NodeDep, task_id: StoredId, body: AnswerBody, me: SessionAddress
-) -> dict[str, Any]:
+    data: DataDep, task_id: StoredId, body: AnswerBody, me: SessionAddress
+) -> ReviewAnswerPublic:
     """Answer a review task: approve/reject, or a label."""
-    return node.data.reviews.submit(task_id, me, body.answer)
+    return ReviewAnswerPublic.model_validate(data.reviews.submit(task_id, me, body.answer))
 
 
-@router.get("/datasets/{dataset_id}/reputation")
-def reputation(node: NodeDep, dataset_id: StoredId) -> list[dict[str, Any]]:
+@router.get("/datasets/{dataset_id}/reputation", response_model=list[StandingPublic])
+def reputation(data: DataDep, dataset_id: StoredId) -> list[StandingPublic]:
     """Every reviewer's reputation on the dataset, with its evidence."""
-    node.data.datasets.get(dataset_id)
-    held = node.data.reviews.held_accounts(dataset_id)
-    return [
-        {
-            "account": account,
-            "reputation": round(score, 4),
-            **evidence.__dict__,
-            "held": account in held,
-        }
-        for account, (score, evidence) in sorted(node.data.reviews.reputations(dataset_id).items())
-    ]
+    return [StandingPublic.model_validate(s) for s in data.reviews.standings(dataset_id)]
 
 
-@router.post("/datasets/{dataset_id}/anchor")
-def anchor(node: NodeDep, dataset_id: StoredId, me: SessionAddress) -> dict[str, Any]:
+@router.post("/datasets/{dataset_id}/anchor", response_model=AnchorOutcomePublic)
+def anchor(data: DataDep, dataset_id: StoredId, me: SessionAddress) -> AnchorOutcomePublic:
     """Anchor the accepted records now (the dataset's owner or curators); the dataset's
     bounties pay for the new batch at once."""
-    return node.data.anchoring.anchor_by(me, dataset_id).to_dict()
+    return AnchorOutcomePublic.model_validate(data.anchoring.anchor_by(me, dataset_id))
 
 
-@router.get("/datasets/{dataset_id}/versions")
-def versions(node: NodeDep, dataset_id: StoredId) -> list[dict[str, Any]]:
+@router.get("/datasets/{dataset_id}/versions", response_model=list[VersionPublic])
+def versions(data: DataDep, dataset_id: StoredId) -> list[VersionPublic]:
     """The dataset's versions, newest first, each named by its manifest's CID."""
-    return node.data.anchoring.versions(dataset_id)
+    return [VersionPublic.model_validate(v) for v in data.anchoring.versions(dataset_id)]
 
 
-@router.get("/datasets/{dataset_id}/attribution")
-def attribution(node: NodeDep, dataset_id: StoredId, version: str | None = None) -> dict[str, Any]:
+@router.get("/datasets/{dataset_id}/attribution", response_model=AttributionPublic)
+def attribution(
+    data: DataDep, dataset_id: StoredId, version: str | None = None
+) -> AttributionPublic:
     """A version's attribution table (account -> weight in parts of 10**18)."""
-    return node.data.anchoring.attribution_of(dataset_id, version)
+    return AttributionPublic.model_validate(data.anchoring.attribution_of(dataset_id, version))
 
 
-@router.get("/datasets/{dataset_id}/records/{record}/proof")
-def proof(node: NodeDep, dataset_id: StoredId, record: str) -> dict[str, Any]:
+@router.get("/datasets/{dataset_id}/records/{record}/proof", response_model=ProofPublic)
+def proof(data: DataDep, dataset_id: StoredId, record: str) -> ProofPublic:
     """(batch, index, proof) of an anchored record, checked against ContributionLedger."""
-    return node.data.anchoring.proof(dataset_id, record)
+    return ProofPublic.model_validate(data.anchoring.proof(dataset_id, record))
 
 
-@router.get("/datasets/{dataset_id}/export")
+@router.get(
+    "/datasets/{dataset_id}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The version's records, one file",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in EXPORT_MEDIA.values()
+            },
+        }
+    },
+)
 def export(
-    node: NodeDep,
+    data: DataDep,
+    gate: ExportGate,
     dataset_id: StoredId,
     me: MaybeSessionAddress,
     format: Annotated[str, Query(description="jsonl or parquet")] = "jsonl",
@@ -229,12 +264,9 @@ def export(
 
     A licensed dataset needs a licence held by the signed-in account; 403 says which to buy.
     """
-    node.licences.require(Use.EXPORT, dataset_id, me)
-    data = node.data.export(dataset_id, format, version)
-    media = "application/x-ndjson" if format == "jsonl" else "application/vnd.apache.parquet"
-    filename = f"dataset-{dataset_id}.{format}"
+    exported = data.export_for(me, dataset_id, format, version, gate=gate)
     return Response(
-        data,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        exported,
+        media_type=EXPORT_MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="dataset-{dataset_id}.{format}"'},
     )
