@@ -9,6 +9,7 @@ from eth_account.signers.local import LocalAccount
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cairn.assets.uploads import Uploads
 from cairn.core.errors import Unauthorized
 from cairn.core.licensing import Use
 from cairn.data.service import DataService, LicenceGate
@@ -100,3 +101,11 @@ def export_gate(node: NodeDep) -> LicenceGate:
 
 
 ExportGate = Annotated[LicenceGate, Depends(export_gate)]
+
+
+def get_uploads(node: NodeDep) -> Uploads:
+    """Resumable uploads of blobs larger than one request body."""
+    return node.uploads
+
+
+UploadsDep = Annotated[Uploads, Depends(get_uploads)]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from cairn.api.deps import NodeDep, SessionAddress
+from cairn.api.deps import SessionAddress, UploadsDep
 from cairn.api.schemas import Strict
 from cairn.assets.uploads import ChunkRange, StagedUpload
 
@@ -61,28 +61,28 @@ def public(upload: StagedUpload) -> UploadPublic:
 
 @router.post("", response_model=UploadPublic, status_code=201)
 def start_upload(
-    node: NodeDep, body: UploadCreate, me: SessionAddress, response: Response
+    uploads: UploadsDep, body: UploadCreate, me: SessionAddress, response: Response
 ) -> UploadPublic:
     """Open an upload of a blob of `size` bytes hashing to `cid`, counted against your quota.
 
     Declaring a blob whose upload is already open answers that upload (200), so a client
     that lost its connection resumes from `received`.
     """
-    upload, created = node.uploads.start(me, body.size, body.cid)
+    upload, created = uploads.start(me, body.size, body.cid)
     if not created:
         response.status_code = 200
     return public(upload)
 
 
 @router.get("/{upload_id}", response_model=UploadPublic)
-def get_upload(node: NodeDep, upload_id: UploadId, me: SessionAddress) -> UploadPublic:
+def get_upload(uploads: UploadsDep, upload_id: UploadId, me: SessionAddress) -> UploadPublic:
     """One of your uploads: how many bytes the node holds. Others' uploads are 404."""
-    return public(node.uploads.get(upload_id, me))
+    return public(uploads.get(upload_id, me))
 
 
 @router.put("/{upload_id}", response_model=UploadPublic)
 async def put_chunk(
-    node: NodeDep,
+    uploads: UploadsDep,
     upload_id: UploadId,
     request: Request,
     me: SessionAddress,
@@ -98,20 +98,20 @@ async def put_chunk(
         data = await request.body()  # at most one chunk: the body limit is the node's chunk size
     except ClientDisconnect:  # the sender went away mid-chunk: none of it is staged
         return Response(status_code=400)
-    upload = await run_in_threadpool(node.uploads.write, upload_id, me, chunk, data)
+    upload = await run_in_threadpool(uploads.write, upload_id, me, chunk, data)
     return public(upload)
 
 
 @router.post("/{upload_id}/complete", response_model=BlobStored, status_code=201)
-def complete_upload(node: NodeDep, upload_id: UploadId, me: SessionAddress) -> BlobStored:
+def complete_upload(uploads: UploadsDep, upload_id: UploadId, me: SessionAddress) -> BlobStored:
     """Hash what was sent, store it if it is the declared CID (else 422, and the upload is
     discarded), and answer the blob; it is then your upload, as if sent to POST /blobs."""
-    upload = node.uploads.complete(upload_id, me)
+    upload = uploads.complete(upload_id, me)
     return BlobStored(cid=upload.cid, size=upload.size)
 
 
-@router.delete("/{upload_id}", status_code=204)
-def cancel_upload(node: NodeDep, upload_id: UploadId, me: SessionAddress) -> Response:
+@router.delete("/{upload_id}", status_code=204, response_model=None)
+def cancel_upload(uploads: UploadsDep, upload_id: UploadId, me: SessionAddress) -> Response:
     """Give up an open upload: its bytes are deleted and your quota freed."""
-    node.uploads.cancel(upload_id, me)
+    uploads.cancel(upload_id, me)
     return Response(status_code=204)
