@@ -294,15 +294,15 @@ class Story:
         [paid] = node.economy.bounties.pay_due()  # the paid task pays the batch at once
         bounty_pay: dict[str, int] = {}
         for name in ("bob", "carol", "dave"):
-            for claim in node.economy.epochs.claim(people[name].address):
-                bounty_pay[name] = bounty_pay.get(name, 0) + int(claim["amount"])
+            for claim in node.economy.epochs.claim(people[name].address).claims:
+                bounty_pay[name] = bounty_pay.get(name, 0) + int(claim.amount)
             rows.append(
                 [name, "paid task", f"{_units(bounty_pay.get(name, 0))} CAIRN", "claimed at once"]
             )
         self.demo.facts["bounty"] = {
-            "id": bounty["bounty_id"],
-            "records": paid["records"],
-            "reviews": paid["reviews"],
+            "id": bounty.bounty_id,
+            "records": paid.records,
+            "reviews": paid.reviews,
             "paid": {n: str(v) for n, v in bounty_pay.items()},
         }
         version = node.data.anchoring.versions(dataset)[0]
@@ -317,7 +317,7 @@ class Story:
             f"Dataset {dataset}: {version['records']} records anchored "
             f"(batch root {batch.root if batch else '-'}), {reviews} reviews. Alice's paid "
             f"task ({_units(PER_RECORD)} CAIRN a record, {_units(PER_REVIEW)} a useful review) "
-            f"paid {paid['records']} records and {paid['reviews']} reviews in one transaction.",
+            f"paid {paid.records} records and {paid.reviews} reviews in one transaction.",
             ["who", "what", "verdict", "reason"],
             rows,
         )
@@ -454,7 +454,7 @@ class Story:
         offer = node.licences.offer(
             alice, model, price=LICENCE_PRICE, terms="commercial", max_copies=100
         )
-        bought = node.licences.buy(dave, offer["offer_id"])
+        bought = node.licences.buy(dave, offer.offer_id)
         rows = [
             [
                 "app",
@@ -464,9 +464,9 @@ class Story:
             ],
             [
                 "licence",
-                f"offer {offer['offer_id']}: commercial use of model {model}, 100 copies",
+                f"offer {offer.offer_id}: commercial use of model {model}, 100 copies",
                 "dave bought one: he may now download the model",
-                _units(int(bought["paid"])),
+                _units(int(bought.paid)),
             ],
         ]
         self._step(
@@ -478,7 +478,7 @@ class Story:
             rows,
         )
         self.demo.facts["app"] = app["asset_id"]
-        self.demo.facts["licence"] = offer["offer_id"]
+        self.demo.facts["licence"] = offer.offer_id
         balance = node.economy.balances.get(grace.address)
         self.demo.facts["usage"] = {
             "spent": str(balance.spent),
@@ -493,29 +493,29 @@ class Story:
         names[node.operator.address] = "operator (base model owner)"
         rows = []
         for account in sorted(set(names)):
-            for row in node.economy.epochs.earnings(account):
-                if row["epoch_id"] != epoch["id"]:  # the paid task's epochs were shown before
+            for row in node.economy.epochs.earnings(account).epochs:
+                if row.epoch_id != epoch.id:  # the paid task's epochs were shown before
                     continue
-                for line in row["lines"]:
+                for line in row.lines:
                     rows.append(
                         [
                             names[account],
-                            line["role"],
-                            line.get("via_name") or line["via"],
-                            _units(int(line["amount"])),
+                            line.role,
+                            line.via_name or line.via,
+                            _units(int(line.amount)),
                         ]
                     )
         self._step(
             "Settlement",
-            f"Epoch {epoch['epoch']}: revenue {_units(int(epoch['revenue']))} CAIRN split by "
-            f"lineage; root {epoch['root']}.",
+            f"Epoch {epoch.epoch}: revenue {_units(int(epoch.revenue))} CAIRN split by "
+            f"lineage; root {epoch.root}.",
             ["who", "role", "through", "CAIRN"],
             rows,
         )
         claimed: dict[str, int] = {}
         for account in names:
-            for claim in node.economy.epochs.claim(account):
-                claimed[account] = claimed.get(account, 0) + int(claim["amount"])
+            for claim in node.economy.epochs.claim(account).claims:
+                claimed[account] = claimed.get(account, 0) + int(claim.amount)
         final = []
         job_pay = {a: int(v) for a, v in self.demo.facts["job"]["payouts"].items()}
         usage = self.demo.facts["usage"]
@@ -547,6 +547,11 @@ class Story:
             ["name", "before", "after", "change", "why"],
             final,
         )
-        self.demo.facts["epoch"] = {k: epoch[k] for k in ("epoch", "revenue", "root", "tree_cid")}
+        self.demo.facts["epoch"] = {
+            "epoch": epoch.epoch,
+            "revenue": epoch.revenue,
+            "root": epoch.root,
+            "tree_cid": epoch.tree_cid,
+        }
         self.demo.facts["claims"] = {names[a]: str(v) for a, v in claimed.items()}
         self.demo.facts["balances"] = {r[0]: r[2] for r in final}

@@ -188,6 +188,7 @@ class Node:
             gateway=self.gateway_account,
             licences=self.licences,
             bounties=BountyBook(self.db, self.store, self.chain, self.assets, self.operator),
+            operator=self.operator.address,
             schedule=Schedule(epoch_seconds=config.epoch_seconds),
             confirmations=DEPOSIT_CONFIRMATIONS if self.backend.kind == "rpc" else 0,
             free_calls_per_minute=config.free_calls_per_minute,

@@ -32,7 +32,7 @@ def people(node: Node) -> tuple[LocalAccount, LocalAccount, LocalAccount]:
 
 def paid_to(node: Node, account: str) -> int:
     """What `account` has been paid by bounty epochs, claimed or not."""
-    return sum(int(e["amount"]) for e in node.economy.epochs.earnings(account))
+    return sum(int(e.amount) for e in node.economy.epochs.earnings(account).epochs)
 
 
 def test_each_anchored_batch_pays_its_records_in_one_transaction(
@@ -48,26 +48,26 @@ def test_each_anchored_batch_pays_its_records_in_one_transaction(
         alice, dataset, budget=10 * TOKEN, per_record=PER_RECORD, per_review=PER_REVIEW
     )
     assert node.chain.token.balance_of(alice.address) == before - 10 * TOKEN
-    assert bounty["remaining"] == str(10 * TOKEN) and bounty["open"]
+    assert bounty.remaining == str(10 * TOKEN) and bounty.open
 
     upload(node, bob, dataset, [pair(i) for i in range(10, 16)])
     upload(node, carol, dataset, [pair(i) for i in range(20, 24)])
     node.data.anchoring.anchor(dataset)
     [paid] = node.economy.bounties.pay_due()
-    assert (paid["records"], paid["reviews"], paid["amount"]) == (10, 0, str(10 * PER_RECORD))
+    assert (paid.records, paid.reviews, paid.amount) == (10, 0, str(10 * PER_RECORD))
     assert node.economy.bounties.pay_due() == []  # paid once
 
-    shown = node.economy.bounties.get(bounty["bounty_id"])
-    assert shown["remaining"] == str(10 * TOKEN - 10 * PER_RECORD)
-    assert shown["paid_out"] == str(10 * PER_RECORD)
-    assert [p["status"] for p in shown["payouts"]] == ["paid"]
-    [earned] = node.economy.epochs.earnings(bob.address)
-    assert earned["amount"] == str(6 * PER_RECORD)
-    assert {line["role"] for line in earned["lines"]} == {"data bounty"}
+    shown = node.economy.bounties.get(bounty.bounty_id)
+    assert shown.remaining == str(10 * TOKEN - 10 * PER_RECORD)
+    assert shown.paid_out == str(10 * PER_RECORD)
+    assert [p.status for p in shown.payouts] == ["paid"]
+    [earned] = node.economy.epochs.earnings(bob.address).epochs
+    assert earned.amount == str(6 * PER_RECORD)
+    assert {line.role for line in earned.lines} == {"data bounty"}
     for account, records in ((bob, 6), (carol, 4)):
         held = node.chain.token.balance_of(account.address)
-        [claim] = node.economy.epochs.claim(account.address)
-        assert int(claim["amount"]) == records * PER_RECORD
+        [claim] = node.economy.epochs.claim(account.address).claims
+        assert int(claim.amount) == records * PER_RECORD
         assert node.chain.token.balance_of(account.address) == held + records * PER_RECORD
 
 
@@ -91,7 +91,7 @@ def test_a_batch_anchored_by_hand_is_paid_at_once_and_only_its_owner_or_curators
     done = node.data.anchoring.anchor_by(alice.address, dataset)
     assert done.batch is not None and done.batch.count == 3
     [paid] = done.bounties_paid  # in the same call: the contributors need not wait for a tick
-    assert (paid["records"], paid["amount"]) == (3, str(3 * PER_RECORD))
+    assert (paid.records, paid.amount) == (3, str(3 * PER_RECORD))
     assert done.to_dict()["anchored"] and done.to_dict()["bounties_paid"] == [paid]
     assert node.economy.bounties.pay_due() == []  # paid once
     assert paid_to(node, bob.address) == 3 * PER_RECORD
@@ -114,7 +114,7 @@ def test_useful_reviews_are_paid_and_wrong_ones_are_not(
     assert len(node.data.list_records(dataset, status="accepted")) == 2
     node.data.anchoring.anchor(dataset)
     [paid] = node.economy.bounties.pay_due()
-    assert (paid["records"], paid["reviews"]) == (2, 4)  # alice and bob agreed, twice each
+    assert (paid.records, paid.reviews) == (2, 4)  # alice and bob agreed, twice each
     assert paid_to(node, carol.address) == 2 * PER_RECORD
     assert paid_to(node, bob.address) == 2 * PER_REVIEW
     assert paid_to(node, dissenter) == 0
@@ -130,21 +130,21 @@ def test_the_budget_runs_out_and_the_rest_is_refunded(
     upload(node, bob, dataset, [pair(i) for i in range(5)])
     node.data.anchoring.anchor(dataset)
     [paid] = node.economy.bounties.pay_due()
-    assert paid["records"] == 2  # whole records while the budget covers them
-    shown = node.economy.bounties.get(bounty["bounty_id"])
-    assert shown["remaining"] == str(PER_RECORD // 2) and shown["exhausted"]
+    assert paid.records == 2  # whole records while the budget covers them
+    shown = node.economy.bounties.get(bounty.bounty_id)
+    assert shown.remaining == str(PER_RECORD // 2) and shown.exhausted
     upload(node, bob, dataset, [pair(i) for i in range(10, 12)])
     node.data.anchoring.anchor(dataset)
     assert node.economy.bounties.pay_due() == []  # nothing fits
 
     with pytest.raises(Forbidden, match="only the funder or the dataset's owner"):
-        node.economy.bounties.close(bob, bounty["bounty_id"])
+        node.economy.bounties.close(bob, bounty.bounty_id)
     held = node.chain.token.balance_of(alice.address)
-    closed = node.economy.bounties.close(alice, bounty["bounty_id"])
-    assert closed["refunded"] == str(PER_RECORD // 2) and not closed["open"]
+    closed = node.economy.bounties.close(alice, bounty.bounty_id)
+    assert closed.refunded == str(PER_RECORD // 2) and not closed.open
     assert node.chain.token.balance_of(alice.address) == held + PER_RECORD // 2
     with pytest.raises(InvalidInput, match="already closed"):
-        node.economy.bounties.close(alice, bounty["bounty_id"])
+        node.economy.bounties.close(alice, bounty.bounty_id)
 
 
 def test_bad_bounties_are_refused_and_change_nothing(
@@ -182,7 +182,7 @@ def test_a_payout_planned_before_a_crash_is_paid_once(
         node.economy.bounties.pay_due()
     monkeypatch.setattr(node.chain.bounties, "pay_batch", chain_pay)
     [paid] = node.economy.bounties.pay_due()
-    assert paid["records"] == 3
+    assert paid.records == 3
     assert paid_to(node, bob.address) == 3 * PER_RECORD
 
 
@@ -208,10 +208,10 @@ def test_a_payout_sent_just_before_a_crash_is_recognised(
     monkeypatch.setattr(node.chain.bounties, "pay_batch", chain_pay)
     epochs = node.chain.distributor.epoch_count()
     [paid] = node.economy.bounties.pay_due()
-    assert paid["tx_hash"] is None and paid["epoch"] == epochs  # read back, not paid again
+    assert paid.tx_hash is None and paid.epoch == epochs  # read back, not paid again
     assert node.chain.distributor.epoch_count() == epochs
-    [claim] = node.economy.epochs.claim(bob.address)
-    assert int(claim["amount"]) == 3 * PER_RECORD
+    [claim] = node.economy.epochs.claim(bob.address).claims
+    assert int(claim.amount) == 3 * PER_RECORD
 
 
 def test_a_bounty_closed_between_plan_and_payment_pays_nothing(
@@ -223,13 +223,13 @@ def test_a_bounty_closed_between_plan_and_payment_pays_nothing(
     upload(node, bob, dataset, [pair(i) for i in range(2)])
     node.data.anchoring.anchor(dataset)
     book = node.economy.bounties
-    onchain = node.chain.bounties.get(bounty["bounty_id"])
+    onchain = node.chain.bounties.get(bounty.bounty_id)
     root = book._due_batches(onchain)[0]
     book._plan(onchain, root)  # planned, then the owner closes it on chain directly
-    node.chain.bounties.close(alice, bounty["bounty_id"])
-    assert book.pay_due(bounty["bounty_id"]) == []
+    node.chain.bounties.close(alice, bounty.bounty_id)
+    assert book.pay_due(bounty.bounty_id) == []
     with pytest.raises(ChainError, match="closed"):
-        node.chain.bounties.pay_batch(node.operator, bounty["bounty_id"], root, 1, 0, root, "x")
+        node.chain.bounties.pay_batch(node.operator, bounty.bounty_id, root, 1, 0, root, "x")
     assert paid_to(node, bob.address) == 0  # the cancelled plan is nobody's earnings
-    assert node.economy.epochs.claim(bob.address) == []
-    assert [p["status"] for p in book.get(bounty["bounty_id"])["payouts"]] == ["skipped"]
+    assert node.economy.epochs.claim(bob.address).claims == ()
+    assert [p.status for p in book.get(bounty.bounty_id).payouts] == ["skipped"]

@@ -58,7 +58,7 @@ def test_a_deposit_sent_for_a_key_the_node_holds_is_credited_in_the_same_call(
     assert made.balance.deposited == made.balance.available == 3 * TOKEN
     assert made.tx_hash.startswith("0x") and len(made.tx_hash) == 66
     assert node.chain.token.balance_of(bob.address) == wallet - 3 * TOKEN
-    assert [d["tx_hash"] for d in node.economy.balances.deposits(bob.address)] == [made.tx_hash]
+    assert [d.tx_hash for d in node.economy.balances.deposits(bob.address)] == [made.tx_hash]
     for bad in (0, -1):
         with pytest.raises(InvalidInput, match=f"deposit amount must be positive; got {bad}"):
             node.economy.balances.deposit(bob, bad)
@@ -108,10 +108,10 @@ def test_a_closed_charge_spends_what_was_used_and_signs_a_receipt(world: World) 
     assert after.held == 0
     assert after.spent == int(receipt.amount) == cost(PRICE, 100)
     stored = economy.receipts.get(receipt.receipt_id)
-    verify_receipt(receipt_from_json(stored["receipt"]), stored["signature"])
-    forged = receipt_from_json({**stored["receipt"], "amount": "1"})
+    verify_receipt(receipt_from_json(stored.receipt), stored.signature)
+    forged = receipt_from_json({**stored.receipt, "amount": "1"})
     with pytest.raises(InvalidInput, match="signed by"):
-        verify_receipt(forged, stored["signature"])
+        verify_receipt(forged, stored.signature)
 
 
 def test_receipts_are_anchored_and_provable_on_chain(world: World) -> None:
@@ -123,17 +123,15 @@ def test_receipts_are_anchored_and_provable_on_chain(world: World) -> None:
     with pytest.raises(NotFound, match="not anchored"):
         economy.receipts.proof(ids[0])
     [batch] = economy.anchor_receipts()
-    assert batch["count"] == 3
+    assert batch.count == 3
     assert economy.anchor_receipts() == []
     for receipt_id in ids:
         proof = economy.receipts.proof(receipt_id)
-        assert proof["verified_on_chain"] is True
-        assert StandardMerkleTree.verify(
-            proof["root"], ["bytes32"], [proof["leaf"]], proof["proof"]
-        )
+        assert proof.verified_on_chain is True
+        assert StandardMerkleTree.verify(proof.root, ["bytes32"], [proof.leaf], proof.proof)
     bad = economy.receipts.proof(ids[1])
     ledger = world.node.chain.ledger
-    assert not ledger.verify(bad["asset_id"], bad["root"], "0x" + "11" * 32, bad["proof"])
+    assert not ledger.verify(bad.asset_id, bad.root, "0x" + "11" * 32, bad.proof)
 
 
 def _spend(world: World, n: int = 4) -> int:
@@ -150,9 +148,9 @@ def test_settlement_pays_every_role_by_lineage_exactly(world: World) -> None:
     node, economy = world.node, world.node.economy
     revenue = _spend(world)
     epoch = economy.settle()
-    assert epoch is not None and epoch["status"] == "funded"
-    assert int(epoch["revenue"]) == revenue
-    assert node.chain.distributor.epoch_funded(epoch["epoch"]) == revenue
+    assert epoch is not None and epoch.status == "funded"
+    assert int(epoch.revenue) == revenue
+    assert node.chain.distributor.epoch_funded(epoch.epoch) == revenue
 
     # By hand: model split 20/40/20/20; the base model (operator, owner-only) takes upstream;
     # the dataset (alice, owner-only policy) takes data; providers bob 3 : carol 1 take compute.
@@ -172,21 +170,21 @@ def test_settlement_pays_every_role_by_lineage_exactly(world: World) -> None:
 
     paid = {}
     for account, exact in owed.items():
-        rows = economy.epochs.earnings(account)
-        amount = sum(int(e["amount"]) for e in rows)
+        rows = economy.epochs.earnings(account).epochs
+        amount = sum(int(e.amount) for e in rows)
         assert abs(amount - exact) <= 3, account  # one rounding unit per line at most
         paid[account] = amount
     assert sum(paid.values()) == revenue
-    roles = {line["role"] for line in economy.epochs.earnings(world.bob.address)[0]["lines"]}
+    roles = {line.role for line in economy.epochs.earnings(world.bob.address).epochs[0].lines}
     assert roles == {"compute", "data"} or roles == {"compute"}
 
     balances = {a: node.chain.token.balance_of(a) for a in paid}
     for account in paid:
-        [claim] = economy.epochs.claim(account)
-        assert int(claim["amount"]) == paid[account]
+        [claim] = economy.epochs.claim(account).claims
+        assert int(claim.amount) == paid[account]
     for account in paid:
         assert node.chain.token.balance_of(account) == balances[account] + paid[account]
-    assert node.chain.distributor.epoch_claimed(epoch["epoch"]) == revenue
+    assert node.chain.distributor.epoch_claimed(epoch.epoch) == revenue
 
 
 def test_settling_and_claiming_twice_pays_nobody_twice(world: World) -> None:
@@ -198,13 +196,13 @@ def test_settling_and_claiming_twice_pays_nobody_twice(world: World) -> None:
     assert economy.settle() is None  # the same receipts are never settled again
     assert node.chain.distributor.epoch_count() == count
     assert economy.epochs.claim(world.bob.address)
-    assert economy.epochs.claim(world.bob.address) == []
-    [row] = economy.epochs.earnings(world.bob.address)
-    tree = StandardMerkleTree.load(node.store.get_json(first["tree_cid"]))
-    proof = tree.get_proof([world.bob.address, int(row["amount"])])
+    assert economy.epochs.claim(world.bob.address).claims == ()
+    [row] = economy.epochs.earnings(world.bob.address).epochs
+    tree = StandardMerkleTree.load(node.store.get_json(first.tree_cid))
+    proof = tree.get_proof([world.bob.address, int(row.amount)])
     with pytest.raises(ChainError, match="already claimed"):
         node.chain.distributor.claim(
-            node.operator, first["epoch"], world.bob.address, int(row["amount"]), proof
+            node.operator, first.epoch, world.bob.address, int(row.amount), proof
         )
 
 
@@ -213,16 +211,16 @@ def test_a_claim_made_on_chain_is_recorded_with_its_transaction(world: World) ->
     _spend(world, 2)
     epoch = economy.settle()
     assert epoch is not None
-    [owed] = economy.epochs.earnings(world.bob.address)
+    [owed] = economy.epochs.earnings(world.bob.address).epochs
     # Bob claims from his own wallet, with the published tree, without the node
-    tree = StandardMerkleTree.load(node.store.get_json(epoch["tree_cid"]))
-    proof = tree.get_proof([world.bob.address, int(owed["amount"])])
+    tree = StandardMerkleTree.load(node.store.get_json(epoch.tree_cid))
+    proof = tree.get_proof([world.bob.address, int(owed.amount)])
     receipt = node.chain.distributor.claim(
-        world.bob, epoch["epoch"], world.bob.address, int(owed["amount"]), proof
+        world.bob, epoch.epoch, world.bob.address, int(owed.amount), proof
     )
-    assert economy.epochs.claim(world.bob.address) == []  # nothing left to pay
-    [row] = economy.epochs.earnings(world.bob.address)
-    assert row["claimed"] and row["claim_tx"] == receipt["transactionHash"].to_0x_hex()
+    assert economy.epochs.claim(world.bob.address).claims == ()  # nothing left to pay
+    [row] = economy.epochs.earnings(world.bob.address).epochs
+    assert row.claimed and row.claim_tx == receipt["transactionHash"].to_0x_hex()
 
 
 def test_a_planned_epoch_left_by_a_crash_is_funded_once(
@@ -233,11 +231,11 @@ def test_a_planned_epoch_left_by_a_crash_is_funded_once(
     economy.anchor_receipts()
     monkeypatch.setattr(economy.epochs, "_fund", lambda epoch_id: economy.epochs.epoch(epoch_id))
     planned = economy.epochs.settle()
-    assert planned is not None and planned["status"] == "planned"
+    assert planned is not None and planned.status == "planned"
     monkeypatch.undo()
     count = world.node.chain.distributor.epoch_count()
     funded = economy.settle()
-    assert funded is not None and funded["id"] == planned["id"] and funded["status"] == "funded"
+    assert funded is not None and funded.id == planned.id and funded.status == "funded"
     assert world.node.chain.distributor.epoch_count() == count + 1
     assert economy.settle() is None
 
@@ -249,7 +247,7 @@ def test_free_models_settle_an_empty_epoch(world: World) -> None:
     assert receipt.amount == "0"
     count = world.node.chain.distributor.epoch_count()
     epoch = economy.settle()
-    assert epoch is not None and epoch["status"] == "empty"
+    assert epoch is not None and epoch.status == "empty"
     assert world.node.chain.distributor.epoch_count() == count
 
 
@@ -260,9 +258,9 @@ def test_the_node_anchors_and_settles_on_schedule(world: World) -> None:
     charge = economy.meter.open(world.key, world.model, "completions", 100)
     first = economy.meter.close(charge, 10, 10).receipt_id
     economy.tick()
-    assert economy.receipts.get(first)["batch"] is None  # one waiting, and only just made
+    assert economy.receipts.get(first).batch is None  # one waiting, and only just made
     economy.tick(now=time.time() + 601)  # the oldest waited long enough
-    assert economy.receipts.get(first)["batch"] is not None
+    assert economy.receipts.get(first).batch is not None
     charge = economy.meter.open(world.key, world.model, "completions", 100)
     economy.meter.close(charge, 10, 10)
     count = world.node.chain.distributor.epoch_count()
@@ -270,7 +268,7 @@ def test_the_node_anchors_and_settles_on_schedule(world: World) -> None:
     assert world.node.chain.distributor.epoch_count() == count
     economy.tick(now=time.time() + 3601)
     assert world.node.chain.distributor.epoch_count() == count + 1
-    assert economy.epochs.epochs()[0]["receipts"] == 2
+    assert economy.epochs.epochs()[0].receipts == 2
 
 
 def test_holds_left_by_a_crash_are_released_at_start(world: World) -> None:
@@ -294,11 +292,11 @@ def test_epochs_with_the_same_payouts_are_each_funded(world: World) -> None:
         epoch = economy.settle()
         assert epoch is not None
         funded.append(epoch)
-    assert funded[0]["root"] == funded[1]["root"]
-    assert funded[0]["epoch"] != funded[1]["epoch"]
+    assert funded[0].root == funded[1].root
+    assert funded[0].epoch != funded[1].epoch
     for epoch in funded:
-        assert distributor.epoch_funded(epoch["epoch"]) == int(epoch["revenue"])
-    assert len(economy.epochs.claim(world.bob.address)) == 2
+        assert distributor.epoch_funded(epoch.epoch) == int(epoch.revenue)
+    assert len(economy.epochs.claim(world.bob.address).claims) == 2
 
 
 def test_an_epoch_funded_just_before_a_crash_is_recognised(world: World) -> None:
@@ -308,11 +306,11 @@ def test_an_epoch_funded_just_before_a_crash_is_recognised(world: World) -> None
     assert epoch is not None
     count = node.chain.distributor.epoch_count()
     with node.db.session() as session:  # as if the node died after funding, before recording
-        row = session.get(EpochRow, epoch["id"])
+        row = session.get(EpochRow, epoch.id)
         assert row is not None
         row.status, row.epoch = "planned", None
     again = economy.settle()
-    assert again is not None and again["epoch"] == epoch["epoch"] and again["status"] == "funded"
+    assert again is not None and again.epoch == epoch.epoch and again.status == "funded"
     assert node.chain.distributor.epoch_count() == count
 
 
@@ -325,8 +323,8 @@ def test_a_batch_anchored_just_before_a_crash_is_recorded(world: World) -> None:
         session.execute(update(ReceiptRow).values(batch_id=None))
         session.execute(delete(ReceiptBatchRow))
     [again] = economy.anchor_receipts()
-    assert again["root"] == batch["root"]
-    assert economy.receipts.proof(receipt.receipt_id)["verified_on_chain"] is True
+    assert again.root == batch.root
+    assert economy.receipts.proof(receipt.receipt_id).verified_on_chain is True
 
 
 def test_a_model_whose_lineage_cannot_be_read_waits_and_the_others_are_paid(world: World) -> None:
@@ -350,8 +348,8 @@ def test_a_model_whose_lineage_cannot_be_read_waits_and_the_others_are_paid(worl
         charge = economy.meter.open(world.key, model, "completions", 1000)
         economy.meter.close(charge, 100, 100)
     epoch = economy.settle()
-    assert epoch is not None and epoch["receipts"] == 1
+    assert epoch is not None and epoch.receipts == 1
     waiting = [
-        r for r in economy.receipts.of_account(world.carol.address) if r["model"] == broken.asset_id
+        r for r in economy.receipts.of_account(world.carol.address) if r.model == broken.asset_id
     ]
-    assert economy.receipts.get(waiting[0]["receipt_id"])["epoch_id"] is None
+    assert economy.receipts.get(waiting[0].receipt_id).epoch_id is None

@@ -60,7 +60,7 @@ def test_only_the_owner_offers_and_a_refusal_changes_nothing(world: World) -> No
     with pytest.raises(InvalidInput, match="unknown licence terms 'forever'"):
         book.offer(world.alice, world.dataset, price=TOKEN, terms="forever")
     offer = book.offer(world.alice, world.dataset, price=TOKEN, terms="commercial", max_copies=2)
-    assert offer["terms"] == "commercial" and offer["max_copies"] == 2 and offer["buyable"]
+    assert offer.terms.label == "commercial" and offer.max_copies == 2 and offer.buyable
 
 
 def test_someone_else_is_forbidden_to_offer_or_withdraw_over_the_api(
@@ -78,22 +78,22 @@ def test_someone_else_is_forbidden_to_offer_or_withdraw_over_the_api(
         assert made.status_code == 403, made.text
         assert made.json()["detail"].startswith(f"only the owner of asset {world.dataset}")
         withdrawn = api.http.post(
-            f"/api/v1/licences/{offer['offer_id']}/active", json={"active": False}, headers=auth
+            f"/api/v1/licences/{offer.offer_id}/active", json={"active": False}, headers=auth
         )
         assert withdrawn.status_code == 403 and "only the owner" in withdrawn.json()["detail"]
-    assert [o.offer_id for o in world.node.licences.offers(world.dataset)] == [offer["offer_id"]]
-    assert world.node.licences.get(offer["offer_id"]).active
+    assert [o.offer_id for o in world.node.licences.offers(world.dataset)] == [offer.offer_id]
+    assert world.node.licences.get(offer.offer_id).active
 
 
 def test_a_capped_offer_sells_out(world: World) -> None:
     book = world.node.licences
     offer = book.offer(world.alice, world.dataset, price=TOKEN, terms="commercial", max_copies=1)
-    book.buy(world.bob, offer["offer_id"])
+    book.buy(world.bob, offer.offer_id)
     with pytest.raises(InvalidInput, match="sold out"):
-        book.buy(world.carol, offer["offer_id"])
-    book.set_active(world.alice, offer["offer_id"], False)
-    assert book.get(offer["offer_id"]).active is False
-    assert [h["offer_id"] for h in book.held(world.bob.address)] == [offer["offer_id"]]
+        book.buy(world.carol, offer.offer_id)
+    book.set_active(world.alice, offer.offer_id, False)
+    assert book.get(offer.offer_id).active is False
+    assert [h.offer.offer_id for h in book.held(world.bob.address)] == [offer.offer_id]
 
 
 # ------------------------------------------------------------------------------ the gate
@@ -110,15 +110,15 @@ def test_export_needs_a_licence_once_the_owner_offers_one(
     assert refused.status_code == 403
     problem = refused.json()
     assert problem["title"] == "Licence required" and problem["use"] == "export"
-    assert f"buy licence {offer['offer_id']} (commercial, 5 CAIRN)" in problem["detail"]
+    assert f"buy licence {offer.offer_id} (commercial, 5 CAIRN)" in problem["detail"]
     assert "sign in first" in problem["detail"]
-    assert [o["offer_id"] for o in problem["offers"]] == [offer["offer_id"]]
+    assert [o["offer_id"] for o in problem["offers"]] == [offer.offer_id]
     assert export(url, world.dataset, world.bob).status_code == 403
     assert export(url, world.dataset, world.alice).status_code == 200  # the owner
 
     paid_before = node.chain.token.balance_of(world.bob.address)
     with NodeClient(url) as api:  # bought by the wallet itself, relayed by the node
-        bought = api.buy_licence(world.bob, offer["offer_id"])
+        bought = api.buy_licence(world.bob, offer.offer_id)
     assert bought["paid"] == str(5 * TOKEN) and bought["expires"] == 0
     assert node.chain.token.balance_of(world.bob.address) == paid_before - 5 * TOKEN
     reply = export(url, world.dataset, world.bob)
@@ -157,13 +157,13 @@ def test_a_time_limited_licence_expires(world: World, live_world: LiveServer) ->
     offer = node.licences.offer(
         world.alice, world.dataset, price=TOKEN, terms="non-commercial", duration=7 * DAY
     )
-    bought = node.licences.buy(world.bob, offer["offer_id"])
-    assert bought["expires"] > 0
+    bought = node.licences.buy(world.bob, offer.offer_id)
+    assert bought.expires > 0
     assert export(live_world.url, world.dataset, world.bob).status_code == 200
     advance(node, 8 * DAY)
     assert export(live_world.url, world.dataset, world.bob).status_code == 403
     [held] = node.licences.held(world.bob.address)
-    assert held["copies"] == 1 and held["valid"] is False
+    assert held.copies == 1 and held.valid is False
 
 
 def test_a_transferable_licence_moves_the_right_and_a_bound_one_does_not(world: World) -> None:
@@ -172,26 +172,24 @@ def test_a_transferable_licence_moves_the_right_and_a_bound_one_does_not(world: 
         world.alice, world.dataset, price=TOKEN, terms="commercial", transferable=True
     )
     bound = book.offer(world.alice, world.dataset, price=TOKEN, terms="commercial")
-    book.buy(world.bob, movable["offer_id"])
-    book.buy(world.bob, bound["offer_id"])
+    book.buy(world.bob, movable.offer_id)
+    book.buy(world.bob, bound.offer_id)
     with pytest.raises(InvalidInput, match="not transferable"):
-        book.transfer(world.bob, bound["offer_id"], world.carol.address)
+        book.transfer(world.bob, bound.offer_id, world.carol.address)
     with pytest.raises(InvalidInput, match="holds 0"):
-        book.transfer(world.carol, movable["offer_id"], world.bob.address)
-    book.transfer(world.bob, movable["offer_id"], world.carol.address)
+        book.transfer(world.carol, movable.offer_id, world.bob.address)
+    book.transfer(world.bob, movable.offer_id, world.carol.address)
     assert (
         book.require(Use.EXPORT, world.dataset, world.carol.address)
-        == f"licence {movable['offer_id']}"
+        == f"licence {movable.offer_id}"
     )
-    assert (
-        book.require(Use.EXPORT, world.dataset, world.bob.address) == f"licence {bound['offer_id']}"
-    )
+    assert book.require(Use.EXPORT, world.dataset, world.bob.address) == f"licence {bound.offer_id}"
 
 
 def test_training_needs_a_licence_that_permits_derivatives(world: World) -> None:
     node = world.node
     commercial = node.licences.offer(world.alice, world.dataset, price=TOKEN, terms="commercial")
-    node.licences.buy(world.bob, commercial["offer_id"])
+    node.licences.buy(world.bob, commercial.offer_id)
     recipe = Recipe.model_validate(
         {
             "name": "needs a licence",
@@ -210,11 +208,11 @@ def test_training_needs_a_licence_that_permits_derivatives(world: World) -> None
     assert node.jobs.list_jobs() == [] and node.chain.token.balance_of(world.bob.address) == before
 
     remix = node.licences.offer(world.alice, world.dataset, price=TOKEN, terms="commercial-remix")
-    with pytest.raises(LicenceRequired, match=f"buy licence {remix['offer_id']}"):
+    with pytest.raises(LicenceRequired, match=f"buy licence {remix.offer_id}"):
         node.jobs.create(world.bob.address, recipe)
-    node.licences.buy(world.bob, remix["offer_id"])
+    node.licences.buy(world.bob, remix.offer_id)
     assert node.licences.require(Use.TRAIN, world.dataset, world.bob.address) == (
-        f"licence {remix['offer_id']}"
+        f"licence {remix.offer_id}"
     )
 
 
@@ -223,9 +221,9 @@ def test_a_licensed_model_downloads_only_for_holders(world: World, live_world: L
     offer = node.licences.offer(world.alice, world.model, price=2 * TOKEN, terms="commercial")
     with NodeClient(live_world.url) as api:
         api.sign_in(world.carol)
-        with pytest.raises(Forbidden, match=f"buy licence {offer['offer_id']}"):
+        with pytest.raises(Forbidden, match=f"buy licence {offer.offer_id}"):
             api.download_model(world.model, live_world.node.data_dir / "refused.tar")
-        api.buy_licence(world.carol, offer["offer_id"])
+        api.buy_licence(world.carol, offer.offer_id)
         target = live_world.node.data_dir / "model.tar"
         size = api.download_model(world.model, target)
     with tarfile.open(fileobj=io.BytesIO(target.read_bytes())) as tar:
@@ -245,18 +243,18 @@ def test_licence_revenue_is_settled_by_attribution_and_lineage_and_claimed(world
     model_offer = node.licences.offer(world.alice, world.model, price=7 * TOKEN, terms="commercial")
     free = node.licences.offer(world.alice, world.dataset, price=0, terms="non-commercial")
     treasury_before = node.chain.token.balance_of(economy.treasury)
-    node.licences.buy(world.bob, data_offer["offer_id"], copies=2)
-    node.licences.buy(world.carol, model_offer["offer_id"])
-    node.licences.buy(world.carol, free["offer_id"])
+    node.licences.buy(world.bob, data_offer.offer_id, copies=2)
+    node.licences.buy(world.carol, model_offer.offer_id)
+    node.licences.buy(world.carol, free.offer_id)
     assert node.chain.token.balance_of(economy.treasury) == treasury_before + 13 * TOKEN
     # licence payments never count as prepaid deposits of the buyers
     assert economy.balances.get(world.bob.address).deposited == 0
 
     epoch = economy.settle()
-    assert epoch is not None and epoch["status"] == "funded" and epoch["sales"] == 2
-    assert int(epoch["revenue"]) == 13 * TOKEN
-    sold = {s["paid"]: s["epoch_id"] for s in node.licences.sales(world.dataset)}
-    assert sold == {str(6 * TOKEN): epoch["id"], "0": None}  # a free licence earns nothing
+    assert epoch is not None and epoch.status == "funded" and epoch.sales == 2
+    assert int(epoch.revenue) == 13 * TOKEN
+    sold = {s.paid: s.epoch_id for s in node.licences.sales(world.dataset)}
+    assert sold == {str(6 * TOKEN): epoch.id, "0": None}  # a free licence earns nothing
 
     # By hand. The dataset's 6 CAIRN by its split (owner-only for this dataset? read it) and
     # attribution table; the model's 7 CAIRN by its split 20/40/20/20: owner alice, data the
@@ -284,14 +282,14 @@ def test_licence_revenue_is_settled_by_attribution_and_lineage_and_claimed(world
 
     total = 0
     for account, exact in owed.items():
-        [row] = economy.epochs.earnings(account)
-        assert abs(int(row["amount"]) - exact) <= 3, account
-        total += int(row["amount"])
+        [row] = economy.epochs.earnings(account).epochs
+        assert abs(int(row.amount) - exact) <= 3, account
+        total += int(row.amount)
         before = node.chain.token.balance_of(account)
-        [claim] = economy.epochs.claim(account)
-        assert node.chain.token.balance_of(account) == before + int(claim["amount"])
+        [claim] = economy.epochs.claim(account).claims
+        assert node.chain.token.balance_of(account) == before + int(claim.amount)
     assert total == 13 * TOKEN
-    sources = {line["source"] for line in economy.epochs.earnings(world.alice.address)[0]["lines"]}
+    sources = {line.source for line in economy.epochs.earnings(world.alice.address).epochs[0].lines}
     assert sources == {f"dataset {world.dataset}@{world.version}", f"model {world.model}"}
     assert economy.settle() is None  # sales are settled once
 
@@ -299,15 +297,15 @@ def test_licence_revenue_is_settled_by_attribution_and_lineage_and_claimed(world
 def test_a_sale_is_settled_at_the_version_current_when_it_sold(world: World) -> None:
     node, economy = world.node, world.node.economy
     offer = node.licences.offer(world.alice, world.dataset, price=TOKEN, terms="commercial")
-    node.licences.buy(world.bob, offer["offer_id"])
+    node.licences.buy(world.bob, offer.offer_id)
     erin = Account.create()  # contributes after the sale
     upload(node, erin, world.dataset, [reverse_record(random.Random(9)) for _ in range(5)])
     node.data.anchoring.anchor(world.dataset)
     assert node.data.anchoring.versions(world.dataset)[0]["version"] != world.version
     assert erin.address in node.data.anchoring.attribution(world.dataset)
     epoch = economy.settle()
-    assert epoch is not None and int(epoch["revenue"]) == TOKEN
-    assert not economy.epochs.earnings(erin.address)
+    assert epoch is not None and int(epoch.revenue) == TOKEN
+    assert not economy.epochs.earnings(erin.address).epochs
     assert economy.epochs.earnings(world.bob.address)  # in the version that was sold
 
 
@@ -316,7 +314,7 @@ def test_sales_to_another_treasury_are_not_this_nodes_revenue(world: World) -> N
     node.chain.licences.set_treasury(node.operator, world.alice.address)
     try:
         offer = node.licences.offer(world.alice, world.dataset, price=TOKEN, terms="commercial")
-        node.licences.buy(world.bob, offer["offer_id"])
+        node.licences.buy(world.bob, offer.offer_id)
         assert node.licences.sales() == []
     finally:
         node.chain.licences.set_treasury(node.operator, node.economy.treasury)

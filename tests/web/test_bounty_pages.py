@@ -77,6 +77,6 @@ def test_the_download_link_of_a_licensed_dataset_serves_licence_holders(
     assert refused.status_code == 403 and f"buy licence {offer['offer_id']}" in refused.text
     signed_in("bob")
     assert web.get(f"/datasets/{world.dataset}/records.jsonl").status_code == 403
-    node.licences.buy(world.bob, offer["offer_id"])
+    node.licences.buy(world.bob, offer.offer_id)
     served = web.get(f"/datasets/{world.dataset}/records.jsonl")
     assert served.status_code == 200 and served.content.count(b"\n") > 10

@@ -50,16 +50,16 @@ def test_earnings_show_each_epochs_lines_and_a_claim_pays_once(
     world: World, node: Node, signed_in: Callable[[str], httpx.Client]
 ) -> None:
     bob = world.bob.address
-    [epoch] = node.economy.epochs.earnings(bob)
-    owed = int(epoch["amount"])
+    [epoch] = node.economy.epochs.earnings(bob).epochs
+    owed = int(epoch.amount)
     web = signed_in("bob")
     page = web.get("/earnings")
     assert page.status_code == 200
     assert page.text.count('data-testid="epoch-row"') == 1
     assert _testid(page.text, "unclaimed-total") == units(owed, 18)
-    roles = {line["role"] for line in epoch["lines"]}
+    roles = {line.role for line in epoch.lines}
     assert roles == {"data", "compute"}  # a contributor of the dataset and a provider of the job
-    assert page.text.count('data-testid="earning-line"') == len(epoch["lines"])
+    assert page.text.count('data-testid="earning-line"') == len(epoch.lines)
     assert "reverser" in page.text and f'href="/jobs/{JOB}"' in page.text
     assert f"Claim {units(owed, 18)} CAIRN" in page.text
 
@@ -68,7 +68,7 @@ def test_earnings_show_each_epochs_lines_and_a_claim_pays_once(
     assert claimed.status_code == 303 and claimed.headers["location"] == "/earnings"
     assert node.chain.token.balance_of(bob) == wallet + owed
     after = web.get("/earnings")
-    assert f"Claimed {units(owed, 18)} CAIRN from epoch {epoch['epoch']}" in after.text
+    assert f"Claimed {units(owed, 18)} CAIRN from epoch {epoch.epoch}" in after.text
     assert _testid(after.text, "unclaimed-total") == "0"
     assert _testid(after.text, "claimed-total") == f"{units(owed, 18)} CAIRN"
     assert _testid(after.text, "wallet-balance") == f"{units(wallet + owed, 2)} CAIRN"
@@ -142,10 +142,10 @@ def test_a_provider_sees_its_stake_its_work_and_what_jobs_paid_it(
     cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row[1])]
     assert cells == [f"reverser run → model #{world.model}", "finished", "2", "80", "3"]
     compute = sum(
-        int(line["amount"])
-        for e in node.economy.epochs.earnings(bob.address)
-        for line in e["lines"]
-        if line["role"] == "compute"
+        int(line.amount)
+        for e in node.economy.epochs.earnings(bob.address).epochs
+        for line in e.lines
+        if line.role == "compute"
     )
     assert f"Revenue earned through compute</dt><dd>{units(compute, 18)} CAIRN" in page.text
 

@@ -80,7 +80,7 @@ def test_buying_a_licence_on_the_page_lets_the_buyer_export(
 ) -> None:
     node, bob = world.node, world.bob.address
     offer = node.licences.offer(world.alice, world.dataset, price=2 * TOKEN, terms="commercial")
-    offer_id = offer["offer_id"]
+    offer_id = offer.offer_id
     web = signed_in("bob")
     page = web.get(f"/assets/{world.dataset}")
     assert by_testid(page.text, "buy") == f"Buy licence #{offer_id}"
@@ -98,7 +98,7 @@ def test_buying_a_licence_on_the_page_lets_the_buyer_export(
     reply = export(web, world.dataset)
     records = node.data.anchoring.versions(world.dataset)[0]["records"]
     assert reply.status_code == 200 and reply.content.count(b"\n") == records
-    assert [s["buyer"] for s in node.licences.sales(world.dataset)] == [bob]
+    assert [s.buyer for s in node.licences.sales(world.dataset)] == [bob]
 
 
 def test_a_licence_with_a_duration_shows_its_expiry(
@@ -113,7 +113,7 @@ def test_a_licence_with_a_duration_shows_its_expiry(
     assert "30 days" in text(by_testid(page.text, "offer-row"))
     shown = text(by_testid(page.text, "held"))
     assert shown.startswith(f"Licence #{offer['offer_id']} (non-commercial), 1 copy: valid until")
-    assert shown.endswith("UTC") and held["expires"] > 0
+    assert shown.endswith("UTC") and held.expires > 0
 
 
 def test_a_refused_buy_moves_nothing(
@@ -123,7 +123,7 @@ def test_a_refused_buy_moves_nothing(
     offer = node.licences.offer(
         world.alice, world.dataset, price=TOKEN, terms="commercial", max_copies=1
     )
-    offer_id = offer["offer_id"]
+    offer_id = offer.offer_id
     node.licences.buy(world.carol, offer_id)
     web = signed_in("bob")
     page = web.get(f"/assets/{world.dataset}")
@@ -225,8 +225,8 @@ def test_someone_else_sees_no_owner_form_and_cannot_offer_or_withdraw(
         web, web.post(f"/licences/{offer['offer_id']}/active", data={"active": "false"})
     )
     assert "only the owner of asset" in flash(refused)
-    assert [o.offer_id for o in node.licences.offers(world.dataset)] == [offer["offer_id"]]
-    assert node.licences.get(offer["offer_id"]).active
+    assert [o.offer_id for o in node.licences.offers(world.dataset)] == [offer.offer_id]
+    assert node.licences.get(offer.offer_id).active
 
 
 def test_licence_forms_need_a_session_and_the_nodes_own_origin(

@@ -9,10 +9,16 @@ from eth_account.signers.local import LocalAccount
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cairn.assets.detail import AssetDetails
+from cairn.assets.market import Market
+from cairn.assets.service import AssetService
 from cairn.assets.uploads import Uploads
+from cairn.compute.jobs import JobService
 from cairn.core.errors import Unauthorized
 from cairn.core.licensing import Use
 from cairn.data.service import DataService, LicenceGate
+from cairn.economy.accounts import Accounts
+from cairn.economy.service import Economy
 from cairn.node import Node
 from cairn.web.csrf import SESSION_COOKIE
 
@@ -101,6 +107,62 @@ def export_gate(node: NodeDep) -> LicenceGate:
 
 
 ExportGate = Annotated[LicenceGate, Depends(export_gate)]
+
+
+def get_economy(node: NodeDep) -> Economy:
+    """The economy's façade: keys, balances, prices, receipts, epochs, licences and bounties."""
+    return node.economy
+
+
+EconomyDep = Annotated[Economy, Depends(get_economy)]
+
+
+def get_accounts(node: NodeDep) -> Accounts:
+    """The node's accounts and what any address holds."""
+    return Accounts(node.keystore, node.signers, node.chain)
+
+
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+
+
+def get_assets(node: NodeDep) -> AssetService:
+    """The registry of datasets, models and apps."""
+    return node.assets
+
+
+AssetsDep = Annotated[AssetService, Depends(get_assets)]
+
+
+def get_market(node: NodeDep) -> Market:
+    """The marketplace's listings."""
+    return Market(node.db, node.store, node.assets, node.data, node.economy.prices)
+
+
+MarketDep = Annotated[Market, Depends(get_market)]
+
+
+def get_asset_details(node: NodeDep, market: MarketDep) -> AssetDetails:
+    """What an asset page shows of one asset."""
+    return AssetDetails(
+        node.db,
+        node.store,
+        node.chain,
+        node.assets,
+        node.data,
+        node.economy.epochs.lineage,
+        market,
+    )
+
+
+AssetDetailsDep = Annotated[AssetDetails, Depends(get_asset_details)]
+
+
+def get_jobs(node: NodeDep) -> JobService:
+    """The compute domain's façade: training jobs and the providers' work on them."""
+    return node.jobs
+
+
+JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 
 def get_uploads(node: NodeDep) -> Uploads:

@@ -90,6 +90,11 @@ class AssetService:
         # the node claims the blobs it names (`ContentAccess.claim_asset`).
         self.on_indexed: Callable[[Asset, dict[str, Any]], None] | None = None
 
+    @property
+    def registry_address(self) -> str:
+        """AssetRegistry's address: each asset is its ERC-721 token, the token id its id."""
+        return self.chain.registry.address
+
     def register(
         self,
         owner: LocalAccount,

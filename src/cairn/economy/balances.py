@@ -54,15 +54,15 @@ class Balance:
         """What the account may still spend."""
         return self.deposited - self.spent - self.held
 
-    def to_dict(self) -> dict[str, str]:
-        """Decimal strings, as the API shows amounts."""
-        return {
-            "account": self.account,
-            "deposited": str(self.deposited),
-            "spent": str(self.spent),
-            "held": str(self.held),
-            "available": str(self.available),
-        }
+
+@dataclass(frozen=True)
+class CreditedDeposit:
+    """A token transfer to the treasury, credited to its sender."""
+
+    tx_hash: str
+    amount: str  # smallest token units, decimal
+    block_number: int
+    credited_at: float
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ class Balances:
         with self.db.session() as session:
             return _balance(session.get(BalanceRow, address), address)
 
-    def deposits(self, account: str) -> list[dict[str, object]]:
+    def deposits(self, account: str) -> list[CreditedDeposit]:
         """`account`'s credited deposits, newest first."""
         self.sync()
         with self.db.session() as session:
@@ -218,15 +218,7 @@ class Balances:
                 .where(DepositRow.account == checksum(account))
                 .order_by(DepositRow.id.desc())
             ).all()
-        return [
-            {
-                "tx_hash": r.tx_hash,
-                "amount": r.amount,
-                "block_number": r.block_number,
-                "credited_at": r.credited_at,
-            }
-            for r in rows
-        ]
+        return [CreditedDeposit(r.tx_hash, r.amount, r.block_number, r.credited_at) for r in rows]
 
     def hold(self, account: str, amount: int) -> Hold:
         """Set `amount` aside for a request, or raise `PaymentRequired` saying what is missing."""

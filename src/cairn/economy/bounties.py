@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
@@ -41,24 +41,78 @@ log = logging.getLogger("cairn.economy")
 LOG_CHUNK = 5_000
 
 
-def bounty_to_dict(bounty: OnChainBounty, min_price: int | None = None) -> dict[str, Any]:
-    """A bounty as the API shows it (amounts as decimal strings)."""
-    prices = [p for p in (bounty.per_record, bounty.per_review) if p]
-    cheapest = min(prices) if prices else 0
-    return {
-        "bounty_id": bounty.bounty_id,
-        "dataset_id": bounty.asset_id,
-        "funder": bounty.funder,
-        "per_record": str(bounty.per_record),
-        "per_review": str(bounty.per_review),
-        "budget": str(bounty.budget),
-        "remaining": str(bounty.remaining),
-        "paid_out": str(bounty.paid_out),
-        "opened_at": bounty.opened_at,
-        "open": bounty.is_open,
-        # what is left covers no further record or review
-        "exhausted": bounty.is_open and bounty.remaining < (min_price or cheapest),
-    }
+@dataclass(frozen=True)
+class Bounty:
+    """A bounty as the node shows it: amounts are decimal strings in the smallest unit."""
+
+    bounty_id: int
+    dataset_id: int
+    funder: str  # who escrowed the budget and gets the rest back
+    per_record: str
+    per_review: str
+    budget: str  # every token escrowed, top-ups included
+    remaining: str
+    paid_out: str
+    opened_at: int  # only batches anchored from then on are paid
+    open: bool
+    exhausted: bool  # open, but what is left covers no further record or review
+
+    @classmethod
+    def of(cls, bounty: OnChainBounty) -> Bounty:
+        """The bounty DataBounty stores."""
+        prices = [p for p in (bounty.per_record, bounty.per_review) if p]
+        return cls(
+            bounty_id=bounty.bounty_id,
+            dataset_id=bounty.asset_id,
+            funder=bounty.funder,
+            per_record=str(bounty.per_record),
+            per_review=str(bounty.per_review),
+            budget=str(bounty.budget),
+            remaining=str(bounty.remaining),
+            paid_out=str(bounty.paid_out),
+            opened_at=bounty.opened_at,
+            open=bounty.is_open,
+            exhausted=bounty.is_open and bounty.remaining < (min(prices) if prices else 0),
+        )
+
+
+@dataclass(frozen=True)
+class BatchPayout:
+    """What a bounty paid (or plans to pay, or skipped) for one anchored batch."""
+
+    batch_root: str
+    records: int
+    reviews: int
+    amount: str
+    status: str  # planned | paid | skipped
+    tx_hash: str | None
+
+
+@dataclass(frozen=True)
+class BountyDetail(Bounty):
+    """A bounty with each batch it paid."""
+
+    payouts: tuple[BatchPayout, ...]
+
+
+@dataclass(frozen=True)
+class ClosedBounty(BountyDetail):
+    """A bounty just closed, and what went back to its funder."""
+
+    refunded: str
+
+
+@dataclass(frozen=True)
+class BountyPaid:
+    """One batch paid by a bounty: a RevenueDistributor epoch its accounts claim."""
+
+    bounty_id: int
+    batch_root: str
+    records: int
+    reviews: int
+    amount: str
+    epoch: int | None  # RevenueDistributor's number
+    tx_hash: str | None  # None when the chain showed it paid before a restart
 
 
 class BountyBook:
@@ -90,7 +144,7 @@ class BountyBook:
         budget: int,
         per_record: int,
         per_review: int = 0,
-    ) -> dict[str, Any]:
+    ) -> BountyDetail:
         """Escrow `budget` for a dataset `owner` owns, paying per record and per useful review."""
         asset = self.assets.get(dataset_id)
         if asset.kind != "dataset":
@@ -111,7 +165,7 @@ class BountyBook:
         )
         return self.get(bounty_id)
 
-    def top_up(self, sender: LocalAccount, bounty_id: int, amount: int) -> dict[str, Any]:
+    def top_up(self, sender: LocalAccount, bounty_id: int, amount: int) -> BountyDetail:
         """Add `amount` to an open bounty's budget."""
         bounty = self._bounty(bounty_id)
         if not bounty.is_open:
@@ -121,7 +175,7 @@ class BountyBook:
         self.chain.bounties.top_up(sender, self.chain.token, bounty_id, amount)
         return self.get(bounty_id)
 
-    def close(self, sender: LocalAccount, bounty_id: int) -> dict[str, Any]:
+    def close(self, sender: LocalAccount, bounty_id: int) -> ClosedBounty:
         """Close a bounty; what is left goes back to its funder. Batches anchored before are
         paid first."""
         bounty = self._bounty(bounty_id)
@@ -132,40 +186,33 @@ class BountyBook:
             raise Forbidden(f"only the funder or the dataset's owner closes bounty {bounty_id}")
         self.pay_due(bounty_id)
         refunded, _ = self.chain.bounties.close(sender, bounty_id)
-        return {**self.get(bounty_id), "refunded": str(refunded)}
+        return ClosedBounty(**vars(self.get(bounty_id)), refunded=str(refunded))
 
     # -- reading -------------------------------------------------------------------------------
 
-    def get(self, bounty_id: int) -> dict[str, Any]:
+    def get(self, bounty_id: int) -> BountyDetail:
         """One bounty with its payouts so far."""
-        out = bounty_to_dict(self._bounty(bounty_id))
+        bounty = Bounty.of(self._bounty(bounty_id))
         with self.db.session() as session:
             rows = session.scalars(
                 select(BountyPayoutRow)
                 .where(BountyPayoutRow.bounty_id == bounty_id)
                 .order_by(BountyPayoutRow.id)
             ).all()
-            out["payouts"] = [
-                {
-                    "batch_root": r.batch_root,
-                    "records": r.records,
-                    "reviews": r.reviews,
-                    "amount": r.amount,
-                    "status": r.status,
-                    "tx_hash": r.tx_hash,
-                }
+            payouts = tuple(
+                BatchPayout(r.batch_root, r.records, r.reviews, r.amount, r.status, r.tx_hash)
                 for r in rows
-            ]
-        return out
+            )
+        return BountyDetail(**vars(bounty), payouts=payouts)
 
-    def listing(self, dataset_id: int | None = None) -> list[dict[str, Any]]:
+    def listing(self, dataset_id: int | None = None) -> list[Bounty]:
         """Every bounty (of one dataset), open ones first, newest first."""
         found = [
-            bounty_to_dict(b)
+            Bounty.of(b)
             for b in (self.chain.bounties.get(i) for i in range(1, self.chain.bounties.count() + 1))
             if dataset_id is None or b.asset_id == dataset_id
         ]
-        return sorted(found, key=lambda b: (not b["open"], -b["bounty_id"]))
+        return sorted(found, key=lambda b: (not b.open, -b.bounty_id))
 
     def _bounty(self, bounty_id: int) -> OnChainBounty:
         if not 1 <= bounty_id <= self.chain.bounties.count():
@@ -174,16 +221,16 @@ class BountyBook:
 
     # -- paying --------------------------------------------------------------------------------
 
-    def pay_due(self, bounty_id: int | None = None) -> list[dict[str, Any]]:
+    def pay_due(self, bounty_id: int | None = None) -> list[BountyPaid]:
         """Pay every anchored batch an open bounty covers and has not paid; returns the payouts."""
         with self._paying:
             return self._pay_due(bounty_id)
 
-    def _pay_due(self, bounty_id: int | None) -> list[dict[str, Any]]:
+    def _pay_due(self, bounty_id: int | None) -> list[BountyPaid]:
         count = self.chain.bounties.count()
         if count == 0:
             return []
-        paid = []
+        paid: list[BountyPaid] = []
         ids = [bounty_id] if bounty_id is not None else list(range(1, count + 1))
         for bid in ids:
             bounty = self.chain.bounties.get(bid)
@@ -239,7 +286,7 @@ class BountyBook:
                 due.append(root)
         return due
 
-    def _pay(self, bounty: OnChainBounty, root: str) -> dict[str, Any] | None:
+    def _pay(self, bounty: OnChainBounty, root: str) -> BountyPaid | None:
         """Plan (or resume the plan of) one batch's payout and fund it."""
         with self.db.session() as session:
             row = session.scalar(
@@ -275,15 +322,15 @@ class BountyBook:
                 return None
             tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
         self._finish(payout_id, epoch_row, status="paid", epoch=number, tx_hash=tx_hash)
-        return {
-            "bounty_id": bounty.bounty_id,
-            "batch_root": root,
-            "records": records,
-            "reviews": reviews,
-            "amount": str(amount),
-            "epoch": number,
-            "tx_hash": tx_hash,
-        }
+        return BountyPaid(
+            bounty_id=bounty.bounty_id,
+            batch_root=root,
+            records=records,
+            reviews=reviews,
+            amount=str(amount),
+            epoch=number,
+            tx_hash=tx_hash,
+        )
 
     def _plan(self, bounty: OnChainBounty, root: str) -> tuple[int, int] | None:
         """Store the payout of one batch and its epoch, or None when nothing can be paid."""

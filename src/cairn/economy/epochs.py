@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -49,6 +50,96 @@ LOG_CHUNK = 5_000  # blocks per eth_getLogs call
 DOC_CACHE = 8  # settlement documents and trees kept in memory
 
 
+@dataclass(frozen=True)
+class Epoch:
+    """A settlement epoch: a revenue epoch (receipts and licence sales split by lineage) or a
+    bounty's payout of one batch. Amounts are decimal strings in the smallest unit."""
+
+    id: int
+    status: str  # planned | funded | empty | cancelled
+    epoch: int | None  # RevenueDistributor's number, once funded
+    revenue: str
+    kind: str  # revenue | bounty
+    receipts: int
+    sales: int  # licence sales
+    root: str | None  # the payout tree's Merkle root
+    tree_cid: str | None
+    settlement_cid: str
+    document_cid: str | None  # the document funded on chain
+    tx_hash: str | None
+    created_at: float
+    funded_at: float | None
+    has_payouts: bool
+
+
+@dataclass(frozen=True)
+class EarningLine:
+    """One line of a settlement that pays an account: what earned it, through what, as what."""
+
+    account: str
+    source: str  # the asset whose revenue it is
+    via: str  # the asset, job or bounty it flowed through
+    role: str  # owner, data, compute, upstream, record, review...
+    amount: str
+    source_name: str | None
+    via_name: str | None
+    job_id: str | None  # the training job, for a compute line
+
+
+@dataclass(frozen=True)
+class EpochEarning:
+    """What one epoch owes an account, claimed or not, and why."""
+
+    epoch_id: int
+    epoch: int | None
+    status: str
+    amount: str
+    claimed: bool
+    claim_tx: str | None
+    lines: tuple[EarningLine, ...]
+
+    @property
+    def claimable(self) -> bool:
+        """Funded and not claimed yet: a claim would pay it now."""
+        return self.status == "funded" and not self.claimed
+
+
+@dataclass(frozen=True)
+class Earnings:
+    """What every epoch owes an account, oldest first, and what of it a claim pays now."""
+
+    account: str
+    unclaimed: str  # funded and not yet claimed
+    epochs: tuple[EpochEarning, ...]
+
+    @property
+    def claimed(self) -> int:
+        """What was claimed so far."""
+        return sum(int(e.amount) for e in self.epochs if e.claimed)
+
+    def earned_as(self, role: str) -> int:
+        """Everything earned in one role (e.g. compute), claimed or not."""
+        return sum(int(line.amount) for e in self.epochs for line in e.lines if line.role == role)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One epoch's payout sent to its account."""
+
+    epoch: int
+    amount: str
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What one claim for an account paid, epoch by epoch."""
+
+    account: str
+    claims: tuple[Claim, ...]
+    total: str  # everything paid, decimal
+
+
 class Epochs:
     """Settle epochs, explain earnings, claim payouts."""
 
@@ -72,7 +163,7 @@ class Epochs:
 
     # -- settling ----------------------------------------------------------------------------
 
-    def settle(self) -> dict[str, Any] | None:
+    def settle(self) -> Epoch | None:
         """Close an epoch of the anchored, unsettled receipts and the unsettled licence sales;
         None when there are none.
 
@@ -191,7 +282,7 @@ class Epochs:
             epoch_id = epoch.id
         return self._fund(epoch_id) if total else self.epoch(epoch_id)
 
-    def _fund(self, epoch_id: int, *, resumed: bool = False) -> dict[str, Any]:
+    def _fund(self, epoch_id: int, *, resumed: bool = False) -> Epoch:
         with self.db.session() as session:
             row = session.get(EpochRow, epoch_id)
             assert row is not None and row.root is not None and row.document_cid is not None
@@ -227,8 +318,8 @@ class Epochs:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def epoch(self, epoch_id: int) -> dict[str, Any]:
-        """One epoch as the API shows it."""
+    def epoch(self, epoch_id: int) -> Epoch:
+        """One epoch."""
         with self.db.session() as session:
             row = session.get(EpochRow, epoch_id)
             if row is None:
@@ -236,25 +327,25 @@ class Epochs:
             payees = session.scalar(
                 select(PayoutRow.id).where(PayoutRow.epoch_id == epoch_id).limit(1)
             )
-        return {
-            "id": row.id,
-            "status": row.status,
-            "epoch": row.epoch,
-            "revenue": row.revenue,
-            "kind": row.kind,
-            "receipts": row.receipts,
-            "sales": row.sales,
-            "root": row.root,
-            "tree_cid": row.tree_cid,
-            "settlement_cid": row.settlement_cid,
-            "document_cid": row.document_cid,
-            "tx_hash": row.tx_hash,
-            "created_at": row.created_at,
-            "funded_at": row.funded_at,
-            "has_payouts": payees is not None,
-        }
+        return Epoch(
+            id=row.id,
+            status=row.status,
+            epoch=row.epoch,
+            revenue=row.revenue,
+            kind=row.kind,
+            receipts=row.receipts,
+            sales=row.sales,
+            root=row.root,
+            tree_cid=row.tree_cid,
+            settlement_cid=row.settlement_cid,
+            document_cid=row.document_cid,
+            tx_hash=row.tx_hash,
+            created_at=row.created_at,
+            funded_at=row.funded_at,
+            has_payouts=payees is not None,
+        )
 
-    def epochs(self) -> list[dict[str, Any]]:
+    def epochs(self) -> list[Epoch]:
         """Every epoch, newest first."""
         with self.db.session() as session:
             ids = session.scalars(select(EpochRow.id).order_by(EpochRow.id.desc())).all()
@@ -270,8 +361,9 @@ class Epochs:
             del self._docs[next(iter(self._docs))]
         return doc
 
-    def earnings(self, account: str) -> list[dict[str, Any]]:
-        """What each epoch owes `account`, claimed or not, and why (per model and role)."""
+    def earnings(self, account: str) -> Earnings:
+        """What each epoch owes `account`, claimed or not, and why (per model and role); and
+        the unclaimed total: what the funded epochs owe and a claim would pay now."""
         address = checksum(account)
         with self.db.session() as session:
             rows = session.execute(
@@ -284,39 +376,62 @@ class Epochs:
         for payout, epoch in rows:
             doc = self._doc(epoch.settlement_cid)
             about = doc.get("assets", {})
-            lines = [
-                {
-                    **line,
-                    "source_name": about.get(line["source"], {}).get("name"),
-                    "via_name": about.get(line["via"], {}).get("name"),
-                    "job_id": about.get(line["via"], {}).get("job_id")
+            lines = tuple(
+                EarningLine(
+                    account=line["account"],
+                    source=line["source"],
+                    via=line["via"],
+                    role=line["role"],
+                    amount=line["amount"],
+                    source_name=about.get(line["source"], {}).get("name"),
+                    via_name=about.get(line["via"], {}).get("name"),
+                    job_id=about.get(line["via"], {}).get("job_id")
                     if line["role"] == "compute"
                     else None,
-                }
+                )
                 for line in doc["lines"]
                 if line["account"].lower() == address.lower()
-            ]
-            out.append(
-                {
-                    "epoch_id": epoch.id,
-                    "epoch": epoch.epoch,
-                    "status": epoch.status,
-                    "amount": payout.amount,
-                    "claimed": payout.claim_tx is not None,
-                    "claim_tx": payout.claim_tx,
-                    "lines": lines,
-                }
             )
-        return out
+            out.append(
+                EpochEarning(
+                    epoch_id=epoch.id,
+                    epoch=epoch.epoch,
+                    status=epoch.status,
+                    amount=payout.amount,
+                    claimed=payout.claim_tx is not None,
+                    claim_tx=payout.claim_tx,
+                    lines=lines,
+                )
+            )
+        unclaimed = sum(int(e.amount) for e in out if e.claimable)
+        return Earnings(address, str(unclaimed), tuple(out))
 
     # -- claiming ----------------------------------------------------------------------------
 
-    def claim(self, account: str) -> list[dict[str, Any]]:
-        """Claim every funded, unclaimed payout of `account`; returns what was paid."""
+    def claim(self, account: str, *, earned: bool = False) -> Claims:
+        """Claim every funded, unclaimed payout of `account`; returns what was paid (nothing,
+        when every payout is claimed). With `earned`, an account no epoch ever paid is
+        `NotFound` (a claim for an unknown account is more likely a mistyped address)."""
+        address = checksum(account)
         with self._claiming:
-            return self._claim(checksum(account))
+            paid = self._claim(address)
+        if earned and not paid and not self._ever_owed(address):
+            raise NotFound(f"account {address} has no earnings yet")
+        return Claims(address, tuple(paid), str(sum(int(c.amount) for c in paid)))
 
-    def _claim(self, address: str) -> list[dict[str, Any]]:
+    def _ever_owed(self, address: str) -> bool:
+        with self.db.session() as session:
+            return (
+                session.scalar(
+                    select(PayoutRow.id)
+                    .join(EpochRow, EpochRow.id == PayoutRow.epoch_id)
+                    .where(PayoutRow.account == address, EpochRow.status != "cancelled")
+                    .limit(1)
+                )
+                is not None
+            )
+
+    def _claim(self, address: str) -> list[Claim]:
         distributor = self.chain.distributor
         with self.db.session() as session:
             rows = session.execute(
@@ -339,7 +454,7 @@ class Epochs:
                 proof = tree.get_proof([address, int(amount)])
                 receipt = distributor.claim(self.treasury, number, address, int(amount), proof)
                 tx_hash = receipt["transactionHash"].to_0x_hex()
-                paid.append({"epoch": number, "amount": amount, "tx_hash": tx_hash})
+                paid.append(Claim(epoch=number, amount=amount, tx_hash=tx_hash))
             with self.db.session() as session:
                 row = session.get(PayoutRow, payout_id)
                 assert row is not None

@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
@@ -36,9 +35,12 @@ class ApiKey:
     revoked_at: float | None
     last_used_at: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready fields."""
-        return asdict(self)
+
+@dataclass(frozen=True)
+class IssuedKey(ApiKey):
+    """A key just created, with its secret: shown this once, never stored."""
+
+    secret: str
 
 
 def _hash(secret: str) -> str:

@@ -10,7 +10,7 @@ epoch settles them by lineage beside the usage receipts (`cairn.economy.epochs`)
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
@@ -30,6 +30,73 @@ from cairn.economy.models import LicenceSaleRow
 CURSOR = "licence_sales"
 LOG_CHUNK = 5_000  # blocks per eth_getLogs call
 BATCH = 128  # LicenseToken's balanceOfBatch limit
+
+
+@dataclass(frozen=True)
+class AssetOffers:
+    """The licence offers made on an asset, oldest first."""
+
+    asset_id: int
+    offers: tuple[Offer, ...]
+
+    @property
+    def gated(self) -> bool:
+        """Whether using the asset needs a licence: its owner has made an offer."""
+        return bool(self.offers)
+
+    @property
+    def open(self) -> bool:
+        """Whether an open, free licence is on offer: everyone may use the asset unbought."""
+        return any(o.is_open for o in self.offers)
+
+
+@dataclass(frozen=True)
+class LicencePurchase:
+    """Licences bought on chain: how many, for whom, what was paid, until when."""
+
+    offer_id: int
+    asset_id: int
+    holder: str
+    copies: int
+    paid: str  # smallest token units, decimal
+    expires: int  # unix time; 0: never
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class LicenceTransferred:
+    """Copies of a transferable licence passed on."""
+
+    offer_id: int
+    to: str
+    copies: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class HeldLicence:
+    """Copies of one offer's licence an account holds, when they expire, and whether they are
+    valid now."""
+
+    offer: Offer
+    copies: int
+    expires: int  # unix time; 0: never
+    valid: bool
+
+
+@dataclass(frozen=True)
+class LicenceSale:
+    """A licence purchase paid to this node's treasury: revenue of its asset."""
+
+    offer_id: int
+    asset_id: int
+    buyer: str
+    holder: str
+    copies: int
+    paid: str  # smallest token units, decimal
+    version: str | None  # a dataset's newest version when it sold
+    tx_hash: str
+    epoch_id: int | None  # the epoch that settled it
 
 
 class LicenceBook:
@@ -61,7 +128,7 @@ class LicenceBook:
         max_copies: int = 0,
         duration: int = 0,
         transferable: bool = False,
-    ) -> dict[str, Any]:
+    ) -> Offer:
         """Offer licences to an asset `owner` owns."""
         asset = self.assets.get(asset_id)
         if asset.owner.lower() != owner.address.lower():
@@ -77,16 +144,16 @@ class LicenceBook:
             duration=duration,
             transferable=transferable,
         )
-        return self.chain.licences.get(offer_id).to_dict()
+        return self.chain.licences.get(offer_id)
 
-    def set_active(self, owner: LocalAccount, offer_id: int, active: bool) -> dict[str, Any]:
+    def set_active(self, owner: LocalAccount, offer_id: int, active: bool) -> Offer:
         """Withdraw an offer from sale (licences bought stay valid) or offer it again."""
         offer = self.get(offer_id)
         asset = self.assets.get(offer.asset_id)
         if asset.owner.lower() != owner.address.lower():
             raise Forbidden(f"only the owner of asset {asset.asset_id} can change its offers")
         self.chain.licences.set_active(owner, offer_id, active)
-        return self.get(offer_id).to_dict()
+        return self.get(offer_id)
 
     def get(self, offer_id: int) -> Offer:
         """One offer; an unknown id is `NotFound`."""
@@ -98,11 +165,16 @@ class LicenceBook:
         """Every offer made for an asset, oldest first."""
         return self.chain.licences.offers_of(asset_id)
 
+    def offering(self, asset_id: int) -> AssetOffers:
+        """A registered asset's offers, and whether they gate it (`NotFound`: no such asset)."""
+        self.assets.get(asset_id)
+        return AssetOffers(asset_id, tuple(self.offers(asset_id)))
+
     # -- buying and holding --------------------------------------------------------------------
 
     def buy(
         self, buyer: LocalAccount, offer_id: int, *, copies: int = 1, holder: str | None = None
-    ) -> dict[str, Any]:
+    ) -> LicencePurchase:
         """Buy `copies` of an offer for `holder` (the buyer by default), paying its price."""
         if copies < 1:
             raise InvalidInput(f"copies must be at least 1; got {copies}")
@@ -121,19 +193,19 @@ class LicenceBook:
             buyer, self.chain.token, offer_id, holder=holder, copies=copies
         )
         self.sync()
-        return {
-            "offer_id": offer_id,
-            "asset_id": offer.asset_id,
-            "holder": checksum(holder or buyer.address),
-            "copies": copies,
-            "paid": str(cost),
-            "expires": expires,
-            "tx_hash": receipt["transactionHash"].to_0x_hex(),
-        }
+        return LicencePurchase(
+            offer_id=offer_id,
+            asset_id=offer.asset_id,
+            holder=checksum(holder or buyer.address),
+            copies=copies,
+            paid=str(cost),
+            expires=expires,
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+        )
 
     def transfer(
         self, holder: LocalAccount, offer_id: int, to: str, copies: int = 1
-    ) -> dict[str, Any]:
+    ) -> LicenceTransferred:
         """Pass `copies` of a transferable licence on to `to`."""
         offer = self.get(offer_id)
         if not offer.transferable:
@@ -142,14 +214,14 @@ class LicenceBook:
         if held < copies:
             raise InvalidInput(f"{holder.address} holds {held} of licence {offer_id}, not {copies}")
         receipt = self.chain.licences.transfer(holder, to, offer_id, copies)
-        return {
-            "offer_id": offer_id,
-            "to": checksum(to),
-            "copies": copies,
-            "tx_hash": receipt["transactionHash"].to_0x_hex(),
-        }
+        return LicenceTransferred(
+            offer_id=offer_id,
+            to=checksum(to),
+            copies=copies,
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+        )
 
-    def held(self, account: str) -> list[dict[str, Any]]:
+    def held(self, account: str) -> list[HeldLicence]:
         """The licences `account` holds, with each one's expiry and whether it is valid now."""
         address = checksum(account)
         count = self.chain.licences.count()
@@ -164,12 +236,12 @@ class LicenceBook:
                 offer = self.chain.licences.get(offer_id)
                 expires = self.chain.licences.expires_at(offer_id, address)
                 out.append(
-                    {
-                        **offer.to_dict(),
-                        "copies": int(copies),
-                        "expires": expires,
-                        "valid": self.chain.licences.has_licence(address, offer_id),
-                    }
+                    HeldLicence(
+                        offer=offer,
+                        copies=int(copies),
+                        expires=expires,
+                        valid=self.chain.licences.has_licence(address, offer_id),
+                    )
                 )
         return out
 
@@ -248,7 +320,7 @@ class LicenceBook:
                 advance(session, CURSOR, hi, block_hash)
         return added
 
-    def sales(self, asset_id: int | None = None) -> list[dict[str, Any]]:
+    def sales(self, asset_id: int | None = None) -> list[LicenceSale]:
         """Indexed sales, newest first (of one asset, or all)."""
         self.sync()
         query = select(LicenceSaleRow).order_by(LicenceSaleRow.id.desc())
@@ -257,17 +329,17 @@ class LicenceBook:
         with self.db.session() as session:
             rows = session.scalars(query).all()
             return [
-                {
-                    "offer_id": r.offer_id,
-                    "asset_id": r.asset_id,
-                    "buyer": r.buyer,
-                    "holder": r.holder,
-                    "copies": r.copies,
-                    "paid": r.paid,
-                    "version": r.version,
-                    "tx_hash": r.tx_hash,
-                    "epoch_id": r.epoch_id,
-                }
+                LicenceSale(
+                    offer_id=r.offer_id,
+                    asset_id=r.asset_id,
+                    buyer=r.buyer,
+                    holder=r.holder,
+                    copies=r.copies,
+                    paid=r.paid,
+                    version=r.version,
+                    tx_hash=r.tx_hash,
+                    epoch_id=r.epoch_id,
+                )
                 for r in rows
             ]
 

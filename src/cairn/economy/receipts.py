@@ -90,6 +90,55 @@ def receipt_from_json(data: dict[str, Any]) -> UsageReceipt:
         raise InvalidInput(f"usage receipt: {exc}") from None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ListedReceipt(UsageReceipt):
+    """A stored receipt's signed fields, and whether its batch is anchored yet."""
+
+    anchored: bool
+
+
+@dataclass(frozen=True)
+class BatchRef:
+    """The anchored batch a receipt belongs to: its Merkle root and its document's CID."""
+
+    root: str
+    cid: str
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    """A stored receipt with the gateway's signature, its leaf and its anchoring."""
+
+    receipt: dict[str, Any]  # the signed fields, exactly as signed (the schema's JSON)
+    signature: str
+    leaf: str
+    batch: BatchRef | None  # None until anchored
+    epoch_id: int | None  # the epoch that settled it
+
+
+@dataclass(frozen=True)
+class ReceiptProof(StoredReceipt):
+    """A receipt's inclusion proof against its batch's root on ContributionLedger."""
+
+    asset_id: int  # the gateway's asset the batch is anchored under
+    root: str
+    leaf_encoding: tuple[str, ...]
+    tree_leaf: str  # the receipt's leaf hashed again, as the tree's leaf
+    proof: tuple[str, ...]
+    ledger: str  # ContributionLedger's address
+    verified_on_chain: bool
+
+
+@dataclass(frozen=True)
+class AnchoredReceipts:
+    """One batch of receipts anchored on ContributionLedger."""
+
+    root: str
+    count: int
+    cid: str
+    tx_hash: str
+
+
 class ReceiptBook:
     """Store signed receipts, anchor them in batches, prove any one of them."""
 
@@ -99,22 +148,22 @@ class ReceiptBook:
         self.store = store
         self.chain = chain
 
-    def get(self, receipt_id: str) -> dict[str, Any]:
+    def get(self, receipt_id: str) -> StoredReceipt:
         """A stored receipt with its signature, leaf and anchoring state."""
         with self.db.session() as session:
             row = session.get(ReceiptRow, receipt_id)
             if row is None:
                 raise NotFound(f"no usage receipt {receipt_id!r}")
             batch = session.get(ReceiptBatchRow, row.batch_id) if row.batch_id else None
-        return {
-            "receipt": row.body,
-            "signature": row.signature,
-            "leaf": row.leaf,
-            "batch": None if batch is None else {"root": batch.root, "cid": batch.cid},
-            "epoch_id": row.epoch_id,
-        }
+        return StoredReceipt(
+            receipt=row.body,
+            signature=row.signature,
+            leaf=row.leaf,
+            batch=None if batch is None else BatchRef(batch.root, batch.cid),
+            epoch_id=row.epoch_id,
+        )
 
-    def of_account(self, account: str, limit: int = 100) -> list[dict[str, Any]]:
+    def of_account(self, account: str, limit: int = 100) -> list[ListedReceipt]:
         """An account's newest receipts."""
         with self.db.session() as session:
             rows = session.scalars(
@@ -123,7 +172,7 @@ class ReceiptBook:
                 .order_by(ReceiptRow.created_at.desc())
                 .limit(limit)
             ).all()
-        return [{**r.body, "anchored": r.batch_id is not None} for r in rows]
+        return [ListedReceipt(**r.body, anchored=r.batch_id is not None) for r in rows]
 
     def pending(self) -> tuple[int, float | None]:
         """How many receipts wait for anchoring, and when the oldest was made."""
@@ -135,9 +184,9 @@ class ReceiptBook:
             ).one()
         return int(count), oldest
 
-    def anchor(self, gateway: LocalAccount, asset_id: int) -> list[ReceiptBatchRow]:
+    def anchor(self, gateway: LocalAccount, asset_id: int) -> list[AnchoredReceipts]:
         """Anchor every receipt not yet anchored, up to MAX_BATCH per batch."""
-        batches: list[ReceiptBatchRow] = []
+        batches: list[AnchoredReceipts] = []
         while True:
             with self.db.session() as session:
                 rows = session.scalars(
@@ -177,25 +226,29 @@ class ReceiptBook:
                     stored = session.get(ReceiptRow, row.receipt_id)
                     assert stored is not None
                     stored.batch_id = batch.id
-            batches.append(batch)
+            batches.append(AnchoredReceipts(tree.root, len(rows), cid, tx_hash[:66]))
 
-    def proof(self, receipt_id: str) -> dict[str, Any]:
+    def proof(self, receipt_id: str) -> ReceiptProof:
         """A receipt's inclusion proof against its batch's anchored root, checked on chain."""
         found = self.get(receipt_id)
-        if found["batch"] is None:
+        if found.batch is None:
             raise NotFound(f"usage receipt {receipt_id} is not anchored yet")
-        doc = self.store.get_json(found["batch"]["cid"])
+        doc = self.store.get_json(found.batch.cid)
         tree = StandardMerkleTree.of([[r["leaf"]] for r in doc["receipts"]], ["bytes32"])
-        proof = tree.get_proof([found["leaf"]])
-        node = tree.leaf_hash([found["leaf"]])  # the tree's leaf: the receipt leaf hashed again
+        proof = tree.get_proof([found.leaf])
+        node = tree.leaf_hash([found.leaf])  # the tree's leaf: the receipt leaf hashed again
         asset_id = int(doc["gateway_asset"])
-        return {
-            **found,
-            "asset_id": asset_id,
-            "root": tree.root,
-            "leaf_encoding": ["bytes32"],
-            "tree_leaf": node,
-            "proof": proof,
-            "ledger": self.chain.ledger.address,
-            "verified_on_chain": self.chain.ledger.verify(asset_id, tree.root, node, proof),
-        }
+        return ReceiptProof(
+            receipt=found.receipt,
+            signature=found.signature,
+            leaf=found.leaf,
+            batch=found.batch,
+            epoch_id=found.epoch_id,
+            asset_id=asset_id,
+            root=tree.root,
+            leaf_encoding=("bytes32",),
+            tree_leaf=node,
+            proof=tuple(proof),
+            ledger=self.chain.ledger.address,
+            verified_on_chain=self.chain.ledger.verify(asset_id, tree.root, node, proof),
+        )

@@ -11,18 +11,20 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import delete, select
 
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
+from cairn.chain.escrow import OnChainProvider
+from cairn.core.errors import Forbidden
+from cairn.core.evm import checksum
 from cairn.data.anchoring import Anchoring
 from cairn.db.engine import Database
 from cairn.economy.balances import Balances
 from cairn.economy.bounties import BountyBook
-from cairn.economy.epochs import Epochs
+from cairn.economy.epochs import Epoch, Epochs
 from cairn.economy.keys import ApiKeys
 from cairn.economy.licences import LicenceBook
 from cairn.economy.lineage import LineageReader
@@ -35,13 +37,21 @@ from cairn.economy.models import (
     ReceiptBatchRow,
     ReceiptRow,
 )
-from cairn.economy.receipts import ReceiptBook
+from cairn.economy.receipts import AnchoredReceipts, ReceiptBook
 from cairn.store.base import BlobStore
 
 log = logging.getLogger("cairn.economy")
 
 GATEWAY_ASSET_NAME = "Cairn gateway usage receipts"
 SETTLE_RETRY_SECONDS = 300.0  # after a failed scheduled settlement
+
+
+@dataclass(frozen=True)
+class DepositTarget:
+    """Where to deposit: send the payment token to the treasury from the account that pays."""
+
+    treasury: str
+    token: str  # the payment token's address
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class Economy:
         gateway: LocalAccount,
         licences: LicenceBook,
         bounties: BountyBook,
+        operator: str,
         schedule: Schedule | None = None,
         confirmations: int = 0,
         free_calls_per_minute: int = 0,
@@ -74,6 +85,7 @@ class Economy:
         self.chain = chain
         self.assets = assets
         self.gateway = gateway
+        self.operator = checksum(operator)  # anchors and settles by hand
         self.schedule = schedule or Schedule()
         self.keys = ApiKeys(db)
         self.db = db
@@ -130,6 +142,26 @@ class Economy:
         """Where deposits go."""
         return self.gateway.address
 
+    def deposit_target(self) -> DepositTarget:
+        """Where a wallet sends tokens to deposit them, and which token."""
+        return DepositTarget(treasury=self.gateway.address, token=self.chain.token.address)
+
+    def stake_of(self, account: str) -> OnChainProvider:
+        """What `account` staked in JobEscrow as a compute provider (all zero if it never did)."""
+        return self.chain.escrow.provider(account)
+
+    def is_operator(self, account: str) -> bool:
+        """Whether `account` is the node's operator, who may anchor and settle by hand."""
+        return checksum(account) == self.operator
+
+    def _operator_only(self, account: str, what: str) -> None:
+        """Anchoring and settling spend the gateway's gas: the node's operator decides when."""
+        if not self.is_operator(account):
+            raise Forbidden(
+                f"only the node's operator ({self.operator}) {what} by hand; the node also "
+                "does it on its own schedule"
+            )
+
     def gateway_asset(self) -> int:
         """The asset receipt batches are anchored under, registered on first use."""
         if self._asset_id is None:
@@ -151,15 +183,22 @@ class Economy:
                 ).asset_id
         return self._asset_id
 
-    def anchor_receipts(self) -> list[dict[str, Any]]:
+    def anchor_receipts(self) -> list[AnchoredReceipts]:
         """Anchor every waiting receipt now."""
         with self._lock:
-            batches = self.receipts.anchor(self.gateway, self.gateway_asset())
-        return [
-            {"root": b.root, "count": b.count, "cid": b.cid, "tx_hash": b.tx_hash} for b in batches
-        ]
+            return self.receipts.anchor(self.gateway, self.gateway_asset())
 
-    def settle(self) -> dict[str, Any] | None:
+    def anchor_receipts_by(self, account: str) -> list[AnchoredReceipts]:
+        """Anchor every waiting receipt now, for `account`: the node's operator only."""
+        self._operator_only(account, "anchors receipts")
+        return self.anchor_receipts()
+
+    def settle_by(self, account: str) -> Epoch | None:
+        """Settle an epoch now, for `account`: the node's operator only."""
+        self._operator_only(account, "settles epochs")
+        return self.settle()
+
+    def settle(self) -> Epoch | None:
         """Anchor waiting receipts and index licence sales, then close an epoch (None: nothing
         to settle)."""
         self.anchor_receipts()
@@ -176,10 +215,10 @@ class Economy:
         for paid in self.bounties.pay_due():
             log.info(
                 "bounty %d paid %s for batch %s (epoch %s)",
-                paid["bounty_id"],
-                paid["amount"],
-                paid["batch_root"],
-                paid["epoch"],
+                paid.bounty_id,
+                paid.amount,
+                paid.batch_root,
+                paid.epoch,
             )
         waiting, oldest = self.receipts.pending()
         if waiting and (
@@ -187,7 +226,7 @@ class Economy:
             or (oldest is not None and now - oldest >= self.schedule.anchor_seconds)
         ):
             for batch in self.anchor_receipts():
-                log.info("anchored %d usage receipts as %s", batch["count"], batch["root"])
+                log.info("anchored %d usage receipts as %s", batch.count, batch.root)
         every = self.schedule.epoch_seconds
         if every and now - self._last_epoch >= every:
             try:
@@ -196,4 +235,4 @@ class Economy:
                 self._last_epoch = now - every + SETTLE_RETRY_SECONDS  # try again later
                 raise
             if epoch is not None:
-                log.info("settled epoch %s: revenue %s", epoch["epoch"], epoch["revenue"])
+                log.info("settled epoch %s: revenue %s", epoch.epoch, epoch.revenue)

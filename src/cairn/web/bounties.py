@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form
 from fastapi.responses import RedirectResponse
 
-from cairn.api.deps import NodeDep
+from cairn.api.deps import AccountsDep, EconomyDep
 from cairn.core.amounts import TOKEN_DECIMALS, parse_units
 from cairn.core.errors import CairnError
 from cairn.core.ids import StoredId
@@ -21,7 +21,8 @@ router = APIRouter()
 
 @router.post("/datasets/{dataset_id}/bounties")
 def open_bounty(
-    node: NodeDep,
+    economy: EconomyDep,
+    accounts: AccountsDep,
     dataset_id: StoredId,
     viewer: ViewerDep,
     budget: Annotated[str, Form()],
@@ -31,8 +32,8 @@ def open_bounty(
     """Escrow a budget that pays per accepted record and per useful review."""
     back = f"/assets/{dataset_id}"
     try:
-        bounty = node.economy.bounties.open(
-            node.signers.get(viewer.address),
+        bounty = economy.bounties.open(
+            accounts.signer(viewer.address),
             dataset_id,
             budget=parse_units(budget, what="budget", zero=True),
             per_record=parse_units(per_record, what="per record", zero=True),
@@ -40,16 +41,18 @@ def open_bounty(
         )
     except CairnError as exc:
         return redirect(back, f"No paid task was opened: {exc.message}")
-    return redirect(back, f"Opened paid task {bounty['bounty_id']}: its budget is escrowed")
+    return redirect(back, f"Opened paid task {bounty.bounty_id}: its budget is escrowed")
 
 
 @router.post("/bounties/{bounty_id}/close")
-def close_bounty(node: NodeDep, bounty_id: StoredId, viewer: ViewerDep) -> RedirectResponse:
+def close_bounty(
+    economy: EconomyDep, accounts: AccountsDep, bounty_id: StoredId, viewer: ViewerDep
+) -> RedirectResponse:
     """Close a bounty; what is left goes back to its funder."""
-    back = f"/assets/{node.economy.bounties.get(bounty_id)['dataset_id']}"
+    back = f"/assets/{economy.bounties.get(bounty_id).dataset_id}"
     try:
-        closed = node.economy.bounties.close(node.signers.get(viewer.address), bounty_id)
+        closed = economy.bounties.close(accounts.signer(viewer.address), bounty_id)
     except CairnError as exc:
         return redirect(back, f"Paid task {bounty_id} was not closed: {exc.message}")
-    refunded = units(closed["refunded"], TOKEN_DECIMALS)
+    refunded = units(closed.refunded, TOKEN_DECIMALS)
     return redirect(back, f"Closed paid task {bounty_id}; {refunded} CAIRN went back to its funder")

@@ -13,12 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from cairn.api.deps import NodeDep, get_node
+from cairn.api.deps import EconomyDep, JobsDep
+from cairn.compute.jobs import JobService
 from cairn.core.amounts import TOKEN_DECIMALS
-from cairn.core.errors import Forbidden
-from cairn.core.evm import checksum
-from cairn.node import Node
-from cairn.web.playground import deposit_context
+from cairn.economy.service import Economy
 from cairn.web.render import page, redirect, units
 from cairn.web.viewer import Viewer, ViewerDep
 
@@ -27,60 +25,63 @@ router = APIRouter()
 RECEIPTS_SHOWN = 25  # newest usage receipts on the page
 
 
-def _is_operator(node: Node, viewer: Viewer) -> bool:
-    return checksum(viewer.address) == node.operator.address
-
-
-def _render(request: Request, viewer: Viewer, *, status: int = 200, **context: Any) -> HTMLResponse:
-    node = get_node(request)
+def _render(
+    request: Request,
+    economy: Economy,
+    jobs: JobService,
+    viewer: Viewer,
+    *,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
     address = viewer.address
-    epochs = node.economy.epochs.earnings(address)
-    # the same totals GET /api/v1/earnings/{account} reports
-    unclaimed = sum(
-        int(e["amount"]) for e in epochs if not e["claimed"] and e["status"] == "funded"
-    )
-    claimed = sum(int(e["amount"]) for e in epochs if e["claimed"])
-    compute = sum(
-        int(line["amount"]) for e in epochs for line in e["lines"] if line["role"] == "compute"
-    )
-    provider = node.chain.escrow.provider(address)
-    work = node.jobs.work_of(address)
+    earnings = economy.epochs.earnings(address)  # what GET /api/v1/earnings/{account} reports
+    work = jobs.work_of(address)
+    target = economy.deposit_target()
     return page(
         request,
         "earnings.html",
         status=status,
         title="Earnings",
-        epochs=list(reversed(epochs)),  # newest first
-        unclaimed=unclaimed,
-        claimed=claimed,
-        compute_revenue=compute,
-        provider=provider,
+        epochs=list(reversed(earnings.epochs)),  # newest first
+        unclaimed=int(earnings.unclaimed),
+        claimed=earnings.claimed,
+        compute_revenue=earnings.earned_as("compute"),
+        provider=economy.stake_of(address),
         work=work,
         job_payouts=sum(int(j["paid"]) for j in work),
-        keys=node.economy.keys.list(address),
-        balance=node.economy.balances.get(address),
-        receipts=node.economy.receipts.of_account(address, limit=RECEIPTS_SHOWN),
-        deposit=deposit_context(node, viewer, "/earnings#prepaid"),
-        operator=_is_operator(node, viewer),
+        keys=economy.keys.list(address),
+        balance=economy.balances.get(address),
+        receipts=economy.receipts.of_account(address, limit=RECEIPTS_SHOWN),
+        # the deposit form (playground_deposit.html), as the playground fills it
+        deposit={
+            "treasury": target.treasury,
+            "token": target.token,
+            "can_send": viewer.key_on_node,
+            "back": "/earnings#prepaid",
+        },
+        operator=economy.is_operator(address),
         **context,
     )
 
 
 @router.get("/earnings", response_class=HTMLResponse)
-def earnings(request: Request, viewer: ViewerDep) -> HTMLResponse:
+def earnings(
+    request: Request, economy: EconomyDep, jobs: JobsDep, viewer: ViewerDep
+) -> HTMLResponse:
     """What the signed-in account earned, holds and used."""
-    return _render(request, viewer)
+    return _render(request, economy, jobs, viewer)
 
 
 @router.post("/earnings/claim")
-def claim(node: NodeDep, viewer: ViewerDep) -> RedirectResponse:
+def claim(economy: EconomyDep, viewer: ViewerDep) -> RedirectResponse:
     """Claim every funded payout of the signed-in account (the gateway sends the claims; the
     tokens always go to the account)."""
-    paid = node.economy.epochs.claim(viewer.address)
+    paid = economy.epochs.claim(viewer.address).claims
     if not paid:
         return redirect("/earnings", "Nothing to claim: every funded epoch is already paid.")
-    total = sum(int(p["amount"]) for p in paid)
-    numbers = ", ".join(str(p["epoch"]) for p in paid)
+    total = sum(int(p.amount) for p in paid)
+    numbers = ", ".join(str(p.epoch) for p in paid)
     return redirect(
         "/earnings",
         f"Claimed {units(total, TOKEN_DECIMALS)} CAIRN from epoch{'s' if len(paid) > 1 else ''} {numbers}; "
@@ -91,34 +92,31 @@ def claim(node: NodeDep, viewer: ViewerDep) -> RedirectResponse:
 @router.post("/earnings/keys", response_class=HTMLResponse)
 def create_key(
     request: Request,
-    node: NodeDep,
+    economy: EconomyDep,
+    jobs: JobsDep,
     viewer: ViewerDep,
     name: Annotated[str, Form(max_length=100)] = "",
 ) -> HTMLResponse:
     """Create an API key; its secret is shown on this answer only."""
-    key, secret = node.economy.keys.create(viewer.address, name)
-    return _render(request, viewer, status=201, new_key=key, secret=secret)
+    key, secret = economy.keys.create(viewer.address, name)
+    return _render(request, economy, jobs, viewer, status=201, new_key=key, secret=secret)
 
 
 @router.post("/earnings/keys/{key_id}/revoke")
-def revoke_key(node: NodeDep, viewer: ViewerDep, key_id: str) -> RedirectResponse:
+def revoke_key(economy: EconomyDep, viewer: ViewerDep, key_id: str) -> RedirectResponse:
     """Revoke one of the signed-in account's keys: it stops working at once."""
-    key = node.economy.keys.revoke(viewer.address, key_id)
+    key = economy.keys.revoke(viewer.address, key_id)
     label = f" ({key.name})" if key.name else ""
     return redirect("/earnings#keys", f"Revoked API key {key.key_id}{label}.")
 
 
 @router.post("/earnings/settle")
-def settle(node: NodeDep, viewer: ViewerDep) -> RedirectResponse:
+def settle(economy: EconomyDep, viewer: ViewerDep) -> RedirectResponse:
     """Close an epoch now (the node's operator only), as POST /api/v1/epochs/settle does."""
-    if not _is_operator(node, viewer):
-        raise Forbidden(
-            f"only the node's operator ({node.operator.address}) settles epochs by hand"
-        )
-    result = node.economy.settle()
+    result = economy.settle_by(viewer.address)
     if result is None:
         return redirect("/earnings", "Nothing to settle: no new usage since the last epoch.")
     return redirect(
         "/earnings",
-        f"Settled epoch {result.get('epoch')}: revenue {units(result.get('revenue'), TOKEN_DECIMALS)} CAIRN.",
+        f"Settled epoch {result.epoch}: revenue {units(result.revenue, TOKEN_DECIMALS)} CAIRN.",
     )

@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import RedirectResponse
 
-from cairn.api.deps import NodeDep, get_node
+from cairn.api.deps import AccountsDep, EconomyDep
 from cairn.assets.service import Asset
 from cairn.core.amounts import TOKEN_DECIMALS, parse_units
 from cairn.core.errors import CairnError
 from cairn.core.ids import StoredId
 from cairn.core.licensing import TERMS_TEXT, Offer, Terms
+from cairn.economy.licences import AssetOffers, LicenceBook
 from cairn.web.render import redirect, units
-from cairn.web.viewer import ViewerDep, viewer_of
+from cairn.web.viewer import Viewer, ViewerDep
 
 router = APIRouter()
 
@@ -54,8 +55,7 @@ class Holding:
 class LicencePanel:
     """The Licences part of an asset's page, for the account viewing it."""
 
-    asset_id: int
-    offers: list[Offer]
+    offering: AssetOffers  # the offers, and whether they gate the asset
     holdings: list[Holding]
     signed_in: bool
     owner: bool  # the viewer owns the asset: it needs no licence and may make offers
@@ -63,35 +63,42 @@ class LicencePanel:
     terms: list[tuple[str, str]]  # every term's label and what it allows, for the offer form
 
     @property
+    def asset_id(self) -> int:
+        """The asset the offers are for."""
+        return self.offering.asset_id
+
+    @property
+    def offers(self) -> tuple[Offer, ...]:
+        """Every offer made on the asset, oldest first."""
+        return self.offering.offers
+
+    @property
     def gated(self) -> bool:
         """Whether using the asset needs a licence (its owner has made an offer)."""
-        return bool(self.offers)
+        return self.offering.gated
 
     @property
     def open(self) -> bool:
         """Whether an open, free licence is on offer: everyone may use it without buying."""
-        return any(o.is_open for o in self.offers)
+        return self.offering.open
 
     def allows(self, offer: Offer) -> str:
         """What a licence under the offer's terms allows."""
         return TERMS_TEXT[offer.terms]
 
 
-def licence_panel(request: Request, asset: Asset) -> LicencePanel:
-    """The asset's offers and the signed-in account's holdings of them."""
-    node = get_node(request)
-    viewer = viewer_of(request)
-    offers = node.licences.offers(asset.asset_id)
+def licence_panel(licences: LicenceBook, viewer: Viewer | None, asset: Asset) -> LicencePanel:
+    """The asset's offers and the viewer's holdings of them."""
+    offering = licences.offering(asset.asset_id)
     holdings = []
-    if viewer is not None and offers:
+    if viewer is not None and offering.offers:
         holdings = [
-            Holding(h["offer_id"], h["terms"], h["copies"], h["valid"], h["expires"])
-            for h in node.licences.held(viewer.address)
-            if h["asset_id"] == asset.asset_id
+            Holding(h.offer.offer_id, h.offer.terms.label, h.copies, h.valid, h.expires)
+            for h in licences.held(viewer.address)
+            if h.offer.asset_id == asset.asset_id
         ]
     return LicencePanel(
-        asset_id=asset.asset_id,
-        offers=offers,
+        offering=offering,
         holdings=holdings,
         signed_in=viewer is not None,
         owner=viewer is not None and viewer.address.lower() == asset.owner.lower(),
@@ -106,7 +113,8 @@ def _back(asset_id: int) -> str:
 
 @router.post("/assets/{asset_id}/licences")
 def make_offer(
-    node: NodeDep,
+    economy: EconomyDep,
+    accounts: AccountsDep,
     viewer: ViewerDep,
     asset_id: StoredId,
     terms: Annotated[str, Form(max_length=40)],
@@ -117,8 +125,8 @@ def make_offer(
 ) -> RedirectResponse:
     """Offer licences to an asset the signed-in account owns."""
     try:
-        offer = node.licences.offer(
-            node.signers.get(viewer.address),
+        offer = economy.licences.offer(
+            accounts.signer(viewer.address),
             asset_id,
             price=parse_units(price, what="price", zero=True),
             terms=terms,
@@ -128,42 +136,41 @@ def make_offer(
         )
     except CairnError as exc:
         return redirect(_back(asset_id), f"No offer was made: {exc.message}")
-    cost = "free" if offer["price"] == "0" else f"{units(offer['price'], TOKEN_DECIMALS)} CAIRN"
+    cost = "free" if offer.price == 0 else f"{units(offer.price, TOKEN_DECIMALS)} CAIRN"
     return redirect(
-        _back(asset_id), f"Offered licence {offer['offer_id']} ({offer['terms']}, {cost})."
+        _back(asset_id), f"Offered licence {offer.offer_id} ({offer.terms.label}, {cost})."
     )
 
 
 @router.post("/licences/{offer_id}/buy")
-def buy(node: NodeDep, viewer: ViewerDep, offer_id: StoredId) -> RedirectResponse:
+def buy(
+    economy: EconomyDep, accounts: AccountsDep, viewer: ViewerDep, offer_id: StoredId
+) -> RedirectResponse:
     """Buy one copy of a licence with the signed-in account's wallet, paying its price."""
-    offer = node.licences.get(offer_id)
+    offer = economy.licences.get(offer_id)
     try:
-        bought = node.licences.buy(node.signers.get(viewer.address), offer_id)
+        bought = economy.licences.buy(accounts.signer(viewer.address), offer_id)
     except CairnError as exc:
         return redirect(_back(offer.asset_id), f"Licence {offer_id} was not bought: {exc.message}")
-    paid = (
-        "for free"
-        if bought["paid"] == "0"
-        else f"for {units(bought['paid'], TOKEN_DECIMALS)} CAIRN"
-    )
+    paid = "for free" if bought.paid == "0" else f"for {units(bought.paid, TOKEN_DECIMALS)} CAIRN"
     return redirect(
         _back(offer.asset_id),
-        f"Bought licence {offer_id} ({offer.terms.label}) {paid} (tx {bought['tx_hash']}).",
+        f"Bought licence {offer_id} ({offer.terms.label}) {paid} (tx {bought.tx_hash}).",
     )
 
 
 @router.post("/licences/{offer_id}/active")
 def set_active(
-    node: NodeDep,
+    economy: EconomyDep,
+    accounts: AccountsDep,
     viewer: ViewerDep,
     offer_id: StoredId,
     active: Annotated[bool, Form()],
 ) -> RedirectResponse:
     """Withdraw an offer from sale, or offer it again (the asset's owner)."""
-    offer = node.licences.get(offer_id)
+    offer = economy.licences.get(offer_id)
     try:
-        node.licences.set_active(node.signers.get(viewer.address), offer_id, active)
+        economy.licences.set_active(accounts.signer(viewer.address), offer_id, active)
     except CairnError as exc:
         return redirect(_back(offer.asset_id), f"Licence offer {offer_id}: {exc.message}")
     if active:

@@ -8,18 +8,17 @@ into a page.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from cairn.api.deps import NodeDep
-from cairn.assets.detail import AssetDetails
-from cairn.assets.market import KINDS, Market, MarketFilter
+from cairn.api.deps import AccountsDep, AssetDetailsDep, DataDep, EconomyDep, MarketDep
+from cairn.assets.market import KINDS, MarketFilter
 from cairn.core.errors import InvalidInput
 from cairn.core.ids import StoredId
 from cairn.core.licensing import Use
-from cairn.node import Node
+from cairn.identity.keystore import Keystore
 from cairn.web.licences import licence_panel
 from cairn.web.lineage import href_of, lineage_svg, reading_order
 from cairn.web.render import page
@@ -30,19 +29,23 @@ router = APIRouter()
 Text = Annotated[str | None, Query(max_length=200)]
 
 
-def _market(node: Node) -> Market:
-    return Market(node.db, node.store, node.assets, node.data, node.economy.prices)
+class HoldsKeys(Protocol):
+    """Whatever holds the node's key files (the node, for the pages that still take it)."""
+
+    keystore: Keystore
 
 
-def account_names(node: Node) -> dict[str, str]:
-    """The node's labels of accounts it holds keys for, by lower-case address."""
-    return {a.address.lower(): a.label for a in node.keystore.list() if a.label}
+def account_names(holder: HoldsKeys) -> dict[str, str]:
+    """The node's labels of accounts it holds keys for, by lower-case address (pages that
+    take their dependencies use `Accounts.names` through `AccountsDep`)."""
+    return {a.address.lower(): a.label for a in holder.keystore.list() if a.label}
 
 
 @router.get("/", response_class=HTMLResponse)
 def marketplace(
     request: Request,
-    node: NodeDep,
+    market: MarketDep,
+    accounts: AccountsDep,
     q: Text = None,
     kind: Text = None,
     licence: Text = None,
@@ -51,7 +54,6 @@ def marketplace(
     max_price: Text = None,
 ) -> HTMLResponse:
     """Datasets, models and apps, searchable and filtered by kind, licence, task and price."""
-    market = _market(node)
     form = {
         "q": q or "",
         "kind": kind or "",
@@ -78,25 +80,23 @@ def marketplace(
         kinds=KINDS,
         groups=[(k, [s for s in listings if s.kind == k]) for k in KINDS],
         total=len(listings),
-        names=account_names(node),
+        names=accounts.names(),
     )
 
 
 @router.get("/assets/{asset_id}", response_class=HTMLResponse)
-def asset_page(request: Request, node: NodeDep, asset_id: StoredId) -> HTMLResponse:
+def asset_page(
+    request: Request,
+    details: AssetDetailsDep,
+    economy: EconomyDep,
+    accounts: AccountsDep,
+    viewer: MaybeViewer,
+    asset_id: StoredId,
+) -> HTMLResponse:
     """One asset: what it is, its versions, its identity on chain, its lineage and its payees."""
-    details = AssetDetails(
-        node.db,
-        node.store,
-        node.chain,
-        node.assets,
-        node.data,
-        node.economy.epochs.lineage,
-        _market(node),
-    )
     detail = details.get(asset_id)
     name = detail.asset.name or f"{detail.asset.kind} {asset_id}"
-    names = account_names(node)
+    names = accounts.names()
     svg, listed, sources = None, [], {}
     if detail.lineage is not None:
         # Providers whose keys this node holds are shown by their labels.
@@ -111,7 +111,7 @@ def asset_page(request: Request, node: NodeDep, asset_id: StoredId) -> HTMLRespo
         ordered = reading_order(nodes, edges)
         listed = [(n, href_of(n)) for n in ordered]
         sources = {
-            node.key: [n.title for n in ordered if (n.key, node.key) in edges] for node in ordered
+            item.key: [n.title for n in ordered if (n.key, item.key) in edges] for item in ordered
         }
     return page(
         request,
@@ -124,19 +124,19 @@ def asset_page(request: Request, node: NodeDep, asset_id: StoredId) -> HTMLRespo
         lineage_links=listed,
         sources=sources,
         names=names,
-        lic=licence_panel(request, detail.asset),
-        bounties=node.economy.bounties.listing(asset_id) if detail.asset.kind == "dataset" else [],
+        lic=licence_panel(economy.licences, viewer, detail.asset),
+        bounties=economy.bounties.listing(asset_id) if detail.asset.kind == "dataset" else [],
     )
 
 
 @router.get("/datasets/{dataset_id}/records.jsonl")
 def download_records(
-    request: Request, node: NodeDep, dataset_id: StoredId, viewer: MaybeViewer
+    economy: EconomyDep, data_service: DataDep, dataset_id: StoredId, viewer: MaybeViewer
 ) -> Response:
     """The newest version's records for the signed-in viewer (a licensed dataset needs a
     licence held by the viewer: the error page says which to buy)."""
-    node.licences.require(Use.EXPORT, dataset_id, viewer.address if viewer else None)
-    data = node.data.export(dataset_id, "jsonl", None)
+    economy.licences.require(Use.EXPORT, dataset_id, viewer.address if viewer else None)
+    data = data_service.export(dataset_id, "jsonl", None)
     return Response(
         data,
         media_type="application/x-ndjson",

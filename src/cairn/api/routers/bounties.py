@@ -7,15 +7,14 @@ app); wallets and the CLI sign DataBounty calls themselves and relay them throug
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import Field
 
-from cairn.api.deps import NodeDep, SessionSigner
+from cairn.api.deps import AssetsDep, EconomyDep, SessionSigner
 from cairn.api.schemas import Strict
 from cairn.core.amounts import parse_smallest_units
 from cairn.core.ids import StoredId
+from cairn.economy.bounties import Bounty, BountyDetail, ClosedBounty
 
 router = APIRouter(tags=["bounties"])
 
@@ -30,31 +29,31 @@ class TopUp(Strict):
     amount: str = Field(..., description="Tokens added to the budget, smallest unit")
 
 
-@router.get("/bounties")
-def list_bounties(node: NodeDep) -> list[dict[str, Any]]:
+@router.get("/bounties", response_model=list[Bounty])
+def list_bounties(economy: EconomyDep) -> list[Bounty]:
     """Every bounty, open ones first."""
-    return node.economy.bounties.listing()
+    return economy.bounties.listing()
 
 
-@router.get("/datasets/{dataset_id}/bounties")
-def dataset_bounties(node: NodeDep, dataset_id: StoredId) -> list[dict[str, Any]]:
+@router.get("/datasets/{dataset_id}/bounties", response_model=list[Bounty])
+def dataset_bounties(economy: EconomyDep, assets: AssetsDep, dataset_id: StoredId) -> list[Bounty]:
     """What a dataset's tasks pay: its bounties, open ones first, with the budget left."""
-    node.assets.get(dataset_id)
-    return node.economy.bounties.listing(dataset_id)
+    assets.get(dataset_id)
+    return economy.bounties.listing(dataset_id)
 
 
-@router.get("/bounties/{bounty_id}")
-def get_bounty(node: NodeDep, bounty_id: StoredId) -> dict[str, Any]:
+@router.get("/bounties/{bounty_id}", response_model=BountyDetail)
+def get_bounty(economy: EconomyDep, bounty_id: StoredId) -> BountyDetail:
     """One bounty with each batch it paid."""
-    return node.economy.bounties.get(bounty_id)
+    return economy.bounties.get(bounty_id)
 
 
-@router.post("/datasets/{dataset_id}/bounties", status_code=201)
+@router.post("/datasets/{dataset_id}/bounties", status_code=201, response_model=BountyDetail)
 def open_bounty(
-    node: NodeDep, dataset_id: StoredId, body: BountyOpen, signer: SessionSigner
-) -> dict[str, Any]:
+    economy: EconomyDep, dataset_id: StoredId, body: BountyOpen, signer: SessionSigner
+) -> BountyDetail:
     """Escrow a budget for a dataset the signed-in account owns."""
-    return node.economy.bounties.open(
+    return economy.bounties.open(
         signer,
         dataset_id,
         budget=parse_smallest_units(body.budget, "budget"),
@@ -63,17 +62,15 @@ def open_bounty(
     )
 
 
-@router.post("/bounties/{bounty_id}/top-up")
+@router.post("/bounties/{bounty_id}/top-up", response_model=BountyDetail)
 def top_up(
-    node: NodeDep, bounty_id: StoredId, body: TopUp, signer: SessionSigner
-) -> dict[str, Any]:
+    economy: EconomyDep, bounty_id: StoredId, body: TopUp, signer: SessionSigner
+) -> BountyDetail:
     """Add to an open bounty's budget."""
-    return node.economy.bounties.top_up(
-        signer, bounty_id, parse_smallest_units(body.amount, "amount")
-    )
+    return economy.bounties.top_up(signer, bounty_id, parse_smallest_units(body.amount, "amount"))
 
 
-@router.post("/bounties/{bounty_id}/close")
-def close(node: NodeDep, bounty_id: StoredId, signer: SessionSigner) -> dict[str, Any]:
+@router.post("/bounties/{bounty_id}/close", response_model=ClosedBounty)
+def close(economy: EconomyDep, bounty_id: StoredId, signer: SessionSigner) -> ClosedBounty:
     """Close a bounty (its funder or the dataset's owner): the rest goes back to the funder."""
-    return node.economy.bounties.close(signer, bounty_id)
+    return economy.bounties.close(signer, bounty_id)

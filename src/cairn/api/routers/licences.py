@@ -7,16 +7,17 @@ app). Wallets and the CLI sign LicenseToken calls themselves and relay them thro
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from cairn.api.deps import MaybeSessionAddress, NodeDep, SessionSigner
+from cairn.api.deps import AssetsDep, EconomyDep, MaybeSessionAddress, SessionSigner
 from cairn.api.schemas import Strict
 from cairn.core.amounts import parse_smallest_units
 from cairn.core.ids import StoredId
-from cairn.core.licensing import Use
+from cairn.core.licensing import Offer, Use
+from cairn.economy.licences import HeldLicence, LicencePurchase, LicenceSale, LicenceTransferred
 
 router = APIRouter(tags=["licences"])
 UINT256_MAX = 2**256 - 1  # LicenseToken keeps counts and durations as uint256
@@ -50,25 +51,74 @@ class LicenceTransfer(Strict):
     copies: int = Field(1, ge=1, le=UINT256_MAX)
 
 
-@router.get("/assets/{asset_id}/licences")
-def asset_offers(node: NodeDep, asset_id: StoredId) -> dict[str, Any]:
+class OfferPublic(BaseModel):
+    """A licence offer; its id is its LicenseToken (ERC-1155) token id."""
+
+    offer_id: int
+    asset_id: int
+    price: str = Field(..., description="Per copy, in the token's smallest unit, decimal")
+    terms: str
+    terms_text: str = Field(..., description="What a licence under these terms allows")
+    max_copies: int = Field(..., description="0: no cap")
+    duration: int = Field(..., description="Seconds a licence lasts; 0: for ever")
+    transferable: bool
+    active: bool = Field(..., description="On sale (a withdrawn offer's licences stay valid)")
+    sold: int
+    buyable: bool
+    open: bool = Field(..., description="Free to everyone, without holding a token")
+
+    @classmethod
+    def of(cls, offer: Offer) -> OfferPublic:
+        """The offer as the API shows it."""
+        return cls(**offer.to_dict())
+
+
+class AssetOffersPublic(BaseModel):
+    asset_id: int
+    gated: bool = Field(..., description="True once the asset's owner has made any offer")
+    open: bool = Field(..., description="An open, free licence is on offer")
+    offers: list[OfferPublic]
+
+
+class HeldPublic(OfferPublic):
+    copies: int
+    expires: int = Field(..., description="Unix time; 0: never")
+    valid: bool = Field(..., description="Whether the licence is valid now")
+
+    @classmethod
+    def of_held(cls, held: HeldLicence) -> HeldPublic:
+        """A holding as the API shows it: its offer's fields and the holder's copies."""
+        return cls(
+            **held.offer.to_dict(), copies=held.copies, expires=held.expires, valid=held.valid
+        )
+
+
+class AccessGranted(BaseModel):
+    asset_id: int
+    use: str
+    account: str | None
+    allowed: bool
+    reason: str = Field(..., description="Why the caller may use the asset so")
+
+
+@router.get("/assets/{asset_id}/licences", response_model=AssetOffersPublic)
+def asset_offers(economy: EconomyDep, asset_id: StoredId) -> AssetOffersPublic:
     """The licence offers on an asset; `gated` is true once its owner has made any."""
-    node.assets.get(asset_id)
-    offers = node.licences.offers(asset_id)
-    return {
-        "asset_id": asset_id,
-        "gated": bool(offers),
-        "open": any(o.is_open for o in offers),
-        "offers": [o.to_dict() for o in offers],
-    }
+    found = economy.licences.offering(asset_id)
+    return AssetOffersPublic(
+        asset_id=asset_id,
+        gated=found.gated,
+        open=found.open,
+        offers=[OfferPublic.of(o) for o in found.offers],
+    )
 
 
-@router.post("/assets/{asset_id}/licences", status_code=201)
+@router.post("/assets/{asset_id}/licences", status_code=201, response_model=OfferPublic)
 def make_offer(
-    node: NodeDep, asset_id: StoredId, body: OfferCreate, signer: SessionSigner
-) -> dict[str, Any]:
+    economy: EconomyDep, asset_id: StoredId, body: OfferCreate, signer: SessionSigner
+) -> OfferPublic:
     """Offer licences to an asset the signed-in account owns."""
-    return node.licences.offer(
+    offer = economy.licences.offer(
         signer,
         asset_id,
         price=parse_smallest_units(body.price, "price"),
@@ -77,62 +127,59 @@ def make_offer(
         duration=body.duration,
         transferable=body.transferable,
     )
+    return OfferPublic.of(offer)
 
 
-@router.get("/assets/{asset_id}/access")
+@router.get("/assets/{asset_id}/access", response_model=AccessGranted)
 def access(
-    node: NodeDep,
+    economy: EconomyDep,
     asset_id: StoredId,
     me: MaybeSessionAddress,
     use: Annotated[Use, Query(description="export, download or train")] = Use.EXPORT,
-) -> dict[str, Any]:
+) -> AccessGranted:
     """Whether the caller may use the asset so; 403 with the licences to buy when not."""
-    reason = node.licences.require(use, asset_id, me)
-    return {
-        "asset_id": asset_id,
-        "use": use.value,
-        "account": me,
-        "allowed": True,
-        "reason": reason,
-    }
+    reason = economy.licences.require(use, asset_id, me)
+    return AccessGranted(asset_id=asset_id, use=use.value, account=me, allowed=True, reason=reason)
 
 
-@router.get("/assets/{asset_id}/licence-sales")
-def asset_sales(node: NodeDep, asset_id: StoredId) -> list[dict[str, Any]]:
+@router.get("/assets/{asset_id}/licence-sales", response_model=list[LicenceSale])
+def asset_sales(economy: EconomyDep, assets: AssetsDep, asset_id: StoredId) -> list[LicenceSale]:
     """Licence purchases of an asset paid to this node's treasury, newest first."""
-    node.assets.get(asset_id)
-    return node.licences.sales(asset_id)
+    assets.get(asset_id)
+    return economy.licences.sales(asset_id)
 
 
-@router.get("/licences/{offer_id}")
-def get_offer(node: NodeDep, offer_id: StoredId) -> dict[str, Any]:
+@router.get("/licences/{offer_id}", response_model=OfferPublic)
+def get_offer(economy: EconomyDep, offer_id: StoredId) -> OfferPublic:
     """One licence offer."""
-    return node.licences.get(offer_id).to_dict()
+    return OfferPublic.of(economy.licences.get(offer_id))
 
 
-@router.post("/licences/{offer_id}/buy")
-def buy(node: NodeDep, offer_id: StoredId, body: Purchase, signer: SessionSigner) -> dict[str, Any]:
+@router.post("/licences/{offer_id}/buy", response_model=LicencePurchase)
+def buy(
+    economy: EconomyDep, offer_id: StoredId, body: Purchase, signer: SessionSigner
+) -> LicencePurchase:
     """Buy licences with the signed-in account, paying the price on chain."""
-    return node.licences.buy(signer, offer_id, copies=body.copies, holder=body.holder)
+    return economy.licences.buy(signer, offer_id, copies=body.copies, holder=body.holder)
 
 
-@router.post("/licences/{offer_id}/active")
+@router.post("/licences/{offer_id}/active", response_model=OfferPublic)
 def set_active(
-    node: NodeDep, offer_id: StoredId, body: Activation, signer: SessionSigner
-) -> dict[str, Any]:
+    economy: EconomyDep, offer_id: StoredId, body: Activation, signer: SessionSigner
+) -> OfferPublic:
     """Withdraw an offer from sale, or offer it again (the asset's owner)."""
-    return node.licences.set_active(signer, offer_id, body.active)
+    return OfferPublic.of(economy.licences.set_active(signer, offer_id, body.active))
 
 
-@router.post("/licences/{offer_id}/transfer")
+@router.post("/licences/{offer_id}/transfer", response_model=LicenceTransferred)
 def transfer(
-    node: NodeDep, offer_id: StoredId, body: LicenceTransfer, signer: SessionSigner
-) -> dict[str, Any]:
+    economy: EconomyDep, offer_id: StoredId, body: LicenceTransfer, signer: SessionSigner
+) -> LicenceTransferred:
     """Pass a transferable licence on."""
-    return node.licences.transfer(signer, offer_id, body.to, body.copies)
+    return economy.licences.transfer(signer, offer_id, body.to, body.copies)
 
 
-@router.get("/accounts/{account}/licences")
-def held(node: NodeDep, account: str) -> list[dict[str, Any]]:
+@router.get("/accounts/{account}/licences", response_model=list[HeldPublic])
+def held(economy: EconomyDep, account: str) -> list[HeldPublic]:
     """The licences an account holds, with expiry and validity."""
-    return node.licences.held(account)
+    return [HeldPublic.of_held(h) for h in economy.licences.held(account)]
