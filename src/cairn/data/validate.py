@@ -15,12 +15,14 @@ Stages, in order, each as the dataset's `ValidationPolicy` says:
 Only records that were kept count as "earlier records": a record rejected in the upload is
 never named as what a later record duplicates, so every `duplicate_of` names a record that is
 (or will be, once the upload is stored) in the dataset.
+
+Stages 1-2 are `record_json.read_record`; schema errors are put in plain words by
+`schema_errors.describe_error`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterable
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from jsonschema import Draft202012Validator, SchemaError, ValidationError
+from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.exceptions import best_match
 from referencing.exceptions import Unresolvable
 
@@ -44,6 +46,8 @@ from cairn.data.dedup import (
     words,
 )
 from cairn.data.pii import KINDS, find_pii, redact
+from cairn.data.record_json import Refused, is_blank, plain_error, read_record
+from cairn.data.schema_errors import describe_error, json_type
 from cairn.store.base import canonical_json
 
 CODES = (
@@ -59,11 +63,7 @@ CODES = (
 )
 # Fields whose short values are legitimate: "7" is a fine answer to a maths problem.
 NOT_DEGENERATE = {"verifiable": ("answer",)}
-SHOWN_CHARS = 40  # at most this much of an offending value is quoted back in a reason
-
-MAX_DEPTH = 100  # nesting levels of arrays and objects in one record
 _SPACES = re.compile(r"[ \t]{2,}|\t")
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 @dataclass(frozen=True)
@@ -118,147 +118,6 @@ def _short(digest: str) -> str:
     return f"{digest[:12]}…"
 
 
-def _show(value: Any) -> str:
-    """A value quoted for a reason, cut to SHOWN_CHARS."""
-    text = f"'{value}'" if isinstance(value, str) else json.dumps(value, default=repr)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:20]} is too large")
-    return value
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-# One decoder for all lines (json.loads with hooks would build one per call): no NaN or
-# Infinity, and no number too large for a float, since canonical JSON cannot hold them.
-_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
-
-_TYPE_NAMES = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "object": "a JSON object",
-    "array": "an array",
-    "boolean": "true or false",
-    "null": "null",
-}
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true or false"
-    for kind, python in (("string", str), ("integer", int), ("number", float)):
-        if isinstance(value, python):
-            return _TYPE_NAMES[kind]
-    if isinstance(value, dict):
-        return "a JSON object"
-    if isinstance(value, list):
-        return "an array"
-    return "null" if value is None else type(value).__name__
-
-
-def _forbidden_field(error: ValidationError, schema: Any, record: Any) -> str | None:
-    """The field a `false` subschema refused. jsonschema reports such an error at the parent
-    object with the keyword ("properties") as the end of its schema path, so find it there."""
-    try:
-        keyword = error.schema_path[-1]
-        subschemas = schema
-        for part in error.schema_path:
-            subschemas = subschemas[part]
-        parent = record
-        for part in error.absolute_path:
-            parent = parent[part]
-        for name in parent:
-            if keyword == "properties" and subschemas.get(name) is False:
-                return str(name)
-            if keyword == "patternProperties" and any(
-                sub is False and re.search(pattern, name) for pattern, sub in subschemas.items()
-            ):
-                return str(name)
-    except (LookupError, TypeError, AttributeError, re.error):
-        pass
-    return None
-
-
-def describe_error(error: ValidationError, schema: Any = None, record: Any = None) -> str:
-    """A JSON Schema error in plain words: "field 'label' must be one of a, b; got 'c'".
-
-    `schema` and `record` (the root schema and instance) let a `false` subschema's error name
-    its field.
-    """
-    path = [str(part) for part in error.absolute_path]
-    where = f"field '{'.'.join(path)}'" if path else "the record"
-    keyword, expected, value = error.validator, error.validator_value, error.instance
-
-    def child(name: str) -> str:
-        return f"field '{'.'.join([*path, name])}'"
-
-    if keyword == "required":
-        missing = [name for name in expected if name not in value]
-        return f"{child(missing[0])} is required" if missing else f"{where} lacks a required field"
-    if keyword == "dependentRequired":
-        for name, needed in expected.items():
-            lacking = [n for n in needed if n not in value] if name in value else []
-            if lacking:
-                return f"{child(lacking[0])} is required when '{name}' is present"
-    if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(value, dict):
-        owner = error.schema if isinstance(error.schema, dict) else {}
-        known = owner.get("properties", {})
-        patterns = list(owner.get("patternProperties", {}))
-        extra = [k for k in value if k not in known and not any(re.search(p, k) for p in patterns)]
-        if extra:
-            return f"{child(extra[0])} is not allowed by the dataset's schema"
-    if keyword is None or error.schema is False:
-        name = _forbidden_field(error, schema, record)
-        return f"{child(name) if name else where} is not allowed by the dataset's schema"
-    if keyword == "type":
-        names = [expected] if isinstance(expected, str) else list(expected)
-        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-        subject = "the record" if not path else where
-        return f"{subject} must be {wanted}; got {_json_type(value)}"
-    if keyword == "enum":
-        options = ", ".join(o if isinstance(o, str) else json.dumps(o) for o in expected)
-        return f"{where} must be one of {options}; got {_show(value)}"
-    if keyword == "const":
-        return f"{where} must be {_show(expected)}; got {_show(value)}"
-    bounds = {
-        "maxLength": ("have at most {} characters", len),
-        "minLength": ("have at least {} characters", len),
-        "maxItems": ("have at most {} items", len),
-        "minItems": ("have at least {} items", len),
-        "maxProperties": ("have at most {} fields", len),
-        "minProperties": ("have at least {} fields", len),
-        "maximum": ("be at most {}", None),
-        "minimum": ("be at least {}", None),
-        "exclusiveMaximum": ("be less than {}", None),
-        "exclusiveMinimum": ("be greater than {}", None),
-        "multipleOf": ("be a multiple of {}", None),
-    }
-    if keyword in bounds:
-        phrase, measure = bounds[keyword]
-        got = (
-            measure(value)
-            if measure is not None and isinstance(value, str | list | dict)
-            else value
-        )
-        return f"{where} must {phrase.format(expected)}; got {_show(got)}"
-    if keyword == "pattern":
-        return f"{where} must match the pattern {expected}"
-    if keyword == "format":
-        return f"{where} must be a valid {expected}"
-    if keyword == "uniqueItems":
-        return f"{where} must not repeat items"
-    if keyword in ("anyOf", "oneOf"):
-        return f"{where} matches {'none' if keyword == 'anyOf' else 'not exactly one'} of the forms the dataset's schema allows"
-    return f"{where} breaks the dataset schema's '{keyword}' rule"
-
-
 @dataclass(frozen=True)
 class _Passed:
     """A record that passed every stage up to the duplicate checks."""
@@ -290,7 +149,7 @@ class RecordValidator:
         self._schema: Draft202012Validator | None = None
         if schema is not None:
             if not isinstance(schema, dict):
-                raise InvalidInput(f"a record schema is a JSON object, not {_json_type(schema)}")
+                raise InvalidInput(f"a record schema is a JSON object, not {json_type(schema)}")
             try:
                 Draft202012Validator.check_schema(schema)
             except SchemaError as error:
@@ -323,7 +182,7 @@ class RecordValidator:
         Does not change the near-duplicate index: the caller adds accepted records once stored.
         """
         items = list(lines)
-        count = sum(1 for item in items if not _is_blank(item))
+        count = sum(1 for item in items if not is_blank(item))
         if count == 0:
             raise InvalidInput("the upload holds no records")
         limit = self.policy.max_records_per_upload
@@ -340,7 +199,7 @@ class RecordValidator:
         verdicts: dict[int, Verdict] = {}
         passed: list[_Passed] = []
         for index, item in enumerate(items):
-            if _is_blank(item):
+            if is_blank(item):
                 continue
             outcome = self._judge(index, item)
             if isinstance(outcome, Verdict):
@@ -356,9 +215,9 @@ class RecordValidator:
         """Stages 1-6 for one record: a failed verdict, or what the duplicate checks need."""
         policy = self.policy
         line = index + 1
-        parsed = self._parse(line, item)
-        if isinstance(parsed, Verdict):
-            return parsed
+        parsed = read_record(item, policy.max_record_bytes)
+        if isinstance(parsed, Refused):
+            return self._fail(line, parsed.code, parsed.reason, None)
         if not self._base_ok(parsed):
             error = best_match(self._base.iter_errors(parsed))
             if error is not None:
@@ -404,68 +263,12 @@ class RecordValidator:
         try:
             digest = record_hash(record)
         except (InvalidInput, UnicodeEncodeError, RecursionError) as error:
-            reason = f"the record cannot be stored as JSON text: {_plain(error)}"
+            reason = f"the record cannot be stored as JSON text: {plain_error(error)}"
             return Verdict(
                 line, False, "invalid_json", f"line {line}: {reason}", None, None, None, found
             )
         text = "\n".join(record[name] for name in self._text_fields)
         return _Passed(index, record, digest, found, text)
-
-    def _parse(self, line: int, item: Any) -> dict[str, Any] | Verdict:
-        """Stages 1-2: the raw line's size, then its JSON."""
-        limit = self.policy.max_record_bytes
-        if isinstance(item, dict):
-            try:
-                size = len(canonical_json(item))
-            except (InvalidInput, UnicodeEncodeError, RecursionError) as error:
-                return self._fail(
-                    line, "invalid_json", f"the record is not JSON: {_plain(error)}", None
-                )
-            if size > limit:
-                return self._fail(
-                    line, "too_large", f"the record has {size} bytes; the most is {limit}", None
-                )
-            return item
-        if not isinstance(item, str | bytes):
-            return self._fail(
-                line, "invalid_json", f"a line is text, not {type(item).__name__}", None
-            )
-        size = len(item)
-        if isinstance(item, str) and not item.isascii():
-            if size > limit:  # a character is at least one byte: no need to encode it all
-                reason = f"the record has more than {limit} bytes ({size} characters)"
-                return self._fail(line, "too_large", reason, None)
-            try:
-                size = len(item.encode("utf-8"))
-            except UnicodeEncodeError:
-                return self._fail(line, "invalid_json", "the line is not valid UTF-8 text", None)
-        if size > limit:
-            reason = f"the record has {size} bytes; the most is {limit}"
-            return self._fail(line, "too_large", reason, None)
-        if _too_deep(item):
-            reason = f"not valid JSON for a record: nested deeper than {MAX_DEPTH} levels"
-            return self._fail(line, "invalid_json", reason, None)
-        try:
-            text = item  # bytes are decoded as json.loads decodes them
-            if isinstance(text, bytes):
-                text = text.decode(json.detect_encoding(text), "surrogatepass")
-            value = _DECODER.decode(text)
-        except UnicodeDecodeError:
-            return self._fail(line, "invalid_json", "the line is not valid UTF-8 text", None)
-        except (ValueError, RecursionError) as error:  # JSONDecodeError and the hooks' refusals
-            return self._fail(line, "invalid_json", f"not valid JSON: {_plain(error)}", None)
-        if not isinstance(value, dict):
-            reason = f"a record must be a JSON object; got {_json_type(value)}"
-            return self._fail(line, "schema", reason, None)
-        if _may_hold_surrogates(item):
-            try:
-                json.dumps(value, ensure_ascii=False).encode("utf-8")
-            except (UnicodeEncodeError, RecursionError):
-                reason = (
-                    "not valid JSON: a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"
-                )
-                return self._fail(line, "invalid_json", reason, None)
-        return value
 
     def _base_ok(self, record: dict[str, Any]) -> bool:
         """The task's base schema, checked directly (it is small and this is the hot path)."""
@@ -578,49 +381,3 @@ class RecordValidator:
         line = item.index + 1
         reason = f"line {line}: {reason}"
         return Verdict(line, False, code, reason, item.record, item.record_hash, of, item.pii, sig)
-
-
-def _too_deep(item: str | bytes) -> bool:
-    """Whether a line nests arrays and objects deeper than MAX_DEPTH. Parsers recurse once per
-    level, and a process may have raised Python's recursion limit (vyper sets it to 100,000)
-    far past what the C stack holds, so deep nesting is refused before it is parsed."""
-    if isinstance(item, bytes):
-        if item.count(b"[") + item.count(b"{") <= MAX_DEPTH:
-            return False  # the common case: too few brackets to nest that deep
-        text = item.decode("utf-8", "replace")
-    elif item.count("[") + item.count("{") <= MAX_DEPTH:
-        return False
-    else:
-        text = item
-    depth = 0
-    for char in _JSON_STRING.sub("", text):
-        if char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
-def _may_hold_surrogates(item: str | bytes) -> bool:
-    """Whether a line may decode to an unpaired surrogate, which no UTF-8 text can store: an
-    escape \\uD800-\\uDFFF, or (bytes, which json decodes with "surrogatepass") a 0xED byte."""
-    if isinstance(item, bytes):
-        return b"\\u" in item or b"\xed" in item
-    return "\\ud" in item or "\\uD" in item
-
-
-def _is_blank(item: Any) -> bool:
-    return isinstance(item, str | bytes) and (not item or item.isspace())
-
-
-def _plain(error: BaseException) -> str:
-    """An exception's message without Python's class names."""
-    if isinstance(error, RecursionError):
-        return "nested too deeply"
-    if isinstance(error, UnicodeError):
-        return "text that is not valid UTF-8"
-    if isinstance(error, InvalidInput):
-        return error.message.removeprefix("not storable as canonical JSON: ")
-    return str(error)
