@@ -15,6 +15,7 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cairn.core import merkle, merkle_leaf, merkle_proof
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.core.merkle import (
     MultiProof,
@@ -503,3 +504,12 @@ def test_js_dump_with_plain_numbers_loads_and_round_trips() -> None:
     assert tree.dump()["values"][0]["value"] == ["0x1111111111111111111111111111111111111111", "5"]
     [again] = run_oz([{"op": "load", "dump": tree.dump()}])
     assert again == {"root": js["root"], "proofs": js["proofs"]}
+
+
+def test_names_callers_import_from_merkle_are_those_of_its_parts() -> None:
+    # hashing and proofs live in merkle_proof, leaves in merkle_leaf; callers import from merkle
+    proof_names = ["Node", "hash_pair", "keccak256", "make_merkle_tree", "process_multi_proof"]
+    for name in [*proof_names, "process_proof"]:
+        assert getattr(merkle, name) is getattr(merkle_proof, name)
+    assert merkle.standard_leaf_hash is merkle_leaf.standard_leaf_hash
+    assert merkle.keccak256(b"") == keccak(b"")
