@@ -112,7 +112,7 @@ def test_an_upload_is_signed_by_the_node_and_every_record_gets_a_verdict(
 
     address = node.keystore.find_by_label("bob").address
     stored = node.data.list_records(dataset)
-    assert [(r["content"], r["contributor"], r["status"]) for r in stored] == [
+    assert [(r.content, r.contributor, r.status) for r in stored] == [
         (pair(1), address, "accepted"),
         (pair(2), address, "accepted"),
     ]
@@ -180,8 +180,8 @@ def test_the_record_form_has_the_task_fields_and_builds_a_record(
     reply = carol.post(url, data={"source": "form", "nonce": nonce_of(page), **record})
     assert reply.status_code == 201 and [c for c, _ in verdicts_of(reply)] == ["ok"]
     [stored] = node.data.list_records(dataset)
-    assert stored["content"] == {"text": text, "label": "positive", "lang": "en", "stars": 4}
-    assert stored["contributor"] == node.keystore.find_by_label("carol").address
+    assert stored.content == {"text": text, "label": "positive", "lang": "en", "stars": 4}
+    assert stored.contributor == node.keystore.find_by_label("carol").address
     assert f">{text}</textarea>" not in reply.text  # an accepted record leaves the form empty
 
     wrong = {**record, "field.text": "A different text about a different film.", "field.lang": "de"}
@@ -237,7 +237,7 @@ def test_a_wallet_user_signs_the_typed_data_and_the_page_checks_it(
     )
     assert sent.status_code == 201 and [c for c, _ in verdicts_of(sent)] == ["ok", "ok"]
     stored = node.data.list_records(dataset, contributor=wallet.address)
-    assert [r["content"] for r in stored] == [pair(1), pair(2), pair(3)]
+    assert [r.content for r in stored] == [pair(1), pair(2), pair(3)]
 
 
 def test_bad_files_are_refused_on_the_page_and_change_nothing(

@@ -78,7 +78,7 @@ def test_answers_through_the_page_decide_the_record(
     dataset = make_dataset(node, dev(node, "alice"), review=TWO_VOTES).asset_id
     upload(node, dev(node, "bob"), dataset, [pair(1)])
     [record] = node.data.list_records(dataset)
-    assert record["status"] == "review"
+    assert record.status == "review"
 
     carol = signed_in("carol")
     page = carol.get(f"/review/{dataset}")
@@ -94,11 +94,11 @@ def test_answers_through_the_page_decide_the_record(
     )
     carol_address = node.keystore.find_by_label("carol").address
     assert node.data.reviews.votes(dataset)[0] == [(f"r{record['id']}", carol_address, "approve")]
-    assert node.data.list_records(dataset)[0]["status"] == "review"  # one vote of two
+    assert node.data.list_records(dataset)[0].status == "review"  # one vote of two
 
     alice = signed_in("alice")
     answer(alice, dataset, "approve")
-    assert node.data.list_records(dataset)[0]["status"] == "accepted"
+    assert node.data.list_records(dataset)[0].status == "accepted"
     assert "from 1 checked review" in plain(alice.get(f"/review/{dataset}").text)
 
     stale = alice.post(f"/review/{dataset}", data={"task_id": task_id_of(page), "answer": "reject"})
