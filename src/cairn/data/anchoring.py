@@ -4,6 +4,10 @@ A batch is stored by CID with its whole tree, so anyone can rebuild the root; ev
 record then has (batch, index, proof) that ContributionLedger.verify checks on chain. Each batch
 yields a new dataset version: a manifest (all batches so far, the attribution table's CID) named
 by its own CID.
+
+Over 400 lines because batching, versions and proofs share one lock and one cache of batch
+trees, and the frozen records they answer sit beside them; the records could move to their own
+module if it grows further.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ A share of valid records waits in `review` until enough accounts have judged it;
 (items with known answers) are mixed into every queue unmarked. Votes are combined with the
 Dawid–Skene model (reputation-weighted majority below the policy's minimum of votes), and each
 reviewer's reputation comes from gold accuracy and agreement with the decisions.
+
+Over 400 lines because tasks, decisions and reputations are one loop (a decision changes
+reputations, which weigh the next decision and hold accounts) under one lock, with the frozen
+records it answers.
 """
 
 from __future__ import annotations
