@@ -3,10 +3,10 @@
 A cache entry is keyed by the sha256 of the compiler version, the contract's source and the
 source of every module it imports from the contracts folder (found by following its `import`
 lines, as the compiler does), so an edited contract, an edited module or a new compiler is
-recompiled and an unchanged one never is. Builds are looked up in
-this process, then in the caller's folder (the node passes its data folder), then in the user's
-cache (`~/.cache/cairn/contracts`, shared by every node on the machine: compiling the five
-contracts takes several seconds); a build is written to both folders.
+recompiled and an unchanged one never is. Builds are looked up in this process, then in the
+caller's folder (the node passes its data folder), then in the user's cache
+(`~/.cache/cairn/contracts`, shared by every node on the machine: compiling the contracts takes
+several seconds); a build is written to both folders.
 """
 
 from __future__ import annotations
