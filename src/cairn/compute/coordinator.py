@@ -40,7 +40,8 @@ from cairn.train.models import export_model, hyperparameters, initial_params, lo
 log = logging.getLogger("cairn.coordinator")
 
 ROUND_RETRIES = 3  # a round short of min_workers is tried this many more times
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # between looks for workers to come online
+REPLY_POLL = 0.1  # between looks for replies (Flower's own `send_and_receive` waits 3 s)
 WAIT_FOR_ALL = 30.0  # seconds a round waits for all its workers before taking fewer
 SILENT_BACKOFF = 120.0  # seconds before asking a node that did not answer who it is again
 
@@ -204,7 +205,7 @@ class Coordinator:
                 blob_token=spec.blob_token,
             )
             messages.append(task_message(task, params, node_id))
-        answered = list(self.grid.send_and_receive(messages, timeout=spec.round_timeout_s))
+        answered = exchange(self.grid, messages, timeout=spec.round_timeout_s)
         replies: list[WorkerReply] = []
         dropped: list[dict[str, Any]] = []
         seen = set()
@@ -284,7 +285,7 @@ class Coordinator:
         ]
         timeout = min(60.0, float(self.spec.round_timeout_s))
         answered = set()
-        for reply in self.grid.send_and_receive(messages, timeout=timeout):
+        for reply in exchange(self.grid, messages, timeout=timeout):
             node_id = reply.metadata.src_node_id
             answered.add(node_id)
             if reply.has_error():
@@ -338,3 +339,24 @@ class Coordinator:
         if self.job.run_id() not in (None, self.run_id):
             raise Superseded
         self.job.append(kind, run_id=self.run_id, **fields)
+
+
+def exchange(
+    grid: Grid, messages: list[Message], timeout: float, poll: float = REPLY_POLL
+) -> list[Message]:
+    """Send `messages` and gather the replies that come within `timeout` seconds.
+
+    `Grid.send_and_receive` does the same but looks for replies every 3 s, which a round of a
+    small model would mostly spend waiting.
+    """
+    waiting = set(grid.push_messages(messages))
+    deadline = time.monotonic() + timeout
+    replies: list[Message] = []
+    while waiting:
+        for reply in grid.pull_messages(waiting):
+            replies.append(reply)
+            waiting.discard(reply.metadata.reply_to_message_id)
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    return replies

@@ -1,8 +1,11 @@
 """The provider's side of a job: the Flower ClientApp every Cairn SuperNode runs.
 
-`cairn worker start` starts a SuperNode with two node-config keys: `key-file`, the provider's
-private key (a 0600 file the worker writes and removes), and `work-dir`, its cache. For each
-round the SuperNode starts this app in a fresh process, which:
+`cairn worker start` starts a SuperNode with three node-config keys: `key-file`, the provider's
+private key (a 0600 file the worker writes and removes), `work-dir`, its cache, and
+`trainer-socket`, where its resident trainer listens. For each
+round the SuperNode starts this app in a fresh process, which hands the round to the worker's
+resident trainer (`cairn.provider.trainer`), or, without one, does the work itself
+(`cairn.provider.rounds`):
 
 1. fetches the base model and the training records by CID from the node (verified, cached);
 2. builds the model as the coordinator did and loads the round's global parameters;
@@ -19,9 +22,8 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import time
+import logging
 from pathlib import Path
-from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -29,10 +31,13 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from cairn.core.errors import ConfigError
+from cairn.core.errors import ConfigError, Unavailable
+
+log = logging.getLogger("cairn.clientapp")
 
 # Flower starts this app in a new process for every message; training's imports (torch,
-# transformers, peft: seconds) are paid inside `train` only, so `identify` answers at once.
+# transformers, peft: seconds) are paid by the resident trainer, or inside `train` only, so
+# `identify` answers at once.
 app = ClientApp()
 
 
@@ -65,87 +70,27 @@ def identify(msg: Message, context: Context) -> Message:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Run one round's inner steps and answer with the signed result."""
-    from cairn.compute.records import RoundTask, reply_content
-    from cairn.compute.reports import WorkReport, params_digest, sign_report
-    from cairn.provider.blobs import BlobCache
-    from cairn.train.inner import inner_train, load_params
-    from cairn.train.models import hyperparameters, load_for_method
+    """Run one round's inner steps and answer with the signed result.
 
-    account = worker_key(context)
+    The round goes to the worker's resident trainer when its SuperNode names one
+    (`trainer-socket`, set by `cairn worker start`); a bare `flower-supernode`, or a trainer
+    that is gone, trains here, in this process.
+    """
+    node_id = int(context.node_id)
+    socket_path = context.node_config.get("trainer-socket")
+    if socket_path:
+        from cairn.provider.trainer import train_remotely
+
+        try:
+            content = train_remotely(Path(str(socket_path)), msg.content, node_id)
+            return Message(content, reply_to=msg)
+        except Unavailable as exc:
+            log.warning("%s; training in the ClientApp's process", exc.message)
+    from cairn.compute.records import RoundTask
+    from cairn.provider.rounds import RoundRunner
+
     task = RoundTask.from_record(msg.content["task"])  # type: ignore[arg-type]
     global_params = msg.content["params"].to_torch_state_dict()  # type: ignore[union-attr]
-    cache = BlobCache(task.node_url, work_dir(context) / "blobs", task.blob_token)
-    hparams = hyperparameters(task.method, task.hparams)
-
-    records = cache.records(task.train_cid)[task.shard :: task.shards]
-    model, tokenizer = load_for_method(
-        task.method,
-        cache.model_folder(task.base_manifest),
-        hparams,
-        labels=task.labels,
-    )
-    load_params(model, global_params)
-    teacher = None
-    if task.teacher_manifest:
-        teacher, _ = load_for_method("sft", cache.model_folder(task.teacher_manifest), hparams)
-        teacher.eval()
-
-    state_file = work_dir(context) / "jobs" / task.job_id / f"optimizer-{task.shard}.pt"
-    started = time.perf_counter()
-    result = inner_train(
-        task.method,
-        model,
-        tokenizer,
-        records,
-        hparams,
-        steps=task.steps,
-        seed=task.seed,
-        teacher=teacher,
-        labels=task.labels,
-        start_step=task.start_step,
-        total_steps=task.total_steps,
-        optimizer_state=_load_state(state_file, task.round - 1),
-    )
-    compute_seconds = time.perf_counter() - started
-    _save_state(state_file, task.round, result.optimizer_state)
-
-    report = WorkReport(
-        job_id=task.job_id,
-        round=task.round,
-        account=account.address,
-        node_id=int(context.node_id),
-        shard=task.shard,
-        steps=result.steps,
-        samples=result.samples,
-        loss=float(result.loss),
-        params_digest=params_digest(result.params),
-        compute_seconds=round(compute_seconds, 4),
-    )
-    metrics = {"loss": result.loss, "compute_seconds": compute_seconds, **result.metrics}
-    content = reply_content(result.params, report, sign_report(report, account), metrics)
+    runner = RoundRunner(work_dir(context))
+    content = runner.run(task, global_params, worker_key(context), node_id)
     return Message(content, reply_to=msg)
-
-
-def _load_state(path: Path, previous_round: int) -> dict[str, Any] | None:
-    """This shard's AdamW state, if it was saved after the round just before this one."""
-    import torch
-
-    if not path.exists():
-        return None
-    saved = torch.load(path, weights_only=True)
-    if saved.get("round") != previous_round:
-        return None  # a gap (the worker missed rounds): start the moments afresh
-    state: dict[str, Any] = saved["state"]
-    return state
-
-
-def _save_state(path: Path, round_: int, state: dict[str, Any] | None) -> None:
-    import torch
-
-    if state is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"round": round_, "state": state}, tmp)
-    os.replace(tmp, path)

@@ -5,17 +5,21 @@
 1. asks the node where its SuperLink's Fleet API is and what a provider must stake;
 2. registers the account as a provider in JobEscrow with that stake (or tops it up), signing
    locally and letting the node relay the transactions (the node never sees the key);
-3. runs `flower-supernode` against the Fleet API with Cairn's ClientApp
+3. runs Flower's SuperNode against the Fleet API with Cairn's ClientApp
    (`cairn.provider.clientapp`), handing it the key in a 0600 file that is removed when the
-   worker stops.
+   worker stops, in one process with the resident trainer (`cairn.provider.host`) that keeps
+   the training stack, the model and the records loaded across rounds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -52,6 +56,7 @@ class Worker:
         self.supernode_key = supernode_key
         self.process: subprocess.Popen[bytes] | None = None
         self.key_file = work_dir / "provider.key"
+        self.socket_dir: Path | None = None
 
     def fleet_address(self) -> str:
         """Where this worker's SuperNode connects: the node's host, the Fleet API's port."""
@@ -83,20 +88,36 @@ class Worker:
         return self.api.provider(address)
 
     def start(self) -> subprocess.Popen[bytes]:
-        """Start the SuperNode (in its own process group); returns its process."""
+        """Start the SuperNode and the trainer (in their own process group); their process."""
         fleet = self.fleet_address()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(self.account.key.hex())
-        node_config = f"key-file='{self.key_file}' work-dir='{self.work_dir}'"
+        # a Unix socket's path is short (108 bytes) and its folder is the provider's alone
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="cairn-trainer-"))
+        trainer_socket = self.socket_dir / "trainer.sock"
+        node_config = (
+            f"key-file='{self.key_file}' work-dir='{self.work_dir}' "
+            f"trainer-socket='{trainer_socket}'"
+        )
         security = (
             ["--insecure"] if self.fleet_ca is None else ["--root-certificates", str(self.fleet_ca)]
         )
         if self.supernode_key is not None:
             security += ["--auth-supernode-private-key", str(self.supernode_key)]
+        flower_tool("flower-supernode")  # refuses a Python without Flower's programs
         command = [
-            flower_tool("flower-supernode"),
+            sys.executable,
+            "-m",
+            "cairn.provider.host",
+            "--key-file",
+            str(self.key_file),
+            "--work-dir",
+            str(self.work_dir),
+            "--socket",
+            str(trainer_socket),
+            "--",
             *security,
             "--superlink",
             fleet,
@@ -117,3 +138,6 @@ class Worker:
             self.process = None
         with contextlib.suppress(FileNotFoundError):
             self.key_file.unlink()
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.socket_dir = None

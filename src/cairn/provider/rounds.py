@@ -1,0 +1,172 @@
+"""One round of a job on a provider's machine, with what it loads kept for the next round.
+
+`RoundRunner.run` is the work behind the ClientApp's `train`: fetch the base model and the
+training records by CID (verified, cached on disk), build the model as the coordinator did, load
+the round's global parameters, run `inner_train` for H steps on this worker's shard carrying
+its AdamW state from its last round, and answer with the new parameters, the metrics and a
+`WorkReport` signed by the provider's key.
+
+A runner that lives across rounds (the resident trainer of `cairn worker start`,
+`cairn.provider.trainer`) keeps the built model and tokenizer of the last few jobs, their
+records and the optimizer state in memory, so a round pays for loading only once per job. A
+model reused across rounds is the same as one built afresh: every weight training changes is
+overwritten by the round's global parameters, and the rest is the base model's. The AdamW
+state is also written to the work folder after every round, so a restarted worker resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from cairn.compute.records import RoundTask, reply_content
+from cairn.compute.reports import WorkReport, params_digest, sign_report
+from cairn.provider.blobs import BlobCache
+from cairn.train.inner import inner_train, load_params
+from cairn.train.models import hyperparameters, load_for_method
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from flwr.app import RecordDict
+
+KEEP_JOBS = 2  # built models kept in memory: a provider rarely trains more jobs at once
+
+
+@dataclass
+class _Loaded:
+    """A job's model as built for its method, and its tokenizer."""
+
+    model: Any
+    tokenizer: Any
+
+
+class RoundRunner:
+    """Runs rounds for one provider, keeping loaded models, records and optimizer state."""
+
+    def __init__(self, work_dir: Path, keep_jobs: int = KEEP_JOBS) -> None:
+        self.work_dir = work_dir
+        self.keep_jobs = keep_jobs
+        self._models: OrderedDict[tuple[Any, ...], _Loaded] = OrderedDict()
+        self._records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._optimizer: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
+
+    def run(
+        self,
+        task: RoundTask,
+        global_params: dict[str, torch.Tensor],
+        account: LocalAccount,
+        node_id: int,
+    ) -> RecordDict:
+        """Train `task` from `global_params`; the reply's content, its report signed."""
+        hparams = hyperparameters(task.method, task.hparams)
+        cache = BlobCache(task.node_url, self.work_dir / "blobs", task.blob_token)
+        records = self._all_records(cache, task.train_cid)[task.shard :: task.shards]
+        loaded = self._model(cache, task, hparams)
+        load_params(loaded.model, global_params)
+        teacher = None
+        if task.teacher_manifest:
+            teacher = self._teacher(cache, task, hparams)
+
+        state_file = self.work_dir / "jobs" / task.job_id / f"optimizer-{task.shard}.pt"
+        kept_state = self._load_state(task, state_file)
+        self._optimizer.pop((task.job_id, task.shard), None)  # training moves it in place
+        started = time.perf_counter()
+        result = inner_train(
+            task.method,
+            loaded.model,
+            loaded.tokenizer,
+            records,
+            hparams,
+            steps=task.steps,
+            seed=task.seed,
+            teacher=teacher,
+            labels=task.labels,
+            start_step=task.start_step,
+            total_steps=task.total_steps,
+            optimizer_state=kept_state,
+        )
+        compute_seconds = time.perf_counter() - started
+        self._save_state(task, state_file, result.optimizer_state)
+
+        report = WorkReport(
+            job_id=task.job_id,
+            round=task.round,
+            account=account.address,
+            node_id=node_id,
+            shard=task.shard,
+            steps=result.steps,
+            samples=result.samples,
+            loss=float(result.loss),
+            params_digest=params_digest(result.params),
+            compute_seconds=round(compute_seconds, 4),
+        )
+        metrics = {"loss": result.loss, "compute_seconds": compute_seconds, **result.metrics}
+        return reply_content(result.params, report, sign_report(report, account), metrics)
+
+    # -- what is kept ----------------------------------------------------------------------------
+
+    def _all_records(self, cache: BlobCache, cid: str) -> list[dict[str, Any]]:
+        if cid not in self._records:
+            self._records[cid] = cache.records(cid)
+            _trim(self._records, self.keep_jobs)
+        self._records.move_to_end(cid)
+        return self._records[cid]
+
+    def _model(self, cache: BlobCache, task: RoundTask, hparams: Any) -> _Loaded:
+        labels = tuple(task.labels) if task.labels is not None else None
+        key = (task.job_id, task.method, task.base_manifest, labels)
+        if key not in self._models:
+            folder = cache.model_folder(task.base_manifest)
+            model, tokenizer = load_for_method(task.method, folder, hparams, labels=task.labels)
+            self._models[key] = _Loaded(model, tokenizer)
+            _trim(self._models, self.keep_jobs)
+        self._models.move_to_end(key)
+        return self._models[key]
+
+    def _teacher(self, cache: BlobCache, task: RoundTask, hparams: Any) -> Any:
+        assert task.teacher_manifest is not None
+        key = ("teacher", task.job_id, task.teacher_manifest)
+        if key not in self._models:
+            folder = cache.model_folder(task.teacher_manifest)
+            teacher, tokenizer = load_for_method("sft", folder, hparams)
+            teacher.eval()
+            self._models[key] = _Loaded(teacher, tokenizer)
+            _trim(self._models, 2 * self.keep_jobs)
+        self._models.move_to_end(key)
+        return self._models[key].model
+
+    def _load_state(self, task: RoundTask, path: Path) -> dict[str, Any] | None:
+        """This shard's AdamW state, if it was kept after the round just before this one."""
+        kept = self._optimizer.get((task.job_id, task.shard))
+        if kept is not None and kept[0] == task.round - 1:
+            return kept[1]
+        if not path.exists():
+            return None
+        saved = torch.load(path, weights_only=True)
+        if saved.get("round") != task.round - 1:
+            return None  # a gap (the worker missed rounds): start the moments afresh
+        state: dict[str, Any] = saved["state"]
+        return state
+
+    def _save_state(self, task: RoundTask, path: Path, state: dict[str, Any] | None) -> None:
+        if state is None:
+            return
+        jobs = {key[0] for key in self._models} | {task.job_id}
+        for key in [k for k in self._optimizer if k[0] not in jobs]:
+            del self._optimizer[key]  # a job whose model is no longer kept
+        self._optimizer[(task.job_id, task.shard)] = (task.round, state)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"round": task.round, "state": state}, tmp)
+        os.replace(tmp, path)
+
+
+def _trim(kept: OrderedDict[Any, Any], size: int) -> None:
+    while len(kept) > size:
+        kept.popitem(last=False)
