@@ -74,7 +74,7 @@ def test_the_download_link_of_a_licensed_dataset_serves_licence_holders(
     assert web.get(f"/datasets/{world.dataset}/records.jsonl").status_code == 200
     offer = node.licences.offer(world.alice, world.dataset, price=TOKEN, terms="commercial")
     refused = web.get(f"/datasets/{world.dataset}/records.jsonl")
-    assert refused.status_code == 403 and f"buy licence {offer['offer_id']}" in refused.text
+    assert refused.status_code == 403 and f"buy licence {offer.offer_id}" in refused.text
     signed_in("bob")
     assert web.get(f"/datasets/{world.dataset}/records.jsonl").status_code == 403
     node.licences.buy(world.bob, offer.offer_id)

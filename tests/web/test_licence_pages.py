@@ -59,7 +59,7 @@ def test_an_asset_without_offers_is_not_gated_and_anonymous_viewers_are_sent_to_
     assert page.status_code == 200
     assert text(by_testid(page.text, "licence-state")).startswith("Licensed:")
     row = text(by_testid(page.text, "offer-row"))
-    assert row.startswith(f"#{offer['offer_id']} commercial commercial use as it is")
+    assert row.startswith(f"#{offer.offer_id} commercial commercial use as it is")
     assert "1 CAIRN" in row and "0 / no cap" in row and "for ever" in row and "on sale" in row
     signin = by_testid(page.text, "signin-to-buy")
     assert signin == "Sign in to buy"
@@ -108,11 +108,11 @@ def test_a_licence_with_a_duration_shows_its_expiry(
         world.alice, world.dataset, price=TOKEN, terms="non-commercial", duration=30 * DAY
     )
     web = signed_in("carol")
-    page = follow(web, web.post(f"/licences/{offer['offer_id']}/buy"))
+    page = follow(web, web.post(f"/licences/{offer.offer_id}/buy"))
     [held] = world.node.licences.held(world.carol.address)
     assert "30 days" in text(by_testid(page.text, "offer-row"))
     shown = text(by_testid(page.text, "held"))
-    assert shown.startswith(f"Licence #{offer['offer_id']} (non-commercial), 1 copy: valid until")
+    assert shown.startswith(f"Licence #{offer.offer_id} (non-commercial), 1 copy: valid until")
     assert shown.endswith("UTC") and held.expires > 0
 
 
@@ -222,7 +222,7 @@ def test_someone_else_sees_no_owner_form_and_cannot_offer_or_withdraw(
     )
     assert flash(refused).startswith("No offer was made: only the owner of asset")
     refused = follow(
-        web, web.post(f"/licences/{offer['offer_id']}/active", data={"active": "false"})
+        web, web.post(f"/licences/{offer.offer_id}/active", data={"active": "false"})
     )
     assert "only the owner of asset" in flash(refused)
     assert [o.offer_id for o in node.licences.offers(world.dataset)] == [offer.offer_id]
@@ -233,12 +233,12 @@ def test_licence_forms_need_a_session_and_the_nodes_own_origin(
     web: httpx.Client, world: World, signed_in: Callable[[str], httpx.Client]
 ) -> None:
     offer = world.node.licences.offer(world.alice, world.dataset, price=TOKEN, terms="commercial")
-    reply = web.post(f"/licences/{offer['offer_id']}/buy")
+    reply = web.post(f"/licences/{offer.offer_id}/buy")
     assert reply.status_code == 303 and reply.headers["location"].startswith("/signin?next=")
     signed_in("bob")
     wallet = world.node.chain.token.balance_of(world.bob.address)
     forged = web.post(
-        f"/licences/{offer['offer_id']}/buy", headers={"Origin": "https://evil.example"}
+        f"/licences/{offer.offer_id}/buy", headers={"Origin": "https://evil.example"}
     )
     assert forged.status_code == 403
     assert world.node.chain.token.balance_of(world.bob.address) == wallet
