@@ -52,15 +52,9 @@ import torch
 from cairn.core.aggregation import make_aggregator
 from cairn.core.diloco import OuterState, outer_step
 from cairn.core.recipe import SftHyperparameters
-from cairn.train.inner import (
-    MAX_GRAD_NORM,
-    evaluate,
-    inner_train,
-    instruction_batch,
-    load_params,
-    response_loss,
-    trainable_params,
-)
+from cairn.train.batches import instruction_batch
+from cairn.train.inner import MAX_GRAD_NORM, evaluate, inner_train, load_params, trainable_params
+from cairn.train.methods.sft import response_loss
 from cairn.train.tiny import tiny_causal_lm
 
 WORKERS = 4

@@ -18,15 +18,11 @@ from cairn.core.recipe import (
     LoraHyperparameters,
     SftHyperparameters,
 )
-from cairn.train.inner import (
-    add_lora,
-    distill_loss,
-    evaluate,
-    inner_train,
-    instruction_batch,
-    load_params,
-    trainable_params,
-)
+from cairn.train.adapters import add_lora
+from cairn.train.batches import instruction_batch
+from cairn.train.inner import evaluate, inner_train, load_params, trainable_params
+from cairn.train.methods import METHODS
+from cairn.train.methods.distill import distill_loss
 from cairn.train.tiny import tiny_causal_lm, tiny_encoder
 
 # toy tasks: additions answered by their digits, and "good"/"bad" sentences
@@ -77,7 +73,7 @@ def test_sft_loss_counts_only_response_tokens() -> None:
 def test_lora_trains_only_the_adapter_and_returns_only_it() -> None:
     model, tokenizer = tiny_causal_lm()
     base_before = {k: v.clone() for k, v in model.state_dict().items()}
-    peft_model = add_lora(model, LORA)
+    peft_model = add_lora(model, METHODS["lora"].lora(LORA))
     before = evaluate("lora", peft_model, tokenizer, SUMS, LORA)
 
     result = inner_train("lora", peft_model, tokenizer, SUMS, LORA, steps=5, seed=0)

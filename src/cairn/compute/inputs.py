@@ -12,24 +12,20 @@ import math
 import random
 from typing import Any
 
+from cairn.core.data_policy import TaskType
 from cairn.core.errors import InvalidInput, NotFound
-from cairn.core.recipe import Recipe
+from cairn.core.recipe import SPECS, Recipe, method_spec
 from cairn.data.service import DataService
 
-TASK = {  # the dataset task each method trains on
-    "sft": "instruction",
-    "lora": "instruction",
-    "distill": "instruction",
-    "classify": "classification",
-    "grpo": "verifiable",
-}
+TASK: dict[str, TaskType] = {name: spec.task for name, spec in SPECS.items()}
+"""The dataset task each method trains on, from the method registry (the web builder's view)."""
 
 
 def training_records(
     data: DataService, recipe: Recipe
 ) -> tuple[list[dict[str, Any]], list[str] | None, list[dict[str, Any]]]:
     """Every record of the recipe's dataset versions, the label set (classify), the lineage."""
-    task = TASK[recipe.method]
+    task = method_spec(recipe.method).task
     records: list[dict[str, Any]] = []
     labels: list[str] | None = None
     lineage = []

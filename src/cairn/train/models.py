@@ -15,32 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-)
+from transformers import AutoTokenizer, PreTrainedModel
 
-from cairn.core.errors import InvalidInput, NotFound
-from cairn.core.recipe import Hyperparameters
-from cairn.train.inner import HPARAMS, add_lora, default_trainable, is_peft, trainable_params
+from cairn.core.errors import NotFound
+from cairn.core.recipe import SPECS, Family, Hyperparameters, method_spec
+from cairn.train.adapters import add_lora, is_peft
+from cairn.train.inner import trainable_params
+from cairn.train.methods import training_method
 
-FAMILY_OF = {  # the model family each method trains: what its base model must be
-    "sft": "causal-lm",
-    "lora": "causal-lm",
-    "distill": "causal-lm",
-    "grpo": "causal-lm",
-    "classify": "encoder",
-}
+FAMILY_OF: dict[str, Family] = {name: spec.family for name, spec in SPECS.items()}
+"""The model family each method trains (what its base model must be), from the registry."""
 
 
 def hyperparameters(method: str, data: dict[str, Any]) -> Hyperparameters:
     """A method's hyperparameters from their JSON (as a job spec stores them)."""
-    try:
-        return HPARAMS[method].model_validate(data)
-    except KeyError:
-        raise InvalidInput(f"unknown method {method!r}") from None
+    return method_spec(method).hyperparameters.model_validate(data)
 
 
 def load_for_method(
@@ -58,24 +47,13 @@ def load_for_method(
     """
     if not (folder / "config.json").exists():
         raise NotFound(f"{folder} is not a Hugging Face model folder (no config.json)")
+    plugin = training_method(method)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if method == "classify":
-            if not labels:
-                raise InvalidInput("classify needs the dataset's labels")
-            model: Any = AutoModelForSequenceClassification.from_pretrained(
-                str(folder),
-                num_labels=len(labels),
-                id2label=dict(enumerate(labels)),
-                label2id={label: i for i, label in enumerate(labels)},
-                ignore_mismatched_sizes=True,  # a classifier base may have another label set
-                torch_dtype=torch.float32,
-            )
-        else:
-            model = AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
-    if default_trainable(method, hparams) == "lora":
-        model = add_lora(model, hparams, seed)
+        model = plugin.new_model(folder, labels)
+    if plugin.trains_lora(hparams):
+        model = add_lora(model, plugin.lora(hparams), seed)
     else:
         for p in model.parameters():
             p.requires_grad_(True)

@@ -22,7 +22,7 @@ from cairn.core.errors import InvalidInput
 from cairn.core.recipe import (
     BUILTIN_REWARDS,
     METHODS,
-    RECIPES,
+    SPECS,
     Budget,
     Distributed,
     Evaluation,
@@ -319,9 +319,7 @@ def _fields(model: type[BaseModel]) -> list[tuple[str, FieldInfo]]:
 
 
 def _hyper_class(method: str) -> type[Hyperparameters]:
-    hyper = RECIPES[method].model_fields["hyperparameters"].annotation
-    assert isinstance(hyper, type) and issubclass(hyper, Hyperparameters)
-    return hyper
+    return SPECS[method].hyperparameters
 
 
 def _bounds(info: FieldInfo) -> tuple[str, str]:
