@@ -35,7 +35,7 @@ def held_licence(live: LiveServer) -> int:
     alice, bob = dev_account(node, "alice"), dev_account(node, "bob")
     asset = node.assets.register(alice, kind="model", name="Polite bot", licence="MIT")
     offer = node.licences.offer(alice, asset.asset_id, price=0, terms="commercial")
-    node.licences.buy(bob, offer["offer_id"])
+    node.licences.buy(bob, offer.offer_id)
     return int(offer["offer_id"])
 
 

@@ -174,7 +174,7 @@ def test_app_revenue_is_split_by_the_apps_lineage(world: AppWorld) -> None:
             model=str(world.app), messages=[{"role": "user", "content": "What do pandas eat?"}]
         )
     epoch = economy.settle()
-    assert epoch is not None and int(epoch["revenue"]) == 3 * PER_CALL
+    assert epoch is not None and int(epoch.revenue) == 3 * PER_CALL
     revenue = Fraction(3 * PER_CALL)
     app_split = node.assets.get(world.app).split
     dataset_split = node.assets.get(world.dataset).split
@@ -195,12 +195,12 @@ def test_app_revenue_is_split_by_the_apps_lineage(world: AppWorld) -> None:
     add(world.alice.address, upstream)
     got = {}
     for account, exact in owed.items():
-        rows = [e for e in economy.epochs.earnings(account) if e["epoch_id"] == epoch["id"]]
-        got[account] = sum(int(r["amount"]) for r in rows)
+        rows = [e for e in economy.epochs.earnings(account).epochs if e.epoch_id == epoch.id]
+        got[account] = sum(int(r.amount) for r in rows)
         assert abs(got[account] - exact) <= 3, account
     assert sum(got.values()) == 3 * PER_CALL
     for account in got:
-        assert economy.epochs.claim(account)
+        assert economy.epochs.claim(account).claims
 
 
 def test_bad_apps_are_refused_and_nothing_is_registered(world: AppWorld) -> None:
@@ -219,7 +219,7 @@ def test_bad_apps_are_refused_and_nothing_is_registered(world: AppWorld) -> None
         with pytest.raises(LicenceRequired, match="no licence on offer covers this"):
             node.apps.create(world.carol, name="copycat", spec=spec)
     finally:
-        node.licences.set_active(world.bob, offer["offer_id"], False)
+        node.licences.set_active(world.bob, offer.offer_id, False)
         node.licences.offer(world.bob, world.dataset, price=0, terms="open")
     assert node.chain.registry.total_assets() == before
 

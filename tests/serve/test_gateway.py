@@ -349,9 +349,9 @@ def test_a_client_that_leaves_mid_stream_pays_for_what_was_generated(served: Ser
     after = node.economy.balances.get(served.carol.address)
     assert after.held == 0
     receipts = node.economy.receipts.of_account(served.carol.address)
-    newest = max(receipts, key=lambda r: r["created_at"])
-    assert newest["completion_tokens"] < 200  # stopped early, charged for what it made
-    assert after.spent - before.spent == int(newest["amount"])
+    newest = max(receipts, key=lambda r: r.created_at)
+    assert newest.completion_tokens < 200  # stopped early, charged for what it made
+    assert after.spent - before.spent == int(newest.amount)
 
 
 def test_a_backend_failure_charges_nothing(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -249,13 +249,13 @@ def test_try_it_answers_with_the_retrieved_passages_at_the_models_price(
     # one call of the model itself, on carol's page key, at its per-token price
     [receipt, *_] = node.economy.receipts.of_account(carol)
     assert len(node.economy.receipts.of_account(carol)) == receipts + 1
-    assert receipt["model"] == app_world.model and receipt["price_per_call"] == "0"
-    assert 1 <= receipt["completion_tokens"] <= 5
-    tokens = receipt["prompt_tokens"] + receipt["completion_tokens"]
-    assert int(receipt["amount"]) == cost(MODEL_PRICE, tokens)
-    assert receipt["prompt_tokens"] > 40  # the system prompt and both passages went in
+    assert receipt.model == app_world.model and receipt.price_per_call == "0"
+    assert 1 <= receipt.completion_tokens <= 5
+    tokens = receipt.prompt_tokens + receipt.completion_tokens
+    assert int(receipt.amount) == cost(MODEL_PRICE, tokens)
+    assert receipt.prompt_tokens > 40  # the system prompt and both passages went in
     shown = text(by_testid(reply.text, "call-cost"))
-    assert f"used {tokens} tokens" in shown and f"cost {units(receipt['amount'], 18)}" in shown
+    assert f"used {tokens} tokens" in shown and f"cost {units(receipt.amount, 18)}" in shown
     assert 'data-testid="try-answer"' in reply.text
     assert app_count(node) == before  # trying publishes nothing
 
@@ -324,8 +324,8 @@ def test_a_chat_on_the_app_page_costs_exactly_its_price_per_call(
     assert after.spent == before.spent + PER_CALL
     assert after.available == before.available - PER_CALL
     [receipt, *_] = node.economy.receipts.of_account(carol)
-    assert receipt["model"] == app_world.app and receipt["amount"] == str(PER_CALL)
-    assert receipt["price_per_call"] == str(PER_CALL) and receipt["completion_tokens"] <= 6
+    assert receipt.model == app_world.app and receipt.amount == str(PER_CALL)
+    assert receipt.price_per_call == str(PER_CALL) and receipt.completion_tokens <= 6
     shown = text(by_testid(reply.text, "call-cost"))
     assert "cost 0.05 CAIRN , the app's price per call" in shown
     assert text(by_testid(reply.text, "prepaid-balance")) == f"{units(after.available, 4)} prepaid"
@@ -399,7 +399,7 @@ def test_building_on_a_licensed_model_names_the_licence_to_buy(
         assert reply.status_code == 403, action
         shown = text(by_testid(reply.text, "app-error"))
         assert shown.startswith("A licence is needed first: nothing was published or charged.")
-        assert f"buy licence {offer['offer_id']} (commercial-remix, 1 CAIRN)" in shown
+        assert f"buy licence {offer.offer_id} (commercial-remix, 1 CAIRN)" in shown
         assert f'href="/assets/{licensed}#licences"' in reply.text
     assert app_count(node) == before
     assert node.economy.balances.get(app_world.carol.address).spent == spent

@@ -49,7 +49,7 @@ def test_a_licence_buy_with_origin_null_or_no_origin_moves_nothing(
     alice, carol = dev(node, "alice"), dev(node, "carol")
     asset = node.assets.register(alice, kind="dataset", name="Replies", licence="CC0-1.0")
     offer = node.licences.offer(alice, asset.asset_id, price=TOKEN, terms="commercial")
-    buy = f"/licences/{offer['offer_id']}/buy"
+    buy = f"/licences/{offer.offer_id}/buy"
     wallet = node.chain.token.balance_of(carol.address)
     with browser(live, node, "carol") as page:
         token = form_token(page.get(f"/assets/{asset.asset_id}").text)
@@ -71,7 +71,7 @@ def test_a_licence_buy_with_origin_null_or_no_origin_moves_nothing(
         )
         assert bought.status_code == 303, bought.text
         assert node.chain.token.balance_of(carol.address) == wallet - TOKEN
-        assert [h["offer_id"] for h in node.licences.held(carol.address)] == [offer["offer_id"]]
+        assert [h.offer.offer_id for h in node.licences.held(carol.address)] == [offer.offer_id]
 
 
 def test_a_post_without_this_sessions_form_token_is_refused(live: LiveServer, node: Node) -> None:

@@ -60,17 +60,15 @@ def test_a_chat_through_the_page_is_charged_like_an_api_call(
     )
     assert reply.status_code == 200, reply.text
     [receipt] = node.economy.receipts.of_account(carol)
-    tokens = receipt["prompt_tokens"] + receipt["completion_tokens"]
-    assert receipt["endpoint"] == "chat.completions" and receipt["model"] == world.model
-    assert 1 <= receipt["completion_tokens"] <= 6
-    assert int(receipt["amount"]) == cost(PRICE, tokens) > 0
+    tokens = receipt.prompt_tokens + receipt.completion_tokens
+    assert receipt.endpoint == "chat.completions" and receipt.model == world.model
+    assert 1 <= receipt.completion_tokens <= 6
+    assert int(receipt.amount) == cost(PRICE, tokens) > 0
     after = node.economy.balances.get(carol).available
-    assert after == before - int(receipt["amount"])
+    assert after == before - int(receipt.amount)
     # the page shows the tokens, the cost, and the balance after the call in the header
     shown = _testid(reply.text, "call-cost")
-    assert (
-        f"used {tokens} tokens" in shown and f"cost {units(receipt['amount'], 18)} CAIRN" in shown
-    )
+    assert f"used {tokens} tokens" in shown and f"cost {units(receipt.amount, 18)} CAIRN" in shown
     assert _testid(reply.text, "prepaid-balance") == f"{units(after, 4)} prepaid"
     assert units(after, 4) != units(before, 4)
     assert 'aria-live="polite"' in reply.text
@@ -97,13 +95,13 @@ def test_a_chat_through_the_page_is_charged_like_an_api_call(
     )
     assert again.status_code == 200, again.text
     second = node.economy.receipts.of_account(carol)[0]
-    assert second["prompt_tokens"] > receipt["prompt_tokens"]
+    assert second.prompt_tokens > receipt.prompt_tokens
     assert again.text.count("<strong>You:</strong>") == 2
     assert again.text.count('name="role"') == 4  # both turns and the new answer go back next time
-    assert node.economy.balances.get(carol).available == after - int(second["amount"])
+    assert node.economy.balances.get(carol).available == after - int(second.amount)
     # both calls were charged to the account's one key for the web pages
     [key] = [k for k in node.economy.keys.list(carol) if k.name == "web playground"]
-    assert receipt["key_id"] == second["key_id"] == key.key_id
+    assert receipt.key_id == second.key_id == key.key_id
 
 
 def test_with_too_little_balance_the_page_says_so_and_serves_nothing(
@@ -180,11 +178,11 @@ def test_a_classifier_labels_texts_and_is_charged_by_their_tokens(
     assert reply.status_code == 200, reply.text
     assert reply.text.count('data-testid="label-row"') == 2
     [receipt] = node.economy.receipts.of_account(world.carol.address)
-    assert receipt["endpoint"] == "classifications" and receipt["completion_tokens"] == 0
+    assert receipt.endpoint == "classifications" and receipt.completion_tokens == 0
     # charged as /v1/classifications charges: by every token read, special ones included
-    assert int(receipt["amount"]) == cost(PRICE, receipt["prompt_tokens"]) > 0
-    assert node.economy.balances.get(world.carol.address).spent == int(receipt["amount"])
-    assert f"cost {units(receipt['amount'], 18)} CAIRN" in _testid(reply.text, "call-cost")
+    assert int(receipt.amount) == cost(PRICE, receipt.prompt_tokens) > 0
+    assert node.economy.balances.get(world.carol.address).spent == int(receipt.amount)
+    assert f"cost {units(receipt.amount, 18)} CAIRN" in _testid(reply.text, "call-cost")
 
     # a chat model does not classify: the page says why and charges nothing
     wrong = web.post("/playground/classify", data={"model": str(world.model), "text": "hi"})
@@ -209,8 +207,8 @@ def test_an_encoder_embeds_texts_through_the_page(
     assert reply.status_code == 200, reply.text
     assert reply.text.count('data-testid="vector-row"') == 2
     [receipt] = node.economy.receipts.of_account(world.carol.address)
-    assert receipt["endpoint"] == "embeddings" and int(receipt["amount"]) > 0
-    assert node.economy.balances.get(world.carol.address).spent == int(receipt["amount"])
+    assert receipt.endpoint == "embeddings" and int(receipt.amount) > 0
+    assert node.economy.balances.get(world.carol.address).spent == int(receipt.amount)
 
 
 def test_a_deposit_from_the_page_credits_the_prepaid_balance(
