@@ -53,10 +53,30 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 TIERS = ("check", "node", "e2e")
 NODE_FIXTURES = {"templates", "make_node"}  # every node of the suite comes from these
 CHAIN_FIXTURES = {"w3", "compiled"}  # tests/chain's in-process EVM
+DEMO_FIXTURES = {"demo_story", "demo_node"}  # tests/demo_node.py's session-wide demo community
+STREAMS = ("a", "b")
+
+
+def stream_of(item: pytest.Item) -> str:
+    """The half of the suite a test runs in when the e2e tier runs as two sessions at once.
+
+    The tests on the demo community stay in one session, in their order (the README's commands
+    first, then the flows that follow one another) and seeding it once; the CLI's tests, which
+    wait on their node processes, keep them company, so the halves take about as long.
+    """
+    if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.parent.name == "cli":
+        return "a"
+    return "b"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--tier", choices=TIERS, help="run one tier of the suite: check, node or e2e")
+    parser.addoption(
+        "--stream",
+        choices=STREAMS,
+        help="run one of the suite's two halves (make test-e2e runs both at once): a, the tests "
+        "on the shared demo community and the CLI's, or b, all the others",
+    )
 
 
 def tier_of(item: pytest.Item) -> str:
@@ -78,9 +98,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.chain)
     tier = config.getoption("--tier")
     if tier is None:
+        if config.getoption("--stream"):
+            raise pytest.UsageError("--stream splits a tier: give --tier too")
         return
-    keep = [item for item in items if tier_of(item) == tier]
-    dropped = [item for item in items if tier_of(item) != tier]
+    stream = config.getoption("--stream")
+
+    def kept(item: pytest.Item) -> bool:
+        return tier_of(item) == tier and stream in (None, stream_of(item))
+
+    keep = [item for item in items if kept(item)]
+    dropped = [item for item in items if not kept(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = keep
