@@ -204,18 +204,18 @@ class AssetDetails:
             return
         for v in self.data.anchoring.versions(asset_id)[:SHOWN_VERSIONS]:
             try:
-                batches = self.store.get_json(v["version"]).get("batches", [])
+                batches = self.store.get_json(v.version).get("batches", [])
             except CairnError:  # the manifest's blob is gone from this store: show no root
                 batches = []
             detail.versions.append(
                 Version(
-                    number=v["number"],
-                    manifest_cid=v["version"],
-                    records=v["records"],
-                    batches=v["batches"],
+                    number=v.number,
+                    manifest_cid=v.version,
+                    records=v.records,
+                    batches=v.batches,
                     root=batches[-1]["root"] if batches else None,
-                    attribution_cid=v["attribution_cid"],
-                    created_at=v["created_at"],
+                    attribution_cid=v.attribution_cid,
+                    created_at=v.created_at,
                 )
             )
         votes = self.data.reviews.judged_votes(asset_id)

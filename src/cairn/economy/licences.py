@@ -356,4 +356,4 @@ class LicenceBook:
             versions = self.anchoring.versions(asset_id)
         except NotFound:
             return None
-        return str(versions[0]["version"]) if versions else None
+        return versions[0].version if versions else None

@@ -154,7 +154,7 @@ class LineageReader:
             versions = self.anchoring.versions(dataset_id)
         except NotFound:  # an asset of kind dataset that is not a Cairn dataset: no table
             return None
-        return str(versions[0]["version"]) if versions else None
+        return versions[0].version if versions else None
 
     @staticmethod
     def _dataset_key(dataset_id: int, version: str | None) -> str:
