@@ -8,9 +8,13 @@ verify, outer step, evaluate, checkpoint) and the slowest worker's compute time 
 `inner_train`; the overhead is their difference. The first round also identifies the providers
 and checks their stakes, so the figure is the mean over the later rounds.
 
-Flower 1.32's deployment runtime starts a fresh ClientApp process for every message, so each
+Flower 1.32's deployment runtime starts a fresh ClientApp process for every message. The
+baseline, measured in the same run, trains in that process (a bare `flower-supernode`): each
 round pays a Python start, the training imports (torch, transformers, peft) and the model load
-on every worker: most of the overhead, and a fixed cost that H (inner steps) amortises.
+on every worker, and Flower's fixed waits (the SuperNode asks for work every 3 s, the
+ServerApp's `send_and_receive` looks for replies every 3 s). A Cairn worker keeps a resident
+trainer beside its SuperNode instead (`cairn.provider.host`), with those waits shortened; the
+ratio `flower_overhead_ratio_<n>` is the baseline's overhead over the resident trainer's.
 
     python bench/flower_rounds.py [--supernodes 2 4] [--rounds 3] [--inner-steps 20]
 """
@@ -128,42 +132,65 @@ def measure(supernodes: list[int], rounds: int, inner_steps: int) -> dict[str, A
             api = NodeClient(url)
             api.sign_in(account(node, "alice"))
             for n in supernodes:
-                while len(workers) < n:
-                    label = PROVIDERS[len(workers)]
-                    worker = Worker(
-                        NodeClient(url), account(node, label), folder / label, stake=TOKEN
+                for resident in (False, True):
+                    workers = start_workers(node, url, folder, n, resident)
+                    text = recipe(base, dataset, n, rounds, inner_steps)
+                    job_id = api.request("POST", "/jobs", json={"recipe": text})["job_id"]
+                    job = wait(node, job_id)
+                    stop_workers(workers)
+                    events, _ = node.jobs.logs(job_id)
+                    later = [e for e in events if e["type"] == "round" and e["round"] > 1]
+                    overhead = sum(e["overhead_seconds"] for e in later) / len(later)
+                    wall = sum(e["seconds"] for e in later) / len(later)
+                    compute = sum(e["compute_seconds"] for e in later) / len(later)
+                    mode = "resident" if resident else "per-round process (baseline)"
+                    print(
+                        f"{n} SuperNodes, {mode}: round {wall:.2f} s, compute {compute:.2f} s, "
+                        f"overhead {overhead:.2f} s",
+                        file=sys.stderr,
                     )
-                    worker.ensure_staked()
-                    worker.start()
-                    workers.append(worker)
-                text = recipe(base, dataset, n, rounds, inner_steps)
-                job_id = api.request("POST", "/jobs", json={"recipe": text})["job_id"]
-                job = wait(node, job_id)
-                events, _ = node.jobs.logs(job_id)
-                later = [e for e in events if e["type"] == "round" and e["round"] > 1]
-                overhead = sum(e["overhead_seconds"] for e in later) / len(later)
-                wall = sum(e["seconds"] for e in later) / len(later)
-                compute = sum(e["compute_seconds"] for e in later) / len(later)
-                figures |= {
-                    f"flower_round_seconds_{n}": round(wall, 3),
-                    f"flower_compute_seconds_{n}": round(compute, 3),
-                    f"flower_round_overhead_{n}": round(overhead, 3),
-                    f"flower_overhead_share_{n}": round(overhead / wall, 3),
-                    f"flower_final_loss_{n}": round(job["metrics"]["loss"], 4),
-                }
-                print(
-                    f"{n} SuperNodes: round {wall:.2f} s, compute {compute:.2f} s, "
-                    f"overhead {overhead:.2f} s",
-                    file=sys.stderr,
-                )
+                    if not resident:
+                        figures[f"flower_round_overhead_{n}_baseline"] = round(overhead, 3)
+                        figures[f"flower_final_loss_{n}_baseline"] = round(
+                            job["metrics"]["loss"], 4
+                        )
+                        continue
+                    figures |= {
+                        f"flower_round_seconds_{n}": round(wall, 3),
+                        f"flower_compute_seconds_{n}": round(compute, 3),
+                        f"flower_round_overhead_{n}": round(overhead, 3),
+                        f"flower_overhead_share_{n}": round(overhead / wall, 3),
+                        f"flower_final_loss_{n}": round(job["metrics"]["loss"], 4),
+                        f"flower_overhead_ratio_{n}": round(
+                            figures[f"flower_round_overhead_{n}_baseline"] / overhead, 2
+                        ),
+                    }
         finally:
-            for worker in workers:
-                worker.stop()
+            stop_workers(workers)
             if server is not None:
                 server.should_exit = True
             node.close()
     figures["flower_inner_steps"] = inner_steps
     return figures
+
+
+def start_workers(node: Node, url: str, folder: Path, n: int, resident: bool) -> list[Worker]:
+    """`n` staked provider workers, with resident trainers or training in Flower's processes."""
+    workers = []
+    for label in PROVIDERS[:n]:
+        worker = Worker(
+            NodeClient(url), account(node, label), folder / label, stake=TOKEN, resident=resident
+        )
+        worker.ensure_staked()
+        worker.start()
+        workers.append(worker)
+    return workers
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    for worker in workers:
+        worker.stop()
+    workers.clear()
 
 
 def wait(node: Node, job_id: str, timeout: float = 1800) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class Worker:
         stake: int | None = None,
         fleet_ca: Path | None = None,
         supernode_key: Path | None = None,
+        resident: bool = True,
     ) -> None:
         self.api = api
         self.account = account
@@ -54,6 +55,7 @@ class Worker:
         # SuperNode key it admitted (`cairn node supernode-key`); None: a plaintext Fleet API
         self.fleet_ca = fleet_ca
         self.supernode_key = supernode_key
+        self.resident = resident  # a resident trainer beside the SuperNode (cairn.provider.host)
         self.process: subprocess.Popen[bytes] | None = None
         self.key_file = work_dir / "provider.key"
         self.socket_dir: Path | None = None
@@ -88,36 +90,34 @@ class Worker:
         return self.api.provider(address)
 
     def start(self) -> subprocess.Popen[bytes]:
-        """Start the SuperNode and the trainer (in their own process group); their process."""
+        """Start the SuperNode and the trainer (in their own process group); their process.
+
+        A worker made with `resident=False` runs a bare `flower-supernode` instead, whose
+        ClientApp trains in the process Flower starts for each round (less memory held between
+        rounds, seconds more per round).
+        """
         fleet = self.fleet_address()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(self.account.key.hex())
-        # a Unix socket's path is short (108 bytes) and its folder is the provider's alone
-        self.socket_dir = Path(tempfile.mkdtemp(prefix="cairn-trainer-"))
-        trainer_socket = self.socket_dir / "trainer.sock"
-        node_config = (
-            f"key-file='{self.key_file}' work-dir='{self.work_dir}' "
-            f"trainer-socket='{trainer_socket}'"
-        )
+        node_config = f"key-file='{self.key_file}' work-dir='{self.work_dir}'"
         security = (
             ["--insecure"] if self.fleet_ca is None else ["--root-certificates", str(self.fleet_ca)]
         )
         if self.supernode_key is not None:
             security += ["--auth-supernode-private-key", str(self.supernode_key)]
-        flower_tool("flower-supernode")  # refuses a Python without Flower's programs
+        supernode = flower_tool("flower-supernode")  # refuses a Python without Flower's programs
+        host: list[str] = [supernode]
+        if self.resident:
+            # a Unix socket's path is short (108 bytes) and its folder is the provider's alone
+            self.socket_dir = Path(tempfile.mkdtemp(prefix="cairn-trainer-"))
+            trainer_socket = self.socket_dir / "trainer.sock"
+            node_config += f" trainer-socket='{trainer_socket}'"
+            host = [sys.executable, "-m", "cairn.provider.host", "--key-file", str(self.key_file)]
+            host += ["--work-dir", str(self.work_dir), "--socket", str(trainer_socket), "--"]
         command = [
-            sys.executable,
-            "-m",
-            "cairn.provider.host",
-            "--key-file",
-            str(self.key_file),
-            "--work-dir",
-            str(self.work_dir),
-            "--socket",
-            str(trainer_socket),
-            "--",
+            *host,
             *security,
             "--superlink",
             fleet,
