@@ -431,7 +431,7 @@ class Story:
                 system_prompt="Answer the arithmetic question in one sentence.",
                 max_tokens=24,
                 temperature=0.0,
-                retrieval=Retrieval(dataset, index["version"], index["index"], top_k=2),
+                retrieval=Retrieval(dataset, index.version, index.index, top_k=2),
                 price_per_call=APP_PRICE,
             ),
         )
@@ -444,7 +444,7 @@ class Story:
             answer = http.post(
                 "/chat/completions",
                 json={
-                    "model": str(app["asset_id"]),
+                    "model": str(app.asset.asset_id),
                     "messages": [{"role": "user", "content": QUESTIONS[0]}],
                     "seed": 1,
                 },
@@ -458,7 +458,7 @@ class Story:
         rows = [
             [
                 "app",
-                f"{app['name']} (asset {app['asset_id']})",
+                f"{app.asset.name} (asset {app.asset.asset_id})",
                 f"grace asked {QUESTIONS[0]!r}: {body['choices'][0]['message']['content'].strip()}",
                 _units(int(body["cairn"]["amount"])),
             ],
@@ -471,13 +471,13 @@ class Story:
         ]
         self._step(
             "Market",
-            f"Alice's app wraps her model with retrieval over {index['passages']} records at "
+            f"Alice's app wraps her model with retrieval over {index.passages} records at "
             f"{_units(APP_PRICE)} CAIRN a call; her model's download licence costs "
             f"{_units(LICENCE_PRICE)} CAIRN. Both earn by lineage, like the model's own calls.",
             ["what", "which", "done", "CAIRN"],
             rows,
         )
-        self.demo.facts["app"] = app["asset_id"]
+        self.demo.facts["app"] = app.asset.asset_id
         self.demo.facts["licence"] = offer.offer_id
         balance = node.economy.balances.get(grace.address)
         self.demo.facts["usage"] = {

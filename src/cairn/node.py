@@ -35,7 +35,8 @@ from cairn.identity.signers import Signers
 from cairn.identity.siwe import SiweAuth
 from cairn.scheduler import Scheduler, node_tasks
 from cairn.serve.apps import Apps
-from cairn.serve.gateway import Gateway, Upstream
+from cairn.serve.gateway import Gateway
+from cairn.serve.resolver import Upstream
 from cairn.store.base import BlobStore
 from cairn.store.local import LocalBlobStore
 from cairn.train.base_models import BaseModels

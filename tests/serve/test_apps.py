@@ -88,7 +88,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, folders: dict[str, Path]) ->
         upload(node, bob, dataset, [{"prompt": q, "response": a} for q, a in FACTS[:6]])
         upload(node, carol, dataset, [{"prompt": q, "response": a} for q, a in FACTS[6:]])
         node.data.anchoring.anchor(dataset)
-        version = node.data.anchoring.versions(dataset)[0]["version"]
+        version = node.data.anchoring.versions(dataset)[0].version
         index = node.apps.index(dataset, builder=bob.address)
         made = node.apps.create(
             bob,
@@ -98,7 +98,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, folders: dict[str, Path]) ->
                 system_prompt="Answer in one sentence.",
                 max_tokens=8,
                 temperature=0.0,
-                retrieval=Retrieval(dataset, version, index["index"], top_k=2),
+                retrieval=Retrieval(dataset, version, index.index, top_k=2),
                 price_per_call=PER_CALL,
             ),
         )
@@ -115,7 +115,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, folders: dict[str, Path]) ->
             encoder,
             dataset,
             version,
-            made["asset_id"],
+            made.asset.asset_id,
         )
     finally:
         server.stop()
@@ -124,17 +124,15 @@ def world(tmp_path_factory: pytest.TempPathFactory, folders: dict[str, Path]) ->
 
 def test_the_index_holds_every_record_of_the_version_and_is_built_once(world: AppWorld) -> None:
     index = world.node.apps.index(world.dataset, builder=world.bob.address)
-    assert index["version"] == world.version and index["passages"] == len(FACTS)
-    assert (
-        world.node.apps.index(world.dataset, world.version, builder=world.bob.address)["index"]
-        == index["index"]
-    )
+    assert index.version == world.version and index.passages == len(FACTS)
+    again = world.node.apps.index(world.dataset, world.version, builder=world.bob.address)
+    assert again == index
 
 
 def test_retrieval_puts_the_right_passages_before_the_question(world: AppWorld) -> None:
     _, spec = world.node.apps.spec(world.app)
     asked = [{"role": "user", "content": "What is the capital city of France?"}]
-    messages = world.node.gateway._app_messages(spec, asked)
+    messages = world.node.gateway.app_messages(spec, asked)
     assert messages[0]["role"] == "system" and messages[-1] == asked[0]
     system = messages[0]["content"]
     assert system.startswith("Answer in one sentence.")
@@ -214,7 +212,7 @@ def test_bad_apps_are_refused_and_nothing_is_registered(world: AppWorld) -> None
     try:
         index = node.apps.index(world.dataset, builder=world.bob.address)
         spec = AppSpec(
-            model=world.model, retrieval=Retrieval(world.dataset, world.version, index["index"])
+            model=world.model, retrieval=Retrieval(world.dataset, world.version, index.index)
         )
         with pytest.raises(LicenceRequired, match="no licence on offer covers this"):
             node.apps.create(world.carol, name="copycat", spec=spec)

@@ -4,18 +4,22 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from eth_account.signers.local import LocalAccount
+from pydantic import BaseModel
 
+from cairn.api import gateway_schemas as schemas
 from cairn.api.client import NodeClient
 from cairn.chain.anvil import free_port
 from cairn.core.errors import Forbidden, Unavailable
@@ -409,3 +413,43 @@ def test_a_model_whose_weights_are_damaged_is_a_400_that_says_so(
     assert error["type"] == "invalid_request_error"
     assert f"model {asset.asset_id} cannot be served: its weights do not load" in error["message"]
     assert _spent(served) == spent
+
+
+def _as_documented(model: type[BaseModel], body: dict[str, Any]) -> None:
+    """`body` is exactly what `model` documents in /openapi.json: every field named there, in
+    its order, and nothing else."""
+    again = model.model_validate(body).model_dump(mode="json", exclude_unset=True)
+    assert json.dumps(again) == json.dumps(body)
+
+
+def _events(response: httpx.Response) -> list[dict[str, Any]]:
+    lines = [line for line in response.text.split("\n\n") if line]
+    assert lines[-1] == "data: [DONE]"
+    return [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+
+
+def test_every_answer_is_the_body_its_schema_documents(served: Served) -> None:
+    headers = {"Authorization": f"Bearer {served.secret}"}
+    with httpx.Client(base_url=served.url + "/v1", headers=headers, timeout=60) as http:
+        listed = http.get("/models").json()
+        _as_documented(schemas.ModelList, listed)
+        _as_documented(schemas.ModelCard, http.get(f"/models/{served.chat}").json())
+        ask = {"model": served.chat, "max_tokens": 4, "temperature": 0}
+        chat = {**ask, "messages": [{"role": "user", "content": "hi"}]}
+        _as_documented(schemas.ChatCompletion, http.post("/chat/completions", json=chat).json())
+        text = {**ask, "prompt": "one two"}
+        _as_documented(schemas.Completion, http.post("/completions", json=text).json())
+        streamed = {"stream": True, "stream_options": {"include_usage": True}}
+        chunks = _events(http.post("/chat/completions", json={**chat, **streamed}))
+        for chunk in chunks:
+            _as_documented(schemas.ChatCompletionChunk, chunk)
+        assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
+        for chunk in _events(http.post("/completions", json={**text, **streamed})):
+            _as_documented(schemas.CompletionChunk, chunk)
+        for encoding in ("float", "base64"):
+            embed = {"model": served.encoder, "input": ["a"], "encoding_format": encoding}
+            _as_documented(schemas.EmbeddingList, http.post("/embeddings", json=embed).json())
+        labels = {"model": served.classifier, "input": ["good"]}
+        _as_documented(
+            schemas.ClassificationList, http.post("/classifications", json=labels).json()
+        )

@@ -17,10 +17,13 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 import cairn
+from cairn.api.gateway_schemas import card
 from cairn.chain.anvil import free_port
 from cairn.economy.balances import cost
 from cairn.node import Node, open_node
+from cairn.serve import prices
 from cairn.serve.app_spec import AppSpec
+from cairn.serve.prices import CallPrice
 from cairn.train.tiny import tiny_causal_lm
 from cairn.web.render import units
 from tests.conftest import LiveServer
@@ -85,7 +88,7 @@ def app_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppWorld]:
             spec=AppSpec(
                 model=model, system_prompt="Be brief.", max_tokens=6, price_per_call=PER_CALL
             ),
-        )["asset_id"]
+        ).asset.asset_id
         node.chain.token.transfer(carol, node.economy.treasury, 10 * TOKEN)
         yield AppWorld(node, server, folder, alice, bob, carol, model, dataset, app)
     finally:
@@ -411,11 +414,13 @@ def test_an_apps_price_is_the_same_on_every_page_and_the_receipt_ledger_is_no_ap
     node, app = app_world.node, app_world.app
     ledger = node.economy.gateway_asset()  # the gateway's usage receipts: an asset of kind app
     price = "0.05 CAIRN per call"  # PER_CALL, what the gateway charges a call of the app
-    listed = {a["asset_id"]: a for a in node.apps.list()}
+    listed = {a.asset.asset_id: a for a in node.apps.list()}
     assert app in listed and ledger not in listed
-    served = {m["id"]: m for m in node.gateway.models()}  # /v1/models
-    assert served[str(app)]["price_per_call"] == str(PER_CALL)
-    assert "price_per_1k" not in served[str(app)] and str(ledger) not in served
+    served = {m.id: m for m in node.gateway.models()}  # /v1/models
+    assert served[str(app)].price == CallPrice(PER_CALL, prices.PER_CALL)
+    listed_card = card(served[str(app)]).model_dump()
+    assert listed_card["price_per_call"] == str(PER_CALL) and "price_per_1k" not in listed_card
+    assert str(ledger) not in served
 
     apps = web.get("/apps").text
     [row] = [

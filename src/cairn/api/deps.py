@@ -20,6 +20,9 @@ from cairn.data.service import DataService, LicenceGate
 from cairn.economy.accounts import Accounts
 from cairn.economy.service import Economy
 from cairn.node import Node
+from cairn.serve.apps import Apps
+from cairn.serve.downloads import ModelDownloads
+from cairn.serve.gateway import Gateway
 from cairn.web.csrf import SESSION_COOKIE
 
 _bearer = HTTPBearer(auto_error=False, description="A session token from POST /api/v1/auth/signin")
@@ -171,3 +174,27 @@ def get_uploads(node: NodeDep) -> Uploads:
 
 
 UploadsDep = Annotated[Uploads, Depends(get_uploads)]
+
+
+def get_gateway(node: NodeDep) -> Gateway:
+    """The serving domain's façade: the models and apps it serves, metered calls to them."""
+    return node.gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+def get_apps(node: NodeDep) -> Apps:
+    """Apps: build (retrieval index, checks, a trial question), publish, list and describe."""
+    return node.apps
+
+
+AppsDep = Annotated[Apps, Depends(get_apps)]
+
+
+def get_model_downloads(node: NodeDep) -> ModelDownloads:
+    """A model's weights as one tar, for a reader its licences allow."""
+    return ModelDownloads(node.catalog, node.licences)
+
+
+ModelDownloadsDep = Annotated[ModelDownloads, Depends(get_model_downloads)]

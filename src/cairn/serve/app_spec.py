@@ -7,8 +7,10 @@ them; `cairn.serve.apps.Apps` builds and publishes them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from typing_extensions import TypedDict  # pydantic reads typing's own only from Python 3.12
 
 from cairn.assets.service import Asset
 from cairn.core.amounts import MAX_PRICE
@@ -21,6 +23,27 @@ MAX_TOP_K = 20
 MAX_PROMPT = 8_000  # characters of system prompt
 
 
+class RetrievalExtra(TypedDict):
+    """`Retrieval` as an app's metadata stores it."""
+
+    dataset: int
+    version: str
+    index: str
+    top_k: int
+
+
+class AppExtra(TypedDict):
+    """An app's spec as its metadata stores it (`extra.app`): amounts as decimal strings."""
+
+    model: int
+    system_prompt: str
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
+    retrieval: RetrievalExtra | None
+    price_per_call: str
+
+
 @dataclass(frozen=True)
 class Retrieval:
     """Where an app's passages come from."""
@@ -29,6 +52,12 @@ class Retrieval:
     version: str  # the dataset version's manifest CID
     index: str  # the retrieval index's CID (cairn.retrieval/v1)
     top_k: int = 3
+
+    def to_extra(self) -> RetrievalExtra:
+        """Where the passages come from, as an app's metadata stores it."""
+        return RetrievalExtra(
+            dataset=self.dataset, version=self.version, index=self.index, top_k=self.top_k
+        )
 
 
 @dataclass(frozen=True)
@@ -57,11 +86,22 @@ class AppSpec:
         if self.retrieval is not None and not 1 <= self.retrieval.top_k <= MAX_TOP_K:
             raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}; got {self.retrieval.top_k}")
 
-    def to_extra(self) -> dict[str, Any]:
+    @property
+    def parents(self) -> list[int]:
+        """The app's lineage parents: its model and, with retrieval, its dataset."""
+        return [self.model] + ([self.retrieval.dataset] if self.retrieval else [])
+
+    def to_extra(self) -> AppExtra:
         """The spec as stored in the app's metadata (amounts as decimal strings)."""
-        data = asdict(self)
-        data["price_per_call"] = str(self.price_per_call)
-        return data
+        return AppExtra(
+            model=self.model,
+            system_prompt=self.system_prompt,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            retrieval=self.retrieval.to_extra() if self.retrieval else None,
+            price_per_call=str(self.price_per_call),
+        )
 
     @classmethod
     def from_extra(cls, app: Any, asset_id: int) -> AppSpec:
@@ -98,14 +138,3 @@ def app_spec(asset: Asset, metadata: dict[str, Any]) -> AppSpec | None:
     if asset.kind != "app" or "app" not in metadata:
         return None
     return AppSpec.from_extra(metadata["app"], asset.asset_id)
-
-
-def describe(asset: Asset, spec: AppSpec) -> dict[str, Any]:
-    """An app as the API and pages show it."""
-    return {
-        **asset.to_dict(),
-        "app": spec.to_extra(),
-        "model": spec.model,
-        "price_per_call": str(spec.price_per_call),
-        "retrieval": asdict(spec.retrieval) if spec.retrieval else None,
-    }

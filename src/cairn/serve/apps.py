@@ -17,22 +17,79 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
 from cairn.assets.content import Scope
 from cairn.assets.service import Asset, AssetService
-from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.errors import CairnError, InvalidInput, NotFound
 from cairn.core.licensing import Use
 from cairn.core.policy import RevenueSplit
-from cairn.data.anchoring import Anchoring
+from cairn.data.anchoring import Anchoring, DatasetVersion
+from cairn.economy.keys import ApiKey
 from cairn.economy.licences import LicenceBook
-from cairn.serve.app_spec import DEFAULT_SPLIT, EMBEDDING_MODEL, AppSpec, app_spec, describe
+from cairn.economy.receipts import UsageReceipt
+from cairn.serve.app_spec import DEFAULT_SPLIT, EMBEDDING_MODEL, AppSpec, app_spec
 from cairn.serve.gateway import Gateway
-from cairn.serve.retrieval import RetrievalIndex, build_index
+from cairn.serve.prices import PER_CALL, CallPrice
+from cairn.serve.retrieval import RetrievalIndex, augment_messages, build_index
 from cairn.store.base import BlobStore
+
+
+@dataclass(frozen=True)
+class PublishedApp:
+    """An app asset and the spec it serves."""
+
+    asset: Asset
+    spec: AppSpec
+
+    @property
+    def price(self) -> CallPrice:
+        """What one call costs, whatever its length."""
+        return CallPrice(self.spec.price_per_call, PER_CALL)
+
+
+@dataclass(frozen=True)
+class VersionIndex:
+    """The retrieval index of one dataset version, stored by CID (cairn.retrieval/v1)."""
+
+    dataset: int
+    version: str  # the version's manifest CID
+    index: str  # the index's CID
+    passages: int
+    model: str  # the sentence encoder that embedded them
+
+
+@dataclass(frozen=True)
+class RetrievalSource:
+    """A dataset an app can retrieve from: one with an anchored version."""
+
+    dataset: int
+    name: str
+    newest: DatasetVersion
+
+
+@dataclass(frozen=True)
+class AppDetail:
+    """An app with the assets it stands on: its model and, with retrieval, its dataset and the
+    number of the version it retrieves from (None if that version is no longer listed)."""
+
+    app: PublishedApp
+    model: Asset
+    dataset: Asset | None
+    dataset_version: int | None
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One question put to an unpublished spec: the answer, the passages retrieved for it, and
+    the receipt of the model's call (charged the model's own per-token price)."""
+
+    answer: str
+    passages: tuple[str, ...]
+    receipt: UsageReceipt
 
 
 class Apps:
@@ -62,13 +119,47 @@ class Apps:
             raise NotFound(f"asset {app_id} is a {asset.kind}, not a Cairn app")
         return asset, spec
 
-    def list(self) -> list[dict[str, Any]]:
+    def get(self, app_id: int) -> PublishedApp:
+        """One app; an id that is not a Cairn app is `NotFound`."""
+        return PublishedApp(*self.spec(app_id))
+
+    def detail(self, app_id: int) -> AppDetail:
+        """An app with its model and, with retrieval, its dataset and version number."""
+        app = self.get(app_id)
+        retrieval = app.spec.retrieval
+        if retrieval is None:
+            return AppDetail(app, self.assets.get(app.spec.model), None, None)
+        number = next(
+            (
+                v.number
+                for v in self.anchoring.versions(retrieval.dataset)
+                if v.version == retrieval.version
+            ),
+            None,
+        )
+        return AppDetail(
+            app, self.assets.get(app.spec.model), self.assets.get(retrieval.dataset), number
+        )
+
+    def sources(self) -> list[RetrievalSource]:
+        """Datasets with an anchored version to retrieve from, each with its newest version."""
+        out = []
+        for asset in self.assets.list(kind="dataset", limit=500):
+            try:
+                versions = self.anchoring.versions(asset.asset_id)
+            except CairnError:
+                continue  # a dataset asset without a Cairn spec has no versions
+            if versions:
+                out.append(RetrievalSource(asset.asset_id, asset.name, versions[0]))
+        return out
+
+    def list(self) -> list[PublishedApp]:
         """Every Cairn app, newest first."""
         out = []
         for asset in self.assets.list(kind="app", limit=1000):
             spec = app_spec(asset, self.gateway.catalog.metadata(asset))
             if spec is not None:
-                out.append(describe(asset, spec))
+                out.append(PublishedApp(asset, spec))
         return out
 
     def index(
@@ -78,7 +169,7 @@ class Apps:
         *,
         builder: str | None,
         progress: Callable[[int, int], None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> VersionIndex:
         """The retrieval index of a dataset version (the newest by default), built once.
 
         Only for a `builder` who may build an app from the dataset (the same licence an app
@@ -89,15 +180,14 @@ class Apps:
         versions = self.anchoring.versions(dataset_id)
         if not versions:
             raise NotFound(f"dataset {dataset_id} has no anchored version to retrieve from")
-        matching = [v for v in versions if version is None or v["version"] == version]
+        matching = [v for v in versions if version is None or v.version == version]
         if not matching:
             raise NotFound(f"{version} is not a version of dataset {dataset_id}")
-        chosen = matching[0]
-        cid = str(chosen["version"])
+        cid = matching[0].version
         marker = self.cache_dir / f"index-{cid}.json"
         if marker.exists():
-            known = json.loads(marker.read_text())
-            if self.store.has(known["index"]):
+            known = VersionIndex(**json.loads(marker.read_text()))
+            if self.store.has(known.index):
                 return known
         records = self.anchoring.records(dataset_id, cid)
         built = build_index(
@@ -111,16 +201,16 @@ class Apps:
         self.assets.refs.add(
             [index_cid, *RetrievalIndex.blob_cids(self.store, index_cid)], Scope.DATASET, dataset_id
         )
-        found = {
-            "dataset": dataset_id,
-            "version": cid,
-            "index": index_cid,
-            "passages": len(built.passages),
-            "model": EMBEDDING_MODEL,
-        }
+        found = VersionIndex(
+            dataset=dataset_id,
+            version=cid,
+            index=index_cid,
+            passages=len(built.passages),
+            model=EMBEDDING_MODEL,
+        )
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(found))
+        tmp.write_text(json.dumps(asdict(found)))
         os.replace(tmp, marker)
         return found
 
@@ -151,20 +241,39 @@ class Apps:
         description: str = "",
         licence: str = "proprietary",
         split: RevenueSplit = DEFAULT_SPLIT,
-    ) -> dict[str, Any]:
+    ) -> PublishedApp:
         """Check and register an app owned by `owner`."""
         if not name.strip():
             raise InvalidInput("an app needs a name")
         self.check(owner.address, spec)
-        parents = [spec.model] + ([spec.retrieval.dataset] if spec.retrieval else [])
         asset = self.assets.register(
             owner,
             kind="app",
             name=name,
             licence=licence,
             description=description,
-            parents=parents,
+            parents=spec.parents,
             split=split,
             extra={"app": spec.to_extra()},
         )
-        return describe(asset, spec)
+        return PublishedApp(asset, spec)
+
+    def trial(self, key: ApiKey, spec: AppSpec, question: str, *, max_tokens: int) -> Trial:
+        """Put one question to a spec before it is published, as the gateway would answer it
+        for the app, but through its model on `key` at the model's own price (nothing is
+        published; the key's owner must be allowed to build the spec)."""
+        self.check(key.account, spec)
+        passages = self.gateway.passages(spec, question)
+        asked = [{"role": "user", "content": question}]
+        metered = self.gateway.generate(
+            key,
+            str(spec.model),
+            messages=augment_messages(asked, spec.system_prompt or None, passages),
+            max_tokens=spec.max_tokens or max_tokens,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            stop=(),
+            seed=None,
+        )
+        answer, receipt = metered.text()
+        return Trial(answer, tuple(passages), receipt)

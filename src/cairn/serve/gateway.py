@@ -1,125 +1,37 @@
-"""The gateway: which backend serves a model, and every request metered and receipted.
+"""The gateway: every request for a model or an app metered and receipted.
 
-A request names a model by asset id (or a packaged base model's name). The gateway resolves it
-to a model asset, picks its backend (an upstream server configured for that asset, llama.cpp
-for packaged GGUF models when chosen, else in-process transformers), prepares the work (the
-prompt is tokenized, nothing generated yet), holds the request's largest possible cost from the
-caller's balance (HTTP 402 if it is not covered), runs it, and closes the charge with the
-tokens actually used, which stores the gateway's signed usage receipt.
+A request names a model by asset id (or a packaged base model's name), or an app by its asset
+id. The gateway resolves it to a model asset and its backend (`cairn.serve.resolver`), prepares
+the work (the prompt is tokenized, nothing generated yet), holds the request's largest possible
+cost from the caller's balance (HTTP 402 if it is not covered), runs it, and closes the charge
+with the tokens actually used, which stores the gateway's signed usage receipt
+(`cairn.serve.metered`). What it serves and at what price is `cairn.serve.catalogue`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cairn.assets.service import Asset
 from cairn.core.errors import InvalidInput, NotFound
-from cairn.core.ids import MAX_ID
 from cairn.economy.keys import ApiKey
-from cairn.economy.metering import Charge, Meter
+from cairn.economy.metering import Meter
 from cairn.economy.receipts import UsageReceipt
 from cairn.serve.app_spec import EMBEDDING_MODEL, AppSpec, app_spec
-from cairn.serve.prices import call_price
+from cairn.serve.catalogue import CatalogueEntry, catalogue
+from cairn.serve.metered import Metered
+from cairn.serve.resolver import Resolver, Served, Upstream
 from cairn.serve.retrieval import Embed, Retriever, augment_messages
-from cairn.train import base_models
 from cairn.train.catalog import ModelCatalog
 
 if TYPE_CHECKING:  # the backends import torch and transformers: only when a model is served
-    from cairn.serve.backends import (
-        Backend,
-        Classification,
-        Generation,
-        SamplingParams,
-        ServedModel,
-    )
+    from cairn.serve.backends import Classification, SamplingParams
 
 DEFAULT_MAX_TOKENS = 256  # when a request names no max_tokens (OpenAI's own default is "all")
 
 
-@dataclass(frozen=True)
-class Upstream:
-    """An OpenAI-compatible server that serves one model asset for this gateway."""
-
-    asset_id: int
-    base_url: str
-    model_name: str | None = None  # the model's name there; default: the asset id
-
-    @classmethod
-    def parse(cls, text: str) -> Upstream:
-        """`ASSET=URL` or `ASSET=URL#NAME`, e.g. `7=http://gpu-box:8000/v1#smollm2`."""
-        asset, _, rest = text.partition("=")
-        url, _, name = rest.partition("#")
-        if not asset.strip().isdigit() or not url.startswith(("http://", "https://")):
-            raise InvalidInput(
-                f"upstream {text!r} must be ASSET=URL or ASSET=URL#NAME, e.g. "
-                "7=http://gpu-box:8000/v1#smollm2"
-            )
-        return cls(int(asset), url.strip(), name.strip() or None)
-
-
-@dataclass
-class Served:
-    """A model ready to serve: its asset, how the backend sees it, and the backend."""
-
-    asset: Asset
-    model: ServedModel
-    backend: Backend
-    capabilities: set[str] = field(default_factory=set)
-
-
-class Metered:
-    """A generation whose charge is settled exactly once: by what it produced when it ends or
-    its consumer stops (a client that goes away pays for what was generated), or not at all
-    when the backend fails (the hold is released and no receipt is written)."""
-
-    def __init__(self, meter: Meter, charge: Charge, generation: Generation) -> None:
-        self.meter = meter
-        self.charge = charge
-        self.generation = generation
-        self.receipt: UsageReceipt | None = None
-        self.failed = False
-        self._lock = threading.Lock()
-
-    @property
-    def prompt_tokens(self) -> int:
-        """Prompt tokens (exact once the generation is done)."""
-        return self.generation.prompt_tokens
-
-    def __iter__(self) -> Iterator[str]:
-        try:
-            yield from self.generation
-        except GeneratorExit:  # the consumer stopped early
-            self.finish()
-            raise
-        except BaseException:
-            self.fail()
-            raise
-        self.finish()
-
-    def finish(self) -> UsageReceipt | None:
-        """Stop generating and charge what was used (once); None if the request failed."""
-        with self._lock:
-            if self.receipt is None and not self.failed:
-                self.generation.close()
-                self.receipt = self.meter.close(
-                    self.charge, self.generation.prompt_tokens, self.generation.completion_tokens
-                )
-            return self.receipt
-
-    def fail(self) -> None:
-        """The backend failed: release the hold, charge nothing (unless already charged)."""
-        with self._lock:
-            if self.receipt is None and not self.failed:
-                self.failed = True
-                self.generation.close()
-                self.meter.abort(self.charge)
-
-
 class Gateway:
-    """Serve model assets to API-key holders, metered."""
+    """Serve model assets and apps to API-key holders, metered."""
 
     def __init__(
         self,
@@ -133,67 +45,32 @@ class Gateway:
     ) -> None:
         self.catalog = catalog
         self.meter = meter
-        self.memory_budget = memory_budget
-        self._local: Backend | None = None
-        self.upstreams = {u.asset_id: u for u in upstreams}
-        self.upstream_api_key = upstream_api_key
-        self.llama_cpp = llama_cpp
-        self._llama: Backend | None = None
-        self._remote: dict[str, Backend] = {}
-        self._served: dict[tuple[int, str], Served] = {}
+        self.resolver = Resolver(
+            catalog,
+            memory_budget=memory_budget,
+            upstreams=upstreams,
+            upstream_api_key=upstream_api_key,
+            llama_cpp=llama_cpp,
+        )
         self._retriever: Retriever | None = None
 
-    # -- models ------------------------------------------------------------------------------
+    # -- what it serves ----------------------------------------------------------------------
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[CatalogueEntry]:
         """Every model asset with what it serves and its price, newest first, then every app."""
-        prices = self.meter.prices.all()
-        out = []
-        for asset in self.catalog.assets.list(kind="model", limit=1000):
-            try:
-                family = self.catalog.family(asset)
-            except (InvalidInput, NotFound):
-                continue
-            extra = self.catalog.metadata(asset)
-            architectures = extra.get("model", {}).get("architectures", [])
-            classifier = extra.get("training", {}).get("method") == "classify" or any(
-                a.endswith("ForSequenceClassification") for a in architectures
-            )
-            price = call_price(asset, None, prices)
-            assert price is not None  # every model is sold per call (free when unpriced)
-            out.append(
-                {
-                    "id": str(asset.asset_id),
-                    "name": asset.name,
-                    "owner": asset.owner,
-                    "created": asset.registered_at,
-                    "family": family,
-                    "capabilities": sorted(_capabilities(family, classifier)),
-                    **price.fields(),
-                }
-            )
-        for asset in self.catalog.assets.list(kind="app", limit=1000):
-            try:
-                spec = app_spec(asset, self.catalog.metadata(asset))
-            except (InvalidInput, NotFound):
-                continue
-            price = call_price(asset, spec, prices)
-            if spec is None or price is None:  # an app asset that serves nothing
-                continue
-            out.append(
-                {
-                    "id": str(asset.asset_id),
-                    "name": asset.name,
-                    "owner": asset.owner,
-                    "created": asset.registered_at,
-                    "family": "app",
-                    "capabilities": ["chat"],
-                    **price.fields(),
-                    "model": str(spec.model),
-                    "retrieval": spec.retrieval is not None,
-                }
-            )
-        return out
+        return catalogue(self.catalog, self.meter.prices.all())
+
+    def model(self, ref: str) -> CatalogueEntry:
+        """The model or app a request names, as `models` lists it."""
+        served = self.resolve(ref)
+        for entry in self.models():
+            if entry.id == str(served.asset.asset_id):
+                return entry
+        raise InvalidInput(f"model {ref!r} is not served here")
+
+    def resolve(self, ref: str) -> Served:
+        """The model a request names, with its backend."""
+        return self.resolver.resolve(ref)
 
     def app(self, ref: str) -> tuple[Asset, AppSpec] | None:
         """The app a request names, or None when it names a model."""
@@ -214,7 +91,7 @@ class Gateway:
     def embedder(self, ref: str) -> Embed:
         """Texts to unit vectors with an embedding model this gateway serves."""
         served = self.resolve(ref)
-        self._check(served, "embeddings")
+        served.check("embeddings")
 
         def embed(texts: list[str]) -> list[list[float]]:
             return served.backend.embed(served.model, texts)[0]
@@ -230,90 +107,20 @@ class Gateway:
             )
         return self._retriever
 
-    def _app_messages(self, spec: AppSpec, messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        """The app's system prompt and, with retrieval, the passages for the last user turn."""
-        passages: list[str] = []
-        if spec.retrieval is not None:
-            question = next(
-                (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), ""
-            )
-            if question.strip():
-                passages = self.retriever.retrieve(
-                    spec.retrieval.index, question, spec.retrieval.top_k
-                )
+    def passages(self, spec: AppSpec, question: str) -> list[str]:
+        """The passages an app puts before `question` (none without retrieval or a question)."""
+        if spec.retrieval is None or not question.strip():
+            return []
+        return self.retriever.retrieve(spec.retrieval.index, question, spec.retrieval.top_k)
+
+    def app_messages(self, spec: AppSpec, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The app's system prompt and, with retrieval, the passages for the last user turn
+        (chat messages in OpenAI's format, as a backend takes them)."""
+        question = next(
+            (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), ""
+        )
+        passages = self.passages(spec, question)
         return augment_messages(messages, spec.system_prompt or None, passages)
-
-    def resolve(self, ref: str) -> Served:
-        """The model a request names, with its backend."""
-        text = ref.strip()
-        try:
-            if text.isdigit() and int(text) > MAX_ID:  # no stored asset has such an id
-                raise NotFound(text)
-            asset = self.catalog.resolve(int(text) if text.isdigit() else text)
-        except NotFound:
-            raise NotFound(
-                f"model {ref!r} does not exist on this node: GET /v1/models lists the models"
-            ) from None
-        # what serves an asset changes only with its metadata: look it up once per version
-        key = (asset.asset_id, asset.metadata_cid)
-        served = self._served.get(key)
-        if served is None:
-            served = self._served[key] = self._serve(asset)
-        return Served(asset, served.model, served.backend)
-
-    def _serve(self, asset: Asset) -> Served:
-        family = self.catalog.family(asset)
-        upstream = self.upstreams.get(asset.asset_id)
-        from cairn.serve.backends import ServedModel
-
-        if upstream is not None:
-            model = ServedModel(
-                id=str(asset.asset_id),
-                folder=None,
-                family=family,
-                upstream_name=upstream.model_name or str(asset.asset_id),
-            )
-            return Served(asset, model, self._upstream(upstream.base_url))
-        extra = self.catalog.metadata(asset)
-        base = extra.get("base_model")
-        if self.llama_cpp and base and base.get("format") == "gguf":
-            gguf = base_models.entry_path(base_models.find(base["name"]))
-            model = ServedModel(id=str(asset.asset_id), folder=None, family=family, gguf=gguf)
-            return Served(asset, model, self._llama_backend())
-        folder = self.catalog.folder(asset)
-        model = ServedModel(id=str(asset.asset_id), folder=folder, family=family)
-        return Served(asset, model, self.local)
-
-    @property
-    def local(self) -> Backend:
-        """The in-process transformers backend, created on first use."""
-        if self._local is None:
-            from cairn.serve.backends import TransformersBackend
-
-            self._local = TransformersBackend(self.memory_budget)
-        return self._local
-
-    def _upstream(self, url: str) -> Backend:
-        if url not in self._remote:
-            from cairn.serve.backends import UpstreamBackend
-
-            self._remote[url] = UpstreamBackend(url, self.upstream_api_key, timeout=600.0)
-        return self._remote[url]
-
-    def _llama_backend(self) -> Backend:
-        if self._llama is None:
-            from cairn.serve.backends import LlamaCppBackend
-
-            self._llama = LlamaCppBackend(self.memory_budget)
-        return self._llama
-
-    def _check(self, served: Served, capability: str) -> None:
-        capabilities = served.backend.capabilities(served.model)
-        if capability not in capabilities:
-            can = ", ".join(sorted(capabilities)) or "nothing"
-            raise InvalidInput(
-                f"model {served.model.id} ({served.asset.name}) serves {can}, not {capability}"
-            )
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -345,7 +152,7 @@ class Gateway:
                 raise InvalidInput(
                     f"app {asset.asset_id} ({asset.name}) answers chats: POST /v1/chat/completions"
                 )
-            messages = self._app_messages(spec, messages)
+            messages = self.app_messages(spec, messages)
             max_tokens = max_tokens or spec.max_tokens
             temperature = spec.temperature if temperature is None else temperature
             top_p = spec.top_p if top_p is None else top_p
@@ -353,7 +160,7 @@ class Gateway:
             ref = str(spec.model)
         served = self.resolve(ref)
         capability = "chat" if messages is not None else "completions"
-        self._check(served, capability)
+        served.check(capability)
         from cairn.serve.backends import SamplingParams
 
         context = served.backend.context_length(served.model)
@@ -391,7 +198,7 @@ class Gateway:
     ) -> tuple[list[list[float]], UsageReceipt]:
         """Embeddings of `texts`, charged by their tokens."""
         served = self.resolve(ref)
-        self._check(served, "embeddings")
+        served.check("embeddings")
         # the hold is the tokens the backend will report (special tokens included), so the
         # last call a balance covers is served; where the backend can only bound them, it bounds
         tokens = served.backend.input_tokens(served.model, texts)
@@ -408,7 +215,7 @@ class Gateway:
     ) -> tuple[list[Classification], UsageReceipt]:
         """Labels and scores for `texts`, charged by their tokens."""
         served = self.resolve(ref)
-        self._check(served, "classifications")
+        served.check("classifications")
         tokens = served.backend.input_tokens(served.model, texts)
         charge = self.meter.open(key, served.asset.asset_id, "classifications", tokens)
         try:
@@ -417,12 +224,6 @@ class Gateway:
             self.meter.abort(charge)
             raise
         return results, self.meter.close(charge, used, 0)
-
-
-def _capabilities(family: str, classifier: bool) -> set[str]:
-    if family == "causal-lm":
-        return {"chat", "completions"}
-    return {"classifications", "embeddings"} if classifier else {"embeddings"}
 
 
 def _fit(

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from cairn.assets.service import Asset
+from cairn.economy.receipts import UsageReceipt
 from cairn.serve.app_spec import AppSpec
 
 PER_1K = "1k tokens"
@@ -34,19 +34,13 @@ class CallPrice:
         """Whether a call costs nothing."""
         return self.amount == 0
 
-    def fields(self) -> dict[str, str]:
-        """As /v1/models states it: `price_per_1k` for a model, `price_per_call` for an app."""
-        name = "price_per_call" if self.per == PER_CALL else "price_per_1k"
-        return {name: str(self.amount)}
-
     @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> CallPrice:
-        """The price an entry of /v1/models, an app's description or a usage receipt states
-        (a receipt has both fields; a per-token call's `price_per_call` is "0")."""
-        per_call = str(fields.get("price_per_call", "0"))
-        if "price_per_1k" in fields and per_call == "0":
-            return cls(int(fields["price_per_1k"]), PER_1K)
-        return cls(int(per_call), PER_CALL)
+    def of_receipt(cls, receipt: UsageReceipt) -> CallPrice:
+        """The price a usage receipt states: per call when it has a per-call price (a per-token
+        call's `price_per_call` is "0"), else per 1,000 tokens."""
+        if receipt.price_per_call == "0":
+            return cls(int(receipt.price_per_1k), PER_1K)
+        return cls(int(receipt.price_per_call), PER_CALL)
 
 
 def call_price(asset: Asset, spec: AppSpec | None, prices: Mapping[int, int]) -> CallPrice | None:

@@ -2,10 +2,10 @@
 
 The builder turns its form into an `AppSpec` (with the retrieval index `Apps.index` builds once
 per dataset version) and publishes it with `Apps.create`, as `POST /api/v1/apps` does. Its
-"Try it" runs one chat through the unpublished spec: the app's system prompt and the passages
-retrieved for the question go before it (`augment_messages`, as the gateway does for an app),
-and the model answers through the gateway on the signer's web-playground key, so the builder
-pays the model's own per-token price. An app's page chats with the published app through the
+"Try it" runs one chat through the unpublished spec (`Apps.trial`): the app's system prompt and
+the passages retrieved for the question go before it, as the gateway does for an app, and the
+model answers through the gateway on the signer's web-playground key, so the builder pays the
+model's own per-token price. An app's page chats with the published app through the
 gateway, charged the app's price per call.
 """
 
@@ -18,21 +18,22 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from cairn.api.deps import NodeDep, get_node
+from cairn.api.deps import AccountsDep, AppsDep, AssetsDep, EconomyDep, GatewayDep
 from cairn.core.amounts import parse_units
 from cairn.core.errors import CairnError, InvalidInput
 from cairn.core.ids import StoredId
 from cairn.core.licensing import LicenceRequired
-from cairn.node import Node
+from cairn.economy.accounts import Accounts
+from cairn.economy.service import Economy
 from cairn.serve.app_spec import DEFAULT_SPLIT, MAX_PROMPT, MAX_TOP_K, AppSpec, Retrieval
-from cairn.serve.prices import CallPrice
-from cairn.serve.retrieval import augment_messages
-from cairn.web.market import account_names
+from cairn.serve.apps import Apps
+from cairn.serve.gateway import Gateway
 from cairn.web.playground import (
     ROLES,
-    call_cost,
+    CallCost,
+    ModelChoice,
     conversation,
-    deposit_context,
+    deposit_form,
     form_number,
     refusal_text,
     served_models,
@@ -61,7 +62,7 @@ class AppForm(BaseModel):
     action: str = Field("try", max_length=10)  # try or publish
 
 
-def spec_of(node: Node, form: AppForm, builder: str) -> AppSpec:
+def spec_of(apps: Apps, form: AppForm, builder: str) -> AppSpec:
     """The spec the form describes; with a dataset, its newest version's index (built once)."""
     if not form.model.strip().isdigit():
         raise InvalidInput("pick the chat model the app wraps")
@@ -79,44 +80,34 @@ def spec_of(node: Node, form: AppForm, builder: str) -> AppSpec:
         raise InvalidInput(f"passages per question must be 1..{MAX_TOP_K}; got {top_k}")
     if not form.dataset.strip().isdigit():
         raise InvalidInput("pick a dataset from the list, or none")
-    index = node.apps.index(int(form.dataset), builder=builder)
-    return replace(
-        spec, retrieval=Retrieval(index["dataset"], index["version"], index["index"], top_k)
-    )
+    index = apps.index(int(form.dataset), builder=builder)
+    return replace(spec, retrieval=Retrieval(index.dataset, index.version, index.index, top_k))
 
 
-def chat_models(node: Node) -> list[dict[str, Any]]:
+def chat_models(gateway: Gateway) -> list[ModelChoice]:
     """The chat models an app can wrap."""
-    return [m for m in served_models(node) if m["kind"] == "chat" and m["family"] != "app"]
-
-
-def retrievable(node: Node) -> list[dict[str, Any]]:
-    """Datasets with an anchored version to retrieve from, with their newest version."""
-    out = []
-    for asset in node.assets.list(kind="dataset", limit=500):
-        try:
-            versions = node.data.anchoring.versions(asset.asset_id)
-        except CairnError:
-            continue  # a dataset asset without a Cairn spec has no versions
-        if versions:
-            out.append({"id": asset.asset_id, "name": asset.name, "newest": versions[0]})
-    return out
+    return [m for m in served_models(gateway) if m.kind == "chat" and m.family != "app"]
 
 
 # -- the list -------------------------------------------------------------------------------
 
 
 @router.get("/apps", response_class=HTMLResponse)
-def apps_page(request: Request, node: NodeDep, viewer: MaybeViewer) -> HTMLResponse:
+def apps_page(
+    request: Request,
+    apps: AppsDep,
+    assets: AssetsDep,
+    accounts: AccountsDep,
+    viewer: MaybeViewer,
+) -> HTMLResponse:
     """Every app on this node, newest first."""
-    assets = {str(a.asset_id): a.name for a in node.assets.list(limit=1000)}
     return page(
         request,
         "apps.html",
         title="Apps",
-        apps=[{**a, "price": CallPrice.from_fields(a)} for a in node.apps.list()],
-        assets=assets,
-        names=account_names(node),
+        apps=apps.list(),
+        assets={str(a.asset_id): a.name for a in assets.list(limit=1000)},
+        names=accounts.names(),
     )
 
 
@@ -124,9 +115,16 @@ def apps_page(request: Request, node: NodeDep, viewer: MaybeViewer) -> HTMLRespo
 
 
 def _builder(
-    request: Request, viewer: Viewer, form: AppForm, *, status: int = 200, **context: Any
+    request: Request,
+    apps: Apps,
+    gateway: Gateway,
+    economy: Economy,
+    viewer: Viewer,
+    form: AppForm,
+    *,
+    status: int = 200,
+    **context: Any,
 ) -> HTMLResponse:
-    node = get_node(request)
     fresh = fresh_viewer(request, viewer)  # a try spent prepaid tokens
     return page(
         request,
@@ -134,12 +132,12 @@ def _builder(
         status=status,
         title="Build an app",
         form=form,
-        models=chat_models(node),
-        datasets=retrievable(node),
+        models=chat_models(gateway),
+        datasets=apps.sources(),
         max_top_k=MAX_TOP_K,
         max_prompt=MAX_PROMPT,
         split=DEFAULT_SPLIT,
-        deposit=deposit_context(node, fresh, "/playground"),
+        deposit=deposit_form(economy, fresh, "/playground"),
         **context,
     )
 
@@ -155,61 +153,61 @@ def _refusal(exc: CairnError) -> dict[str, Any]:
 
 @router.get("/apps/new", response_class=HTMLResponse)
 def builder(
-    request: Request, viewer: ViewerDep, model: str = "", dataset: str = ""
+    request: Request,
+    apps: AppsDep,
+    gateway: GatewayDep,
+    economy: EconomyDep,
+    viewer: ViewerDep,
+    model: str = "",
+    dataset: str = "",
 ) -> HTMLResponse:
     """The app builder: a chat model, a system prompt, optional retrieval, defaults, a price."""
-    return _builder(request, viewer, AppForm(model=model, dataset=dataset))
+    form = AppForm(model=model, dataset=dataset)
+    return _builder(request, apps, gateway, economy, viewer, form)
 
 
 @router.post("/apps/new", response_model=None)
 def build(
-    request: Request, node: NodeDep, viewer: ViewerDep, form: Annotated[AppForm, Form()]
+    request: Request,
+    apps: AppsDep,
+    gateway: GatewayDep,
+    economy: EconomyDep,
+    accounts: AccountsDep,
+    viewer: ViewerDep,
+    form: Annotated[AppForm, Form()],
 ) -> HTMLResponse | RedirectResponse:
     """Try the spec with one question, or publish it; a refused form registers nothing."""
+    again = (request, apps, gateway, economy, viewer, form)
     if form.action == "publish":
         try:
             if not form.name.strip():
                 raise InvalidInput("an app needs a name")
-            made = node.apps.create(
-                node.signers.get(viewer.address),
+            made = apps.create(
+                accounts.signer(viewer.address),
                 name=form.name.strip(),
-                spec=spec_of(node, form, viewer.address),
+                spec=spec_of(apps, form, viewer.address),
                 description=form.description.strip(),
             )
         except CairnError as exc:
-            return _builder(request, viewer, form, status=exc.status, **_refusal(exc))
+            return _builder(*again, status=exc.status, **_refusal(exc))
+        asset = made.asset
         return redirect(
-            f"/apps/{made['asset_id']}",
-            f"Published app “{made['name']}” (asset {made['asset_id']}).",
+            f"/apps/{asset.asset_id}", f"Published app “{asset.name}” (asset {asset.asset_id})."
         )
     if not form.message.strip():
-        return _builder(request, viewer, form, status=422, error="Write a question to try it with.")
+        return _builder(*again, status=422, error="Write a question to try it with.")
     try:
-        spec = spec_of(node, form, viewer.address)
-        node.apps.check(viewer.address, spec)
-        passages: list[str] = []
-        if spec.retrieval is not None:
-            passages = node.gateway.retriever.retrieve(
-                spec.retrieval.index, form.message, spec.retrieval.top_k
-            )
-        asked = [{"role": "user", "content": form.message}]
-        metered = node.gateway.generate(
-            node.economy.keys.for_pages(viewer.address),
-            str(spec.model),
-            messages=augment_messages(asked, spec.system_prompt or None, passages),
-            max_tokens=spec.max_tokens or ANSWER_TOKENS,
-            temperature=spec.temperature,
-            top_p=spec.top_p,
-            stop=(),
-            seed=None,
-        )
-        answer = "".join(metered)
-        receipt = metered.finish()
+        spec = spec_of(apps, form, viewer.address)
+        key = economy.keys.for_pages(viewer.address)
+        tried = apps.trial(key, spec, form.message, max_tokens=ANSWER_TOKENS)
     except CairnError as exc:
-        return _builder(request, viewer, form, status=exc.status, **_refusal(exc))
-    assert receipt is not None  # a failed generation raised above
+        return _builder(*again, status=exc.status, **_refusal(exc))
     return _builder(
-        request, viewer, form, answer=answer, passages=passages, cost=call_cost(receipt), tried=spec
+        *again,
+        answer=tried.answer,
+        passages=tried.passages,
+        cost=CallCost.of(tried.receipt),
+        tried=spec,
     )
 
 
@@ -217,51 +215,57 @@ def build(
 
 
 def _app(
-    request: Request, viewer: Viewer | None, app_id: int, *, status: int = 200, **context: Any
+    request: Request,
+    apps: Apps,
+    economy: Economy,
+    accounts: Accounts,
+    viewer: Viewer | None,
+    app_id: int,
+    *,
+    status: int = 200,
+    **context: Any,
 ) -> HTMLResponse:
-    node = get_node(request)
-    asset, spec = node.apps.spec(app_id)
+    detail = apps.detail(app_id)
     fresh = fresh_viewer(request, viewer)  # a chat spent prepaid tokens
-    model = node.assets.get(spec.model)
-    dataset, version = None, None
-    if spec.retrieval is not None:
-        dataset = node.assets.get(spec.retrieval.dataset)
-        version = next(
-            (
-                v["number"]
-                for v in node.data.anchoring.versions(dataset.asset_id)
-                if v["version"] == spec.retrieval.version
-            ),
-            None,
-        )
+    asset = detail.app.asset
     return page(
         request,
         "app.html",
         status=status,
         title=asset.name or f"app {app_id}",
         app=asset,
-        spec=spec,
-        model=model,
-        dataset=dataset,
-        dataset_version=version,
-        names=account_names(node),
+        spec=detail.app.spec,
+        model=detail.model,
+        dataset=detail.dataset,
+        dataset_version=detail.dataset_version,
+        names=accounts.names(),
         roles={**ROLES, "assistant": "App"},
         endpoint=str(request.base_url).rstrip("/") + "/v1",
-        deposit=deposit_context(node, fresh, "/playground"),
+        deposit=deposit_form(economy, fresh, "/playground"),
         **context,
     )
 
 
 @router.get("/apps/{app_id}", response_class=HTMLResponse)
-def app_page(request: Request, viewer: MaybeViewer, app_id: StoredId) -> HTMLResponse:
+def app_page(
+    request: Request,
+    apps: AppsDep,
+    economy: EconomyDep,
+    accounts: AccountsDep,
+    viewer: MaybeViewer,
+    app_id: StoredId,
+) -> HTMLResponse:
     """An app: what it wraps and retrieves from, its defaults and price, and a chat with it."""
-    return _app(request, viewer, app_id)
+    return _app(request, apps, economy, accounts, viewer, app_id)
 
 
 @router.post("/apps/{app_id}/chat", response_class=HTMLResponse)
 def chat(
     request: Request,
-    node: NodeDep,
+    apps: AppsDep,
+    gateway: GatewayDep,
+    economy: EconomyDep,
+    accounts: AccountsDep,
     viewer: ViewerDep,
     app_id: StoredId,
     message: Annotated[str, Form(max_length=20_000)] = "",
@@ -269,16 +273,15 @@ def chat(
     content: Annotated[list[str] | None, Form()] = None,
 ) -> HTMLResponse:
     """Send the next message to the app; the answer is charged its price per call."""
+    again = (request, apps, economy, accounts, viewer, app_id)
     history = conversation(role or [], content or [])
     if not message.strip():
-        return _app(
-            request, viewer, app_id, status=422, history=history, error="Write a message first."
-        )
+        return _app(*again, status=422, history=history, error="Write a message first.")
     asked = [*history, {"role": "user", "content": message}]
-    _, spec = node.apps.spec(app_id)
+    spec = apps.get(app_id).spec
     try:
-        metered = node.gateway.generate(
-            node.economy.keys.for_pages(viewer.address),
+        metered = gateway.generate(
+            economy.keys.for_pages(viewer.address),
             str(app_id),
             messages=asked,
             max_tokens=spec.max_tokens or ANSWER_TOKENS,
@@ -287,23 +290,11 @@ def chat(
             stop=(),
             seed=None,
         )
-        answer = "".join(metered)
-        receipt = metered.finish()
+        answer, receipt = metered.text()
     except CairnError as exc:
-        return _app(
-            request,
-            viewer,
-            app_id,
-            status=exc.status,
-            history=history,
-            draft=message,
-            **_refusal(exc),
-        )
-    assert receipt is not None  # a failed generation raised above
+        return _app(*again, status=exc.status, history=history, draft=message, **_refusal(exc))
     return _app(
-        request,
-        viewer,
-        app_id,
+        *again,
         history=[*asked, {"role": "assistant", "content": answer}],
-        cost=call_cost(receipt),
+        cost=CallCost.of(receipt),
     )

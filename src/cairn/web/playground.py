@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from cairn.api.deps import NodeDep, get_node
+from cairn.api.deps import AccountsDep, EconomyDep, GatewayDep
 from cairn.core.amounts import TOKEN_DECIMALS, parse_units
 from cairn.core.errors import CairnError, InvalidInput, PaymentRequired
 from cairn.economy.receipts import UsageReceipt
-from cairn.node import Node
+from cairn.economy.service import Economy
+from cairn.serve.catalogue import CatalogueEntry
+from cairn.serve.gateway import Gateway
 from cairn.serve.prices import CallPrice
 from cairn.web.render import page, redirect, units
 from cairn.web.viewer import MaybeViewer, Viewer, ViewerDep, fresh_viewer
@@ -34,24 +37,89 @@ ROLES = {"user": "You", "assistant": "Model", "system": "System"}
 BACK = ("/playground", "/earnings")  # where a deposit form may return to
 
 
-def kind_of(model: dict[str, Any]) -> str:
-    """What the playground does with a model: chat, classify or embed."""
-    capabilities = model["capabilities"]
-    if "chat" in capabilities:
-        return "chat"
-    return "classify" if "classifications" in capabilities else "embed"
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model or app as the playground offers it."""
+
+    id: str
+    name: str
+    family: str
+    kind: str  # what the playground does with it: chat, classify or embed
+    price: CallPrice
+
+    @classmethod
+    def of(cls, entry: CatalogueEntry) -> ModelChoice:
+        """What the playground does with a model the gateway serves."""
+        if "chat" in entry.capabilities:
+            kind = "chat"
+        else:
+            kind = "classify" if "classifications" in entry.capabilities else "embed"
+        return cls(entry.id, entry.name, entry.family, kind, entry.price)
 
 
-def served_models(node: Node) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class DepositForm:
+    """What the deposit form needs (playground_deposit.html)."""
+
+    treasury: str  # where tokens go
+    token: str
+    can_send: bool  # whether the node holds the viewer's key, so it can send them
+    back: str  # the page to return to: one of BACK
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """A call's receipt as the page shows it."""
+
+    receipt_id: str
+    prompt_tokens: int
+    completion_tokens: int
+    tokens: int
+    price: CallPrice
+    amount: str
+
+    @classmethod
+    def of(cls, receipt: UsageReceipt) -> CallCost:
+        """What a receipt charged, and at which price."""
+        return cls(
+            receipt_id=receipt.receipt_id,
+            prompt_tokens=receipt.prompt_tokens,
+            completion_tokens=receipt.completion_tokens,
+            tokens=receipt.prompt_tokens + receipt.completion_tokens,
+            price=CallPrice.of_receipt(receipt),
+            amount=receipt.amount,
+        )
+
+
+@dataclass(frozen=True)
+class Labels:
+    """One text as a classifier labelled it."""
+
+    text: str
+    label: str
+    score: float
+    scores: list[tuple[str, float]]  # every label's score, highest first
+
+
+@dataclass(frozen=True)
+class Vector:
+    """One text's embedding, as far as a page shows it."""
+
+    text: str
+    size: int
+    head: list[str]  # its first numbers, formatted
+
+
+def served_models(gateway: Gateway) -> list[ModelChoice]:
     """Every model and app the gateway serves, with what the playground does with it and its
-    price (`CallPrice`)."""
-    return [
-        {**m, "kind": kind_of(m), "price": CallPrice.from_fields(m)} for m in node.gateway.models()
-    ]
+    price."""
+    return [ModelChoice.of(entry) for entry in gateway.models()]
 
 
 def _render(
     request: Request,
+    gateway: Gateway,
+    economy: Economy,
     viewer: Viewer | None,
     model: str | None,
     *,
@@ -59,12 +127,11 @@ def _render(
     **context: Any,
 ) -> HTMLResponse:
     """The playground with `model` open, after whatever the request changed."""
-    node = get_node(request)
     viewer = fresh_viewer(request, viewer)  # a call spent prepaid tokens in this request
-    models = served_models(node)
-    chosen = next((m for m in models if m["id"] == model), None)
+    models = served_models(gateway)
+    chosen = next((m for m in models if m.id == model), None)
     if chosen is None and model is None and models:
-        chosen = next((m for m in models if m["kind"] == "chat"), models[0])
+        chosen = next((m for m in models if m.kind == "chat"), models[0])
     return page(
         request,
         "playground.html",
@@ -75,20 +142,28 @@ def _render(
         missing=model if model is not None and chosen is None else None,
         roles=ROLES,
         max_tokens_limit=MAX_TOKENS,
-        deposit=deposit_context(
-            node, viewer, f"/playground?model={chosen['id']}" if chosen else "/playground"
+        deposit=deposit_form(
+            economy, viewer, f"/playground?model={chosen.id}" if chosen else "/playground"
         ),
         **context,
     )
 
 
 def _refused(
-    request: Request, viewer: Viewer, model: str, exc: CairnError, **context: Any
+    request: Request,
+    gateway: Gateway,
+    economy: Economy,
+    viewer: Viewer,
+    model: str,
+    exc: CairnError,
+    **context: Any,
 ) -> HTMLResponse:
     """The playground again with why the call was refused (402: what to top up); nothing was
     charged."""
     return _render(
         request,
+        gateway,
+        economy,
         viewer,
         model,
         status=exc.status,
@@ -109,33 +184,27 @@ def refusal_text(exc: CairnError) -> str:
     return exc.message
 
 
-def deposit_context(node: Node, viewer: Viewer | None, back: str) -> dict[str, Any]:
-    """What the deposit form needs: where tokens go, whether the node can send them, and the
-    page to return to (one of BACK)."""
-    return {
-        "treasury": node.economy.treasury,
-        "token": node.chain.token.address,
-        "can_send": viewer is not None and viewer.key_on_node,
-        "back": back,
-    }
-
-
-def call_cost(receipt: UsageReceipt) -> dict[str, Any]:
-    """A call's receipt as the page shows it."""
-    return {
-        "receipt_id": receipt.receipt_id,
-        "prompt_tokens": receipt.prompt_tokens,
-        "completion_tokens": receipt.completion_tokens,
-        "tokens": receipt.prompt_tokens + receipt.completion_tokens,
-        "price": CallPrice.from_fields(receipt.to_dict()),
-        "amount": receipt.amount,
-    }
+def deposit_form(economy: Economy, viewer: Viewer | None, back: str) -> DepositForm:
+    """The deposit form for `viewer`, returning to `back` (one of BACK)."""
+    target = economy.deposit_target()
+    return DepositForm(
+        treasury=target.treasury,
+        token=target.token,
+        can_send=viewer is not None and viewer.key_on_node,
+        back=back,
+    )
 
 
 @router.get("/playground", response_class=HTMLResponse)
-def playground(request: Request, viewer: MaybeViewer, model: str | None = None) -> HTMLResponse:
+def playground(
+    request: Request,
+    gateway: GatewayDep,
+    economy: EconomyDep,
+    viewer: MaybeViewer,
+    model: str | None = None,
+) -> HTMLResponse:
     """Pick a model, see its price, and call it."""
-    return _render(request, viewer, model)
+    return _render(request, gateway, economy, viewer, model)
 
 
 def form_number(
@@ -174,7 +243,8 @@ def conversation(role: list[str], content: list[str]) -> list[dict[str, str]]:
 @router.post("/playground/chat", response_class=HTMLResponse)
 def chat(
     request: Request,
-    node: NodeDep,
+    gateway: GatewayDep,
+    economy: EconomyDep,
     viewer: ViewerDep,
     model: Annotated[str, Form(max_length=200)],
     message: Annotated[str, Form(max_length=20_000)] = "",
@@ -197,6 +267,8 @@ def chat(
     except InvalidInput as exc:  # the form comes back as it was sent, with the message
         return _render(
             request,
+            gateway,
+            economy,
             viewer,
             model,
             status=422,
@@ -208,8 +280,8 @@ def chat(
     asked = [*history, {"role": "user", "content": message}]
     system_turn = [{"role": "system", "content": system}] if system.strip() else []
     try:
-        metered = node.gateway.generate(
-            node.economy.keys.for_pages(viewer.address),
+        metered = gateway.generate(
+            economy.keys.for_pages(viewer.address),
             model,
             messages=system_turn + asked,
             max_tokens=answer_tokens,
@@ -218,11 +290,12 @@ def chat(
             stop=(),
             seed=None,
         )
-        answer = "".join(metered)
-        receipt = metered.finish()
+        answer, receipt = metered.text()
     except CairnError as exc:
         return _refused(
             request,
+            gateway,
+            economy,
             viewer,
             model,
             exc,
@@ -230,14 +303,15 @@ def chat(
             settings=settings,
             draft=message,
         )
-    assert receipt is not None  # a failed generation raised above
     return _render(
         request,
+        gateway,
+        economy,
         viewer,
         model,
         history=[*asked, {"role": "assistant", "content": answer}],
         settings=settings,
-        cost=call_cost(receipt),
+        cost=CallCost.of(receipt),
         finish_reason=metered.generation.finish_reason,
     )
 
@@ -255,7 +329,8 @@ def _inputs(text: str) -> list[str]:
 @router.post("/playground/classify", response_class=HTMLResponse)
 def classify(
     request: Request,
-    node: NodeDep,
+    gateway: GatewayDep,
+    economy: EconomyDep,
     viewer: ViewerDep,
     model: Annotated[str, Form(max_length=200)],
     text: Annotated[str, Form(max_length=50_000)] = "",
@@ -263,33 +338,23 @@ def classify(
     """Label texts with a classifier (one per line), charged like an API call."""
     try:
         texts = _inputs(text)
-        results, receipt = node.gateway.classify(
-            node.economy.keys.for_pages(viewer.address), model, texts
-        )
+        results, receipt = gateway.classify(economy.keys.for_pages(viewer.address), model, texts)
     except CairnError as exc:
-        return _refused(
-            request,
-            viewer,
-            model,
-            exc,
-            draft=text,
-        )
+        return _refused(request, gateway, economy, viewer, model, exc, draft=text)
     rows = [
-        {
-            "text": t,
-            "label": r.label,
-            "score": r.score,
-            "scores": sorted(r.scores.items(), key=lambda kv: -kv[1]),
-        }
+        Labels(t, r.label, r.score, sorted(r.scores.items(), key=lambda kv: -kv[1]))
         for t, r in zip(texts, results, strict=True)
     ]
-    return _render(request, viewer, model, draft=text, labels=rows, cost=call_cost(receipt))
+    return _render(
+        request, gateway, economy, viewer, model, draft=text, labels=rows, cost=CallCost.of(receipt)
+    )
 
 
 @router.post("/playground/embed", response_class=HTMLResponse)
 def embed(
     request: Request,
-    node: NodeDep,
+    gateway: GatewayDep,
+    economy: EconomyDep,
     viewer: ViewerDep,
     model: Annotated[str, Form(max_length=200)],
     text: Annotated[str, Form(max_length=50_000)] = "",
@@ -297,27 +362,28 @@ def embed(
     """Embed texts with an encoder (one per line), charged like an API call."""
     try:
         texts = _inputs(text)
-        vectors, receipt = node.gateway.embed(
-            node.economy.keys.for_pages(viewer.address), model, texts
-        )
+        vectors, receipt = gateway.embed(economy.keys.for_pages(viewer.address), model, texts)
     except CairnError as exc:
-        return _refused(
-            request,
-            viewer,
-            model,
-            exc,
-            draft=text,
-        )
+        return _refused(request, gateway, economy, viewer, model, exc, draft=text)
     rows = [
-        {"text": t, "size": len(v), "head": [f"{x:.4f}" for x in v[:6]]}
-        for t, v in zip(texts, vectors, strict=True)
+        Vector(t, len(v), [f"{x:.4f}" for x in v[:6]]) for t, v in zip(texts, vectors, strict=True)
     ]
-    return _render(request, viewer, model, draft=text, vectors=rows, cost=call_cost(receipt))
+    return _render(
+        request,
+        gateway,
+        economy,
+        viewer,
+        model,
+        draft=text,
+        vectors=rows,
+        cost=CallCost.of(receipt),
+    )
 
 
 @router.post("/playground/deposit")
 def deposit(
-    node: NodeDep,
+    economy: EconomyDep,
+    accounts: AccountsDep,
     viewer: ViewerDep,
     amount: Annotated[str, Form(max_length=80)],
     back: Annotated[str, Form(max_length=300)] = "/playground",
@@ -326,7 +392,7 @@ def deposit(
     (what POST /api/v1/prepaid/deposits does)."""
     target = back if re.split(r"[?#]", back)[0] in BACK else "/playground"
     value = parse_units(amount)
-    made = node.economy.balances.deposit(node.signers.get(viewer.address), value)
+    made = economy.balances.deposit(accounts.signer(viewer.address), value)
     return redirect(
         target,
         f"Deposited {units(value, TOKEN_DECIMALS)} CAIRN (tx {made.tx_hash}); "

@@ -7,17 +7,19 @@ web app). Wallets and the CLI build the index (`POST /apps/index`), check the sp
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from cairn.api.deps import NodeDep, SessionAddress, SessionSigner
+from cairn.api.deps import AppsDep, SessionAddress, SessionSigner
 from cairn.api.schemas import SplitBody, Strict
+from cairn.assets.service import Asset
 from cairn.core.amounts import parse_smallest_units
 from cairn.core.ids import StoredId
 from cairn.core.policy import RevenueSplit
-from cairn.serve.app_spec import DEFAULT_SPLIT, AppSpec, Retrieval, describe
+from cairn.serve.app_spec import DEFAULT_SPLIT, AppExtra, AppSpec, Retrieval, RetrievalExtra
+from cairn.serve.apps import Apps, PublishedApp, VersionIndex
 
 router = APIRouter(tags=["apps"])
 
@@ -46,11 +48,39 @@ class AppCreate(AppBody):
     split: SplitBody | None = Field(None, description="Default 5000/2500/0/2500")
 
 
-def _spec(node: Any, body: AppBody, builder: str) -> AppSpec:
+@dataclass(frozen=True)
+class AppPublic(Asset):
+    """An app: its asset's fields, its spec as its metadata holds it (`app`), and the spec's
+    model, price per call (smallest token units; 0 = free) and retrieval repeated at the top."""
+
+    app: AppExtra
+    model: int  # the chat model asset it wraps
+    price_per_call: str
+    retrieval: RetrievalExtra | None  # where its passages come from
+
+    @classmethod
+    def of(cls, published: PublishedApp) -> AppPublic:
+        """An app as the API shows it."""
+        spec = published.spec
+        return cls(
+            **vars(published.asset),
+            app=spec.to_extra(),
+            model=spec.model,
+            price_per_call=str(spec.price_per_call),
+            retrieval=spec.retrieval.to_extra() if spec.retrieval else None,
+        )
+
+
+class AppChecked(BaseModel):
+    app: AppExtra = Field(..., description="The spec to register the app with, as `extra.app`")
+    parents: list[int] = Field(..., description="Its lineage parents: the model, the dataset")
+
+
+def _spec(apps: Apps, body: AppBody, builder: str) -> AppSpec:
     retrieval = None
     if body.dataset is not None:
-        index = node.apps.index(body.dataset, body.version, builder=builder)
-        retrieval = Retrieval(body.dataset, index["version"], index["index"], body.top_k)
+        index = apps.index(body.dataset, body.version, builder=builder)
+        retrieval = Retrieval(body.dataset, index.version, index.index, body.top_k)
     return AppSpec(
         model=body.model,
         system_prompt=body.system_prompt,
@@ -62,43 +92,42 @@ def _spec(node: Any, body: AppBody, builder: str) -> AppSpec:
     )
 
 
-@router.get("/apps")
-def list_apps(node: NodeDep) -> list[dict[str, Any]]:
+@router.get("/apps", response_model=list[AppPublic])
+def list_apps(apps: AppsDep) -> list[AppPublic]:
     """Every app, newest first."""
-    return node.apps.list()
+    return [AppPublic.of(app) for app in apps.list()]
 
 
-@router.get("/apps/{app_id}")
-def get_app(node: NodeDep, app_id: StoredId) -> dict[str, Any]:
+@router.get("/apps/{app_id}", response_model=AppPublic)
+def get_app(apps: AppsDep, app_id: StoredId) -> AppPublic:
     """One app and its spec."""
-    asset, spec = node.apps.spec(app_id)
-    return describe(asset, spec)
+    return AppPublic.of(apps.get(app_id))
 
 
-@router.post("/apps/index")
-def build_index(node: NodeDep, body: IndexBody, me: SessionAddress) -> dict[str, Any]:
+@router.post("/apps/index", response_model=VersionIndex)
+def build_index(apps: AppsDep, body: IndexBody, me: SessionAddress) -> VersionIndex:
     """Embed a dataset version's records for retrieval (once per version; may take a while)."""
-    return node.apps.index(body.dataset, body.version, builder=me)
+    return apps.index(body.dataset, body.version, builder=me)
 
 
-@router.post("/apps/check")
-def check_app(node: NodeDep, body: AppBody, me: SessionAddress) -> dict[str, Any]:
+@router.post("/apps/check", response_model=AppChecked)
+def check_app(apps: AppsDep, body: AppBody, me: SessionAddress) -> AppChecked:
     """The spec to publish in `extra.app`, after checking the signed-in account may build it."""
-    spec = _spec(node, body, me)
-    node.apps.check(me, spec)
-    parents = [spec.model] + ([spec.retrieval.dataset] if spec.retrieval else [])
-    return {"app": spec.to_extra(), "parents": parents}
+    spec = _spec(apps, body, me)
+    apps.check(me, spec)
+    return AppChecked(app=spec.to_extra(), parents=spec.parents)
 
 
-@router.post("/apps", status_code=201)
-def create_app(node: NodeDep, body: AppCreate, signer: SessionSigner) -> dict[str, Any]:
+@router.post("/apps", status_code=201, response_model=AppPublic)
+def create_app(apps: AppsDep, body: AppCreate, signer: SessionSigner) -> AppPublic:
     """Publish an app owned by the signed-in account."""
     split = RevenueSplit(**body.split.model_dump()) if body.split else DEFAULT_SPLIT
-    return node.apps.create(
+    made = apps.create(
         signer,
         name=body.name,
-        spec=_spec(node, body, signer.address),
+        spec=_spec(apps, body, signer.address),
         description=body.description,
         licence=body.licence,
         split=split,
     )
+    return AppPublic.of(made)

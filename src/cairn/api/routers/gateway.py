@@ -11,25 +11,50 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import StreamingResponse
 
-from cairn.api.deps import NodeDep
+from cairn.api.deps import EconomyDep, GatewayDep
+from cairn.api.gateway_schemas import (
+    AppCard,
+    AssistantMessage,
+    CairnCharge,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    ClassificationList,
+    ClassificationRequest,
+    Completion,
+    CompletionChunk,
+    CompletionRequest,
+    Embedding,
+    EmbeddingList,
+    EmbeddingRequest,
+    InputUsage,
+    Labelled,
+    ModelCard,
+    ModelList,
+    Sampling,
+    TextChoice,
+    Usage,
+    card,
+    event_stream,
+)
 from cairn.core.errors import CairnError, InvalidInput, Unauthorized
 from cairn.economy.keys import ApiKey
-from cairn.economy.receipts import UsageReceipt
-from cairn.serve.gateway import Metered
+from cairn.serve.gateway import Gateway
+from cairn.serve.metered import Metered
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 
-def api_key(node: NodeDep, request: Request) -> ApiKey:
+def api_key(economy: EconomyDep, request: Request) -> ApiKey:
     """The API key in the `Authorization: Bearer` header."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
@@ -37,82 +62,13 @@ def api_key(node: NodeDep, request: Request) -> ApiKey:
         raise Unauthorized(
             "send your API key as 'Authorization: Bearer <key>'; create one with `cairn key create`"
         )
-    return node.economy.keys.authenticate(secret.strip())
+    return economy.keys.authenticate(secret.strip())
 
 
 KeyDep = Annotated[ApiKey, Depends(api_key)]
-
-
-class Lenient(BaseModel):
-    """OpenAI clients send fields Cairn does not use (user, logprobs=false...): ignore them."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-class Message(Lenient):
-    role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-
-    def text(self) -> str:
-        """The content as text; only text parts are understood."""
-        if self.content is None or isinstance(self.content, str):
-            return self.content or ""
-        parts = []
-        for part in self.content:
-            if part.get("type") != "text":
-                raise InvalidInput(f"message content part of type {part.get('type')!r}: only text")
-            parts.append(str(part.get("text", "")))
-        return "".join(parts)
-
-
-class StreamOptions(Lenient):
-    include_usage: bool = False
-
-
-class Sampling(Lenient):
-    model: str
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    # null means the default, as OpenAI reads it (some SDKs send every field)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int | None = Field(None, ge=1)
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
-
-    def stops(self) -> tuple[str, ...]:
-        """Stop strings (at most 4, as OpenAI allows)."""
-        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        if len(stops) > 4 or any(not s for s in stops):
-            raise InvalidInput("stop takes at most 4 non-empty strings")
-        return tuple(stops)
-
-    def limit(self) -> int | None:
-        """The requested completion-token limit."""
-        if self.n not in (None, 1):
-            raise InvalidInput("n must be 1: Cairn returns one choice per request")
-        return self.max_completion_tokens or self.max_tokens
-
-
-class ChatRequest(Sampling):
-    messages: list[Message] = Field(..., min_length=1)
-
-
-class CompletionRequest(Sampling):
-    prompt: str | list[str]
-
-
-class EmbeddingRequest(Lenient):
-    model: str
-    input: str | list[str]
-    encoding_format: Literal["float", "base64"] = "float"
-
-
-class ClassificationRequest(Lenient):
-    model: str
-    input: str | list[str]
+# A chunk of a stream: OpenAI's JSON, built as a dict so its bytes stay what clients have read
+# (the models in gateway_schemas describe it; the tests hold the chunks to them).
+Frame = Callable[..., dict[str, Any]]
 
 
 def _texts(value: str | list[str]) -> list[str]:
@@ -122,41 +78,20 @@ def _texts(value: str | list[str]) -> list[str]:
     return texts
 
 
-def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
-def _cairn(receipt: UsageReceipt) -> dict[str, str]:
-    return {
-        "receipt": receipt.receipt_id,
-        "amount": receipt.amount,
-        "model_asset": str(receipt.model),
-    }
-
-
-@router.get("/models")
-def list_models(node: NodeDep, _: KeyDep) -> dict[str, Any]:
+@router.get("/models", response_model=ModelList)
+def list_models(gateway: GatewayDep, _: KeyDep) -> ModelList:
     """Models this node serves, with their capabilities and price per 1,000 tokens."""
-    data = [{"object": "model", "owned_by": m["owner"], **m} for m in node.gateway.models()]
-    return {"object": "list", "data": data}
+    return ModelList(data=[card(entry) for entry in gateway.models()])
 
 
-@router.get("/models/{model}")
-def get_model(node: NodeDep, _: KeyDep, model: str) -> dict[str, Any]:
+@router.get("/models/{model}", response_model=ModelCard | AppCard)
+def get_model(gateway: GatewayDep, _: KeyDep, model: str) -> ModelCard | AppCard:
     """One model."""
-    served = node.gateway.resolve(model)
-    for m in node.gateway.models():
-        if m["id"] == str(served.asset.asset_id):
-            return {"object": "model", "owned_by": m["owner"], **m}
-    raise InvalidInput(f"model {model!r} is not served here")
+    return card(gateway.model(model))
 
 
-def _start(node: Any, key: ApiKey, body: Sampling, **work: Any) -> Metered:
-    return node.gateway.generate(
+def _start(gateway: Gateway, key: ApiKey, body: Sampling, **work: Any) -> Metered:
+    return gateway.generate(
         key,
         body.model,
         max_tokens=body.limit(),
@@ -187,7 +122,7 @@ class MeteredStream(StreamingResponse):
             await run_in_threadpool(self.metered.finish)
 
 
-def _stream(metered: Metered, body: Sampling, frame: Any) -> Iterator[str]:
+def _stream(metered: Metered, body: Sampling, frame: Frame) -> Iterator[str]:
     """Server-sent events: deltas, the finishing chunk, usage if asked, then [DONE]; a backend
     failure mid-stream ends with an error event, as OpenAI's API does."""
     try:
@@ -202,13 +137,12 @@ def _stream(metered: Metered, body: Sampling, frame: Any) -> Iterator[str]:
         receipt = metered.finish()
         assert receipt is not None
         yield _sse(frame(first=False, delta=None, finish=metered.generation.finish_reason))
-        if body.stream_options and body.stream_options.include_usage:
-            usage = _usage(receipt.prompt_tokens, receipt.completion_tokens)
+        if body.wants_usage():
             yield _sse(
                 {
                     **frame(first=False, delta=None, finish=None, empty=True),
-                    "usage": usage,
-                    "cairn": _cairn(receipt),
+                    "usage": Usage.of(receipt).model_dump(),
+                    "cairn": CairnCharge.of(receipt).model_dump(),
                 }
             )
         yield "data: [DONE]\n\n"
@@ -216,42 +150,17 @@ def _stream(metered: Metered, body: Sampling, frame: Any) -> Iterator[str]:
         metered.finish()  # a client that went away pays for what was generated
 
 
-def _answer(
-    metered: Metered, body: Sampling, frame: Any, ident: str, created: int, kind: str, field: str
-) -> JSONResponse | StreamingResponse:
-    """The streamed answer, or the whole one with usage: `field` is message (chat) or text."""
-    if body.stream:
-        return MeteredStream(_stream(metered, body, frame), metered)
-    text = "".join(metered)
-    receipt = metered.finish()
-    assert receipt is not None  # a failed generation raised above
-    content: Any = {"role": "assistant", "content": text} if field == "message" else text
-    choice = {
-        "index": 0,
-        field: content,
-        "finish_reason": metered.generation.finish_reason,
-        "logprobs": None,
-    }
-    return JSONResponse(
-        {
-            "id": ident,
-            "object": kind,
-            "created": created,
-            "model": body.model,
-            "choices": [choice],
-            "usage": _usage(receipt.prompt_tokens, receipt.completion_tokens),
-            "cairn": _cairn(receipt),
-        }
-    )
-
-
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses=event_stream(ChatCompletionChunk),
+)
 def chat_completions(
-    node: NodeDep, key: KeyDep, body: ChatRequest
-) -> JSONResponse | StreamingResponse:
+    gateway: GatewayDep, key: KeyDep, body: ChatRequest
+) -> ChatCompletion | MeteredStream:
     """Chat with a model (streamed as server-sent events when `stream` is true)."""
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
-    metered = _start(node, key, body, messages=messages)
+    metered = _start(gateway, key, body, messages=messages)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def frame(
@@ -275,18 +184,33 @@ def chat_completions(
             "choices": [] if empty else [choice],
         }
 
-    return _answer(metered, body, frame, ident, created, "chat.completion", "message")
+    if body.stream:
+        return MeteredStream(_stream(metered, body, frame), metered)
+    text, receipt = metered.text()
+    choice = ChatChoice(
+        index=0,
+        message=AssistantMessage(content=text),
+        finish_reason=metered.generation.finish_reason,
+    )
+    return ChatCompletion(
+        id=ident,
+        created=created,
+        model=body.model,
+        choices=[choice],
+        usage=Usage.of(receipt),
+        cairn=CairnCharge.of(receipt),
+    )
 
 
-@router.post("/completions", response_model=None)
+@router.post("/completions", response_model=Completion, responses=event_stream(CompletionChunk))
 def completions(
-    node: NodeDep, key: KeyDep, body: CompletionRequest
-) -> JSONResponse | StreamingResponse:
+    gateway: GatewayDep, key: KeyDep, body: CompletionRequest
+) -> Completion | MeteredStream:
     """Continue a text prompt (streamed when `stream` is true)."""
     prompts = _texts(body.prompt)
     if len(prompts) != 1:
         raise InvalidInput("prompt must be one string: Cairn completes one prompt per request")
-    metered = _start(node, key, body, prompt=prompts[0])
+    metered = _start(gateway, key, body, prompt=prompts[0])
     ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
     def frame(
@@ -301,47 +225,49 @@ def completions(
             "choices": [] if empty else [choice],
         }
 
-    return _answer(metered, body, frame, ident, created, "text_completion", "text")
+    if body.stream:
+        return MeteredStream(_stream(metered, body, frame), metered)
+    text, receipt = metered.text()
+    choice = TextChoice(index=0, text=text, finish_reason=metered.generation.finish_reason)
+    return Completion(
+        id=ident,
+        created=created,
+        model=body.model,
+        choices=[choice],
+        usage=Usage.of(receipt),
+        cairn=CairnCharge.of(receipt),
+    )
 
 
-@router.post("/embeddings")
-def embeddings(node: NodeDep, key: KeyDep, body: EmbeddingRequest) -> dict[str, Any]:
+@router.post("/embeddings", response_model=EmbeddingList)
+def embeddings(gateway: GatewayDep, key: KeyDep, body: EmbeddingRequest) -> EmbeddingList:
     """Embed texts with an encoder model (floats, or base64 little-endian float32)."""
-    vectors, receipt = node.gateway.embed(key, body.model, _texts(body.input))
+    vectors, receipt = gateway.embed(key, body.model, _texts(body.input))
     data = []
     for i, vector in enumerate(vectors):
         if body.encoding_format == "base64":
             packed = np.asarray(vector, dtype="<f4").tobytes()
-            embedding: Any = base64.b64encode(packed).decode()
+            embedding: list[float] | str = base64.b64encode(packed).decode()
         else:
             embedding = vector
-        data.append({"object": "embedding", "index": i, "embedding": embedding})
-    return {
-        "object": "list",
-        "data": data,
-        "model": body.model,
-        "usage": {"prompt_tokens": receipt.prompt_tokens, "total_tokens": receipt.prompt_tokens},
-        "cairn": _cairn(receipt),
-    }
+        data.append(Embedding(index=i, embedding=embedding))
+    return EmbeddingList(
+        data=data, model=body.model, usage=InputUsage.of(receipt), cairn=CairnCharge.of(receipt)
+    )
 
 
-@router.post("/classifications")
-def classifications(node: NodeDep, key: KeyDep, body: ClassificationRequest) -> dict[str, Any]:
+@router.post("/classifications", response_model=ClassificationList)
+def classifications(
+    gateway: GatewayDep, key: KeyDep, body: ClassificationRequest
+) -> ClassificationList:
     """Label texts with a classifier model: the top label, its score, and every label's score."""
-    results, receipt = node.gateway.classify(key, body.model, _texts(body.input))
-    return {
-        "object": "list",
-        "model": body.model,
-        "data": [
-            {
-                "object": "classification",
-                "index": i,
-                "label": r.label,
-                "score": r.score,
-                "scores": r.scores,
-            }
+    results, receipt = gateway.classify(key, body.model, _texts(body.input))
+    return ClassificationList(
+        model=body.model,
+        data=[
+            Labelled(index=i, label=r.label, score=r.score, scores=r.scores)
             for i, r in enumerate(results)
         ],
-        "usage": {"prompt_tokens": receipt.prompt_tokens, "total_tokens": receipt.prompt_tokens},
-        "cairn": _cairn(receipt),
-    }
+        usage=InputUsage.of(receipt),
+        cairn=CairnCharge.of(receipt),
+    )

@@ -158,6 +158,7 @@ class UpstreamBackend(Backend):
 
     # --- requests -----------------------------------------------------------------------------
 
+    # A request body in OpenAI's format, sent to the upstream as it is: a dict by design.
     def _sampling(self, model: ServedModel, params: SamplingParams) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": _name(model),
@@ -187,6 +188,7 @@ class UpstreamBackend(Backend):
             raise _error(response, self.base_url)
         return response
 
+    # The upstream's answer: OpenAI's JSON body, read by the caller for the fields it needs.
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             response = self.client.post(path, json=payload)
@@ -299,6 +301,7 @@ def _choice_text(choice: dict[str, Any], kind: str) -> str:
     return str(choice.get("text") or "")
 
 
+# One server-sent event of an upstream stream: an OpenAI chunk, read for its text and usage.
 def _event(data: str, url: str) -> dict[str, Any]:
     try:
         event = json.loads(data)
