@@ -108,7 +108,6 @@ KNOWN_BREACHES: set[tuple[str, str]] = {
     ("cairn.api.deps", "cairn.node"),
     ("cairn.api.server", "cairn.node"),
     ("cairn.api.routers.chain", "cairn.node"),
-    ("cairn.web.builder", "cairn.node"),
     ("cairn.web.session", "cairn.node"),
 }
 

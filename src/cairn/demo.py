@@ -338,33 +338,33 @@ class Story:
         text = RECIPE.format(
             dataset=dataset, rounds=self.rounds, inner_steps=self.inner_steps, budget=BUDGET
         )
-        job = node.jobs.create(people["alice"].address, load_recipe(text), signer=people["alice"])
-        job_id = job["job_id"]
+        job = node.jobs.create(people["alice"].address, load_recipe(text))
+        job_id = job.job_id
         last = -1
-        while job["status"] not in ("finished", "failed", "cancelled"):
+        while job.status not in ("finished", "failed", "cancelled"):
             time.sleep(1.0)
             job = node.jobs.get(job_id)
-            if job["round"] != last:
-                last = job["round"]
-                self.say(f"training: {job['round']} of {job['rounds']} DiLoCo rounds done")
-        if job["status"] != "finished":
-            raise Unavailable(f"the demo's training job {job['status']}: {job.get('error')}")
+            if job.round != last:
+                last = job.round
+                self.say(f"training: {job.round} of {job.rounds} DiLoCo rounds done")
+        if job.status != "finished" or job.model_asset is None:
+            raise Unavailable(f"the demo's training job {job.status}: {job.error}")
         rows = [
-            [n, a, _units(int(job["payouts"].get(a, 0)))]
+            [n, a, _units(int(job.payouts.get(a, 0)))]
             for n, a in ((n, people[n].address) for n in ("erin", "frank"))
         ]
-        metrics = job["metrics"]
+        metrics = job.metrics
         self._step(
             "Training",
-            f"Job {job_id[:12]}: LoRA on SmolLM2-135M-Instruct, {job['rounds']} DiLoCo round(s) "
+            f"Job {job_id[:12]}: LoRA on SmolLM2-135M-Instruct, {job.rounds} DiLoCo round(s) "
             f"on 2 SuperNodes; held-out loss {metrics.get('loss', float('nan')):.3f}; "
-            f"model asset {job['model_asset']}.",
+            f"model asset {job.model_asset}.",
             ["provider", "address", "paid from the job budget (CAIRN)"],
             rows,
         )
-        self.demo.facts["job"] = {"id": job_id, "metrics": metrics, "payouts": job["payouts"]}
-        self.demo.facts["model"] = str(job["model_asset"])
-        return int(job["model_asset"])
+        self.demo.facts["job"] = {"id": job_id, "metrics": metrics, "payouts": job.payouts}
+        self.demo.facts["model"] = str(job.model_asset)
+        return job.model_asset
 
     def _use(self, node: Node, people: dict[str, LocalAccount], model: int) -> None:
         self.say("grace deposits tokens, makes an API key and asks the model")

@@ -13,6 +13,7 @@ from eth_account.signers.local import LocalAccount
 
 from cairn.api.client import NodeClient
 from cairn.assets.service import Asset
+from cairn.compute.job import Job
 from cairn.node import Node
 from cairn.provider.worker import Worker
 from cairn.train.tiny import tiny_causal_lm, tiny_encoder
@@ -99,21 +100,19 @@ class Cluster:
         api.sign_in(dev(self.node, label))
         return api
 
-    def wait(
-        self, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 240
-    ) -> dict[str, Any]:
+    def wait(self, job_id: str, done: Callable[[Job], bool], timeout: float = 240) -> Job:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = self.node.jobs.get(job_id)
             if done(job):
                 return job
-            if job["status"] in ("failed", "cancelled") and not done(job):
-                raise AssertionError(f"job {job['status']}: {job['error']}\n{self.logs(job_id)}")
+            if job.status in ("failed", "cancelled") and not done(job):
+                raise AssertionError(f"job {job.status}: {job.error}\n{self.logs(job_id)}")
             time.sleep(0.5)
         raise AssertionError(f"timed out; job is {self.node.jobs.get(job_id)}\n{self.logs(job_id)}")
 
     def logs(self, job_id: str) -> str:
-        events, _ = self.node.jobs.logs(job_id)
+        events = self.node.jobs.logs(job_id).events
         return "\n".join(str(e)[:300] for e in events)
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ import torch
 
 from cairn.chain.escrow import Enlistment, JobState
 from cairn.compute import finish
+from cairn.compute.follow import Follower
 from cairn.compute.reports import WorkReport, sign_report
 from cairn.core.diloco import OuterState
 from cairn.core.errors import ChainError
@@ -81,7 +82,7 @@ def start_job(node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> st
         f"name: reverse words\nmethod: sft\nbase_model: {lm}\ndatasets:\n  - dataset: {dataset}\n"
         f"distributed:\n  rounds: 2\n  inner_steps: 5\nbudget:\n  max_tokens: '{BUDGET}'\n"
     )
-    return str(node.jobs.create(alice.address, recipe, signer=alice)["job_id"])
+    return node.jobs.create(alice.address, recipe).job_id
 
 
 def play_job(node: Node, job_id: str, model: bool = True) -> None:
@@ -136,23 +137,23 @@ def assert_finished_once(node: Node, job_id: str, before: dict[str, int]) -> Non
     """One model, one history entry per round, each report once, each provider paid and
     released once, the model given to alice."""
     job = node.jobs.get(job_id)
-    assert (job["status"], job["error"]) == ("finished", None)
-    assert [h["round"] for h in job["history"]] == [1, 2]
-    assert all(h["checkpoint_cid"] for h in job["history"])
+    assert (job.status, job.error) == ("finished", None)
+    assert [h.round for h in job.history] == [1, 2]
+    assert all(h.checkpoint_cid for h in job.history)
     accounts = {label: dev(node, label).address for label in PROVIDERS}
     reports = [(r.round, r.account) for r in node.jobs.reports(job_id)]
     assert reports == sorted((round_, a) for round_ in (1, 2) for a in accounts.values())
-    assert len(node.store.get_json(job["shares_cid"])["reports"]) == 4
+    assert len(node.store.get_json(job.shares_cid)["reports"]) == 4
 
-    assert models_of(node, job_id) == [job["model_asset"]]
-    assert node.assets.get(job["model_asset"]).owner == dev(node, "alice").address
-    assert node.chain.ledger.batch_count(job["model_asset"]) == 1
-    assert node.chain.ledger.is_anchored(job["model_asset"], job["reports_root"])
+    assert job.model_asset is not None and models_of(node, job_id) == [job.model_asset]
+    assert node.assets.get(job.model_asset).owner == dev(node, "alice").address
+    assert node.chain.ledger.batch_count(job.model_asset) == 1
+    assert node.chain.ledger.is_anchored(job.model_asset, job.reports_root)
 
     escrow = node.chain.escrow
     on_chain = escrow.job(job_id)
     assert on_chain.state == JobState.SETTLED and on_chain.paid == sum(PAID.values())
-    assert job["payouts"] == {accounts[label]: str(PAID[label]) for label in PROVIDERS}
+    assert job.payouts == {accounts[label]: str(PAID[label]) for label in PROVIDERS}
     after = balances(node)
     assert after["alice"] == before["alice"]  # the budget left her when the job was funded
     for label, account in accounts.items():
@@ -179,7 +180,7 @@ FOLLOWING = {  # where following crashes: (what, method, nth call, crash after i
     "enlisting carol": (lambda n: n.chain.escrow, "enlist", 2, True),
     "storing checkpoint 1": (lambda n: n.store, "put_stream", 1, True),
     "storing checkpoint 2": (lambda n: n.store, "put_stream", 2, True),
-    **{f"before event {i}": (lambda n: n.jobs, "_apply", i, False) for i in range(2, 10)},
+    **{f"before event {i}": (lambda n: Follower, "apply", i, False) for i in range(2, 10)},
 }
 
 
@@ -225,7 +226,7 @@ def test_a_crash_while_finishing_is_resumed_where_it_stopped(
         crash_after(mp, owner(node), name, nth)
         with pytest.raises(Crash):
             node.jobs.tick()
-    assert node.jobs.get(job_id)["status"] == "finishing"
+    assert node.jobs.get(job_id).status == "finishing"
     started = node.superlink.start_run(Path())  # the stub's next run id
     assert node.jobs.resume() == [job_id]  # finished, not run again
     assert node.superlink.start_run(Path()) == started + 1
@@ -246,9 +247,9 @@ def test_a_chain_error_while_finishing_is_shown_and_the_next_tick_finishes(
         mp.setattr(node.chain.escrow, "settle_job", unreachable)
         node.jobs.tick()
     job = node.jobs.get(job_id)
-    assert job["status"] == "finishing"
-    assert job["error"] == "finishing: the chain is unreachable"
-    assert job["model_asset"] is not None and job["payouts"] == {}
+    assert job.status == "finishing"
+    assert job.error == "finishing: the chain is unreachable"
+    assert job.model_asset is not None and job.payouts == {}
     node.jobs.tick()
     assert_finished_once(node, job_id, before)
 
@@ -272,9 +273,9 @@ def test_a_job_that_wrote_no_model_fails_and_gives_its_budget_back_once(
         node.jobs.resume()
     node.jobs.tick()
     job = node.jobs.get(job_id)
-    assert job["status"] == "failed"
-    assert job["error"] == f"finishing: job {job_id} finished without writing its model"
-    assert job["payouts"] == {"refund": str(BUDGET)} and job["model_asset"] is None
+    assert job.status == "failed"
+    assert job.error == f"finishing: job {job_id} finished without writing its model"
+    assert job.payouts == {"refund": str(BUDGET)} and job.model_asset is None
     assert models_of(node, job_id) == []
     assert node.chain.escrow.job_state(job_id) == JobState.CANCELLED
     after = balances(node)
@@ -299,10 +300,10 @@ def test_a_node_restarted_after_registering_a_model_finds_it_and_finishes(
     with pytest.raises(Crash):
         first.jobs.tick()
     registered = models_of(first, job_id)
-    assert len(registered) == 1 and first.jobs.get(job_id)["model_asset"] is None
+    assert len(registered) == 1 and first.jobs.get(job_id).model_asset is None
     first.close()
 
     second = make_node(data_dir, chain=None)  # the data folder remembers anvil
     assert second.jobs.resume() == [job_id]  # what starting its compute does
-    assert second.jobs.get(job_id)["model_asset"] == registered[0]
+    assert second.jobs.get(job_id).model_asset == registered[0]
     assert_finished_once(second, job_id, before)

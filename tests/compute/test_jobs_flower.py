@@ -89,41 +89,41 @@ def test_two_supernodes_finish_a_job_paid_anchored_and_exported(
     before = node.chain.token.balance_of(alice.address)
     job = api.request("POST", "/jobs", json={"recipe": recipe(base.asset_id, dataset)})
     assert job["status"] == "running" and job["escrowed"]
-    done = cluster.wait(job["job_id"], lambda j: j["status"] == "finished")
+    done = cluster.wait(job["job_id"], lambda j: j.status == "finished")
 
     # two rounds, both workers in each, a checkpoint stored by CID after each
-    assert [h["round"] for h in done["history"]] == [1, 2]
-    assert all(len(h["workers"]) == 2 and h["checkpoint_cid"] for h in done["history"])
-    assert done["history"][-1]["eval"]["loss"] < done["history"][0]["train_loss"]
-    assert set(done["metrics"]) == {"loss", "perplexity"}
+    assert [h.round for h in done.history] == [1, 2]
+    assert all(len(h.workers) == 2 and h.checkpoint_cid for h in done.history)
+    assert done.history[-1].eval["loss"] < done.history[0].train_loss
+    assert set(done.metrics) == {"loss", "perplexity"}
 
     # the budget left alice's balance; both providers were paid by work, the rest stays
     assert node.chain.token.balance_of(alice.address) == before - 100 * TOKEN
-    assert set(done["payouts"]) == {bob.address, carol.address}
-    assert sum(int(v) for v in done["payouts"].values()) <= 100 * TOKEN
+    assert set(done.payouts) == {bob.address, carol.address}
+    assert sum(int(v) for v in done.payouts.values()) <= 100 * TOKEN
     for account in (bob.address, carol.address):
         assert node.chain.escrow.provider(account).open_jobs == 0  # stakes released
 
     # the model: alice's asset, lineage to base and dataset, reports anchored under it
-    model = node.assets.get(done["model_asset"])
+    model = node.assets.get(done.model_asset)
     assert model.owner == alice.address and model.kind == "model"
     assert sorted(model.parents) == sorted([base.asset_id, dataset])
     extra = node.catalog.metadata(model)
     lineage = extra["training"]["lineage"]
-    assert lineage["work_shares_cid"] == done["shares_cid"]
+    assert lineage["work_shares_cid"] == done.shares_cid
     assert lineage["datasets"][0]["attribution_cid"]
-    shares = node.store.get_json(done["shares_cid"])
+    shares = node.store.get_json(done.shares_cid)
     assert len(shares["reports"]) == 4 and {s["account"] for s in shares["shares"]} == {
         bob.address,
         carol.address,
     }
-    assert node.chain.ledger.is_anchored(model.asset_id, done["reports_root"])
+    assert node.chain.ledger.is_anchored(model.asset_id, done.reports_root)
 
     # the stored folder loads with plain transformers; its card names the lineage
-    folder = fetch_folder(node.store, done["model_cid"], tmp_path / "export")
+    folder = fetch_folder(node.store, done.model_cid, tmp_path / "export")
     assert load_with_plain_transformers(folder, "causal-lm") == "LlamaForCausalLM"
     card = (folder / "README.md").read_text()
-    assert done["shares_cid"] in card and "## Evaluation" in card
+    assert done.shares_cid in card and "## Evaluation" in card
 
     # a trained model is itself a base for the next job
     assert node.catalog.folder(model).joinpath("config.json").exists()
@@ -194,12 +194,12 @@ def test_every_method_trains_end_to_end(cluster: Cluster, tmp_path: Path) -> Non
         for method, (base, dataset, hparams) in cases.items()
     }
     for method, job_id in started.items():
-        done = cluster.wait(job_id, lambda j: j["status"] == "finished", timeout=400)
-        assert expected[method] <= set(done["metrics"]), (method, done["metrics"])
-        model = node.assets.get(done["model_asset"])
+        done = cluster.wait(job_id, lambda j: j.status == "finished", timeout=400)
+        assert expected[method] <= set(done.metrics), (method, done.metrics)
+        model = node.assets.get(done.model_asset)
         if method == "distill":
             assert teacher.asset_id in model.parents
-        folder = fetch_folder(node.store, done["model_cid"], tmp_path / f"export-{method}")
+        folder = fetch_folder(node.store, done.model_cid, tmp_path / f"export-{method}")
         family = "encoder" if method == "classify" else "causal-lm"
         assert load_with_plain_transformers(folder, family)
         if method == "lora":  # merged: a plain model, no adapter files
@@ -221,15 +221,15 @@ def test_a_supernode_killed_mid_round_drops_out_and_the_job_finishes(
     api = cluster.sign_in("alice")
     text = recipe(base.asset_id, dataset, rounds=3, inner_steps=3, round_timeout_s=20)
     job = api.request("POST", "/jobs", json={"recipe": text})
-    cluster.wait(job["job_id"], lambda j: j["round"] >= 1)
+    cluster.wait(job["job_id"], lambda j: j.round >= 1)
     assert doomed.process is not None
     stop_group(doomed.process)  # round 2 is in flight: carol's SuperNode dies under it
-    done = cluster.wait(job["job_id"], lambda j: j["status"] == "finished", timeout=400)
-    later = done["history"][1:]
-    assert any(len(h["workers"]) == 1 and h["dropped"] for h in later), later
-    assert done["history"][-1]["workers"] == [bob.address]
+    done = cluster.wait(job["job_id"], lambda j: j.status == "finished", timeout=400)
+    later = done.history[1:]
+    assert any(len(h.workers) == 1 and h.dropped for h in later), later
+    assert done.history[-1].workers == (bob.address,)
     carol = dev(node, "carol").address
-    work = {s["account"]: int(s["work"]) for s in node.store.get_json(done["shares_cid"])["shares"]}
+    work = {s["account"]: int(s["work"]) for s in node.store.get_json(done.shares_cid)["shares"]}
     assert work[bob.address] > work[carol]  # carol is paid for the rounds she finished only
 
 
@@ -249,7 +249,7 @@ def test_a_restarted_node_resumes_the_job_from_its_checkpoint(
         api = cluster.sign_in("alice")
         text = recipe(base.asset_id, dataset, workers=1, rounds=4, inner_steps=3)
         job_id = api.request("POST", "/jobs", json={"recipe": text})["job_id"]
-        cluster.wait(job_id, lambda j: j["round"] >= 1)
+        cluster.wait(job_id, lambda j: j.round >= 1)
         cluster.server.stop()
         first.close()  # the SuperLink and the job's ServerApp stop with the node
 
@@ -257,12 +257,12 @@ def test_a_restarted_node_resumes_the_job_from_its_checkpoint(
         restarted = Cluster(second, tmp_path)  # start_compute resumes the job
         restarted.workers = cluster.workers  # the same SuperNode reconnects by itself
         cluster = restarted
-        done = cluster.wait(job_id, lambda j: j["status"] == "finished", timeout=400)
-        events, _ = second.jobs.logs(job_id)
-        starts = [e for e in events if e["type"] == "started"]
-        assert len(starts) == 2 and starts[1]["resumed_after"] >= 1
-        assert [h["round"] for h in done["history"]] == [1, 2, 3, 4]  # no round twice
-        assert second.assets.get(done["model_asset"]).owner == alice.address
+        done = cluster.wait(job_id, lambda j: j.status == "finished", timeout=400)
+        events = second.jobs.logs(job_id).events
+        starts = [e for e in events if e.type == "started"]
+        assert len(starts) == 2 and starts[1].fields["resumed_after"] >= 1
+        assert [h.round for h in done.history] == [1, 2, 3, 4]  # no round twice
+        assert second.assets.get(done.model_asset).owner == alice.address
     finally:
         cluster.close()
 
@@ -279,7 +279,7 @@ def test_cancelling_a_running_job_stops_it_and_refunds_the_budget(
     before = node.chain.token.balance_of(alice.address)
     text = recipe(base.asset_id, dataset, workers=1, rounds=50, inner_steps=3)
     job_id = api.request("POST", "/jobs", json={"recipe": text})["job_id"]
-    cluster.wait(job_id, lambda j: j["round"] >= 1)
+    cluster.wait(job_id, lambda j: j.round >= 1)
     with pytest.raises(Exception, match="belongs to"):
         cluster.sign_in("bob").request("POST", f"/jobs/{job_id}/cancel")
     cancelled = api.request("POST", f"/jobs/{job_id}/cancel")
@@ -288,10 +288,10 @@ def test_cancelling_a_running_job_stops_it_and_refunds_the_budget(
     assert node.chain.token.balance_of(alice.address) == before
     carol = dev(node, "carol").address
     assert node.chain.escrow.provider(carol).open_jobs == 0
-    rounds = node.jobs.get(job_id)["round"]
+    rounds = node.jobs.get(job_id).round
     import time
 
     time.sleep(8)
-    assert node.jobs.get(job_id)["round"] <= rounds + 1  # at most the round in flight
+    assert node.jobs.get(job_id).round <= rounds + 1  # at most the round in flight
     with pytest.raises(Exception, match="is cancelled"):
         api.request("POST", f"/jobs/{job_id}/cancel")

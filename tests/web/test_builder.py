@@ -203,9 +203,9 @@ def test_launching_escrows_the_budget_and_opens_the_job(
     reply = web.post("/build", data=form(setup, budget__max_tokens="5"))
     assert reply.status_code == 303, reply.text
     (job,) = node.jobs.list_jobs()
-    assert reply.headers["location"] == f"/jobs/{job['job_id']}"
-    assert job["builder"] == alice and job["name"] == "reverse words" and job["escrowed"]
-    assert job["recipe"]["hyperparameters"]["learning_rate"] == 0.003
+    assert reply.headers["location"] == f"/jobs/{job.job_id}"
+    assert job.builder == alice and job.name == "reverse words" and job.escrowed
+    assert job.recipe["hyperparameters"]["learning_rate"] == 0.003
     assert node.chain.token.balance_of(alice) == before - 5 * TOKEN
 
     shown = web.get(reply.headers["location"])

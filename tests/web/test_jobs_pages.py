@@ -19,8 +19,13 @@ from tests.data.conftest import dev
 from tests.web.test_market import by_testid, text
 
 
-def start_job(node: Node, tmp_path: Path, budget: int = 0, rounds: int = 4) -> str:
-    """A running job of alice's on a tiny model (no provider has joined)."""
+def start_job(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int = 0, rounds: int = 4
+) -> str:
+    """A running job of alice's on a tiny model (no provider has joined); its Flower run is
+    not started: the tests write its events as the run would."""
+    monkeypatch.setattr(node.superlink, "start_run", lambda path: 1)
+    monkeypatch.setattr(node.superlink, "stop_run", lambda run_id: None)
     alice, bob = dev(node, "alice"), dev(node, "bob")
     lm = register_tiny(node, alice, tmp_path, "causal-lm").asset_id
     dataset = anchored_dataset(node, alice, bob, "instruction", n=12)
@@ -29,7 +34,7 @@ def start_job(node: Node, tmp_path: Path, budget: int = 0, rounds: int = 4) -> s
         f"distributed:\n  rounds: {rounds}\n  inner_steps: 5\n"
         f"budget:\n  max_tokens: '{budget}'\n"
     )
-    return str(node.jobs.create(alice.address, recipe, signer=alice)["job_id"])
+    return node.jobs.create(alice.address, recipe).job_id
 
 
 def play_rounds(node: Node, job_id: str, losses: list[float]) -> None:
@@ -63,11 +68,10 @@ def test_no_jobs_yet(web: httpx.Client) -> None:
     assert page.status_code == 200 and "No jobs yet" in page.text
 
 
-@pytest.mark.process
 def test_the_list_and_a_running_jobs_live_progress(
-    web: httpx.Client, node: Node, tmp_path: Path
+    web: httpx.Client, node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = start_job(node, tmp_path)
+    job_id = start_job(node, tmp_path, monkeypatch)
     play_rounds(node, job_id, [3.0, 2.0, 1.25])
 
     listing = web.get("/jobs").text
@@ -103,11 +107,10 @@ def test_the_list_and_a_running_jobs_live_progress(
     assert 'data-testid="cancel-job"' not in html  # only the builder may cancel
 
 
-@pytest.mark.process
 def test_a_job_page_names_its_people_by_label_and_counts_one_round_as_one(
-    web: httpx.Client, node: Node, tmp_path: Path
+    web: httpx.Client, node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = start_job(node, tmp_path, rounds=1)
+    job_id = start_job(node, tmp_path, monkeypatch, rounds=1)
     play_rounds(node, job_id, [2.0])
     alice, bob = dev(node, "alice").address, dev(node, "bob").address
     page = web.get(f"/jobs/{job_id}").text
@@ -123,14 +126,14 @@ def test_a_job_page_names_its_people_by_label_and_counts_one_round_as_one(
     assert bob not in logs  # no raw address where a label is known
 
 
-@pytest.mark.process
 def test_the_builder_cancels_and_gets_the_budget_back(
     web: httpx.Client,
     signed_in: Callable[[str], httpx.Client],
     node: Node,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    job_id = start_job(node, tmp_path, budget=3 * TOKEN)
+    job_id = start_job(node, tmp_path, monkeypatch, budget=3 * TOKEN)
     alice = dev(node, "alice").address
     before = node.chain.token.balance_of(alice)
 
@@ -138,7 +141,7 @@ def test_the_builder_cancels_and_gets_the_budget_back(
     assert 'data-testid="cancel-job"' not in web.get(f"/jobs/{job_id}/live").text
     refused = web.post(f"/jobs/{job_id}/cancel")
     assert refused.status_code == 403 and "belongs to" in refused.text
-    assert node.jobs.get(job_id)["status"] == "running"
+    assert node.jobs.get(job_id).status == "running"
 
     web.post("/signout")
     signed_in("alice")
@@ -154,11 +157,10 @@ def test_the_builder_cancels_and_gets_the_budget_back(
     assert node.chain.token.balance_of(alice) == before + 3 * TOKEN
 
 
-@pytest.mark.process
 def test_a_failed_job_shows_its_error_and_stops_refreshing(
-    web: httpx.Client, node: Node, tmp_path: Path
+    web: httpx.Client, node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = start_job(node, tmp_path)
+    job_id = start_job(node, tmp_path, monkeypatch)
     node.jobs.job_dir(job_id).append("failed", run_id=0, error="round 1: no workers came")
     node.jobs.tick()
     live = web.get(f"/jobs/{job_id}/live").text

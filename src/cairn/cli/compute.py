@@ -24,13 +24,13 @@ from cairn.cli.common import (
     unlock,
 )
 from cairn.cli.output import console, fields, table, units
+from cairn.compute.job import ENDED, Job, JobEvent, JobLog, JobSummary
 from cairn.core.errors import Conflict, Forbidden, InvalidInput
 from cairn.core.recipe import load_recipe_file, recipe_to_yaml
 
 job_app = typer.Typer(help="Follow and control training jobs.", no_args_is_help=True)
 worker_app = typer.Typer(help="Provide compute: run a worker for a node.", no_args_is_help=True)
 
-DONE = ("finished", "failed", "cancelled")
 Account = Annotated[str, typer.Option("--account", "-a", help="Your account: address or label")]
 
 
@@ -48,16 +48,15 @@ def train(
         api.sign_in(builder)
         text = recipe_to_yaml(recipe)
         try:
-            job = api.request("POST", "/jobs", json={"recipe": text})
+            job = Job.model_validate(api.request("POST", "/jobs", json={"recipe": text}))
         except Forbidden:
             # The node does not hold our key: fund the budget in JobEscrow ourselves.
             job_id = _fund_escrow(api, builder, text, recipe)
-            job = api.request("POST", "/jobs", json={"recipe": text, "job_id": job_id})
-        console.print(
-            f"job [bold]{job['job_id']}[/] started ({job['method']}, {job['rounds']} rounds)"
-        )
+            body = {"recipe": text, "job_id": job_id}
+            job = Job.model_validate(api.request("POST", "/jobs", json=body))
+        console.print(f"job [bold]{job.job_id}[/] started ({job.method}, {job.rounds} rounds)")
         if follow:
-            job = _follow(api, job["job_id"])
+            job = _follow(api, job.job_id)
             _show(job)
 
 
@@ -83,9 +82,14 @@ def _fund_escrow(api: NodeClient, builder: Any, text: str, recipe: Any) -> str:
     return job_id
 
 
-def _follow(api: NodeClient, job_id: str) -> dict[str, Any]:
+def _job(api: NodeClient, job_id: str) -> Job:
+    """The job as the node answers it."""
+    return Job.model_validate(api.request("GET", f"/jobs/{job_id}"))
+
+
+def _follow(api: NodeClient, job_id: str) -> Job:
     """A progress bar over rounds until the job ends; returns the job."""
-    job = api.request("GET", f"/jobs/{job_id}")
+    job = _job(api, job_id)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -95,67 +99,69 @@ def _follow(api: NodeClient, job_id: str) -> dict[str, Any]:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        h = int(job["recipe"]["distributed"]["inner_steps"])  # optimizer steps per worker per round
+        h = job.inner_steps  # optimizer steps per worker per round
         bar = progress.add_task(
-            job["name"], total=job["rounds"], status=job["status"], step=0, steps=job["rounds"] * h
+            job.name, total=job.rounds, status=job.status, step=0, steps=job.rounds * h
         )
         while True:
-            job = api.request("GET", f"/jobs/{job_id}")
-            last = job["history"][-1] if job["history"] else {}
-            status = job["status"]
-            if last:
-                status += f"  loss {last['train_loss']:.4f}"
-                status += "".join(f"  {k} {v:.4f}" for k, v in sorted(last["eval"].items()))
-            progress.update(bar, completed=job["round"], status=status, step=job["round"] * h)
-            if job["status"] in DONE:
+            job = _job(api, job_id)
+            status: str = job.status
+            if job.history:
+                last = job.history[-1]
+                status += f"  loss {_num(last.train_loss)}"
+                status += "".join(f"  {k} {v:.4f}" for k, v in sorted(last.eval.items()))
+            progress.update(bar, completed=job.round, status=status, step=job.round * h)
+            if job.status in ENDED:
                 return job
             time.sleep(1.0)
 
 
-def _show(job: dict[str, Any]) -> None:
-    items = {
-        "job": job["job_id"],
-        "name": job["name"],
-        "method": job["method"],
-        "status": job["status"],
-        "builder": job["builder"],
-        "rounds": f"{job['round']}/{job['rounds']}",
-        "base model": job["base_asset"],
-        "datasets": ", ".join(str(d["dataset"]) for d in job["datasets"]),
-        "budget": units(job["budget"], 18) + " CAIRN",
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _show(job: Job) -> None:
+    items: dict[str, Any] = {
+        "job": job.job_id,
+        "name": job.name,
+        "method": job.method,
+        "status": job.status,
+        "builder": job.builder,
+        "rounds": f"{job.round}/{job.rounds}",
+        "base model": job.base_asset,
+        "datasets": ", ".join(str(d.dataset) for d in job.datasets),
+        "budget": units(job.budget, 18) + " CAIRN",
     }
-    if job["error"]:
-        items["error"] = job["error"]
-    if job["model_asset"] is not None:
-        items["model asset"] = job["model_asset"]
-        items["model files"] = job["model_cid"]
-        items["work shares"] = job["shares_cid"]
-    items.update({f"eval {k}": f"{v:.4f}" for k, v in sorted(job["metrics"].items())})
-    fields(f"Job {job['name']}", items)
-    if job.get("history"):
+    if job.error:
+        items["error"] = job.error
+    if job.model_asset is not None:
+        items["model asset"] = job.model_asset
+        items["model files"] = job.model_cid
+        items["work shares"] = job.shares_cid
+    items.update({f"eval {k}": f"{v:.4f}" for k, v in sorted(job.metrics.items())})
+    fields(f"Job {job.name}", items)
+    if job.history:
         table(
             "Rounds",
             ["round", "workers", "train loss", "held-out", "seconds"],
             [
                 [
-                    h["round"],
-                    len(h["workers"]),
-                    f"{h['train_loss']:.4f}",
-                    " ".join(f"{k} {v:.4f}" for k, v in sorted(h["eval"].items())),
-                    f"{h['seconds']:.1f}",
+                    h.round,
+                    len(h.workers),
+                    _num(h.train_loss),
+                    " ".join(f"{k} {v:.4f}" for k, v in sorted(h.eval.items())),
+                    f"{h.seconds:.1f}",
                 ]
-                for h in job["history"]
+                for h in job.history
             ],
         )
-    paid = {a: v for a, v in job["payouts"].items() if a != "refund"}
+    paid = {a: v for a, v in job.payouts.items() if a != "refund"}
     if paid:
         table(
             "Payouts", ["provider", "paid"], [[a, units(v, 18) + " CAIRN"] for a, v in paid.items()]
         )
-    if "refund" in job["payouts"]:
-        console.print(
-            f"budget refunded to the builder: {units(job['payouts']['refund'], 18)} CAIRN"
-        )
+    if "refund" in job.payouts:
+        console.print(f"budget refunded to the builder: {units(job.refund, 18)} CAIRN")
 
 
 @job_app.command("list")
@@ -165,18 +171,19 @@ def list_jobs(
 ) -> None:
     """Jobs on the node, newest first."""
     with client(node_url) as api:
-        jobs = api.request("GET", "/jobs", params={"builder": builder} if builder else None)
+        answer = api.request("GET", "/jobs", params={"builder": builder} if builder else None)
+    jobs = [JobSummary.model_validate(j) for j in answer]
     table(
         "Jobs",
         ["job", "name", "method", "status", "rounds", "model"],
         [
             [
-                j["job_id"][:18] + "…",
-                j["name"],
-                j["method"],
-                j["status"],
-                f"{j['round']}/{j['rounds']}",
-                j["model_asset"] if j["model_asset"] is not None else "",
+                j.job_id[:18] + "…",
+                j.name,
+                j.method,
+                j.status,
+                f"{j.round}/{j.rounds}",
+                j.model_asset if j.model_asset is not None else "",
             ]
             for j in jobs
         ],
@@ -187,7 +194,7 @@ def list_jobs(
 def show(job_id: str, node_url: NodeUrl = None) -> None:
     """A job's status, rounds, metrics, model and payouts."""
     with client(node_url) as api:
-        _show(api.request("GET", f"/jobs/{job_id}"))
+        _show(_job(api, job_id))
 
 
 @job_app.command("logs")
@@ -201,34 +208,36 @@ def logs(
     offset = 0
     with client(node_url) as api:
         while True:
-            answer = api.request("GET", f"/jobs/{job_id}/logs", params={"offset": offset})
-            offset = answer["offset"]
-            for event in answer["events"]:
+            answer = JobLog.model_validate(
+                api.request("GET", f"/jobs/{job_id}/logs", params={"offset": offset})
+            )
+            offset = answer.offset
+            for event in answer.events:
                 if as_json:
-                    console.print_json(json.dumps(event))
+                    console.print_json(event.model_dump_json())
                 else:
                     console.print(_describe(event), markup=False, highlight=False)
             if not follow:
                 return
-            if not answer["events"] and api.request("GET", f"/jobs/{job_id}")["status"] in DONE:
+            if not answer.events and _job(api, job_id).status in ENDED:
                 return
             time.sleep(1.0)
 
 
-def _describe(event: dict[str, Any]) -> str:
-    stamp = time.strftime("%H:%M:%S", time.localtime(event["time"]))
-    kind = event["type"]
+def _describe(event: JobEvent) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+    kind, e = event.type, event.fields  # each kind of event has its own fields
     if kind == "round":
-        evals = " ".join(f"{k}={v:.4f}" for k, v in sorted(event["eval"].items()))
-        dropped = f", {len(event['dropped'])} dropped" if event["dropped"] else ""
+        evals = " ".join(f"{k}={v:.4f}" for k, v in sorted(e["eval"].items()))
+        dropped = f", {len(e['dropped'])} dropped" if e["dropped"] else ""
         return (
-            f"{stamp} round {event['round']}/{event['rounds']}: {len(event['workers'])} workers"
-            f"{dropped}, train loss {event['train_loss']:.4f} {evals} ({event['seconds']:.1f} s)"
+            f"{stamp} round {e['round']}/{e['rounds']}: {len(e['workers'])} workers"
+            f"{dropped}, train loss {e['train_loss']:.4f} {evals} ({e['seconds']:.1f} s)"
         )
     if kind == "report":
-        r = event["report"]
+        r = e["report"]
         return f"{stamp} report round {r['round']} by {r['account']}: {r['samples']} samples"
-    rest = {k: v for k, v in event.items() if k not in ("type", "time", "run_id")}
+    rest = {k: v for k, v in e.items() if k != "run_id"}
     return f"{stamp} {kind} {json.dumps(rest, sort_keys=True)}"
 
 
@@ -240,13 +249,13 @@ def cancel(
     builder = unlock(data_dir, account)
     with client(node_url) as api:
         api.sign_in(builder)
-        job = api.request("POST", f"/jobs/{job_id}/cancel")
-        refund = job["payouts"].get("refund")
-        if job["escrowed"] and refund is None:
+        job = Job.model_validate(api.request("POST", f"/jobs/{job_id}/cancel"))
+        refund = job.payouts.get("refund")
+        if job.escrowed and refund is None:
             # the node does not hold our key: take the budget back from JobEscrow ourselves
-            api.transact(builder, "JobEscrow", "cancel_job", job["job_id"])
-            refund = job["budget"]
-    console.print(f"job {job['job_id']} is {job['status']}")
+            api.transact(builder, "JobEscrow", "cancel_job", job.job_id)
+            refund = job.budget
+    console.print(f"job {job.job_id} is {job.status}")
     if refund is not None:
         console.print(f"budget refunded: {units(refund, 18)} CAIRN")
 

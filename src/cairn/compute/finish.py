@@ -23,8 +23,10 @@ A crash may stop finishing anywhere, so each step first asks whether it is done 
 the chain can tell (anchored, settled, claimed, released, owned), else the field it records in the
 job's row - and records its result as soon as it has one. A registration whose id was lost is
 found again by its metadata's `training.job_id`. Started again, finishing takes only the steps
-not done, and marks the job `finished` after the last. A job whose model was never written
-fails instead, and its budget goes back (`refund`, as for a failed or cancelled job).
+not done, and marks the job `finished` after the last. A job whose model was never written, or
+whose finishing meets another error no retry can undo (`PERMANENT`), fails instead, its error
+shown, and its budget goes back (`refund`, as for a failed or cancelled job); a transient error
+(the chain out of reach) is shown and the next tick tries again.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ from cairn.assets.content import Scope
 from cairn.assets.service import Asset, AssetService
 from cairn.chain.contracts import Chain
 from cairn.chain.escrow import WORK_LEAF, Enlistment, JobState
+from cairn.compute.job import Job
 from cairn.compute.jobdir import JobDir
 from cairn.compute.models import WorkReportRow
 from cairn.compute.reports import report_from_json, work_shares
-from cairn.core.errors import CairnError, NotFound
+from cairn.core.errors import CairnError, Conflict, Forbidden, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
 from cairn.identity.signers import Signers
 from cairn.store.base import BlobStore
@@ -52,6 +55,9 @@ from cairn.train.models import FAMILY_OF
 from cairn.train.weights import model_card, store_folder
 
 SHARES_SCHEMA = "cairn.work-shares/v1"
+# Errors no later try of the same step can undo: they fail the job instead of leaving it
+# finishing. Any other error (ChainError, ChainUnavailable, Unavailable, ...) is retried.
+PERMANENT: tuple[type[CairnError], ...] = (InvalidInput, NotFound, Forbidden, Conflict)
 
 
 class ModelNotWritten(NotFound):
@@ -61,7 +67,7 @@ class ModelNotWritten(NotFound):
 class JobBook(Protocol):
     """What finishing reads and records of a job (`cairn.compute.jobs.JobService` is one)."""
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> Job:
         """The job as the API shows it."""
         ...
 
@@ -116,10 +122,11 @@ class Finisher:
     def finish(self, job_id: str, folder: JobDir) -> None:
         """Take every step not done yet, recording each, then mark the job finished.
 
-        A model never written fails the job; any other error leaves it finishing, its error
-        shown, for the next try.
+        A permanent error (`PERMANENT`: a model never written, a refused input) fails the job,
+        its budget given back as far as the chain still holds it; any other error (the chain or
+        a service out of reach) leaves it finishing, its error shown, for the next try.
         """
-        builder = self.signers.find(self.jobs.get(job_id)["builder"])
+        builder = self.signers.find(self.jobs.get(job_id).builder)
         try:
             work = Work.of(self.jobs.reports(job_id))
             for step in (
@@ -136,7 +143,7 @@ class Finisher:
             # a job that settled no work (no accepted report) gives its budget back as a failed
             # job does; for a settled one this changes nothing
             self.refund(job_id, builder)
-        except ModelNotWritten as exc:
+        except PERMANENT as exc:
             self.refund(job_id, builder)
             error = f"finishing: {exc.message}"
             self.jobs.update(job_id, status="failed", error=error, finished_at=time.time())
@@ -155,13 +162,13 @@ class Finisher:
         chain shows undone.
         """
         job = self.jobs.get(job_id)
-        if not job["escrowed"]:
+        if not job.escrowed:
             return 0
         escrow = self.chain.escrow
         if signer is not None and escrow.job_state(job_id) == JobState.OPEN:
             escrow.cancel_job(signer, job_id)
         state = escrow.job_state(job_id)
-        payouts = dict(job["payouts"])
+        payouts = dict(job.payouts)
         if state == JobState.CANCELLED and "refund" not in payouts:
             # cancelling gives the whole budget back: read from the chain, whoever cancelled
             payouts["refund"] = str(escrow.job(job_id).budget)
@@ -172,7 +179,7 @@ class Finisher:
 
     def store_shares(self, job_id: str, folder: JobDir, work: Work) -> None:
         """Store the work shares and every signed report (step 1)."""
-        if self.jobs.get(job_id)["shares_cid"] is not None:
+        if self.jobs.get(job_id).shares_cid is not None:
             return
         shares_cid = self.store.put_json(
             {
@@ -191,20 +198,20 @@ class Finisher:
     def store_model(self, job_id: str, folder: JobDir, work: Work) -> None:
         """Write the model card into the trained folder and store the folder (step 2)."""
         job = self.jobs.get(job_id)
-        if job["model_cid"] is not None:
+        if job.model_cid is not None:
             return
         model_dir: Path = folder.model
         if not (model_dir / "config.json").exists():
             raise ModelNotWritten(f"job {job_id} finished without writing its model")
-        base = self.assets.get(int(job["base_asset"]))
+        base = self.assets.get(job.base_asset)
         card = model_card(
-            name=job["name"],
+            name=job.name,
             licence=base.licence,
             base_model=base.name,
-            datasets=job["datasets"],
-            method=job["method"],
-            metrics=job["metrics"],
-            recipe_yaml=self.store.get(job["recipe_cid"]).decode(),
+            datasets=[d.model_dump() for d in job.datasets],
+            method=job.method,
+            metrics=job.metrics,
+            recipe_yaml=self.store.get(job.recipe_cid).decode(),
             lineage=self._lineage(job, work),
         )
         (model_dir / "README.md").write_text(card, encoding="utf-8")
@@ -217,30 +224,30 @@ class Finisher:
     def register(self, job_id: str, folder: JobDir, work: Work) -> None:
         """Register the model asset for the operator (step 3), unless an earlier try did."""
         job = self.jobs.get(job_id)
-        if job["model_asset"] is not None:
+        if job.model_asset is not None:
             return
         asset_id = self._registered(job_id)
         if asset_id is None:
-            base = self.assets.get(int(job["base_asset"]))
+            base = self.assets.get(job.base_asset)
             teacher = self._teacher(job)
             parents = [base.asset_id, *([teacher.asset_id] if teacher else [])]
-            parents += [int(d["dataset"]) for d in job["datasets"]]
-            recipe = job["recipe"]
+            parents += [d.dataset for d in job.datasets]
+            description = job.recipe.get("description") or f"{job.method} of {base.name} on Cairn"
             asset_id = self.assets.register(
                 self.operator,
                 kind="model",
-                name=job["name"],
+                name=job.name,
                 licence=base.licence,
-                description=recipe.get("description") or f"{job['method']} of {base.name} on Cairn",
+                description=description,
                 parents=sorted(set(parents)),
                 split=DEFAULT_MODEL_SPLIT,
                 extra={
-                    "model": {"weights": job["model_cid"], "family": FAMILY_OF[job["method"]]},
+                    "model": {"weights": job.model_cid, "family": FAMILY_OF[job.method]},
                     "training": {
                         "job_id": job_id,
-                        "method": job["method"],
-                        "recipe_cid": job["recipe_cid"],
-                        "metrics": job["metrics"],
+                        "method": job.method,
+                        "recipe_cid": job.recipe_cid,
+                        "metrics": job.metrics,
                         "lineage": self._lineage(job, work),
                     },
                 },
@@ -253,31 +260,31 @@ class Finisher:
             return
         job = self.jobs.get(job_id)
         root = work.reports_tree().root
-        asset_id = int(job["model_asset"])
+        asset_id = _made(job)
         ledger = self.chain.ledger
         if not ledger.is_anchored(asset_id, root):
-            ledger.anchor(self.operator, asset_id, root, len(work.rows), job["shares_cid"])
-        if job["reports_root"] != root:
+            ledger.anchor(self.operator, asset_id, root, len(work.rows), _shares(job))
+        if job.reports_root != root:
             self.jobs.update(job_id, reports_root=root)
 
     def settle(self, job_id: str, folder: JobDir, work: Work) -> None:
         """Settle the job in JobEscrow by the work tree's root (step 5)."""
         job = self.jobs.get(job_id)
-        if not job["escrowed"] or work.total == 0:
+        if not job.escrowed or work.total == 0:
             return  # nothing to pay by: `finish` gives the budget back
         escrow = self.chain.escrow
         if escrow.job_state(job_id) == JobState.OPEN:
             root = work.work_tree().root
-            escrow.settle_job(self.operator, job_id, root, work.total, job["shares_cid"])
+            escrow.settle_job(self.operator, job_id, root, work.total, _shares(job))
 
     def claim(self, job_id: str, folder: JobDir, work: Work) -> None:
         """Claim each provider's payout for it (step 6); a claimed one is only recorded."""
         job = self.jobs.get(job_id)
         escrow = self.chain.escrow
-        if not job["escrowed"] or escrow.job_state(job_id) != JobState.SETTLED:
+        if not job.escrowed or escrow.job_state(job_id) != JobState.SETTLED:
             return
         tree = work.work_tree()
-        payouts = dict(job["payouts"])
+        payouts = dict(job.payouts)
         for account, units in work.shares.items():
             amount = escrow.payout(job_id, units)
             if amount == 0:  # rounds down to nothing: JobEscrow refuses such a claim
@@ -286,40 +293,41 @@ class Finisher:
                 proof = tree.get_proof([account, units])
                 amount, _ = escrow.claim_payout(self.operator, job_id, account, units, proof)
             payouts[account] = str(amount)
-        if payouts != job["payouts"]:
+        if payouts != job.payouts:
             self.jobs.update(job_id, payouts=payouts)
 
     def release(self, job_id: str, folder: JobDir, work: Work) -> None:
         """Release each enlisted provider's stake (step 7), once the job is settled."""
         job = self.jobs.get(job_id)
-        if job["escrowed"] and self.chain.escrow.job_state(job_id) != JobState.OPEN:
+        if job.escrowed and self.chain.escrow.job_state(job_id) != JobState.OPEN:
             self._release_stakes(job)
 
     def give(self, job_id: str, folder: JobDir, work: Work) -> None:
         """Give the model asset to the job's builder (step 8)."""
         job = self.jobs.get(job_id)
-        builder = str(job["builder"]).lower()
-        asset_id = int(job["model_asset"])
+        builder = job.builder.lower()
+        asset_id = _made(job)
         if builder == self.operator.address.lower():
             return
         if self.chain.registry.owner_of(asset_id).lower() != builder:
-            self.assets.transfer(self.operator, asset_id, job["builder"])
+            self.assets.transfer(self.operator, asset_id, job.builder)
 
-    def _release_stakes(self, job: dict[str, Any]) -> None:
+    def _release_stakes(self, job: Job) -> None:
         """Release every enlisted provider the chain still shows locked, and mark it released.
 
         Only for a job that is no longer open (settled, cancelled or closed) in JobEscrow.
         """
         escrow = self.chain.escrow
-        providers = dict(job["providers"])
-        for account, info in job["providers"].items():
-            if not info.get("enlisted"):
+        providers = dict(job.providers)
+        for account, joined in job.providers.items():
+            if not joined.enlisted:
                 continue
-            if escrow.enlistment(job["job_id"], account) == Enlistment.ENLISTED:
-                escrow.release(self.operator, job["job_id"], account)
-            providers[account] = {**info, "released": True}
-        if providers != job["providers"]:
-            self.jobs.update(job["job_id"], providers=providers)
+            if escrow.enlistment(job.job_id, account) == Enlistment.ENLISTED:
+                escrow.release(self.operator, job.job_id, account)
+            providers[account] = joined.model_copy(update={"released": True})
+        if providers != job.providers:
+            rows = {a: p.model_dump(mode="json") for a, p in providers.items()}
+            self.jobs.update(job.job_id, providers=rows)
 
     def _registered(self, job_id: str) -> int | None:
         """The model asset an earlier try registered for the job, if the operator holds one."""
@@ -336,19 +344,33 @@ class Finisher:
                 return None
             offset += page
 
-    def _teacher(self, job: dict[str, Any]) -> Asset | None:
-        ref = job["recipe"]["hyperparameters"].get("teacher_model")
+    def _teacher(self, job: Job) -> Asset | None:
+        ref = job.recipe["hyperparameters"].get("teacher_model")
         return self.catalog.resolve(ref) if ref is not None else None
 
-    def _lineage(self, job: dict[str, Any], work: Work) -> dict[str, Any]:
+    def _lineage(self, job: Job, work: Work) -> dict[str, Any]:
         """Where the model comes from: written into its card and its asset's metadata."""
-        base = self.assets.get(int(job["base_asset"]))
+        base = self.assets.get(job.base_asset)
         teacher = self._teacher(job)
         return {
             "base_model": {"asset": base.asset_id, "name": base.name},
             "teacher_model": {"asset": teacher.asset_id, "name": teacher.name} if teacher else None,
-            "datasets": job["datasets"],
-            "job_id": job["job_id"],
-            "work_shares_cid": job["shares_cid"],
+            "datasets": [d.model_dump() for d in job.datasets],
+            "job_id": job.job_id,
+            "work_shares_cid": job.shares_cid,
             "providers": {a: str(w) for a, w in work.shares.items()},
         }
+
+
+def _made(job: Job) -> int:
+    """The model asset the job registered (the steps after `register` act on it)."""
+    if job.model_asset is None:
+        raise NotFound(f"job {job.job_id} has no model asset registered")
+    return job.model_asset
+
+
+def _shares(job: Job) -> str:
+    """The CID of the job's work shares (stored by step 1, which the later steps name)."""
+    if job.shares_cid is None:
+        raise NotFound(f"job {job.job_id} has no work shares stored")
+    return job.shares_cid

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from cairn.api.deps import NodeDep, SessionAddress
+from cairn.api.deps import JobsDep, SessionAddress
 from cairn.api.schemas import Strict
+from cairn.compute.job import Job, JobLog, JobSummary
+from cairn.compute.network import ComputeInfo, ProviderStake
 from cairn.core.ids import Offset
 from cairn.core.recipe import load_recipe, parse_recipe
 
@@ -26,80 +28,58 @@ class JobCreate(Strict):
     )
 
 
-@router.get("/compute")
-def compute_info(node: NodeDep) -> dict[str, Any]:
+@router.get("/compute", response_model=ComputeInfo)
+def compute_info(jobs: JobsDep) -> ComputeInfo:
     """Where providers' workers connect, and what a provider must stake."""
-    return {
-        "fleet_port": node.superlink.fleet_port,
-        "fleet_address": node.superlink.fleet_address,
-        "superlink_running": node.superlink.running,
-        "escrow": node.chain.escrow.address,
-        "min_stake": str(node.chain.escrow.min_stake()),
-    }
+    return jobs.network()
 
 
-@router.get("/providers/{account}")
-def provider(node: NodeDep, account: str) -> dict[str, Any]:
+@router.get("/providers/{account}", response_model=ProviderStake)
+def provider(jobs: JobsDep, account: str) -> ProviderStake:
     """A compute provider's stake and state in JobEscrow (zeros if it never registered).
 
     `status` is active, unbonding (until `withdraw_after`, chain time), locked (by open jobs),
     withdrawable or none; `chain_time` is the newest block's time, which the escrow goes by.
     """
-    escrow = node.chain.escrow
-    record = escrow.provider(account)
-    now = node.client.block_time()
-    return {
-        "account": record.account,
-        "registered": record.active or record.stake > 0,
-        "active": record.active,
-        "status": str(record.status(now)),
-        "stake": str(record.stake),
-        "endpoint": record.endpoint,
-        "withdraw_after": record.withdraw_after,
-        "unbonding_period": escrow.unbonding_period(),
-        "chain_time": now,
-        "open_jobs": record.open_jobs,
-    }
+    return jobs.provider(account)
 
 
-@router.post("/jobs", status_code=201)
-def create_job(node: NodeDep, body: JobCreate, builder: SessionAddress) -> dict[str, Any]:
+@router.post("/jobs", status_code=201, response_model=Job)
+def create_job(jobs: JobsDep, body: JobCreate, builder: SessionAddress) -> Job:
     """Start a training job from a recipe, built by the signed-in account."""
     if isinstance(body.recipe, str):
         recipe = load_recipe(body.recipe, source="recipe")
     else:
         recipe = parse_recipe(body.recipe, source="recipe")
-    signer = node.signers.find(builder)
-    return node.jobs.create(builder, recipe, signer=signer, job_id=body.job_id)
+    return jobs.create(builder, recipe, job_id=body.job_id)
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=list[JobSummary])
 def list_jobs(
-    node: NodeDep, builder: Annotated[str | None, Query(description="Only this builder's")] = None
-) -> list[dict[str, Any]]:
-    """Jobs, newest first."""
-    return node.jobs.list_jobs(builder)
+    jobs: JobsDep, builder: Annotated[str | None, Query(description="Only this builder's")] = None
+) -> list[JobSummary]:
+    """Jobs, newest first, without their round history."""
+    return jobs.list_jobs(builder)
 
 
-@router.get("/jobs/{job_id}")
-def get_job(node: NodeDep, job_id: str) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", response_model=Job)
+def get_job(jobs: JobsDep, job_id: str) -> Job:
     """A job: status, rounds done, providers, metric history, and the model it made."""
-    return node.jobs.get(job_id)
+    return jobs.get(job_id)
 
 
-@router.get("/jobs/{job_id}/logs")
+@router.get("/jobs/{job_id}/logs", response_model=JobLog)
 def job_logs(
-    node: NodeDep,
+    jobs: JobsDep,
     job_id: str,
     offset: Annotated[Offset, Query(description="Byte offset from the last answer")] = 0,
-) -> dict[str, Any]:
+) -> JobLog:
     """The job's events from `offset`: rounds, providers, reports, the end."""
-    events, next_offset = node.jobs.logs(job_id, offset)
-    return {"events": events, "offset": next_offset}
+    return jobs.logs(job_id, offset)
 
 
-@router.post("/jobs/{job_id}/cancel")
-def cancel_job(node: NodeDep, job_id: str, builder: SessionAddress) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/cancel", response_model=Job)
+def cancel_job(jobs: JobsDep, job_id: str, builder: SessionAddress) -> Job:
     """Stop a running job (its builder only); the budget comes back when the node holds the
     builder's key, else the builder cancels the job in JobEscrow itself."""
-    return node.jobs.cancel(job_id, builder, node.signers.find(builder))
+    return jobs.cancel(job_id, builder)

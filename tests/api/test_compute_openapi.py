@@ -1,0 +1,70 @@
+"""/openapi.json describes what every route of the compute router answers (issue 14): a job,
+a list of jobs, a job's events, the compute network and a provider's stake, each with its
+fields named, never `{}` or a bare object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from cairn.api.routers import compute
+from tests.api.test_datasets_openapi import described, resolve
+
+PREFIX = "/api/v1"  # as cairn.api.app mounts the router
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict[str, Any]:
+    app = FastAPI()
+    api = APIRouter(prefix=PREFIX)
+    api.include_router(compute.router)
+    app.include_router(api)
+    return app.openapi()
+
+
+def test_every_route_declares_what_it_answers(openapi: dict[str, Any]) -> None:
+    routes = [r for r in compute.router.routes if isinstance(r, APIRoute)]
+    assert len(routes) == 7
+    for route in routes:
+        for method in route.methods:
+            operation = openapi["paths"][PREFIX + route.path][method.lower()]
+            where = f"{method} {route.path}"
+            answers = {s: r for s, r in operation["responses"].items() if s.startswith("2")}
+            assert answers, f"{where} documents no success"
+            for status, reply in answers.items():
+                assert reply.get("content"), f"{where} {status} has no content"
+                for media, body in reply["content"].items():
+                    schema = body.get("schema") or {}
+                    assert described(openapi, schema), f"{where} {status} {media}: {schema}"
+
+
+def fields(openapi: dict[str, Any], name: str) -> dict[str, Any]:
+    properties: dict[str, Any] = openapi["components"]["schemas"][name]["properties"]
+    return properties
+
+
+def test_a_job_names_the_fields_its_readers_use(openapi: dict[str, Any]) -> None:
+    job = fields(openapi, "Job")
+    # what the CLI, the demo, the web pages and the workers' tests read of a job
+    assert {
+        "job_id", "builder", "name", "method", "status", "round", "rounds", "run_id",
+        "base_asset", "datasets", "budget", "escrowed", "recipe", "recipe_cid", "metrics",
+        "providers", "error", "model_asset", "model_cid", "shares_cid", "reports_root",
+        "payouts", "events_offset", "created_at", "updated_at", "finished_at", "history",
+    } == set(job)  # fmt: skip
+    assert "history" not in fields(openapi, "JobSummary")  # a list leaves the rounds out
+    assert job["budget"]["type"] == "string"  # 256-bit: JSON numbers cannot hold it
+    assert set(job["status"]["enum"]) == {
+        "queued", "running", "finishing", "finished", "failed", "cancelled",
+    }  # fmt: skip
+    history = resolve(openapi, job["history"]["items"])
+    assert {"round", "train_loss", "eval", "workers", "dropped", "checkpoint_cid"} <= set(
+        history["properties"]
+    )
+    assert {"events", "offset"} == set(fields(openapi, "JobLog"))
+    assert {"type", "time"} <= set(fields(openapi, "JobEvent"))
+    assert {"fleet_address", "escrow", "min_stake"} <= set(fields(openapi, "ComputeInfo"))
+    assert {"status", "stake", "chain_time", "open_jobs"} <= set(fields(openapi, "ProviderStake"))
