@@ -1,5 +1,10 @@
 """`cairn train`, `cairn job ...` and `cairn worker start|stake|unbond|withdraw`: training jobs,
-provider workers and their stakes."""
+provider workers and their stakes.
+
+Over 400 lines because it holds both sides of a job's compute, the builder's commands and the
+provider's; the worker commands (from `start_worker` on) are the part to move into their own
+module when either side grows.
+"""
 
 from __future__ import annotations
 
