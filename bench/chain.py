@@ -99,7 +99,8 @@ def bench_claims(chain: Chain, funder: LocalAccount, accounts: int, samples: int
     total = sum(int(v[1]) for v in values)
     chain.token.mint(funder, funder.address, total * 2)
     epoch, fund_receipt = chain.distributor.fund_epoch(funder, chain.token, tree.root, total, CID)
-    fresh, holder = [], []
+    fresh: list[int] = []
+    holder: list[int] = []
     for i, claimer in enumerate(claimers):
         if i % 2:  # half the claimers already hold tokens, as returning contributors do
             chain.token.transfer(funder, claimer.address, 1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any
+from typing import Any, cast
 
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
@@ -36,7 +36,7 @@ def deploy(w3: Web3, name: str, sender: str, *args: Any) -> Contract:
     tx_hash = factory.constructor(*args).transact({"from": sender, "gas": 8_000_000})
     receipt = w3.eth.get_transaction_receipt(tx_hash)
     assert receipt["status"] == 1, f"deploying {name} failed"
-    return w3.eth.contract(address=receipt["contractAddress"], abi=build.abi)
+    return cast(Contract, w3.eth.contract(address=receipt["contractAddress"], abi=build.abi))
 
 
 def gas(fn: ContractFunction, sender: str) -> int:
@@ -49,7 +49,7 @@ def gas(fn: ContractFunction, sender: str) -> int:
 def main() -> None:
     rng = random.Random(17)
     w3 = Web3(EthereumTesterProvider())
-    owner, builder, alice, bob, *_ = w3.eth.accounts
+    owner, builder, alice, bob, *_ = list(w3.eth.accounts)
     token = deploy(w3, "CairnToken", owner, "Cairn", "CAIRN")
     registry = deploy(w3, "AssetRegistry", owner)
     gas(registry.functions.register(2, CID, "Apache-2.0", [], [7_000, 1_000, 1_000, 1_000]), owner)

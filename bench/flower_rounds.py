@@ -40,6 +40,7 @@ import uvicorn
 from cairn.api.app import create_app
 from cairn.api.client import NodeClient
 from cairn.chain.anvil import free_port
+from cairn.compute.job import Job
 from cairn.core.data_policy import DatasetSpec
 from cairn.data.signing import records_root, sign_contribution
 from cairn.node import Node, open_node
@@ -138,8 +139,8 @@ def measure(supernodes: list[int], rounds: int, inner_steps: int) -> dict[str, A
                     job_id = api.request("POST", "/jobs", json={"recipe": text})["job_id"]
                     job = wait(node, job_id)
                     stop_workers(workers)
-                    events, _ = node.jobs.logs(job_id)
-                    later = [e for e in events if e["type"] == "round" and e["round"] > 1]
+                    events = [e.fields for e in node.jobs.logs(job_id).events if e.type == "round"]
+                    later = [e for e in events if e["round"] > 1]
                     overhead = sum(e["overhead_seconds"] for e in later) / len(later)
                     wall = sum(e["seconds"] for e in later) / len(later)
                     compute = sum(e["compute_seconds"] for e in later) / len(later)
@@ -151,16 +152,14 @@ def measure(supernodes: list[int], rounds: int, inner_steps: int) -> dict[str, A
                     )
                     if not resident:
                         figures[f"flower_round_overhead_{n}_baseline"] = round(overhead, 3)
-                        figures[f"flower_final_loss_{n}_baseline"] = round(
-                            job["metrics"]["loss"], 4
-                        )
+                        figures[f"flower_final_loss_{n}_baseline"] = round(job.metrics["loss"], 4)
                         continue
                     figures |= {
                         f"flower_round_seconds_{n}": round(wall, 3),
                         f"flower_compute_seconds_{n}": round(compute, 3),
                         f"flower_round_overhead_{n}": round(overhead, 3),
                         f"flower_overhead_share_{n}": round(overhead / wall, 3),
-                        f"flower_final_loss_{n}": round(job["metrics"]["loss"], 4),
+                        f"flower_final_loss_{n}": round(job.metrics["loss"], 4),
                         f"flower_overhead_ratio_{n}": round(
                             figures[f"flower_round_overhead_{n}_baseline"] / overhead, 2
                         ),
@@ -193,14 +192,14 @@ def stop_workers(workers: list[Worker]) -> None:
     workers.clear()
 
 
-def wait(node: Node, job_id: str, timeout: float = 1800) -> dict[str, Any]:
+def wait(node: Node, job_id: str, timeout: float = 1800) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = node.jobs.get(job_id)
-        if job["status"] == "finished":
+        if job.status == "finished":
             return job
-        if job["status"] in ("failed", "cancelled"):
-            raise RuntimeError(f"job {job['status']}: {job['error']}")
+        if job.status in ("failed", "cancelled"):
+            raise RuntimeError(f"job {job.status}: {job.error}")
         time.sleep(0.5)
     raise RuntimeError("the job did not finish in time")
 

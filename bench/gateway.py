@@ -362,7 +362,7 @@ def bench_settlement(node: Node, accounts: int, claims: int, seed: int) -> dict[
     say(f"  {split_seconds:.2f} s: {payees:,} payees, {lines:,} lines")
 
     started = time.perf_counter()
-    values = [[account, amount] for account, amount in settlement.payouts.items()]
+    values: list[list[Any]] = [[account, amount] for account, amount in settlement.payouts.items()]
     tree = StandardMerkleTree.of(values, PAYOUT_LEAF)
     tree_seconds = time.perf_counter() - started
     say(f"  payout tree in {tree_seconds:.2f} s, root {tree.root}")

@@ -21,11 +21,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from cairn.core.data_policy import DatasetSpec
+from cairn.data.contributions import StoredVerdict
 from cairn.data.signing import records_root, sign_contribution
 from cairn.node import open_node
 
@@ -35,7 +35,7 @@ UPLOAD = 1_000
 def vocabulary(rng: random.Random, size: int = 20_000) -> list[str]:
     """Pronounceable fake words, so synthetic texts share few shingles by chance."""
     consonants, vowels = "bcdfghjklmnprstvwz", "aeiou"
-    words = set()
+    words: set[str] = set()
     while len(words) < size:
         n = rng.randint(2, 4)
         words.add("".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(n)))
@@ -115,7 +115,7 @@ def main() -> None:
                 typed = node.data.contributions.typed_data(dataset, records_root(chunk), n)
                 uploads.append((n, sign_contribution(contributor, typed), chunk))
 
-            verdicts: list[dict[str, Any]] = []
+            verdicts: list[StoredVerdict] = []
             started = time.perf_counter()
             for nonce, signature, chunk in uploads:
                 result = node.data.contributions.contribute(
@@ -135,14 +135,14 @@ def main() -> None:
             node.close()
 
     assert batch is not None
-    flagged = {i for i, v in enumerate(verdicts) if v["code"] == "near_duplicate"}
+    flagged = {i for i, v in enumerate(verdicts) if v.code == "near_duplicate"}
     planted_set = set(planted)
     true_hits = len(flagged & planted_set)
     recall = true_hits / len(planted_set) if planted_set else 1.0
     precision = true_hits / len(flagged) if flagged else 1.0
     codes: dict[str, int] = {}
     for v in verdicts:
-        codes[v["code"]] = codes.get(v["code"], 0) + 1
+        codes[v.code] = codes.get(v.code, 0) + 1
     rate = total / seconds
     figures = {
         "records": total,
@@ -157,7 +157,7 @@ def main() -> None:
         "near_dup_recall": round(recall, 4),
         "near_dup_precision": round(precision, 4),
         "verdicts": codes,
-        "pii_records": sum(1 for v in verdicts if v["pii"]),
+        "pii_records": sum(1 for v in verdicts if v.pii),
     }
     for key, value in figures.items():
         print(f"{key:>28}: {value}", file=sys.stderr)

@@ -40,18 +40,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 
 from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
 from cairn.core.data_policy import DatasetSpec
 from cairn.data.signing import records_root, sign_contribution
 from cairn.node import Node, open_node
-from cairn.serve.apps import EMBEDDING_MODEL, AppSpec, Retrieval
+from cairn.serve.app_spec import AppSpec, Retrieval
+from cairn.serve.apps import EMBEDDING_MODEL
 
 TOKEN = 10**18
 PRICE = 5 * TOKEN
@@ -135,7 +137,7 @@ def transfer_gas(node: Node, sender: LocalAccount, amount: int) -> int:
 def licences(node: Node) -> dict[str, Any]:
     alice, bob, carol = dev(node, "alice"), dev(node, "bob"), dev(node, "carol")
     dataset = dataset_of(node, alice, "Licensed", 100)
-    offer = node.licences.offer(alice, dataset, price=PRICE, terms="commercial")["offer_id"]
+    offer = node.licences.offer(alice, dataset, price=PRICE, terms="commercial").offer_id
     baseline = transfer_gas(node, carol, PRICE)
     approve = int(node.chain.token.approve(bob, node.chain.licences.address, 2 * PRICE)["gasUsed"])
     fn = node.chain.licences.contract.functions.buy
@@ -173,17 +175,19 @@ def bounties(node: Node) -> dict[str, Any]:
         node.client.w3.eth.get_block(b, full_transactions=True)["transactions"]
         for b in range(head + 1, node.client.block_number() + 1)
     ]
-    hashes = [t["hash"] for block in txs for t in block]
+    hashes = [cast(dict[str, Any], t)["hash"] for block in txs for t in block]
     gas = sum(int(node.client.w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in hashes)
     baseline = transfer_gas(node, alice, PER_RECORD)
     claim = node.economy.epochs.claim(people[0].address)
-    claim_gas = int(node.client.w3.eth.get_transaction_receipt(claim[0]["tx_hash"])["gasUsed"])
+    claim_gas = int(
+        node.client.w3.eth.get_transaction_receipt(HexStr(claim.claims[0].tx_hash))["gasUsed"]
+    )
     say(
-        f"bounty: {paid['records']} records paid in {len(hashes)} transaction(s), {gas} gas "
+        f"bounty: {paid.records} records paid in {len(hashes)} transaction(s), {gas} gas "
         f"({seconds:.2f} s); per-record transfers would cost {BATCH_RECORDS} x {baseline}"
     )
     return {
-        "bounty_batch_records": paid["records"],
+        "bounty_batch_records": paid.records,
         "bounty_batch_transactions": len(hashes),
         "bounty_batch_gas": gas,
         "bounty_per_record_transfers_gas": BATCH_RECORDS * baseline,
@@ -207,9 +211,9 @@ def app_latency(
     node.data.anchoring.anchor(dataset)
     say(f"app: embedding {n_records} records with {EMBEDDING_MODEL} ...")
     started = time.perf_counter()
-    index = node.apps.index(dataset)
+    index = node.apps.index(dataset, builder=alice.address)
     index_seconds = time.perf_counter() - started
-    assert index["passages"] == n_records, index
+    assert index.passages == n_records, index
     model = node.base_models.registered()[CHAT_MODEL]
     app = node.apps.create(
         alice,
@@ -217,9 +221,9 @@ def app_latency(
         spec=AppSpec(
             model=model,
             system_prompt="Answer briefly.",
-            retrieval=Retrieval(dataset, index["version"], index["index"], top_k=3),
+            retrieval=Retrieval(dataset, index.version, index.index, top_k=3),
         ),
-    )["asset_id"]
+    ).asset.asset_id
     node.chain.token.transfer(carol, node.economy.treasury, 50 * TOKEN)
     _, secret = node.economy.keys.create(carol.address, "bench")
     http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=600)
@@ -244,7 +248,9 @@ def app_latency(
 
     ask(model, QUESTIONS[0])  # load the models and the index
     ask(app, QUESTIONS[0])
-    direct, via_app, extra_tokens = [], [], []
+    direct: list[float] = []
+    via_app: list[float] = []
+    extra_tokens: list[int] = []
     for i in range(pairs):
         question = QUESTIONS[i % len(QUESTIONS)]
         order = [(model, direct), (app, via_app)]
@@ -260,7 +266,7 @@ def app_latency(
     retriever = node.gateway.retriever
     for question in QUESTIONS:
         t = time.perf_counter()
-        retriever.retrieve(index["index"], question, 3)
+        retriever.retrieve(index.index, question, 3)
         retrieval.append(time.perf_counter() - t)
     added = statistics.median(b - a for a, b in zip(direct, via_app, strict=True))
     direct_median = statistics.median(direct)

@@ -221,9 +221,7 @@ def test_someone_else_sees_no_owner_form_and_cannot_offer_or_withdraw(
         web, web.post(f"/assets/{world.dataset}/licences", data={"terms": "open", "price": "0"})
     )
     assert flash(refused).startswith("No offer was made: only the owner of asset")
-    refused = follow(
-        web, web.post(f"/licences/{offer.offer_id}/active", data={"active": "false"})
-    )
+    refused = follow(web, web.post(f"/licences/{offer.offer_id}/active", data={"active": "false"}))
     assert "only the owner of asset" in flash(refused)
     assert [o.offer_id for o in node.licences.offers(world.dataset)] == [offer.offer_id]
     assert node.licences.get(offer.offer_id).active
@@ -237,9 +235,7 @@ def test_licence_forms_need_a_session_and_the_nodes_own_origin(
     assert reply.status_code == 303 and reply.headers["location"].startswith("/signin?next=")
     signed_in("bob")
     wallet = world.node.chain.token.balance_of(world.bob.address)
-    forged = web.post(
-        f"/licences/{offer.offer_id}/buy", headers={"Origin": "https://evil.example"}
-    )
+    forged = web.post(f"/licences/{offer.offer_id}/buy", headers={"Origin": "https://evil.example"})
     assert forged.status_code == 403
     assert world.node.chain.token.balance_of(world.bob.address) == wallet
     assert world.node.licences.held(world.bob.address) == []
