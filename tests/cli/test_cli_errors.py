@@ -36,7 +36,7 @@ def held_licence(live: LiveServer) -> int:
     asset = node.assets.register(alice, kind="model", name="Polite bot", licence="MIT")
     offer = node.licences.offer(alice, asset.asset_id, price=0, terms="commercial")
     node.licences.buy(bob, offer.offer_id)
-    return int(offer["offer_id"])
+    return offer.offer_id
 
 
 def test_a_refused_licence_transfer_is_an_error_line_not_a_usage_block(
