@@ -314,7 +314,7 @@ class Story:
         ]
         self._step(
             "Dataset",
-            f"Dataset {dataset}: {version['records']} records anchored "
+            f"Dataset {dataset}: {version.records} records anchored "
             f"(batch root {batch.root if batch else '-'}), {reviews} reviews. Alice's paid "
             f"task ({_units(PER_RECORD)} CAIRN a record, {_units(PER_REVIEW)} a useful review) "
             f"paid {paid.records} records and {paid.reviews} reviews in one transaction.",
@@ -324,8 +324,8 @@ class Story:
         self.demo.facts.pop("bob_first", None)
         self.demo.facts["dataset"] = {
             "id": dataset,
-            "version": version["version"],
-            "records": version["records"],
+            "version": version.version,
+            "records": version.records,
             "reviews": reviews,
         }
         return dataset

@@ -319,7 +319,7 @@ class AssetDetails:
         for info in about.values():
             if info.get("kind") == "dataset" and info.get("version"):
                 for v in self.data.anchoring.versions(int(info["asset"])):
-                    out[v["version"]] = int(v["number"])
+                    out[v.version] = v.number
         return out
 
 

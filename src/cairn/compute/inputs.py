@@ -46,18 +46,18 @@ def training_records(
         if ref.version is None:
             chosen = versions[0]
         else:
-            found = [v for v in versions if v["version"] == ref.version]
+            found = [v for v in versions if v.version == ref.version]
             if not found:
                 raise NotFound(f"{ref.version} is not a version of dataset {ref.dataset}")
             chosen = found[0]
-        for record in data.anchoring.records(ref.dataset, chosen["version"]):
+        for record in data.anchoring.records(ref.dataset, chosen.version):
             records.append({k: v for k, v in record.items() if not k.startswith("_")})
         lineage.append(
             {
                 "dataset": ref.dataset,
-                "version": chosen["version"],
-                "records": chosen["records"],
-                "attribution_cid": chosen["attribution_cid"],
+                "version": chosen.version,
+                "records": chosen.records,
+                "attribution_cid": chosen.attribution_cid,
             }
         )
     if len(records) < 2:
