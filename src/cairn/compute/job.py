@@ -9,12 +9,14 @@ recipe's, owned by `cairn.core.recipe`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cairn.compute.models import JobRow
 from cairn.core.errors import InvalidInput
+
+if TYPE_CHECKING:  # the CLI reads these records without loading the index's ORM
+    from cairn.compute.models import JobRow
 
 JobStatus = Literal["queued", "running", "finishing", "finished", "failed", "cancelled"]
 ACTIVE: tuple[JobStatus, ...] = ("queued", "running")
