@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from cairn.core.recipe import hyperparameters as shared
+import cairn.core.recipe.hyperparameters as shared
 from cairn.core.recipe.base import Recipe
 from cairn.core.recipe.methods.base import MethodSpec
 from cairn.core.recipe.parts import FieldProblem, RecipePart

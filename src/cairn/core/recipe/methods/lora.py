@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from cairn.core.recipe import hyperparameters as shared
+import cairn.core.recipe.hyperparameters as shared
 from cairn.core.recipe.base import Recipe
 from cairn.core.recipe.methods.base import MethodSpec
 from cairn.core.recipe.parts import ModuleName
