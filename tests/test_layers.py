@@ -107,7 +107,6 @@ KNOWN_BREACHES: set[tuple[str, str]] = {
     ("cairn.api.background", "cairn.node"),
     ("cairn.api.deps", "cairn.node"),
     ("cairn.api.server", "cairn.node"),
-    ("cairn.api.routers.chain", "cairn.node"),
     ("cairn.web.session", "cairn.node"),
 }
 

@@ -62,6 +62,7 @@ def assert_problem(reply: httpx.Response, status: int, detail_part: str) -> None
 def test_health_chain_and_landing_page(http: httpx.Client, live: LiveServer) -> None:
     health = http.get("/api/v1/health").json()
     assert health["status"] == "ok" and health["chain"] == "memory"
+    assert set(health) == {"status", "version", "chain", "chain_id", "block_number"}
     chain = http.get("/api/v1/chain").json()
     assert chain["chain_id"] == live.node.client.chain_id and chain["backend"] == "memory"
     assert chain["rpc_url"] is None
@@ -100,7 +101,8 @@ def test_balances_and_accounts(http: httpx.Client, live: LiveServer) -> None:
 def test_sign_in_with_ethereum(http: httpx.Client, live: LiveServer) -> None:
     alice, mallory = dev_account(live.node, "alice"), Account.create()
     headers = sign_in(http, live, alice)
-    assert http.get("/api/v1/auth/me", headers=headers).json()["address"] == alice.address
+    me = http.get("/api/v1/auth/me", headers=headers).json()
+    assert me == {"address": alice.address, "key_on_node": True}
 
     nonce = http.post("/api/v1/auth/nonce").json()["nonce"]
     message = siwe_message(live, alice.address, nonce)
@@ -224,7 +226,8 @@ def test_wallet_signed_transactions_are_relayed(live: LiveServer) -> None:
     bob = dev_account(node, "bob")
     with NodeClient(live.url) as api:
         result = api.transfer_tokens(wallet, bob.address, 20)
-        assert result["status"] == 1
+        assert set(result) == {"tx_hash", "block_number", "gas_used", "status", "events"}
+        assert result["status"] == 1 and set(result["events"][0]) == {"contract", "event", "args"}
         assert (
             result["events"][0]["event"] == "Transfer"
             and result["events"][0]["contract"] == "CairnToken"
@@ -248,6 +251,7 @@ def test_the_relay_refuses_what_it_should(http: httpx.Client, live: LiveServer) 
     wallet = Account.create()
     live.node.backend.fund(wallet.address, 10**18)
     fees = http.get("/api/v1/chain/fees").json()
+    assert set(fees) == {"maxFeePerGas", "maxPriorityFeePerGas"}  # web3's names, spread below
     tx = {
         "to": Account.create().address,
         "value": 1,
@@ -271,8 +275,9 @@ def test_the_relay_refuses_what_it_should(http: httpx.Client, live: LiveServer) 
 def test_blobs_need_a_session_and_verify_cids(http: httpx.Client, live: LiveServer) -> None:
     assert_problem(http.post("/api/v1/blobs", content=b"hello"), 401, "")
     headers = sign_in(http, live, dev_account(live.node, "carol"))
-    cid = http.post("/api/v1/blobs", content=b"hello world\n", headers=headers).json()["cid"]
-    assert cid == "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
+    stored = http.post("/api/v1/blobs", content=b"hello world\n", headers=headers)
+    cid = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
+    assert stored.status_code == 201 and stored.json() == {"cid": cid, "size": 12}
     assert http.get(f"/api/v1/blobs/{cid}", headers=headers).content == b"hello world\n"
     assert_problem(http.get(f"/api/v1/blobs/{cid}"), 404, "")  # an upload is its uploader's
     assert_problem(http.get("/api/v1/blobs/not-a-cid"), 422, "invalid CID")

@@ -7,38 +7,27 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
 
 from cairn.api.routers import compute
-from tests.api.test_datasets_openapi import described, resolve
-
-PREFIX = "/api/v1"  # as cairn.api.app mounts the router
+from tests.api.openapi_check import (
+    API,
+    assert_declares_what_it_answers,
+    openapi_of,
+    resolve,
+    routes_of,
+)
 
 
 @pytest.fixture(scope="module")
 def openapi() -> dict[str, Any]:
-    app = FastAPI()
-    api = APIRouter(prefix=PREFIX)
-    api.include_router(compute.router)
-    app.include_router(api)
-    return app.openapi()
+    return openapi_of((compute.router, API))
 
 
 def test_every_route_declares_what_it_answers(openapi: dict[str, Any]) -> None:
-    routes = [r for r in compute.router.routes if isinstance(r, APIRoute)]
+    routes = routes_of(compute.router)
     assert len(routes) == 7
-    for route in routes:
-        for method in route.methods:
-            operation = openapi["paths"][PREFIX + route.path][method.lower()]
-            where = f"{method} {route.path}"
-            answers = {s: r for s, r in operation["responses"].items() if s.startswith("2")}
-            assert answers, f"{where} documents no success"
-            for status, reply in answers.items():
-                assert reply.get("content"), f"{where} {status} has no content"
-                for media, body in reply["content"].items():
-                    schema = body.get("schema") or {}
-                    assert described(openapi, schema), f"{where} {status} {media}: {schema}"
+    for path, route in routes:
+        assert_declares_what_it_answers(openapi, path, route.methods)
 
 
 def fields(openapi: dict[str, Any], name: str) -> dict[str, Any]:

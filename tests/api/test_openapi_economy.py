@@ -6,10 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from cairn.api.routers import accounts, assets, bounties, economy, licences
+from tests.api.openapi_check import (
+    API,
+    answers,
+    assert_declares_what_it_answers,
+    named_fields,
+    openapi_of,
+    routes_of,
+)
 
 ROUTERS = {
     "accounts": accounts.router,
@@ -18,60 +25,34 @@ ROUTERS = {
     "economy": economy.router,
     "licences": licences.router,
 }
-PREFIX = "/api/v1"  # as cairn.api.app mounts them
 
 
 @pytest.fixture(scope="module")
 def openapi() -> dict[str, Any]:
-    app = FastAPI()
-    api = APIRouter(prefix=PREFIX)
-    for router in ROUTERS.values():
-        api.include_router(router)
-    app.include_router(api)
-    return app.openapi()
+    return openapi_of(*((router, API) for router in ROUTERS.values()))
 
 
-def _resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
-    """A schema with its `$ref` followed, and an optional value (`anyOf` with null) unwrapped."""
-    while True:
-        if "$ref" in schema:
-            schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
-        elif "anyOf" in schema:
-            schema = next(s for s in schema["anyOf"] if s.get("type") != "null")
-        else:
-            return schema
-
-
-def _fields(schema: dict[str, Any], document: dict[str, Any]) -> set[str]:
-    """The named fields of an answer's schema (of its items, for a list)."""
-    schema = _resolve(schema, document)
-    if schema.get("type") == "array":
-        schema = _resolve(schema.get("items", {}), document)
-    return set(schema.get("properties", {}))
-
-
-def _routes() -> list[tuple[str, APIRoute]]:
+def _routes() -> list[tuple[str, str, APIRoute]]:
     return [
-        (name, route)
-        for name, router in ROUTERS.items()
-        for route in router.routes
-        if isinstance(route, APIRoute)
+        (name, path, route) for name, router in ROUTERS.items() for path, route in routes_of(router)
     ]
 
 
-@pytest.mark.parametrize(("name", "route"), _routes(), ids=[f"{n}:{r.name}" for n, r in _routes()])
+@pytest.mark.parametrize(
+    ("name", "path", "route"), _routes(), ids=[f"{n}:{r.name}" for n, _, r in _routes()]
+)
 def test_every_route_answers_a_schema_with_named_fields(
-    openapi: dict[str, Any], name: str, route: APIRoute
+    openapi: dict[str, Any], name: str, path: str, route: APIRoute
 ) -> None:
+    assert_declares_what_it_answers(openapi, path, route.methods)
+    bodies = answers(openapi, path, route.methods)
     for method in route.methods:
-        operation = openapi["paths"][PREFIX + route.path][method.lower()]
-        answer = operation["responses"][str(route.status_code or 200)]
-        schema = answer["content"]["application/json"]["schema"]
-        assert _fields(schema, openapi), f"{name}: {method} {route.path} answers {schema}"
+        schema = bodies[method, str(route.status_code or 200), "application/json"]
+        assert named_fields(openapi, schema), f"{name}: {method} {path} answers {schema}"
 
 
 def test_every_route_of_the_routers_is_checked() -> None:
     counts = {name: 0 for name in ROUTERS}
-    for name, _ in _routes():
+    for name, _, _ in _routes():
         counts[name] += 1
     assert counts == {"accounts": 5, "assets": 4, "bounties": 6, "economy": 17, "licences": 9}

@@ -7,51 +7,31 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from cairn.api.routers import apps, gateway, models
-from tests.api.test_datasets_openapi import described
+from tests.api.openapi_check import API, assert_declares_what_it_answers, openapi_of, routes_of
 
 # each router with the prefix cairn.api.app mounts it under
-ROUTERS = {"gateway": (gateway.router, ""), "apps": (apps.router, "/api/v1")}
-ROUTERS["models"] = (models.router, "/api/v1")
+ROUTERS = {"gateway": (gateway.router, ""), "apps": (apps.router, API)}
+ROUTERS["models"] = (models.router, API)
 STREAMED = {"/v1/chat/completions", "/v1/completions"}
 
 
 @pytest.fixture(scope="module")
 def openapi() -> dict[str, Any]:
-    app = FastAPI()
-    for router, prefix in ROUTERS.values():
-        mounted = APIRouter(prefix=prefix)
-        mounted.include_router(router)
-        app.include_router(mounted)
-    return app.openapi()
+    return openapi_of(*ROUTERS.values())
 
 
 def _routes() -> list[tuple[str, APIRoute]]:
-    return [
-        (prefix + route.path, route)
-        for router, prefix in ROUTERS.values()
-        for route in router.routes
-        if isinstance(route, APIRoute)
-    ]
+    return [pair for router, prefix in ROUTERS.values() for pair in routes_of(router, prefix)]
 
 
 @pytest.mark.parametrize(("path", "route"), _routes(), ids=[p for p, _ in _routes()])
 def test_every_route_declares_what_it_answers(
     openapi: dict[str, Any], path: str, route: APIRoute
 ) -> None:
-    for method in route.methods:
-        operation = openapi["paths"][path][method.lower()]
-        where = f"{method} {path}"
-        answers = {s: r for s, r in operation["responses"].items() if s.startswith("2")}
-        assert answers, f"{where} documents no success"
-        for status, reply in answers.items():
-            assert reply.get("content"), f"{where} {status} has no content"
-            for media, body in reply["content"].items():
-                schema = body.get("schema") or {}
-                assert described(openapi, schema), f"{where} {status} {media}: {schema}"
+    assert_declares_what_it_answers(openapi, path, route.methods)
 
 
 def test_every_route_of_the_routers_is_checked() -> None:

@@ -101,9 +101,23 @@ class CallBody(Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class ChainEvent(BaseModel):
+    contract: str = Field(..., description="The Cairn contract that logged it")
+    event: str
+    args: dict[str, Any] = Field(
+        ..., description="Bytes as 0x-hex, integers of 2**53 or more as decimal"
+    )
+
+
 class TxResult(BaseModel):
     tx_hash: str
     block_number: int
     gas_used: int
-    status: int
-    events: list[dict[str, Any]]
+    status: int = Field(..., description="1: success")
+    events: list[ChainEvent] = Field(..., description="Cairn's events, in log order")
+
+
+def file_answer(description: str, *media: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that answers a file: its bytes, in any of `media`."""
+    content = {m: {"schema": {"type": "string", "format": "binary"}} for m in media}
+    return {200: {"description": description, "content": content}}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cairn.api.deps import NodeDep, SessionAddress
+from cairn.api.node_schemas import SessionAccount
 from cairn.api.schemas import NonceOut, SessionOut, SignIn
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -35,7 +36,7 @@ def signout(
     node.auth.sign_out(credentials.credentials)
 
 
-@router.get("/me")
-def me(node: NodeDep, address: SessionAddress) -> dict[str, Any]:
+@router.get("/me", response_model=SessionAccount)
+def me(node: NodeDep, address: SessionAddress) -> SessionAccount:
     """Who the session belongs to, and whether this node holds that account's key."""
-    return {"address": address, "key_on_node": node.signers.holds(address)}
+    return SessionAccount(address=address, key_on_node=node.signers.holds(address))

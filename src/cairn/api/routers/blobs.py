@@ -14,6 +14,8 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from cairn.api.deps import NodeDep, ReaderAddress, SessionAddress
+from cairn.api.node_schemas import BlobStored
+from cairn.api.schemas import file_answer
 from cairn.assets.content import Scope
 from cairn.compute.blobs import JOB_TOKEN_HEADER
 from cairn.core.cid import CID
@@ -24,8 +26,8 @@ MAX_UPLOAD = 256 * 1024 * 1024
 MiB = 1024 * 1024
 
 
-@router.post("", status_code=201)
-async def upload(node: NodeDep, request: Request, me: SessionAddress) -> dict[str, object]:
+@router.post("", response_model=BlobStored, status_code=201)
+async def upload(node: NodeDep, request: Request, me: SessionAddress) -> BlobStored:
     """Store the request body as the signed-in account's upload; answers its CIDv1.
 
     An upload is readable by its uploader only, until an asset registered by that account
@@ -53,7 +55,7 @@ async def upload(node: NodeDep, request: Request, me: SessionAddress) -> dict[st
         chunks.append(chunk)
     cid = node.store.put_stream(iter(chunks))
     node.assets.refs.add(cid, Scope.UPLOAD, me, account=me)
-    return {"cid": cid, "size": size}
+    return BlobStored(cid=cid, size=size)
 
 
 def _too_big(me: str, size: int, limit: int, room: int) -> InvalidInput | RateLimited:
@@ -65,7 +67,11 @@ def _too_big(me: str, size: int, limit: int, room: int) -> InvalidInput | RateLi
     return InvalidInput(f"upload exceeds {MAX_UPLOAD} bytes")
 
 
-@router.get("/{cid}")
+@router.get(
+    "/{cid}",
+    response_class=StreamingResponse,
+    responses=file_answer("The blob's bytes", "application/octet-stream"),
+)
 def download(
     node: NodeDep,
     cid: str,

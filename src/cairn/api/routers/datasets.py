@@ -22,7 +22,7 @@ from cairn.api.dataset_schemas import (
     VersionPublic,
 )
 from cairn.api.deps import DataDep, ExportGate, MaybeSessionAddress, SessionAddress, SessionSigner
-from cairn.api.schemas import SplitBody, Strict
+from cairn.api.schemas import SplitBody, Strict, file_answer
 from cairn.core.errors import InvalidInput
 from cairn.core.ids import Offset, StoredId
 from cairn.core.policy import RevenueSplit
@@ -242,15 +242,7 @@ def proof(data: DataDep, dataset_id: StoredId, record: str) -> ProofPublic:
 @router.get(
     "/datasets/{dataset_id}/export",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The version's records, one file",
-            "content": {
-                media: {"schema": {"type": "string", "format": "binary"}}
-                for media in EXPORT_MEDIA.values()
-            },
-        }
-    },
+    responses=file_answer("The version's records, one file", *EXPORT_MEDIA.values()),
 )
 def export(
     data: DataDep,

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from cairn import __version__
 from cairn.api.deps import NodeDep
+from cairn.api.node_schemas import Health
 
 router = APIRouter(tags=["node"])
 
 
-@router.get("/health")
-def health(node: NodeDep) -> dict[str, Any]:
+@router.get("/health", response_model=Health)
+def health(node: NodeDep) -> Health:
     """Whether the node is up, and which chain block it sees."""
-    return {
-        "status": "ok",
-        "version": __version__,
-        "chain": node.backend.kind,
-        "chain_id": node.client.chain_id,
-        "block_number": node.client.block_number(),
-    }
+    return Health(
+        status="ok",
+        version=__version__,
+        chain=node.backend.kind,
+        chain_id=node.client.chain_id,
+        block_number=node.client.block_number(),
+    )

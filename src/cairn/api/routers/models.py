@@ -9,17 +9,16 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from cairn.api.deps import MaybeSessionAddress, ModelDownloadsDep
+from cairn.api.schemas import file_answer
 from cairn.core.ids import StoredId
 
 router = APIRouter(tags=["models"])
-
-TAR = {"schema": {"type": "string", "format": "binary"}}
 
 
 @router.get(
     "/models/{asset_id}/download",
     response_class=FileResponse,
-    responses={200: {"description": "The tar", "content": {"application/x-tar": TAR}}},
+    responses=file_answer("The tar", "application/x-tar"),
 )
 def download(
     downloads: ModelDownloadsDep, asset_id: StoredId, me: MaybeSessionAddress

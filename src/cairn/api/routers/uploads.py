@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from cairn.api.deps import SessionAddress, UploadsDep
+from cairn.api.node_schemas import BlobStored
 from cairn.api.schemas import Strict
 from cairn.assets.uploads import ChunkRange, StagedUpload
 
@@ -39,11 +40,6 @@ class UploadPublic(BaseModel):
     chunk_size: int = Field(..., description="The most bytes one PUT may carry")
     expires_at: float = Field(..., description="Unix time the upload is deleted if idle")
     stored: bool = Field(..., description="Completed: the blob is stored")
-
-
-class BlobStored(BaseModel):
-    cid: str
-    size: int
 
 
 def public(upload: StagedUpload) -> UploadPublic:
