@@ -123,3 +123,28 @@ def test_a_signed_write_loads_the_signing_libraries_but_not_web3(live: LiveServe
     assert node.chain.token.balance_of(bob) == before + 3 * TOKEN // 2
     assert loaded(sent.modules, SIGNING) == list(SIGNING)  # encoded and signed in the CLI
     assert loaded(sent.modules, HEAVY) == []
+
+
+# What only training and serving a model in process need: a node loads them when it first
+# serves a model (the ServerApp and the workers train in processes of their own).
+TRAINING = ("peft", "safetensors", "torch", "transformers", "trl")
+
+
+def test_a_node_builds_and_answers_without_loading_a_training_library(tmp_path: Path) -> None:
+    code = (
+        "from cairn.api.app import create_app\n"
+        "from cairn.config import NodeConfig\n"
+        "from cairn.node import bootstrap\n"
+        "from fastapi.testclient import TestClient\n"
+        f"node = bootstrap(NodeConfig.from_env(data_dir={str(tmp_path / 'node')!r}, "
+        "chain='memory', dev=True, base_models=False))\n"
+        "client = TestClient(create_app(node, background=False))\n"
+        "for path in ('/api/v1/health', '/api/v1/chain', '/api/v1/assets', '/', "
+        "'/jobs', '/build', '/apps', '/playground', '/node'):\n"
+        "    reply = client.get(path)\n"
+        "    assert reply.status_code == 200, (path, reply.status_code, reply.text[:300])\n"
+        "node.close()\n"
+    )
+    modules = python(code).modules
+    assert "cairn.api.app" in modules and "cairn.compute.jobs" in modules
+    assert loaded(modules, TRAINING) == []

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cairn.compute.checkpoints import latest_checkpoint, save_checkpoint
 from cairn.compute.jobdir import JobDir, JobSpec
 from cairn.core.diloco import OuterState
 from cairn.core.errors import InvalidInput, NotFound
@@ -91,11 +92,11 @@ def test_each_event_comes_with_the_offset_past_its_line(tmp_path: Path) -> None:
 def test_latest_checkpoint_is_the_newest_whole_one(tmp_path: Path) -> None:
     job = JobDir(tmp_path / "job")
     job.write_spec(SPEC, [])
-    assert job.latest_checkpoint() is None
-    job.save_checkpoint(0, {"w": torch.zeros(2)}, OuterState())
-    job.save_checkpoint(1, {"w": torch.ones(2)}, OuterState(momentum={"w": torch.ones(2)}, step=1))
+    assert latest_checkpoint(job) is None
+    save_checkpoint(job, 0, {"w": torch.zeros(2)}, OuterState())
+    save_checkpoint(job, 1, {"w": torch.ones(2)}, OuterState(momentum={"w": torch.ones(2)}, step=1))
     (job.checkpoints / "round-000002.tmp").write_bytes(b"half written")
-    latest = job.latest_checkpoint()
+    latest = latest_checkpoint(job)
     assert latest is not None
     round_, params, state = latest
     assert round_ == 1 and torch.equal(params["w"], torch.ones(2)) and state.step == 1

@@ -19,6 +19,7 @@ import torch
 
 from cairn.chain.escrow import Enlistment, JobState
 from cairn.compute import finish
+from cairn.compute.checkpoints import save_checkpoint
 from cairn.compute.follow import Follower
 from cairn.compute.reports import WorkReport, sign_report
 from cairn.core.diloco import OuterState
@@ -100,7 +101,7 @@ def play_job(node: Node, job_id: str, model: bool = True) -> None:
             )
             signature = sign_report(report, account)
             folder.append("report", run_id=1, report=report.__dict__, signature=signature)
-        folder.save_checkpoint(round_, {"w": torch.full((4,), float(round_))}, OuterState())
+        save_checkpoint(folder, round_, {"w": torch.full((4,), float(round_))}, OuterState())
         folder.append(
             "round",
             run_id=1,

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from cairn.core.errors import ConfigError, InvalidInput, NotFound
-from cairn.serve.backends import LlamaCppBackend, SamplingParams, ServedModel
+from cairn.serve.backends import SamplingParams, ServedModel
+from cairn.serve.backends.llamacpp import LlamaCppBackend
 
 MESSAGES = [{"role": "user", "content": "Name a colour."}]
 PROMPT = "The capital of France is"

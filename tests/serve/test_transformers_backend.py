@@ -16,9 +16,9 @@ import torch
 from transformers import AutoTokenizer
 
 from cairn.core.errors import ConfigError, InvalidInput, NotFound
-from cairn.serve.backends import Generation, SamplingParams, ServedModel, TransformersBackend
+from cairn.serve.backends import Generation, SamplingParams, ServedModel
 from cairn.serve.backends.base import plain_chat_prompt
-from cairn.serve.backends.transformers import next_token
+from cairn.serve.backends.transformers import TransformersBackend, next_token
 from cairn.train.tiny import tiny_causal_lm
 from tests.serve.conftest import LABELS, save
 

@@ -25,14 +25,9 @@ from cairn.core.errors import (
     Unauthorized,
     Unavailable,
 )
-from cairn.serve.backends import (
-    Generation,
-    SamplingParams,
-    ServedModel,
-    TransformersBackend,
-    UpstreamBackend,
-)
-from cairn.serve.backends.upstream import UpstreamGeneration, server_sent_events
+from cairn.serve.backends import Generation, SamplingParams, ServedModel
+from cairn.serve.backends.transformers import TransformersBackend
+from cairn.serve.backends.upstream import UpstreamBackend, UpstreamGeneration, server_sent_events
 from tests.conftest import LiveServer
 
 KEY = "sk-test"

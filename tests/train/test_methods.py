@@ -21,6 +21,7 @@ from cairn.core.data_policy import TaskSpec, TaskType
 from cairn.core.errors import InvalidInput
 from cairn.core.recipe import (
     BASE_MODELS,
+    FAMILY_OF,
     METHODS,
     RECIPES,
     SPECS,
@@ -35,7 +36,7 @@ from cairn.core.recipe import (
 from cairn.train.adapters import LoraSettings
 from cairn.train.methods import METHODS as TRAINING
 from cairn.train.methods import AdamW, Method, training_method
-from cairn.train.models import FAMILY_OF, hyperparameters
+from cairn.train.models import hyperparameters
 
 
 def defaults(name: str) -> Hyperparameters:

@@ -28,6 +28,7 @@ from eth_account.messages import encode_defunct
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
+from cairn.compute.checkpoints import latest_checkpoint, save_checkpoint
 from cairn.compute.jobdir import JobDir, JobSpec
 from cairn.compute.records import IDENTIFY, RoundTask, WorkerReply, parse_reply, task_message
 from cairn.compute.reports import params_digest, verify_report
@@ -86,10 +87,10 @@ class Coordinator:
         model, tokenizer = load_for_method(
             spec.method, Path(spec.base_folder), self.hparams, labels=spec.labels, seed=spec.seed
         )
-        checkpoint = self.job.latest_checkpoint()
+        checkpoint = latest_checkpoint(self.job)
         if checkpoint is None:
             done, params, outer = 0, initial_params(model), OuterState()
-            self.job.save_checkpoint(0, params, outer)
+            save_checkpoint(self.job, 0, params, outer)
         else:
             done, params, outer = checkpoint
             load_params(model, params)
@@ -142,7 +143,7 @@ class Coordinator:
                     spec.method, model, tokenizer, limit, self.hparams, labels=spec.labels
                 )
             self._check_owner()
-            self.job.save_checkpoint(round_, params, outer)
+            save_checkpoint(self.job, round_, params, outer)
             wall = time.perf_counter() - started
             compute = max(r.report.compute_seconds for r in replies)
             samples = sum(r.report.samples for r in replies)

@@ -48,10 +48,10 @@ from cairn.compute.models import WorkReportRow
 from cairn.compute.reports import report_from_json, work_shares
 from cairn.core.errors import CairnError, Conflict, Forbidden, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
+from cairn.core.recipe import FAMILY_OF
 from cairn.identity.signers import Signers
 from cairn.store.base import BlobStore
 from cairn.train.catalog import DEFAULT_MODEL_SPLIT, ModelCatalog
-from cairn.train.models import FAMILY_OF
 from cairn.train.weights import model_card, store_folder
 
 SHARES_SCHEMA = "cairn.work-shares/v1"

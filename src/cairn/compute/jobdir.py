@@ -13,8 +13,7 @@ owns the job: a ServerApp left over from before a node restart sees it changed a
       run.json                      {"run_id": ...}: the current Flower run
       cancel                        present: stop after the current round
       events.jsonl                  one JSON object per line, appended
-      checkpoints/round-000007.safetensors   global trainable parameters after round 7
-      checkpoints/round-000007.outer         the outer optimizer's state (cairn.core.diloco)
+      checkpoints/                  a checkpoint per round (cairn.compute.checkpoints)
       model/                        the trained model's weights and tokenizer, at the end
 """
 
@@ -27,13 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file, save_file
-
-from cairn.core.diloco import OuterState, state_from_bytes, state_to_bytes
 from cairn.core.errors import InvalidInput, NotFound
-
-Tensors = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -97,8 +90,8 @@ class JobDir:
         """Create the folder with its spec and held-out records."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in eval_records)
-        _atomic_write(self.path / "eval.jsonl", lines.encode())
-        _atomic_write(self.path / "job.json", json.dumps(spec.to_json(), indent=2).encode())
+        atomic_write(self.path / "eval.jsonl", lines.encode())
+        atomic_write(self.path / "job.json", json.dumps(spec.to_json(), indent=2).encode())
 
     def spec(self) -> JobSpec:
         """The job's spec."""
@@ -117,7 +110,7 @@ class JobDir:
 
     def set_run(self, run_id: int) -> None:
         """Make `run_id` the Flower run that owns this job."""
-        _atomic_write(self.path / "run.json", json.dumps({"run_id": run_id}).encode())
+        atomic_write(self.path / "run.json", json.dumps({"run_id": run_id}).encode())
 
     def run_id(self) -> int | None:
         """The Flower run that owns this job, if one was started."""
@@ -128,7 +121,7 @@ class JobDir:
 
     def request_cancel(self) -> None:
         """Ask the ServerApp to stop after its current round."""
-        _atomic_write(self.path / "cancel", b"")
+        atomic_write(self.path / "cancel", b"")
 
     def cancel_requested(self) -> bool:
         """Whether the job was asked to stop."""
@@ -177,30 +170,9 @@ class JobDir:
                 out.append((json.loads(line), offset))
         return out
 
-    # -- checkpoints --------------------------------------------------------------------------------
 
-    def save_checkpoint(self, round_: int, params: Tensors, state: OuterState) -> Path:
-        """Write the global parameters and outer state after `round_` (1-based)."""
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        stem = self.checkpoints / f"round-{round_:06d}"
-        tmp = stem.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in params.items()}, str(tmp))
-        _atomic_write(stem.with_suffix(".outer"), state_to_bytes(state))
-        os.replace(tmp, stem.with_suffix(".safetensors"))  # last: it marks the checkpoint whole
-        return stem.with_suffix(".safetensors")
-
-    def latest_checkpoint(self) -> tuple[int, Tensors, OuterState] | None:
-        """The newest whole checkpoint: (round, params, outer state), or None."""
-        done = sorted(self.checkpoints.glob("round-*.safetensors"))
-        if not done:
-            return None
-        path = done[-1]
-        round_ = int(path.stem.split("-")[1])
-        state = state_from_bytes(path.with_suffix(".outer").read_bytes())
-        return round_, load_file(str(path)), state
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the whole new one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -27,15 +27,13 @@ from cairn.compute.jobdir import JobDir, JobSpec
 from cairn.compute.models import JobRow
 from cairn.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cairn.core.licensing import Use
-from cairn.core.recipe import DEADLINE_SLACK, Recipe, recipe_to_yaml
+from cairn.core.recipe import DEADLINE_SLACK, FAMILY_OF, Recipe, method_spec, recipe_to_yaml
 from cairn.data.service import DataService
 from cairn.db.engine import Database
 from cairn.economy.licences import LicenceBook
 from cairn.identity.signers import Signers
 from cairn.store.base import BlobStore
 from cairn.train.catalog import ModelCatalog
-from cairn.train.inner import check_inputs
-from cairn.train.models import FAMILY_OF, hyperparameters
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class Launcher:
             teacher_manifest = self.catalog.manifest(teacher)
 
         records, labels, datasets = training_records(self.data, recipe)
-        check_inputs(method, records, hyperparameters(method, hparams.model_dump()), labels)
+        method_spec(method).check_records(records, hparams, labels)  # as each worker will
         train, held_out = held_out_split(records, recipe.evaluation.split, recipe.evaluation.seed)
 
         yaml_text = recipe_to_yaml(recipe)

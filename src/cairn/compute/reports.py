@@ -15,13 +15,15 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from eth_account.signers.local import LocalAccount
 
 from cairn.core.errors import InvalidInput
 from cairn.identity.statements import check_signer, sign_statement, statement_leaf
+
+if TYPE_CHECKING:  # the node reads and checks reports without loading torch
+    import torch
 
 SCHEMA = "cairn.work-report/v1"
 
@@ -49,6 +51,8 @@ class WorkReport:
 
 def params_digest(params: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 over names, dtypes, shapes and bytes of parameters, in name order."""
+    import torch  # loaded already: the caller holds tensors
+
     h = hashlib.sha256()
     for name in sorted(params):
         t = params[name].detach().contiguous().cpu()

@@ -10,22 +10,18 @@ with the tokens actually used, which stores the gateway's signed usage receipt
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from cairn.assets.service import Asset
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.economy.keys import ApiKey
 from cairn.economy.metering import Meter
 from cairn.economy.receipts import UsageReceipt
 from cairn.serve.app_spec import EMBEDDING_MODEL, AppSpec, app_spec
+from cairn.serve.backends import Classification, SamplingParams
 from cairn.serve.catalogue import CatalogueEntry, catalogue
 from cairn.serve.metered import Metered
 from cairn.serve.resolver import Resolver, Served, Upstream
 from cairn.serve.retrieval import Embed, Retriever, augment_messages
 from cairn.train.catalog import ModelCatalog
-
-if TYPE_CHECKING:  # the backends import torch and transformers: only when a model is served
-    from cairn.serve.backends import Classification, SamplingParams
 
 DEFAULT_MAX_TOKENS = 256  # when a request names no max_tokens (OpenAI's own default is "all")
 
@@ -161,8 +157,6 @@ class Gateway:
         served = self.resolve(ref)
         capability = "chat" if messages is not None else "completions"
         served.check(capability)
-        from cairn.serve.backends import SamplingParams
-
         context = served.backend.context_length(served.model)
         params = SamplingParams(
             max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
@@ -234,8 +228,6 @@ def _fit(
     prompt: str | None,
 ) -> SamplingParams:
     """Without a requested max_tokens, generate at most what the context has room for."""
-    from cairn.serve.backends import SamplingParams
-
     text = prompt if prompt is not None else "\n".join(m.get("content", "") for m in messages or [])
     room = context - served.backend.count_tokens(served.model, text) - 32  # template overhead
     if room < 1:

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from cairn.economy.metering import Charge, Meter
 from cairn.economy.receipts import UsageReceipt
-
-if TYPE_CHECKING:  # the backends import torch and transformers: only when a model is served
-    from cairn.serve.backends import Generation
+from cairn.serve.backends import Generation
 
 
 class Metered:

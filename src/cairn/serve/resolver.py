@@ -9,16 +9,13 @@ asset's choice kept per metadata version (what serves an asset changes only with
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from cairn.assets.service import Asset
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.core.ids import MAX_ID
+from cairn.serve.backends import Backend, ServedModel
 from cairn.train import base_models
 from cairn.train.catalog import ModelCatalog
-
-if TYPE_CHECKING:  # the backends import torch and transformers: only when a model is served
-    from cairn.serve.backends import Backend, ServedModel
 
 
 @dataclass(frozen=True)
@@ -101,8 +98,6 @@ class Resolver:
         return Served(asset, served.model, served.backend)
 
     def _serve(self, asset: Asset) -> Served:
-        from cairn.serve.backends import ServedModel
-
         family = self.catalog.family(asset)
         upstream = self.upstreams.get(asset.asset_id)
         if upstream is not None:
@@ -127,21 +122,21 @@ class Resolver:
     def local(self) -> Backend:
         """The in-process transformers backend, created on first use."""
         if self._local is None:
-            from cairn.serve.backends import TransformersBackend
+            from cairn.serve.backends.transformers import TransformersBackend
 
             self._local = TransformersBackend(self.memory_budget)
         return self._local
 
     def _upstream(self, url: str) -> Backend:
         if url not in self._remote:
-            from cairn.serve.backends import UpstreamBackend
+            from cairn.serve.backends.upstream import UpstreamBackend
 
             self._remote[url] = UpstreamBackend(url, self.upstream_api_key, timeout=600.0)
         return self._remote[url]
 
     def _llama_backend(self) -> Backend:
         if self._llama is None:
-            from cairn.serve.backends import LlamaCppBackend
+            from cairn.serve.backends.llamacpp import LlamaCppBackend
 
             self._llama = LlamaCppBackend(self.memory_budget)
         return self._llama

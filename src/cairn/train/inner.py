@@ -72,13 +72,6 @@ def default_trainable(method: str, hparams: Hyperparameters) -> Trainable:
     return "lora" if training_method(method).trains_lora(hparams) else "all"
 
 
-def check_inputs(
-    method: str, records: Records, hparams: Hyperparameters, labels: Sequence[str] | None
-) -> None:
-    """Raise `InvalidInput` naming the first record, field or setting that does not fit."""
-    training_method(method).check_inputs(records, hparams, labels)
-
-
 def _shard_order(n: int, seed: int) -> Iterator[int]:
     """Record indices forever: a fresh seeded permutation of the shard each pass."""
     rng = random.Random(seed)

@@ -18,13 +18,10 @@ import torch
 from transformers import AutoTokenizer, PreTrainedModel
 
 from cairn.core.errors import NotFound
-from cairn.core.recipe import SPECS, Family, Hyperparameters, method_spec
+from cairn.core.recipe import Hyperparameters, method_spec
 from cairn.train.adapters import add_lora, is_peft
 from cairn.train.inner import trainable_params
 from cairn.train.methods import training_method
-
-FAMILY_OF: dict[str, Family] = {name: spec.family for name, spec in SPECS.items()}
-"""The model family each method trains (what its base model must be), from the registry."""
 
 
 def hyperparameters(method: str, data: dict[str, Any]) -> Hyperparameters:

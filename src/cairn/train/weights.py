@@ -11,23 +11,18 @@ import json
 import os
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import torch
-import transformers
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from typing import TYPE_CHECKING, Any
 
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.store.base import BlobStore
 from cairn.train import MANIFEST_SCHEMA
 from cairn.train.base_models import BaseModel, entry_path, file_facts
+
+if TYPE_CHECKING:  # torch and transformers load when weights are converted or loaded, not before:
+    # the node imports this module for storing and fetching model folders.
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def user_model_cache() -> Path:
@@ -54,7 +49,7 @@ def gguf_as_folder(model: BaseModel, cache_dir: Path, shared: Path | None = None
     facts = file_facts(model)  # refuses a file that does not match its pinned hash
     del facts
     shared = user_model_cache() if shared is None else shared
-    converted = shared / f"{model.name}-{sha[:16]}-transformers-{transformers.__version__}"
+    converted = shared / f"{model.name}-{sha[:16]}-transformers-{metadata.version('transformers')}"
     if not (converted / COMPLETE).exists():
         _convert(model, converted)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +71,8 @@ COMPLETE = ".complete"  # written last: a folder without it is a conversion that
 
 def _convert(model: BaseModel, folder: Path) -> None:
     """De-quantise the GGUF into a safetensors folder at `folder` (atomically)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
     gguf = entry_path(model)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -116,6 +113,9 @@ def load_causal_lm(folder: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
     """A causal LM and its tokenizer from a Hugging Face folder, in float32 on the CPU."""
     if not (folder / "config.json").exists():
         raise NotFound(f"{folder} is not a Hugging Face model folder (no config.json)")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     model = AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
     return model, tokenizer

@@ -25,8 +25,7 @@ from cairn.compute.inputs import TASK
 from cairn.compute.job import ACTIVE, ENDED, Job, JobEvent, RoundEntry
 from cairn.compute.jobs import JobService
 from cairn.core.errors import CairnError
-from cairn.core.recipe import METHODS, RECIPES, parse_recipe, recipe_to_yaml
-from cairn.train.models import FAMILY_OF
+from cairn.core.recipe import FAMILY_OF, METHODS, RECIPES, parse_recipe, recipe_to_yaml
 from cairn.web.charts import Chart, Series, line_chart
 from cairn.web.recipe_form import MARK, FormState, read_form, rewards, settings
 from cairn.web.render import count, page, redirect, short

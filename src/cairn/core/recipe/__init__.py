@@ -18,7 +18,7 @@ from __future__ import annotations
 from cairn.core.recipe.base import Recipe
 from cairn.core.recipe.example import example_recipe
 from cairn.core.recipe.hyperparameters import Hyperparameters
-from cairn.core.recipe.methods import METHODS, SPECS, Family, MethodSpec, method_spec
+from cairn.core.recipe.methods import FAMILY_OF, METHODS, SPECS, Family, MethodSpec, method_spec
 from cairn.core.recipe.methods.classify import ClassifyHyperparameters, ClassifyRecipe
 from cairn.core.recipe.methods.distill import DistillHyperparameters, DistillRecipe
 from cairn.core.recipe.methods.grpo import (
@@ -62,6 +62,7 @@ __all__ = [
     "BASE_MODELS",
     "BUILTIN_REWARDS",
     "DEADLINE_SLACK",
+    "FAMILY_OF",
     "MAX_RECIPE_BYTES",
     "METHODS",
     "RECIPES",

@@ -1,8 +1,10 @@
 """Model backends behind one interface: in process (transformers), GGUF (llama.cpp), upstream.
 
 The gateway holds one `Backend` per way of running models and hands each request a
-`ServedModel`; see `base` for the interface. `LlamaCppBackend` needs the optional
-`llama-cpp-python` package, imported only when that backend is built.
+`ServedModel`; see `base` for the interface, which this package exports. Each backend is
+imported from its own module (`cairn.serve.backends.transformers`, `.llamacpp`, `.upstream`)
+when the node builds it: the transformers backend loads torch, and `LlamaCppBackend` needs the
+optional `llama-cpp-python` package; a node that serves no model loads neither.
 """
 
 from cairn.serve.backends.base import (
@@ -13,18 +15,12 @@ from cairn.serve.backends.base import (
     SamplingParams,
     ServedModel,
 )
-from cairn.serve.backends.llamacpp import LlamaCppBackend
-from cairn.serve.backends.transformers import TransformersBackend
-from cairn.serve.backends.upstream import UpstreamBackend
 
 __all__ = [
     "OPERATIONS",
     "Backend",
     "Classification",
     "Generation",
-    "LlamaCppBackend",
     "SamplingParams",
     "ServedModel",
-    "TransformersBackend",
-    "UpstreamBackend",
 ]

@@ -5,8 +5,8 @@ methods: the loss of one batch (`step_loss`), held-out metrics (`evaluate`), and
 inner loop reads from its hyperparameters (`optimizer`, `records_per_step`, `lora`), each by
 typed attribute access on the method's own model: a setting a method lacks is stated where the
 method fills it in, never a hidden default. Checks that every method needs (hyperparameters of
-the right model, a non-empty shard, the record fields) are written once here; a method adds its
-own through `check_labels`, `check_record` and `check_training`.
+the right model, a non-empty shard, the record fields, the labels) are the pure spec's
+(`MethodSpec.check_records`); a method adds its own on the model through `check_training`.
 
 The pure half (recipe model, task, model family, record fields) is `spec`, a
 `cairn.core.recipe.MethodSpec`; `cairn.train.methods` registers each method under its name.
@@ -23,7 +23,6 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 import torch
 from transformers import AutoModelForCausalLM
 
-from cairn.core.errors import InvalidInput
 from cairn.core.recipe import Hyperparameters, MethodSpec
 from cairn.train.adapters import LoraSettings
 from cairn.train.batches import Records
@@ -87,35 +86,9 @@ class Method(ABC, Generic[H]):
     def check_inputs(
         self, records: Records, hp: Hyperparameters, labels: Sequence[str] | None
     ) -> None:
-        """Raise `InvalidInput` naming the first record, field or setting that does not fit."""
-        expected = self.spec.hyperparameters
-        if not isinstance(hp, expected):
-            raise InvalidInput(
-                f"{self.name}: hyperparameters must be {expected.__name__}; got {type(hp).__name__}"
-            )
-        if not records:
-            raise InvalidInput(
-                f"{self.name}: the shard is empty; a worker needs at least one record"
-            )
-        self.check_labels(labels)
-        fields = self.spec.fields
-        for i, record in enumerate(records):
-            if not isinstance(record, Mapping):
-                raise InvalidInput(f"record {i}: must be an object with {', '.join(fields)}")
-            for name in fields:
-                if not isinstance(record.get(name), str):
-                    problem = "missing" if name not in record else "must be a string"
-                    raise InvalidInput(
-                        f"record {i}: field {name!r} {problem} (a {self.name} record has "
-                        f"{', '.join(fields)})"
-                    )
-            self.check_record(i, record, labels)
-
-    def check_labels(self, labels: Sequence[str] | None) -> None:
-        """Raise `InvalidInput` if the label list does not fit the method (most take none)."""
-
-    def check_record(self, i: int, record: Mapping[str, Any], labels: Sequence[str] | None) -> None:
-        """Raise `InvalidInput` if record `i`, which has the method's fields, does not fit."""
+        """Raise `InvalidInput` naming the first record, field or setting that does not fit
+        (the spec's pure check: the node runs the same one before it escrows a budget)."""
+        self.spec.check_records(records, hp, labels)
 
     def check_training(self, run: Run, trainable: Trainable) -> None:
         """Raise `InvalidInput` if the model, what trains, or the teacher do not fit."""

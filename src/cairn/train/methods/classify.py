@@ -72,17 +72,6 @@ class Classify(Method[ClassifyHyperparameters]):
         # defaults; dropout and modules are LoraSettings' defaults
         return LoraSettings(rank=hp.lora_r, alpha=2 * hp.lora_r, classifier=True)
 
-    def check_labels(self, labels: Sequence[str] | None) -> None:
-        if labels is None or len(labels) < 2 or len(set(labels)) != len(labels):
-            raise InvalidInput("classify: labels must list the dataset's 2 or more distinct labels")
-
-    def check_record(self, i: int, record: Mapping[str, Any], labels: Sequence[str] | None) -> None:
-        if labels is not None and record["label"] not in labels:
-            raise InvalidInput(
-                f"record {i}: field 'label' must be one of {', '.join(labels)}; "
-                f"got {record['label']!r}"
-            )
-
     def check_training(self, run: Run, trainable: Trainable) -> None:
         if run.labels is None:
             return
@@ -108,7 +97,7 @@ class Classify(Method[ClassifyHyperparameters]):
         )
 
     def step_loss(self, run: Run, hp: ClassifyHyperparameters) -> StepLoss:
-        assert run.labels is not None  # check_labels refused None
+        assert run.labels is not None  # the spec's check refused None
         model, tokenizer, label_list = run.model, run.tokenizer, list(run.labels)
 
         def step(batch: list[Mapping[str, Any]]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -126,7 +115,7 @@ class Classify(Method[ClassifyHyperparameters]):
         self, run: Run, hp: ClassifyHyperparameters, records: Records, batch_size: int
     ) -> dict[str, float]:
         """`accuracy`, macro `f1` and the mean cross-entropy `loss`."""
-        assert run.labels is not None  # check_labels refused None
+        assert run.labels is not None  # the spec's check refused None
         model, tokenizer, labels = run.model, run.tokenizer, run.labels
         predicted: list[int] = []
         truth: list[int] = []

@@ -23,6 +23,8 @@ from cairn.core.recipe.methods.sft import SFT
 SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (LORA, SFT, CLASSIFY, GRPO, DISTILL)}
 """Every method by name, in the order errors and forms list them."""
 METHODS: tuple[str, ...] = tuple(SPECS)
+FAMILY_OF: dict[str, Family] = {name: spec.family for name, spec in SPECS.items()}
+"""The model family each method trains (what its base model must be)."""
 
 
 def method_spec(name: str) -> MethodSpec:
@@ -35,4 +37,4 @@ def method_spec(name: str) -> MethodSpec:
         ) from None
 
 
-__all__ = ["METHODS", "SPECS", "Family", "MethodSpec", "method_spec"]
+__all__ = ["FAMILY_OF", "METHODS", "SPECS", "Family", "MethodSpec", "method_spec"]

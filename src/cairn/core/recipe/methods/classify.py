@@ -39,6 +39,7 @@ CLASSIFY = MethodSpec(
     task="classification",
     family="encoder",
     fields=("text", "label"),
+    labelled=True,
     intro="Classification: an encoder with a new classification head, optionally with LoRA. "
     "Needs classification datasets (records with text and label); the labels come from them.",
     base_model="all-MiniLM-L6-v2",
