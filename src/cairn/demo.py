@@ -31,6 +31,7 @@ from cairn.core.amounts import TOKEN, units
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import Unavailable
 from cairn.core.recipe import load_recipe
+from cairn.data.contributions import UploadResult
 from cairn.data.signing import records_root, sign_contribution
 from cairn.node import Node, open_node
 from cairn.provider.worker import Worker
@@ -225,9 +226,9 @@ class Story:
         )
         self.demo.facts["accounts"] = {n: a.address for n, a in people.items()}
 
-    def _upload(self, node: Node, who: LocalAccount, dataset: int, records: list[Any]) -> Any:
-        import json
-
+    def _upload(
+        self, node: Node, who: LocalAccount, dataset: int, records: list[Any]
+    ) -> UploadResult:
         lines = [json.dumps(r) if not isinstance(r, str) else r for r in records]
         typed = node.data.contributions.typed_data(dataset, records_root(lines), self.nonce)
         signature = sign_contribution(who, typed)
@@ -274,14 +275,14 @@ class Story:
             if name == "bob":
                 self.demo.facts["bob_first"] = records[0]
             for verdict in result.verdicts:
-                if not verdict["ok"]:
-                    rows.append([name, f"line {verdict['line']}", "rejected", verdict["reason"]])
+                if not verdict.ok:
+                    rows.append([name, f"line {verdict.line}", "rejected", verdict.reason])
             rows.append(
                 [
                     name,
                     f"{len(records)} sent",
                     f"{result.accepted} accepted",
-                    f"{sum(v['status'] == 'review' for v in result.verdicts)} to review",
+                    f"{sum(v.status == 'review' for v in result.verdicts)} to review",
                 ]
             )
         reviews = 0

@@ -48,7 +48,7 @@ def test_a_licensed_dataset_has_no_side_doors(live: LiveServer, http: httpx.Clie
     version = http.get(f"/api/v1/datasets/{dataset}/versions").json()[0]
     manifest = version["version"]
     batch = node.store.get_json(manifest)["batches"][0]["cid"]
-    record_hash = uploaded.verdicts[0]["record_hash"]
+    record_hash = uploaded.verdicts[0].record_hash
     proof = http.get(f"/api/v1/datasets/{dataset}/records/{record_hash}/proof").json()
     assert proof["batch_cid"] == batch  # CIDs and proofs stay public: they reveal no bytes
     with node.db.session() as session:

@@ -31,11 +31,11 @@ def test_a_dataset_shows_its_anchored_batch_from_the_chain_and_its_version(
 ) -> None:
     d = details(node).get(world.dataset)
     version = node.data.anchoring.versions(world.dataset)[0]
-    manifest = node.store.get_json(version["version"])
+    manifest = node.store.get_json(version.version)
     assert d.registry == node.chain.registry.address and d.ledger == node.chain.ledger.address
-    assert (d.ledger_batches, d.ledger_records) == (1, version["records"])
+    assert (d.ledger_batches, d.ledger_records) == (1, version.records)
     [batch] = d.batches
-    assert batch.root == manifest["batches"][0]["root"] and batch.count == version["records"]
+    assert batch.root == manifest["batches"][0]["root"] and batch.count == version.records
     assert batch.cid == manifest["batches"][0]["cid"]
     assert batch.anchored_by == node.operator.address
     assert node.chain.ledger.is_anchored(world.dataset, batch.root)
@@ -43,7 +43,7 @@ def test_a_dataset_shows_its_anchored_batch_from_the_chain_and_its_version(
     assert (v.number, v.manifest_cid, v.records, v.root) == (
         1,
         world.version,
-        version["records"],
+        version.records,
         batch.root,
     )
     assert d.dataset is not None and d.dataset.spec.task.type == "instruction"

@@ -34,7 +34,7 @@ def test_a_dataset_lists_its_anchored_records_acceptance_and_the_models_built_on
     listing = market(node).listing(node.assets.get(world.dataset))
     version = node.data.anchoring.versions(world.dataset)[0]
     counts = node.data.datasets.get(world.dataset).counts
-    assert listing.records == version["records"] == counts["anchored"]
+    assert listing.records == version.records == counts["anchored"]
     assert listing.versions == 1 and listing.tasks == ("instruction",)
     assert listing.pending == counts.get("review", 0) + counts.get("accepted", 0)
     assert listing.models_built == 1  # the trained model names it as a parent

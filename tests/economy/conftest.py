@@ -67,9 +67,9 @@ def build_world(node: Node, tmp: Path) -> World:
                     "datasets": [
                         {
                             "dataset": dataset.asset_id,
-                            "version": version["version"],
-                            "records": version["records"],
-                            "attribution_cid": version["attribution_cid"],
+                            "version": version.version,
+                            "records": version.records,
+                            "attribution_cid": version.attribution_cid,
                         }
                     ],
                     "work_shares_cid": shares_cid,
@@ -85,7 +85,7 @@ def build_world(node: Node, tmp: Path) -> World:
         bob,
         carol,
         dataset.asset_id,
-        version["version"],
+        version.version,
         base.asset_id,
         model.asset_id,
         key,

@@ -122,7 +122,7 @@ def test_export_needs_a_licence_once_the_owner_offers_one(
     assert bought["paid"] == str(5 * TOKEN) and bought["expires"] == 0
     assert node.chain.token.balance_of(world.bob.address) == paid_before - 5 * TOKEN
     reply = export(url, world.dataset, world.bob)
-    records = node.data.anchoring.versions(world.dataset)[0]["records"]
+    records = node.data.anchoring.versions(world.dataset)[0].records
     assert reply.status_code == 200 and reply.content.count(b"\n") == records
     assert export(url, world.dataset, world.carol).status_code == 403
 
@@ -301,7 +301,7 @@ def test_a_sale_is_settled_at_the_version_current_when_it_sold(world: World) -> 
     erin = Account.create()  # contributes after the sale
     upload(node, erin, world.dataset, [reverse_record(random.Random(9)) for _ in range(5)])
     node.data.anchoring.anchor(world.dataset)
-    assert node.data.anchoring.versions(world.dataset)[0]["version"] != world.version
+    assert node.data.anchoring.versions(world.dataset)[0].version != world.version
     assert erin.address in node.data.anchoring.attribution(world.dataset)
     epoch = economy.settle()
     assert epoch is not None and int(epoch.revenue) == TOKEN

@@ -290,7 +290,7 @@ def test_publishing_creates_the_app_and_its_page_shows_the_spec(
     assert spec.model == app_world.model and spec.system_prompt == "Answer in one sentence."
     assert spec.temperature == 0.5 and spec.max_tokens == 8 and spec.price_per_call == TOKEN // 4
     assert spec.retrieval is not None and spec.retrieval.dataset == app_world.dataset
-    version = node.data.anchoring.versions(app_world.dataset)[0]["version"]
+    version = node.data.anchoring.versions(app_world.dataset)[0].version
     assert spec.retrieval.version == version and spec.retrieval.top_k == 2
 
     page = web.get(reply.headers["location"])

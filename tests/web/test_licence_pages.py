@@ -96,7 +96,7 @@ def test_buying_a_licence_on_the_page_lets_the_buyer_export(
     assert held.endswith("never expires")
     assert "1 / no cap" in text(by_testid(bought.text, "offer-row"))
     reply = export(web, world.dataset)
-    records = node.data.anchoring.versions(world.dataset)[0]["records"]
+    records = node.data.anchoring.versions(world.dataset)[0].records
     assert reply.status_code == 200 and reply.content.count(b"\n") == records
     assert [s.buyer for s in node.licences.sales(world.dataset)] == [bob]
 

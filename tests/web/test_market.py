@@ -75,7 +75,7 @@ def test_cards_show_real_figures_and_filters_exclude(
     node.economy.prices.set(world.alice.address, world.model, PRICE)
     charge = node.economy.meter.open(world.key, world.model, "chat.completions", 1000)
     node.economy.meter.close(charge, 120, 30)
-    records = node.data.anchoring.versions(world.dataset)[0]["records"]
+    records = node.data.anchoring.versions(world.dataset)[0].records
 
     shown = cards(web.get("/").text)
     assert set(shown) == {world.dataset, world.base, world.model}
@@ -120,12 +120,12 @@ def test_a_dataset_page_shows_versions_contributors_lineage_and_where_to_help(
     page = web.get(f"/assets/{world.dataset}")
     assert page.status_code == 200
     version = node.data.anchoring.versions(world.dataset)[0]
-    root = node.store.get_json(version["version"])["batches"][0]["root"]
+    root = node.store.get_json(version.version)["batches"][0]["root"]
     actions = by_testid(page.text, "asset-actions")
     assert f'href="/datasets/{world.dataset}/contribute"' in actions
     assert f'href="/review/{world.dataset}"' in actions
     versions = by_testid(page.text, "versions")
-    assert f'title="{root}"' in versions and f"{version['records']}" in text(versions)
+    assert f'title="{root}"' in versions and f"{version.records}" in text(versions)
     on_chain = text(by_testid(page.text, "on-chain"))
     assert node.chain.registry.address in on_chain and node.chain.ledger.address in on_chain
     assert f"Token id {world.dataset}" in on_chain and "1 batch" in on_chain

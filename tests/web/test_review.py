@@ -93,7 +93,7 @@ def test_answers_through_the_page_decide_the_record(
         and 'data-testid="nothing-to-review"' in after.text
     )
     carol_address = node.keystore.find_by_label("carol").address
-    assert node.data.reviews.votes(dataset)[0] == [(f"r{record['id']}", carol_address, "approve")]
+    assert node.data.reviews.votes(dataset)[0] == [(f"r{record.id}", carol_address, "approve")]
     assert node.data.list_records(dataset)[0].status == "review"  # one vote of two
 
     alice = signed_in("alice")
@@ -170,7 +170,7 @@ def test_a_labelling_task_offers_the_labels_and_hides_the_proposed_one(
         assert f'<button type="submit" name="answer" value="{label}">{label}</button>' in task
     answer(carol, dataset, "negative")
     votes, _ = node.data.reviews.votes(dataset)
-    assert votes == [(f"r{record['id']}", node.keystore.find_by_label("carol").address, "negative")]
+    assert votes == [(f"r{record.id}", node.keystore.find_by_label("carol").address, "negative")]
 
 
 def test_review_pages_need_an_account(web: httpx.Client, node: Node) -> None:

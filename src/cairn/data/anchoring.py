@@ -37,7 +37,6 @@ from cairn.core.data_policy import RewardPolicy, TaskSpec
 from cairn.core.errors import Forbidden, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
 from cairn.data.datasets import Datasets
-from cairn.data.key_access import KeyAccess
 from cairn.data.models import BatchRow, RecordRow, VersionRow
 from cairn.data.review import Reviews
 from cairn.db.engine import Database
@@ -87,7 +86,7 @@ class AnchorOutcome:
 
 
 @dataclass(frozen=True)
-class DatasetVersion(KeyAccess):
+class DatasetVersion:
     """An anchored state of a dataset, named by the CID of its manifest."""
 
     version: str  # the manifest's CID

@@ -25,7 +25,6 @@ from cairn.core.errors import Conflict, InvalidInput, Unauthorized
 from cairn.core.evm import checksum
 from cairn.data.datasets import Datasets
 from cairn.data.dedup import NearDuplicateIndex, signature_from_bytes, signature_to_bytes
-from cairn.data.key_access import KeyAccess
 from cairn.data.models import RecordRow, UploadRow
 from cairn.data.signing import (
     ContributionTypedData,
@@ -42,7 +41,7 @@ MAX_NONCE = 2**256 - 1
 
 
 @dataclass(frozen=True)
-class StoredVerdict(KeyAccess):
+class StoredVerdict:
     """A record's verdict as stored with its upload and answered to the contributor."""
 
     line: int  # 1-based line number in the upload

@@ -19,7 +19,6 @@ from cairn.core.evm import checksum
 from cairn.data.anchoring import Anchoring, DatasetVersion
 from cairn.data.contributions import Contributions
 from cairn.data.datasets import Dataset, Datasets
-from cairn.data.key_access import KeyAccess
 from cairn.data.models import (
     BatchRow,
     DatasetRow,
@@ -48,7 +47,7 @@ class LicenceGate(Protocol):
 
 
 @dataclass(frozen=True)
-class StoredRecord(KeyAccess):
+class StoredRecord:
     """A contributed record as the index holds it."""
 
     id: int
