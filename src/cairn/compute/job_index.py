@@ -79,14 +79,6 @@ class JobIndex:
             session.expunge_all()
             return list(rows)
 
-    def work_of(self, account: str) -> list[dict[str, Any]]:
-        """The jobs `account` took part in as a provider, newest first: the rounds and samples
-        of its accepted work reports, and what the job's budget paid it.
-
-        Dicts still: the earnings page reads them by key (`ProviderWork` is their record).
-        """
-        return [vars(w) for w in self.provider_work(account)]
-
     def provider_work(self, account: str) -> list[ProviderWork]:
         """The jobs `account` took part in as a provider, newest first."""
         address = account.lower()

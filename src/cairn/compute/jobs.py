@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -148,10 +147,6 @@ class JobService:
     def work(self, account: str) -> list[ProviderWork]:
         """The jobs `account` took part in as a provider, newest first."""
         return self.index.provider_work(account)
-
-    def work_of(self, account: str) -> list[dict[str, Any]]:
-        """`work` as dicts, for the earnings page that still reads them by key."""
-        return self.index.work_of(account)
 
     def network(self) -> ComputeInfo:
         """Where providers' workers connect, and what a provider must stake."""

@@ -2,7 +2,7 @@
 as a compute provider, its API keys, and its prepaid balance with the receipts of its calls.
 
 Each figure comes from the service the API reads it from: `Epochs.earnings` and `Epochs.claim`
-(GET /api/v1/earnings, POST /api/v1/claims), `Escrow.provider`, `JobService.work_of`,
+(GET /api/v1/earnings, POST /api/v1/claims), `Escrow.provider`, `JobService.work`,
 `ApiKeys`, `Balances` and `ReceiptBook`.
 """
 
@@ -36,7 +36,7 @@ def _render(
 ) -> HTMLResponse:
     address = viewer.address
     earnings = economy.epochs.earnings(address)  # what GET /api/v1/earnings/{account} reports
-    work = jobs.work_of(address)
+    work = jobs.work(address)
     target = economy.deposit_target()
     return page(
         request,
@@ -49,7 +49,7 @@ def _render(
         compute_revenue=earnings.earned_as("compute"),
         provider=economy.stake_of(address),
         work=work,
-        job_payouts=sum(int(j["paid"]) for j in work),
+        job_payouts=sum(int(j.paid) for j in work),
         keys=economy.keys.list(address),
         balance=economy.balances.get(address),
         receipts=economy.receipts.of_account(address, limit=RECEIPTS_SHOWN),
