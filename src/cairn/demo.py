@@ -8,7 +8,11 @@ fine-tune the packaged SmolLM2-135M-Instruct with LoRA for Alice; Alice prices t
 Grace deposits tokens, makes an API key and pays for chat completions through the
 OpenAI-compatible gateway; Alice publishes an app over the model with retrieval over the
 dataset, which Grace calls, and sells a licence to download the model, which Dave buys; the
-epoch settles the calls, the app and the licence by lineage, and everyone claims. Each step returns rows a face prints as a table.
+epoch settles the calls, the app and the licence by lineage, and everyone claims. Each step
+returns rows a face prints as a table.
+
+Over 400 lines because the story reads top to bottom in one place, one method per chapter, as a
+newcomer follows it; each chapter only calls the domains' façades.
 """
 
 from __future__ import annotations

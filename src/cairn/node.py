@@ -1,4 +1,9 @@
-"""The composition root: build adapters from configuration and hand them to the domains."""
+"""The composition root: build adapters from configuration and hand them to the domains.
+
+Over 400 lines because it is the one place that knows every adapter and every domain: `Node`
+wires them (no side effects) and `bootstrap` deploys, funds and registers (idempotent), and
+each reads best beside the other.
+"""
 
 from __future__ import annotations
 

@@ -4,8 +4,12 @@ A listing joins an asset (AssetRegistry, via the assets index) with what the oth
 of it: a dataset's anchored records, versions and acceptance rate; a model's weights size,
 held-out metric and price (`cairn.serve.prices`: what the gateway charges); the calls and tokens
 its usage receipts count; how many models were built on a dataset. An app asset that serves
-nothing (the gateway's receipt ledger) is not listed. Every figure comes from a few grouped queries over the whole index, so a
-listing page costs the same number of queries however many assets there are. It writes nothing.
+nothing (the gateway's receipt ledger) is not listed. Every figure comes from a few grouped
+queries over the whole index, so a listing page costs the same number of queries however many
+assets there are. It writes nothing.
+
+Over 400 lines because each kind's figures need their own grouped queries and all of them feed
+one `Listing`; a kind's queries are the part to move out if another kind is added.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ ContributionLedger and funds a RevenueDistributor epoch with the payout, which e
 account claims like any other epoch (`Epochs.claim`). Planning and paying are two steps, each
 safe to repeat: a plan left by a crash is paid on the next `pay_due` unless the chain shows it
 paid already (then the epoch is read from the `BatchPaid` event).
+
+Over 400 lines because opening, topping up, closing and paying share the recovery rules above
+and the records they answer; the pure plan is `cairn.core.bounty`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@
         the asset in the `ContributionLedger`.
 @dev Token ids start at 1 and are sequential, so an id exists exactly when
      `1 <= id <= total_assets()`; id 0 never exists. There is no burn.
+
+     Over 400 lines because ERC-721 itself (owners, approvals, operators,
+     safe transfers with receiver checks, ERC-165) is written out here
+     beside the registry's kinds, lineage, splits and curators.
 """
 
 

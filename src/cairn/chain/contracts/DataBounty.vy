@@ -22,6 +22,9 @@
      payout tree against the contributions: the curator who pays is
      trusted as the one who anchors is, and the tree is published by
      CID in the distributor's `EpochFunded` event, for anyone to check.
+
+     Over 400 lines because each of its six external functions carries
+     the NatSpec and the checks of an auditable escrow.
 """
 
 

@@ -20,6 +20,10 @@
      the receiver the later of its own and the sender's expiry, so
      passing a licence on never makes it last longer than it was
      bought for.
+
+     Over 400 lines because ERC-1155 itself (balances, operators, safe
+     single and batch transfers with receiver checks, ERC-165) is
+     written out here, its transfers carrying the expiry rule above.
 """
 
 
