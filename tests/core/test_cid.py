@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from cairn.core.cid import CID, CIDHasher, cid_of, is_cid
+from cairn.core.cid import CID, CIDHasher, canonical_json, cid_of, cid_of_stream, is_cid
 from cairn.core.errors import InvalidInput
 
 # `ipfs add --cid-version 1 --raw-leaves` of an empty file and of "hello world\n"
@@ -149,3 +151,24 @@ def test_a_mutated_cid_is_rejected_or_names_other_content(pair: tuple[str, str])
     # it parsed: then it is another canonical CID, never a second spelling of the original
     assert parsed.digest != CID.parse(original).digest
     assert str(parsed) == mutated
+
+
+def test_canonical_json_is_one_byte_form_of_a_value() -> None:
+    one = canonical_json({"é": {"b": 1.5, "a": None}, "stones": [3, 1, 2], "name": "cairn"})
+    other = canonical_json({"name": "cairn", "stones": [3, 1, 2], "é": {"a": None, "b": 1.5}})
+    assert one == other == '{"name":"cairn","stones":[3,1,2],"é":{"a":null,"b":1.5}}'.encode()
+
+
+@pytest.mark.parametrize("value", [float("nan"), {"a": float("inf")}, {1, 2}, {"when": object()}])
+def test_canonical_json_refuses_what_json_cannot_say(value: object) -> None:
+    with pytest.raises(InvalidInput, match="not storable as canonical JSON"):
+        canonical_json(value)
+
+
+def test_the_cid_of_a_stream_is_that_of_its_bytes(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 5000  # over a megabyte: read in several pieces
+    path = tmp_path / "weights.bin"
+    path.write_bytes(data)
+    with path.open("rb") as source:
+        assert cid_of_stream(source) == cid_of(data)
+    assert cid_of_stream(io.BytesIO(b"")) == cid_of(b"")

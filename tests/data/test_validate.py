@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from cairn.core.cid import canonical_json
 from cairn.core.data_policy import TaskSpec, ValidationPolicy
 from cairn.core.errors import InvalidInput
 from cairn.data.dedup import NUM_PERM, MinHasher, NearDuplicateIndex, shingles
@@ -25,7 +26,6 @@ from cairn.data.validate import (
     normalize_text,
     record_hash,
 )
-from cairn.store.base import canonical_json
 
 INSTRUCTION = TaskSpec(type="instruction")
 CLASSIFICATION = TaskSpec(type="classification", labels=["positive", "negative"])

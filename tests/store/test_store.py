@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from cairn.core.cid import CID, cid_of
+from cairn.core.cid import CID, canonical_json, cid_of
 from cairn.core.errors import IntegrityError, InvalidInput, NotFound
-from cairn.store import BlobStore, LocalBlobStore, canonical_json
+from cairn.store import BlobStore, LocalBlobStore
 from cairn.store.s3 import S3BlobStore
 
 StoredObjects = Callable[[], list[str]]

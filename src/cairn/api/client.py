@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlparse
 
 from cairn.assets.metadata import asset_metadata, validate_parents
-from cairn.core.cid import cid_of
+from cairn.core.cid import canonical_json, cid_of, cid_of_stream
 from cairn.core.errors import ChainUnavailable, InvalidInput, Unauthorized
 from cairn.core.policy import (
     DEFAULT_DATASET_SPLIT,
@@ -29,7 +29,6 @@ from cairn.core.policy import (
     refuse_bare_dataset,
 )
 from cairn.provider.node_api import NodeAPI, problem
-from cairn.store.base import canonical_json, file_cid
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -126,8 +125,8 @@ class NodeClient(NodeAPI):
             return self.upload(path.read_bytes(), progress)
         if not self.token:
             raise Unauthorized("sign in before uploading")
-        cid = file_cid(path)
         with path.open("rb") as source:
+            cid = cid_of_stream(source)
             return self._upload_chunks(source, size, cid, progress)
 
     def _upload_chunks(

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from cairn.assets.content import UPLOAD_TTL, ContentRefs, Scope
-from cairn.core.cid import CID
+from cairn.core.cid import CID, cid_of_stream
 from cairn.core.errors import ConfigError, Conflict, InvalidInput, NotFound, RateLimited
-from cairn.store.base import BlobStore, file_cid
+from cairn.store.base import BlobStore
 
 MiB = 1024 * 1024
 HOUR = 3600.0
@@ -236,7 +236,8 @@ class Uploads:
                     f"upload {upload_id} has {received} of its {size} bytes: send the rest "
                     f"from offset {received}, then complete it"
                 )
-            actual = file_cid(part, self.store.chunk_size)
+            with part.open("rb") as source:
+                actual = cid_of_stream(source)
             if actual != meta["cid"]:
                 self._remove(upload_id)
                 raise InvalidInput(

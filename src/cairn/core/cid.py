@@ -7,14 +7,18 @@ This is the one CID form Cairn speaks, byte for byte what `ipfs add --cid-versio
 
 Parsing is strict: every CID has exactly one accepted spelling, so two different strings never
 name the same bytes (no upper case, no padding, minimal varints, zero trailing bits).
-Pure functions only; the encodings are written out here so there is nothing to install.
+Pure functions only (`cid_of_stream` reads the file it is handed); the encodings are written
+out here so there is nothing to install. `canonical_json` gives a JSON value its one CID.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cairn.core.errors import InvalidInput
 
@@ -148,6 +152,25 @@ class CIDHasher:
 def cid_of(data: bytes | bytearray | memoryview) -> str:
     """The CID string of `data`."""
     return str(CID.of_bytes(data))
+
+
+def cid_of_stream(source: io.BufferedIOBase) -> str:
+    """The CID string of what a binary file reads to its end (never all of it in memory)."""
+    return str(CID.from_digest(hashlib.file_digest(source, "sha256").digest()))
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The one byte form of a JSON value: sorted keys, no spaces, UTF-8, no NaN or infinity.
+
+    Equal values always have the same bytes, hence the same CID and the same hash.
+    """
+    try:
+        text = json.dumps(
+            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"not storable as canonical JSON: {error}") from error
+    return text.encode("utf-8")
 
 
 def is_cid(text: object) -> bool:

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from cairn.core.cid import canonical_json
 from cairn.core.errors import InvalidInput
 from cairn.data.schema_errors import json_type
-from cairn.store.base import canonical_json
 
 MAX_DEPTH = 100  # nesting levels of arrays and objects in one record
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')

@@ -34,6 +34,7 @@ from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.exceptions import best_match
 from referencing.exceptions import Unresolvable
 
+from cairn.core.cid import canonical_json
 from cairn.core.collector import collector_paused
 from cairn.core.data_policy import TaskSpec, ValidationPolicy
 from cairn.core.errors import InvalidInput
@@ -48,7 +49,6 @@ from cairn.data.dedup import (
 from cairn.data.pii import KINDS, find_pii, redact
 from cairn.data.record_json import Refused, is_blank, plain_error, read_record
 from cairn.data.schema_errors import describe_error, json_type
-from cairn.store.base import canonical_json
 
 CODES = (
     "ok",

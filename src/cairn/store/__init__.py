@@ -4,7 +4,7 @@ Backends: `LocalBlobStore` (a folder, the default) and `cairn.store.s3.S3BlobSto
 (S3-compatible object storage; imported from its module so that boto3 loads only when used).
 """
 
-from cairn.store.base import BlobSource, BlobStore, canonical_json
+from cairn.store.base import BlobSource, BlobStore
 from cairn.store.local import LocalBlobStore
 
-__all__ = ["BlobSource", "BlobStore", "LocalBlobStore", "canonical_json"]
+__all__ = ["BlobSource", "BlobStore", "LocalBlobStore"]

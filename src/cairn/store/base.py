@@ -17,23 +17,12 @@ from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cairn.core.cid import CID, CIDHasher, is_cid
+from cairn.core.cid import CID, CIDHasher, canonical_json, is_cid
 from cairn.core.errors import IntegrityError, InvalidInput
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: the most a streaming read or write holds at once
 
 BlobSource = Iterable[bytes] | BinaryIO
-
-
-def canonical_json(obj: Any) -> bytes:
-    """The one byte form of a JSON value: sorted keys, no spaces, UTF-8, no NaN or infinity."""
-    try:
-        text = json.dumps(
-            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-    except (TypeError, ValueError) as error:
-        raise InvalidInput(f"not storable as canonical JSON: {error}") from error
-    return text.encode("utf-8")
 
 
 class BlobStore(ABC):
@@ -163,15 +152,6 @@ class BlobStore(ABC):
     @abstractmethod
     def _list(self) -> Iterator[str]:
         """The names of the stored objects (non-CID names are filtered out by the caller)."""
-
-
-def file_cid(path: Path, chunk_size: int = CHUNK_SIZE) -> str:
-    """The CID of a file's bytes, read in chunks (a model's weights need not fit in memory)."""
-    hasher = CIDHasher()
-    with path.open("rb") as source:
-        while chunk := source.read(chunk_size):
-            hasher.update(chunk)
-    return str(hasher.cid())
 
 
 def _checked(cid: str | CID) -> str:
