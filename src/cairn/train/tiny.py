@@ -153,7 +153,7 @@ def tiny_encoder(
         max_position_embeddings=512,
         num_labels=num_labels,
         pad_token_id=tokenizer.pad_token_id,
-    )  # type: ignore[call-arg]  # num_labels is a PreTrainedConfig keyword
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = BertForSequenceClassification(config)
