@@ -31,15 +31,17 @@ from cairn.core.errors import ConfigError, NotFound
 from cairn.data.service import DataService
 from cairn.db.engine import Database
 from cairn.economy.access import ContentAccess
+from cairn.economy.accounts import Accounts
 from cairn.economy.bounties import BountyBook
 from cairn.economy.licences import LicenceBook
 from cairn.economy.service import Economy, Schedule
 from cairn.folder_lock import FolderLock
-from cairn.identity.keystore import Keystore
+from cairn.identity.keystore import GATEWAY, OPERATOR, Keystore
 from cairn.identity.signers import Signers
 from cairn.identity.siwe import SiweAuth
 from cairn.scheduler import Scheduler, node_tasks
 from cairn.serve.apps import Apps
+from cairn.serve.downloads import ModelDownloads
 from cairn.serve.gateway import Gateway
 from cairn.serve.resolver import Upstream
 from cairn.store.base import BlobStore
@@ -50,9 +52,7 @@ from cairn.train.catalog import ModelCatalog
 log = logging.getLogger("cairn.node")
 
 ETHER = 10**18  # wei per ether: gas money, not CAIRN
-OPERATOR = "operator"
-GATEWAY = "gateway"
-DEPOSIT_CONFIRMATIONS = 12  # blocks before a deposit on a real chain is credited  # the treasury of prepaid balances and the signer of usage receipts
+DEPOSIT_CONFIRMATIONS = 12  # blocks before a deposit on a real chain is credited
 GC_THRESHOLD = 20_000
 DEV_ETHER = 100 * ETHER  # gas money for each dev account
 DEV_TOKENS = 1_000 * TOKEN  # CAIRN minted to each dev account on a fresh dev node
@@ -146,6 +146,7 @@ class Node:
             per_hour=config.uploads_per_hour,
         )
         self.data = DataService(self.chain, self.store, self.db, self.assets, self.operator)
+        self.accounts = Accounts(self.keystore, self.signers, self.chain)
         domains = {
             f"{config.host}:{config.port}",
             f"localhost:{config.port}",
@@ -169,6 +170,7 @@ class Node:
             self.db, self.chain, self.assets, self.data.anchoring, self.gateway_account.address
         )
         self.access = ContentAccess(self.refs, self.licences, self.assets)
+        self.model_downloads = ModelDownloads(self.catalog, self.licences)
         self.assets.on_indexed = self.access.claim_asset
         self.data.reviews.admit = self.access.admit_reviewer
         self.jobs = JobService(

@@ -32,7 +32,7 @@ from cairn.web import pages
 def create_app(node: Node, *, background: bool = True) -> FastAPI:
     """A FastAPI app serving `node`; `background` runs scheduled work (anchoring) alongside."""
     app = FastAPI(
-        lifespan=lifespan_for(node) if background else None,  # type: ignore[arg-type]
+        lifespan=lifespan_for(node.scheduler) if background else None,  # type: ignore[arg-type]
         title="Cairn node",
         version=__version__,
         docs_url=None,  # served by `docs`, from the node itself rather than a CDN

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI
 
-from cairn.node import Node
+
+class Scheduled(Protocol):
+    """Work that runs on its own between `start` and `stop` (a node's `Scheduler`)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
-def lifespan_for(node: Node) -> object:
-    """A FastAPI lifespan that starts the node's scheduler with the app and stops it after."""
+def lifespan_for(scheduler: Scheduled) -> object:
+    """A FastAPI lifespan that starts `scheduler` with the app and stops it after."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        node.scheduler.start()
+        scheduler.start()
         try:
             yield
         finally:
-            node.scheduler.stop()
+            scheduler.stop()
 
     return lifespan

@@ -122,7 +122,7 @@ EconomyDep = Annotated[Economy, Depends(get_economy)]
 
 def get_accounts(node: NodeDep) -> Accounts:
     """The node's accounts and what any address holds."""
-    return Accounts(node.keystore, node.signers, node.chain)
+    return node.accounts
 
 
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
@@ -194,7 +194,7 @@ AppsDep = Annotated[Apps, Depends(get_apps)]
 
 def get_model_downloads(node: NodeDep) -> ModelDownloads:
     """A model's weights as one tar, for a reader its licences allow."""
-    return ModelDownloads(node.catalog, node.licences)
+    return node.model_downloads
 
 
 ModelDownloadsDep = Annotated[ModelDownloads, Depends(get_model_downloads)]

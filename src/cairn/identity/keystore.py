@@ -29,6 +29,10 @@ Kdf = Literal["scrypt", "pbkdf2"]
 KDFS: tuple[Kdf, ...] = ("scrypt", "pbkdf2")
 DEV_KDF: Kdf = "pbkdf2"
 DEV_ITERATIONS = 16  # a dev key is meant to be readable without a password: cost buys nothing
+# The labels of a node's own accounts: the operator deploys contracts, mints on dev chains and
+# pays relayed gas; the gateway holds deposits, signs usage receipts and funds epochs.
+OPERATOR = "operator"
+GATEWAY = "gateway"
 # eth-keyfile reports a wrong password as a MAC (v3) or checksum (v4) mismatch.
 WRONG_PASSWORD_ERRORS = ("MAC mismatch", "Checksum mismatch")
 

@@ -23,7 +23,7 @@ from siwe import SiweMessage
 from cairn.api.deps import NodeDep
 from cairn.core.errors import CairnError, Forbidden
 from cairn.core.evm import checksum
-from cairn.node import GATEWAY, OPERATOR, Node
+from cairn.identity.keystore import GATEWAY, OPERATOR
 from cairn.web.csrf import SESSION_COOKIE
 from cairn.web.render import page, redirect
 from cairn.web.viewer import SignInRequired
@@ -33,9 +33,10 @@ STATEMENT = "Sign in to Cairn."
 router = APIRouter(include_in_schema=False)
 
 
-def siwe_text(request: Request, node: Node, address: str, nonce: str) -> str:
-    """The EIP-4361 message that signs `address` in to this node from this page's host."""
-    host = request.headers.get("host") or f"{node.config.host}:{node.config.port}"
+def siwe_text(request: Request, address: str, nonce: str, *, chain_id: int, node_host: str) -> str:
+    """The EIP-4361 message that signs `address` in to this node from this page's host
+    (`node_host`, the node's own address, when the request names none)."""
+    host = request.headers.get("host") or node_host
     return str(
         SiweMessage(
             domain=host,
@@ -43,17 +44,29 @@ def siwe_text(request: Request, node: Node, address: str, nonce: str) -> str:
             statement=STATEMENT,
             uri=f"{request.url.scheme}://{host}",
             version="1",
-            chain_id=node.client.chain_id,
+            chain_id=chain_id,
             nonce=nonce,
             issued_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         ).prepare_message()
     )
 
 
+def _node_siwe_text(request: Request, node: NodeDep, address: str) -> str:
+    """`siwe_text` for this node, with a fresh nonce."""
+    return siwe_text(
+        request,
+        address,
+        node.auth.issue_nonce(),
+        chain_id=node.client.chain_id,
+        node_host=f"{node.config.host}:{node.config.port}",
+    )
+
+
 def _keep_session(
-    request: Request, node: Node, response: Response, token: str, expires_at: int
+    request: Request, response: Response, token: str, expires_at: int, *, secure: bool
 ) -> None:
-    """Set the session cookie: HttpOnly, SameSite=Strict, and Secure over HTTPS."""
+    """Set the session cookie: HttpOnly, SameSite=Strict, and Secure over HTTPS (or when the
+    node is told it is served so, `secure`)."""
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -62,7 +75,7 @@ def _keep_session(
         httponly=True,
         samesite="strict",
         # uvicorn reports https behind a proxy it trusts (X-Forwarded-Proto, FORWARDED_ALLOW_IPS)
-        secure=request.url.scheme == "https" or node.config.secure_cookies,
+        secure=request.url.scheme == "https" or secure,
     )
 
 
@@ -108,11 +121,13 @@ def signin_dev(
     if not info.dev or info.label == GATEWAY:
         raise Forbidden(f"{address} is not a dev account; sign in with its wallet")
     account = node.signers.get(info.address)
-    message = siwe_text(request, node, info.address, node.auth.issue_nonce())
+    message = _node_siwe_text(request, node, info.address)
     signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
     session = node.auth.sign_in(message, signature)
     response = redirect(_safe_next(next), f"Signed in as {info.label} ({info.address}).")
-    _keep_session(request, node, response, session.token, session.expires_at)
+    _keep_session(
+        request, response, session.token, session.expires_at, secure=node.config.secure_cookies
+    )
     return response
 
 
@@ -133,7 +148,7 @@ def signin_message(
 ) -> JSONResponse:
     """The EIP-4361 message a wallet signs for `address`, with a fresh nonce."""
     try:
-        text = siwe_text(request, node, checksum(address), node.auth.issue_nonce())
+        text = _node_siwe_text(request, node, checksum(address))
     except CairnError as exc:
         return _json_error(exc)
     return JSONResponse({"message": text})
@@ -147,7 +162,9 @@ def signin_wallet(request: Request, node: NodeDep, body: WalletSignIn) -> JSONRe
     except CairnError as exc:
         return _json_error(exc)
     response = JSONResponse({"address": session.address, "next": _safe_next(body.next)})
-    _keep_session(request, node, response, session.token, session.expires_at)
+    _keep_session(
+        request, response, session.token, session.expires_at, secure=node.config.secure_cookies
+    )
     return response
 
 
