@@ -28,12 +28,12 @@ from cairn.economy.service import Economy
 from cairn.serve.app_spec import DEFAULT_SPLIT, MAX_PROMPT, MAX_TOP_K, AppSpec, Retrieval
 from cairn.serve.apps import Apps
 from cairn.serve.gateway import Gateway
-from cairn.web.playground import (
+from cairn.web.deposits import deposit_form
+from cairn.web.model_calls import (
     ROLES,
     CallCost,
     ModelChoice,
     conversation,
-    deposit_form,
     form_number,
     refusal_text,
     served_models,

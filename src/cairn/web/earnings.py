@@ -17,6 +17,7 @@ from cairn.api.deps import EconomyDep, JobsDep
 from cairn.compute.jobs import JobService
 from cairn.core.amounts import TOKEN_DECIMALS
 from cairn.economy.service import Economy
+from cairn.web.deposits import deposit_form
 from cairn.web.render import page, redirect, units
 from cairn.web.viewer import Viewer, ViewerDep
 
@@ -37,7 +38,6 @@ def _render(
     address = viewer.address
     earnings = economy.epochs.earnings(address)  # what GET /api/v1/earnings/{account} reports
     work = jobs.work(address)
-    target = economy.deposit_target()
     return page(
         request,
         "earnings.html",
@@ -53,13 +53,7 @@ def _render(
         keys=economy.keys.list(address),
         balance=economy.balances.get(address),
         receipts=economy.receipts.of_account(address, limit=RECEIPTS_SHOWN),
-        # the deposit form (playground_deposit.html), as the playground fills it
-        deposit={
-            "treasury": target.treasury,
-            "token": target.token,
-            "can_send": viewer.key_on_node,
-            "back": "/earnings#prepaid",
-        },
+        deposit=deposit_form(economy, viewer, "/earnings#prepaid"),
         operator=economy.is_operator(address),
         **context,
     )

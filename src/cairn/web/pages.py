@@ -13,6 +13,7 @@ from cairn.web import (
     builder,
     contribute,
     csrf,
+    deposits,
     earnings,
     headers,
     licences,
@@ -39,6 +40,7 @@ def install(app: FastAPI) -> None:
         builder,
         apps,
         playground,
+        deposits,
         earnings,
         node_page,
     ):

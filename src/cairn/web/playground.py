@@ -1,5 +1,5 @@
 """/playground: chat with, classify with or embed with any model the gateway serves, paid from
-the signed-in account's prepaid balance; and topping that balance up.
+the signed-in account's prepaid balance (topping it up is `cairn.web.deposits`).
 
 Every call goes through the gateway exactly as an API call does (`Gateway.generate`, `classify`,
 `embed`): it is held, metered and receipted against the account's key for the web pages
@@ -9,86 +9,32 @@ travels in the form as hidden fields, so a plain form post works without JavaScr
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 
-from cairn.api.deps import AccountsDep, EconomyDep, GatewayDep
-from cairn.core.amounts import TOKEN_DECIMALS, parse_units
-from cairn.core.errors import CairnError, InvalidInput, PaymentRequired
-from cairn.economy.receipts import UsageReceipt
+from cairn.api.deps import EconomyDep, GatewayDep
+from cairn.core.errors import CairnError, InvalidInput
 from cairn.economy.service import Economy
-from cairn.serve.catalogue import CatalogueEntry
 from cairn.serve.gateway import Gateway
-from cairn.serve.prices import CallPrice
-from cairn.web.render import page, redirect, units
+from cairn.web.deposits import deposit_form
+from cairn.web.model_calls import (
+    ROLES,
+    CallCost,
+    conversation,
+    form_number,
+    refusal_text,
+    served_models,
+)
+from cairn.web.render import page
 from cairn.web.viewer import MaybeViewer, Viewer, ViewerDep, fresh_viewer
 
 router = APIRouter()
 
 MAX_TOKENS = 2048  # the most one playground answer may ask for
-MAX_TURNS = 40  # messages kept in a conversation (the form carries them all)
 MAX_INPUTS = 32  # texts classified or embedded in one call
-ROLES = {"user": "You", "assistant": "Model", "system": "System"}
-BACK = ("/playground", "/earnings")  # where a deposit form may return to
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """A model or app as the playground offers it."""
-
-    id: str
-    name: str
-    family: str
-    kind: str  # what the playground does with it: chat, classify or embed
-    price: CallPrice
-
-    @classmethod
-    def of(cls, entry: CatalogueEntry) -> ModelChoice:
-        """What the playground does with a model the gateway serves."""
-        if "chat" in entry.capabilities:
-            kind = "chat"
-        else:
-            kind = "classify" if "classifications" in entry.capabilities else "embed"
-        return cls(entry.id, entry.name, entry.family, kind, entry.price)
-
-
-@dataclass(frozen=True)
-class DepositForm:
-    """What the deposit form needs (playground_deposit.html)."""
-
-    treasury: str  # where tokens go
-    token: str
-    can_send: bool  # whether the node holds the viewer's key, so it can send them
-    back: str  # the page to return to: one of BACK
-
-
-@dataclass(frozen=True)
-class CallCost:
-    """A call's receipt as the page shows it."""
-
-    receipt_id: str
-    prompt_tokens: int
-    completion_tokens: int
-    tokens: int
-    price: CallPrice
-    amount: str
-
-    @classmethod
-    def of(cls, receipt: UsageReceipt) -> CallCost:
-        """What a receipt charged, and at which price."""
-        return cls(
-            receipt_id=receipt.receipt_id,
-            prompt_tokens=receipt.prompt_tokens,
-            completion_tokens=receipt.completion_tokens,
-            tokens=receipt.prompt_tokens + receipt.completion_tokens,
-            price=CallPrice.of_receipt(receipt),
-            amount=receipt.amount,
-        )
 
 
 @dataclass(frozen=True)
@@ -108,12 +54,6 @@ class Vector:
     text: str
     size: int
     head: list[str]  # its first numbers, formatted
-
-
-def served_models(gateway: Gateway) -> list[ModelChoice]:
-    """Every model and app the gateway serves, with what the playground does with it and its
-    price."""
-    return [ModelChoice.of(entry) for entry in gateway.models()]
 
 
 def _render(
@@ -173,28 +113,6 @@ def _refused(
     )
 
 
-def refusal_text(exc: CairnError) -> str:
-    """Why a call was refused, as a page says it to a person: a 402 in CAIRN, not in the
-    token's smallest unit, and with the deposit form below rather than a command to run."""
-    if isinstance(exc, PaymentRequired):
-        return (
-            f"This call may cost up to {units(exc.needed, TOKEN_DECIMALS)} CAIRN, and your "
-            f"prepaid balance has {units(exc.available, TOKEN_DECIMALS)} CAIRN available."
-        )
-    return exc.message
-
-
-def deposit_form(economy: Economy, viewer: Viewer | None, back: str) -> DepositForm:
-    """The deposit form for `viewer`, returning to `back` (one of BACK)."""
-    target = economy.deposit_target()
-    return DepositForm(
-        treasury=target.treasury,
-        token=target.token,
-        can_send=viewer is not None and viewer.key_on_node,
-        back=back,
-    )
-
-
 @router.get("/playground", response_class=HTMLResponse)
 def playground(
     request: Request,
@@ -205,39 +123,6 @@ def playground(
 ) -> HTMLResponse:
     """Pick a model, see its price, and call it."""
     return _render(request, gateway, economy, viewer, model)
-
-
-def form_number(
-    text: str,
-    what: str,
-    kind: type[int] | type[float],
-    low: float | None = None,
-    high: float | None = None,
-) -> Any:
-    """A number typed in a form field, within [low, high] when given; None for an empty field."""
-    typed = text.strip()
-    if not typed:
-        return None
-    try:
-        value = kind(typed)
-    except ValueError:
-        raise InvalidInput(f"{what}: {typed!r} is not a number") from None
-    if not math.isfinite(value):
-        raise InvalidInput(f"{what}: {typed!r} is not a number")
-    if low is not None and high is not None and not low <= value <= high:
-        raise InvalidInput(f"{what} must be {low:g}..{high:g}; got {typed}")
-    return value
-
-
-def conversation(role: list[str], content: list[str]) -> list[dict[str, str]]:
-    """The conversation the form carried back, checked."""
-    if len(role) != len(content):
-        raise InvalidInput("the conversation came back damaged: start a new one")
-    turns = [{"role": r, "content": c} for r, c in zip(role, content, strict=True)]
-    for turn in turns:
-        if turn["role"] not in ROLES:
-            raise InvalidInput(f"conversation role must be one of {', '.join(ROLES)}")
-    return turns[-MAX_TURNS:]
 
 
 @router.post("/playground/chat", response_class=HTMLResponse)
@@ -377,24 +262,4 @@ def embed(
         draft=text,
         vectors=rows,
         cost=CallCost.of(receipt),
-    )
-
-
-@router.post("/playground/deposit")
-def deposit(
-    economy: EconomyDep,
-    accounts: AccountsDep,
-    viewer: ViewerDep,
-    amount: Annotated[str, Form(max_length=80)],
-    back: Annotated[str, Form(max_length=300)] = "/playground",
-) -> RedirectResponse:
-    """Move CAIRN from the signed-in wallet to the prepaid treasury, when the node holds its key
-    (what POST /api/v1/prepaid/deposits does)."""
-    target = back if re.split(r"[?#]", back)[0] in BACK else "/playground"
-    value = parse_units(amount)
-    made = economy.balances.deposit(accounts.signer(viewer.address), value)
-    return redirect(
-        target,
-        f"Deposited {units(value, TOKEN_DECIMALS)} CAIRN (tx {made.tx_hash}); "
-        f"prepaid balance now {units(made.balance.available, TOKEN_DECIMALS)} CAIRN.",
     )

@@ -1,0 +1,63 @@
+"""Topping up a prepaid balance from a page: the deposit form (playground_deposit.html) that the
+playground, the apps and the earnings page show, and the post it sends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Form
+from fastapi.responses import RedirectResponse
+
+from cairn.api.deps import AccountsDep, EconomyDep
+from cairn.core.amounts import TOKEN_DECIMALS, parse_units
+from cairn.economy.service import Economy
+from cairn.web.render import redirect, units
+from cairn.web.viewer import Viewer, ViewerDep
+
+router = APIRouter()
+
+BACK = ("/playground", "/earnings")  # where a deposit form may return to
+
+
+@dataclass(frozen=True)
+class DepositForm:
+    """What the deposit form needs (playground_deposit.html)."""
+
+    treasury: str  # where tokens go
+    token: str
+    can_send: bool  # whether the node holds the viewer's key, so it can send them
+    back: str  # the page to return to: one of BACK
+
+
+def deposit_form(economy: Economy, viewer: Viewer | None, back: str) -> DepositForm:
+    """The deposit form for `viewer`, returning to `back` (one of BACK)."""
+    target = economy.deposit_target()
+    return DepositForm(
+        treasury=target.treasury,
+        token=target.token,
+        can_send=viewer is not None and viewer.key_on_node,
+        back=back,
+    )
+
+
+@router.post("/playground/deposit")
+def deposit(
+    economy: EconomyDep,
+    accounts: AccountsDep,
+    viewer: ViewerDep,
+    amount: Annotated[str, Form(max_length=80)],
+    back: Annotated[str, Form(max_length=300)] = "/playground",
+) -> RedirectResponse:
+    """Move CAIRN from the signed-in wallet to the prepaid treasury, when the node holds its key
+    (what POST /api/v1/prepaid/deposits does)."""
+    target = back if re.split(r"[?#]", back)[0] in BACK else "/playground"
+    value = parse_units(amount)
+    made = economy.balances.deposit(accounts.signer(viewer.address), value)
+    return redirect(
+        target,
+        f"Deposited {units(value, TOKEN_DECIMALS)} CAIRN (tx {made.tx_hash}); "
+        f"prepaid balance now {units(made.balance.available, TOKEN_DECIMALS)} CAIRN.",
+    )
