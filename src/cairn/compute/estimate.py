@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cairn.core.recipe import GrpoHyperparameters, Recipe
+from cairn.core.recipe import Recipe
 
 # Stated beside every estimate, so a builder knows what the numbers stand on.
 ASSUMPTIONS: tuple[str, ...] = (
@@ -56,16 +56,9 @@ def estimate_run(recipe: Recipe, records: int | None = None) -> RunEstimate:
     dist = recipe.distributed
     steps_per_worker = dist.rounds * dist.inner_steps
     worker_steps = dist.workers * steps_per_worker
-    if isinstance(hp, GrpoHyperparameters):
-        per_step = max(1, hp.batch_size // hp.num_generations)  # prompts per step
-        generations = hp.num_generations
-        tokens_per_sequence = hp.max_prompt_length + hp.max_completion_length
-        completion = hp.max_completion_length
-    else:
-        per_step = int(getattr(hp, "batch_size", 8))
-        generations = 1
-        tokens_per_sequence = int(getattr(hp, "max_length", 512))
-        completion = 0
+    shape = hp.step_shape()
+    per_step, generations = shape.records, shape.generations
+    tokens_per_sequence, completion = shape.tokens_per_sequence, shape.completion_tokens
     samples = worker_steps * per_step
     sequences = samples * generations
     tokens = sequences * tokens_per_sequence

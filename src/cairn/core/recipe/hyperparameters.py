@@ -8,6 +8,8 @@ states its own default.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -15,8 +17,23 @@ from pydantic import Field
 from cairn.core.recipe.parts import MAX_SEED, RecipePart
 
 
+@dataclass(frozen=True)
+class StepShape:
+    """What one optimizer step on one worker draws and runs through the model: the unit a run's
+    estimate counts in, and the weight of a step's update."""
+
+    records: int  # records drawn from the shard (GRPO: prompts)
+    generations: int = 1  # sequences made of each record (GRPO: completions per prompt)
+    tokens_per_sequence: int = 0  # at most
+    completion_tokens: int = 0  # generated per sequence (GRPO), at most
+
+
 class Hyperparameters(RecipePart):
     """The hyperparameters of one method."""
+
+    @abstractmethod
+    def step_shape(self) -> StepShape:
+        """What one optimizer step trains on, from this method's own settings."""
 
 
 def learning_rate(default: float) -> Any:

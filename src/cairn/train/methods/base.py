@@ -69,9 +69,9 @@ class Method(ABC, Generic[H]):
     def optimizer(self, hp: H) -> AdamW:
         """AdamW's settings for this method."""
 
-    @abstractmethod
     def records_per_step(self, hp: H) -> int:
         """Records each optimizer step draws from the shard: the weight of a step's update."""
+        return hp.step_shape().records
 
     def trains_lora(self, hp: H) -> bool:
         """Whether the method trains LoRA adapters rather than every weight, by default."""

@@ -61,9 +61,6 @@ class Classify(Method[ClassifyHyperparameters]):
         # the classify recipe sets no weight decay and no warmup: it trains without either
         return AdamW(hp.learning_rate, weight_decay=0.0, warmup_ratio=0.0)
 
-    def records_per_step(self, hp: ClassifyHyperparameters) -> int:
-        return hp.batch_size
-
     def trains_lora(self, hp: ClassifyHyperparameters) -> bool:
         return hp.use_lora
 

@@ -46,9 +46,6 @@ class Distill(Method[DistillHyperparameters]):
         # the distill recipe sets no weight decay and no warmup: it trains without either
         return AdamW(hp.learning_rate, weight_decay=0.0, warmup_ratio=0.0)
 
-    def records_per_step(self, hp: DistillHyperparameters) -> int:
-        return hp.batch_size
-
     def check_training(self, run: Run, trainable: Trainable) -> None:
         if run.teacher is None:
             raise InvalidInput("distill needs a teacher model")

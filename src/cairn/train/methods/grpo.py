@@ -138,10 +138,6 @@ class Grpo(Method[GrpoHyperparameters]):
         # the grpo recipe sets no weight decay and no warmup: it trains without either
         return AdamW(hp.learning_rate, weight_decay=0.0, warmup_ratio=0.0)
 
-    def records_per_step(self, hp: GrpoHyperparameters) -> int:
-        # prompts; each is sampled num_generations times within the batch
-        return max(1, hp.batch_size // hp.num_generations)
-
     def step_loss(self, run: Run, hp: GrpoHyperparameters) -> StepLoss:
         return _grpo_step(run.model, run.tokenizer, hp, run.reference)
 

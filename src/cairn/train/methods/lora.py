@@ -22,9 +22,6 @@ class Lora(Method[LoraHyperparameters]):
     def optimizer(self, hp: LoraHyperparameters) -> AdamW:
         return AdamW(hp.learning_rate, hp.weight_decay, hp.warmup_ratio)
 
-    def records_per_step(self, hp: LoraHyperparameters) -> int:
-        return hp.batch_size
-
     def trains_lora(self, hp: LoraHyperparameters) -> bool:
         return True
 

@@ -71,9 +71,6 @@ class Sft(Method[SftHyperparameters]):
     def optimizer(self, hp: SftHyperparameters) -> AdamW:
         return AdamW(hp.learning_rate, hp.weight_decay, hp.warmup_ratio)
 
-    def records_per_step(self, hp: SftHyperparameters) -> int:
-        return hp.batch_size
-
     def check_training(self, run: Run, trainable: Trainable) -> None:
         if trainable != "all":
             raise InvalidInput("method sft trains every weight: use method lora for adapters")

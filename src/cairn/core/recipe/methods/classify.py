@@ -24,6 +24,9 @@ class ClassifyHyperparameters(shared.Hyperparameters):
     lora_r: int = shared.lora_r(8)
     seed: int = shared.seed()
 
+    def step_shape(self) -> shared.StepShape:
+        return shared.StepShape(self.batch_size, tokens_per_sequence=self.max_length)
+
 
 class ClassifyRecipe(Recipe):
     """An encoder and classification head."""

@@ -32,6 +32,9 @@ class DistillHyperparameters(shared.Hyperparameters):
     )
     seed: int = shared.seed()
 
+    def step_shape(self) -> shared.StepShape:
+        return shared.StepShape(self.batch_size, tokens_per_sequence=self.max_length)
+
 
 class DistillRecipe(Recipe):
     """Distillation from a teacher model."""

@@ -124,6 +124,16 @@ class GrpoHyperparameters(shared.Hyperparameters):
         0.04, ge=0.0, le=1.0, description="Weight of the KL penalty to the reference model"
     )
     seed: int = shared.seed()
+
+    def step_shape(self) -> shared.StepShape:
+        # prompts; each is sampled num_generations times within the batch
+        return shared.StepShape(
+            max(1, self.batch_size // self.num_generations),
+            generations=self.num_generations,
+            tokens_per_sequence=self.max_prompt_length + self.max_completion_length,
+            completion_tokens=self.max_completion_length,
+        )
+
     rewards: list[AnyReward] = Field(
         default_factory=_default_rewards,
         min_length=1,

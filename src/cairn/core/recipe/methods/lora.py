@@ -36,6 +36,9 @@ class LoraHyperparameters(shared.Hyperparameters):
     weight_decay: float = shared.weight_decay()
     seed: int = shared.seed()
 
+    def step_shape(self) -> shared.StepShape:
+        return shared.StepShape(self.batch_size, tokens_per_sequence=self.max_length)
+
 
 class LoraRecipe(Recipe):
     """LoRA fine-tuning of a causal LM."""
