@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 from cairn.api.client import NodeClient
 from cairn.core.errors import Forbidden, InvalidInput
 from cairn.core.licensing import LicenceRequired, Terms, Use
-from cairn.core.recipe import Recipe
+from cairn.core.recipe import parse_recipe
 from cairn.node import Node
 from tests.compute.conftest import reverse_record
 from tests.conftest import LiveServer
@@ -190,7 +190,7 @@ def test_training_needs_a_licence_that_permits_derivatives(world: World) -> None
     node = world.node
     commercial = node.licences.offer(world.alice, world.dataset, price=TOKEN, terms="commercial")
     node.licences.buy(world.bob, commercial.offer_id)
-    recipe = Recipe.model_validate(
+    recipe = parse_recipe(
         {
             "name": "needs a licence",
             "method": "sft",
