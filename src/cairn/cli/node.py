@@ -153,7 +153,7 @@ def start(
             console.print(
                 "[bold]demo community[/]: "
                 + (
-                    "seeding it now (about 3 minutes); the pages show its progress"
+                    "seeding it now (a minute or two); the pages show its progress"
                     if state is None
                     else f"{state['status']}; reconnecting its provider workers"
                 )
