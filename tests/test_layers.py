@@ -100,14 +100,7 @@ ALSO_MAY_IMPORT: dict[str, tuple[str, ...]] = {
 # Each cycle is the set of modules of one strongly connected component of the graph.
 KNOWN_CYCLES: list[frozenset[str]] = []
 # (importer, imported) for each import that crosses the layers the wrong way.
-KNOWN_BREACHES: set[tuple[str, str]] = {
-    # Faces that take the node object rather than the façades they use: `NodeDep` still hands
-    # some routes and pages the node, for what no façade offers yet (the chain client's facts,
-    # fees and relay; the blob store; the node's configuration).
-    ("cairn.api.app", "cairn.node"),
-    ("cairn.api.deps", "cairn.node"),
-    ("cairn.api.server", "cairn.node"),
-}
+KNOWN_BREACHES: set[tuple[str, str]] = set()
 
 Graph = dict[str, dict[str, int]]  # importer -> {imported: line of its first import}
 

@@ -14,7 +14,10 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
+from cairn.api.services import NodeSettings
 from cairn.assets.content import ContentRefs, node_secret
+from cairn.assets.detail import AssetDetails
+from cairn.assets.market import Market
 from cairn.assets.service import AssetService
 from cairn.assets.uploads import MiB, Uploads
 from cairn.chain.anvil import free_port
@@ -34,6 +37,7 @@ from cairn.economy.access import ContentAccess
 from cairn.economy.accounts import Accounts
 from cairn.economy.bounties import BountyBook
 from cairn.economy.licences import LicenceBook
+from cairn.economy.network import Network
 from cairn.economy.service import Economy, Schedule
 from cairn.folder_lock import FolderLock
 from cairn.identity.keystore import GATEWAY, OPERATOR, Keystore
@@ -147,6 +151,15 @@ class Node:
         )
         self.data = DataService(self.chain, self.store, self.db, self.assets, self.operator)
         self.accounts = Accounts(self.keystore, self.signers, self.chain)
+        self.network = Network(
+            self.chain, operator=self.operator.address, assets=self.assets, accounts=self.accounts
+        )
+        self.settings = NodeSettings(  # what the faces read of the configuration
+            dev=config.dev,
+            host=config.host,
+            port=config.port,
+            secure_cookies=config.secure_cookies,
+        )
         domains = {
             f"{config.host}:{config.port}",
             f"localhost:{config.port}",
@@ -227,6 +240,22 @@ class Node:
             self.licences,
             self.gateway,
             self.data_dir / "apps",
+        )
+
+    def market(self) -> Market:
+        """The marketplace's listings, for one request (they cache one page's figures)."""
+        return Market(self.db, self.store, self.assets, self.data, self.economy.prices)
+
+    def asset_details(self, market: Market) -> AssetDetails:
+        """What an asset page shows of one asset, for one request."""
+        return AssetDetails(
+            self.db,
+            self.store,
+            self.chain,
+            self.assets,
+            self.data,
+            self.economy.epochs.lineage,
+            market,
         )
 
     def reset_index(self) -> None:

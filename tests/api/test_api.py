@@ -66,6 +66,8 @@ def test_health_chain_and_landing_page(http: httpx.Client, live: LiveServer) -> 
     chain = http.get("/api/v1/chain").json()
     assert chain["chain_id"] == live.node.client.chain_id and chain["backend"] == "memory"
     assert chain["rpc_url"] is None
+    token = {"address": live.node.chain.token.address, "symbol": "CAIRN", "decimals": 18}
+    assert chain["token"] == token and chain["operator"] == live.node.operator.address
     assert set(chain["contracts"]) == {
         "CairnToken",
         "AssetRegistry",
@@ -91,6 +93,7 @@ def test_balances_and_accounts(http: httpx.Client, live: LiveServer) -> None:
     assert (
         balances["token"]["balance"] == str(DEV_TOKENS) and balances["token"]["symbol"] == "CAIRN"
     )
+    assert list(balances["token"]) == ["address", "symbol", "decimals", "balance"]
     account = http.get(f"/api/v1/accounts/{alice.address.lower()}").json()
     assert account["label"] == "alice" and account["held_by_node"] and account["nonce"] >= 0
     labels = {a["label"] for a in http.get("/api/v1/accounts").json()}

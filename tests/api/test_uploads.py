@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from cairn.api.client import NodeClient
-from cairn.api.routers.blobs import MAX_UPLOAD
 from cairn.assets.content import UPLOAD_TTL, Scope
+from cairn.assets.uploads import MAX_BODY
 from cairn.core.cid import cid_of, cid_of_stream
 from cairn.node import Node
 from tests.api.test_api import assert_problem, dev_account
@@ -252,7 +252,7 @@ def test_a_blob_over_the_single_request_limit_uploads_in_chunks(
     live: LiveServer, tmp_path: Path
 ) -> None:
     size = 300 * MiB
-    assert size > MAX_UPLOAD  # what one POST /blobs may carry
+    assert size > MAX_BODY  # what one POST /blobs may carry
     path = tmp_path / "model.safetensors"
     with path.open("wb") as out:  # sparse: only a little of it is ever on the disk
         out.truncate(size)

@@ -25,11 +25,11 @@ from cairn.api.routers import (
     models,
     uploads,
 )
-from cairn.node import Node
+from cairn.api.services import NodeServices
 from cairn.web import pages
 
 
-def create_app(node: Node, *, background: bool = True) -> FastAPI:
+def create_app(node: NodeServices, *, background: bool = True) -> FastAPI:
     """A FastAPI app serving `node`; `background` runs scheduled work (anchoring) alongside."""
     app = FastAPI(
         lifespan=lifespan_for(node.scheduler) if background else None,  # type: ignore[arg-type]
@@ -43,7 +43,7 @@ def create_app(node: Node, *, background: bool = True) -> FastAPI:
             "token's smallest unit."
         ),
     )
-    app.state.node = node
+    app.state.services = node  # what `cairn.api.deps` hands out, one façade at a time
     app.add_middleware(BodyLimit, chunk_size=lambda: node.uploads.chunk_size)
     problems.install(app)
     api = APIRouter(prefix="/api/v1")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cairn.api.routers.blobs import MAX_UPLOAD as MAX_BLOB
+from cairn.assets.uploads import MAX_BODY as MAX_BLOB
 from cairn.web.contribute import MAX_UPLOAD_BYTES as MAX_WEB_UPLOAD
 
 MiB = 2**20

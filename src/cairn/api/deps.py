@@ -1,4 +1,9 @@
-"""Shared FastAPI dependencies, as `Annotated` types."""
+"""Shared FastAPI dependencies, as `Annotated` types: each hands a route or a page one façade
+of the node the app serves (`NodeServices`), never the node itself.
+
+Each takes the request, so that what is not a route (`render.page`, `viewer_of`) can ask for
+the same façade.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cairn.api.services import NodeServices, NodeSettings
 from cairn.assets.detail import AssetDetails
 from cairn.assets.market import Market
 from cairn.assets.service import AssetService
@@ -17,9 +23,11 @@ from cairn.compute.jobs import JobService
 from cairn.core.errors import Unauthorized
 from cairn.core.licensing import Use
 from cairn.data.service import DataService, LicenceGate
+from cairn.economy.access import ContentAccess
 from cairn.economy.accounts import Accounts
+from cairn.economy.network import Network
 from cairn.economy.service import Economy
-from cairn.node import Node
+from cairn.identity.siwe import SiweAuth
 from cairn.serve.apps import Apps
 from cairn.serve.downloads import ModelDownloads
 from cairn.serve.gateway import Gateway
@@ -28,17 +36,54 @@ from cairn.web.csrf import SESSION_COOKIE
 _bearer = HTTPBearer(auto_error=False, description="A session token from POST /api/v1/auth/signin")
 
 
-def get_node(request: Request) -> Node:
-    """The node this app serves."""
-    node: Node = request.app.state.node
-    return node
+def _services(request: Request) -> NodeServices:
+    """What the app serves (`create_app` put it there)."""
+    services: NodeServices = request.app.state.services
+    return services
 
 
-NodeDep = Annotated[Node, Depends(get_node)]
+def get_settings(request: Request) -> NodeSettings:
+    """The node's configuration as the faces read it."""
+    return _services(request).settings
+
+
+SettingsDep = Annotated[NodeSettings, Depends(get_settings)]
+
+
+def get_demo_status(request: Request) -> str | None:
+    """What seeding the demo community is doing, if it is."""
+    return _services(request).demo_status
+
+
+DemoStatusDep = Annotated[str | None, Depends(get_demo_status)]
+
+
+def get_auth(request: Request) -> SiweAuth:
+    """Sign-In with Ethereum: nonces, and the sessions signed-in accounts hold."""
+    return _services(request).auth
+
+
+AuthDep = Annotated[SiweAuth, Depends(get_auth)]
+
+
+def get_network(request: Request) -> Network:
+    """The chain the node uses: its facts, fees, gas estimates and the transaction relay."""
+    return _services(request).network
+
+
+NetworkDep = Annotated[Network, Depends(get_network)]
+
+
+def get_accounts(request: Request) -> Accounts:
+    """The node's accounts and what any address holds."""
+    return _services(request).accounts
+
+
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 
 
 def session_address(
-    node: NodeDep,
+    auth: AuthDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The signed-in account's address, from a `Bearer` session token."""
@@ -46,35 +91,35 @@ def session_address(
         raise Unauthorized(
             "sign in first: POST /api/v1/auth/signin, then send 'Authorization: Bearer <token>'"
         )
-    return node.auth.resolve(credentials.credentials)
+    return auth.resolve(credentials.credentials)
 
 
 SessionAddress = Annotated[str, Depends(session_address)]
 
 
-def session_signer(node: NodeDep, address: SessionAddress) -> LocalAccount:
+def session_signer(accounts: AccountsDep, address: SessionAddress) -> LocalAccount:
     """The signed-in account's key, when this node holds it unlocked."""
-    return node.signers.get(address)
+    return accounts.signer(address)
 
 
 SessionSigner = Annotated[LocalAccount, Depends(session_signer)]
 
 
 def maybe_session_address(
-    node: NodeDep,
+    auth: AuthDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
     """The signed-in account, or None for an anonymous caller (a bad token is still refused)."""
     if credentials is None:
         return None
-    return node.auth.resolve(credentials.credentials)
+    return auth.resolve(credentials.credentials)
 
 
 MaybeSessionAddress = Annotated[str | None, Depends(maybe_session_address)]
 
 
 def reader_address(
-    node: NodeDep,
+    auth: AuthDep,
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
@@ -83,12 +128,12 @@ def reader_address(
     Only for reads: a cookie never authorises a change through the API.
     """
     if credentials is not None:
-        return node.auth.resolve(credentials.credentials)
+        return auth.resolve(credentials.credentials)
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     try:
-        return node.auth.resolve(token)
+        return auth.resolve(token)
     except Unauthorized:
         return None
 
@@ -96,105 +141,97 @@ def reader_address(
 ReaderAddress = Annotated[str | None, Depends(reader_address)]
 
 
-def get_data(node: NodeDep) -> DataService:
+def get_data(request: Request) -> DataService:
     """The data domain's façade: datasets, contributions, reviews, anchoring and export."""
-    return node.data
+    return _services(request).data
 
 
 DataDep = Annotated[DataService, Depends(get_data)]
 
 
-def export_gate(node: NodeDep) -> LicenceGate:
-    """The check that a reader may export a dataset's records: its licence, if it has one."""
-    return partial(node.licences.require, Use.EXPORT)
-
-
-ExportGate = Annotated[LicenceGate, Depends(export_gate)]
-
-
-def get_economy(node: NodeDep) -> Economy:
+def get_economy(request: Request) -> Economy:
     """The economy's façade: keys, balances, prices, receipts, epochs, licences and bounties."""
-    return node.economy
+    return _services(request).economy
 
 
 EconomyDep = Annotated[Economy, Depends(get_economy)]
 
 
-def get_accounts(node: NodeDep) -> Accounts:
-    """The node's accounts and what any address holds."""
-    return node.accounts
+def export_gate(economy: EconomyDep) -> LicenceGate:
+    """The check that a reader may export a dataset's records: its licence, if it has one."""
+    return partial(economy.licences.require, Use.EXPORT)
 
 
-AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+ExportGate = Annotated[LicenceGate, Depends(export_gate)]
 
 
-def get_assets(node: NodeDep) -> AssetService:
+def get_access(request: Request) -> ContentAccess:
+    """Who may read a stored blob, and its bytes for those who may."""
+    return _services(request).access
+
+
+AccessDep = Annotated[ContentAccess, Depends(get_access)]
+
+
+def get_assets(request: Request) -> AssetService:
     """The registry of datasets, models and apps."""
-    return node.assets
+    return _services(request).assets
 
 
 AssetsDep = Annotated[AssetService, Depends(get_assets)]
 
 
-def get_market(node: NodeDep) -> Market:
+def get_market(request: Request) -> Market:
     """The marketplace's listings."""
-    return Market(node.db, node.store, node.assets, node.data, node.economy.prices)
+    return _services(request).market()
 
 
 MarketDep = Annotated[Market, Depends(get_market)]
 
 
-def get_asset_details(node: NodeDep, market: MarketDep) -> AssetDetails:
+def get_asset_details(request: Request, market: MarketDep) -> AssetDetails:
     """What an asset page shows of one asset."""
-    return AssetDetails(
-        node.db,
-        node.store,
-        node.chain,
-        node.assets,
-        node.data,
-        node.economy.epochs.lineage,
-        market,
-    )
+    return _services(request).asset_details(market)
 
 
 AssetDetailsDep = Annotated[AssetDetails, Depends(get_asset_details)]
 
 
-def get_jobs(node: NodeDep) -> JobService:
+def get_jobs(request: Request) -> JobService:
     """The compute domain's façade: training jobs and the providers' work on them."""
-    return node.jobs
+    return _services(request).jobs
 
 
 JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 
-def get_uploads(node: NodeDep) -> Uploads:
-    """Resumable uploads of blobs larger than one request body."""
-    return node.uploads
+def get_uploads(request: Request) -> Uploads:
+    """Uploads of blobs: whole in one request body, or resumable, in chunks."""
+    return _services(request).uploads
 
 
 UploadsDep = Annotated[Uploads, Depends(get_uploads)]
 
 
-def get_gateway(node: NodeDep) -> Gateway:
+def get_gateway(request: Request) -> Gateway:
     """The serving domain's façade: the models and apps it serves, metered calls to them."""
-    return node.gateway
+    return _services(request).gateway
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def get_apps(node: NodeDep) -> Apps:
+def get_apps(request: Request) -> Apps:
     """Apps: build (retrieval index, checks, a trial question), publish, list and describe."""
-    return node.apps
+    return _services(request).apps
 
 
 AppsDep = Annotated[Apps, Depends(get_apps)]
 
 
-def get_model_downloads(node: NodeDep) -> ModelDownloads:
+def get_model_downloads(request: Request) -> ModelDownloads:
     """A model's weights as one tar, for a reader its licences allow."""
-    return node.model_downloads
+    return _services(request).model_downloads
 
 
 ModelDownloadsDep = Annotated[ModelDownloads, Depends(get_model_downloads)]

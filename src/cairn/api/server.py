@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Generic, TypeVar
 
 import uvicorn
 
+from cairn.api.services import NodeServices
 from cairn.core.errors import Unavailable
-from cairn.node import Node
 
 START_SECONDS = 30
+Served = TypeVar("Served", bound=NodeServices)  # the node itself, as callers know it
 
 
-class BackgroundServer:
+class BackgroundServer(Generic[Served]):
     """The node's API and web app on `host:port` (the node's own port by default)."""
 
     def __init__(
         self,
-        node: Node,
+        node: Served,
         *,
         host: str = "127.0.0.1",
         port: int | None = None,
@@ -27,7 +29,7 @@ class BackgroundServer:
         from cairn.api.app import create_app
 
         self.node = node
-        self.port = port or node.config.port
+        self.port = port or node.settings.port
         self.url = f"http://{host}:{self.port}"
         config = uvicorn.Config(
             create_app(node, background=background),
@@ -38,7 +40,7 @@ class BackgroundServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
 
-    def start(self) -> BackgroundServer:
+    def start(self) -> BackgroundServer[Served]:
         """Serve, and return once the socket accepts connections."""
         self.thread.start()
         deadline = time.monotonic() + START_SECONDS
@@ -53,7 +55,7 @@ class BackgroundServer:
         self.server.should_exit = True
         self.thread.join(timeout=15)
 
-    def __enter__(self) -> BackgroundServer:
+    def __enter__(self) -> BackgroundServer[Served]:
         return self.start()
 
     def __exit__(self, *_: object) -> None:

@@ -17,6 +17,13 @@ asset, or deleted a day later) is `cairn.assets.content`'s business.
   the moment it starts, and counts as one of its uploads in the hourly rate.
 - Expiry: an upload untouched for `ttl` is deleted with its bytes; the node's scheduler
   sweeps them (`expire`), and so does every `start`.
+
+A blob of at most `MAX_BODY` bytes may instead come whole, in one request body (`POST /blobs`):
+`body_allowance` says how much the uploader may send under the same quota and hourly limit, and
+`store_body` stores what came.
+
+Over 400 lines because both ways in, chunked and whole, draw on one quota and one hourly limit
+per uploader, which read best beside each other.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +46,7 @@ from cairn.store.base import BlobStore
 
 MiB = 1024 * 1024
 HOUR = 3600.0
+MAX_BODY = 256 * MiB  # the largest blob one request body may carry; a larger one goes in chunks
 _ID = re.compile(r"[0-9a-f]{32}")  # what `start` makes; anything else never reaches the disk
 _RANGE = re.compile(r"bytes (\d{1,19})-(\d{1,19})/(\d{1,19}|\*)")
 
@@ -81,6 +90,31 @@ class ChunkRange:
     def length(self) -> int:
         """The chunk's length in bytes."""
         return self.last - self.first + 1
+
+
+@dataclass(frozen=True)
+class BodyAllowance:
+    """How large a blob an uploader may send now in one request body."""
+
+    owner: str
+    room: int  # bytes left in the owner's quota (negative when over it)
+
+    @property
+    def limit(self) -> int:
+        """The most bytes the body may have: the room left, and never over `MAX_BODY`."""
+        return min(MAX_BODY, self.room)
+
+    def check(self, size: int) -> None:
+        """Refuse a body that has reached `size` bytes when that is over the limit."""
+        if size <= self.limit:
+            return
+        if self.limit == self.room:
+            raise RateLimited(
+                f"{self.owner}'s unclaimed uploads leave room for {max(self.room, 0) // MiB} "
+                f"MiB; this upload is {size // MiB}+ MiB: register what you uploaded (or wait a "
+                "day for it to expire)"
+            )
+        raise InvalidInput(f"upload exceeds {MAX_BODY} bytes")
 
 
 class Uploads:
@@ -137,10 +171,7 @@ class Uploads:
             1 for m in open_uploads if m["created_at"] >= time.time() - HOUR
         )
         if recent >= self.per_hour:
-            raise RateLimited(
-                f"{owner} made {recent} uploads in the last hour; the limit is {self.per_hour}: "
-                "wait, or ask the operator to raise CAIRN_UPLOADS_PER_HOUR"
-            )
+            raise self._too_many(owner, recent)
         room = self.quota - usage.bytes - sum(int(m["size"]) for m in open_uploads)
         if size > room:
             raise RateLimited(
@@ -257,6 +288,31 @@ class Uploads:
         with self._lock(upload_id):
             self._meta(upload_id, owner)
             self._remove(upload_id)
+
+    # -- a whole blob in one request body ----------------------------------------------------
+
+    def body_allowance(self, owner: str) -> BodyAllowance:
+        """What `owner` may send now as one request body; `RateLimited` past the hourly limit.
+
+        Open uploads reserve their size against the quota here too, but the hourly count is
+        of stored uploads only.
+        """
+        usage = self.refs.uploads(owner, window=HOUR)
+        if usage.recent >= self.per_hour:
+            raise self._too_many(owner, usage.recent)
+        return BodyAllowance(owner, self.quota - usage.bytes - self.reserved(owner))
+
+    def store_body(self, owner: str, chunks: Iterable[bytes]) -> str:
+        """Store a body received within `owner`'s allowance as `owner`'s upload; its CID."""
+        cid = self.store.put_stream(chunks)
+        self.refs.add(cid, Scope.UPLOAD, owner, account=owner)
+        return cid
+
+    def _too_many(self, owner: str, recent: int) -> RateLimited:
+        return RateLimited(
+            f"{owner} made {recent} uploads in the last hour; the limit is {self.per_hour}: "
+            "wait, or ask the operator to raise CAIRN_UPLOADS_PER_HOUR"
+        )
 
     # -- accounting and upkeep ---------------------------------------------------------------
 

@@ -19,6 +19,7 @@ else's gated blob gives nobody new access to it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from cairn.assets.content import BlobRef, ContentRefs, Scope
@@ -67,6 +68,14 @@ class ContentAccess:
         if refused is not None:
             raise refused
         raise NotFound(f"no blob {cid} in this node's store")
+
+    def read(self, cid: str, reader: str | None, job_token: str | None = None) -> Iterator[bytes]:
+        """The bytes of blob `cid` for a reader `check` admits, streamed and checked against
+        the CID as they are read; `NotFound` as well when the store lacks the blob."""
+        self.check(cid, reader, job_token)
+        if not self.refs.store.has(cid):
+            raise NotFound(f"no blob {cid} in this node's store")
+        return self.refs.store.open(cid)
 
     def may_read(self, cid: str, reader: str | None) -> bool:
         """Whether `reader` may read blob `cid` now."""

@@ -16,7 +16,7 @@ from web3.types import TxReceipt
 from cairn.chain.contracts import Chain
 from cairn.core.errors import Forbidden, NotFound
 from cairn.core.evm import checksum
-from cairn.identity.keystore import Keystore
+from cairn.identity.keystore import AccountInfo, Keystore
 from cairn.identity.signers import Signers
 
 
@@ -31,12 +31,18 @@ class HeldAccount:
 
 
 @dataclass(frozen=True)
-class TokenHolding:
-    """What an address holds in the payment token."""
+class PaymentToken:
+    """The ERC-20 token that Cairn's contracts are paid in."""
 
     address: str  # the token's
     symbol: str
     decimals: int
+
+
+@dataclass(frozen=True)
+class TokenHolding(PaymentToken):
+    """What an address holds in the payment token."""
+
     balance: str  # smallest units, decimal
 
 
@@ -89,26 +95,47 @@ class Accounts:
 
     def held(self) -> list[HeldAccount]:
         """Accounts whose key files live in this node's data folder."""
-        return [
-            HeldAccount(info.address, info.label, info.dev, self.signers.holds(info.address))
-            for info in self.keystore.list()
-        ]
+        return [self._held(info) for info in self.keystore.list()]
+
+    def held_account(self, address: str) -> HeldAccount:
+        """The account `address`, whose key file lives in this node's data folder (`NotFound`
+        when none does)."""
+        return self._held(self.keystore.get(address))
+
+    def _held(self, info: AccountInfo) -> HeldAccount:
+        return HeldAccount(info.address, info.label, info.dev, self.signers.holds(info.address))
 
     def names(self) -> dict[str, str]:
         """The node's labels of the accounts it holds keys for, by lower-case address."""
         return {a.address.lower(): a.label for a in self.keystore.list() if a.label}
 
+    def label(self, address: str) -> str | None:
+        """The node's label of `address`, or None when it holds no key file for it."""
+        try:
+            return self.keystore.get(address).label
+        except NotFound:
+            return None
+
+    def can_sign(self, address: str) -> bool:
+        """Whether this node holds the key of `address` unlocked, so it can sign for it."""
+        return self.signers.holds(address)
+
+    def token_balance(self, address: str) -> int:
+        """The payment tokens `address` holds, in the smallest unit."""
+        return self.chain.token.balance_of(address)
+
+    def payment_token(self) -> PaymentToken:
+        """The payment token's address, symbol and decimals."""
+        token = self.chain.token
+        return PaymentToken(address=token.address, symbol=token.symbol(), decimals=token.decimals())
+
     def holdings(self, address: str) -> Holdings:
         """Payment token and ether balances of any address."""
         account = checksum(address)
-        token = self.chain.token
         return Holdings(
             address=account,
             token=TokenHolding(
-                address=token.address,
-                symbol=token.symbol(),
-                decimals=token.decimals(),
-                balance=str(token.balance_of(account)),
+                **vars(self.payment_token()), balance=str(self.token_balance(account))
             ),
             ether=str(self.chain.client.balance(account)),
         )

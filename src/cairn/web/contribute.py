@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData, UploadFile
 
-from cairn.api.deps import DataDep, NodeDep
+from cairn.api.deps import AccountsDep, DataDep, EconomyDep
 from cairn.core.data_policy import DatasetSpec
 from cairn.core.errors import CairnError, InvalidInput, Unauthorized
 from cairn.core.ids import StoredId
@@ -231,11 +231,11 @@ def _contribute_page(
 
 @router.get("/datasets/{dataset_id}/contribute", response_class=HTMLResponse)
 def contribute_page(
-    request: Request, data: DataDep, node: NodeDep, dataset_id: StoredId, viewer: ViewerDep
+    request: Request, data: DataDep, economy: EconomyDep, dataset_id: StoredId, viewer: ViewerDep
 ) -> HTMLResponse:
     """Upload a JSONL file or fill in a record; see your records and standing."""
     dataset = data.datasets.get(dataset_id)
-    bounties = node.economy.bounties.listing(dataset_id)
+    bounties = economy.bounties.listing(dataset_id)
     return _contribute_page(request, data, bounties, viewer, dataset)
 
 
@@ -268,14 +268,15 @@ def _signed_upload(
 def contribute_post(
     request: Request,
     data: DataDep,
-    node: NodeDep,
+    economy: EconomyDep,
+    accounts: AccountsDep,
     dataset_id: StoredId,
     viewer: ViewerDep,
     form: PostedForm,
 ) -> HTMLResponse:
     """Sign and send an upload (a file or one record); show every record's verdict."""
     dataset = data.datasets.get(dataset_id)
-    bounties = node.economy.bounties.listing(dataset_id)
+    bounties = economy.bounties.listing(dataset_id)
     fields = form_fields(dataset.spec)
     source = form.get("source")
     posted = {f.name: form.get(f"field.{f.name}") for f in fields} if source == "form" else {}
@@ -291,7 +292,7 @@ def contribute_post(
                 lines = [json.dumps(record_from_form(fields, form), ensure_ascii=False)]
         else:
             raise InvalidInput("send a JSONL file or fill in the record form")
-        nonce, signature = _signed_upload(data, node.signers.get, viewer, dataset_id, lines, form)
+        nonce, signature = _signed_upload(data, accounts.signer, viewer, dataset_id, lines, form)
         result = data.contributions.contribute(
             dataset_id, contributor=viewer.address, nonce=nonce, signature=signature, lines=lines
         )

@@ -1,10 +1,11 @@
 """How pages are rendered: one Jinja2 environment, the filters pages share, flash messages,
-and the context every page gets (the node, the signed-in account and its balances)."""
+and the context every page gets (the node's frame, the signed-in account and its balances)."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -14,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from cairn import __version__
-from cairn.api.deps import get_node
+from cairn.api.deps import get_demo_status, get_network, get_settings
 from cairn.core import amounts
 from cairn.web import csrf
 from cairn.web.viewer import viewer_of
@@ -83,17 +84,29 @@ templates.env.filters.update(
 )
 
 
+@dataclass(frozen=True)
+class Frame:
+    """What every page's frame shows of the node (base.html's banners and footer)."""
+
+    dev: bool  # a development node: its banner warns that dev keys are unencrypted
+    chain_id: int
+    demo_status: str | None  # what seeding the demo community is doing, while it is
+
+
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """Render `template` with the shared context; a flash message set before is shown once."""
     flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
-    node = get_node(request)
+    frame = Frame(
+        dev=get_settings(request).dev,
+        chain_id=get_network(request).chain_id,
+        demo_status=get_demo_status(request),
+    )
     response = templates.TemplateResponse(
         request,
         template,
         {
-            "node": node,
+            "frame": frame,
             "viewer": viewer_of(request),
-            "dev": node.config.dev,
             "cairn_version": __version__,  # not `version`: pages pass their own versions
             "nav": NAV,
             "path": request.url.path,

@@ -20,10 +20,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from siwe import SiweMessage
 
-from cairn.api.deps import NodeDep
+from cairn.api.deps import AccountsDep, AuthDep, NetworkDep, SettingsDep
+from cairn.api.services import NodeSettings
 from cairn.core.errors import CairnError, Forbidden
 from cairn.core.evm import checksum
 from cairn.identity.keystore import GATEWAY, OPERATOR
+from cairn.identity.siwe import SiweAuth
 from cairn.web.csrf import SESSION_COOKIE
 from cairn.web.render import page, redirect
 from cairn.web.viewer import SignInRequired
@@ -51,14 +53,16 @@ def siwe_text(request: Request, address: str, nonce: str, *, chain_id: int, node
     )
 
 
-def _node_siwe_text(request: Request, node: NodeDep, address: str) -> str:
+def _node_siwe_text(
+    request: Request, auth: SiweAuth, chain_id: int, settings: NodeSettings, address: str
+) -> str:
     """`siwe_text` for this node, with a fresh nonce."""
     return siwe_text(
         request,
         address,
-        node.auth.issue_nonce(),
-        chain_id=node.client.chain_id,
-        node_host=f"{node.config.host}:{node.config.port}",
+        auth.issue_nonce(),
+        chain_id=chain_id,
+        node_host=f"{settings.host}:{settings.port}",
     )
 
 
@@ -91,42 +95,52 @@ def _safe_next(next_url: str | None) -> str:
 
 
 @router.get("/signin", response_class=HTMLResponse)
-def signin_page(request: Request, node: NodeDep, next: str | None = None) -> HTMLResponse:
+def signin_page(
+    request: Request,
+    accounts: AccountsDep,
+    network: NetworkDep,
+    settings: SettingsDep,
+    next: str | None = None,
+) -> HTMLResponse:
     """Sign in with a browser wallet, or pick a dev account on a development node."""
+    held = accounts.held()
     # people first; the operator (settles epochs) last; the gateway's treasury is not a user
-    people = [a for a in node.keystore.list() if a.dev and a.label not in (OPERATOR, GATEWAY)]
-    operator = [a for a in node.keystore.list() if a.label == OPERATOR and a.dev]
-    dev_accounts = people + operator if node.config.dev else []
+    people = [a for a in held if a.dev and a.label not in (OPERATOR, GATEWAY)]
+    operator = [a for a in held if a.label == OPERATOR and a.dev]
+    dev_accounts = people + operator if settings.dev else []
     return page(
         request,
         "signin.html",
         title="Sign in",
         dev_accounts=dev_accounts,
         next_url=_safe_next(next),
-        chain_id=node.client.chain_id,
+        chain_id=network.chain_id,
     )
 
 
 @router.post("/signin/dev")
 def signin_dev(
     request: Request,
-    node: NodeDep,
+    auth: AuthDep,
+    accounts: AccountsDep,
+    network: NetworkDep,
+    settings: SettingsDep,
     address: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/",
 ) -> RedirectResponse:
     """Sign in as a dev account: the node signs the EIP-4361 message with the key it holds."""
-    if not node.config.dev:
+    if not settings.dev:
         raise Forbidden("dev accounts are offered only by a node started with --dev")
-    info = node.keystore.get(address)
+    info = accounts.held_account(address)
     if not info.dev or info.label == GATEWAY:
         raise Forbidden(f"{address} is not a dev account; sign in with its wallet")
-    account = node.signers.get(info.address)
-    message = _node_siwe_text(request, node, info.address)
+    account = accounts.signer(info.address)
+    message = _node_siwe_text(request, auth, network.chain_id, settings, info.address)
     signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
-    session = node.auth.sign_in(message, signature)
+    session = auth.sign_in(message, signature)
     response = redirect(_safe_next(next), f"Signed in as {info.label} ({info.address}).")
     _keep_session(
-        request, response, session.token, session.expires_at, secure=node.config.secure_cookies
+        request, response, session.token, session.expires_at, secure=settings.secure_cookies
     )
     return response
 
@@ -144,36 +158,42 @@ def _json_error(exc: CairnError) -> JSONResponse:
 
 @router.post("/signin/message")
 def signin_message(
-    request: Request, node: NodeDep, address: Annotated[str, Form()]
+    request: Request,
+    auth: AuthDep,
+    network: NetworkDep,
+    settings: SettingsDep,
+    address: Annotated[str, Form()],
 ) -> JSONResponse:
     """The EIP-4361 message a wallet signs for `address`, with a fresh nonce."""
     try:
-        text = _node_siwe_text(request, node, checksum(address))
+        text = _node_siwe_text(request, auth, network.chain_id, settings, checksum(address))
     except CairnError as exc:
         return _json_error(exc)
     return JSONResponse({"message": text})
 
 
 @router.post("/signin/wallet")
-def signin_wallet(request: Request, node: NodeDep, body: WalletSignIn) -> JSONResponse:
+def signin_wallet(
+    request: Request, auth: AuthDep, settings: SettingsDep, body: WalletSignIn
+) -> JSONResponse:
     """Trade a wallet-signed EIP-4361 message for a session cookie."""
     try:
-        session = node.auth.sign_in(body.message, body.signature)
+        session = auth.sign_in(body.message, body.signature)
     except CairnError as exc:
         return _json_error(exc)
     response = JSONResponse({"address": session.address, "next": _safe_next(body.next)})
     _keep_session(
-        request, response, session.token, session.expires_at, secure=node.config.secure_cookies
+        request, response, session.token, session.expires_at, secure=settings.secure_cookies
     )
     return response
 
 
 @router.post("/signout")
-def signout(request: Request, node: NodeDep) -> RedirectResponse:
+def signout(request: Request, auth: AuthDep) -> RedirectResponse:
     """End the session and forget the cookie."""
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        node.auth.sign_out(token)
+        auth.sign_out(token)
     response = redirect("/", "Signed out.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

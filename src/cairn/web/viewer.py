@@ -12,8 +12,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from cairn.api.deps import get_node
-from cairn.core.errors import CairnError, NotFound, Unauthorized
+from cairn.api.deps import get_accounts, get_auth, get_economy
+from cairn.core.errors import CairnError, Unauthorized
 from cairn.web.csrf import SESSION_COOKIE
 
 
@@ -44,20 +44,20 @@ def viewer_of(request: Request) -> Viewer | None:
     request.state.viewer = None
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        node = get_node(request)
         try:
-            address = node.auth.resolve(token)
+            address = get_auth(request).resolve(token)
         except Unauthorized:
             return None
+        accounts = get_accounts(request)
         label = None
-        with contextlib.suppress(NotFound, CairnError):
-            label = node.keystore.get(address).label
+        with contextlib.suppress(CairnError):  # a key file the node cannot read: no label
+            label = accounts.label(address)
         request.state.viewer = Viewer(
             address=address,
             label=label,
-            key_on_node=node.signers.holds(address),
-            wallet=node.chain.token.balance_of(address),
-            prepaid=node.economy.balances.get(address).available,
+            key_on_node=accounts.can_sign(address),
+            wallet=accounts.token_balance(address),
+            prepaid=get_economy(request).balances.get(address).available,
         )
     viewer = request.state.viewer
     return viewer

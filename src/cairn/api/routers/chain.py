@@ -2,70 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from cairn.api.deps import AccountsDep, NodeDep
+from cairn.api.deps import AccountsDep, NetworkDep
 from cairn.api.node_schemas import ChainInfo, ContractPublic, FeeParams, GasEstimate, TokenContract
 from cairn.api.schemas import CallBody, RawTransaction, TxResult
 from cairn.core.amounts import parse_smallest_units
-from cairn.core.errors import InvalidInput
-from cairn.core.evm import checksum
 
 router = APIRouter(prefix="/chain", tags=["chain"])
 
 
 @router.get("", response_model=ChainInfo)
-def chain_info(node: NodeDep) -> ChainInfo:
+def chain_info(network: NetworkDep, accounts: AccountsDep) -> ChainInfo:
     """Chain id, backend, RPC URL (when there is one) and every contract's address and ABI."""
-    deployment = node.chain.deployment
-    token = node.chain.token
+    facts = network.facts()
+    token = accounts.payment_token()
     return ChainInfo(
-        chain_id=node.client.chain_id,
-        backend=node.backend.kind,
-        rpc_url=node.rpc_url,
-        block_number=node.client.block_number(),
-        operator=node.operator.address,
-        deployed_at_block=deployment.block,
-        token=TokenContract(
-            address=token.address, symbol=token.symbol(), decimals=token.decimals()
-        ),
+        chain_id=facts.chain_id,
+        backend=facts.backend,
+        rpc_url=facts.rpc_url,
+        block_number=facts.block_number,
+        operator=facts.operator,
+        deployed_at_block=facts.deployed_at_block,
+        token=TokenContract(address=token.address, symbol=token.symbol, decimals=token.decimals),
         contracts={
             name: ContractPublic(address=c.address, abi=c.abi)
-            for name, c in deployment.contracts.items()
+            for name, c in facts.contracts.items()
         },
     )
 
 
 @router.get("/fees", response_model=FeeParams)
-def fees(node: NodeDep) -> FeeParams:
+def fees(network: NetworkDep) -> FeeParams:
     """EIP-1559 fee parameters that get a transaction into the next block."""
-    return FeeParams.model_validate(node.client.fee_params())
+    params = network.fees()
+    return FeeParams(
+        maxFeePerGas=params.max_fee_per_gas, maxPriorityFeePerGas=params.max_priority_fee_per_gas
+    )
 
 
 @router.post("/estimate", response_model=GasEstimate)
-def estimate(node: NodeDep, body: CallBody) -> GasEstimate:
+def estimate(network: NetworkDep, body: CallBody) -> GasEstimate:
     """Gas for a call to a Cairn contract; a call that would revert answers 409 with the reason."""
-    to = checksum(body.to)
-    if to not in node.chain.addresses:
-        raise InvalidInput("only calls to Cairn's own contracts can be estimated here")
-    tx: Any = {
-        "from": checksum(body.sender),
-        "to": to,
-        "data": body.data,
-        "value": parse_smallest_units(body.value, "value"),
-    }
-    return GasEstimate(gas=node.client.simulate(tx, "call"))
+    value = parse_smallest_units(body.value, "value")
+    return GasEstimate(gas=network.estimate(body.sender, body.to, body.data, value))
 
 
 @router.post("/transactions", response_model=TxResult)
-def relay(node: NodeDep, accounts: AccountsDep, body: RawTransaction) -> TxResult:
+def relay(network: NetworkDep, body: RawTransaction) -> TxResult:
     """Send a transaction signed by the caller's own wallet to one of Cairn's contracts.
 
     It is simulated first: a transaction that would revert answers 409 with the revert reason
     and is not sent, so it costs nothing and does not use up its nonce.
     """
-    receipt = node.client.send_raw(body.raw, allowed_targets=node.chain.addresses)
-    node.assets.sync()
-    return TxResult(**vars(accounts.transaction(receipt)))
+    return TxResult(**vars(network.relay(body.raw)))
