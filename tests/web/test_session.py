@@ -85,14 +85,16 @@ def cookie_flags(reply: httpx.Response) -> set[str]:
 
 
 def test_the_session_cookie_is_secure_when_the_page_came_over_https(
-    web: httpx.Client, node: Node, make_node: Callable[..., Node], tmp_path: Path
+    live: LiveServer, node: Node, make_node: Callable[..., Node], tmp_path: Path
 ) -> None:
+    # over real HTTP (the proxy headers are uvicorn's to read), each sign-in a new browser's
+    signin, origin = f"{live.url}/signin/dev", {"Origin": live.url}
     alice = node.keystore.find_by_label("alice").address
-    plain = web.post("/signin/dev", data={"address": alice})
+    plain = httpx.post(signin, data={"address": alice}, headers=origin)
     assert plain.status_code == 303 and "secure" not in cookie_flags(plain)
     # behind a TLS proxy on this machine: uvicorn believes 127.0.0.1's X-Forwarded-Proto
-    proxied = web.post(
-        "/signin/dev", data={"address": alice}, headers={"X-Forwarded-Proto": "https"}
+    proxied = httpx.post(
+        signin, data={"address": alice}, headers={**origin, "X-Forwarded-Proto": "https"}
     )
     assert proxied.status_code == 303
     assert {"secure", "httponly", "samesite"} <= cookie_flags(proxied)
