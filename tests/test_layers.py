@@ -91,6 +91,7 @@ ALSO_MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "cairn.compute.blobs",
         "cairn.compute.flower_processes",
         "cairn.chain.anvil",
+        "cairn.folder_lock",  # one worker per work folder, as one node per data folder
     ),
     # The CLI's node API client builds on the provider's, never the other way round.
     "cairn.api.client": ("cairn.provider.node_api",),

@@ -6,6 +6,9 @@ write one index, and the chain comes back older than the index. So a node takes 
 when the last descriptor of it closes, however the process ends, so a crash leaves no stale
 lock. The node's anvil child inherits the descriptor: the folder stays in use until anvil,
 signalled when the node dies, has saved its state and exited.
+
+A provider's worker holds `worker.lock` in its work folder the same way, handed on to its
+SuperNode process: two SuperNodes on one folder would train with one key and one cache.
 """
 
 from __future__ import annotations
@@ -23,11 +26,26 @@ ORPHAN_WAIT = 30.0
 
 
 class FolderLock:
-    """The exclusive lock on a data folder; `fd` is its descriptor while held."""
+    """The exclusive lock on a data folder; `fd` is its descriptor while held.
 
-    def __init__(self, folder: Path) -> None:
+    Errors name the folder (`what`), the kind of process that holds it (`owner`) and how to
+    start one elsewhere.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        name: str = LOCK_FILE,
+        *,
+        what: str = "data folder",
+        owner: str = "Cairn node",
+        elsewhere: str = "start this one with another --data-dir",
+    ) -> None:
         self.folder = folder
-        self.path = folder / LOCK_FILE
+        self.path = folder / name
+        self.what = what
+        self.owner = owner
+        self.elsewhere = elsewhere
         self.fd: int | None = None
 
     def acquire(self) -> None:
@@ -43,16 +61,16 @@ class FolderLock:
                 if holder is None or _alive(holder):
                     os.close(fd)
                     raise ConfigError(
-                        f"data folder {self.folder} is in use by another Cairn node "
-                        f"(PID {holder or 'unknown'}): stop that node first, or start this one "
-                        "with another --data-dir"
+                        f"{self.what} {self.folder} is in use by another {self.owner} "
+                        f"(PID {holder or 'unknown'}): stop that {self.owner.split()[-1]} first, or "
+                        f"{self.elsewhere}"
                     ) from None
                 if time.monotonic() > deadline:
                     os.close(fd)
                     raise ConfigError(
-                        f"data folder {self.folder} is still held by a process that the Cairn "
-                        f"node PID {holder} started before it exited (its anvil?): find it with "
-                        f"`fuser {self.path}` and stop it, then start the node again"
+                        f"{self.what} {self.folder} is still held by a process that the {self.owner} "
+                        f"PID {holder} started before it exited: find it with "
+                        f"`fuser {self.path}` and stop it, then start again"
                     ) from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)

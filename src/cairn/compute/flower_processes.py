@@ -36,8 +36,13 @@ def flower_tool(name: str) -> str:
     return str(path)
 
 
-def spawn_flower(command: list[str], log: Path, flwr_home: Path) -> subprocess.Popen[bytes]:
-    """Start a Flower process in its own session, logging to `log`, dying with this process."""
+def spawn_flower(
+    command: list[str], log: Path, flwr_home: Path, *, keep: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a Flower process in its own session, logging to `log`, dying with this process.
+
+    `keep` is a descriptor the process inherits (a folder lock it holds until it exits).
+    """
     with log.open("ab") as out:
         return subprocess.Popen(
             command,
@@ -46,6 +51,7 @@ def spawn_flower(command: list[str], log: Path, flwr_home: Path) -> subprocess.P
             env=flower_env(flwr_home),
             start_new_session=True,
             preexec_fn=death_signal(),
+            pass_fds=() if keep is None else (keep,),
         )
 
 

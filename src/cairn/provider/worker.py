@@ -9,6 +9,12 @@
    (`cairn.provider.clientapp`), handing it the key in a 0600 file that is removed when the
    worker stops, in one process with the resident trainer (`cairn.provider.host`) that keeps
    the training stack, the model and the records loaded across rounds.
+
+One worker per work folder: the worker holds `worker.lock` there and hands it on to the
+SuperNode's process, so the folder stays taken until that process has exited, even when the
+worker was killed (the resident trainer then stops by itself: `cairn.provider.host`). A node
+restarted after a crash thus waits for its demo providers' old processes instead of running
+a second SuperNode beside each.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from urllib.parse import urlparse
 from cairn.chain.anvil import free_port
 from cairn.compute.flower_processes import flower_tool, spawn_flower, stop_group
 from cairn.core.errors import InvalidInput, Unavailable
+from cairn.folder_lock import FolderLock
 from cairn.provider.node_api import NodeAPI
 
 if TYPE_CHECKING:
@@ -59,6 +66,13 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
         self.key_file = work_dir / "provider.key"
         self.socket_dir: Path | None = None
+        self.lock = FolderLock(
+            work_dir,
+            "worker.lock",
+            what="work folder",
+            owner="Cairn worker",
+            elsewhere="give this one another --work-dir",
+        )
 
     def fleet_address(self) -> str:
         """Where this worker's SuperNode connects: the node's host, the Fleet API's port."""
@@ -98,6 +112,15 @@ class Worker:
         """
         fleet = self.fleet_address()
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()  # waits for the processes of a worker that was killed to end
+        try:
+            return self._spawn(fleet)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _spawn(self, fleet: str) -> subprocess.Popen[bytes]:
+        assert self.lock.fd is not None
         fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(self.account.key.hex())
@@ -115,7 +138,8 @@ class Worker:
             trainer_socket = self.socket_dir / "trainer.sock"
             node_config += f" trainer-socket='{trainer_socket}'"
             host = [sys.executable, "-m", "cairn.provider.host", "--key-file", str(self.key_file)]
-            host += ["--work-dir", str(self.work_dir), "--socket", str(trainer_socket), "--"]
+            host += ["--work-dir", str(self.work_dir), "--socket", str(trainer_socket)]
+            host += ["--parent-pid", str(os.getpid()), "--"]
         command = [
             *host,
             *security,
@@ -127,7 +151,7 @@ class Worker:
             node_config,
         ]
         self.process = spawn_flower(
-            command, self.work_dir / "supernode.log", self.work_dir / "flower"
+            command, self.work_dir / "supernode.log", self.work_dir / "flower", keep=self.lock.fd
         )
         return self.process
 
@@ -141,3 +165,4 @@ class Worker:
         if self.socket_dir is not None:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
             self.socket_dir = None
+        self.lock.release()
