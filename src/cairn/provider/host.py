@@ -53,7 +53,7 @@ def quicken_supernode(module: ModuleType) -> None:
 
 
 PARENT_POLL = 0.2  # seconds between looks at whether the parent is still there
-STOP_GRACE = 10.0  # seconds the SuperNode has to stop on SIGINT before the group is killed
+STOP_GRACE = 5.0  # seconds the SuperNode has to stop on SIGINT before the group is killed
 
 log = logging.getLogger("cairn.provider.host")
 
