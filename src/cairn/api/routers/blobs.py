@@ -7,8 +7,11 @@ who may export or download them, an upload by its uploader until an asset claims
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
+import anyio.from_thread
+import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
@@ -29,17 +32,37 @@ async def upload(uploads: UploadsDep, request: Request, me: SessionAddress) -> B
     names it (metadata, a model's weights); one that nothing claims within a day is deleted.
     Each account's unclaimed uploads count against a quota, and uploads per hour are limited.
     """
-    allowance = uploads.body_allowance(me)
+    allowance = await anyio.to_thread.run_sync(uploads.body_allowance, me)
     declared = request.headers.get("content-length", "")
     if declared.isdigit():
         allowance.check(int(declared))
     size = 0
-    chunks: list[bytes] = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        allowance.check(size)
-        chunks.append(chunk)
-    return BlobStored(cid=uploads.store_body(me, chunks), size=size)
+
+    def body() -> Iterator[bytes]:  # runs in the worker thread, as the store reads it
+        nonlocal size
+        for chunk in from_the_loop(request.stream()):
+            size += len(chunk)
+            allowance.check(size)
+            yield chunk
+
+    # The store hashes and spools the body as it arrives, in a worker thread: one chunk at a
+    # time in memory, however large the body, and the event loop free for other requests.
+    cid = await anyio.to_thread.run_sync(uploads.store_body, me, body())
+    return BlobStored(cid=cid, size=size)
+
+
+def from_the_loop(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """An async stream read, chunk by chunk, from a worker thread that anyio started."""
+
+    async def next_chunk() -> bytes | None:
+        try:
+            return await anext(stream)
+        except StopAsyncIteration:
+            return None
+
+    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+        if chunk:
+            yield chunk
 
 
 @router.get(
