@@ -4,6 +4,7 @@ contract (and none for a call elsewhere or one that would revert), and the relay
 from __future__ import annotations
 
 import pytest
+from eth_account import Account
 
 from cairn.core.errors import ChainError, InvalidInput
 from cairn.economy.network import ChainStatus
@@ -38,3 +39,13 @@ def test_gas_is_estimated_for_calls_to_cairn_contracts_only(node: Node) -> None:
     too_much = token.encode_abi("transfer", [bob.address, 10**30])  # more than alice holds
     with pytest.raises(ChainError):
         node.network.estimate(alice.address, token.address, too_much, 0)
+
+
+def test_an_estimate_for_an_account_without_ether_is_a_clear_refusal(node: Node) -> None:
+    # The memory chain charges a simulated call's gas: it refuses the call before running it,
+    # which was an unhandled py-evm error (a 500 on POST /chain/estimate) and is now a refusal.
+    stranger = Account.create()
+    token = node.chain.token.contract
+    pay_bob = token.encode_abi("transfer", [dev(node, "bob").address, 0])
+    with pytest.raises(ChainError, match="the sender holds 0 wei and the call's gas costs"):
+        node.network.estimate(stranger.address, token.address, pay_bob, 0)

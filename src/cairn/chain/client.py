@@ -20,6 +20,7 @@ from eth_account._utils.legacy_transactions import Transaction as LegacyTransact
 from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions import TypedTransaction
 from eth_tester.exceptions import TransactionFailed
+from eth_utils.exceptions import ValidationError as EVMRefusal
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
@@ -61,6 +62,21 @@ def reverts_as_chain_errors(action: str) -> Iterator[None]:
     except (ContractLogicError, TransactionFailed, Web3RPCError) as exc:
         reason = revert_reason(exc)
         raise ChainError(f"{action} reverted: {reason}", reason=reason) from exc
+    except EVMRefusal as exc:  # the in-process EVM refusing a transaction before running it
+        raise ChainError(f"{action} was refused by the chain: {_refusal(exc)}") from exc
+
+
+def _refusal(exc: EVMRefusal) -> str:
+    """py-evm's refusal in a user's words: who cannot pay, rather than the sender's raw bytes."""
+    text = str(exc)
+    found = re.search(r"cannot afford txn gas (\d+) with account balance (\d+)", text)
+    if found is None:
+        return text
+    return (
+        f"the sender holds {found[2]} wei and the call's gas costs up to {found[1]} wei "
+        "(the memory chain charges a simulated call's gas as a transaction's; fund the account "
+        "with ether first)"
+    )
 
 
 def decode_signed_transaction(raw: bytes) -> dict[str, Any]:
