@@ -35,7 +35,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +92,61 @@ class ChunkRange:
         return self.last - self.first + 1
 
 
-@dataclass(frozen=True)
+class BodiesInFlight:
+    """The request bodies being received now, per uploader: bytes so far, body by body.
+
+    Each counts against its uploader's quota and hourly limit while it arrives, so bodies sent
+    at once cannot each take the whole room left (they were counted only once stored)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sizes: dict[str, dict[int, int]] = {}  # owner (lower case) -> body -> bytes
+
+    def open(self, owner: str) -> int:
+        """Count a new body of `owner`'s; its key."""
+        with self._lock:
+            bodies = self._sizes.setdefault(owner.lower(), {})
+            key = max(bodies, default=0) + 1
+            bodies[key] = 0
+            return key
+
+    def update(self, owner: str, key: int, size: int) -> int:
+        """The body `key` has reached `size` bytes; all of `owner`'s bodies' bytes."""
+        with self._lock:
+            bodies = self._sizes.get(owner.lower(), {})
+            if key in bodies:
+                bodies[key] = size
+            return sum(bodies.values())
+
+    def close(self, owner: str, key: int) -> None:
+        """The body is stored or abandoned: it no longer counts."""
+        with self._lock:
+            bodies = self._sizes.get(owner.lower(), {})
+            bodies.pop(key, None)
+            if not bodies:
+                self._sizes.pop(owner.lower(), None)
+
+    def count(self, owner: str) -> int:
+        with self._lock:
+            return len(self._sizes.get(owner.lower(), {}))
+
+    def size(self, owner: str) -> int:
+        with self._lock:
+            return sum(self._sizes.get(owner.lower(), {}).values())
+
+
+@dataclass
 class BodyAllowance:
-    """How large a blob an uploader may send now in one request body."""
+    """How large a blob an uploader may send now in one request body.
+
+    One from `Uploads.body_allowance` counts its body among the uploader's bodies in flight
+    until `close`; `room` is then what the quota leaves for all of them together.
+    """
 
     owner: str
     room: int  # bytes left in the owner's quota (negative when over it)
+    in_flight: BodiesInFlight | None = field(default=None, repr=False)
+    key: int = 0
 
     @property
     def limit(self) -> int:
@@ -106,15 +155,24 @@ class BodyAllowance:
 
     def check(self, size: int) -> None:
         """Refuse a body that has reached `size` bytes when that is over the limit."""
-        if size <= self.limit:
+        total = (
+            size if self.in_flight is None else self.in_flight.update(self.owner, self.key, size)
+        )
+        if size > MAX_BODY and self.room > MAX_BODY:
+            raise InvalidInput(f"upload exceeds {MAX_BODY} bytes")
+        if total <= self.room:
             return
-        if self.limit == self.room:
-            raise RateLimited(
-                f"{self.owner}'s unclaimed uploads leave room for {max(self.room, 0) // MiB} "
-                f"MiB; this upload is {size // MiB}+ MiB: register what you uploaded (or wait a "
-                "day for it to expire)"
-            )
-        raise InvalidInput(f"upload exceeds {MAX_BODY} bytes")
+        others = total - size
+        raise RateLimited(
+            f"{self.owner}'s unclaimed uploads leave room for {max(self.room - others, 0) // MiB} "
+            f"MiB; this upload is {size // MiB}+ MiB: register what you uploaded (or wait a "
+            "day for it to expire)"
+        )
+
+    def close(self) -> None:
+        """The body is stored or abandoned."""
+        if self.in_flight is not None:
+            self.in_flight.close(self.owner, self.key)
 
 
 class Uploads:
@@ -145,6 +203,7 @@ class Uploads:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}  # one writer per upload at a time
         self._starting = threading.Lock()  # one quota check at a time
+        self.bodies = BodiesInFlight()  # whole blobs arriving as request bodies (POST /blobs)
 
     # -- the uploader's steps ----------------------------------------------------------------
 
@@ -167,12 +226,12 @@ class Uploads:
             if meta["cid"] == declared and meta["size"] == size:
                 return self._record(meta), False
         usage = self.refs.uploads(owner, window=HOUR)
-        recent = usage.recent + sum(
-            1 for m in open_uploads if m["created_at"] >= time.time() - HOUR
-        )
+        recent = usage.recent + self.bodies.count(owner)
+        recent += sum(1 for m in open_uploads if m["created_at"] >= time.time() - HOUR)
         if recent >= self.per_hour:
             raise self._too_many(owner, recent)
         room = self.quota - usage.bytes - sum(int(m["size"]) for m in open_uploads)
+        room -= self.bodies.size(owner)
         if size > room:
             raise RateLimited(
                 f"{owner}'s uploads leave room for {max(room, 0) // MiB} MiB; this upload is "
@@ -294,13 +353,17 @@ class Uploads:
     def body_allowance(self, owner: str) -> BodyAllowance:
         """What `owner` may send now as one request body; `RateLimited` past the hourly limit.
 
-        Open uploads reserve their size against the quota here too, but the hourly count is
-        of stored uploads only.
+        Open uploads and the bodies arriving now count against the quota and the hourly limit
+        as stored uploads do; `close` the allowance once the body is stored or abandoned.
         """
-        usage = self.refs.uploads(owner, window=HOUR)
-        if usage.recent >= self.per_hour:
-            raise self._too_many(owner, usage.recent)
-        return BodyAllowance(owner, self.quota - usage.bytes - self.reserved(owner))
+        with self._starting:
+            usage = self.refs.uploads(owner, window=HOUR)
+            recent = usage.recent + self.bodies.count(owner)
+            recent += sum(1 for m in self._open(owner) if m["created_at"] >= time.time() - HOUR)
+            if recent >= self.per_hour:
+                raise self._too_many(owner, recent)
+            room = self.quota - usage.bytes - self.reserved(owner)
+            return BodyAllowance(owner, room, self.bodies, self.bodies.open(owner))
 
     def store_body(self, owner: str, chunks: Iterable[bytes]) -> str:
         """Store a body received within `owner`'s allowance as `owner`'s upload; its CID."""

@@ -33,21 +33,24 @@ async def upload(uploads: UploadsDep, request: Request, me: SessionAddress) -> B
     Each account's unclaimed uploads count against a quota, and uploads per hour are limited.
     """
     allowance = await anyio.to_thread.run_sync(uploads.body_allowance, me)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit():
-        allowance.check(int(declared))
-    size = 0
+    try:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            allowance.check(int(declared))
+        size = 0
 
-    def body() -> Iterator[bytes]:  # runs in the worker thread, as the store reads it
-        nonlocal size
-        for chunk in from_the_loop(request.stream()):
-            size += len(chunk)
-            allowance.check(size)
-            yield chunk
+        def body() -> Iterator[bytes]:  # runs in the worker thread, as the store reads it
+            nonlocal size
+            for chunk in from_the_loop(request.stream()):
+                size += len(chunk)
+                allowance.check(size)
+                yield chunk
 
-    # The store hashes and spools the body as it arrives, in a worker thread: one chunk at a
-    # time in memory, however large the body, and the event loop free for other requests.
-    cid = await anyio.to_thread.run_sync(uploads.store_body, me, body())
+        # The store hashes and spools the body as it arrives, in a worker thread: one chunk at
+        # a time in memory, however large the body, and the event loop free for other requests.
+        cid = await anyio.to_thread.run_sync(uploads.store_body, me, body())
+    finally:
+        allowance.close()  # stored (now counted as an upload) or abandoned
     return BlobStored(cid=cid, size=size)
 
 
