@@ -1,10 +1,18 @@
-"""Fixtures for the compute domain: a served node with a SuperLink, tiny models, datasets."""
+"""Fixtures for the compute domain: a served node with a SuperLink, tiny models, datasets.
+
+A Flower cluster (a node served over HTTP, its SuperLink, providers' SuperNodes) takes seconds
+to start and to stop: `shared_cluster` is one per test module, with bob's and carol's SuperNodes
+started once, for tests that only run jobs on it; `cluster` is a test's own, for tests that kill
+or restart part of it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +21,18 @@ from eth_account.signers.local import LocalAccount
 
 from cairn.api.client import NodeClient
 from cairn.assets.service import Asset
-from cairn.compute.job import Job
-from cairn.node import Node
+from cairn.compute.job import ACTIVE, Job
+from cairn.config import NodeConfig
+from cairn.core.errors import Conflict
+from cairn.node import Node, bootstrap
 from cairn.provider.worker import Worker
 from cairn.train.tiny import tiny_causal_lm, tiny_encoder
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, _settings
 from tests.data.conftest import dev, make_dataset, upload
 
 TOKEN = 10**18
 LETTERS = "abcdefgh"
+SHARED_PROVIDERS = ("bob", "carol")  # the SuperNodes of `shared_cluster`
 
 
 def reverse_record(rng: random.Random) -> dict[str, str]:
@@ -95,6 +106,10 @@ class Cluster:
         self.workers.append(worker)
         return worker
 
+    def providers(self) -> set[str]:
+        """The accounts of the workers this cluster started."""
+        return {worker.account.address for worker in self.workers}
+
     def sign_in(self, label: str) -> NodeClient:
         api = NodeClient(self.server.url)
         api.sign_in(dev(self.node, label))
@@ -116,13 +131,61 @@ class Cluster:
         return "\n".join(str(e)[:300] for e in events)
 
     def close(self) -> None:
-        for worker in self.workers:
-            worker.stop()
+        # at once: each SuperNode takes seconds to stop, as Ctrl-C stops it
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(Worker.stop, self.workers))
         self.server.stop()
 
 
 @pytest.fixture
 def cluster(node: Node, tmp_path: Path) -> Iterator[Cluster]:
+    """A test's own cluster, with no workers until it starts them: for a test that kills a
+    worker or stops the node."""
     c = Cluster(node, tmp_path)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def _module_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster for the module, with bob's and carol's SuperNodes.
+
+    Its node is bootstrapped on a memory chain of its own rather than copied from the session's
+    template: every copy of a template shares one chain and reverts it to the template's
+    snapshot, so a test of the module with a `node` of its own would rewind this node's chain
+    under it.
+    """
+    folder = tmp_path_factory.mktemp("flower-cluster")
+    node = bootstrap(NodeConfig.from_env(**_settings(folder / "node")))
+    try:
+        c = Cluster(node, folder)
+        try:
+            for label in SHARED_PROVIDERS:
+                c.worker(label)
+            yield c
+        finally:
+            c.close()
+    finally:
+        node.close()
+
+
+@pytest.fixture
+def shared_cluster(_module_cluster: Cluster) -> Iterator[Cluster]:
+    """The module's cluster; a test must leave it as it found it, which is checked.
+
+    Its tests see the chain, balances, assets and jobs that earlier tests left: they read ids
+    from responses and compare balances before and after. A job a failed test left running is
+    cancelled, so that it does not take the SuperNodes from the tests after it.
+    """
+    c = _module_cluster
+    for worker in c.workers:
+        assert worker.process is not None and worker.process.poll() is None, (
+            f"{worker.account.address}'s SuperNode is gone: a test stopped a shared worker"
+        )
+    yield c
+    jobs = c.node.jobs
+    left = [j for j in jobs.list_jobs() if j.status in ACTIVE]
+    for job in left:
+        with contextlib.suppress(Conflict):  # it ended meanwhile
+            jobs.cancel(job.job_id, by=job.builder)
+    assert not left, f"the test left jobs running: {[j.job_id for j in left]}"

@@ -1,4 +1,9 @@
-"""Jobs on a real Flower SuperLink with SuperNodes on 127.0.0.1 (slow)."""
+"""Jobs on a real Flower SuperLink with SuperNodes on 127.0.0.1 (slow).
+
+The tests that only run jobs share the module's cluster (`shared_cluster`: one node, one
+SuperLink, bob's and carol's SuperNodes); the two that kill a SuperNode or restart the node have
+clusters of their own.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +83,14 @@ def load_with_plain_transformers(folder: Path, kind: str) -> str:
 
 
 def test_two_supernodes_finish_a_job_paid_anchored_and_exported(
-    cluster: Cluster, tmp_path: Path
+    shared_cluster: Cluster, tmp_path: Path
 ) -> None:
+    cluster = shared_cluster
     node = cluster.node
     alice, bob, carol = dev(node, "alice"), dev(node, "bob"), dev(node, "carol")
+    assert cluster.providers() == {bob.address, carol.address}  # two SuperNodes, both up
     base = register_tiny(node, alice, tmp_path, "causal-lm")
     dataset = anchored_dataset(node, alice, bob, "instruction")
-    cluster.worker("bob")
-    cluster.worker("carol")
     api = cluster.sign_in("alice")
     before = node.chain.token.balance_of(alice.address)
     job = api.request("POST", "/jobs", json={"recipe": recipe(base.asset_id, dataset)})
@@ -142,7 +148,8 @@ def verifiable_dataset(node: Node, n: int = 24) -> int:
     return dataset.asset_id
 
 
-def test_every_method_trains_end_to_end(cluster: Cluster, tmp_path: Path) -> None:
+def test_every_method_trains_end_to_end(shared_cluster: Cluster, tmp_path: Path) -> None:
+    cluster = shared_cluster
     node = cluster.node
     alice, bob = dev(node, "alice"), dev(node, "bob")
     lm = register_tiny(node, alice, tmp_path, "causal-lm")
@@ -154,7 +161,6 @@ def test_every_method_trains_end_to_end(cluster: Cluster, tmp_path: Path) -> Non
     instruction = anchored_dataset(node, alice, bob, "instruction", n=24)
     sentiment = anchored_dataset(node, alice, bob, "classification", n=24)
     verifiable = verifiable_dataset(node)
-    cluster.worker("carol")
     api = cluster.sign_in("alice")
     small = {"workers": 1, "rounds": 1, "inner_steps": 2}
     cases = {
@@ -187,15 +193,18 @@ def test_every_method_trains_end_to_end(cluster: Cluster, tmp_path: Path) -> Non
         "grpo": {"reward", "accuracy"},
         "distill": {"loss", "perplexity"},
     }
-    started = {  # all four at once: one SuperNode serves several runs
+    started = {  # all four at once, one worker each, on two SuperNodes: one serves several runs
         method: api.request(
             "POST", "/jobs", json={"recipe": recipe(base, dataset, method, hparams, **small)}
         )["job_id"]
         for method, (base, dataset, hparams) in cases.items()
     }
+    trained_by: Counter[str] = Counter()  # runs each provider trained in
     for method, job_id in started.items():
         done = cluster.wait(job_id, lambda j: j.status == "finished", timeout=400)
         assert expected[method] <= set(done.metrics), (method, done.metrics)
+        assert all(len(h.workers) == 1 for h in done.history), (method, done.history)
+        trained_by.update({h.workers[0] for h in done.history})
         model = node.assets.get(done.model_asset)
         if method == "distill":
             assert teacher.asset_id in model.parents
@@ -207,6 +216,8 @@ def test_every_method_trains_end_to_end(cluster: Cluster, tmp_path: Path) -> Non
         if method == "classify":
             config = json.loads((folder / "config.json").read_text())
             assert set(config["id2label"].values()) == {"positive", "negative"}
+    assert set(trained_by) <= cluster.providers()
+    assert max(trained_by.values()) >= 2, trained_by  # a SuperNode served several runs
 
 
 def test_a_supernode_killed_mid_round_drops_out_and_the_job_finishes(
@@ -268,13 +279,13 @@ def test_a_restarted_node_resumes_the_job_from_its_checkpoint(
 
 
 def test_cancelling_a_running_job_stops_it_and_refunds_the_budget(
-    cluster: Cluster, tmp_path: Path
+    shared_cluster: Cluster, tmp_path: Path
 ) -> None:
+    cluster = shared_cluster
     node = cluster.node
     alice, bob = dev(node, "alice"), dev(node, "bob")
     base = register_tiny(node, alice, tmp_path, "causal-lm")
     dataset = anchored_dataset(node, alice, bob, "instruction")
-    cluster.worker("carol")
     api = cluster.sign_in("alice")
     before = node.chain.token.balance_of(alice.address)
     text = recipe(base.asset_id, dataset, workers=1, rounds=50, inner_steps=3)
@@ -286,8 +297,11 @@ def test_cancelling_a_running_job_stops_it_and_refunds_the_budget(
     assert cancelled["status"] == "cancelled"
     assert cancelled["payouts"] == {"refund": str(100 * TOKEN)}
     assert node.chain.token.balance_of(alice.address) == before
-    carol = dev(node, "carol").address
-    assert node.chain.escrow.provider(carol).open_jobs == 0
+    # every provider the job enlisted (the one training, and any other it identified) is free
+    joined = node.jobs.get(job_id).providers
+    assert joined and {a.lower() for a in joined} <= {a.lower() for a in cluster.providers()}
+    for account in cluster.providers():
+        assert node.chain.escrow.provider(account).open_jobs == 0
     rounds = node.jobs.get(job_id).round
     import time
 
