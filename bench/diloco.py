@@ -17,6 +17,12 @@ records no shard holds), as the DiLoCo paper starts all its runs from a pretrain
 averaging workers that left a random initialisation together is far worse (`--pretrain-steps
 0` shows it). The default learning rate is the one that gave the sync run its lowest loss.
 
+With `--encodings` (default float32,int8,int4) each DiLoCo run is repeated with its outer
+gradients quantised (`cairn.core.quantize`): every worker sends its pseudo-gradient as int8 or
+int4 with error feedback kept on the worker, and the node sends the outer update back the same
+way, with its own error feedback (so every worker and the node hold the same global model, the
+sum of the decoded updates). Bytes are what the encoded arrays take, scales included.
+
 Prints each run's final held-out loss (`evaluate(...)["loss"]`), the DiLoCo / sync loss ratios,
 the float32 bytes each run communicates (every worker sends and receives the parameters or the
 gradient once per exchange) and the sync / DiLoCo ratios, and the wall seconds of each run's
@@ -50,7 +56,8 @@ from typing import Any
 import torch
 
 from cairn.core.aggregation import make_aggregator
-from cairn.core.diloco import OuterState, outer_step
+from cairn.core.diloco import OuterState, outer_step, pseudo_gradient
+from cairn.core.quantize import ENCODINGS, Encoding, ErrorFeedback, decode, payload_bytes
 from cairn.core.recipe import SftHyperparameters
 from cairn.train.batches import instruction_batch
 from cairn.train.inner import MAX_GRAD_NORM, evaluate, inner_train, load_params, trainable_params
@@ -179,8 +186,11 @@ def train_sync(setup: Setup, init: dict[str, torch.Tensor]) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def train_diloco(setup: Setup, init: dict[str, torch.Tensor], h: int) -> tuple[Any, Any]:
-    """DiLoCo: T/H rounds of H inner sft steps per worker, then one outer Nesterov step."""
+def train_diloco(
+    setup: Setup, init: dict[str, torch.Tensor], h: int, encoding: Encoding = "float32"
+) -> tuple[Any, Any, int]:
+    """DiLoCo: T/H rounds of H inner sft steps per worker, then one outer Nesterov step; with
+    the bytes every exchange took (each worker's send and receive, in `encoding`)."""
     hp = hyperparameters(setup)
     data = shards(setup)
     model, tokenizer = start_model(setup, init)
@@ -189,6 +199,9 @@ def train_diloco(setup: Setup, init: dict[str, torch.Tensor], h: int) -> tuple[A
     state = OuterState()
     aggregator = make_aggregator("mean")
     inner_states: list[dict[str, Any] | None] = [None] * WORKERS  # each worker keeps its AdamW
+    uplinks = [ErrorFeedback(encoding) for _ in range(WORKERS)]  # kept on each worker
+    downlink = ErrorFeedback(encoding)  # kept on the node
+    sent = 0
     for r in range(setup.steps // h):
         results = []
         for w, shard in enumerate(data):
@@ -208,9 +221,14 @@ def train_diloco(setup: Setup, init: dict[str, torch.Tensor], h: int) -> tuple[A
                 )
             )
             inner_states[w] = results[-1].optimizer_state
-        global_params, state = outer_step(
+        received = []  # each worker's parameters as the node decodes them
+        for w, res in enumerate(results):
+            encoded = uplinks[w].encode(pseudo_gradient(global_params, res.params))
+            sent += sum(payload_bytes(e) for e in encoded.values())
+            received.append({n: global_params[n] - decode(e) for n, e in encoded.items()})
+        new_params, state = outer_step(
             global_params,
-            [res.params for res in results],
+            received,
             [res.samples for res in results],
             state,
             lr=setup.outer_lr,
@@ -218,18 +236,27 @@ def train_diloco(setup: Setup, init: dict[str, torch.Tensor], h: int) -> tuple[A
             nesterov=True,
             aggregator=aggregator,
         )
+        update = downlink.encode({n: new_params[n] - global_params[n] for n in global_params})
+        sent += WORKERS * sum(payload_bytes(e) for e in update.values())
+        global_params = {n: global_params[n] + decode(e) for n, e in update.items()}
     load_params(model, global_params)
-    return model, tokenizer
+    return model, tokenizer, sent
 
 
-def run(setup: Setup, init: dict[str, torch.Tensor], h: int | None) -> dict[str, Any]:
-    """One run (h None: sync), timed, and its held-out loss."""
+def run(
+    setup: Setup, init: dict[str, torch.Tensor], h: int | None, encoding: Encoding = "float32"
+) -> dict[str, Any]:
+    """One run (h None: sync), timed, its held-out loss and, for DiLoCo, the bytes it sent."""
     started = time.perf_counter()
-    model, tokenizer = train_sync(setup, init) if h is None else train_diloco(setup, init, h)
+    sent = None
+    if h is None:
+        model, tokenizer = train_sync(setup, init)
+    else:
+        model, tokenizer, sent = train_diloco(setup, init, h, encoding)
     seconds = time.perf_counter() - started
     held_out = records(EVAL_RECORDS, 999)  # the same generator, a seed no shard uses
     loss = evaluate("sft", model, tokenizer, held_out, hyperparameters(setup), batch_size=64)
-    return {"loss": loss["loss"], "seconds": seconds}
+    return {"loss": loss["loss"], "seconds": seconds, "bytes": sent}
 
 
 def main() -> None:
@@ -249,7 +276,15 @@ def main() -> None:
     parser.add_argument(
         "--no-flower", action="store_true", help="skip the Flower round overhead measurement"
     )
+    parser.add_argument(
+        "--encodings",
+        default=",".join(ENCODINGS),
+        help="outer gradient encodings of the DiLoCo runs, comma-separated",
+    )
     args = parser.parse_args()
+    encodings = [e.strip() for e in args.encodings.split(",") if e.strip()]
+    if not encodings or any(e not in ENCODINGS for e in encodings):
+        parser.error(f"--encodings: one or more of {', '.join(ENCODINGS)}; got {args.encodings}")
     steps = args.steps or (500 if args.quick else 2000)
     if steps % max(HS):
         parser.error(f"--steps must be a multiple of {max(HS)}; got {steps}")
@@ -267,9 +302,10 @@ def main() -> None:
 
     started = time.perf_counter()
     init = warm_start(setup)
-    runs: list[int | None] = [None, *HS]
+    runs: list[tuple[int | None, str]] = [(None, "float32")]
+    runs += [(h, encoding) for h in HS for encoding in encodings]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run, setup, init, h) for h in runs]
+        futures = [pool.submit(run, setup, init, h, encoding) for h, encoding in runs]
         results = dict(zip(runs, (f.result() for f in futures), strict=True))
     total_seconds = time.perf_counter() - started
 
@@ -282,19 +318,33 @@ def main() -> None:
         "workers": WORKERS,
         "steps": steps,
         **{f"setup_{k}": v for k, v in asdict(setup).items() if k != "steps"},
-        "sync_loss": round(results[None]["loss"], 4),
+        "sync_loss": round(results[None, "float32"]["loss"], 4),
         "sync_bytes": sync_bytes,
-        "sync_seconds": round(results[None]["seconds"], 2),
+        "sync_seconds": round(results[None, "float32"]["seconds"], 2),
     }
+    sync_loss = results[None, "float32"]["loss"]
     for h in HS:
-        diloco_bytes = per_exchange * (steps // h)
-        figures |= {
-            f"diloco_h{h}_loss": round(results[h]["loss"], 4),
-            f"diloco_h{h}_bytes": diloco_bytes,
-            f"diloco_h{h}_seconds": round(results[h]["seconds"], 2),
-            f"loss_ratio_h{h}": round(results[h]["loss"] / results[None]["loss"], 4),
-            f"comm_reduction_h{h}": round(sync_bytes / diloco_bytes, 1),
-        }
+        for encoding in encodings:
+            result = results[h, encoding]
+            diloco_bytes = result["bytes"]
+            if encoding == "float32":  # the figures as they were before encodings
+                assert diloco_bytes == per_exchange * (steps // h), "float32 bytes miscounted"
+                figures |= {
+                    f"diloco_h{h}_loss": round(result["loss"], 4),
+                    f"diloco_h{h}_bytes": diloco_bytes,
+                    f"diloco_h{h}_seconds": round(result["seconds"], 2),
+                    f"loss_ratio_h{h}": round(result["loss"] / sync_loss, 4),
+                    f"comm_reduction_h{h}": round(sync_bytes / diloco_bytes, 1),
+                }
+            figures |= {
+                f"loss_ratio_{encoding}_h{h}": round(result["loss"] / sync_loss, 4),
+                f"comm_reduction_{encoding}_h{h}": round(sync_bytes / diloco_bytes, 1),
+            }
+            if encoding != "float32" and "float32" in encodings:
+                float32_loss = results[h, "float32"]["loss"]
+                figures[f"loss_vs_float32_{encoding}_h{h}"] = round(
+                    result["loss"] / float32_loss, 4
+                )
     figures["total_seconds"] = round(total_seconds, 2)
     if not args.no_flower:
         # Round wall time minus the workers' compute, at 2 and 4 local SuperNodes, on a real
