@@ -36,7 +36,7 @@ WORKER = textwrap.dedent(
     started = threading.Thread(target=worker.start)
     started.start()
     started.join()
-    print(worker.process.pid, flush=True)
+    print(worker.process.pid, worker.socket_dir, flush=True)
     time.sleep(600)
     """
 )
@@ -79,8 +79,9 @@ def test_a_killed_workers_provider_stops_and_its_folder_takes_one_worker_again(
     )
     try:
         assert child.stdout is not None
-        host = int(child.stdout.readline())
-        assert hosts_on(folder) == [host]
+        pid, socket_dir = child.stdout.readline().split()
+        host, sockets = int(pid), Path(socket_dir)
+        assert hosts_on(folder) == [host] and sockets.is_dir()
         assert (folder / "provider.key").exists()
 
         # a second worker on the folder is refused while the first runs, and starts nothing
@@ -98,6 +99,7 @@ def test_a_killed_workers_provider_stops_and_its_folder_takes_one_worker_again(
             time.sleep(0.1)
         assert gone(host), "the provider process outlived the worker that started it"
         assert not (folder / "provider.key").exists()  # the key is not left behind
+        assert not sockets.exists()  # nor the trainer's socket folder
 
         again = Worker(NodeClient(live.url), bob, folder)
         again.start()

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -78,11 +79,13 @@ def watch_parent(
     return thread
 
 
-def stop_orphaned_host(key_file: Path) -> None:
-    """The parent is gone: remove the key, stop the SuperNode as Ctrl-C does, then for sure."""
+def stop_orphaned_host(key_file: Path, socket: Path) -> None:
+    """The parent is gone: remove the key and the trainer's socket folder (what the worker
+    removes when it stops), stop the SuperNode as Ctrl-C does, then for sure."""
     log.warning("the worker that started this provider process is gone: stopping")
     with contextlib.suppress(FileNotFoundError):
         key_file.unlink()
+    shutil.rmtree(socket.parent, ignore_errors=True)  # the worker made it for this host alone
     signal.raise_signal(signal.SIGINT)  # Flower's SuperNode stops its SuperExec and exits
     time.sleep(STOP_GRACE)
     if os.getpgid(0) == os.getpid():  # still here: its whole group goes (the worker's session)
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from cairn.provider.trainer import TrainerServer
 
-    watch_parent(args.parent_pid, lambda: stop_orphaned_host(args.key_file))
+    watch_parent(args.parent_pid, lambda: stop_orphaned_host(args.key_file, args.socket))
     account = Account.from_key(args.key_file.read_text().strip())
     TrainerServer(args.socket, args.work_dir, account).start()
 
