@@ -1,4 +1,5 @@
-"""The node API over a real uvicorn server on 127.0.0.1: every route, good and bad input."""
+"""The node API, every route, good and bad input: in process through ASGI (`api`), and for the
+health, auth and assets families over a real uvicorn server on 127.0.0.1 (`live`)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,23 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from siwe import SiweMessage
+from starlette.testclient import TestClient
 
-from cairn.api.client import NodeClient
 from cairn.core.errors import ChainError, InvalidInput
 from cairn.node import DEV_TOKENS, Node
+from tests.api.conftest import node_client, url_of
 from tests.conftest import LiveServer
 
 
-def siwe_message(live: LiveServer, address: str, nonce: str, **overrides: Any) -> str:
+def siwe_message(node: Node, address: str, nonce: str, **overrides: Any) -> str:
+    """An EIP-4361 message signing in to `node` at its own URL (in process or on `live`)."""
     fields: dict[str, Any] = {
-        "domain": f"127.0.0.1:{live.port}",
+        "domain": f"127.0.0.1:{node.config.port}",
         "address": address,
         "statement": "Sign in to Cairn.",
-        "uri": live.url,
+        "uri": url_of(node),
         "version": "1",
-        "chain_id": live.node.client.chain_id,
+        "chain_id": node.client.chain_id,
         "nonce": nonce,
         "issued_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         **overrides,
@@ -33,9 +36,10 @@ def siwe_message(live: LiveServer, address: str, nonce: str, **overrides: Any) -
     return str(SiweMessage(**fields).prepare_message())
 
 
-def sign_in(http: httpx.Client, live: LiveServer, account: LocalAccount) -> dict[str, str]:
+def sign_in(http: httpx.Client | TestClient, node: Node, account: LocalAccount) -> dict[str, str]:
+    """Sign `account` in to `node` through `http`; the bearer header of its session."""
     nonce = http.post("/api/v1/auth/nonce").json()["nonce"]
-    message = siwe_message(live, account.address, nonce)
+    message = siwe_message(node, account.address, nonce)
     signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
     reply = http.post("/api/v1/auth/signin", json={"message": message, "signature": signature})
     assert reply.status_code == 200, reply.text
@@ -46,12 +50,6 @@ def dev_account(node: Node, label: str) -> LocalAccount:
     return node.signers.get(node.keystore.find_by_label(label).address)
 
 
-@pytest.fixture
-def http(live: LiveServer) -> httpx.Client:
-    with httpx.Client(base_url=live.url, timeout=60) as client:
-        yield client  # type: ignore[misc]
-
-
 def assert_problem(reply: httpx.Response, status: int, detail_part: str) -> None:
     assert reply.status_code == status, reply.text
     assert reply.headers["content-type"].startswith("application/problem+json")
@@ -60,6 +58,7 @@ def assert_problem(reply: httpx.Response, status: int, detail_part: str) -> None
 
 
 def test_health_chain_and_landing_page(http: httpx.Client, live: LiveServer) -> None:
+    # the health, chain and node family's real-server test: uvicorn on 127.0.0.1
     health = http.get("/api/v1/health").json()
     assert health["status"] == "ok" and health["chain"] == "memory"
     assert set(health) == {"status", "version", "chain", "chain_id", "block_number"}
@@ -87,28 +86,29 @@ def test_health_chain_and_landing_page(http: httpx.Client, live: LiveServer) -> 
     assert "/api/v1/assets" in http.get("/openapi.json").json()["paths"]
 
 
-def test_balances_and_accounts(http: httpx.Client, live: LiveServer) -> None:
-    alice = dev_account(live.node, "alice")
-    balances = http.get(f"/api/v1/balances/{alice.address}").json()
+def test_balances_and_accounts(api: TestClient, node: Node) -> None:
+    alice = dev_account(node, "alice")
+    balances = api.get(f"/api/v1/balances/{alice.address}").json()
     assert (
         balances["token"]["balance"] == str(DEV_TOKENS) and balances["token"]["symbol"] == "CAIRN"
     )
     assert list(balances["token"]) == ["address", "symbol", "decimals", "balance"]
-    account = http.get(f"/api/v1/accounts/{alice.address.lower()}").json()
+    account = api.get(f"/api/v1/accounts/{alice.address.lower()}").json()
     assert account["label"] == "alice" and account["held_by_node"] and account["nonce"] >= 0
-    labels = {a["label"] for a in http.get("/api/v1/accounts").json()}
+    labels = {a["label"] for a in api.get("/api/v1/accounts").json()}
     assert {"operator", "alice", "bob", "carol"} <= labels
-    assert_problem(http.get("/api/v1/balances/0x123"), 422, "not an Ethereum address")
+    assert_problem(api.get("/api/v1/balances/0x123"), 422, "not an Ethereum address")
 
 
 def test_sign_in_with_ethereum(http: httpx.Client, live: LiveServer) -> None:
+    # the auth family's real-server test: uvicorn on 127.0.0.1
     alice, mallory = dev_account(live.node, "alice"), Account.create()
-    headers = sign_in(http, live, alice)
+    headers = sign_in(http, live.node, alice)
     me = http.get("/api/v1/auth/me", headers=headers).json()
     assert me == {"address": alice.address, "key_on_node": True}
 
     nonce = http.post("/api/v1/auth/nonce").json()["nonce"]
-    message = siwe_message(live, alice.address, nonce)
+    message = siwe_message(live.node, alice.address, nonce)
     forged = mallory.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
     assert_problem(
         http.post("/api/v1/auth/signin", json={"message": message, "signature": forged}), 401, ""
@@ -119,7 +119,10 @@ def test_sign_in_with_ethereum(http: httpx.Client, live: LiveServer) -> None:
     replay = http.post("/api/v1/auth/signin", json={"message": message, "signature": genuine})
     assert_problem(replay, 401, "")
     wrong_domain = siwe_message(
-        live, alice.address, http.post("/api/v1/auth/nonce").json()["nonce"], domain="evil.example"
+        live.node,
+        alice.address,
+        http.post("/api/v1/auth/nonce").json()["nonce"],
+        domain="evil.example",
     )
     signature = alice.sign_message(encode_defunct(text=wrong_domain)).signature.to_0x_hex()
     assert_problem(
@@ -137,8 +140,9 @@ def test_sign_in_with_ethereum(http: httpx.Client, live: LiveServer) -> None:
 
 
 def test_register_get_list_and_transfer_assets(http: httpx.Client, live: LiveServer) -> None:
+    # the assets family's real-server test: uvicorn on 127.0.0.1
     alice, bob = dev_account(live.node, "alice"), dev_account(live.node, "bob")
-    headers = sign_in(http, live, alice)
+    headers = sign_in(http, live.node, alice)
     body = {
         "kind": "app",
         "name": "Polite replies",
@@ -179,56 +183,53 @@ def test_register_get_list_and_transfer_assets(http: httpx.Client, live: LiveSer
     assert_problem(again, 403, "is owned by")
 
 
-def test_bad_asset_requests_get_problems_and_change_nothing(
-    http: httpx.Client, live: LiveServer
-) -> None:
-    alice = dev_account(live.node, "alice")
-    headers = sign_in(http, live, alice)
-    before = live.node.chain.registry.total_assets()
+def test_bad_asset_requests_get_problems_and_change_nothing(api: TestClient, node: Node) -> None:
+    alice = dev_account(node, "alice")
+    headers = sign_in(api, node, alice)
+    before = node.chain.registry.total_assets()
     good = {"kind": "model", "name": "d", "licence": "MIT"}
-    assert_problem(http.post("/api/v1/assets", json=good), 401, "sign in first")
+    assert_problem(api.post("/api/v1/assets", json=good), 401, "sign in first")
     bad_split = {**good, "split": {"owner": 9000, "data": 0, "compute": 0, "upstream": 0}}
     assert_problem(
-        http.post("/api/v1/assets", json=bad_split, headers=headers), 422, "must sum to 10000"
+        api.post("/api/v1/assets", json=bad_split, headers=headers), 422, "must sum to 10000"
     )
     assert_problem(
-        http.post("/api/v1/assets", json={**good, "kind": "song"}, headers=headers),
+        api.post("/api/v1/assets", json={**good, "kind": "song"}, headers=headers),
         422,
         "unknown asset kind",
     )
     assert_problem(
-        http.post("/api/v1/assets", json={**good, "parents": [42]}, headers=headers),
+        api.post("/api/v1/assets", json={**good, "parents": [42]}, headers=headers),
         422,
         "not a registered",
     )
     assert_problem(
-        http.post("/api/v1/assets", json={**good, "colour": "red"}, headers=headers), 422, "colour"
+        api.post("/api/v1/assets", json={**good, "colour": "red"}, headers=headers), 422, "colour"
     )
-    assert_problem(http.post("/api/v1/assets", content=b"{", headers=headers), 422, "")
-    assert_problem(http.get("/api/v1/assets/77"), 404, "no asset with id 77")
-    assert_problem(http.get("/api/v1/assets", params={"kind": "song"}), 422, "unknown asset kind")
-    assert live.node.chain.registry.total_assets() == before
+    assert_problem(api.post("/api/v1/assets", content=b"{", headers=headers), 422, "")
+    assert_problem(api.get("/api/v1/assets/77"), 404, "no asset with id 77")
+    assert_problem(api.get("/api/v1/assets", params={"kind": "song"}), 422, "unknown asset kind")
+    assert node.chain.registry.total_assets() == before
 
 
 def test_a_key_the_node_does_not_hold_cannot_act_through_the_node(
-    http: httpx.Client, live: LiveServer
+    api: TestClient, node: Node
 ) -> None:
     outsider = Account.create()
-    headers = sign_in(http, live, outsider)
-    reply = http.post(
+    headers = sign_in(api, node, outsider)
+    reply = api.post(
         "/api/v1/assets", json={"kind": "model", "name": "d", "licence": "MIT"}, headers=headers
     )
     assert_problem(reply, 403, "POST /api/v1/chain/transactions")
 
 
-def test_wallet_signed_transactions_are_relayed(live: LiveServer) -> None:
-    node = live.node
+def test_wallet_signed_transactions_are_relayed(api: TestClient, node: Node) -> None:
     wallet = Account.create()
     node.backend.fund(wallet.address, 10**18)
     node.chain.token.mint(node.operator, wallet.address, 50)
     bob = dev_account(node, "bob")
-    with NodeClient(live.url) as api:
-        result = api.transfer_tokens(wallet, bob.address, 20)
+    with node_client(api) as client:
+        result = client.transfer_tokens(wallet, bob.address, 20)
         assert set(result) == {"tx_hash", "block_number", "gas_used", "status", "events"}
         assert result["status"] == 1 and set(result["events"][0]) == {"contract", "event", "args"}
         assert (
@@ -238,59 +239,59 @@ def test_wallet_signed_transactions_are_relayed(live: LiveServer) -> None:
         assert node.chain.token.balance_of(wallet.address) == 30
         nonce = node.client.nonce(wallet.address)
         with pytest.raises(ChainError, match="cairn_token"):
-            api.transfer_tokens(wallet, bob.address, 31)
+            client.transfer_tokens(wallet, bob.address, 31)
         assert (
             node.client.nonce(wallet.address) == nonce
             and node.chain.token.balance_of(wallet.address) == 30
         )
 
-        asset = api.register_asset(wallet, kind="model", name="From a wallet", licence="CC0-1.0")
+        asset = client.register_asset(wallet, kind="model", name="From a wallet", licence="CC0-1.0")
         assert asset["owner"] == wallet.address and asset["name"] == "From a wallet"
-        moved = api.transfer_asset(wallet, asset["asset_id"], bob.address)
+        moved = client.transfer_asset(wallet, asset["asset_id"], bob.address)
         assert moved["owner"] == bob.address
 
 
-def test_the_relay_refuses_what_it_should(http: httpx.Client, live: LiveServer) -> None:
+def test_the_relay_refuses_what_it_should(api: TestClient, node: Node) -> None:
     wallet = Account.create()
-    live.node.backend.fund(wallet.address, 10**18)
-    fees = http.get("/api/v1/chain/fees").json()
+    node.backend.fund(wallet.address, 10**18)
+    fees = api.get("/api/v1/chain/fees").json()
     assert set(fees) == {"maxFeePerGas", "maxPriorityFeePerGas"}  # web3's names, spread below
     tx = {
         "to": Account.create().address,
         "value": 1,
         "gas": 21_000,
         "nonce": 0,
-        "chainId": live.node.client.chain_id,
+        "chainId": node.client.chain_id,
         **fees,
     }
     raw = wallet.sign_transaction(tx).raw_transaction.to_0x_hex()
     assert_problem(
-        http.post("/api/v1/chain/transactions", json={"raw": raw}), 422, "only calls to Cairn"
+        api.post("/api/v1/chain/transactions", json={"raw": raw}), 422, "only calls to Cairn"
     )
     assert_problem(
-        http.post("/api/v1/chain/transactions", json={"raw": "0xdeadbeef"}), 422, "not a signed"
+        api.post("/api/v1/chain/transactions", json={"raw": "0xdeadbeef"}), 422, "not a signed"
     )
     other_chain = wallet.sign_transaction({**tx, "chainId": 5}).raw_transaction.to_0x_hex()
-    assert_problem(http.post("/api/v1/chain/transactions", json={"raw": other_chain}), 422, "")
-    assert live.node.client.nonce(wallet.address) == 0
+    assert_problem(api.post("/api/v1/chain/transactions", json={"raw": other_chain}), 422, "")
+    assert node.client.nonce(wallet.address) == 0
 
 
-def test_blobs_need_a_session_and_verify_cids(http: httpx.Client, live: LiveServer) -> None:
-    assert_problem(http.post("/api/v1/blobs", content=b"hello"), 401, "")
-    headers = sign_in(http, live, dev_account(live.node, "carol"))
-    stored = http.post("/api/v1/blobs", content=b"hello world\n", headers=headers)
+def test_blobs_need_a_session_and_verify_cids(api: TestClient, node: Node) -> None:
+    assert_problem(api.post("/api/v1/blobs", content=b"hello"), 401, "")
+    headers = sign_in(api, node, dev_account(node, "carol"))
+    stored = api.post("/api/v1/blobs", content=b"hello world\n", headers=headers)
     cid = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
     assert stored.status_code == 201 and stored.json() == {"cid": cid, "size": 12}
-    assert http.get(f"/api/v1/blobs/{cid}", headers=headers).content == b"hello world\n"
-    assert_problem(http.get(f"/api/v1/blobs/{cid}"), 404, "")  # an upload is its uploader's
-    assert_problem(http.get("/api/v1/blobs/not-a-cid"), 422, "invalid CID")
+    assert api.get(f"/api/v1/blobs/{cid}", headers=headers).content == b"hello world\n"
+    assert_problem(api.get(f"/api/v1/blobs/{cid}"), 404, "")  # an upload is its uploader's
+    assert_problem(api.get("/api/v1/blobs/not-a-cid"), 422, "invalid CID")
     assert_problem(
-        http.get("/api/v1/blobs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"),
+        api.get("/api/v1/blobs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"),
         404,
         "",
     )
 
 
-def test_the_client_raises_cairn_errors(live: LiveServer) -> None:
-    with NodeClient(live.url) as api, pytest.raises(InvalidInput):
-        api.balances("nope")
+def test_the_client_raises_cairn_errors(api: TestClient) -> None:
+    with node_client(api) as client, pytest.raises(InvalidInput):
+        client.balances("nope")

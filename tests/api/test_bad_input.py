@@ -4,26 +4,19 @@
 from __future__ import annotations
 
 import httpx
-import pytest
+from starlette.testclient import TestClient
 
 from cairn.core.amounts import MAX_AMOUNT
 from cairn.core.ids import MAX_ID
+from cairn.node import Node
 from tests.api.test_api import assert_problem, dev_account, sign_in
 from tests.conftest import LiveServer
 
 PAST = MAX_ID + 1  # 2^63
 
 
-@pytest.fixture
-def http(live: LiveServer) -> httpx.Client:
-    with httpx.Client(base_url=live.url, timeout=60) as client:
-        yield client  # type: ignore[misc]
-
-
-def test_ids_and_offsets_past_what_the_node_stores_are_422(
-    http: httpx.Client, live: LiveServer
-) -> None:
-    auth = sign_in(http, live, dev_account(live.node, "alice"))
+def test_ids_and_offsets_past_what_the_node_stores_are_422(api: TestClient, node: Node) -> None:
+    auth = sign_in(api, node, dev_account(node, "alice"))
     gets = [
         f"/api/v1/assets/{PAST}",
         f"/api/v1/assets/{PAST}/licences",
@@ -40,30 +33,32 @@ def test_ids_and_offsets_past_what_the_node_stores_are_422(
         f"/api/v1/bounties/{PAST}",
     ]
     for path in gets:
-        reply = http.get(path, headers=auth)
+        reply = api.get(path, headers=auth)
         assert_problem(reply, 422, "Input should be less than or equal to 9223372036854775807")
     for query in (f"/api/v1/assets?offset={PAST}", f"/api/v1/datasets/1/records?offset={PAST}"):
-        assert_problem(http.get(query, headers=auth), 422, "offset: Input should be less than")
-    answer = http.post(f"/api/v1/reviews/{PAST}", json={"answer": "approve"}, headers=auth)
+        assert_problem(api.get(query, headers=auth), 422, "offset: Input should be less than")
+    answer = api.post(f"/api/v1/reviews/{PAST}", json={"answer": "approve"}, headers=auth)
     assert_problem(answer, 422, "task_id: Input should be less than or equal to")
     # the case: a negative dataset id reached the chain's uint256 encoder
-    anchored = http.post("/api/v1/datasets/-1091/anchor", headers=auth)
+    anchored = api.post("/api/v1/datasets/-1091/anchor", headers=auth)
     assert_problem(anchored, 422, "dataset_id: Input should be greater than or equal to 0")
-    parents = http.post(
+    parents = api.post(
         "/api/v1/assets",
         json={"kind": "dataset", "name": "x", "licence": "MIT", "parents": [PAST]},
         headers=auth,
     )
     assert_problem(parents, 422, "parents.0: Input should be less than or equal to")
     # a stored id at the bound is simply not there
-    assert_problem(http.get(f"/api/v1/assets/{MAX_ID}"), 404, f"no asset with id {MAX_ID}")
+    assert_problem(api.get(f"/api/v1/assets/{MAX_ID}"), 404, f"no asset with id {MAX_ID}")
 
 
 def test_amounts_past_a_uint256_are_422_that_name_the_bound(
     http: httpx.Client, live: LiveServer
 ) -> None:
+    # the economy family's real-server test (with licences, bounties and model prices):
+    # uvicorn on 127.0.0.1
     alice = dev_account(live.node, "alice")
-    auth = sign_in(http, live, alice)
+    auth = sign_in(http, live.node, alice)
     past = str(MAX_AMOUNT + 1)  # 78 digits, so it passes the digits pattern
     bound = "must be at most 2^256-1"
     posts = [
@@ -87,13 +82,13 @@ def test_amounts_past_a_uint256_are_422_that_name_the_bound(
     assert refused.status_code == 409, refused.text
 
 
-def test_a_body_that_is_not_json_says_so(http: httpx.Client, live: LiveServer) -> None:
-    auth = sign_in(http, live, dev_account(live.node, "alice"))
+def test_a_body_that_is_not_json_says_so(api: TestClient, node: Node) -> None:
+    auth = sign_in(api, node, dev_account(node, "alice"))
     for body, why in (
         (b"{nope", "Expecting property name enclosed in double quotes"),
         (b"amount=5", "Expecting value"),
     ):
-        reply = http.post(
+        reply = api.post(
             "/api/v1/tokens/transfer",
             content=body,
             headers={**auth, "Content-Type": "application/json"},

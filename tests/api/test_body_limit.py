@@ -1,5 +1,9 @@
 """Request bodies are bounded per route as they arrive: a 413 before parsing, without reading
-the rest, in each face's error shape; uploads get their larger limits, after authentication."""
+the rest, in each face's error shape; uploads get their larger limits, after authentication.
+
+Over a real uvicorn server (`live`), every test: what they check is how bodies arrive over a
+socket (declared and never sent, chunked, split into many messages), which an in-process
+client, handing the app the whole body at once, cannot show."""
 
 from __future__ import annotations
 
@@ -88,7 +92,7 @@ def test_uploads_take_their_larger_limit_only_once_signed_in(live: LiveServer) -
     assert json.loads(body)["detail"].startswith("sign in first")
     # signed in: a 3 MiB blob is over the default limit and within the upload's
     with httpx.Client(base_url=live.url, timeout=60) as http:
-        auth = sign_in(http, live, dev_account(live.node, "alice"))
+        auth = sign_in(http, live.node, dev_account(live.node, "alice"))
         blob = bytes(range(256)) * (3 * MiB // 256)
         stored = http.post("/api/v1/blobs", content=blob, headers=auth)
         assert stored.status_code == 201, stored.text

@@ -1,17 +1,20 @@
-"""The dataset API over a real HTTP server, driven as a wallet-holding client would."""
+"""The dataset API, driven as a wallet-holding client would: over a real uvicorn server for the
+family's real-server test, in process (`api`) for the rest."""
 
 from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from starlette.testclient import TestClient
 
 from cairn.api.client import NodeClient
 from cairn.core.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from cairn.data.datasets import parse_spec
+from cairn.node import Node
+from tests.api.conftest import node_client
 from tests.api.test_api import assert_problem, dev_account, sign_in
 from tests.conftest import LiveServer
 from tests.data.conftest import pair
@@ -20,6 +23,7 @@ SPEC = {"task": {"type": "instruction"}, "review": {"review_share": 0.0}}
 
 
 def test_a_wallet_creates_a_dataset_contributes_anchors_and_proves(live: LiveServer) -> None:
+    # the datasets family's real-server test: NodeClient over uvicorn on 127.0.0.1
     wallet, contributor = Account.create(), Account.create()
     for account in (wallet, contributor):
         live.node.backend.fund(account.address, 10**18)
@@ -55,96 +59,90 @@ def test_a_wallet_creates_a_dataset_contributes_anchors_and_proves(live: LiveSer
         assert api.export(dataset_id, "parquet")[:4] == b"PAR1"
 
 
-def test_the_typed_data_endpoint_gives_what_a_wallet_signs(live: LiveServer) -> None:
-    owner = dev_account(live.node, "alice")
+def test_the_typed_data_endpoint_gives_what_a_wallet_signs(api: TestClient, node: Node) -> None:
+    owner = dev_account(node, "alice")
     wallet = Account.create()
-    with httpx.Client(base_url=live.url, timeout=60) as http:
-        headers = sign_in(http, live, owner)
-        created = http.post(
-            "/api/v1/datasets",
-            json={"name": "Typed", "licence": "MIT", "spec": SPEC},
-            headers=headers,
-        )
-        assert created.status_code == 201, created.text
-        dataset_id = created.json()["asset_id"]
-        lines = [json.dumps(pair(1)), json.dumps(pair(2))]
-        typed = http.post(
-            f"/api/v1/datasets/{dataset_id}/contributions/typed-data",
-            json={"nonce": "9", "records": lines},
-        ).json()
-        assert (
-            typed["primaryType"] == "Contribution"
-            and typed["domain"]["chainId"] == live.node.client.chain_id
-        )
-        signature = wallet.sign_message(encode_typed_data(full_message=typed)).signature.to_0x_hex()
-        body = {
-            "contributor": wallet.address,
-            "nonce": "9",
-            "signature": signature,
-            "jsonl": "\n".join(lines) + "\n",
-        }
-        reply = http.post(f"/api/v1/datasets/{dataset_id}/contributions", json=body)
-        assert reply.status_code == 201 and reply.json()["accepted"] == 2
-        assert (
-            http.post(f"/api/v1/datasets/{dataset_id}/contributions", json=body).status_code == 200
-        )  # a retry
-        forged = {**body, "contributor": owner.address}
-        assert_problem(
-            http.post(f"/api/v1/datasets/{dataset_id}/contributions", json=forged),
-            401,
-            "recovers to",
-        )
-        both = {**body, "records": lines}
-        assert_problem(
-            http.post(f"/api/v1/datasets/{dataset_id}/contributions", json=both),
-            422,
-            "exactly one of",
-        )
-        bad_spec = {"name": "x", "licence": "MIT", "spec": {"task": {"type": "poetry"}}}
-        assert_problem(
-            http.post("/api/v1/datasets", json=bad_spec, headers=headers), 422, "task.type"
-        )
-        assert_problem(http.get("/api/v1/datasets/999"), 404, "")
-        assert_problem(
-            http.get(f"/api/v1/datasets/{dataset_id}/records", params={"status": "lost"}),
-            422,
-            "status must be",
-        )
-        assert_problem(http.get(f"/api/v1/datasets/{dataset_id}/records/abc/proof"), 404, "")
-        records = http.get(f"/api/v1/datasets/{dataset_id}/records").json()
-        assert {r["status"] for r in records} == {"accepted"}
-        assert_problem(
-            http.get(f"/api/v1/datasets/{dataset_id}/records/{records[0]['record_hash']}/proof"),
-            422,
-            "not anchored yet",
-        )
-
-
-def test_reviews_over_http(live: LiveServer) -> None:
-    owner, contributor, reviewer = (
-        dev_account(live.node, label) for label in ("alice", "bob", "carol")
+    headers = sign_in(api, node, owner)
+    created = api.post(
+        "/api/v1/datasets",
+        json={"name": "Typed", "licence": "MIT", "spec": SPEC},
+        headers=headers,
     )
+    assert created.status_code == 201, created.text
+    dataset_id = created.json()["asset_id"]
+    lines = [json.dumps(pair(1)), json.dumps(pair(2))]
+    typed = api.post(
+        f"/api/v1/datasets/{dataset_id}/contributions/typed-data",
+        json={"nonce": "9", "records": lines},
+    ).json()
+    assert (
+        typed["primaryType"] == "Contribution"
+        and typed["domain"]["chainId"] == node.client.chain_id
+    )
+    signature = wallet.sign_message(encode_typed_data(full_message=typed)).signature.to_0x_hex()
+    body = {
+        "contributor": wallet.address,
+        "nonce": "9",
+        "signature": signature,
+        "jsonl": "\n".join(lines) + "\n",
+    }
+    reply = api.post(f"/api/v1/datasets/{dataset_id}/contributions", json=body)
+    assert reply.status_code == 201 and reply.json()["accepted"] == 2
+    assert (
+        api.post(f"/api/v1/datasets/{dataset_id}/contributions", json=body).status_code == 200
+    )  # a retry
+    forged = {**body, "contributor": owner.address}
+    assert_problem(
+        api.post(f"/api/v1/datasets/{dataset_id}/contributions", json=forged),
+        401,
+        "recovers to",
+    )
+    both = {**body, "records": lines}
+    assert_problem(
+        api.post(f"/api/v1/datasets/{dataset_id}/contributions", json=both),
+        422,
+        "exactly one of",
+    )
+    bad_spec = {"name": "x", "licence": "MIT", "spec": {"task": {"type": "poetry"}}}
+    assert_problem(api.post("/api/v1/datasets", json=bad_spec, headers=headers), 422, "task.type")
+    assert_problem(api.get("/api/v1/datasets/999"), 404, "")
+    assert_problem(
+        api.get(f"/api/v1/datasets/{dataset_id}/records", params={"status": "lost"}),
+        422,
+        "status must be",
+    )
+    assert_problem(api.get(f"/api/v1/datasets/{dataset_id}/records/abc/proof"), 404, "")
+    records = api.get(f"/api/v1/datasets/{dataset_id}/records").json()
+    assert {r["status"] for r in records} == {"accepted"}
+    assert_problem(
+        api.get(f"/api/v1/datasets/{dataset_id}/records/{records[0]['record_hash']}/proof"),
+        422,
+        "not anchored yet",
+    )
+
+
+def test_reviews_over_http(api: TestClient, node: Node) -> None:
+    owner, contributor, reviewer = (dev_account(node, label) for label in ("alice", "bob", "carol"))
     spec = {
         "task": {"type": "instruction"},
         "review": {"review_share": 1.0, "votes_per_record": 1, "gold_share": 0.0},
     }
-    with NodeClient(live.url) as api:
-        api.sign_in(owner)
-        dataset_id = live.node.data.datasets.create(
+    with node_client(api) as client:
+        client.sign_in(owner)
+        dataset_id = node.data.datasets.create(
             owner,
             name="Reviewed",
             licence="MIT",
             spec=parse_spec(spec),
         ).asset_id
-        api.contribute(contributor, dataset_id, [json.dumps(pair(1))])
-        api.sign_in(reviewer)
-        task = api.next_review(dataset_id)
+        client.contribute(contributor, dataset_id, [json.dumps(pair(1))])
+        client.sign_in(reviewer)
+        task = client.next_review(dataset_id)
         assert task is not None and task["record"]["prompt"] == pair(1)["prompt"]
         with pytest.raises(InvalidInput):
-            api.answer_review(task["task_id"], "fine")
-        decided = api.answer_review(task["task_id"], "approve")["decided"]
+            client.answer_review(task["task_id"], "fine")
+        decided = client.answer_review(task["task_id"], "approve")["decided"]
         assert decided[0]["status"] == "accepted"
-        assert api.next_review(dataset_id) is None
-        with httpx.Client(base_url=live.url) as http:
-            reps = http.get(f"/api/v1/datasets/{dataset_id}/reputation").json()
+        assert client.next_review(dataset_id) is None
+        reps = api.get(f"/api/v1/datasets/{dataset_id}/reputation").json()
         assert reps[0]["account"] == reviewer.address and reps[0]["agreed"] == 1

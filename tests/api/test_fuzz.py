@@ -1,5 +1,8 @@
-"""Every route of the OpenAPI, fuzzed by schemathesis against a real node over HTTP: whatever a
+"""Every route of the OpenAPI, fuzzed by schemathesis against a real node's app: whatever a
 caller sends, the node answers 4xx with a JSON problem (OpenAI's error shape under /v1), never 5xx.
+
+The app is the one uvicorn serves (`create_app`, its body limits and error handlers included),
+called in process through schemathesis's ASGI transport (issue 14): no socket, no server thread.
 
 Bounded so that it runs in the normal suite: a fixed seed, derandomized hypothesis, EXAMPLES
 per route (plus schemathesis's boundary values), a 60 s deadline per request (hypothesis's own
@@ -13,15 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
 from cairn.api.app import create_app
-from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
 from cairn.node import Node, open_node
+from tests.api.conftest import in_process, url_of
 from tests.api.test_api import dev_account, sign_in
 from tests.data.conftest import dev, make_dataset, pair, upload
 
@@ -36,36 +39,35 @@ class Fuzzed:
     """The node under fuzzing and the credentials each face takes."""
 
     node: Node
-    server: BackgroundServer
+    app: FastAPI  # the node's app, as uvicorn would serve it
     session: str  # alice's SIWE session token, for /api/v1
     api_key: str  # alice's API key, for the OpenAI-compatible /v1
 
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
-    """A dev node on the memory chain, served over HTTP, alice signed in with a funded API key."""
+    """A dev node on the memory chain and its app, alice signed in with a funded API key."""
     folder: Path = tmp_path_factory.mktemp("fuzz")
     node = open_node(
         folder / "node", chain="memory", dev=True, port=free_port(), fleet_port=free_port()
     )
-    server = BackgroundServer(node, background=False).start()
+    app = create_app(node, background=False)
     alice = dev_account(node, "alice")
-    with httpx.Client(base_url=server.url, timeout=60) as http:
-        session = sign_in(http, server, alice)["Authorization"].removeprefix("Bearer ")
+    with in_process(node, background=False) as api:
+        session = sign_in(api, node, alice)["Authorization"].removeprefix("Bearer ")
     _, secret = node.economy.keys.create(alice.address, "fuzz")
     # something for small ids to find: alice's dataset (asset 1) with records, and an offer
     dataset = make_dataset(node, alice)
     upload(node, dev(node, "bob"), dataset.asset_id, [pair(i) for i in range(3)])
     node.licences.offer(alice, dataset.asset_id, price=10**18, terms="open")
     try:
-        yield Fuzzed(node, server, session, secret)
+        yield Fuzzed(node, app, session, secret)
     finally:
-        server.stop()
         node.close()
 
 
 # The OpenAPI document depends on the routes alone, so an app without a node gives it at
-# collection time, one test per route; each test calls the live node of the fixture.
+# collection time, one test per route; each test calls the node's app of the fixture.
 # (schemathesis's `from_fixture` would load it from the fixture, but fails on pytest 9.)
 schema = schemathesis.openapi.from_dict(
     create_app(None, background=False).openapi(),  # type: ignore[arg-type]
@@ -91,7 +93,7 @@ def test_no_route_answers_5xx_and_every_error_is_a_problem(
     openai = case.path.startswith("/v1/")
     token = fuzzed.api_key if openai else fuzzed.session
     headers = {"Authorization": f"Bearer {token}"}
-    response = case.call(base_url=fuzzed.server.url, headers=headers, timeout=60)
+    response = case.call(app=fuzzed.app, base_url=url_of(fuzzed.node), headers=headers, timeout=60)
     where = f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
     assert response.status_code < 500, where
     if response.status_code < 400:

@@ -1,5 +1,10 @@
-"""Resumable uploads over real HTTP: a blob larger than one request body goes in chunks, is
-verified by its CID, resumes after a dropped connection, and belongs to its uploader only."""
+"""Resumable uploads: a blob larger than one request body goes in chunks, is verified by its
+CID, resumes after a dropped connection, and belongs to its uploader only.
+
+The uploads' rules are checked in process (`small_api`); a real uvicorn server (`small`, `live`)
+carries what only a socket shows: a file sent in chunks (the blobs and uploads family's
+real-server test), a connection dropped mid-chunk, a node that goes away mid-upload, and 300 MiB
+in 16 MiB chunks."""
 
 from __future__ import annotations
 
@@ -13,12 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from cairn.api.client import NodeClient
 from cairn.assets.content import UPLOAD_TTL, Scope
 from cairn.assets.uploads import MAX_BODY
 from cairn.core.cid import cid_of, cid_of_stream
 from cairn.node import Node
+from tests.api.conftest import in_process, node_client
 from tests.api.test_api import assert_problem, dev_account
 from tests.conftest import LiveServer
 
@@ -26,16 +33,36 @@ MiB = 2**20
 
 
 @pytest.fixture
-def small(make_node: Callable[..., Node]) -> Iterator[LiveServer]:
+def small_node(make_node: Callable[..., Node]) -> Node:
     """A node whose chunks are 1 MiB and whose accounts may hold 4 MiB of uploads."""
-    server = LiveServer(make_node(upload_chunk_mb=1, upload_quota_mb=4)).start()
+    return make_node(upload_chunk_mb=1, upload_quota_mb=4)
+
+
+@pytest.fixture
+def small(small_node: Node) -> Iterator[LiveServer]:
+    """`small_node` on a real HTTP server."""
+    server = LiveServer(small_node).start()
     yield server
     server.stop()
 
 
-def client_of(live: LiveServer, label: str, chunk_size: int = MiB) -> NodeClient:
-    api = NodeClient(live.url, chunk_size=chunk_size)
-    api.sign_in(dev_account(live.node, label))
+@pytest.fixture
+def small_api(small_node: Node) -> Iterator[TestClient]:
+    """`small_node`'s app in process."""
+    with in_process(small_node) as client:
+        yield client
+
+
+def client_of(
+    server: LiveServer | TestClient, node: Node, label: str, chunk_size: int = MiB
+) -> NodeClient:
+    """`label`'s `NodeClient`, signed in: over HTTP to a live server, or in process to the app
+    an `in_process` client reaches."""
+    if isinstance(server, LiveServer):
+        api = NodeClient(server.url, chunk_size=chunk_size)
+    else:
+        api = node_client(server, chunk_size=chunk_size)
+    api.sign_in(dev_account(node, label))
     return api
 
 
@@ -54,11 +81,12 @@ def count_puts(api: NodeClient) -> list[int]:
 def test_a_file_over_one_chunk_goes_in_chunks_and_is_the_uploaders(
     small: LiveServer, tmp_path: Path
 ) -> None:
+    # the blobs and uploads family's real-server test: uvicorn on 127.0.0.1
     data = random.Random(1).randbytes(3 * MiB + 123)  # three whole chunks and a short one
     path = tmp_path / "weights.bin"
     path.write_bytes(data)
     progress: list[int] = []
-    with client_of(small, "alice") as api:
+    with client_of(small, small.node, "alice") as api:
         puts = count_puts(api)
         cid = api.upload_file(path, progress.append)
         assert cid == cid_of(data)
@@ -73,9 +101,9 @@ def test_a_file_over_one_chunk_goes_in_chunks_and_is_the_uploaders(
         assert anonymous.get(f"/api/v1/blobs/{cid}").status_code == 404  # nobody else's
 
 
-def test_a_chunk_over_the_node_chunk_size_is_a_413(small: LiveServer) -> None:
+def test_a_chunk_over_the_node_chunk_size_is_a_413(small_api: TestClient, small_node: Node) -> None:
     data = b"x" * (MiB + 1)
-    with client_of(small, "alice") as api:
+    with client_of(small_api, small_node, "alice") as api:
         staged = api.request("POST", "/uploads", json={"size": len(data), "cid": cid_of(data)})
         assert staged["chunk_size"] == MiB and staged["received"] == 0
         reply = api.http.put(
@@ -90,9 +118,10 @@ def test_a_chunk_over_the_node_chunk_size_is_a_413(small: LiveServer) -> None:
 
 
 def test_an_upload_cut_off_resumes_from_what_the_node_has(small: LiveServer) -> None:
+    # over uvicorn: a connection that drops half-way through a chunk needs a socket
     data = random.Random(2).randbytes(3 * MiB)
     cid = cid_of(data)
-    with client_of(small, "alice") as first:
+    with client_of(small, small.node, "alice") as first:
         staged = first.request("POST", "/uploads", json={"size": len(data), "cid": cid})
         upload_id = staged["upload_id"]
         for offset in (0, MiB):
@@ -114,7 +143,7 @@ def test_an_upload_cut_off_resumes_from_what_the_node_has(small: LiveServer) -> 
     time.sleep(0.2)
 
     progress: list[int] = []
-    with client_of(small, "alice") as second:  # a fresh client, as after a restart
+    with client_of(small, small.node, "alice") as second:  # a fresh client, as after a restart
         assert second.request("GET", f"/uploads/{upload_id}")["received"] == 2 * MiB
         puts = count_puts(second)
         assert second.upload(data, progress.append) == cid
@@ -128,6 +157,7 @@ def test_an_upload_cut_off_resumes_from_what_the_node_has(small: LiveServer) -> 
 def test_a_client_whose_node_goes_away_mid_upload_carries_on(
     make_node: Callable[..., Node],
 ) -> None:
+    # over uvicorn: the server the client talks to stops, and another starts
     node = make_node(upload_chunk_mb=1)
     data = random.Random(4).randbytes(4 * MiB)
     servers = [LiveServer(node).start()]
@@ -138,7 +168,7 @@ def test_a_client_whose_node_goes_away_mid_upload_carries_on(
             threading.Timer(0.3, lambda: servers.append(LiveServer(node).start())).start()
 
     try:
-        with client_of(servers[0], "alice") as api:
+        with client_of(servers[0], node, "alice") as api:
             puts = count_puts(api)
             assert api.upload(data, restart_after_the_first_chunk) == cid_of(data)
         assert len(servers) == 2 and sum(puts) > len(data)  # a chunk went twice
@@ -147,9 +177,9 @@ def test_a_client_whose_node_goes_away_mid_upload_carries_on(
         servers[-1].stop()
 
 
-def test_chunks_come_in_order_and_never_change(small: LiveServer) -> None:
+def test_chunks_come_in_order_and_never_change(small_api: TestClient, small_node: Node) -> None:
     data = random.Random(3).randbytes(2 * MiB)
-    with client_of(small, "alice") as api:
+    with client_of(small_api, small_node, "alice") as api:
         auth = {"Authorization": f"Bearer {api.token}"}
         staged = api.request("POST", "/uploads", json={"size": len(data), "cid": cid_of(data)})
         path = f"/api/v1/uploads/{staged['upload_id']}"
@@ -193,12 +223,15 @@ def test_chunks_come_in_order_and_never_change(small: LiveServer) -> None:
             api.http.post(f"{lied}/complete", headers=auth), 422, f"hash to {cid_of(other)}"
         )
         assert_problem(api.http.get(lied, headers=auth), 404, "no upload")
-    assert not small.node.store.has(cid_of(other))
+    assert not small_node.store.has(cid_of(other))
 
 
-def test_an_upload_is_its_uploaders_alone(small: LiveServer) -> None:
+def test_an_upload_is_its_uploaders_alone(small_api: TestClient, small_node: Node) -> None:
     data = b"mine" * 1000
-    with client_of(small, "alice") as alice, client_of(small, "bob") as bob:
+    with (
+        client_of(small_api, small_node, "alice") as alice,
+        client_of(small_api, small_node, "bob") as bob,
+    ):
         staged = alice.request("POST", "/uploads", json={"size": len(data), "cid": cid_of(data)})
         path = f"/api/v1/uploads/{staged['upload_id']}"
         theirs = {"Authorization": f"Bearer {bob.token}"}
@@ -215,10 +248,12 @@ def test_an_upload_is_its_uploaders_alone(small: LiveServer) -> None:
         assert alice.request("GET", path.removeprefix("/api/v1"))["received"] == 0
 
 
-def test_staged_uploads_count_against_the_quota_and_expire(small: LiveServer) -> None:
-    node = small.node
+def test_staged_uploads_count_against_the_quota_and_expire(
+    small_api: TestClient, small_node: Node
+) -> None:
+    node = small_node
     big, small_blob = b"a" * (3 * MiB), b"b" * (MiB + MiB // 2)
-    with client_of(small, "alice") as api:
+    with client_of(small_api, node, "alice") as api:
         auth = {"Authorization": f"Bearer {api.token}"}
         staged = api.request("POST", "/uploads", json={"size": len(big), "cid": cid_of(big)})
         # the open upload reserves its 3 MiB of the 4: neither a second upload nor a blob fits
@@ -251,6 +286,7 @@ def test_staged_uploads_count_against_the_quota_and_expire(small: LiveServer) ->
 def test_a_blob_over_the_single_request_limit_uploads_in_chunks(
     live: LiveServer, tmp_path: Path
 ) -> None:
+    # over uvicorn: 300 MiB through a socket, in the client's default chunks
     size = 300 * MiB
     assert size > MAX_BODY  # what one POST /blobs may carry
     path = tmp_path / "model.safetensors"

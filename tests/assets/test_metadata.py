@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from cairn.api.client import NodeClient
 from cairn.assets.metadata import asset_metadata
 from cairn.core.errors import InvalidInput
 from cairn.core.policy import AssetKind, RevenueSplit
-from tests.conftest import LiveServer
+from cairn.node import Node
+from tests.api.conftest import in_process, node_client
 from tests.data.conftest import dev
 
 
@@ -62,10 +62,9 @@ def test_names_in_any_script_and_multi_line_descriptions_are_kept() -> None:
         assert f"{code} " in refused.value.message
 
 
-def test_the_api_refuses_a_spoofing_name_and_registers_nothing(live: LiveServer) -> None:
-    node = live.node
+def test_the_api_refuses_a_spoofing_name_and_registers_nothing(node: Node) -> None:
     before = node.chain.registry.total_assets()
-    with NodeClient(live.url) as api:
+    with in_process(node) as app, node_client(app) as api:
         api.sign_in(dev(node, "alice"))
         reply = api.http.post(
             "/api/v1/assets",

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
 from cairn.api.client import NodeClient
 from cairn.compute.inputs import held_out_split
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.node import Node
+from tests.api.conftest import in_process, node_client
 from tests.compute.conftest import anchored_dataset, register_tiny
 from tests.conftest import LiveServer
 from tests.data.conftest import dev, make_dataset
@@ -24,10 +27,18 @@ def recipe(base: object, dataset: int, method: str = "sft", extra: str = "") -> 
 
 
 @pytest.fixture
-def api(live: LiveServer, node: Node) -> NodeClient:
-    client = NodeClient(live.url)
-    client.sign_in(dev(node, "alice"))
-    return client
+def app(node: Node) -> Iterator[TestClient]:
+    """The dev node's app, in process (`tests.api.conftest.in_process`)."""
+    with in_process(node) as client:
+        yield client
+
+
+@pytest.fixture
+def api(app: TestClient, node: Node) -> Iterator[NodeClient]:
+    """Alice's `NodeClient`, signed in, on the node's app in process."""
+    with node_client(app) as client:
+        client.sign_in(dev(node, "alice"))
+        yield client
 
 
 def jobs_on_disk(node: Node) -> list[Path]:
@@ -89,6 +100,7 @@ def test_unknown_base_model_name_lists_the_known(api: NodeClient, node: Node) ->
 
 
 def test_jobs_need_sign_in_and_unknown_jobs_are_not_found(live: LiveServer) -> None:
+    # the compute and jobs family's real-server test: NodeClient over uvicorn on 127.0.0.1
     anonymous = NodeClient(live.url)
     with pytest.raises(Exception, match="sign in"):
         anonymous.request("POST", "/jobs", json={"recipe": recipe(1, 1)})
@@ -99,12 +111,12 @@ def test_jobs_need_sign_in_and_unknown_jobs_are_not_found(live: LiveServer) -> N
     assert anonymous.request("GET", "/jobs") == []
 
 
-def test_compute_info_and_an_unregistered_provider(live: LiveServer, node: Node) -> None:
-    anonymous = NodeClient(live.url)
-    info = anonymous.request("GET", "/compute")
+def test_compute_info_and_an_unregistered_provider(app: TestClient, node: Node) -> None:
+    with node_client(app) as anonymous:
+        info = anonymous.request("GET", "/compute")
+        record = anonymous.request("GET", f"/providers/{dev(node, 'bob').address}")
     assert info["fleet_port"] == node.config.fleet_port
     assert info["escrow"] == node.chain.escrow.address
-    record = anonymous.request("GET", f"/providers/{dev(node, 'bob').address}")
     assert record["registered"] is False and record["stake"] == "0"
 
 

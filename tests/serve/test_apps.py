@@ -141,6 +141,9 @@ def test_retrieval_puts_the_right_passages_before_the_question(world: AppWorld) 
 
 
 def test_an_app_answers_the_openai_client_and_costs_its_price_per_call(world: AppWorld) -> None:
+    # the serving family's real-server test (the OpenAI-compatible /v1 and the apps): the
+    # official `openai` client over TCP to uvicorn, the module's one server, which the other
+    # tests here share (started once, it costs them nothing in process would save)
     node, client = world.node, world.client()
     spent = node.economy.balances.get(world.carol.address).spent
     question = [{"role": "user", "content": "Why is the sky blue?"}]
