@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from cairn.chain.escrow import Enlistment
 from cairn.compute.flower_processes import stop_group
 from cairn.node import Node
 from cairn.train.weights import fetch_folder
@@ -297,9 +298,14 @@ def test_cancelling_a_running_job_stops_it_and_refunds_the_budget(
     assert cancelled["status"] == "cancelled"
     assert cancelled["payouts"] == {"refund": str(100 * TOKEN)}
     assert node.chain.token.balance_of(alice.address) == before
-    # every provider the job enlisted (the one training, and any other it identified) is free
+    # the one provider given work was enlisted, the other identified but idle was not (its
+    # stake stays free for other jobs), and after the cancel no stake is locked
     joined = node.jobs.get(job_id).providers
-    assert joined and {a.lower() for a in joined} <= {a.lower() for a in cluster.providers()}
+    assert len(joined) == 1 and {a.lower() for a in joined} < {
+        a.lower() for a in cluster.providers()
+    }
+    idle = [a for a in cluster.providers() if a.lower() not in {j.lower() for j in joined}]
+    assert node.chain.escrow.enlistment(job_id, idle[0]) == Enlistment.NONE
     for account in cluster.providers():
         assert node.chain.escrow.provider(account).open_jobs == 0
     rounds = node.jobs.get(job_id).round

@@ -61,6 +61,8 @@ class Coordinator:
         self.spec: JobSpec = job.spec()
         self.hparams = hyperparameters(self.spec.method, self.spec.hparams)
         self.providers: dict[int, str] = {}  # Flower node id -> provider account
+        self.stakes: dict[int, int] = {}  # what each identified provider staked
+        self.announced: set[int] = set()  # providers given work (the node enlists them)
         self.refused: set[int] = set()
         self.silent: dict[int, float] = {}  # node -> when it may be asked again
 
@@ -185,6 +187,11 @@ class Coordinator:
         nodes = self._select_workers()
         if not nodes:
             return [], []
+        for node_id in nodes:  # only a provider given work is enlisted (its stake locked)
+            if node_id not in self.announced:
+                account, stake = self.providers[node_id], self.stakes[node_id]
+                self._event("provider", node_id=node_id, account=account, stake=stake)
+                self.announced.add(node_id)
         messages = []
         for shard, node_id in enumerate(nodes):
             task = RoundTask(
@@ -310,8 +317,9 @@ class Coordinator:
                 self._refuse(node_id, f"{account} stakes {stake}, below {self.spec.min_stake}")
                 continue
             self.providers[node_id] = account
+            self.stakes[node_id] = stake
+            self.announced.discard(node_id)  # announced again when next given work
             self.silent.pop(node_id, None)
-            self._event("provider", node_id=node_id, account=account, stake=stake)
         for node_id in set(nodes) - answered:  # dead, or busy: ask again later, not every poll
             self.silent[node_id] = time.monotonic() + SILENT_BACKOFF
 
