@@ -51,7 +51,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -282,7 +282,7 @@ def main() -> None:
         help="outer gradient encodings of the DiLoCo runs, comma-separated",
     )
     args = parser.parse_args()
-    encodings = [e.strip() for e in args.encodings.split(",") if e.strip()]
+    encodings = [cast(Encoding, e.strip()) for e in args.encodings.split(",") if e.strip()]
     if not encodings or any(e not in ENCODINGS for e in encodings):
         parser.error(f"--encodings: one or more of {', '.join(ENCODINGS)}; got {args.encodings}")
     steps = args.steps or (500 if args.quick else 2000)
@@ -302,7 +302,7 @@ def main() -> None:
 
     started = time.perf_counter()
     init = warm_start(setup)
-    runs: list[tuple[int | None, str]] = [(None, "float32")]
+    runs: list[tuple[int | None, Encoding]] = [(None, "float32")]
     runs += [(h, encoding) for h in HS for encoding in encodings]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [pool.submit(run, setup, init, h, encoding) for h, encoding in runs]

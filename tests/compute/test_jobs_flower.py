@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from safetensors.torch import load
 
 from cairn.chain.escrow import Enlistment
 from cairn.compute.flower_processes import stop_group
@@ -194,9 +195,17 @@ def test_every_method_trains_end_to_end(shared_cluster: Cluster, tmp_path: Path)
         "grpo": {"reward", "accuracy"},
         "distill": {"loss", "perplexity"},
     }
+    # how each run's worker sends its update: quantised for two of them (cairn.core.quantize)
+    encodings = {"lora": "int4", "classify": "float32", "grpo": "int8", "distill": "float32"}
     started = {  # all four at once, one worker each, on two SuperNodes: one serves several runs
         method: api.request(
-            "POST", "/jobs", json={"recipe": recipe(base, dataset, method, hparams, **small)}
+            "POST",
+            "/jobs",
+            json={
+                "recipe": recipe(
+                    base, dataset, method, hparams, outer_encoding=encodings[method], **small
+                )
+            },
         )["job_id"]
         for method, (base, dataset, hparams) in cases.items()
     }
@@ -206,6 +215,14 @@ def test_every_method_trains_end_to_end(shared_cluster: Cluster, tmp_path: Path)
         assert expected[method] <= set(done.metrics), (method, done.metrics)
         assert all(len(h.workers) == 1 for h in done.history), (method, done.history)
         trained_by.update({h.workers[0] for h in done.history})
+        # the update's bytes against the float32 bytes of the parameters it updates (the round's
+        # checkpoint): equal, or about 4x / 8x fewer with the scales
+        (entry,) = done.history
+        assert entry.checkpoint_cid is not None
+        dense = sum(4 * t.numel() for t in load(node.store.get(entry.checkpoint_cid)).values())
+        expected_ratio = {"float32": (1.0, 1.0), "int8": (3.5, 4.0), "int4": (6.5, 8.0)}
+        low, high = expected_ratio[encodings[method]]
+        assert low <= dense / entry.update_bytes <= high, (method, dense, entry.update_bytes)
         model = node.assets.get(done.model_asset)
         if method == "distill":
             assert teacher.asset_id in model.parents

@@ -170,6 +170,7 @@ def test_defaults_are_the_documented_ones() -> None:
         "trim_ratio": 0.2,
         "byzantine": 1,
         "round_timeout_s": 600,
+        "outer_encoding": "float32",
     }
     assert Budget().model_dump() == {"max_tokens": "0", "max_seconds": 3600}
 

@@ -156,7 +156,12 @@ class Coordinator:
                 round=round_,
                 rounds=spec.rounds,
                 workers=[
-                    {"node_id": r.node_id, "account": r.report.account, **r.metrics}
+                    {
+                        "node_id": r.node_id,
+                        "account": r.report.account,
+                        **r.metrics,
+                        "update_bytes": update_bytes(r),
+                    }
                     for r in replies
                 ],
                 dropped=dropped,
@@ -211,6 +216,7 @@ class Coordinator:
                 labels=spec.labels,
                 teacher_manifest=spec.teacher_manifest,
                 blob_token=spec.blob_token,
+                encoding=spec.outer_encoding,
             )
             messages.append(task_message(task, params, node_id))
         answered = exchange(self.grid, messages, timeout=spec.round_timeout_s)
@@ -247,8 +253,14 @@ class Coordinator:
         if report.node_id != reply.node_id:
             raise InvalidInput("report names another node")
         verify_report(report, reply.signature)
-        if params_digest(reply.params) != report.params_digest:
+        update = reply.encoded
+        if (update.encoding if update is not None else "float32") != self.spec.outer_encoding:
+            raise InvalidInput(f"the update is not sent as {self.spec.outer_encoding}")
+        digest = params_digest(reply.params) if update is None else update.digest()
+        if digest != report.params_digest:
             raise InvalidInput("the weights sent are not the weights the report signs")
+        if update is not None:
+            reply.params = update.params(global_params)  # InvalidInput if they do not fit
         if set(reply.params) != set(global_params):
             raise InvalidInput("the weights sent do not have the job's parameter names")
 
@@ -348,6 +360,13 @@ class Coordinator:
         if self.job.run_id() not in (None, self.run_id):
             raise Superseded
         self.job.append(kind, run_id=self.run_id, **fields)
+
+
+def update_bytes(reply: WorkerReply) -> int:
+    """Bytes of the update a worker sent: its arrays, quantised or not."""
+    if reply.encoded is not None:
+        return reply.encoded.nbytes()
+    return sum(t.numel() * t.element_size() for t in reply.params.values())
 
 
 def exchange(

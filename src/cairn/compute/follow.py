@@ -133,6 +133,7 @@ class Follower:
         entry = {k: event[k] for k in ("round", "train_loss", "eval", "seconds", "dropped")}
         entry["workers"] = [w["account"] for w in event["workers"]]
         entry["compute_seconds"] = event["compute_seconds"]
+        entry["update_bytes"] = sum(int(w.get("update_bytes", 0)) for w in event["workers"])
         checkpoint = folder.checkpoints / f"round-{int(event['round']):06d}.safetensors"
         if checkpoint.exists():
             with checkpoint.open("rb") as fh:

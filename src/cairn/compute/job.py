@@ -64,6 +64,7 @@ class RoundEntry(JobRecord):
     seconds: float
     compute_seconds: float
     workers: tuple[str, ...] = Field(..., description="Accounts whose work the round counted")
+    update_bytes: int = Field(0, description="Bytes of the updates the workers sent, together")
     dropped: tuple[DroppedWorker, ...]
     checkpoint_cid: str | None = Field(None, description="The global weights after the round")
 

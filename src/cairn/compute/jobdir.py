@@ -60,6 +60,7 @@ class JobSpec:
     eval_every: int = 1  # rounds between held-out evaluations (the last round always)
     eval_limit: int = 64  # held-out records evaluated between rounds (all of them at the end)
     blob_token: str = ""  # lets the job's workers fetch its blobs (cairn.assets.content)
+    outer_encoding: str = "float32"  # how workers send their update (cairn.core.quantize)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -111,6 +111,7 @@ class Launcher:
             trim_ratio=recipe.distributed.trim_ratio,
             byzantine=recipe.distributed.byzantine,
             round_timeout_s=recipe.distributed.round_timeout_s,
+            outer_encoding=recipe.distributed.outer_encoding,
             seed=int(getattr(hparams, "seed", 0)),
             min_stake=self.chain.escrow.min_stake(),
             labels=labels,

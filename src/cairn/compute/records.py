@@ -4,19 +4,26 @@ The coordinator sends each selected worker a `RoundTask` (a ConfigRecord holding
 the global trainable parameters (an ArrayRecord); the worker answers with its parameters, its
 metrics (a MetricRecord) and its signed `WorkReport` (a ConfigRecord). A worker's failure comes
 back as a Flower error reply, never as a half-filled record.
+
+A job whose recipe sets `outer_encoding` int8 or int4 gets, instead of parameters, the worker's
+update quantised (`EncodedUpdate`: the integers and the scales of each parameter's pseudo-
+gradient, `cairn.core.quantize`); the report signs those arrays, and the coordinator decodes
+them against the global parameters it sent, whose names and shapes it trusts, not the reply's.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
-from cairn.compute.reports import WorkReport, report_from_json
+from cairn.compute.reports import WorkReport, params_digest, report_from_json
 from cairn.core.errors import InvalidInput
+from cairn.core.quantize import ENCODINGS, Encoded, decode
+from cairn.core.recipe.sections import Encoding
 
 TRAIN = "train"  # Flower message type of a round's work
 IDENTIFY = "query"  # Flower message type asking a worker which account it trains for
@@ -42,6 +49,7 @@ class RoundTask:
     labels: list[str] | None = None
     teacher_manifest: str | None = None
     blob_token: str = ""  # the job's token for fetching its training set and model files
+    encoding: str = "float32"  # how the reply carries the update (cairn.core.quantize)
 
     def to_record(self) -> ConfigRecord:
         """The task as a Flower ConfigRecord."""
@@ -56,15 +64,64 @@ class RoundTask:
             raise InvalidInput(f"malformed round task: {exc}") from None
 
 
+@dataclass(frozen=True)
+class EncodedUpdate:
+    """A worker's update as sent quantised: per parameter, its integers and its scales."""
+
+    encoding: Encoding  # int8 or int4
+    block: int  # values per scale
+    values: dict[str, torch.Tensor]
+    scales: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(cls, encoded: dict[str, Encoded]) -> EncodedUpdate:
+        """The update of a worker's encoded pseudo-gradients (`ErrorFeedback.encode`)."""
+        kinds = {(e.encoding, e.block) for e in encoded.values()}
+        if len(kinds) != 1:
+            raise InvalidInput("an update is encoded one way throughout")
+        ((encoding, block),) = kinds
+        values = {n: e.values for n, e in encoded.items()}
+        return cls(encoding, block, values, {n: e.scales for n, e in encoded.items()})
+
+    def digest(self) -> str:
+        """What the work report signs: the encoding, every array's name, dtype, shape, bytes."""
+        arrays = {f"{self.encoding}/{self.block}/values/{n}": v for n, v in self.values.items()}
+        arrays |= {f"{self.encoding}/{self.block}/scales/{n}": v for n, v in self.scales.items()}
+        return params_digest(arrays)
+
+    def nbytes(self) -> int:
+        """Bytes of the arrays: what the update costs on the wire."""
+        tensors = [*self.values.values(), *self.scales.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def params(self, global_params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The worker's parameters: the global ones minus the decoded update, in their dtypes;
+        `InvalidInput` if the arrays do not fit the global parameters' names and shapes."""
+        if set(self.values) != set(global_params) or set(self.scales) != set(global_params):
+            raise InvalidInput("the update sent does not have the job's parameter names")
+        params = {}
+        for name, g in global_params.items():
+            shape = tuple(g.shape)
+            delta = decode(
+                Encoded(self.encoding, shape, self.values[name], self.scales[name], self.block)
+            )
+            params[name] = (g.detach().to(torch.float32) - delta).to(g.dtype)  # (*shape)
+        return params
+
+
 @dataclass
 class WorkerReply:
-    """A worker's answer to a round: its parameters and the report it signed for them."""
+    """A worker's answer to a round: its parameters and the report it signed for them.
+
+    A quantised reply comes with `encoded` and no `params` until the coordinator decodes it.
+    """
 
     node_id: int
     params: dict[str, torch.Tensor]
     report: WorkReport
     signature: str
     metrics: dict[str, float]
+    encoded: EncodedUpdate | None = None
 
 
 def task_message(task: RoundTask, params: dict[str, torch.Tensor], node_id: int) -> Message:
@@ -74,20 +131,26 @@ def task_message(task: RoundTask, params: dict[str, torch.Tensor], node_id: int)
 
 
 def reply_content(
-    params: dict[str, torch.Tensor],
+    update: dict[str, torch.Tensor] | EncodedUpdate,
     report: WorkReport,
     signature: str,
     metrics: dict[str, float],
 ) -> RecordDict:
-    """The RecordDict of a worker's reply."""
+    """The RecordDict of a worker's reply: its parameters, or its update quantised."""
     report_json = json.dumps(asdict(report), sort_keys=True)
-    return RecordDict(
+    content = RecordDict(
         {
-            "params": ArrayRecord({k: v.contiguous() for k, v in params.items()}),
             "report": ConfigRecord({"report": report_json, "signature": signature}),
             "metrics": MetricRecord({k: float(v) for k, v in metrics.items()}),
         }
     )
+    if isinstance(update, EncodedUpdate):
+        content["values"] = ArrayRecord({k: v.contiguous() for k, v in update.values.items()})
+        content["scales"] = ArrayRecord({k: v.contiguous() for k, v in update.scales.items()})
+        content["encoding"] = ConfigRecord({"encoding": update.encoding, "block": update.block})
+    else:
+        content["params"] = ArrayRecord({k: v.contiguous() for k, v in update.items()})
+    return content
 
 
 def parse_reply(message: Message) -> WorkerReply:
@@ -96,14 +159,36 @@ def parse_reply(message: Message) -> WorkerReply:
         raise InvalidInput(f"worker error: {message.error.reason}")
     content = message.content
     try:
-        arrays = content["params"]
-        if not isinstance(arrays, ArrayRecord):
-            raise TypeError("params is not an ArrayRecord")
-        params = arrays.to_torch_state_dict()
+        encoded = None
+        params: dict[str, torch.Tensor] = {}
+        if "encoding" in content:
+            encoded = _encoded_update(content)
+        else:
+            params = _arrays(content, "params")
         report_record = content["report"]
         report = report_from_json(json.loads(str(report_record["report"])))
         signature = str(report_record["signature"])
         metrics = {k: float(v) for k, v in content["metrics"].items()}  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed worker reply: {exc}") from None
-    return WorkerReply(message.metadata.src_node_id, params, report, signature, metrics)
+    return WorkerReply(message.metadata.src_node_id, params, report, signature, metrics, encoded)
+
+
+def _arrays(content: RecordDict, name: str) -> dict[str, torch.Tensor]:
+    arrays = content[name]
+    if not isinstance(arrays, ArrayRecord):
+        raise TypeError(f"{name} is not an ArrayRecord")
+    return arrays.to_torch_state_dict()
+
+
+def _encoded_update(content: RecordDict) -> EncodedUpdate:
+    config = content["encoding"]
+    if not isinstance(config, ConfigRecord):
+        raise TypeError("encoding is not a ConfigRecord")
+    encoding, block = str(config["encoding"]), config["block"]
+    if encoding not in ENCODINGS or encoding == "float32":
+        raise ValueError(f"unknown update encoding {encoding!r}")
+    if not isinstance(block, int) or isinstance(block, bool):
+        raise TypeError("block is not an integer")
+    values, scales = _arrays(content, "values"), _arrays(content, "scales")
+    return EncodedUpdate(cast(Encoding, encoding), block, values, scales)

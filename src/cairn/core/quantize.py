@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 
 from cairn.core.errors import InvalidInput
+from cairn.core.recipe.sections import Encoding
 
-Encoding = Literal["float32", "int8", "int4"]
 ENCODINGS: tuple[Encoding, ...] = get_args(Encoding)
 LEVELS = {"int8": 127, "int4": 7}  # the largest integer magnitude each encoding stores
 BLOCK = 256  # values that share one scale: 4 bytes of scale per 256 values (1.6 % for int4)

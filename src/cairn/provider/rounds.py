@@ -12,6 +12,11 @@ records and the optimizer state in memory, so a round pays for loading only once
 model reused across rounds is the same as one built afresh: every weight training changes is
 overwritten by the round's global parameters, and the rest is the base model's. The AdamW
 state is also written to the work folder after every round, so a restarted worker resumes it.
+
+A job whose task asks for an int8 or int4 update gets this worker's pseudo-gradient encoded
+with error feedback (`cairn.core.quantize.ErrorFeedback`): what rounding left out of one round
+is added to the next. That residual is the worker's to keep, per job, in memory and in the
+work folder, like the optimizer state.
 """
 
 from __future__ import annotations
@@ -24,9 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
-from cairn.compute.records import RoundTask, reply_content
+from cairn.compute.records import EncodedUpdate, RoundTask, reply_content
 from cairn.compute.reports import WorkReport, params_digest, sign_report
+from cairn.core.diloco import pseudo_gradient
+from cairn.core.errors import InvalidInput
+from cairn.core.quantize import ENCODINGS, ErrorFeedback
 from cairn.provider.blobs import BlobCache
 from cairn.train.inner import inner_train, load_params
 from cairn.train.models import hyperparameters, load_for_method
@@ -55,6 +64,7 @@ class RoundRunner:
         self._models: OrderedDict[tuple[Any, ...], _Loaded] = OrderedDict()
         self._records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._optimizer: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
+        self._feedback: dict[str, ErrorFeedback] = {}  # job -> its update encoder
 
     def run(
         self,
@@ -93,6 +103,11 @@ class RoundRunner:
         )
         compute_seconds = time.perf_counter() - started
         self._save_state(task, state_file, result.optimizer_state)
+        update: dict[str, torch.Tensor] | EncodedUpdate = result.params
+        digest = params_digest(result.params)
+        if task.encoding != "float32":
+            update = self._encode(task, pseudo_gradient(global_params, result.params))
+            digest = update.digest()
 
         report = WorkReport(
             job_id=task.job_id,
@@ -103,11 +118,34 @@ class RoundRunner:
             steps=result.steps,
             samples=result.samples,
             loss=float(result.loss),
-            params_digest=params_digest(result.params),
+            params_digest=digest,
             compute_seconds=round(compute_seconds, 4),
         )
         metrics = {"loss": result.loss, "compute_seconds": compute_seconds, **result.metrics}
-        return reply_content(result.params, report, sign_report(report, account), metrics)
+        return reply_content(update, report, sign_report(report, account), metrics)
+
+    def _encode(self, task: RoundTask, delta: dict[str, torch.Tensor]) -> EncodedUpdate:
+        """This round's pseudo-gradient encoded as the task asks, with the job's residual."""
+        if task.encoding not in ENCODINGS:
+            raise InvalidInput(f"unknown update encoding {task.encoding!r}")
+        path = self.work_dir / "jobs" / task.job_id / "residual.safetensors"
+        feedback = self._feedback.get(task.job_id)
+        if feedback is None or feedback.encoding != task.encoding:
+            feedback = ErrorFeedback(task.encoding)  # type: ignore[arg-type]
+            if path.exists():
+                feedback.residual = load_file(path)  # a restarted worker still owes it
+            self._feedback = {k: v for k, v in self._feedback.items() if k in self._jobs()}
+            self._feedback[task.job_id] = feedback
+        update = EncodedUpdate.of(feedback.encode(delta))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({k: v.contiguous() for k, v in feedback.residual.items()}, str(tmp))
+        os.replace(tmp, path)
+        return update
+
+    def _jobs(self) -> set[str]:
+        """The jobs whose models are kept in memory."""
+        return {key[0] for key in self._models}
 
     # -- what is kept ----------------------------------------------------------------------------
 

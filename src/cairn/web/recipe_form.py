@@ -39,6 +39,7 @@ from cairn.core.recipe import (
 MARK = "_form"
 ADVANCED = {"outer_lr", "outer_momentum", "nesterov", "aggregation", "trim_ratio", "byzantine"}
 ADVANCED |= {"round_timeout_s", "seed", "warmup_ratio", "weight_decay", "lora_dropout"}
+ADVANCED |= {"outer_encoding"}
 LABELS = {
     "lora_r": "LoRA rank",
     "lora_alpha": "LoRA alpha",
@@ -54,6 +55,7 @@ LABELS = {
     "outer_lr": "Outer learning rate",
     "trim_ratio": "Trim ratio",
     "round_timeout_s": "Round timeout (seconds)",
+    "outer_encoding": "Update encoding",
     "max_seconds": "Time limit (seconds)",
     "split": "Held-out share",
 }
