@@ -24,6 +24,7 @@ from cairn.api.client import NodeClient
 from cairn.chain.anvil import free_port
 from cairn.identity.keystore import Keystore
 from cairn.node import DEV_TOKENS, TOKEN
+from tests.processes import pids_with_args
 
 pytestmark = pytest.mark.process  # starts processes: the e2e tier
 
@@ -75,17 +76,7 @@ class NodeProcess:
 
     def anvils(self) -> list[int]:
         """Live processes whose arguments name this folder's state file: its anvils."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                args = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if str(self.state_file).encode() in args:
-                found.append(int(entry.name))
-        return found
+        return pids_with_args(self.state_file)
 
     def account(self, label: str) -> LocalAccount:
         store = Keystore(self.data_dir / "accounts")

@@ -19,6 +19,7 @@ from cairn.node import Node
 from cairn.provider.worker import Worker
 from tests.conftest import LiveServer
 from tests.data.conftest import dev
+from tests.processes import pids_with_args
 
 pytestmark = pytest.mark.process  # a SuperLink and provider processes
 
@@ -44,17 +45,7 @@ WORKER = textwrap.dedent(
 
 def hosts_on(folder: Path) -> list[int]:
     """The provider processes (`cairn.provider.host`) that run on a work folder."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"cairn.provider.host" in argv and str(folder).encode() in argv:
-            found.append(int(entry.name))
-    return found
+    return pids_with_args("cairn.provider.host", folder)
 
 
 def gone(pid: int) -> bool:
