@@ -19,6 +19,7 @@ SPEC = JobSpec(
     hparams={"learning_rate": 0.001},
     base_folder="/models/base",
     base_manifest="bafk",
+    base_asset=1,
     train_cid="bafk",
     train_count=10,
     node_url="http://127.0.0.1:8000",

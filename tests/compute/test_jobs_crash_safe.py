@@ -16,16 +16,21 @@ from typing import Any
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cairn.chain.escrow import Enlistment, JobState
 from cairn.compute import finish
 from cairn.compute.checkpoints import save_checkpoint
 from cairn.compute.follow import Follower
+from cairn.compute.jobdir import JobDir
 from cairn.compute.reports import WorkReport, sign_report
 from cairn.core.diloco import OuterState
 from cairn.core.errors import ChainError
 from cairn.core.recipe import load_recipe
 from cairn.node import Node
+from cairn.train.adapter_folder import AdapterBase
+from cairn.train.adapters import LoraSettings, add_lora
+from cairn.train.models import save_result
 from tests.compute.conftest import TOKEN, anchored_dataset, register_tiny, save_tiny_model
 from tests.data.conftest import dev
 
@@ -86,8 +91,9 @@ def start_job(node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> st
     return node.jobs.create(alice.address, recipe).job_id
 
 
-def play_job(node: Node, job_id: str, model: bool = True) -> None:
-    """Write what a coordinator writes for bob and carol training two rounds: 9 events."""
+def play_job(node: Node, job_id: str, model: bool = True, lora: bool = False) -> None:
+    """Write what a coordinator writes for bob and carol training two rounds: 9 events (the
+    model a whole one, or with `lora` adapters on the job's base)."""
     folder = node.jobs.job_dir(job_id)
     accounts = {label: dev(node, label) for label in PROVIDERS}
     workers = [{"node_id": 7 + i, "account": a.address} for i, a in enumerate(accounts.values())]
@@ -115,9 +121,27 @@ def play_job(node: Node, job_id: str, model: bool = True) -> None:
             compute_seconds=1.5,
             overhead_seconds=0.5,
         )
-    if model:
+    if model and lora:
+        save_tiny_adapters(folder)
+    elif model:
         save_tiny_model(folder.model, "causal-lm")
     folder.append("finished", run_id=1, metrics={"loss": 1.25, "perplexity": 3.5}, rounds=2)
+
+
+def save_tiny_adapters(folder: JobDir) -> None:
+    """LoRA adapters on the job's base, moved off their start as training would, saved as a
+    job's coordinator saves them."""
+    spec = folder.spec()
+    model = add_lora(
+        AutoModelForCausalLM.from_pretrained(spec.base_folder),
+        LoraSettings(rank=4, alpha=8, dropout=0.0),
+    )
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.add_(torch.randn_like(param) * 0.1)
+    tokenizer = AutoTokenizer.from_pretrained(spec.base_folder)
+    save_result(model, tokenizer, folder.model, AdapterBase(spec.base_asset, spec.base_manifest))
 
 
 def balances(node: Node) -> dict[str, int]:

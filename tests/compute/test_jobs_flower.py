@@ -22,6 +22,7 @@ from safetensors.torch import load
 from cairn.chain.escrow import Enlistment
 from cairn.compute.flower_processes import stop_group
 from cairn.node import Node
+from cairn.train.adapter_folder import AdapterBase
 from cairn.train.weights import fetch_folder
 from tests.compute.conftest import (
     TOKEN,
@@ -79,6 +80,27 @@ def load_with_plain_transformers(folder: Path, kind: str) -> str:
     env = {**os.environ, "PYTHONPATH": ""}
     out = subprocess.run(
         [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env, cwd="/"
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+def load_with_plain_peft(base: Path, adapters: Path) -> str:
+    """Load adapters on their base in a fresh Python that never imports cairn; its class."""
+    code = (
+        "import sys, peft, transformers\n"
+        "base = transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1])\n"
+        "m = peft.PeftModel.from_pretrained(base, sys.argv[2])\n"
+        "assert not any(k.startswith('cairn') for k in sys.modules)\n"
+        "print(type(m).__name__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(base), str(adapters)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip()
@@ -228,9 +250,14 @@ def test_every_method_trains_end_to_end(shared_cluster: Cluster, tmp_path: Path)
             assert teacher.asset_id in model.parents
         folder = fetch_folder(node.store, done.model_cid, tmp_path / f"export-{method}")
         family = "encoder" if method == "classify" else "causal-lm"
+        if method == "lora":  # its adapters alone, which plain peft loads on the base
+            assert not (folder / "config.json").exists()
+            assert node.catalog.adapter(model) == AdapterBase(
+                lm.asset_id, node.catalog.manifest(lm)
+            )
+            assert load_with_plain_peft(node.catalog.folder(lm), folder) == "PeftModelForCausalLM"
+            folder = node.catalog.folder(model)  # merged into the base, once, on the node
         assert load_with_plain_transformers(folder, family)
-        if method == "lora":  # merged: a plain model, no adapter files
-            assert not (folder / "adapter_config.json").exists()
         if method == "classify":
             config = json.loads((folder / "config.json").read_text())
             assert set(config["id2label"].values()) == {"positive", "negative"}

@@ -484,11 +484,13 @@ class NodeClient(NodeAPI):
             "tx_hash": result.get("tx_hash"),
         }
 
-    def download_model(self, asset_id: int, dest: Path) -> int:
-        """Stream a model's folder as a tar to `dest`; returns its size in bytes."""
+    def download_model(self, asset_id: int, dest: Path, *, merged: bool = False) -> int:
+        """Stream a model's folder as a tar to `dest` (a LoRA model's adapters merged into its
+        base when `merged`); returns its size in bytes."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         url = f"/api/v1/models/{asset_id}/download"
-        with self.http.stream("GET", url, headers=headers) as reply:
+        params = {"merged": "true"} if merged else {}
+        with self.http.stream("GET", url, headers=headers, params=params) as reply:
             if reply.status_code >= 400:
                 reply.read()
                 raise problem(reply)

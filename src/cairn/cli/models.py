@@ -92,10 +92,19 @@ def download(
         str | None,
         typer.Option("--as", help="Your account (address or label), for a licensed model"),
     ] = None,
+    merged: Annotated[
+        bool,
+        typer.Option(
+            "--merged", help="A LoRA model: merge its adapters into the base, one plain model"
+        ),
+    ] = False,
     data_dir: DataDir = None,
     node_url: NodeUrl = None,
 ) -> None:
-    """Download a model's Hugging Face folder (a licensed model needs a licence held by `--as`)."""
+    """Download a model's Hugging Face folder (a licensed model needs a licence held by `--as`).
+
+    A LoRA model comes as its peft adapters (a few MB; `cairn_adapter.json` names the base model
+    by asset id and CID); `--merged` gets the plain model with the adapters merged in."""
     if out.exists() and any(out.iterdir()):
         raise InvalidInput(f"{out} is not empty: choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +114,7 @@ def download(
             api.sign_in(unlock(data_dir, who))
         try:
             with console.status(f"Downloading model {asset_id} ..."):
-                size = api.download_model(asset_id, tar_path)
+                size = api.download_model(asset_id, tar_path, merged=merged)
             with tarfile.open(tar_path) as tar:
                 tar.extractall(out, filter="data")  # refuses absolute paths and links out
         finally:

@@ -35,8 +35,9 @@ from cairn.compute.reports import params_digest, verify_report
 from cairn.core.aggregation import make_aggregator
 from cairn.core.diloco import OuterState, outer_step
 from cairn.core.errors import CairnError, InvalidInput
+from cairn.train.adapters import AdapterBase
 from cairn.train.inner import evaluate, load_params
-from cairn.train.models import export_model, hyperparameters, initial_params, load_for_method
+from cairn.train.models import hyperparameters, initial_params, load_for_method, save_result
 
 log = logging.getLogger("cairn.coordinator")
 
@@ -177,9 +178,9 @@ class Coordinator:
             spec.method, model, tokenizer, eval_records, self.hparams, labels=spec.labels
         )
         self._check_owner()
-        exported = export_model(model)
-        exported.save_pretrained(self.job.model, safe_serialization=True)
-        tokenizer.save_pretrained(self.job.model)
+        labels = tuple(spec.labels) if spec.method == "classify" and spec.labels else None
+        base = AdapterBase(spec.base_asset, spec.base_manifest, labels)
+        save_result(model, tokenizer, Path(self.job.model), base)
         self._event("finished", metrics=final, rounds=spec.rounds)
 
     # -- one round -----------------------------------------------------------------------------

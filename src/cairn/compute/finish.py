@@ -51,13 +51,30 @@ from cairn.core.merkle import StandardMerkleTree
 from cairn.core.recipe import FAMILY_OF
 from cairn.identity.signers import Signers
 from cairn.store.base import BlobStore
+from cairn.train.adapter_folder import AdapterBase, is_adapter_folder
 from cairn.train.catalog import DEFAULT_MODEL_SPLIT, ModelCatalog
-from cairn.train.weights import model_card, store_folder
+from cairn.train.weights import model_card, store_folder, stored_adapter
 
 SHARES_SCHEMA = "cairn.work-shares/v1"
 # Errors no later try of the same step can undo: they fail the job instead of leaving it
 # finishing. Any other error (ChainError, ChainUnavailable, Unavailable, ...) is retried.
 PERMANENT: tuple[type[CairnError], ...] = (InvalidInput, NotFound, Forbidden, Conflict)
+
+
+def _adapter_base(model_dir: Path) -> AdapterBase | None:
+    """The base a job's result adapts, when the result is a LoRA adapter folder."""
+    return AdapterBase.read(model_dir) if is_adapter_folder(model_dir) else None
+
+
+def _model_entry(store: BlobStore, weights: str, family: str) -> dict[str, Any]:
+    """A model asset's `extra.model`: its weights, family and, for adapters, what they adapt."""
+    entry: dict[str, Any] = {"weights": weights, "family": family}
+    adapter = stored_adapter(store, weights)
+    if adapter is not None:
+        entry["adapter"] = {"base_asset": adapter.asset_id, "base_weights": adapter.weights}
+        if adapter.labels is not None:
+            entry["adapter"]["labels"] = list(adapter.labels)
+    return entry
 
 
 class ModelNotWritten(NotFound):
@@ -201,7 +218,8 @@ class Finisher:
         if job.model_cid is not None:
             return
         model_dir: Path = folder.model
-        if not (model_dir / "config.json").exists():
+        adapter = _adapter_base(model_dir)
+        if adapter is None and not (model_dir / "config.json").exists():
             raise ModelNotWritten(f"job {job_id} finished without writing its model")
         base = self.assets.get(job.base_asset)
         card = model_card(
@@ -213,6 +231,7 @@ class Finisher:
             metrics=job.metrics,
             recipe_yaml=self.store.get(job.recipe_cid).decode(),
             lineage=self._lineage(job, work),
+            adapter_of=(adapter.asset_id, adapter.weights) if adapter else None,
         )
         (model_dir / "README.md").write_text(card, encoding="utf-8")
         model_cid = store_folder(self.store, model_dir)
@@ -228,6 +247,8 @@ class Finisher:
             return
         asset_id = self._registered(job_id)
         if asset_id is None:
+            if job.model_cid is None:  # step 2 records it before this step runs
+                raise ModelNotWritten(f"job {job_id} has no stored model to register")
             base = self.assets.get(job.base_asset)
             teacher = self._teacher(job)
             parents = [base.asset_id, *([teacher.asset_id] if teacher else [])]
@@ -242,7 +263,7 @@ class Finisher:
                 parents=sorted(set(parents)),
                 split=DEFAULT_MODEL_SPLIT,
                 extra={
-                    "model": {"weights": job.model_cid, "family": FAMILY_OF[job.method]},
+                    "model": _model_entry(self.store, job.model_cid, FAMILY_OF[job.method]),
                     "training": {
                         "job_id": job_id,
                         "method": job.method,

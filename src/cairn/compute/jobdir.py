@@ -38,6 +38,7 @@ class JobSpec:
     hparams: dict[str, Any]  # the recipe's hyperparameters, as JSON
     base_folder: str  # the base model's Hugging Face folder on the node
     base_manifest: str  # its files' manifest CID, for workers to fetch
+    base_asset: int  # its asset id (a LoRA result names its base by it)
     train_cid: str  # JSONL of the training records (every shard), in the node's store
     train_count: int
     node_url: str  # where workers fetch blobs and the ServerApp checks provider stakes

@@ -97,6 +97,7 @@ class Launcher:
             hparams=hparams.model_dump(mode="json"),
             base_folder=str(self.catalog.folder(base)),
             base_manifest=base_manifest,
+            base_asset=base.asset_id,
             train_cid=train_cid,
             train_count=len(train),
             node_url=self.node_url,

@@ -4,7 +4,10 @@ A model asset's metadata says where its weights are: `extra.base_model` for a pa
 model (the files of a pip package, pinned by hash), `extra.model.weights` for any other model
 (the manifest CID of its Hugging Face folder in the store: every model trained on Cairn, and
 models uploaded with `register_folder`). Either way `folder` gives a local folder that
-`from_pretrained` opens and `manifest` the CID workers fetch it by.
+`from_pretrained` opens and `manifest` the CID workers fetch it by. A LoRA job's model stores
+its adapters alone (`extra.model.adapter` names the base asset): `stored_folder` is that adapter
+folder, and `folder` the plain model merged from it once, for whatever needs whole weights
+(training from it, a teacher, `--merged` downloads).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from cairn.core.errors import InvalidInput, NotFound
 from cairn.core.policy import RevenueSplit
 from cairn.store.base import BlobStore
 from cairn.train import base_models
+from cairn.train.adapter_folder import AdapterBase
 from cairn.train.base_models import BaseModels
 from cairn.train.weights import base_model_folder, fetch_folder, store_folder
 
@@ -71,11 +75,42 @@ class ModelCatalog:
             return str(extra["model"].get("family", "causal-lm"))
         raise InvalidInput(f"model asset {asset.asset_id} names no weights")
 
+    def adapter(self, asset: Asset) -> AdapterBase | None:
+        """The base model a LoRA adapter asset adapts; None for a whole model."""
+        entry = self.metadata(asset).get("model", {}).get("adapter")
+        if entry is None:
+            return None
+        labels = entry.get("labels")
+        return AdapterBase(
+            asset_id=int(entry["base_asset"]),
+            weights=str(entry["base_weights"]),
+            labels=tuple(labels) if labels is not None else None,
+        )
+
     def folder(self, asset: Asset) -> Path:
-        """A local Hugging Face folder of the asset's weights (fetched or converted once)."""
+        """A local Hugging Face folder of the asset's whole model (fetched or converted once;
+        an adapter asset's merged into its base once)."""
         extra = self.metadata(asset)
         if "base_model" in extra:
             return base_model_folder(base_models.find(extra["base_model"]["name"]), self.cache_dir)
+        adapter = self.adapter(asset)
+        if adapter is None:
+            return self.stored_folder(asset)
+        merged = self.cache_dir / "merged" / str(extra["model"]["weights"])
+        done = merged.with_name(f"{merged.name}.complete")  # beside it: the folder is stored
+        if not done.exists():
+            from cairn.train.adapters import merge_adapter  # torch: only when merging
+
+            base = self.folder(self.assets.get(adapter.asset_id))
+            merge_adapter(base, self.stored_folder(asset), merged)
+            done.touch()
+        return merged
+
+    def stored_folder(self, asset: Asset) -> Path:
+        """The asset's files as stored, in a local folder: a LoRA asset's adapters alone."""
+        extra = self.metadata(asset)
+        if "base_model" in extra:
+            return self.folder(asset)
         if "model" in extra:
             cid = str(extra["model"]["weights"])
             folder = self.cache_dir / cid
@@ -86,9 +121,10 @@ class ModelCatalog:
         raise InvalidInput(f"model asset {asset.asset_id} names no weights")
 
     def manifest(self, asset: Asset) -> str:
-        """The manifest CID of the asset's folder in the store (a base model's stored once)."""
+        """The manifest CID of the asset's whole model in the store (a base model's, or an
+        adapter's merged into its base, stored once), for workers to train from."""
         extra = self.metadata(asset)
-        if "model" in extra:
+        if "model" in extra and self.adapter(asset) is None:
             return str(extra["model"]["weights"])
         marker = self.cache_dir / f"manifest-{asset.asset_id}-{asset.metadata_cid}.json"
         if marker.exists():

@@ -4,8 +4,9 @@ The coordinator and every worker build the same model the same way: `load_for_me
 base model's Hugging Face folder, then `load_params` of the round's parameters. The first
 round's parameters come from `initial_params` on the coordinator (a classifier's new head and
 LoRA's new adapters are drawn from the job's seed once and sent to every worker, so all start
-from the same point). `export_model` merges LoRA adapters into the base weights so that the
-result loads with plain `transformers`.
+from the same point). `save_result` writes the trained model: a peft adapter folder when the job
+trained LoRA adapters (megabytes, naming its base by asset id and CID), else a plain Hugging
+Face folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from cairn.core.errors import NotFound
 from cairn.core.recipe import Hyperparameters, method_spec
-from cairn.train.adapters import add_lora, is_peft
+from cairn.train.adapters import AdapterBase, add_lora, is_peft, save_adapter
 from cairn.train.inner import trainable_params
 from cairn.train.methods import training_method
 
@@ -64,10 +65,12 @@ def initial_params(model: Any) -> dict[str, torch.Tensor]:
     return trainable_params(model)
 
 
-def export_model(model: Any) -> PreTrainedModel:
-    """A plain transformers model: LoRA adapters merged into the weights they adapt."""
+def save_result(model: Any, tokenizer: Any, folder: Path, base: AdapterBase) -> None:
+    """Write a job's trained model into `folder`: its adapters alone (naming `base`) when it
+    trained LoRA, else every weight as a plain Hugging Face folder."""
     if is_peft(model):
-        merged: PreTrainedModel = model.merge_and_unload()
-        return merged
+        save_adapter(model, tokenizer, folder, base)
+        return
     plain: PreTrainedModel = model
-    return plain
+    plain.save_pretrained(str(folder), safe_serialization=True)
+    tokenizer.save_pretrained(str(folder))

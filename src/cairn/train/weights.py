@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cairn.core.errors import InvalidInput, NotFound
 from cairn.store.base import BlobStore
 from cairn.train import MANIFEST_SCHEMA
+from cairn.train.adapter_folder import ADAPTER_BASE, ADAPTER_CONFIG, AdapterBase
 from cairn.train.base_models import BaseModel, entry_path, file_facts
 
 if TYPE_CHECKING:  # torch and transformers load when weights are converted or loaded, not before:
@@ -131,11 +132,12 @@ def model_card(
     metrics: dict[str, float],
     recipe_yaml: str,
     lineage: dict[str, Any],
+    adapter_of: tuple[int, str] | None = None,  # a LoRA adapter: its base's asset id and CID
 ) -> str:
     """README.md for a trained model: lineage, metrics, licence and the recipe that made it."""
     front = {
         "license": licence.lower(),
-        "library_name": "transformers",
+        "library_name": "peft" if adapter_of else "transformers",
         "base_model": base_model,
         "tags": ["cairn", method],
     }
@@ -146,6 +148,15 @@ def model_card(
         f"Trained on Cairn with the `{method}` recipe from `{base_model}`.",
         "",
     ]
+    if adapter_of:
+        asset_id, weights = adapter_of
+        lines += [
+            f"These are LoRA adapters (peft) for `{base_model}`: Cairn model asset {asset_id}, "
+            f"weights `{weights}`. Load that model, then "
+            "`peft.PeftModel.from_pretrained(base, this_folder)`; "
+            "`cairn model download --merged` gives the merged model instead.",
+            "",
+        ]
     lines += ["## Lineage", "", "```json", json.dumps(lineage, indent=2, sort_keys=True), "```", ""]
     lines += ["## Datasets", ""]
     lines += [
@@ -208,3 +219,16 @@ def fetch_folder(store: BlobStore, manifest_cid: str, folder: Path) -> Path:
             for chunk in store.open(entry["cid"]):
                 fh.write(chunk)
     return folder
+
+
+def stored_adapter(store: BlobStore, manifest_cid: str) -> AdapterBase | None:
+    """The base a stored folder's adapters adapt, or None when it holds a whole model."""
+    manifest = store.get_json(manifest_cid)
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+        raise InvalidInput(f"{manifest_cid} is not a Cairn model manifest")
+    files = manifest["files"]
+    if ADAPTER_CONFIG not in files or "config.json" in files:
+        return None
+    if ADAPTER_BASE not in files:
+        raise InvalidInput(f"the adapters in {manifest_cid} name no base model ({ADAPTER_BASE})")
+    return AdapterBase.parse(store.get(files[ADAPTER_BASE]["cid"]))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
@@ -21,13 +22,21 @@ router = APIRouter(tags=["models"])
     responses=file_answer("The tar", "application/x-tar"),
 )
 def download(
-    downloads: ModelDownloadsDep, asset_id: StoredId, me: MaybeSessionAddress
+    downloads: ModelDownloadsDep,
+    asset_id: StoredId,
+    me: MaybeSessionAddress,
+    merged: Annotated[
+        bool,
+        Query(description="A LoRA model: its adapters merged into the base, as one plain model"),
+    ] = False,
 ) -> FileResponse:
     """The model's Hugging Face folder as an uncompressed tar (weights do not compress).
 
-    A licensed model needs a licence held by the signed-in account; 403 says which to buy.
+    A LoRA model's folder holds its peft adapters, which name the base model by asset id and
+    CID; `merged=true` sends the plain model merged from them instead. A licensed model needs a
+    licence held by the signed-in account; 403 says which to buy.
     """
-    path = downloads.tar(asset_id, me)
+    path = downloads.tar(asset_id, me, merged=merged)
     return FileResponse(
         path,
         media_type="application/x-tar",
