@@ -31,6 +31,7 @@ shown, and its budget goes back (`refund`, as for a failed or cancelled job); a 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,28 +54,12 @@ from cairn.identity.signers import Signers
 from cairn.store.base import BlobStore
 from cairn.train.adapter_folder import AdapterBase, is_adapter_folder
 from cairn.train.catalog import DEFAULT_MODEL_SPLIT, ModelCatalog
-from cairn.train.weights import model_card, store_folder, stored_adapter
+from cairn.train.weights import model_card, model_entry, store_folder
 
 SHARES_SCHEMA = "cairn.work-shares/v1"
 # Errors no later try of the same step can undo: they fail the job instead of leaving it
 # finishing. Any other error (ChainError, ChainUnavailable, Unavailable, ...) is retried.
 PERMANENT: tuple[type[CairnError], ...] = (InvalidInput, NotFound, Forbidden, Conflict)
-
-
-def _adapter_base(model_dir: Path) -> AdapterBase | None:
-    """The base a job's result adapts, when the result is a LoRA adapter folder."""
-    return AdapterBase.read(model_dir) if is_adapter_folder(model_dir) else None
-
-
-def _model_entry(store: BlobStore, weights: str, family: str) -> dict[str, Any]:
-    """A model asset's `extra.model`: its weights, family and, for adapters, what they adapt."""
-    entry: dict[str, Any] = {"weights": weights, "family": family}
-    adapter = stored_adapter(store, weights)
-    if adapter is not None:
-        entry["adapter"] = {"base_asset": adapter.asset_id, "base_weights": adapter.weights}
-        if adapter.labels is not None:
-            entry["adapter"]["labels"] = list(adapter.labels)
-    return entry
 
 
 class ModelNotWritten(NotFound):
@@ -218,7 +203,7 @@ class Finisher:
         if job.model_cid is not None:
             return
         model_dir: Path = folder.model
-        adapter = _adapter_base(model_dir)
+        adapter = AdapterBase.read(model_dir) if is_adapter_folder(model_dir) else None
         if adapter is None and not (model_dir / "config.json").exists():
             raise ModelNotWritten(f"job {job_id} finished without writing its model")
         base = self.assets.get(job.base_asset)
@@ -233,8 +218,11 @@ class Finisher:
             lineage=self._lineage(job, work),
             adapter_of=(adapter.asset_id, adapter.weights) if adapter else None,
         )
-        (model_dir / "README.md").write_text(card, encoding="utf-8")
-        model_cid = store_folder(self.store, model_dir)
+        readme = model_dir / "README.md"  # replaced, not written through: a try before this
+        tmp = readme.with_name(".README.md.tmp")  # one may have linked it into the store
+        tmp.write_text(card, encoding="utf-8")
+        os.replace(tmp, readme)
+        model_cid = store_folder(self.store, model_dir, link=True)  # written once, by the job
         # The operator registers the model, so it claims the weights for it: they are its own.
         operator = self.operator.address
         self.assets.refs.add_folder(model_cid, Scope.ACCOUNT, operator, account=operator)
@@ -263,7 +251,7 @@ class Finisher:
                 parents=sorted(set(parents)),
                 split=DEFAULT_MODEL_SPLIT,
                 extra={
-                    "model": _model_entry(self.store, job.model_cid, FAMILY_OF[job.method]),
+                    "model": model_entry(self.store, job.model_cid, FAMILY_OF[job.method]),
                     "training": {
                         "job_id": job_id,
                         "method": job.method,

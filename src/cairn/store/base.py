@@ -61,6 +61,23 @@ class BlobStore(ABC):
         finally:
             spool_path.unlink(missing_ok=True)
 
+    def put_file(self, path: Path, *, link: bool = False) -> str:
+        """Store a file's bytes and return their CID.
+
+        `link` says the file is written once and never changed in place (a converted base
+        model, a job's trained model): a store on the same filesystem may then keep the file
+        itself, as a hard link made read-only, instead of a second copy. A later in-place
+        change would still be caught, as every read is verified against the CID.
+        """
+        with path.open("rb") as fh:
+            return self.put_stream(fh)
+
+    def link_to(self, cid: str | CID, target: Path) -> bool:
+        """Make `target` name the stored blob `cid` without copying it, where the backend
+        can (a hard link into a local store); False, touching nothing, where it cannot."""
+        _checked(cid)
+        return False
+
     def get(self, cid: str | CID) -> bytes:
         """The bytes named by `cid`; `NotFound` if absent, `IntegrityError` if corrupt."""
         return b"".join(self.open(cid))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cairn.core.cid import CID
+from cairn.core.cid import CID, CIDHasher
 from cairn.core.errors import NotFound
 from cairn.store.base import BlobStore
 
@@ -38,6 +39,43 @@ class LocalBlobStore(BlobStore):
 
     def _path(self, cid: str) -> Path:
         return self.root / cid[-3:-1] / cid
+
+    def put_file(self, path: Path, *, link: bool = False) -> str:
+        """As `BlobStore.put_file`; with `link`, the stored blob is the file itself (hard
+        linked, read-only) when it lies on this store's filesystem, not a copy of it."""
+        if not link:
+            return super().put_file(path)
+        staged = self._staging_dir() / f".link-{os.getpid()}-{threading.get_ident()}"
+        staged.unlink(missing_ok=True)
+        try:
+            os.link(path, staged)
+        except OSError:  # another filesystem, or links not allowed: a copy, as put_stream
+            return super().put_file(path)
+        try:
+            os.chmod(staged, 0o444)  # both names: writing in place fails (for all but root)
+            hasher = CIDHasher()
+            with staged.open("rb") as fh:
+                while chunk := fh.read(self.chunk_size):
+                    hasher.update(chunk)
+            cid = str(hasher.cid())
+            if not self._exists(cid):
+                self._write_file(cid, staged)
+            return cid
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def link_to(self, cid: str | CID, target: Path) -> bool:
+        """Hard-link the stored blob as `target` (on this filesystem): no second copy."""
+        source = self.path_of(cid)
+        if not source.is_file():
+            raise NotFound(f"blob {cid} not found in {self.root}")
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            return False
+        except OSError:  # another filesystem, or links not allowed
+            return False
+        return True
 
     def _staging_dir(self) -> Path:
         return self.root / _STAGING

@@ -132,7 +132,7 @@ class ModelCatalog:
             if self.store.has(cid):
                 self.assets.refs.add_folder(cid, Scope.MODEL, asset.asset_id)
                 return cid
-        cid = store_folder(self.store, self.folder(asset))
+        cid = store_folder(self.store, self.folder(asset), link=True)  # converted or merged once
         self.assets.refs.add_folder(cid, Scope.MODEL, asset.asset_id)  # the model's gate
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps({"manifest": cid}))

@@ -191,22 +191,27 @@ def package(
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def store_folder(store: BlobStore, folder: Path) -> str:
-    """Store every file of a folder by CID, then a manifest of them; returns the manifest's CID."""
+def store_folder(store: BlobStore, folder: Path, *, link: bool = False) -> str:
+    """Store every file of a folder by CID, then a manifest of them; returns the manifest's CID.
+
+    `link`: the folder is written once and never changed in place (a converted base model, a
+    job's result), so a local store may keep its files as they are rather than copy them.
+    """
     files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        with path.open("rb") as fh:
-            files[path.relative_to(folder).as_posix()] = {
-                "cid": store.put_stream(fh),
-                "size": path.stat().st_size,
-            }
+        files[path.relative_to(folder).as_posix()] = {
+            "cid": store.put_file(path, link=link),
+            "size": path.stat().st_size,
+        }
     if not files:
         raise InvalidInput(f"{folder} holds no files to store")
     return store.put_json({"schema": MANIFEST_SCHEMA, "files": files})
 
 
 def fetch_folder(store: BlobStore, manifest_cid: str, folder: Path) -> Path:
-    """Write a stored model's files into `folder` (each verified against its CID)."""
+    """Write a stored model's files into `folder` (each verified against its CID; a local
+    store's files are linked rather than copied). A file already there is replaced, never
+    written through: it may be a link to a stored blob."""
     manifest = store.get_json(manifest_cid)
     if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
         raise InvalidInput(f"{manifest_cid} is not a Cairn model manifest")
@@ -215,9 +220,17 @@ def fetch_folder(store: BlobStore, manifest_cid: str, folder: Path) -> Path:
         if ".." in Path(name).parts or Path(name).is_absolute():
             raise InvalidInput(f"manifest {manifest_cid} names an unsafe path {name!r}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as fh:
-            for chunk in store.open(entry["cid"]):
-                fh.write(chunk)
+        target.unlink(missing_ok=True)
+        if store.link_to(entry["cid"], target):
+            continue
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as fh:
+                for chunk in store.open(entry["cid"]):
+                    fh.write(chunk)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return folder
 
 
@@ -232,3 +245,15 @@ def stored_adapter(store: BlobStore, manifest_cid: str) -> AdapterBase | None:
     if ADAPTER_BASE not in files:
         raise InvalidInput(f"the adapters in {manifest_cid} name no base model ({ADAPTER_BASE})")
     return AdapterBase.parse(store.get(files[ADAPTER_BASE]["cid"]))
+
+
+def model_entry(store: BlobStore, weights: str, family: str) -> dict[str, Any]:
+    """A trained model asset's `extra.model`: its weights' manifest, its family and, for LoRA
+    adapters, the base they adapt (and a classifier's labels)."""
+    entry: dict[str, Any] = {"weights": weights, "family": family}
+    adapter = stored_adapter(store, weights)
+    if adapter is not None:
+        entry["adapter"] = {"base_asset": adapter.asset_id, "base_weights": adapter.weights}
+        if adapter.labels is not None:
+            entry["adapter"]["labels"] = list(adapter.labels)
+    return entry
