@@ -16,7 +16,13 @@ ServerApp's `send_and_receive` looks for replies every 3 s). A Cairn worker keep
 trainer beside its SuperNode instead (`cairn.provider.host`), with those waits shortened; the
 ratio `flower_overhead_ratio_<n>` is the baseline's overhead over the resident trainer's.
 
-    python bench/flower_rounds.py [--supernodes 2 4] [--rounds 3] [--inner-steps 20]
+Also per SuperNode count: the compute share of a round (compute over wall) at the smallest and
+largest H, and the bytes Flower actually carried per round (`sent_bytes`, `received_bytes`:
+the arrays of the messages, serialised as sent, from the job's history), with float32 updates
+and with int4 ones (`flower_uplink_reduction_<n>_int4`).
+
+    python bench/flower_rounds.py [--supernodes 2 4] [--rounds 3] [--inner-steps 20 200]
+    python bench/flower_rounds.py --quick   # 2 SuperNodes, 2 rounds
 """
 
 from __future__ import annotations
@@ -28,12 +34,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse
 import json
 import random
+import statistics
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import uvicorn
 
@@ -98,7 +105,9 @@ def prepare(node: Node, folder: Path, records: int) -> tuple[int, int]:
     return base.asset_id, dataset.asset_id
 
 
-def recipe(base: int, dataset: int, workers: int, rounds: int, inner_steps: int) -> str:
+def recipe(
+    base: int, dataset: int, workers: int, rounds: int, inner_steps: int, encoding: str
+) -> str:
     return f"""
 name: overhead {workers}
 method: sft
@@ -106,12 +115,58 @@ base_model: {base}
 datasets: [{{dataset: {dataset}}}]
 hyperparameters: {{learning_rate: 0.001, batch_size: 8, max_length: 64}}
 evaluation: {{split: 0.05}}
-distributed: {{workers: {workers}, min_workers: {workers}, rounds: {rounds}, inner_steps: {inner_steps}, round_timeout_s: 300}}
+distributed: {{workers: {workers}, min_workers: {workers}, rounds: {rounds}, inner_steps: {inner_steps}, round_timeout_s: 600, outer_encoding: {encoding}}}
 """
 
 
-def measure(supernodes: list[int], rounds: int, inner_steps: int) -> dict[str, Any]:
-    """Overhead per round at each SuperNode count, in one node."""
+class Run(NamedTuple):
+    """One job's later rounds, averaged: what each round cost and carried."""
+
+    wall: float
+    compute: float
+    overhead: float
+    sent_bytes: float  # arrays to the workers over Flower, per round
+    received_bytes: float  # arrays back from them, per round
+    loss: float
+
+
+class Setup(NamedTuple):
+    """The node every job of the run trains on, and what they train."""
+
+    node: Node
+    api: NodeClient  # alice's, signed in
+    url: str
+    folder: Path
+    base: int
+    dataset: int
+    rounds: int
+
+
+def run_job(setup: Setup, n: int, h: int, resident: bool, encoding: str = "float32") -> Run:
+    """Train one job with `n` fresh workers (resident or not) at `h` inner steps."""
+    node, api = setup.node, setup.api
+    workers = start_workers(node, setup.url, setup.folder, n, resident)
+    try:
+        text = recipe(setup.base, setup.dataset, n, setup.rounds, h, encoding)
+        job_id = api.request("POST", "/jobs", json={"recipe": text})["job_id"]
+        job = wait(node, job_id)
+    finally:
+        stop_workers(workers)
+    events = [e.fields for e in node.jobs.logs(job_id).events if e.type == "round"]
+    later = [e for e in events if e["round"] > 1]  # the first also identifies the providers
+    entries = [h for h in job.history if h.round > 1]
+    return Run(
+        wall=statistics.fmean(e["seconds"] for e in later),
+        compute=statistics.fmean(e["compute_seconds"] for e in later),
+        overhead=statistics.fmean(e["overhead_seconds"] for e in later),
+        sent_bytes=statistics.fmean(h.sent_bytes for h in entries),
+        received_bytes=statistics.fmean(h.received_bytes for h in entries),
+        loss=job.metrics["loss"],
+    )
+
+
+def measure(supernodes: list[int], rounds: int, steps: list[int]) -> dict[str, Any]:
+    """Overhead and bytes per round at each SuperNode count and H, in one node."""
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cairn-flower-bench-") as tmp:
         folder = Path(tmp)
@@ -123,7 +178,6 @@ def measure(supernodes: list[int], rounds: int, inner_steps: int) -> dict[str, A
             fleet_port=free_port(),
             dev_accounts=("alice", *PROVIDERS),
         )
-        workers: list[Worker] = []
         server = None
         try:
             node.start_compute()
@@ -132,45 +186,59 @@ def measure(supernodes: list[int], rounds: int, inner_steps: int) -> dict[str, A
             base, dataset = prepare(node, folder, 400)
             api = NodeClient(url)
             api.sign_in(account(node, "alice"))
+            setup = Setup(node, api, url, folder, base, dataset, rounds)
+            low, high = min(steps), max(steps)
             for n in supernodes:
-                for resident in (False, True):
-                    workers = start_workers(node, url, folder, n, resident)
-                    text = recipe(base, dataset, n, rounds, inner_steps)
-                    job_id = api.request("POST", "/jobs", json={"recipe": text})["job_id"]
-                    job = wait(node, job_id)
-                    stop_workers(workers)
-                    events = [e.fields for e in node.jobs.logs(job_id).events if e.type == "round"]
-                    later = [e for e in events if e["round"] > 1]
-                    overhead = sum(e["overhead_seconds"] for e in later) / len(later)
-                    wall = sum(e["seconds"] for e in later) / len(later)
-                    compute = sum(e["compute_seconds"] for e in later) / len(later)
-                    mode = "resident" if resident else "per-round process (baseline)"
-                    print(
-                        f"{n} SuperNodes, {mode}: round {wall:.2f} s, compute {compute:.2f} s, "
-                        f"overhead {overhead:.2f} s",
-                        file=sys.stderr,
-                    )
-                    if not resident:
-                        figures[f"flower_round_overhead_{n}_baseline"] = round(overhead, 3)
-                        figures[f"flower_final_loss_{n}_baseline"] = round(job.metrics["loss"], 4)
-                        continue
+                # Flower's per-message processes (the baseline) against the resident trainer
+                bare = run_job(setup, n, low, resident=False)
+                resident = run_job(setup, n, low, resident=True)
+                say(n, low, "per-round process (baseline)", bare)
+                say(n, low, "resident", resident)
+                figures |= {
+                    f"flower_round_overhead_{n}_baseline": round(bare.overhead, 3),
+                    f"flower_final_loss_{n}_baseline": round(bare.loss, 4),
+                    f"flower_round_seconds_{n}": round(resident.wall, 3),
+                    f"flower_compute_seconds_{n}": round(resident.compute, 3),
+                    f"flower_round_overhead_{n}": round(resident.overhead, 3),
+                    f"flower_overhead_share_{n}": round(resident.overhead / resident.wall, 3),
+                    f"flower_compute_share_{n}_h{low}": round(resident.compute / resident.wall, 3),
+                    f"flower_final_loss_{n}": round(resident.loss, 4),
+                    f"flower_overhead_ratio_{n}": round(bare.overhead / resident.overhead, 2),
+                    f"flower_sent_bytes_per_round_{n}": int(resident.sent_bytes),
+                    f"flower_received_bytes_per_round_{n}": int(resident.received_bytes),
+                }
+                if high != low:  # longer rounds: the share of the round spent computing
+                    long = run_job(setup, n, high, resident=True)
+                    say(n, high, "resident", long)
                     figures |= {
-                        f"flower_round_seconds_{n}": round(wall, 3),
-                        f"flower_compute_seconds_{n}": round(compute, 3),
-                        f"flower_round_overhead_{n}": round(overhead, 3),
-                        f"flower_overhead_share_{n}": round(overhead / wall, 3),
-                        f"flower_final_loss_{n}": round(job.metrics["loss"], 4),
-                        f"flower_overhead_ratio_{n}": round(
-                            figures[f"flower_round_overhead_{n}_baseline"] / overhead, 2
-                        ),
+                        f"flower_round_overhead_{n}_h{high}": round(long.overhead, 3),
+                        f"flower_compute_share_{n}_h{high}": round(long.compute / long.wall, 3),
                     }
+                # the same rounds with int4 updates: bytes actually received over Flower
+                quantised = run_job(setup, n, low, resident=True, encoding="int4")
+                say(n, low, "resident, int4 updates", quantised)
+                figures |= {
+                    f"flower_received_bytes_per_round_{n}_int4": int(quantised.received_bytes),
+                    f"flower_uplink_reduction_{n}_int4": round(
+                        resident.received_bytes / quantised.received_bytes, 2
+                    ),
+                    f"flower_final_loss_{n}_int4": round(quantised.loss, 4),
+                }
         finally:
-            stop_workers(workers)
             if server is not None:
                 server.should_exit = True
             node.close()
-    figures["flower_inner_steps"] = inner_steps
+    figures["flower_inner_steps"] = steps
     return figures
+
+
+def say(n: int, h: int, mode: str, run: Run) -> None:
+    print(
+        f"{n} SuperNodes, H={h}, {mode}: round {run.wall:.2f} s, compute {run.compute:.2f} s "
+        f"({run.compute / run.wall:.0%}), overhead {run.overhead:.2f} s, "
+        f"{run.sent_bytes / 1e6:.2f} MB sent, {run.received_bytes / 1e6:.2f} MB received",
+        file=sys.stderr,
+    )
 
 
 def start_workers(node: Node, url: str, folder: Path, n: int, resident: bool) -> list[Worker]:
@@ -208,10 +276,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--supernodes", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--inner-steps", type=int, default=20)
-    parser.add_argument("--quick", action="store_true", help="2 rounds")
+    parser.add_argument("--inner-steps", type=int, nargs="+", default=[20, 200])
+    parser.add_argument("--quick", action="store_true", help="2 SuperNodes, 2 rounds")
     args = parser.parse_args()
-    figures = measure(sorted(args.supernodes), 2 if args.quick else args.rounds, args.inner_steps)
+    supernodes = [2] if args.quick else sorted(args.supernodes)
+    rounds = 2 if args.quick else args.rounds
+    figures = measure(supernodes, rounds, sorted(set(args.inner_steps)))
     print(json.dumps(figures))
 
 

@@ -245,6 +245,9 @@ def test_every_method_trains_end_to_end(shared_cluster: Cluster, tmp_path: Path)
         expected_ratio = {"float32": (1.0, 1.0), "int8": (3.5, 4.0), "int4": (6.5, 8.0)}
         low, high = expected_ratio[encodings[method]]
         assert low <= dense / entry.update_bytes <= high, (method, dense, entry.update_bytes)
+        # what Flower carried: the arrays as serialised (a header of ~128 bytes each)
+        assert entry.update_bytes < entry.received_bytes < entry.update_bytes * 1.2 + 4096
+        assert dense <= entry.sent_bytes < dense * 1.2 + 4096  # float32 weights, one worker
         model = node.assets.get(done.model_asset)
         if method == "distill":
             assert teacher.asset_id in model.parents
@@ -255,7 +258,7 @@ def test_every_method_trains_end_to_end(shared_cluster: Cluster, tmp_path: Path)
             assert node.catalog.adapter(model) == AdapterBase(
                 lm.asset_id, node.catalog.manifest(lm)
             )
-            assert load_with_plain_peft(node.catalog.folder(lm), folder) == "PeftModelForCausalLM"
+            assert load_with_plain_peft(node.catalog.folder(lm), folder).startswith("PeftModel")
             folder = node.catalog.folder(model)  # merged into the base, once, on the node
         assert load_with_plain_transformers(folder, family)
         if method == "classify":

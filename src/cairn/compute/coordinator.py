@@ -30,7 +30,14 @@ from flwr.serverapp import Grid
 
 from cairn.compute.checkpoints import latest_checkpoint, save_checkpoint
 from cairn.compute.jobdir import JobDir, JobSpec
-from cairn.compute.records import IDENTIFY, RoundTask, WorkerReply, parse_reply, task_message
+from cairn.compute.records import (
+    IDENTIFY,
+    RoundTask,
+    WorkerReply,
+    array_bytes,
+    parse_reply,
+    task_message,
+)
 from cairn.compute.reports import params_digest, verify_report
 from cairn.core.aggregation import make_aggregator
 from cairn.core.diloco import OuterState, outer_step
@@ -111,7 +118,7 @@ class Coordinator:
                 self._event("cancelled", round=round_ - 1)
                 return
             started = time.perf_counter()
-            replies, dropped = self._train_round(round_, params)
+            replies, dropped, sent_bytes = self._train_round(round_, params)
             if len(replies) < spec.min_workers:
                 failures += 1
                 self._event(
@@ -162,10 +169,12 @@ class Coordinator:
                         "account": r.report.account,
                         **r.metrics,
                         "update_bytes": update_bytes(r),
+                        "received_bytes": r.wire_bytes,
                     }
                     for r in replies
                 ],
                 dropped=dropped,
+                sent_bytes=sent_bytes * (len(replies) + len(dropped)),
                 train_loss=sum(r.report.loss * r.report.samples for r in replies) / max(samples, 1),
                 eval=metrics,
                 seconds=wall,
@@ -187,12 +196,13 @@ class Coordinator:
 
     def _train_round(
         self, round_: int, params: dict[str, torch.Tensor]
-    ) -> tuple[list[WorkerReply], list[dict[str, Any]]]:
-        """Send the round to the selected workers; the verified replies and the dropped."""
+    ) -> tuple[list[WorkerReply], list[dict[str, Any]], int]:
+        """Send the round to the selected workers; the verified replies, the dropped, and the
+        bytes of arrays sent to each worker."""
         spec = self.spec
         nodes = self._select_workers()
         if not nodes:
-            return [], []
+            return [], [], 0
         for node_id in nodes:  # only a provider given work is enlisted (its stake locked)
             if node_id not in self.announced:
                 account, stake = self.providers[node_id], self.stakes[node_id]
@@ -239,7 +249,7 @@ class Coordinator:
                     {"node_id": node_id, "reason": f"no reply within {spec.round_timeout_s} s"}
                 )
                 self.providers.pop(node_id, None)  # ask again before trusting it with work
-        return replies, dropped
+        return replies, dropped, array_bytes(messages[0].content)
 
     def _check_reply(
         self, reply: WorkerReply, round_: int, global_params: dict[str, torch.Tensor]

@@ -134,6 +134,8 @@ class Follower:
         entry["workers"] = [w["account"] for w in event["workers"]]
         entry["compute_seconds"] = event["compute_seconds"]
         entry["update_bytes"] = sum(int(w.get("update_bytes", 0)) for w in event["workers"])
+        entry["received_bytes"] = sum(int(w.get("received_bytes", 0)) for w in event["workers"])
+        entry["sent_bytes"] = int(event.get("sent_bytes", 0))
         checkpoint = folder.checkpoints / f"round-{int(event['round']):06d}.safetensors"
         if checkpoint.exists():
             with checkpoint.open("rb") as fh:

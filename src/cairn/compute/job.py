@@ -65,6 +65,12 @@ class RoundEntry(JobRecord):
     compute_seconds: float
     workers: tuple[str, ...] = Field(..., description="Accounts whose work the round counted")
     update_bytes: int = Field(0, description="Bytes of the updates the workers sent, together")
+    sent_bytes: int = Field(
+        0, description="Bytes of arrays sent over Flower to the round's workers, together"
+    )
+    received_bytes: int = Field(
+        0, description="Bytes of arrays the workers' replies carried over Flower, together"
+    )
     dropped: tuple[DroppedWorker, ...]
     checkpoint_cid: str | None = Field(None, description="The global weights after the round")
 

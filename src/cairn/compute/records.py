@@ -122,6 +122,7 @@ class WorkerReply:
     signature: str
     metrics: dict[str, float]
     encoded: EncodedUpdate | None = None
+    wire_bytes: int = 0  # the reply's arrays as Flower carried them (`array_bytes`)
 
 
 def task_message(task: RoundTask, params: dict[str, torch.Tensor], node_id: int) -> Message:
@@ -171,7 +172,21 @@ def parse_reply(message: Message) -> WorkerReply:
         metrics = {k: float(v) for k, v in content["metrics"].items()}  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed worker reply: {exc}") from None
-    return WorkerReply(message.metadata.src_node_id, params, report, signature, metrics, encoded)
+    return WorkerReply(
+        message.metadata.src_node_id,
+        params,
+        report,
+        signature,
+        metrics,
+        encoded,
+        wire_bytes=array_bytes(message.content),
+    )
+
+
+def array_bytes(content: RecordDict) -> int:
+    """Bytes of the arrays a Flower message carries, as serialised for the wire (each array's
+    .npy bytes, header included): all but a few hundred bytes of the message."""
+    return sum(len(a.data) for record in content.array_records.values() for a in record.values())
 
 
 def _arrays(content: RecordDict, name: str) -> dict[str, torch.Tensor]:
