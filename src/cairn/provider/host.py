@@ -6,6 +6,9 @@ from a thread and loads the training stack in the background; the SuperNode runs
 thread, exactly as `flower-supernode` would, with its two fixed waits shortened (see
 `quicken_supernode`). Both stop together: the worker stops this process's whole session.
 
+A stuck `flwr-clientapp` cannot wedge the SuperNode (`cairn.provider.watchdog`): a message no
+ClientApp can answer any more is answered for it, and the stuck process is killed.
+
 The host also stops when the process that started it is gone, even by SIGKILL (`watch_parent`):
 a node killed with its demo providers, or a killed `cairn worker start`, leaves no SuperNode
 training on with a key file in its folder. (Linux's parent-death signal cannot do this for a
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     from eth_account import Account
 
     from cairn.provider.trainer import TrainerServer
+    from cairn.provider.watchdog import ClientAppGuard
 
     watch_parent(args.parent_pid, lambda: stop_orphaned_host(args.key_file, args.socket))
     account = Account.from_key(args.key_file.read_text().strip())
@@ -118,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     from flwr.supernode.cli import flower_supernode
 
     quicken_supernode(supernode_loop)
+    guard = ClientAppGuard()
+    guard.install(supernode_loop)
+    guard.watch()
     sys.argv = ["flower-supernode", *argv[split + 1 :]]
     flower_supernode()
 
