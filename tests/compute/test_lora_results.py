@@ -122,3 +122,16 @@ def test_the_api_sends_adapters_and_merged_on_request(
         assert sizes[True] > sizes[False]
         refused = client.get(f"/api/v1/models/{model_id}/download", params={"merged": "maybe"})
         assert refused.status_code == 422
+
+
+def test_the_model_page_says_it_is_adapters_over_its_base(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, model_id = lora_model(node, tmp_path, monkeypatch)
+    base = node.jobs.job_dir(job_id).spec().base_asset
+    with in_process(node, background=False) as client:
+        page = client.get(f"/assets/{model_id}").text
+        base_page = client.get(f"/assets/{base}").text
+    assert 'data-testid="adapter"' in page and f'href="/assets/{base}"' in page
+    assert f'href="/api/v1/models/{model_id}/download?merged=true"' in page
+    assert 'data-testid="adapter"' not in base_page  # a whole model says nothing of adapters
