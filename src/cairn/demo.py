@@ -39,6 +39,7 @@ from cairn.data.contributions import UploadResult
 from cairn.data.signing import records_root, sign_contribution
 from cairn.node import Node, open_node
 from cairn.provider.worker import Worker
+from cairn.store.local import LocalBlobStore
 
 MARKER = "demo.json"  # in a node's data folder: what seeding the demo community did
 PEOPLE = {
@@ -120,7 +121,12 @@ def start_providers(node: Node, data_dir: Path) -> list[Worker]:
     try:
         for name in PROVIDERS:
             account = node.signers.get(node.keystore.find_by_label(name).address)
-            worker = Worker(NodeClient(node.config.base_url), account, data_dir / "workers" / name)
+            worker = Worker(
+                NodeClient(node.config.base_url),
+                account,
+                data_dir / "workers" / name,
+                blob_source=node.store.root if isinstance(node.store, LocalBlobStore) else None,
+            )
             worker.ensure_staked()
             worker.start()
             workers.append(worker)

@@ -15,6 +15,7 @@ from cairn.core.errors import InvalidInput, NotFound, Unavailable
 from cairn.node import Node
 from cairn.provider.blobs import BlobCache
 from cairn.provider.worker import Worker
+from cairn.store.local import LocalBlobStore
 from cairn.train.weights import store_folder
 from tests.conftest import LiveServer
 from tests.data.conftest import dev
@@ -100,3 +101,33 @@ def test_a_model_folder_is_assembled_from_its_manifest(
         not_a_manifest = node.store.put_json({"x": 1})
         node.assets.refs.add(not_a_manifest, Scope.JOB, JOB)
         BlobCache(live.url, tmp_path / "cache2", token).model_folder(not_a_manifest)
+
+
+def test_a_worker_beside_its_node_links_blobs_from_the_node_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalBlobStore(tmp_path / "node-blobs")
+    weights = store.put(b"\x01\x02" * 5000)
+    fetched: list[str] = []
+    served = httpx.Client(
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, content=b"\x01\x02" * 5000)
+        )
+    )
+
+    def get(url: str, **_: object) -> httpx.Response:
+        fetched.append(url)
+        return served.get(url)
+
+    monkeypatch.setattr(httpx, "get", get)
+    cache = BlobCache("http://node.invalid", tmp_path / "cache", source=store.root)
+    path = cache.path(weights)
+    assert path.samefile(store.path_of(weights)) and fetched == []  # one copy, no download
+    # a file in the source that is not what its name says is never linked: fetched instead
+    damaged = store.path_of(weights)
+    other = BlobCache("http://node.invalid", tmp_path / "cache2", source=store.root)
+    damaged.chmod(0o644)
+    damaged.write_bytes(b"\x00" * 10)
+    assert other.read(weights) == b"\x01\x02" * 5000 and len(fetched) == 1
+    assert not other.path(weights).samefile(damaged)
+    assert not [p for p in (tmp_path / "cache2").iterdir() if p.name.startswith(".")]

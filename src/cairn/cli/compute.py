@@ -282,6 +282,13 @@ def start_worker(
         Path | None,
         typer.Option(help="The SuperNode key the node admitted (`cairn node supernode-key`)"),
     ] = None,
+    blob_source: Annotated[
+        Path | None,
+        typer.Option(
+            help="The node's blob folder (DATA_DIR/blobs) when it runs on this machine: link "
+            "model files from it, verified, instead of downloading a second copy"
+        ),
+    ] = None,
     data_dir: DataDir = None,
     node_url: NodeUrl = None,
 ) -> None:
@@ -296,8 +303,16 @@ def start_worker(
         from cairn.cli.output import parse_units
 
         amount = parse_units(stake, 18)
+    if blob_source is not None and not blob_source.is_dir():
+        raise InvalidInput(f"--blob-source {blob_source} is not a folder")
     worker = Worker(
-        api, provider, folder, stake=amount, fleet_ca=fleet_ca, supernode_key=supernode_key
+        api,
+        provider,
+        folder,
+        stake=amount,
+        fleet_ca=fleet_ca,
+        supernode_key=supernode_key,
+        blob_source=blob_source,
     )
     stop_on_signals()  # the SuperNode is stopped with the worker, however the worker is stopped
     try:

@@ -47,6 +47,7 @@ from cairn.train.inner import evaluate, load_params
 from cairn.train.models import hyperparameters, initial_params, load_for_method, save_result
 
 log = logging.getLogger("cairn.coordinator")
+TTL_MARGIN = 30.0  # seconds a round's messages outlive its time limit: the reply's way back
 
 ROUND_RETRIES = 3  # a round short of min_workers is tried this many more times
 POLL_SECONDS = 1.0  # between looks for workers to come online
@@ -229,7 +230,9 @@ class Coordinator:
                 blob_token=spec.blob_token,
                 encoding=spec.outer_encoding,
             )
-            messages.append(task_message(task, params, node_id))
+            messages.append(
+                task_message(task, params, node_id, ttl=spec.round_timeout_s + TTL_MARGIN)
+            )
         answered = exchange(self.grid, messages, timeout=spec.round_timeout_s)
         replies: list[WorkerReply] = []
         dropped: list[dict[str, Any]] = []

@@ -125,10 +125,14 @@ class WorkerReply:
     wire_bytes: int = 0  # the reply's arrays as Flower carried them (`array_bytes`)
 
 
-def task_message(task: RoundTask, params: dict[str, torch.Tensor], node_id: int) -> Message:
-    """The Flower message carrying `task` and the global parameters to `node_id`."""
+def task_message(
+    task: RoundTask, params: dict[str, torch.Tensor], node_id: int, ttl: float
+) -> Message:
+    """The Flower message carrying `task` and the global parameters to `node_id`, alive for
+    `ttl` seconds (the round's time limit: a provider's SuperNode gives up on its ClientApp at
+    the message's end, see cairn.provider.watchdog, instead of Flower's default 12 hours)."""
     content = RecordDict({"params": ArrayRecord(params), "task": task.to_record()})
-    return Message(content, node_id, TRAIN)
+    return Message(content, node_id, TRAIN, ttl=ttl)
 
 
 def reply_content(

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from cairn.compute.blobs import JOB_TOKEN_HEADER
-from cairn.core.cid import CID, cid_of
+from cairn.core.cid import CID, CIDHasher, cid_of
 from cairn.core.errors import InvalidInput, NotFound, Unavailable
 from cairn.train import MANIFEST_SCHEMA
 
@@ -27,17 +27,24 @@ TIMEOUT = httpx.Timeout(30.0, read=300.0)
 class BlobCache:
     """Blobs of one node, fetched on first use into `folder/<cid>`."""
 
-    def __init__(self, node_url: str, folder: Path, token: str = "") -> None:
+    def __init__(
+        self, node_url: str, folder: Path, token: str = "", source: Path | None = None
+    ) -> None:
         self.node_url = node_url.rstrip("/")
         self.headers = {JOB_TOKEN_HEADER: token} if token else {}
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
+        # a node's blob folder on this machine (`cairn worker start --blob-source`): a blob
+        # found there is linked, once verified, instead of fetched and copied
+        self.source = source
 
     def path(self, cid: str) -> Path:
         """The local file holding blob `cid`, fetched and verified if it is not here yet."""
         parsed = str(CID.parse(cid))
         target = self.folder / parsed
         if target.exists():
+            return target
+        if self.source is not None and self._link_from_source(parsed, target):
             return target
         url = f"{self.node_url}/api/v1/blobs/{parsed}"
         try:
@@ -54,6 +61,29 @@ class BlobCache:
         tmp.write_bytes(response.content)
         os.replace(tmp, target)
         return target
+
+    def _link_from_source(self, cid: str, target: Path) -> bool:
+        """Link blob `cid` from the source folder (a local store's layout) if it is there and
+        its bytes are what `cid` names; False, touching nothing, otherwise."""
+        assert self.source is not None
+        found = self.source / cid[-3:-1] / cid
+        tmp = target.with_name(f".{cid}.{os.getpid()}.link")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(found, tmp)
+        except OSError:  # not there, another filesystem, or not readable
+            return False
+        try:
+            hasher = CIDHasher()
+            with tmp.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    hasher.update(chunk)
+            if str(hasher.cid()) != cid:
+                return False  # a damaged or foreign file: fetch from the node instead
+            os.replace(tmp, target)
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def read(self, cid: str) -> bytes:
         """The bytes of blob `cid`."""

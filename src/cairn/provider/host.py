@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-dir", type=Path, required=True)
     parser.add_argument("--socket", type=Path, required=True)
     parser.add_argument("--parent-pid", type=int, required=True, help="the worker's process")
+    parser.add_argument("--blob-source", type=Path, help="a node's blob folder to link from")
     args = parser.parse_args(argv[:split])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
 
     watch_parent(args.parent_pid, lambda: stop_orphaned_host(args.key_file, args.socket))
     account = Account.from_key(args.key_file.read_text().strip())
-    TrainerServer(args.socket, args.work_dir, account).start()
+    TrainerServer(args.socket, args.work_dir, account, args.blob_source).start()
 
     import flwr.supernode.start_client_internal as supernode_loop
     from flwr.supernode.cli import flower_supernode

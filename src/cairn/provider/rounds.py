@@ -58,8 +58,11 @@ class _Loaded:
 class RoundRunner:
     """Runs rounds for one provider, keeping loaded models, records and optimizer state."""
 
-    def __init__(self, work_dir: Path, keep_jobs: int = KEEP_JOBS) -> None:
+    def __init__(
+        self, work_dir: Path, keep_jobs: int = KEEP_JOBS, blob_source: Path | None = None
+    ) -> None:
         self.work_dir = work_dir
+        self.blob_source = blob_source  # a node's blob folder on this machine, to link from
         self.keep_jobs = keep_jobs
         self._models: OrderedDict[tuple[Any, ...], _Loaded] = OrderedDict()
         self._records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
@@ -75,7 +78,9 @@ class RoundRunner:
     ) -> RecordDict:
         """Train `task` from `global_params`; the reply's content, its report signed."""
         hparams = hyperparameters(task.method, task.hparams)
-        cache = BlobCache(task.node_url, self.work_dir / "blobs", task.blob_token)
+        cache = BlobCache(
+            task.node_url, self.work_dir / "blobs", task.blob_token, source=self.blob_source
+        )
         records = self._all_records(cache, task.train_cid)[task.shard :: task.shards]
         loaded = self._model(cache, task, hparams)
         load_params(loaded.model, global_params)

@@ -166,9 +166,12 @@ def train_remotely(path: Path, content: RecordDict, node_id: int) -> RecordDict:
 class TrainerServer:
     """Serves rounds on a Unix socket from a thread, one at a time, with a resident runner."""
 
-    def __init__(self, path: Path, work_dir: Path, account: LocalAccount) -> None:
+    def __init__(
+        self, path: Path, work_dir: Path, account: LocalAccount, blob_source: Path | None = None
+    ) -> None:
         self.path = path
         self.work_dir = work_dir
+        self.blob_source = blob_source
         self.account = account
         self._runner: RoundRunner | None = None
         self._server: socketserver.UnixStreamServer | None = None
@@ -199,7 +202,7 @@ class TrainerServer:
         if self._runner is None:
             from cairn.provider.rounds import RoundRunner
 
-            self._runner = RoundRunner(self.work_dir)
+            self._runner = RoundRunner(self.work_dir, blob_source=self.blob_source)
         return self._runner
 
     def serve(self, sock: socket.socket) -> None:

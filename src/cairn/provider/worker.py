@@ -53,6 +53,7 @@ class Worker:
         fleet_ca: Path | None = None,
         supernode_key: Path | None = None,
         resident: bool = True,
+        blob_source: Path | None = None,
     ) -> None:
         self.api = api
         self.account = account
@@ -63,6 +64,9 @@ class Worker:
         self.fleet_ca = fleet_ca
         self.supernode_key = supernode_key
         self.resident = resident  # a resident trainer beside the SuperNode (cairn.provider.host)
+        # the node's blob folder when it runs on this machine: the trainer links what it needs
+        # from there (verified) instead of fetching a second copy
+        self.blob_source = blob_source
         self.process: subprocess.Popen[bytes] | None = None
         self.key_file = work_dir / "provider.key"
         self.socket_dir: Path | None = None
@@ -139,7 +143,10 @@ class Worker:
             node_config += f" trainer-socket='{trainer_socket}'"
             host = [sys.executable, "-m", "cairn.provider.host", "--key-file", str(self.key_file)]
             host += ["--work-dir", str(self.work_dir), "--socket", str(trainer_socket)]
-            host += ["--parent-pid", str(os.getpid()), "--"]
+            host += ["--parent-pid", str(os.getpid())]
+            if self.blob_source is not None:
+                host += ["--blob-source", str(self.blob_source)]
+            host += ["--"]
         command = [
             *host,
             *security,
