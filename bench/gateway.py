@@ -20,6 +20,11 @@
    round trip refused for want of a key; their sum over the direct mean latency is the
    overhead with no noise from the machine. Client and server share this process and its GIL,
    as they would not in production: the HTTP figures are, if anything, pessimistic.
+   Batching: eight prompts through the gateway one at a time, then all eight at once (eight
+   client threads; the backend decodes them in one batch), several times, alternating which
+   goes first. `batched_speedup_8` is the aggregate completion tokens per second of the eight
+   concurrent streams over one stream's tokens per second (the median of the rounds, with the
+   lowest and highest); both ways must generate the same text (batching is exact).
 2. Settlement. A dataset whose data role pays 100,000 accounts (random addresses and weights),
    and three models A <- B <- C (B's upstream is A, C's is B), each with the dataset in its
    data role and four compute providers; 10**21 units of revenue on each model. Seconds to
@@ -29,7 +34,8 @@
 
 Prints progress and a table on stderr; the last line of stdout is one JSON object of figures.
 
-    python bench/gateway.py [--quick]   # --quick: 6 requests a way of 16 tokens; else 16 of 48
+    python bench/gateway.py [--quick]   # --quick: 6 requests a way of 16 tokens, 3 batching
+                                        # rounds; else 16 requests of 48 tokens, 5 rounds
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: one thread, as th
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no GGUF conversion bars
 
 import argparse
+import concurrent.futures
 import json
 import math
 import random
@@ -68,6 +75,7 @@ DEPOSIT = 100 * TOKEN
 TARGET = 0.05  # the gateway may add at most 5 % to a request's latency
 STREAM_TOKENS = 8  # streamed requests only need their first token; keep them short
 PART_REPEATS = 20  # times each part of the gateway's work is timed
+CONCURRENT = 8  # streams at once for the batching figure
 REVENUE = 10**21  # per model per epoch: 1,000 CAIRN
 PAYOUT_LEAF = ["address", "uint256"]
 MODEL_SPLIT = RevenueSplit(2_000, 4_000, 2_000, 2_000)  # owner, data, compute, upstream (bps)
@@ -193,7 +201,12 @@ class Paths:
 
 
 def bench_serving(
-    node: Node, server: BackgroundServer, prompts: list[str], max_tokens: int, streams: int
+    node: Node,
+    server: BackgroundServer,
+    prompts: list[str],
+    max_tokens: int,
+    streams: int,
+    rounds: int,
 ) -> dict[str, Any]:
     """Tokens per second, latency and overhead of the same requests both ways."""
     asset_id = node.base_models.registered()[MODEL]
@@ -239,6 +252,8 @@ def bench_serving(
         say("timing the gateway's own work, part by part")
         parts = gateway_parts(node, http, key.key_id, secret, asset_id, max_tokens)
 
+        batching = bench_batching(paths, PROMPTS[:CONCURRENT], rounds)
+
     d_seconds = [a.seconds for a in direct]
     g_seconds = [a.seconds for a in gateway]
     d_cpu = statistics.fmean(a.cpu for a in direct)
@@ -280,6 +295,49 @@ def bench_serving(
         "direct_ttft_s": round(statistics.median(ttft_direct), 3),
         "stream_ttft_s": round(statistics.median(ttft_gateway), 3),
         **parts,
+        **batching,
+    }
+
+
+def bench_batching(paths: Paths, prompts: list[str], rounds: int) -> dict[str, Any]:
+    """Tokens per second of `prompts` through the gateway one at a time and all at once."""
+    say(f"batching: {len(prompts)} requests one at a time, then at once, {rounds} rounds")
+
+    def one_at_a_time() -> tuple[list[Answer], float]:
+        started = time.perf_counter()
+        return [paths.gateway(prompt) for prompt in prompts], time.perf_counter() - started
+
+    def at_once() -> tuple[list[Answer], float]:
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+            answers = list(pool.map(paths.gateway, prompts))
+        return answers, time.perf_counter() - started
+
+    single, batched, ratios = [], [], []
+    for i in range(rounds):
+        if i % 2 == 0:
+            (alone, alone_s), (together, together_s) = one_at_a_time(), at_once()
+        else:
+            (together, together_s), (alone, alone_s) = at_once(), one_at_a_time()
+        for j, (a, t) in enumerate(zip(alone, together, strict=True)):
+            if (a.text, a.tokens) != (t.text, t.tokens):
+                raise AssertionError(f"prompt {j}: batched and alone generated different text")
+        tokens = sum(a.tokens for a in alone)
+        single.append(tokens / alone_s)
+        batched.append(tokens / together_s)
+        ratios.append(batched[-1] / single[-1])
+        say(
+            f"  round {i + 1}/{rounds}: {tokens} tokens, one stream {single[-1]:.1f} tokens/s, "
+            f"{len(prompts)} streams {batched[-1]:.1f} tokens/s ({ratios[-1]:.2f}x)"
+        )
+    return {
+        "batched_streams": len(prompts),
+        "batched_rounds": rounds,
+        "single_stream_tokens_per_s": round(statistics.median(single), 2),
+        f"batched_tokens_per_s_{len(prompts)}": round(statistics.median(batched), 2),
+        f"batched_speedup_{len(prompts)}": round(statistics.median(ratios), 2),
+        f"batched_speedup_{len(prompts)}_min": round(min(ratios), 2),
+        f"batched_speedup_{len(prompts)}_max": round(max(ratios), 2),
     }
 
 
@@ -412,6 +470,7 @@ def main() -> None:
     args = parser.parse_args()
     requests, max_tokens = (6, 16) if args.quick else (16, 48)
     streams, claims = (2, 10) if args.quick else (4, 20)
+    rounds = 3 if args.quick else 5  # of the batching figure
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -426,7 +485,7 @@ def main() -> None:
         server: BackgroundServer | None = None
         try:
             server = BackgroundServer(node).start()
-            figures = bench_serving(node, server, PROMPTS[:requests], max_tokens, streams)
+            figures = bench_serving(node, server, PROMPTS[:requests], max_tokens, streams, rounds)
             figures.update(bench_settlement(node, args.accounts, claims, args.seed))
         finally:
             if server is not None:
@@ -439,6 +498,11 @@ def main() -> None:
     say(f"gateway overhead {overhead:.2%} ± {stderr:.2%} (1 s.e.): the 5 % target is {met}")
     cpu, parts = figures["gateway_cpu_overhead_ratio"], figures["gateway_overhead_from_parts"]
     say(f"  in CPU seconds {cpu:.2%}; the gateway's own work alone {parts:.2%}")
+    speedup = f"batched_speedup_{CONCURRENT}"
+    say(
+        f"{CONCURRENT} concurrent streams: {figures[speedup]:.2f}x one stream's tokens/s "
+        f"(rounds {figures[speedup + '_min']:.2f}-{figures[speedup + '_max']:.2f}x; target 3x)"
+    )
     if figures["p99_is_max"]:
         say(f"(with {figures['requests']} requests a way, p99 is the slowest request)")
     for name, value in figures.items():

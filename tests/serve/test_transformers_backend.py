@@ -18,7 +18,8 @@ from transformers import AutoTokenizer
 from cairn.core.errors import ConfigError, InvalidInput, NotFound
 from cairn.serve.backends import Generation, SamplingParams, ServedModel
 from cairn.serve.backends.base import plain_chat_prompt
-from cairn.serve.backends.transformers import TransformersBackend, next_token
+from cairn.serve.backends.batching import next_token
+from cairn.serve.backends.transformers import TransformersBackend
 from cairn.train.tiny import tiny_causal_lm
 from tests.serve.conftest import LABELS, save
 
@@ -62,7 +63,7 @@ def test_chat_uses_the_chat_template_and_greedy_is_deterministic(
     assert (first.finish_reason, first.completion_tokens) == ("length", GREEDY.max_tokens)
 
 
-def test_the_kv_cache_loop_writes_what_transformers_generate_writes(
+def test_the_batching_engine_writes_what_transformers_generate_writes(
     backend: TransformersBackend, tmp_path: Path
 ) -> None:
     # a random output head of its own, or a tiny tied Llama only repeats the last character

@@ -1,32 +1,29 @@
 """The default backend: Hugging Face folders run in process with PyTorch.
 
 - Causal LMs serve chat and completions. A chat prompt is the tokenizer's chat template with the
-  generation prompt added; a tokenizer without a template gets `plain_chat_prompt` instead. Generation
-  is a hand-written loop over the KV cache, in the nanoGPT spirit: one forward pass over the
-  prompt (prefill), then one token per step fed back with the cache. Temperature 0 is greedy;
-  otherwise softmax(logits / temperature), cut to the top_p nucleus, sampled with the
-  generation's own `torch.Generator` (seeded: same seed and params, same text on one device).
-  An end-of-sequence token finishes with "stop", max_tokens with "length", a stop string with
-  "stop" and the text cut before it. `completion_tokens` counts every token sampled, the end
-  token and the token that completed a stop string included: each took a forward pass.
+  generation prompt added; a tokenizer without a template gets `plain_chat_prompt` instead.
+  A model's concurrent generations are batched continuously by its `BatchEngine` (`batching`):
+  a prompt is read in one forward pass when it joins, then each step is one forward pass for
+  the next token of every sequence, each over its own KV cache (`CausalLMRunner`).
+  Temperature 0 is greedy; otherwise softmax(logits / temperature), cut to the top_p nucleus,
+  sampled with the generation's own `torch.Generator` (seeded: same seed and params, same text
+  on one device, whatever else runs). An end-of-sequence token finishes with "stop", max_tokens
+  with "length", a stop string with "stop" and the text cut before it. `completion_tokens`
+  counts every token read, the end token and the token that completed a stop string included.
 - Encoders serve embeddings: mean pooling of the last hidden state over the attention mask,
   L2-normalised (the all-MiniLM-L6-v2 recipe), texts truncated to the context. An encoder whose
   config names a sequence-classification architecture also serves classifications: softmax
-  over its labels (`config.id2label`). Its embeddings come from the same network's last hidden
-  state, so one copy of the weights serves both.
+  over its labels (`config.id2label`), from the same weights, one batch of texts at a time.
 
-Weights stay in memory under a budget (`ResidentModels`). Each model computes one forward pass
-at a time (its lock is held for each step, not for a whole generation): concurrent requests
-take turns a token at a time instead of fighting for the cores, and a client that reads its
-stream slowly never blocks the others. Float32; CUDA when there is one.
+Weights stay in memory under a budget (`ResidentModels`); an evicted causal LM's loop thread
+ends with its last generation. Float32; CUDA when there is one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from transformers import (
+    AttentionInterface,
     AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
@@ -56,13 +54,25 @@ from cairn.serve.backends.base import (
     check_texts,
     plain_chat_prompt,
 )
-from cairn.serve.backends.deltas import token_deltas
+from cairn.serve.backends.batching import (
+    BatchedGeneration,
+    BatchedSequence,
+    BatchEngine,
+    SequenceKV,
+    pack_linears,
+    ragged_attention,
+)
 from cairn.serve.backends.resident import ResidentModels
 
 EMBED_BATCH = 32  # texts per forward pass when embedding or classifying
 # config fields that hold a model's context length, by architecture family
 CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
 UNBOUNDED = 1_000_000  # tokenizers without a limit report 1e30 as model_max_length
+RAGGED_TYPES = ("llama", "mistral", "qwen2", "qwen3")  # tested with `ragged_attention` for theirs
+RAGGED = "cairn_ragged"  # its name among transformers' attention functions
+ROW_MULTIPLE = 4  # a decoding step's rows are padded to a multiple of this (`CausalLMRunner`)
+
+AttentionInterface.register(RAGGED, ragged_attention)
 
 
 @dataclass
@@ -80,24 +90,13 @@ class _Folder:
 
 @dataclass
 class _Network:
-    """A model's weights in memory, on one device, with the lock its forward passes take."""
+    """A model's weights on one device: a causal LM's decoding loop, or an encoder's lock."""
 
     module: PreTrainedModel
     device: torch.device
     bytes: int
+    engine: BatchEngine | None = None  # causal LMs only
     lock: threading.Lock = field(default_factory=threading.Lock)
-    cache_keyword: str = "past_key_values"  # transformers 5 calls it `cache`
-    keep_last_logits: bool = False  # the forward takes `logits_to_keep`
-
-    def next_logits(self, ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
-        """Logits for the token after `ids` (B=1), and the updated KV cache."""
-        kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": True}  # ids: (1, T)
-        if cache is not None:
-            kwargs[self.cache_keyword] = cache
-        if self.keep_last_logits:
-            kwargs["logits_to_keep"] = 1
-        out = self.module(**kwargs)
-        return out.logits[0, -1], getattr(out, self.cache_keyword)  # (V,), cache
 
 
 class TransformersBackend(Backend):
@@ -238,15 +237,11 @@ class TransformersBackend(Backend):
         except Exception as exc:  # damaged weights raise whatever their format's reader does
             raise _unservable(model, f"its weights do not load as {kind}", exc) from exc
         module.to(self.device).eval()
+        engine = None
+        if kind == "causal-lm":  # before sizing: packing changes what the weights take
+            engine = BatchEngine(CausalLMRunner(module, self.device), f"model {model.id}")
         size = sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
-        forward = inspect.signature(module.forward).parameters
-        return _Network(
-            module=module,
-            device=self.device,
-            bytes=size,
-            cache_keyword="cache" if "cache" in forward else "past_key_values",
-            keep_last_logits="logits_to_keep" in forward,
-        )
+        return _Network(module=module, device=self.device, bytes=size, engine=engine)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -262,6 +257,7 @@ class TransformersBackend(Backend):
     ) -> TransformersGeneration:
         check_context(model, len(ids), params.max_tokens, folder.context)
         net = self._network(model)
+        assert net.engine is not None  # a causal LM's: `require` checked
         config_eos = net.module.generation_config.eos_token_id
         eos = {folder.tokenizer.eos_token_id}
         eos |= set(config_eos) if isinstance(config_eos, list) else {config_eos}
@@ -273,70 +269,88 @@ class TransformersBackend(Backend):
             )
             return str(text)
 
-        return TransformersGeneration(net, ids, params, {int(e) for e in eos}, decode)
+        sequence = BatchedSequence(ids, params, {int(e) for e in eos}, net.device)
+        return TransformersGeneration(net.engine, sequence, decode)
 
 
-class TransformersGeneration(Generation):
-    """Tokens from the KV-cache loop, decoded incrementally, cut at stop strings."""
-
-    def __init__(
-        self,
-        net: _Network,
-        prompt: list[int],
-        params: SamplingParams,
-        eos: set[int],
-        decode: Callable[[Sequence[int]], str],
-    ) -> None:
-        self.prompt_tokens = len(prompt)
-        self.completion_tokens = 0
-        self.finish_reason: str | None = None
-        self._net, self._prompt, self._params, self._eos = net, prompt, params, eos
-        self._decode = decode
-        self._rng = torch.Generator(device=net.device)
-        if params.seed is None:
-            self._rng.seed()
-        else:
-            self._rng.manual_seed(params.seed)
-        self._closed = False
-        self._iterator: Generator[str, None, None] | None = None
-
-    def __iter__(self) -> Iterator[str]:
-        if self._iterator is not None or self._closed:
-            return iter(())
-        self._iterator = token_deltas(self, self._tokens(), self._eos, self._decode, self._params)
-        return self._iterator
-
-    def close(self) -> None:
-        self._closed = True
-        if self._iterator is not None:
-            # in another thread's hands it raises ValueError, and stops after this step
-            with contextlib.suppress(ValueError):
-                self._iterator.close()  # frees the KV cache now rather than when collected
-
-    def _tokens(self) -> Iterator[int]:
-        net, params = self._net, self._params
-        ids = torch.tensor([self._prompt], device=net.device)  # (1, T): the prompt, then 1 token
-        cache = None
-        while not self._closed:
-            with net.lock, torch.inference_mode():
-                logits, cache = net.next_logits(ids, cache)  # (V,)
-                token = next_token(logits, params.temperature, params.top_p, self._rng)
-            yield token
-            ids = torch.tensor([[token]], device=net.device)  # (1, 1)
+class TransformersGeneration(BatchedGeneration):
+    """A generation on one of this backend's causal LMs, batched by its model's engine."""
 
 
-def next_token(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:
-    """Draw the next token from `logits` (V,): greedy at temperature 0, else nucleus sampling."""
-    if temperature == 0.0:
-        return int(logits.argmax())
-    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (V,)
-    if top_p < 1.0:
-        probs, order = probs.sort(descending=True)
-        outside = probs.cumsum(0) - probs >= top_p  # mass before the token already reaches top_p
-        outside[0] = False  # the most likely token is always kept
-        probs = probs.masked_fill(outside, 0.0)
-        return int(order[torch.multinomial(probs, 1, generator=rng)])
-    return int(torch.multinomial(probs, 1, generator=rng))
+class CausalLMRunner:
+    """A causal LM as its `BatchEngine` drives it: a prompt read alone, then one forward pass
+    for the next token of every sequence in a step.
+
+    Architectures in `RAGGED_TYPES` whose attention covers the whole context run it through
+    `ragged_attention`, each sequence over its own `SequenceKV`, and a step's rows are padded
+    to a multiple of `ROW_MULTIPLE` (see `batching` on why): on a CPU with oneDNN, over weights
+    laid out for its kernel (`pack_linears`), where four rows cost no more than one. Any other
+    architecture (a sliding window, say) decodes each sequence alone with its own cache.
+    """
+
+    def __init__(self, module: PreTrainedModel, device: torch.device) -> None:
+        self.module, self.device = module, device
+        config = module.config
+        forward = inspect.signature(module.forward).parameters
+        self.cache_keyword = "cache" if "cache" in forward else "past_key_values"  # 5.x: cache
+        self.keep: dict[str, int] = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
+        self.pad = int(config.pad_token_id or 0)  # padding rows' input; their output is dropped
+        layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+        window = getattr(config, "sliding_window", None) and getattr(
+            config, "use_sliding_window", 1
+        )
+        self.ragged = bool(
+            config.model_type in RAGGED_TYPES
+            and getattr(module, "_supports_attention_backend", False)
+            and layer_types == {"full_attention"}
+            and not window
+        )
+        self.layers = int(config.num_hidden_layers) if self.ragged else 0
+        if self.ragged:
+            module.set_attn_implementation(RAGGED)
+            if device.type == "cpu" and torch.backends.mkldnn.is_available():
+                pack_linears(module)
+
+    def prefill(self, sequence: BatchedSequence) -> torch.Tensor:
+        """The prompt through the model alone, into a new cache; the next logits, (V,)."""
+        ids = torch.tensor([sequence.prompt], device=self.device)  # (1, T)
+        if not self.ragged:
+            return self._alone(sequence, ids)[0]
+        sequence.cache = SequenceKV(self.layers)
+        sequence.length = ids.shape[1]
+        positions = torch.arange(ids.shape[1], device=self.device)[None]  # (1, T)
+        return self._forward(ids, positions, [sequence.cache])[0]
+
+    def decode(self, sequences: list[BatchedSequence]) -> torch.Tensor:
+        """Each sequence's `last` token at its next position, in one padded batch; (n, V)."""
+        if not self.ragged:
+            lasts = [torch.tensor([[s.last]], device=self.device) for s in sequences]  # (1, 1)
+            return torch.cat([self._alone(s, ids) for s, ids in zip(sequences, lasts, strict=True)])
+        n = len(sequences)
+        rows = -(-n // ROW_MULTIPLE) * ROW_MULTIPLE
+        ids = torch.full((rows, 1), self.pad, device=self.device)  # (B, 1)
+        positions = torch.zeros((rows, 1), dtype=torch.long, device=self.device)
+        ids[:n, 0] = torch.tensor([s.last for s in sequences])
+        positions[:n, 0] = torch.tensor([s.length for s in sequences])
+        for sequence in sequences:
+            sequence.length += 1
+        return self._forward(ids, positions, [s.cache for s in sequences])[:n]
+
+    def _forward(
+        self, ids: torch.Tensor, positions: torch.Tensor, caches: list[SequenceKV]
+    ) -> torch.Tensor:
+        inputs = {"input_ids": ids, "position_ids": positions, "cairn_kv": caches}
+        return self.module(**inputs, use_cache=False, **self.keep).logits[:, -1]  # (B, V)
+
+    def _alone(self, sequence: BatchedSequence, ids: torch.Tensor) -> torch.Tensor:
+        """`ids` (1, T) after the sequence's transformers cache; the next logits, (1, V)."""
+        kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": True, **self.keep}
+        if sequence.cache is not None:
+            kwargs[self.cache_keyword] = sequence.cache
+        out = self.module(**kwargs)
+        sequence.cache = getattr(out, self.cache_keyword)
+        sequence.length += ids.shape[1]
+        return out.logits[:, -1]
 
 
 def _folder_path(model: ServedModel) -> Path:
