@@ -13,6 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from cairn.assets.content import Scope
 from cairn.core.recipe import load_recipe
 from cairn.node import Node
+from cairn.serve.backends import SamplingParams
+from cairn.serve.backends.transformers import TransformersBackend
 from cairn.train.adapter_folder import AdapterBase
 from cairn.train.weights import fetch_folder
 from tests.api.conftest import in_process, node_client
@@ -135,3 +137,21 @@ def test_the_model_page_says_it_is_adapters_over_its_base(
     assert 'data-testid="adapter"' in page and f'href="/assets/{base}"' in page
     assert f'href="/api/v1/models/{model_id}/download?merged=true"' in page
     assert 'data-testid="adapter"' not in base_page  # a whole model says nothing of adapters
+
+
+def test_the_gateway_serves_a_lora_model_over_its_base_without_merging(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, model_id = lora_model(node, tmp_path, monkeypatch)
+    spec = node.jobs.job_dir(job_id).spec()
+    served = node.gateway.resolver.resolve(str(model_id))
+    assert served.model.adapter is not None and served.model.folder == Path(spec.base_folder)
+    base = node.gateway.resolver.resolve(str(spec.base_asset))
+    params = SamplingParams(max_tokens=12, temperature=0.0)
+    tuned = served.backend.complete(served.model, "reverse abc", params)
+    plain = base.backend.complete(base.model, "reverse abc", params)
+    tuned_text, plain_text = "".join(tuned), "".join(plain)
+    assert tuned.completion_tokens > 0 and tuned_text != plain_text  # its adapters answer
+    backend = served.backend
+    assert isinstance(backend, TransformersBackend) and len(backend.resident.keys()) == 1
+    assert not (node.catalog.cache_dir / "merged").exists()  # no merged copy on disk

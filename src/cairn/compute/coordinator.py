@@ -169,7 +169,7 @@ class Coordinator:
                         "node_id": r.node_id,
                         "account": r.report.account,
                         **r.metrics,
-                        "update_bytes": update_bytes(r),
+                        "update_bytes": r.update_bytes(),
                         "received_bytes": r.wire_bytes,
                     }
                     for r in replies
@@ -374,13 +374,6 @@ class Coordinator:
         if self.job.run_id() not in (None, self.run_id):
             raise Superseded
         self.job.append(kind, run_id=self.run_id, **fields)
-
-
-def update_bytes(reply: WorkerReply) -> int:
-    """Bytes of the update a worker sent: its arrays, quantised or not."""
-    if reply.encoded is not None:
-        return reply.encoded.nbytes()
-    return sum(t.numel() * t.element_size() for t in reply.params.values())
 
 
 def exchange(

@@ -124,6 +124,12 @@ class WorkerReply:
     encoded: EncodedUpdate | None = None
     wire_bytes: int = 0  # the reply's arrays as Flower carried them (`array_bytes`)
 
+    def update_bytes(self) -> int:
+        """Bytes of the update the worker sent: its arrays, quantised or not."""
+        if self.encoded is not None:
+            return self.encoded.nbytes()
+        return sum(t.numel() * t.element_size() for t in self.params.values())
+
 
 def task_message(
     task: RoundTask, params: dict[str, torch.Tensor], node_id: int, ttl: float

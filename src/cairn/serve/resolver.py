@@ -114,6 +114,17 @@ class Resolver:
             gguf = base_models.entry_path(base_models.find(base["name"]))
             model = ServedModel(id=str(asset.asset_id), folder=None, family=family, gguf=gguf)
             return Served(asset, model, self._llama_backend())
+        adapter = self.catalog.adapter(asset)
+        if adapter is not None and adapter.labels is None:  # a causal LM's adapters: over the
+            # base, kept in memory once for all of them (a classifier's head needs its merge)
+            base = self.catalog.folder(self.catalog.assets.get(adapter.asset_id))
+            model = ServedModel(
+                id=str(asset.asset_id),
+                folder=base,
+                family=family,
+                adapter=self.catalog.stored_folder(asset),
+            )
+            return Served(asset, model, self.local)
         folder = self.catalog.folder(asset)
         model = ServedModel(id=str(asset.asset_id), folder=folder, family=family)
         return Served(asset, model, self.local)

@@ -44,6 +44,9 @@ class ServedModel:
     family: str  # "causal-lm" or "encoder"
     gguf: Path | None = None  # a GGUF file (llama.cpp backend)
     upstream_name: str | None = None  # the model name at an upstream server (default: id)
+    # a LoRA model: its peft adapter folder, served over `folder` (its base), which stays
+    # loaded once for every adapter over it (transformers backend)
+    adapter: Path | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:

@@ -16,7 +16,9 @@
   over its labels (`config.id2label`), from the same weights, one batch of texts at a time.
 
 Weights stay in memory under a budget (`ResidentModels`); an evicted causal LM's loop thread
-ends with its last generation. Float32; CUDA when there is one.
+ends with its last generation. A LoRA fine-tune is served over its base, loaded once for all of
+its fine-tunes, which share its loop: each step runs one forward pass per adapter (`lora`).
+Float32; CUDA when there is one.
 """
 
 from __future__ import annotations
@@ -32,17 +34,13 @@ import torch
 import torch.nn.functional as F
 from transformers import (
     AttentionInterface,
-    AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PretrainedConfig,
     PreTrainedModel,
-    PreTrainedTokenizerBase,
 )
 
-from cairn.core.errors import ConfigError, InvalidInput, NotFound
+from cairn.core.errors import InvalidInput
 from cairn.serve.backends.base import (
     Backend,
     Classification,
@@ -62,30 +60,16 @@ from cairn.serve.backends.batching import (
     pack_linears,
     ragged_attention,
 )
+from cairn.serve.backends.hf_folder import ModelFolder, folder_path, read_folder, unservable
+from cairn.serve.backends.lora import AdapterSet
 from cairn.serve.backends.resident import ResidentModels
 
 EMBED_BATCH = 32  # texts per forward pass when embedding or classifying
-# config fields that hold a model's context length, by architecture family
-CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
-UNBOUNDED = 1_000_000  # tokenizers without a limit report 1e30 as model_max_length
 RAGGED_TYPES = ("llama", "mistral", "qwen2", "qwen3")  # tested with `ragged_attention` for theirs
 RAGGED = "cairn_ragged"  # its name among transformers' attention functions
 ROW_MULTIPLE = 4  # a decoding step's rows are padded to a multiple of this (`CausalLMRunner`)
 
 AttentionInterface.register(RAGGED, ragged_attention)
-
-
-@dataclass
-class _Folder:
-    """What a model folder says before its weights load: kind, tokenizer and context."""
-
-    kind: str  # "causal-lm", "encoder" or "classifier" (an encoder with a classification head)
-    config: PretrainedConfig
-    tokenizer: PreTrainedTokenizerBase
-    context: int
-    labels: list[str]  # a classifier's labels, in the order of its logits
-    # fast tokenizers change their own padding and truncation state on each call
-    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -109,7 +93,7 @@ class TransformersBackend(Backend):
         self.resident: ResidentModels[_Network] = ResidentModels(
             memory_budget_bytes, size_of=lambda net: net.bytes
         )
-        self._folders: dict[Path, _Folder] = {}
+        self._folders: dict[Path, ModelFolder] = {}
         self._folders_lock = threading.Lock()
 
     # --- the interface ------------------------------------------------------------------------
@@ -212,16 +196,16 @@ class TransformersBackend(Backend):
 
     # --- loading ------------------------------------------------------------------------------
 
-    def _folder(self, model: ServedModel) -> _Folder:
-        path = _folder_path(model)
+    def _folder(self, model: ServedModel) -> ModelFolder:
+        path = folder_path(model)
         with self._folders_lock:
             if path not in self._folders:
-                self._folders[path] = _read_folder(model, path)
+                self._folders[path] = read_folder(model, path)
             return self._folders[path]
 
     def _network(self, model: ServedModel) -> _Network:
         folder = self._folder(model)
-        path = _folder_path(model)
+        path = folder_path(model)
         return self.resident.get(
             path, lambda: self._load(model, path, folder.kind), f"model {model.id}"
         )
@@ -235,7 +219,7 @@ class TransformersBackend(Backend):
         try:
             module = loader.from_pretrained(str(path), dtype=torch.float32)
         except Exception as exc:  # damaged weights raise whatever their format's reader does
-            raise _unservable(model, f"its weights do not load as {kind}", exc) from exc
+            raise unservable(model, f"its weights do not load as {kind}", exc) from exc
         module.to(self.device).eval()
         engine = None
         if kind == "causal-lm":  # before sizing: packing changes what the weights take
@@ -245,7 +229,7 @@ class TransformersBackend(Backend):
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _encode(self, folder: _Folder, texts: list[str], device: torch.device) -> Any:
+    def _encode(self, folder: ModelFolder, texts: list[str], device: torch.device) -> Any:
         with folder.tokenizer_lock:
             batch = folder.tokenizer(
                 texts, padding=True, truncation=True, max_length=folder.context, return_tensors="pt"
@@ -253,7 +237,7 @@ class TransformersBackend(Backend):
         return batch.to(device)
 
     def _generation(
-        self, model: ServedModel, folder: _Folder, ids: list[int], params: SamplingParams
+        self, model: ServedModel, folder: ModelFolder, ids: list[int], params: SamplingParams
     ) -> TransformersGeneration:
         check_context(model, len(ids), params.max_tokens, folder.context)
         net = self._network(model)
@@ -269,7 +253,16 @@ class TransformersBackend(Backend):
             )
             return str(text)
 
-        sequence = BatchedSequence(ids, params, {int(e) for e in eos}, net.device)
+        adapter = None
+        if model.adapter is not None:  # a LoRA fine-tune: its adapters over the loaded base
+            adapter = str(model.adapter.resolve())
+            runner = net.engine.runner
+            assert isinstance(runner, CausalLMRunner)
+            try:
+                runner.adapters.ensure(adapter, model.adapter)
+            except InvalidInput as exc:
+                raise InvalidInput(f"model {model.id} cannot be served: {exc.message}") from None
+        sequence = BatchedSequence(ids, params, {int(e) for e in eos}, net.device, adapter)
         return TransformersGeneration(net.engine, sequence, decode)
 
 
@@ -310,9 +303,22 @@ class CausalLMRunner:
             module.set_attn_implementation(RAGGED)
             if device.type == "cpu" and torch.backends.mkldnn.is_available():
                 pack_linears(module)
+        self.adapters = AdapterSet(module, device)  # LoRA fine-tunes served over this model
 
     def prefill(self, sequence: BatchedSequence) -> torch.Tensor:
         """The prompt through the model alone, into a new cache; the next logits, (V,)."""
+        with self.adapters.lock:
+            self.adapters.active.key = sequence.adapter
+            return self._prefill(sequence)
+
+    def decode(self, sequences: list[BatchedSequence]) -> torch.Tensor:
+        """Each sequence's `last` token at its next position, in one padded batch; (n, V). The
+        sequences share one adapter (the engine groups them so)."""
+        with self.adapters.lock:
+            self.adapters.active.key = sequences[0].adapter
+            return self._decode(sequences)
+
+    def _prefill(self, sequence: BatchedSequence) -> torch.Tensor:
         ids = torch.tensor([sequence.prompt], device=self.device)  # (1, T)
         if not self.ragged:
             return self._alone(sequence, ids)[0]
@@ -321,8 +327,7 @@ class CausalLMRunner:
         positions = torch.arange(ids.shape[1], device=self.device)[None]  # (1, T)
         return self._forward(ids, positions, [sequence.cache])[0]
 
-    def decode(self, sequences: list[BatchedSequence]) -> torch.Tensor:
-        """Each sequence's `last` token at its next position, in one padded batch; (n, V)."""
+    def _decode(self, sequences: list[BatchedSequence]) -> torch.Tensor:
         if not self.ragged:
             lasts = [torch.tensor([[s.last]], device=self.device) for s in sequences]  # (1, 1)
             return torch.cat([self._alone(s, ids) for s, ids in zip(sequences, lasts, strict=True)])
@@ -351,49 +356,3 @@ class CausalLMRunner:
         sequence.cache = getattr(out, self.cache_keyword)
         sequence.length += ids.shape[1]
         return out.logits[:, -1]
-
-
-def _folder_path(model: ServedModel) -> Path:
-    if model.folder is None:
-        raise ConfigError(
-            f"model {model.id} has no local folder: the transformers backend serves "
-            "Hugging Face folders"
-        )
-    return model.folder.resolve()
-
-
-def _unservable(model: ServedModel, why: str, exc: Exception) -> InvalidInput:
-    """A model whose published files are damaged: the caller named a model that cannot serve."""
-    return InvalidInput(
-        f"model {model.id} cannot be served: {why} ({type(exc).__name__}: {exc}); "
-        "its owner must publish it again"
-    )
-
-
-def _read_folder(model: ServedModel, path: Path) -> _Folder:
-    if not (path / "config.json").is_file():
-        raise NotFound(
-            f"model {model.id}: {path} is not a Hugging Face model folder (no config.json)"
-        )
-    try:
-        config = AutoConfig.from_pretrained(str(path))
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    except Exception as exc:  # a damaged config or tokenizer, as for weights
-        raise _unservable(model, "its config or tokenizer does not load", exc) from exc
-    heads = [a for a in config.architectures or [] if a.endswith("ForSequenceClassification")]
-    if model.family == "causal-lm":
-        kind = "causal-lm"
-    else:
-        kind = "classifier" if heads else "encoder"
-        if tokenizer.pad_token is None:  # batches need padding; the mask hides it
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    limits = [int(getattr(config, f)) for f in CONTEXT_FIELDS if getattr(config, f, None)]
-    if tokenizer.model_max_length and tokenizer.model_max_length < UNBOUNDED:
-        limits.append(int(tokenizer.model_max_length))
-    if not limits:
-        raise ConfigError(f"model {model.id}: {path} states no context length")
-    id2label: dict[Any, str] = dict(getattr(config, "id2label", None) or {})
-    labels = [str(id2label[i]) for i in sorted(id2label, key=int)] if kind == "classifier" else []
-    return _Folder(
-        kind=kind, config=config, tokenizer=tokenizer, context=min(limits), labels=labels
-    )
