@@ -11,10 +11,12 @@ import httpx
 import pytest
 import yaml
 
-from cairn.core.recipe import METHODS
+from cairn.compute.estimate import TARGET_SECONDS, estimate_time
+from cairn.core.recipe import METHODS, parse_recipe
 from cairn.node import Node
 from tests.compute.conftest import TOKEN, anchored_dataset, register_tiny
 from tests.data.conftest import dev
+from tests.web.test_jobs_pages import play_rounds, start_job
 
 
 @dataclass
@@ -211,3 +213,67 @@ def test_launching_escrows_the_budget_and_opens_the_job(
     shown = web.get(reply.headers["location"])
     assert "started." in shown.text and 'data-testid="job-status"' in shown.text
     assert 'data-testid="cancel-job"' in shown.text
+
+
+def test_a_first_visit_is_a_job_fitted_to_this_node(
+    web: httpx.Client, node: Node, setup: Setup
+) -> None:
+    page = web.get("/build").text
+    recipe = parse_recipe(yaml.safe_load("".join(parse(page).pre)))
+    # no history on the tiny model: one CPU provider's default pace; its 10 rounds of 50 steps
+    # would take about 50 minutes, so fewer rounds and steps were chosen for about 5
+    assert (recipe.distributed.rounds, recipe.distributed.inner_steps) != (10, 50)
+    time = estimate_time(recipe, node.jobs.conditions(recipe))
+    assert time.seconds <= TARGET_SECONDS and not time.pace.measured
+    shown = page.split('data-testid="time-estimate"')[1].split('data-testid="cost-estimate"')[0]
+    assert f"<strong>About {time.duration}</strong>" in shown
+    assert "none is online now" in shown  # the tests' node runs no SuperLink
+    assert "based on a default rate for one CPU provider" in shown
+    assert "No provider is online: the job waits for one to join" in shown
+    assert 'data-testid="fitted-note"' in shown
+    rounds = recipe.distributed.rounds  # the rounds' hint says so
+    assert f"Default 10; {rounds} here, chosen from the time estimate" in page
+
+
+def test_the_page_warns_when_a_job_overruns_its_time_limit(
+    web: httpx.Client, node: Node, setup: Setup
+) -> None:
+    values = form(
+        setup,
+        sft__batch_size="8",
+        sft__max_length="512",
+        distributed__rounds="10",
+        distributed__inner_steps="50",
+        budget__max_seconds="3600",
+    )
+    fragment = web.post("/build/preview", data=values).text
+    recipe = yaml.safe_load("".join(parse(fragment).pre))
+    assert recipe["distributed"]["rounds"] == 10 and recipe["distributed"]["inner_steps"] == 50
+    assert recipe["hyperparameters"]["batch_size"] == 8  # what the builder typed is kept
+    warnings = [part.split("</p>")[0] for part in fragment.split('data-testid="time-warning">')[1:]]
+    assert any("more than the time limit (3,600 s): the job would stop" in w for w in warnings)
+    # the round timeout, left empty, was raised to cover a round twice: 50 steps x 8 records
+    chosen = parse_recipe(recipe)
+    time = estimate_time(chosen, node.jobs.conditions(chosen))
+    assert recipe["distributed"]["round_timeout_s"] >= 2 * time.round_compute > 600
+    assert not any("round timeout" in w for w in warnings)
+
+    small = web.post("/build/preview", data=form(setup)).text  # 3 rounds of 5 steps of 4
+    assert "more than the time limit" not in small and "by less than" not in small
+
+
+def test_the_estimate_stands_on_this_nodes_measured_rounds(
+    web: httpx.Client, node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = start_job(node, tmp_path, monkeypatch)
+    play_rounds(node, job_id, [3.0, 2.0, 1.25])  # 5 steps in 1.5 s of compute, 2.5 s a round
+    job = node.jobs.get(job_id)
+    page = web.get("/build", params={"base": job.base_asset, "method": "sft"}).text
+    recipe = parse_recipe(yaml.safe_load("".join(parse(page).pre)))
+    conditions = node.jobs.conditions(recipe)
+    assert conditions.pace.measured_rounds == 3 and conditions.pace.round_overhead == 1.0
+    assert "measured history (3 finished rounds on this base model)" in page
+    # that pace runs the schema's own defaults well within 5 minutes: nothing to fit
+    assert (recipe.distributed.rounds, recipe.distributed.inner_steps) == (10, 50)
+    assert estimate_time(recipe, conditions).seconds <= TARGET_SECONDS
+    assert 'data-testid="fitted-note"' not in page

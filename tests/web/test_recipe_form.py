@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from cairn.compute.estimate import FITTED_FIELDS
 from cairn.core.recipe import RECIPES, Distributed
-from cairn.web.recipe_form import MARK, read_form, rewards, settings
+from cairn.web.recipe_form import MARK, free_fields, read_form, rewards, settings, with_defaults
 
 
 def form(**values: str | list[str]) -> dict[str, list[str]]:
@@ -127,3 +128,28 @@ def test_grpo_rewards_from_the_form() -> None:
     assert "below max_completion_length (128)" in state.errors[0]["msg"]
     values["grpo.reward"] = []
     assert read_form(values).errors[0]["key"] == "grpo.reward"
+
+
+def test_fitted_defaults_fill_only_what_the_builder_left_empty() -> None:
+    first = read_form(form(**BASE))
+    assert free_fields(first, FITTED_FIELDS) == frozenset(FITTED_FIELDS)
+    typed = read_form(form(**BASE, **{"distributed.rounds": "7", "lora.batch_size": " "}))
+    assert "distributed.rounds" not in free_fields(typed, FITTED_FIELDS)
+    assert "hyperparameters.batch_size" in free_fields(typed, FITTED_FIELDS)  # blank: empty
+
+    chosen = {"distributed.rounds": 3, "distributed.inner_steps": 13}
+    fitted = with_defaults(typed, chosen)
+    assert fitted.recipe is not None
+    assert fitted.recipe.distributed.rounds == 7  # typed: kept
+    assert fitted.recipe.distributed.inner_steps == 13
+    assert fitted.fitted == {"distributed.inner_steps": "13"}
+    shown = {s.key: s for s in settings(fitted)["distributed"]}
+    assert shown["distributed.inner_steps"].value == "13"
+    assert (
+        "Default 50; 13 here, chosen from the time estimate"
+        in shown["distributed.inner_steps"].hint
+    )
+    assert "Default 10." in shown["distributed.rounds"].hint
+
+    # values the recipe refuses leave the form as it was
+    assert with_defaults(first, {"distributed.inner_steps": 0}) is first

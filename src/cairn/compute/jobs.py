@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -26,6 +26,18 @@ from cairn.compute.choices import (
     TrainableModel,
     trainable_datasets,
     trainable_models,
+)
+from cairn.compute.estimate import (
+    DEFAULT_PACE,
+    MEASURED_JOBS,
+    MEASURED_ROUNDS,
+    SIZE_SAMPLE,
+    Pace,
+    RoundSample,
+    RunConditions,
+    measured_pace,
+    step_tokens,
+    typical_tokens,
 )
 from cairn.compute.finish import Finisher
 from cairn.compute.follow import Follower
@@ -45,7 +57,7 @@ from cairn.compute.models import WorkReportRow
 from cairn.compute.network import ComputeInfo, ProviderStake, compute_info, provider_stake
 from cairn.compute.superlink import SuperLink
 from cairn.core.errors import CairnError, Conflict, Forbidden
-from cairn.core.recipe import Recipe
+from cairn.core.recipe import Recipe, method_spec, parse_recipe
 from cairn.data.service import DataService
 from cairn.db.engine import Database
 from cairn.economy.licences import LicenceBook
@@ -219,3 +231,62 @@ class JobService:
 
     def _finish(self, job_id: str) -> None:
         self.finisher.finish(job_id, self.job_dir(job_id))
+
+    # -- pace: what a run takes on this node (the builder's time estimate) ----------------------
+
+    def conditions(self, recipe: Recipe) -> RunConditions:
+        """How fast `recipe` would train here: the pace this node's newest rounds on its base
+        model show (a default rate without any), its records' typical tokens, the providers
+        online now."""
+        family = method_spec(recipe.method).family
+        try:
+            base = self.catalog.resolve(recipe.base_model).asset_id
+        except CairnError:
+            base = None
+        refs = [(ref.dataset, ref.version) for ref in recipe.datasets]
+        return RunConditions(
+            pace=self._measured_pace(base) or DEFAULT_PACE[family],
+            record_tokens=self._record_tokens(recipe.method, refs),
+            online=self._providers_online(),
+        )
+
+    def _measured_pace(self, base: int | None) -> Pace | None:
+        samples: list[RoundSample] = []
+        jobs = [s for s in self.index.summaries() if s.base_asset == base and s.round > 0]
+        for summary in jobs[:MEASURED_JOBS]:
+            job = self.get(summary.job_id)
+            try:
+                recipe = parse_recipe(job.recipe)
+            except CairnError:
+                continue  # a recipe this version of Cairn no longer reads: no measure
+            refs = [(use.dataset, use.version) for use in job.datasets]
+            step = step_tokens(recipe, self._record_tokens(job.method, refs))
+            samples += [
+                RoundSample(step * job.inner_steps, entry.compute_seconds, entry.seconds)
+                for entry in job.history
+            ]
+        return measured_pace(samples[-MEASURED_ROUNDS:] if samples else [])
+
+    def _record_tokens(self, method: str, refs: Sequence[tuple[int, str | None]]) -> int | None:
+        """A typical record's tokens over the datasets' versions (the newest where None)."""
+        spec = method_spec(method)
+        sizes: list[int] = []
+        for dataset, version in refs:
+            try:
+                records = self.data.anchoring.records(dataset, version)
+            except CairnError:
+                continue  # no such dataset or version yet: the recipe's check says so
+            sizes += [
+                sum(len(str(record.get(name, "")).encode()) for name in spec.fields)
+                for record in records[:SIZE_SAMPLE]
+            ]
+        return typical_tokens(sizes, spec.family)
+
+    def _providers_online(self) -> int | None:
+        """SuperNodes online at the SuperLink (0 when it is not running; None: it did not say)."""
+        if not self.superlink.running:
+            return 0
+        try:
+            return sum(1 for s in self.superlink.supernodes().values() if s == "online")
+        except CairnError:
+            return None

@@ -1,8 +1,10 @@
 """The builder's pages: the no-code model builder (/build) and the training jobs (/jobs).
 
-/build turns a form into a recipe (`cairn.web.recipe_form`), shows the YAML it will run and what
-the run will cost (`cairn.compute.estimate`), and launches it with `JobService.create`, as
-`POST /api/v1/jobs` does. /jobs lists the jobs; /jobs/{id} follows one: a live part the page
+/build turns a form into a recipe (`cairn.web.recipe_form`), shows the YAML it will run, what
+the run will cost and how long it will take on this node's providers (`cairn.compute.estimate`),
+and launches it with `JobService.create`, as `POST /api/v1/jobs` does. The rounds, inner steps,
+batch size and time limits a builder leaves empty (every one, on a first visit) are fitted so
+that the job finishes in about `TARGET_SECONDS` (`fit_defaults`). /jobs lists the jobs; /jobs/{id} follows one: a live part the page
 refreshes every 2 s until the job ends, with its rounds, providers, curves, logs and model.
 """
 
@@ -20,14 +22,30 @@ from starlette.concurrency import run_in_threadpool
 from cairn.api.deps import AccountsDep, AssetsDep, JobsDep
 from cairn.assets.service import AssetService
 from cairn.compute.choices import TrainableDataset, TrainableModel
-from cairn.compute.estimate import ASSUMPTIONS, estimate_run
+from cairn.compute.estimate import (
+    ASSUMPTIONS,
+    FITTED_FIELDS,
+    TARGET_SECONDS,
+    RunConditions,
+    estimate_run,
+    estimate_time,
+    fit_defaults,
+)
 from cairn.compute.inputs import TASK
 from cairn.compute.job import ACTIVE, ENDED, Job, JobEvent, RoundEntry
 from cairn.compute.jobs import JobService
 from cairn.core.errors import CairnError
 from cairn.core.recipe import FAMILY_OF, METHODS, RECIPES, parse_recipe, recipe_to_yaml
 from cairn.web.charts import Chart, Series, line_chart
-from cairn.web.recipe_form import MARK, FormState, read_form, rewards, settings
+from cairn.web.recipe_form import (
+    MARK,
+    FormState,
+    free_fields,
+    read_form,
+    rewards,
+    settings,
+    with_defaults,
+)
 from cairn.web.render import count, page, redirect, short
 from cairn.web.viewer import MaybeViewer, Viewer, ViewerDep
 
@@ -81,11 +99,20 @@ def _with_choices(
     return values
 
 
-def _preview(state: FormState, datasets: list[TrainableDataset]) -> dict[str, Any]:
-    """What the preview shows: the recipe YAML and, for a valid recipe, the estimate."""
-    if state.recipe is None:
+def _preview(
+    state: FormState, datasets: list[TrainableDataset], conditions: RunConditions | None
+) -> dict[str, Any]:
+    """What the preview shows: the recipe YAML and, for a valid recipe, the estimates of its
+    size, cost and time."""
+    if state.recipe is None or conditions is None:
         text = yaml.safe_dump(state.data, sort_keys=False, allow_unicode=True, width=1_000)
-        return {"state": state, "yaml": text, "estimate": None, "assumptions": ASSUMPTIONS}
+        return {
+            "state": state,
+            "yaml": text,
+            "estimate": None,
+            "time": None,
+            "assumptions": ASSUMPTIONS,
+        }
     by_id = {d.id: d for d in datasets}
     records = 0
     for ref in state.recipe.datasets:
@@ -97,14 +124,27 @@ def _preview(state: FormState, datasets: list[TrainableDataset]) -> dict[str, An
         "state": state,
         "yaml": recipe_to_yaml(state.recipe),
         "estimate": estimate_run(state.recipe, records or None),
+        "time": estimate_time(state.recipe, conditions),
+        "target_minutes": TARGET_SECONDS // 60,
         "records": records,
         "assumptions": ASSUMPTIONS,
     }
 
 
+def _fitted(jobs: JobService, state: FormState) -> tuple[FormState, RunConditions | None]:
+    """The form with defaults that fit this node (`fit_defaults`) in the time settings the
+    browser left empty, and the conditions they were fitted to; what a builder typed stays."""
+    if state.recipe is None:
+        return state, None
+    conditions = jobs.conditions(state.recipe)
+    free = free_fields(state, FITTED_FIELDS)
+    # the fitted settings leave the model, data and method as they were: the same conditions
+    return with_defaults(state, fit_defaults(state.recipe, free, conditions)), conditions
+
+
 def _build_context(jobs: JobService, values: dict[str, list[str]]) -> dict[str, Any]:
     models, datasets = jobs.models(), jobs.datasets()
-    state = read_form(_with_choices(values, models, datasets))
+    state, conditions = _fitted(jobs, read_form(_with_choices(values, models, datasets)))
     return {
         "title": "Build a model",
         "methods": methods(),
@@ -115,7 +155,7 @@ def _build_context(jobs: JobService, values: dict[str, list[str]]) -> dict[str, 
         "state": state,
         "sections": settings(state),
         "rewards": rewards(state) if state.method == "grpo" else [],
-        **_preview(state, datasets),
+        **_preview(state, datasets, conditions),
     }
 
 

@@ -17,6 +17,7 @@ import annotated_types as at
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from cairn.compute.estimate import TARGET_SECONDS
 from cairn.core.amounts import parse_units
 from cairn.core.errors import InvalidInput
 from cairn.core.recipe import (
@@ -109,6 +110,7 @@ class FormState:
     data: dict[str, Any]  # the recipe mapping
     recipe: Recipe | None
     errors: list[dict[str, str]]  # {"loc", "msg", "key", "anchor"}: the field blamed, or ""
+    fitted: dict[str, str] = field(default_factory=dict)  # form key -> value chosen to fit
 
     def get(self, key: str, default: str = "") -> str:
         """The first value sent for `key`."""
@@ -199,6 +201,27 @@ def read_form(values: Mapping[str, list[str]]) -> FormState:
     return FormState(values, method, data, None if problems else recipe, problems)
 
 
+def with_defaults(state: FormState, chosen: Mapping[str, int]) -> FormState:
+    """The form with `chosen` values (by recipe location, as `fit_defaults` gives them) in the
+    fields the browser left empty; the form as it was if they would not make a valid recipe."""
+    keys = {loc: field_key(loc, state.method, state.data) for loc in chosen}
+    fitted = {k: str(chosen[loc]) for loc, k in keys.items() if not state.get(k).strip()}
+    if not fitted or state.recipe is None:
+        return state
+    new = read_form({**state.values, **{key: [value] for key, value in fitted.items()}})
+    if new.recipe is None:
+        return state
+    new.fitted = fitted
+    return new
+
+
+def free_fields(state: FormState, paths: Sequence[str]) -> frozenset[str]:
+    """The recipe locations among `paths` whose form field the browser left empty."""
+    return frozenset(
+        p for p in paths if not state.get(field_key(p, state.method, state.data)).strip()
+    )
+
+
 def settings(state: FormState) -> dict[str, list[Setting]]:
     """The form's settings by section (hyperparameters, evaluation, distributed, budget)."""
     method = state.method
@@ -281,7 +304,12 @@ def _setting(key: str, name: str, info: FieldInfo, state: FormState) -> Setting:
     hint = (info.description or "").rstrip(".") + "."
     if NOTES.get(name):
         hint += f" {NOTES[name]}"
-    if default is not None:
+    if key in state.fitted:
+        hint += (
+            f" Default {_shown(default)}; {state.fitted[key]} here, chosen from the time estimate "
+            f"for a job of about {TARGET_SECONDS // 60} minutes on this node's providers."
+        )
+    elif default is not None:
         hint += f" Default {_shown(default)}."
     low, high = _bounds(info)
     setting = Setting(
