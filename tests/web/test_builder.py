@@ -14,7 +14,7 @@ import yaml
 from cairn.compute.estimate import TARGET_SECONDS, estimate_time
 from cairn.core.recipe import METHODS, parse_recipe
 from cairn.node import Node
-from tests.compute.conftest import TOKEN, anchored_dataset, register_tiny
+from tests.compute.conftest import TOKEN, anchored_dataset, register_tiny, save_tiny_model
 from tests.data.conftest import dev
 from tests.web.test_jobs_pages import play_rounds, start_job
 
@@ -277,3 +277,21 @@ def test_the_estimate_stands_on_this_nodes_measured_rounds(
     assert (recipe.distributed.rounds, recipe.distributed.inner_steps) == (10, 50)
     assert estimate_time(recipe, conditions).seconds <= TARGET_SECONDS
     assert 'data-testid="fitted-note"' not in page
+
+    # a LoRA model over the same base trains at its pace: its adapters' base is looked up
+    alice = dev(node, "alice")
+    model = node.catalog.metadata(node.assets.get(job.base_asset))["model"]
+    adapter = {"base_asset": job.base_asset, "base_weights": model["weights"]}
+    lora = node.catalog.register_folder(
+        alice,
+        save_tiny_model(tmp_path / "adapted", "causal-lm"),
+        name="tiny adapted",
+        licence="Apache-2.0",
+        family="causal-lm",
+        extra={"model": {**model, "adapter": adapter}},
+    )
+    over = recipe.model_copy(update={"base_model": lora.asset_id})
+    assert node.jobs.conditions(over).pace == conditions.pace
+    other = register_tiny(node, alice, tmp_path / "other", "causal-lm")
+    unrelated = recipe.model_copy(update={"base_model": other.asset_id})
+    assert not node.jobs.conditions(unrelated).pace.measured

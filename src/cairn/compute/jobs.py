@@ -236,11 +236,11 @@ class JobService:
 
     def conditions(self, recipe: Recipe) -> RunConditions:
         """How fast `recipe` would train here: the pace this node's newest rounds on its base
-        model show (a default rate without any), its records' typical tokens, the providers
-        online now."""
+        model (or the model that model adapts) show, a default rate without any; its records'
+        typical tokens; the providers online now."""
         family = method_spec(recipe.method).family
         try:
-            base = self.catalog.resolve(recipe.base_model).asset_id
+            base = self._same_weights(self.catalog.resolve(recipe.base_model).asset_id)
         except CairnError:
             base = None
         refs = [(ref.dataset, ref.version) for ref in recipe.datasets]
@@ -252,7 +252,9 @@ class JobService:
 
     def _measured_pace(self, base: int | None) -> Pace | None:
         samples: list[RoundSample] = []
-        jobs = [s for s in self.index.summaries() if s.base_asset == base and s.round > 0]
+        started = [s for s in self.index.summaries() if s.round > 0]
+        models = {a: self._same_weights(a) for a in {s.base_asset for s in started}}
+        jobs = [s for s in started if base is not None and models[s.base_asset] == base]
         for summary in jobs[:MEASURED_JOBS]:
             job = self.get(summary.job_id)
             try:
@@ -266,6 +268,14 @@ class JobService:
                 for entry in job.history
             ]
         return measured_pace(samples[-MEASURED_ROUNDS:] if samples else [])
+
+    def _same_weights(self, asset_id: int) -> int | None:
+        """The model asset whose weights train at the same pace: an adapter's base, or itself."""
+        try:
+            adapter = self.catalog.adapter(self.assets.get(asset_id))
+        except CairnError:
+            return None
+        return adapter.asset_id if adapter is not None else asset_id
 
     def _record_tokens(self, method: str, refs: Sequence[tuple[int, str | None]]) -> int | None:
         """A typical record's tokens over the datasets' versions (the newest where None)."""
