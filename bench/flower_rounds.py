@@ -125,6 +125,7 @@ class Run(NamedTuple):
     wall: float
     compute: float
     overhead: float
+    exchange: float  # sending, training, replies: the rest is the node's (outer step, eval...)
     sent_bytes: float  # arrays to the workers over Flower, per round
     received_bytes: float  # arrays back from them, per round
     loss: float
@@ -159,6 +160,7 @@ def run_job(setup: Setup, n: int, h: int, resident: bool, encoding: str = "float
         wall=statistics.fmean(e["seconds"] for e in later),
         compute=statistics.fmean(e["compute_seconds"] for e in later),
         overhead=statistics.fmean(e["overhead_seconds"] for e in later),
+        exchange=statistics.fmean(e.get("exchange_seconds", e["seconds"]) for e in later),
         sent_bytes=statistics.fmean(h.sent_bytes for h in entries),
         received_bytes=statistics.fmean(h.received_bytes for h in entries),
         loss=job.metrics["loss"],
@@ -200,6 +202,8 @@ def measure(supernodes: list[int], rounds: int, steps: list[int]) -> dict[str, A
                     f"flower_round_seconds_{n}": round(resident.wall, 3),
                     f"flower_compute_seconds_{n}": round(resident.compute, 3),
                     f"flower_round_overhead_{n}": round(resident.overhead, 3),
+                    f"flower_transport_seconds_{n}": round(resident.exchange - resident.compute, 3),
+                    f"flower_node_seconds_{n}": round(resident.wall - resident.exchange, 3),
                     f"flower_overhead_share_{n}": round(resident.overhead / resident.wall, 3),
                     f"flower_compute_share_{n}_h{low}": round(resident.compute / resident.wall, 3),
                     f"flower_final_loss_{n}": round(resident.loss, 4),
@@ -235,7 +239,8 @@ def measure(supernodes: list[int], rounds: int, steps: list[int]) -> dict[str, A
 def say(n: int, h: int, mode: str, run: Run) -> None:
     print(
         f"{n} SuperNodes, H={h}, {mode}: round {run.wall:.2f} s, compute {run.compute:.2f} s "
-        f"({run.compute / run.wall:.0%}), overhead {run.overhead:.2f} s, "
+        f"({run.compute / run.wall:.0%}), overhead {run.overhead:.2f} s (Flower and the "
+        f"workers {run.exchange - run.compute:.2f} s, the node {run.wall - run.exchange:.2f} s), "
         f"{run.sent_bytes / 1e6:.2f} MB sent, {run.received_bytes / 1e6:.2f} MB received",
         file=sys.stderr,
     )

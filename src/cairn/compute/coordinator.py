@@ -120,6 +120,7 @@ class Coordinator:
                 return
             started = time.perf_counter()
             replies, dropped, sent_bytes = self._train_round(round_, params)
+            exchanged = time.perf_counter() - started  # sent, trained, replied and verified
             if len(replies) < spec.min_workers:
                 failures += 1
                 self._event(
@@ -181,6 +182,7 @@ class Coordinator:
                 seconds=wall,
                 compute_seconds=compute,
                 overhead_seconds=max(wall - compute, 0.0),
+                exchange_seconds=exchanged,  # the rest of the wall: outer step, eval, checkpoint
             )
             round_ += 1
 
