@@ -7,21 +7,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cairn.compute.estimate import (
-    ASSUMPTIONS,
-    DEFAULT_PACE,
+from cairn.compute.estimate import ASSUMPTIONS, estimate_run
+from cairn.compute.fitted_defaults import (
     FITTED_FIELDS,
     MIN_BATCH,
     MIN_ROUNDS,
     TARGET_SECONDS,
+    fit_defaults,
+)
+from cairn.compute.pace import (
+    DEFAULT_PACE,
     TIME_MARGIN,
     WAIT_FOR_ALL_SECONDS,
     Pace,
     RoundSample,
     RunConditions,
-    estimate_run,
     estimate_time,
-    fit_defaults,
     measured_pace,
     step_tokens,
     typical_tokens,

@@ -11,7 +11,8 @@ import httpx
 import pytest
 import yaml
 
-from cairn.compute.estimate import TARGET_SECONDS, estimate_time
+from cairn.compute.fitted_defaults import TARGET_SECONDS
+from cairn.compute.pace import estimate_time
 from cairn.core.recipe import METHODS, parse_recipe
 from cairn.node import Node
 from tests.compute.conftest import TOKEN, anchored_dataset, register_tiny, save_tiny_model

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from cairn.core.recipe import METHODS, SPECS
 from cairn.web.builder import methods
-from cairn.web.recipe_form import read_form, settings
+from cairn.web.recipe_form import read_form
+from cairn.web.recipe_settings import settings
 
 
 def test_the_builder_lists_every_registered_method_with_its_task_and_family() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cairn.compute.estimate import FITTED_FIELDS
+from cairn.compute.fitted_defaults import FITTED_FIELDS
 from cairn.core.recipe import RECIPES, Distributed
-from cairn.web.recipe_form import MARK, free_fields, read_form, rewards, settings, with_defaults
+from cairn.web.recipe_form import MARK, free_fields, read_form, with_defaults
+from cairn.web.recipe_settings import rewards, settings
 
 
 def form(**values: str | list[str]) -> dict[str, list[str]]:

@@ -27,18 +27,6 @@ from cairn.compute.choices import (
     trainable_datasets,
     trainable_models,
 )
-from cairn.compute.estimate import (
-    DEFAULT_PACE,
-    MEASURED_JOBS,
-    MEASURED_ROUNDS,
-    SIZE_SAMPLE,
-    Pace,
-    RoundSample,
-    RunConditions,
-    measured_pace,
-    step_tokens,
-    typical_tokens,
-)
 from cairn.compute.finish import Finisher
 from cairn.compute.follow import Follower
 from cairn.compute.job import (
@@ -55,6 +43,18 @@ from cairn.compute.jobdir import JobDir
 from cairn.compute.launch import Launcher
 from cairn.compute.models import WorkReportRow
 from cairn.compute.network import ComputeInfo, ProviderStake, compute_info, provider_stake
+from cairn.compute.pace import (
+    DEFAULT_PACE,
+    MEASURED_JOBS,
+    MEASURED_ROUNDS,
+    SIZE_SAMPLE,
+    Pace,
+    RoundSample,
+    RunConditions,
+    measured_pace,
+    step_tokens,
+    typical_tokens,
+)
 from cairn.compute.superlink import SuperLink
 from cairn.core.errors import CairnError, Conflict, Forbidden
 from cairn.core.recipe import Recipe, method_spec, parse_recipe
