@@ -315,6 +315,15 @@ class Anchoring:
                 attribution_cid,
             )
 
+    def has_waiting(self) -> bool:
+        """Whether an accepted record waits for anchoring (one indexed read): the node's
+        scheduler calls `anchor_due` only then."""
+        with self.db.session() as session:
+            found = session.scalar(
+                select(RecordRow.id).where(RecordRow.status == "accepted").limit(1)
+            )
+        return found is not None
+
     def anchor_due(self, now: float | None = None) -> list[AnchoredBatch]:
         """Anchor every dataset whose waiting records reached the policy's count or age."""
         now = time.time() if now is None else now

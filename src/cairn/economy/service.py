@@ -13,14 +13,17 @@ import time
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
+from cairn.chain.cursors import TRANSACTIONS
 from cairn.chain.escrow import OnChainProvider
+from cairn.chain.models import SyncCursor
 from cairn.core.errors import Forbidden
 from cairn.core.evm import checksum
 from cairn.data.anchoring import Anchoring
+from cairn.data.models import BatchRow
 from cairn.db.engine import Database
 from cairn.economy.balances import Balances
 from cairn.economy.bounties import BountyBook
@@ -110,6 +113,7 @@ class Economy:
         self._asset_id: int | None = None
         self._lock = threading.Lock()  # one anchoring or settlement at a time
         self._last_epoch = self._last_epoch_time()
+        self._bounties_seen: tuple[object, object] | None = None  # see `has_work`
 
     def _last_epoch_time(self) -> float:
         """When the newest epoch was settled (now, for a node that never settled)."""
@@ -212,6 +216,7 @@ class Economy:
         """Scheduled work: pay bounties for newly anchored batches, anchor receipts when due,
         settle when an epoch has passed."""
         now = time.time() if now is None else now
+        seen = self._bounty_state()
         for paid in self.bounties.pay_due():
             log.info(
                 "bounty %d paid %s for batch %s (epoch %s)",
@@ -220,11 +225,8 @@ class Economy:
                 paid.batch_root,
                 paid.epoch,
             )
-        waiting, oldest = self.receipts.pending()
-        if waiting and (
-            waiting >= self.schedule.anchor_count
-            or (oldest is not None and now - oldest >= self.schedule.anchor_seconds)
-        ):
+        self._bounties_seen = seen  # paid up to what it saw: only a change calls for more
+        if self._receipts_due(now):
             for batch in self.anchor_receipts():
                 log.info("anchored %d usage receipts as %s", batch.count, batch.root)
         every = self.schedule.epoch_seconds
@@ -236,3 +238,35 @@ class Economy:
                 raise
             if epoch is not None:
                 log.info("settled epoch %s: revenue %s", epoch.epoch, epoch.revenue)
+
+    def has_work(self, now: float | None = None) -> bool:
+        """Whether `tick` has anything to do, read from the index alone (no chain call): the
+        node sent a transaction or anchored a batch since bounties were last paid (a batch to
+        pay, a bounty opened or topped up), receipts are due for anchoring, or an epoch is due.
+        A bounty opened on the chain by anyone but this node is seen by `tick` alone."""
+        now = time.time() if now is None else now
+        every = self.schedule.epoch_seconds
+        return (
+            self._bounty_state() != self._bounties_seen
+            or self._receipts_due(now)
+            or bool(every and now - self._last_epoch >= every)
+        )
+
+    def _bounty_state(self) -> tuple[object, object]:
+        """(newest anchored batch, block of the node's newest transaction): what bounties pay
+        for, and what opens or tops them up, changes one or the other."""
+        newest_batch = select(func.max(BatchRow.id)).scalar_subquery()
+        newest_block = (
+            select(SyncCursor.last_block).where(SyncCursor.name == TRANSACTIONS).scalar_subquery()
+        )
+        with self.db.session() as session:
+            batch, block = session.execute(select(newest_batch, newest_block)).one()
+        return batch, block
+
+    def _receipts_due(self, now: float) -> bool:
+        """Whether the waiting receipts reached the schedule's count or age."""
+        waiting, oldest = self.receipts.pending()
+        return bool(waiting) and (
+            waiting >= self.schedule.anchor_count
+            or (oldest is not None and now - oldest >= self.schedule.anchor_seconds)
+        )
