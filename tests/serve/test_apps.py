@@ -1,6 +1,7 @@
 """Apps on a real node: built with retrieval over a dataset version (the packaged MiniLM),
 answered through the official `openai` client with the app's id as model, charged per call,
-and their revenue settled by the app's lineage."""
+and their revenue settled by the app's lineage; the passages an app adds stay within its token
+budget in its model's tokens, each naming its record, and bad budgets are refused."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -19,6 +21,8 @@ from cairn.core.errors import InvalidInput
 from cairn.core.licensing import LicenceRequired
 from cairn.node import Node, open_node
 from cairn.serve.app_spec import AppSpec, Retrieval
+from cairn.serve.passage_budget import TRUNCATED, passages_block
+from cairn.serve.retrieval import passage_text
 from tests.conftest import LiveServer
 from tests.data.conftest import dev, make_dataset, upload
 
@@ -250,3 +254,83 @@ def test_a_wallet_publishes_an_app_through_the_api(world: AppWorld) -> None:
         shown = api.request("GET", f"/apps/{made['asset_id']}")
         assert shown["price_per_call"] == "7" and shown["retrieval"]["top_k"] == 1
         assert made["asset_id"] in [a["asset_id"] for a in api.request("GET", "/apps")]
+
+
+def test_an_apps_passages_stay_within_its_token_budget_and_name_their_records(
+    world: AppWorld,
+) -> None:
+    node = world.node
+    key = node.economy.keys.authenticate(world.secret)
+    index = node.apps.index(world.dataset, builder=world.bob.address)
+    served = node.gateway.resolve(str(world.model))
+
+    def count(text: str) -> int:  # the chat model's own tokenizer (a character per token)
+        return served.backend.count_tokens(served.model, text)
+
+    def ask(budget: int | None) -> tuple[tuple[str, ...], list[tuple[str | None, bool]], int]:
+        retrieval = Retrieval(world.dataset, world.version, index.index, 3, budget)
+        tried = node.apps.trial(
+            key,
+            AppSpec(model=world.model, retrieval=retrieval),
+            "Why is the sky blue?",
+            max_tokens=2,
+        )
+        assert tried.passages == tuple(p.text for p in tried.sources)
+        used = [(p.record, p.truncated) for p in tried.sources]
+        return tried.passages, used, tried.receipt.prompt_tokens
+
+    small, small_used, small_tokens = ask(100)
+    assert count(passages_block(small)) <= 100
+    [(record, truncated)] = small_used  # the best passage, cut to fit: it still names its record
+    assert truncated and small[0].endswith(TRUNCATED)
+    by_hash = {
+        r["_record_hash"]: passage_text(r)
+        for r in node.data.anchoring.records(world.dataset, world.version)
+    }
+    assert "Rayleigh scattering" in by_hash[str(record)]
+    assert by_hash[str(record)].startswith(small[0].removesuffix(TRUNCATED))
+
+    large, large_used, large_tokens = ask(250)
+    assert count(passages_block(large)) <= 250 < count(passages_block(list(by_hash.values())))
+    assert large_used[0] == (record, False) and len(large_used) > 1  # whole now, and more
+    assert all(r in by_hash for r, _ in large_used)
+    assert small_tokens < large_tokens <= small_tokens + 250
+
+    unset, _, _ = ask(None)  # the default, 256 tokens: a quarter of the model's 1,024
+    assert 250 < count(passages_block(unset)) <= 256
+    default = Retrieval(world.dataset, world.version, index.index)
+    assert (default.context_budget(8192), default.context_budget(512)) == (256, 128)
+
+
+def test_a_bad_token_budget_is_refused_and_nothing_is_registered(world: AppWorld) -> None:
+    node = world.node
+    index = node.apps.index(world.dataset, builder=world.bob.address)
+
+    def spec(budget: Any) -> AppSpec:
+        retrieval = Retrieval(world.dataset, world.version, index.index, 3, budget)
+        return AppSpec(model=world.model, retrieval=retrieval)
+
+    for bad in (0, 31, True, 64.0, "64"):
+        with pytest.raises(
+            InvalidInput,
+            match=f"max_context_tokens must be a whole number of tokens, at least 32, or unset "
+            f"for 256; got {bad!r}",
+        ):
+            spec(bad)
+    before = node.chain.registry.total_assets()
+    with pytest.raises(
+        InvalidInput,
+        match=f"max_context_tokens 300 is over 1/4 of model {world.model}'s context of 1024 "
+        "tokens: at most 256, to leave room for the chat and the answer",
+    ):
+        node.apps.create(world.bob, name="Greedy", spec=spec(300))
+    assert node.chain.registry.total_assets() == before
+
+    stored = spec(200).to_extra()
+    assert stored["retrieval"] is not None and stored["retrieval"]["max_context_tokens"] == 200
+    assert AppSpec.from_extra(stored, 1) == spec(200)
+    unset = spec(None).to_extra()["retrieval"]
+    assert unset is not None and "max_context_tokens" not in unset  # as apps stored before
+    broken = {**stored, "retrieval": {**stored["retrieval"], "max_context_tokens": "lots"}}
+    with pytest.raises(InvalidInput, match="asset 9 is not a usable Cairn app"):
+        AppSpec.from_extra(broken, 9)

@@ -1,5 +1,6 @@
 """Retrieval for apps: passages, the index (real all-MiniLM-L6-v2, real blob store), search,
-the augmented chat and the cached retriever."""
+the augmented chat, the cached retriever, and the token cap on what passages add to a prompt
+(never over the budget, cut at token boundaries, each passage still naming its record)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,16 @@ from hypothesis.extra.numpy import arrays
 from cairn.core.errors import IntegrityError, InvalidInput, NotFound
 from cairn.serve.backends import ServedModel
 from cairn.serve.backends.transformers import TransformersBackend
+from cairn.serve.passage_budget import (
+    MIN_CUT_TOKENS,
+    PASSAGES_INTRO,
+    TRUNCATED,
+    Passage,
+    fit_passages,
+    passages_block,
+)
 from cairn.serve.retrieval import (
     NO_RECORDS,
-    PASSAGES_INTRO,
     SCHEMA,
     RetrievalIndex,
     Retriever,
@@ -102,12 +110,18 @@ RECORDS = [
 
 
 @pytest.fixture(scope="module")
-def minilm(tmp_path_factory: pytest.TempPathFactory) -> Callable[[list[str]], list[list[float]]]:
-    """The packaged all-MiniLM-L6-v2 on the transformers backend, as an embed function."""
+def minilm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged all-MiniLM-L6-v2's Hugging Face folder."""
     from cairn.train.base_models import find
     from cairn.train.weights import base_model_folder
 
-    folder = base_model_folder(find(MINILM), tmp_path_factory.mktemp("cache"))
+    return base_model_folder(find(MINILM), tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_folder: Path) -> Callable[[list[str]], list[list[float]]]:
+    """The packaged all-MiniLM-L6-v2 on the transformers backend, as an embed function."""
+    folder = minilm_folder
     backend = TransformersBackend(memory_budget_bytes=1 << 30, device="cpu")
     model = ServedModel("1", folder, "encoder")
     return lambda texts: backend.embed(model, texts)[0]
@@ -349,7 +363,15 @@ def test_an_index_round_trips_through_the_blob_store(
     assert loaded.passages == index.passages
     assert np.array_equal(loaded.vectors, index.vectors)
     assert (loaded.model, loaded.version) == (MINILM, VERSION)
-    assert {k: v for k, v in document.items() if k not in ("vectors", "passages")} == {
+    # each passage names its record: the hashes `Anchoring.records` gave, in the same order
+    assert index.records is not None and loaded.records == index.records
+    assert (index.records[0], index.records[20]) == (f"{0:064x}", f"{100:064x}")
+    assert RetrievalIndex.blob_cids(store, cid) == [
+        document["vectors"],
+        document["passages"],
+        document["records"],
+    ]
+    assert {k: v for k, v in document.items() if k not in ("vectors", "passages", "records")} == {
         "schema": SCHEMA,
         "model": MINILM,
         "version": VERSION,
@@ -358,6 +380,20 @@ def test_an_index_round_trips_through_the_blob_store(
     }
     assert store.size(document["vectors"]) == 128 + 40 * 384 * 4  # .npy header + float32s
     assert index.to_blobs(store) == cid  # the same index, the same bytes, the same CID
+
+
+def test_an_index_without_record_hashes_still_loads_and_names_no_records(
+    store: LocalBlobStore,
+) -> None:
+    # indexes stored before record hashes were kept, or built from records without them
+    cid = hand_made([[1, 0], [0, 1]]).to_blobs(store)
+    assert "records" not in store.get_json(cid)
+    assert RetrievalIndex.from_blobs(store, cid).records is None
+    assert (
+        build_index([{"text": "a"}], lambda t: [[1.0, 0.0]], model="m", version="v").records is None
+    )
+    [found] = Retriever(store, lambda t: [[0.0, 1.0]], model=MINILM).find(cid, "q", 1)
+    assert found == Passage(1, None, "passage 1", 1.0)
 
 
 def test_a_corrupted_vectors_blob_is_an_integrity_error(store: LocalBlobStore) -> None:
@@ -399,6 +435,10 @@ def npy(array: np.ndarray[Any, Any]) -> bytes:
         ),
         ({"passages": "one"}, "expected a list of 2 passages; got 1"),
         ({"passages": "numbers"}, "a retrieval index's passages must all be strings"),
+        ({"records": 3}, "'records' must be a string"),
+        ({"records": "no-list"}, "its record hashes are a dict, not a list"),
+        ({"records": "one"}, "a retrieval index has 2 passages but 1 record hashes"),
+        ({"records": "numbers"}, "a retrieval index's record hashes must all be strings"),
     ],
 )
 def test_a_mismatched_document_is_refused_with_what_is_wrong(
@@ -412,6 +452,7 @@ def test_a_mismatched_document_is_refused_with_what_is_wrong(
         "npy:double-length": store.put(npy(np.eye(2, dtype=np.float32) * 2)),
         "one": store.put_json(["a"]),
         "numbers": store.put_json([1, 2]),
+        "no-list": store.put_json({"a": 1}),
     }
     document.update({k: blobs.get(v, v) if isinstance(v, str) else v for k, v in change.items()})
     cid = store.put_json(document)
@@ -569,3 +610,133 @@ def test_the_retriever_refuses_an_index_from_another_model_and_empty_questions(
     with pytest.raises(InvalidInput, match="capacity must be at least 1"):
         Retriever(store, embed, model=MINILM, capacity=0)
     assert embedded == ["zero"] and other.loaded() == []
+
+
+def test_the_retriever_names_the_record_and_score_of_each_passage(
+    built: tuple[RetrievalIndex, list[tuple[int, int]]],
+    minilm: Callable[[list[str]], list[list[float]]],
+    store: LocalBlobStore,
+) -> None:
+    cid = built[0].to_blobs(store)
+    retriever = Retriever(store, minilm, model=MINILM)
+
+    found = retriever.find(cid, "What eats bamboo?", 3)
+
+    assert [p.text for p in found] == retriever.retrieve(cid, "What eats bamboo?", 3)
+    best = found[0]
+    assert (best.index, best.record, best.truncated) == (24, f"{104:064x}", False)  # the panda
+    assert "giant panda" in best.text and best.score > found[1].score
+
+
+# --- the token cap --------------------------------------------------------------------------
+
+
+def words(text: str) -> int:
+    """A tokenizer whose tokens are words: easy to reason about in the tests below."""
+    return len(text.split())
+
+
+def found_of(*texts: str) -> list[Passage]:
+    return [Passage(i, f"{i:064x}", text, 1.0 - i / 10) for i, text in enumerate(texts)]
+
+
+INTRO_WORDS = words(PASSAGES_INTRO)  # 13
+
+
+def test_passages_that_fit_go_in_whole_and_the_first_that_does_not_is_cut() -> None:
+    second = "four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
+    found = found_of("one two three", second, "x y")
+    # the block: the intro, then "[1] one two three" (4 words) and "[2] four ..." (13 words)
+    budget = INTRO_WORDS + 4 + 1 + 8 + words(TRUNCATED)  # room for 8 words of the second
+
+    kept = fit_passages(found, budget, words)
+
+    assert [p.text for p in kept] == [
+        "one two three",
+        "four five six seven eight nine ten eleven" + TRUNCATED,
+    ]
+    assert words(passages_block([p.text for p in kept])) == budget
+    assert [(p.index, p.record, p.truncated) for p in kept] == [
+        (0, f"{0:064x}", False),
+        (1, f"{1:064x}", True),  # cut, and still naming its record
+    ]  # the third is not used, so not reported: it never reached the prompt
+    assert fit_passages(found, 10_000, words) == found  # room for all: nothing changes
+
+
+def test_a_cut_that_would_keep_too_little_leaves_the_passage_out() -> None:
+    found = found_of("a b", " ".join(["w"] * 50))
+    room = MIN_CUT_TOKENS - 1  # for the second passage: "[2]", its words and the mark
+    budget = INTRO_WORDS + 3 + 1 + room + words(TRUNCATED)
+    assert [p.text for p in fit_passages(found, budget, words)] == ["a b"]
+    kept = fit_passages(found, budget + 1, words)
+    assert kept[1].truncated and words(kept[1].text) == MIN_CUT_TOKENS + 1  # the mark too
+    assert fit_passages(found, INTRO_WORDS, words) == []  # not even "[1]" fits
+
+
+def test_text_without_spaces_is_cut_between_characters() -> None:
+    def chars(text: str) -> int:
+        return len(text)
+
+    found = found_of("x" * 500)
+    budget = len(passages_block(["x" * 100 + TRUNCATED]))
+
+    [kept] = fit_passages(found, budget, chars)
+
+    assert kept.text == "x" * 100 + TRUNCATED and kept.truncated
+
+
+def test_a_budget_below_one_token_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="token budget must be at least 1; got 0"):
+        fit_passages(found_of("a"), 0, words)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(
+        st.lists(st.sampled_from(["the", "capital", "of", "Peru", "is", "Lima", "—"]), max_size=60),
+        min_size=1,
+        max_size=6,
+    ).map(lambda passages: [" ".join(p) or "empty" for p in passages]),
+    budget=st.integers(1, 200),
+)
+def test_the_passages_never_exceed_the_budget_and_keep_their_order_and_records(
+    texts: list[str], budget: int
+) -> None:
+    found = found_of(*texts)
+
+    kept = fit_passages(found, budget, words)
+
+    if kept:
+        assert words(passages_block([p.text for p in kept])) <= budget
+    assert [(p.index, p.record) for p in kept] == [(p.index, p.record) for p in found[: len(kept)]]
+    for got, original in zip(kept, found, strict=False):
+        if got.truncated:
+            assert got is kept[-1] and got.text.endswith(TRUNCATED)
+            piece = got.text.removesuffix(TRUNCATED)
+            assert original.text.startswith(piece) and original.text[len(piece)] == " "
+        else:
+            assert got == original
+
+
+def test_a_cut_falls_on_a_token_boundary_of_a_real_tokenizer(minilm_folder: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder)
+
+    def tokens(text: str) -> list[int]:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count(text: str) -> int:
+        return len(tokens(text))
+
+    long = passage_text(RECORDS[6]) + " " + " ".join(passage_text(r) for r in RECORDS[20:30])
+    found = [Passage(0, "a", passage_text(RECORDS[0]), 0.9), Passage(6, "b", long, 0.8)]
+    for budget in (64, 100, 150, 200):
+        kept = fit_passages(found, budget, count)
+
+        block = passages_block([p.text for p in kept])
+        assert budget - 12 < count(block) <= budget  # filled to within a word or two
+        first, cut = kept
+        assert first == found[0] and cut.truncated and cut.record == "b"
+        piece = cut.text.removesuffix(TRUNCATED)
+        assert tokens(long)[: count(piece)] == tokens(piece)  # no token was split

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired
 
 from typing_extensions import TypedDict  # pydantic reads typing's own only from Python 3.12
 
@@ -21,6 +21,13 @@ EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the packaged sentence encoder apps retri
 DEFAULT_SPLIT = RevenueSplit(owner=5_000, data=2_500, compute=0, upstream=2_500)
 MAX_TOP_K = 20
 MAX_PROMPT = 8_000  # characters of system prompt
+# What retrieved passages may add to a prompt, in the app's model's tokens, unless the app says:
+# three records of a few sentences, so an app call costs a bounded share more than its model
+# alone whatever the records' length. On 2 CPU cores a prompt token costs about a twentieth of a
+# generated one, so the share shrinks as answers grow (bench/apps.py measures it per budget).
+DEFAULT_CONTEXT_TOKENS = 256
+CONTEXT_SHARE = 4  # and never more than a quarter of the model's context: room for the chat
+MIN_CONTEXT_TOKENS = 32  # fewer holds no useful passage
 
 
 class RetrievalExtra(TypedDict):
@@ -30,6 +37,7 @@ class RetrievalExtra(TypedDict):
     version: str
     index: str
     top_k: int
+    max_context_tokens: NotRequired[int]  # absent: DEFAULT_CONTEXT_TOKENS
 
 
 class AppExtra(TypedDict):
@@ -52,12 +60,23 @@ class Retrieval:
     version: str  # the dataset version's manifest CID
     index: str  # the retrieval index's CID (cairn.retrieval/v1)
     top_k: int = 3
+    # the most tokens the passages add to a prompt, counted by the model's tokenizer (None:
+    # DEFAULT_CONTEXT_TOKENS); passages past it are cut or left out (`fit_passages`)
+    max_context_tokens: int | None = None
+
+    def context_budget(self, context_length: int) -> int:
+        """The tokens the passages may add to a prompt for a model reading `context_length`."""
+        wanted = self.max_context_tokens or DEFAULT_CONTEXT_TOKENS
+        return min(wanted, context_length // CONTEXT_SHARE)
 
     def to_extra(self) -> RetrievalExtra:
         """Where the passages come from, as an app's metadata stores it."""
-        return RetrievalExtra(
+        extra = RetrievalExtra(
             dataset=self.dataset, version=self.version, index=self.index, top_k=self.top_k
         )
+        if self.max_context_tokens is not None:
+            extra["max_context_tokens"] = self.max_context_tokens
+        return extra
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,12 @@ class AppSpec:
             raise InvalidInput(f"price per call must be 0..{MAX_PRICE}; got {self.price_per_call}")
         if self.retrieval is not None and not 1 <= self.retrieval.top_k <= MAX_TOP_K:
             raise InvalidInput(f"top_k must be 1..{MAX_TOP_K}; got {self.retrieval.top_k}")
+        budget = self.retrieval.max_context_tokens if self.retrieval else None
+        if budget is not None and (type(budget) is not int or budget < MIN_CONTEXT_TOKENS):
+            raise InvalidInput(
+                f"max_context_tokens must be a whole number of tokens, at least "
+                f"{MIN_CONTEXT_TOKENS}, or unset for {DEFAULT_CONTEXT_TOKENS}; got {budget!r}"
+            )
 
     @property
     def parents(self) -> list[int]:
@@ -119,6 +144,7 @@ class AppSpec:
                     version=str(retrieval["version"]),
                     index=str(retrieval["index"]),
                     top_k=int(retrieval.get("top_k", 3)),
+                    max_context_tokens=_maybe(int, retrieval.get("max_context_tokens")),
                 )
                 if retrieval
                 else None,

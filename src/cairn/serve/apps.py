@@ -9,7 +9,8 @@ gateway serves an app at /v1/chat/completions under its asset id, like a model.
 
 Retrieval needs the passages embedded once: `Apps.index` embeds a dataset version's records
 with all-MiniLM-L6-v2 through the gateway's own backend and stores the index by CID (kept per
-version, so a second app over the same version reuses it).
+version, so a second app over the same version reuses it). What the passages add to a prompt is
+capped in the app's model's tokens (`Retrieval.max_context_tokens`, `fit_passages`).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from cairn.data.anchoring import Anchoring, DatasetVersion
 from cairn.economy.keys import ApiKey
 from cairn.economy.licences import LicenceBook
 from cairn.economy.receipts import UsageReceipt
-from cairn.serve.app_spec import DEFAULT_SPLIT, EMBEDDING_MODEL, AppSpec, app_spec
+from cairn.serve.app_spec import CONTEXT_SHARE, DEFAULT_SPLIT, EMBEDDING_MODEL, AppSpec, app_spec
 from cairn.serve.gateway import Gateway
+from cairn.serve.passage_budget import Passage
 from cairn.serve.prices import PER_CALL, CallPrice
-from cairn.serve.retrieval import RetrievalIndex, augment_messages, build_index
+from cairn.serve.retrieval import RetrievalIndex, app_passages, augment_messages, build_index
 from cairn.store.base import BlobStore
 
 
@@ -84,12 +86,14 @@ class AppDetail:
 
 @dataclass(frozen=True)
 class Trial:
-    """One question put to an unpublished spec: the answer, the passages retrieved for it, and
-    the receipt of the model's call (charged the model's own per-token price)."""
+    """One question put to an unpublished spec: the answer, the passages retrieved for it (as
+    the prompt held them), the receipt of the model's call (charged the model's own per-token
+    price), and where each passage came from."""
 
     answer: str
     passages: tuple[str, ...]
     receipt: UsageReceipt
+    sources: tuple[Passage, ...] = ()  # one per passage: its record, and whether it was cut
 
 
 class Apps:
@@ -224,6 +228,14 @@ class Apps:
             )
         self.licences.require(Use.TRAIN, spec.model, owner)
         if spec.retrieval is not None:
+            context = model.backend.context_length(model.model)
+            wanted = spec.retrieval.max_context_tokens
+            if wanted is not None and wanted > context // CONTEXT_SHARE:
+                raise InvalidInput(
+                    f"max_context_tokens {wanted} is over 1/{CONTEXT_SHARE} of model "
+                    f"{spec.model}'s context of {context} tokens: at most "
+                    f"{context // CONTEXT_SHARE}, to leave room for the chat and the answer"
+                )
             self.licences.require(Use.TRAIN, spec.retrieval.dataset, owner)
             index = RetrievalIndex.from_blobs(self.store, spec.retrieval.index)
             if index.version != spec.retrieval.version or index.model != EMBEDDING_MODEL:
@@ -263,7 +275,12 @@ class Apps:
         for the app, but through its model on `key` at the model's own price (nothing is
         published; the key's owner must be allowed to build the spec)."""
         self.check(key.account, spec)
-        passages = self.gateway.passages(spec, question)
+        used = []
+        if spec.retrieval is not None:
+            served = self.gateway.resolve(str(spec.model))
+            retriever = self.gateway.retriever
+            used = app_passages(retriever, spec.retrieval, question, served.backend, served.model)
+        passages = [p.text for p in used]
         asked = [{"role": "user", "content": question}]
         metered = self.gateway.generate(
             key,
@@ -276,4 +293,4 @@ class Apps:
             seed=None,
         )
         answer, receipt = metered.text()
-        return Trial(answer, tuple(passages), receipt)
+        return Trial(answer, tuple(passages), receipt, tuple(used))

@@ -4,12 +4,14 @@ An app may answer over a dataset version. Each record becomes one passage (`pass
 every passage is embedded with a sentence encoder (all-MiniLM-L6-v2 by default) into unit
 vectors, and the index is stored by CID (`RetrievalIndex.to_blobs`): the vectors as one .npy
 blob, the passages as JSON, and a small document naming both, the model that embedded them and
-the dataset version they come from. At request time `Retriever` embeds the question, takes the
-top-k passages by cosine similarity (a dot product: every vector is unit length), and
+the dataset version they come from, with each passage's record hash so a passage names the
+record it came from. At request time `Retriever` embeds the question and takes the top-k
+passages by cosine similarity (a dot product: every vector is unit length), `app_passages`
+keeps them within the app's token budget (`cairn.serve.passage_budget`), and
 `augment_messages` puts them into the chat's system message.
 
 A passage is embedded as the encoder sees it: texts past the encoder's context (256 tokens for
-all-MiniLM-L6-v2) are cut for the embedding, but the whole passage goes into the prompt.
+all-MiniLM-L6-v2) are cut for the embedding; the prompt takes a passage up to the budget.
 Search is exact (brute force over the matrix): 10,000 passages of 384 floats are 15 MB and one
 matrix-vector product, far below the cost of embedding the question.
 """
@@ -28,12 +30,13 @@ import numpy as np
 import numpy.typing as npt
 
 from cairn.core.errors import InvalidInput
-from cairn.serve.backends.base import check_messages
+from cairn.serve.app_spec import Retrieval
+from cairn.serve.backends.base import Backend, ServedModel, check_messages
+from cairn.serve.passage_budget import Passage, fit_passages, passages_block
 from cairn.store.base import BlobStore
 
 SCHEMA = "cairn.retrieval/v1"
 NORM_TOLERANCE = 1e-3  # how far from 1 a stored vector's length may be (float32 rounding)
-PASSAGES_INTRO = "Use these passages to answer when they are relevant; cite them as [n]:"
 NO_RECORDS = "the dataset version has no records to retrieve from"
 
 Vectors = npt.NDArray[np.float32]
@@ -66,6 +69,8 @@ class RetrievalIndex:
     vectors: Vectors  # (N, D) float32, each row of length 1; read-only
     model: str  # the embedding model that made the vectors (queries must use the same one)
     version: str  # the dataset version's manifest CID
+    # the record hash of each passage (None in indexes stored before they were kept)
+    records: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         vectors = self.vectors
@@ -85,6 +90,13 @@ class RetrievalIndex:
             raise InvalidInput("a retrieval index's passages must all be strings")
         if not self.model or not self.version:
             raise InvalidInput("a retrieval index must name its embedding model and version")
+        if self.records is not None and len(self.records) != len(self.passages):
+            raise InvalidInput(
+                f"a retrieval index has {len(self.passages)} passages "
+                f"but {len(self.records)} record hashes"
+            )
+        if self.records is not None and not all(isinstance(r, str) for r in self.records):
+            raise InvalidInput("a retrieval index's record hashes must all be strings")
         norms = np.linalg.norm(vectors, axis=1)  # (N,)
         off = np.flatnonzero(~(np.abs(norms - 1.0) <= NORM_TOLERANCE))
         if off.size:
@@ -141,13 +153,15 @@ class RetrievalIndex:
             "vectors": store.put(buffer.getvalue()),
             "passages": store.put_json(self.passages),
         }
+        if self.records is not None:
+            document["records"] = store.put_json(list(self.records))
         return store.put_json(document)
 
     @staticmethod
     def blob_cids(store: BlobStore, cid: str) -> list[str]:
-        """The vectors' and the passages' CIDs that the index document `cid` names."""
+        """The CIDs the index document `cid` names: vectors, passages and record hashes."""
         document = store.get_json(cid)
-        return [str(document["vectors"]), str(document["passages"])]
+        return [str(document[k]) for k in ("vectors", "passages", "records") if k in document]
 
     @classmethod
     def from_blobs(cls, store: BlobStore, cid: str) -> RetrievalIndex:
@@ -179,8 +193,16 @@ class RetrievalIndex:
         if not isinstance(passages, list) or len(passages) != count:
             got = len(passages) if isinstance(passages, list) else type(passages).__name__
             raise damaged(f"expected a list of {count} passages; got {got}")
+        records = None
+        if "records" in document:
+            if not isinstance(document["records"], str):
+                raise damaged("'records' must be a string")
+            records = store.get_json(document["records"])
+            if not isinstance(records, list):
+                raise damaged(f"its record hashes are a {type(records).__name__}, not a list")
+            records = tuple(records)
         try:
-            return cls(passages, vectors, document["model"], document["version"])
+            return cls(passages, vectors, document["model"], document["version"], records)
         except InvalidInput as error:
             raise damaged(error.message) from error
 
@@ -196,14 +218,18 @@ def build_index(
 ) -> RetrievalIndex:
     """Embed each record's passage, `batch_size` at a time, into an index.
 
-    Records with no text (`passage_text` is empty) are left out. `progress(done, total)` is
-    called after each batch, counting passages.
+    Records with no text (`passage_text` is empty) are left out. Each passage keeps its record's
+    hash (`_record_hash`, as `Anchoring.records` gives it) when every record has one.
+    `progress(done, total)` is called after each batch, counting passages.
     """
     if batch_size < 1:
         raise InvalidInput(f"batch_size must be at least 1; got {batch_size}")
-    passages = [text for text in map(passage_text, records) if text]
+    kept = [(text, record) for record in records if (text := passage_text(record))]
+    passages = [text for text, _ in kept]
     if not passages:
         raise InvalidInput(NO_RECORDS)
+    hashes = [record.get("_record_hash") for _, record in kept]
+    record_hashes = tuple(map(str, hashes)) if all(hashes) else None
     total = len(passages)
     vectors: Vectors | None = None
     for start in range(0, total, batch_size):
@@ -224,7 +250,7 @@ def build_index(
         if progress is not None:
             progress(start + len(batch), total)
     assert vectors is not None  # total >= 1, so the loop ran
-    return RetrievalIndex(passages, vectors, model, version)
+    return RetrievalIndex(passages, vectors, model, version, record_hashes)
 
 
 def unit_rows(vectors: Vectors, first: int = 0) -> Vectors:
@@ -257,11 +283,22 @@ def augment_messages(
         if own.strip():
             parts.append(own)
     if passages:
-        numbered = "\n\n".join(f"[{n}] {text}" for n, text in enumerate(passages, start=1))
-        parts.append(f"{PASSAGES_INTRO}\n\n{numbered}")
+        parts.append(passages_block(passages))
     if not parts:
         return rest
     return [{"role": "system", "content": "\n\n".join(parts)}, *rest]
+
+
+def app_passages(
+    retriever: Retriever, retrieval: Retrieval, question: str, backend: Backend, model: ServedModel
+) -> list[Passage]:
+    """The passages an app over `retrieval` puts before `question` when its chat model is
+    `model` on `backend`: the top_k, within the app's budget in that model's tokens."""
+    if not question.strip():
+        return []
+    found = retriever.find(retrieval.index, question, retrieval.top_k)
+    budget = retrieval.context_budget(backend.context_length(model))
+    return fit_passages(found, budget, lambda text: backend.count_tokens(model, text))
 
 
 class Retriever:
@@ -306,7 +343,11 @@ class Retriever:
             return list(self._indexes)
 
     def retrieve(self, index_cid: str, query: str, k: int) -> list[str]:
-        """The k passages of the index nearest to `query`, best first."""
+        """The texts of the k passages of the index nearest to `query`, best first."""
+        return [p.text for p in self.find(index_cid, query, k)]
+
+    def find(self, index_cid: str, query: str, k: int) -> list[Passage]:
+        """The k passages of the index nearest to `query`, best first, with their records."""
         if not query.strip():
             raise InvalidInput("the question to retrieve passages for is empty")
         index = self.index(index_cid)
@@ -322,7 +363,11 @@ class Retriever:
                 f"model {self.model}: the question's embedding is zero or not finite"
             )
         vector = got[0] / norm  # (D,)
-        return [index.passages[i] for i, _ in index.search(vector, k)]
+        records = index.records
+        return [
+            Passage(i, records[i] if records else None, index.passages[i], score)
+            for i, score in index.search(vector, k)
+        ]
 
 
 def _is_empty(value: Any) -> bool:
