@@ -19,8 +19,9 @@ from cairn.serve.app_spec import EMBEDDING_MODEL, AppSpec, app_spec
 from cairn.serve.backends import Classification, SamplingParams
 from cairn.serve.catalogue import CatalogueEntry, catalogue
 from cairn.serve.metered import Metered
+from cairn.serve.passage_budget import Passage
 from cairn.serve.resolver import Resolver, Served, Upstream
-from cairn.serve.retrieval import Embed, Retriever, augment_messages
+from cairn.serve.retrieval import Embed, Retriever, app_passages, augment_messages
 from cairn.train.catalog import ModelCatalog
 
 DEFAULT_MAX_TOKENS = 256  # when a request names no max_tokens (OpenAI's own default is "all")
@@ -103,11 +104,13 @@ class Gateway:
             )
         return self._retriever
 
-    def passages(self, spec: AppSpec, question: str) -> list[str]:
-        """The passages an app puts before `question` (none without retrieval or a question)."""
+    def passages(self, spec: AppSpec, question: str) -> list[Passage]:
+        """The passages an app puts before `question`, within its token budget in its model's
+        tokens (none without retrieval or a question)."""
         if spec.retrieval is None or not question.strip():
             return []
-        return self.retriever.retrieve(spec.retrieval.index, question, spec.retrieval.top_k)
+        served = self.resolve(str(spec.model))
+        return app_passages(self.retriever, spec.retrieval, question, served.backend, served.model)
 
     def app_messages(self, spec: AppSpec, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         """The app's system prompt and, with retrieval, the passages for the last user turn
@@ -115,7 +118,7 @@ class Gateway:
         question = next(
             (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), ""
         )
-        passages = self.passages(spec, question)
+        passages = [p.text for p in self.passages(spec, question)]
         return augment_messages(messages, spec.system_prompt or None, passages)
 
     # -- requests ----------------------------------------------------------------------------
