@@ -351,7 +351,7 @@ def main() -> None:
         # node, SuperLink and SuperNodes (see bench/flower_rounds.py).
         from flower_rounds import measure
 
-        figures |= measure([2, 4], rounds=2 if args.quick else 3, inner_steps=20)
+        figures |= measure([2, 4], rounds=2 if args.quick else 3, steps=[20])
     for key, value in figures.items():
         print(f"{key:>28}: {value}", file=sys.stderr)
     print(json.dumps(figures))
