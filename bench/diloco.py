@@ -1,74 +1,89 @@
-"""DiLoCo against synchronous data-parallel training: held-out loss and bytes communicated.
+"""DiLoCo against synchronous data-parallel training at the same compute: held-out loss and bytes.
 
-A tiny Llama causal LM (`cairn.train.tiny`, about 270k parameters) learns procedurally generated
-instruction records (reverse or sort a few letters, add two numbers) with the `sft` method, on
-four workers that each hold their own shard. Three runs over the same total steps T, from the
-same starting weights, with the same seeds, data and inner settings; only H differs:
+A tiny Llama causal LM (`cairn.train.tiny`) learns procedurally generated instruction records
+(reverse or sort a few letters, add two numbers) with the `sft` loss, on four workers that each
+hold their own shard. Every run takes T AdamW steps per worker on the same batches (worker w's
+batch at step t is the same in every run), from the same warm start, with inner_train's settings
+(linear warmup over 3 % of T then constant, each model clipped at norm 1):
 
-- sync: every step each worker computes the gradient of the same model on its own batch, the
-  four gradients are averaged (what an all-reduce does) and one AdamW step is taken, with
-  inner_train's sft loss (`instruction_batch` + `response_loss`), warmup and clipping;
-- DiLoCo at H = 50 and H = 500: T/H rounds; each round every worker starts from the global model,
-  runs `inner_train(method="sft", steps=H)` on its shard, and the global model takes `outer_step`
-  (Nesterov, outer lr 0.7, momentum 0.9: the paper's settings) with the mean aggregator.
+- sync: every step the four workers' gradients of one model are averaged (an all-reduce) and
+  one AdamW step is taken on them;
+- DiLoCo at each H and encoding: every worker steps on its own batch and keeps its AdamW state
+  across rounds; every H steps each worker sends its pseudo-gradient (float32, or int8 / int4 with
+  error feedback kept on the worker, `cairn.core.quantize`), the node takes `outer_step` (Nesterov,
+  the mean) and sends the update back in the same encoding with its own error feedback, and the
+  workers start the next round from the new global model.
 
-Every run starts from one shared warm start (`--pretrain-steps` sft steps of a single model on
-records no shard holds), as the DiLoCo paper starts all its runs from a pretrained checkpoint:
-averaging workers that left a random initialisation together is far worse (`--pretrain-steps
-0` shows it). The default learning rate is the one that gave the sync run its lowest loss.
+The same compute for both, 4 x T batches of B records; only when the parameters meet differs.
+Bytes are what the encoded arrays take, scales included: every worker sends and receives the
+parameters (sync: the gradient) once per exchange.
 
-With `--encodings` (default float32,int8,int4) each DiLoCo run is repeated with its outer
-gradients quantised (`cairn.core.quantize`): every worker sends its pseudo-gradient as int8 or
-int4 with error feedback kept on the worker, and the node sends the outer update back the same
-way, with its own error feedback (so every worker and the node hold the same global model, the
-sum of the decoded updates). Bytes are what the encoded arrays take, scales included.
+Every model of a run is a row of one stack of parameters, and a step is one forward and backward
+over all of them (`group_losses`, LlamaForCausalLM's forward with a leading model dimension), so
+the four workers of every run and the sync model cost about one batched forward. AdamW is
+elementwise, so one AdamW over the rows is each row's own. tests/core/test_diloco_bench.py pins
+the forward to transformers', a round to `inner_train` on each worker then `outer_step`, and the
+sync row to data-parallel AdamW. `--seeds N` repeats everything on N data orders; a ratio is then
+the mean of each seed's, with its spread (largest minus smallest).
 
-Prints each run's final held-out loss (`evaluate(...)["loss"]`), the DiLoCo / sync loss ratios,
-the float32 bytes each run communicates (every worker sends and receives the parameters or the
-gradient once per exchange) and the sync / DiLoCo ratios, and the wall seconds of each run's
-training; the last line is one JSON object of the figures. The runs go to parallel processes,
-one thread each; the workers of a run take their steps one after another within it.
+The regime (figures from this script on the quick model, T=250 or 2000, one seed unless said):
+- warm start: every run starts from `--pretrain-steps` steps of one model on its own records, as
+  the DiLoCo paper starts from a pretrained checkpoint. From 500 steps (held-out loss 1.36) sync
+  does best at a rate of 8e-3 or more (loss 0.74) and DiLoCo H=50 at 2e-3 (0.96): 1.29, best
+  against best. From 2000 steps (0.48) both do best at 1e-3 of 5e-4, 1e-3 and 2e-3 (sync 0.284,
+  0.286 at 2e-3; DiLoCo 0.279, 0.296 at 2e-3), so one rate is fair to both;
+- rounds: at T=2000 from a 2000-step warm start, H=50 (40 rounds) ends at 0.63 of sync's loss
+  and H=500 (4 rounds) at 1.52; the paper had 128 rounds of H=500. Its outer settings (lr 0.7,
+  Nesterov momentum 0.9) are the best tried at H=50 (lr 0.5 or 1.0 at 0.9, 1.2 at 0.8 worse; 1.0
+  at 0.5 equal); with 4 rounds, momentum 0.5 did better in 4 of 5 regimes (1.52 -> 1.25 here):
+  `--outer-momentum`;
+- noise: on a task whose loss can reach 0 the ratio is one of two small losses; the final sync
+  loss alone moves by 0.03 (15 %) between data orders, hence the seeds. `gain_share_<enc>_h<H>`
+  is the share of sync's gain over the warm start that DiLoCo made (1: parity).
 
-Then, unless `--no-flower`, the Flower round overhead (round wall time minus the slowest
-worker's compute) of real jobs on a node's SuperLink with 2 and 4 local SuperNodes
-(`bench/flower_rounds.py`; about two more minutes).
+Prints each seed's losses and the figures (`evaluate(...)["loss"]` on 512 held-out records), the
+last line one JSON object: `loss_ratio_<enc>_h<H>` and `comm_reduction_<enc>_h<H>` against sync,
+`loss_vs_float32_<enc>_h<H>` against float32 DiLoCo. Flower's round overhead is
+`bench/flower_rounds.py`'s.
 
-    python bench/diloco.py [--quick] [--jobs N] [--no-flower]   # --quick: T = 500; else 2000
+    python bench/diloco.py --quick   # 36k parameters, T=500, H=50, 2 seeds: a minute or two
+    python bench/diloco.py           # 270k parameters, T=2000, H=50 and 500: a quarter hour+
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: one thread per process
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: the machine is shared
 
 import argparse
 import json
 import math
 import random
+import statistics
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
 import torch
+import torch.nn.functional as F
 
 from cairn.core.aggregation import make_aggregator
 from cairn.core.diloco import OuterState, outer_step, pseudo_gradient
 from cairn.core.quantize import ENCODINGS, Encoding, ErrorFeedback, decode, payload_bytes
 from cairn.core.recipe import SftHyperparameters
 from cairn.train.batches import instruction_batch
-from cairn.train.inner import MAX_GRAD_NORM, evaluate, inner_train, load_params, trainable_params
-from cairn.train.methods.sft import response_loss
+from cairn.train.inner import MAX_GRAD_NORM, evaluate, load_params, trainable_params
 from cairn.train.tiny import tiny_causal_lm
 
 WORKERS = 4
-HS = (50, 500)  # DiLoCo's inner steps per round; T must be a multiple of each
 SEED = 0
 EVAL_RECORDS = 512
 LETTERS = "abcdefghij"
+Params = dict[str, torch.Tensor]
+Shards = list[list[dict[str, str]]]  # each worker's records
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -101,12 +116,94 @@ def shard_order(n: int, seed: int) -> Iterator[int]:
         yield from order
 
 
+# --- every model of a run in one forward -------------------------------------------------------
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x (G, B, T, i) through each model's own weight w (G, o, i): (G, B, T, o)."""
+    g, b, t, i = x.shape
+    return torch.bmm(x.reshape(g, b * t, i), w.transpose(1, 2)).view(g, b, t, -1)
+
+
+def _rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """LlamaRMSNorm with each model's own weight w (G, d)."""
+    return w[:, None, None, :] * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def group_losses(p: Params, ids: torch.Tensor, labels: torch.Tensor, config: Any) -> torch.Tensor:
+    """Each model's sft response loss on its own batch: (G,).
+
+    `p` holds every parameter of `tiny_causal_lm` stacked over G models (`(G, *shape)`, names as
+    `trainable_params`), `ids` and `labels` are G right-padded `instruction_batch`es (G, B, T).
+    The forward is LlamaForCausalLM's (tied embeddings, no grouped-query heads, default RoPE);
+    right padding needs no mask, as causal attention never looks past a real token to a pad.
+    """
+    g, b, t = ids.shape
+    embed = p["model.embed_tokens.weight"]  # (G, V, d)
+    vocab, d = embed.shape[1:]
+    heads, eps = config.num_attention_heads, config.rms_norm_eps
+    hd = d // heads
+    base = config.rope_parameters["rope_theta"]
+    inv_freq = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))  # (hd/2,)
+    freqs = torch.arange(t, dtype=torch.float32)[:, None] * inv_freq  # (T, hd/2)
+    angles = torch.cat((freqs, freqs), dim=-1)  # (T, hd)
+    cos, sin = angles.cos(), angles.sin()
+
+    rows = (torch.arange(g) * vocab)[:, None, None]  # (G, 1, 1): model i's rows of the stack
+    h = embed.reshape(g * vocab, d)[ids + rows]  # (G, B, T, d)
+    for layer in range(config.num_hidden_layers):
+        w = {
+            k.removeprefix(f"model.layers.{layer}."): v
+            for k, v in p.items()
+            if k.startswith(f"model.layers.{layer}.")
+        }
+        x = _rms_norm(h, w["input_layernorm.weight"], eps)
+
+        def split(y: torch.Tensor) -> torch.Tensor:
+            return y.view(g * b, t, heads, hd).transpose(1, 2)  # (GB, nh, T, hs)
+
+        q = split(_linear(x, w["self_attn.q_proj.weight"]))
+        k = split(_linear(x, w["self_attn.k_proj.weight"]))
+        v = split(_linear(x, w["self_attn.v_proj.weight"]))
+        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (GB, nh, T, hs)
+        h = h + _linear(a.transpose(1, 2).reshape(g, b, t, d), w["self_attn.o_proj.weight"])
+        x = _rms_norm(h, w["post_attention_layernorm.weight"], eps)
+        gate = F.silu(_linear(x, w["mlp.gate_proj.weight"])) * _linear(x, w["mlp.up_proj.weight"])
+        h = h + _linear(gate, w["mlp.down_proj.weight"])  # (G, B, T, d)
+    logits = _linear(_rms_norm(h, p["model.norm.weight"], eps), embed)  # (G, B, T, V)
+    targets = labels[:, :, 1:]  # (G, B, T-1): position t predicts token t+1
+    ce = F.cross_entropy(
+        logits[:, :, :-1].reshape(-1, vocab), targets.reshape(-1), reduction="none"
+    ).view(g, -1)  # (G, B*(T-1)), 0 where the label is -100
+    return ce.sum(1) / (targets != -100).reshape(g, -1).sum(1)
+
+
+def check_config(config: Any) -> None:
+    """Refuse a model `group_losses` does not compute: it is LlamaForCausalLM's plain case."""
+    plain = (
+        config.tie_word_embeddings
+        and config.num_key_value_heads == config.num_attention_heads
+        and config.hidden_act == "silu"
+        and config.rope_parameters.get("rope_type") == "default"
+        and not config.attention_bias
+        and not config.mlp_bias
+    )
+    if not plain:
+        raise ValueError(f"group_losses computes a plain tied Llama; got {config}")
+
+
 # --- the runs ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Setup:
-    """What every run shares: the only thing that differs between runs is H."""
+    """What every run shares; runs differ in H and encoding, repeats in their data seed."""
 
     steps: int  # T: optimizer steps per worker, the same for every run
     shard_size: int  # records per worker: T * batch_size, one pass in T steps
@@ -114,9 +211,11 @@ class Setup:
     batch_size: int  # records per step on each worker (sync: 4x this per step in all)
     hidden_size: int  # tiny_causal_lm width
     layers: int  # tiny_causal_lm depth
-    pretrain_steps: int  # sft steps of the shared warm start every run begins from
+    pretrain_steps: int  # steps of one model: the warm start every run begins from
+    pretrain_lr: float  # and their learning rate
     outer_lr: float = 0.7  # DiLoCo's outer Nesterov learning rate (the paper's 0.7)
     outer_momentum: float = 0.9  # and momentum (the paper's 0.9)
+    seeds: int = 1  # repeats of every run, each with its own shards and orders
 
 
 def hyperparameters(setup: Setup) -> SftHyperparameters:
@@ -131,230 +230,307 @@ def fresh_model(setup: Setup) -> tuple[Any, Any]:
     return tiny_causal_lm(seed=SEED, hidden_size=setup.hidden_size, layers=setup.layers)
 
 
-def warm_start(setup: Setup) -> dict[str, torch.Tensor]:
-    """The parameters every run starts from: `pretrain_steps` sft steps of one model."""
-    model, tokenizer = fresh_model(setup)
-    if setup.pretrain_steps:
-        data = records(setup.pretrain_steps * setup.batch_size, 2_000)
-        hp = hyperparameters(setup)
-        inner_train("sft", model, tokenizer, data, hp, steps=setup.pretrain_steps, seed=SEED)
-    return trainable_params(model)
+def shards(setup: Setup, seed: int) -> Shards:
+    """Each worker's own shard for data seed `seed`: the same generator, a seed per worker."""
+    return [records(setup.shard_size, 1_000 + WORKERS * seed + w) for w in range(WORKERS)]
 
 
-def start_model(setup: Setup, init: dict[str, torch.Tensor]) -> tuple[Any, Any]:
-    """The model every run starts from."""
-    model, tokenizer = fresh_model(setup)
-    load_params(model, init)
-    return model, tokenizer
+def warm_start(setup: Setup) -> Params:
+    """The checkpoint every run starts from: `pretrain_steps` steps of one model at
+    `pretrain_lr` on records no shard holds."""
+    init = trainable_params(fresh_model(setup)[0])
+    if not setup.pretrain_steps:
+        return init
+    steps, lr = setup.pretrain_steps, setup.pretrain_lr
+    pretraining = [records(steps * setup.batch_size, 2_000)]  # one worker: a single model
+    (params,), _ = train(replace(setup, steps=steps, learning_rate=lr), init, [], [pretraining])
+    return params
 
 
-def shards(setup: Setup) -> list[list[dict[str, str]]]:
-    """Each worker's own shard: the same generator, a seed per worker."""
-    return [records(setup.shard_size, 1_000 + w) for w in range(WORKERS)]
+@dataclass
+class DilocoRun:
+    """One DiLoCo run: its node's state and its workers, rows `first`.. of the stack."""
+
+    h: int  # inner steps per round
+    encoding: Encoding  # what pseudo-gradients and updates travel as
+    seed: int  # the data seed it trains on
+    first: int  # its first worker's row; the others follow
+    global_params: Params  # the node's model
+    uplinks: list[ErrorFeedback]  # kept on each worker
+    downlink: ErrorFeedback  # kept on the node
+    state: OuterState = field(default_factory=OuterState)
+    sent: int = 0  # bytes its workers and node sent, scales included
 
 
-def train_sync(setup: Setup, init: dict[str, torch.Tensor]) -> tuple[Any, Any]:
-    """Synchronous data parallel: the workers' gradients averaged every step, one AdamW step.
+def outer_round(setup: Setup, run: DilocoRun, stack: Params) -> None:
+    """The end of `run`'s round: encode, outer step, decode, and restart its workers' rows."""
+    workers = len(run.uplinks)
+    rows = range(run.first, run.first + workers)
+    g = run.global_params
+    received = []  # each worker's parameters as the node decodes them
+    for w, row in enumerate(rows):
+        encoded = run.uplinks[w].encode(pseudo_gradient(g, {n: t[row] for n, t in stack.items()}))
+        run.sent += sum(payload_bytes(e) for e in encoded.values())
+        received.append({n: g[n] - decode(e) for n, e in encoded.items()})
+    new, run.state = outer_step(
+        g,
+        received,
+        [run.h * setup.batch_size] * workers,  # records each trained on: equal
+        run.state,
+        lr=setup.outer_lr,
+        momentum=setup.outer_momentum,
+        nesterov=True,
+        aggregator=make_aggregator("mean"),
+    )
+    update = run.downlink.encode({n: new[n] - g[n] for n in g})
+    run.sent += workers * sum(payload_bytes(e) for e in update.values())
+    run.global_params = {n: g[n] + decode(e) for n, e in update.items()}
+    with torch.no_grad():  # every worker starts the next round from the node's model
+        for n, t in stack.items():
+            t[run.first : run.first + workers] = run.global_params[n]
 
-    The loss, schedule and clipping are inner_train's sft ones (response-token cross-entropy via
-    `instruction_batch` and `response_loss`, linear warmup then constant, clip at norm 1).
+
+def clip_rows(stack: Params, max_norm: float) -> None:
+    """clip_grad_norm_ for each row's model on its own: its gradient's norm at most `max_norm`."""
+    grads = [t.grad for t in stack.values() if t.grad is not None]
+    rows = grads[0].shape[0]
+    norms = torch.stack([g.reshape(rows, -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # (rows,), as clip_grad_norm_ computes it
+    for g in grads:
+        g.mul_(scale.view(rows, *[1] * (g.dim() - 1)))
+
+
+def train(
+    setup: Setup, init: Params, runs: list[tuple[int, Encoding]], data: list[Shards]
+) -> tuple[list[Params], list[DilocoRun]]:
+    """For each data seed's shards, the sync model and the DiLoCo `runs` (H, encoding), trained
+    together from `init` for `setup.steps` steps: one forward and backward a step.
+
+    Rows of the stack, per seed: the sync model, then each run's workers (one per shard). The
+    sync row stands in the forward once per shard, so its gradient is the mean of the workers'
+    (an all-reduce); each worker row sees its own shard's batch.
     """
     hp = hyperparameters(setup)
-    data = shards(setup)
-    model, tokenizer = start_model(setup, init)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    model, tokenizer = fresh_model(setup)
+    check_config(model.config)
+    seeds, workers = len(data), len(data[0])
+    orders = [  # each worker's order through its shard, the same in every run
+        [shard_order(len(shard), SEED + workers * s + w) for w, shard in enumerate(data[s])]
+        for s in range(seeds)
+    ]
+    sync_rows: list[int] = []
+    diloco: list[DilocoRun] = []
+    row_of: list[int] = []  # a model of the forward -> its row in the stack
+    weight: list[float] = []  # a model's share of the objective
+    for s in range(seeds):
+        sync_rows.append(len(sync_rows) + len(diloco) * workers)
+        row_of += [sync_rows[-1]] * workers
+        weight += [1 / workers] * workers
+        for h, encoding in runs:
+            first = row_of[-1] + 1
+            feedback = [ErrorFeedback(encoding) for _ in range(workers)]
+            diloco.append(
+                DilocoRun(h, encoding, s, first, dict(init), feedback, ErrorFeedback(encoding))
+            )
+            row_of += range(first, first + workers)
+            weight += [1.0] * workers
+    stack = {n: t.unsqueeze(0).repeat(row_of[-1] + 1, *[1] * t.dim()) for n, t in init.items()}
+    for t in stack.values():
+        t.requires_grad_(True)
+    optimizer = torch.optim.AdamW(stack.values(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    index, weights = torch.tensor(row_of), torch.tensor(weight)
+    # a model of the forward -> its batch: its seed's, its worker's (models come seed by seed)
+    batch_of = torch.tensor(
+        [
+            s * workers + w
+            for s in range(seeds)
+            for _ in range(1 + len(runs))
+            for w in range(workers)
+        ]
+    )
     warmup = math.ceil(hp.warmup_ratio * setup.steps)
-    orders = [shard_order(len(shard), SEED + w) for w, shard in enumerate(data)]
-    model.train()
-    torch.manual_seed(SEED)
     for step in range(setup.steps):
         rate = hp.learning_rate * min(1.0, (step + 1) / warmup) if warmup else hp.learning_rate
         for group in optimizer.param_groups:
             group["lr"] = rate
+        drawn = [
+            data[s][w][next(orders[s][w])]
+            for s in range(seeds)
+            for w in range(workers)
+            for _ in range(setup.batch_size)
+        ]
+        inputs = instruction_batch(tokenizer, drawn, hp.max_length)  # (S*W*B, T)
+        ids = inputs["input_ids"].view(seeds * workers, setup.batch_size, -1)[batch_of]
+        labels = inputs["labels"].view(seeds * workers, setup.batch_size, -1)[batch_of]
+        losses = group_losses({n: t[index] for n, t in stack.items()}, ids, labels, model.config)
         optimizer.zero_grad(set_to_none=True)
-        for shard, order in zip(data, orders, strict=True):
-            batch = [shard[next(order)] for _ in range(hp.batch_size)]
-            inputs = instruction_batch(tokenizer, batch, hp.max_length)
-            logits = model(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
-            ).logits  # (B, T, V)
-            # gradients add up over backward calls: the sum / WORKERS is the all-reduce mean
-            (response_loss(logits, inputs["labels"]) / WORKERS).backward()
-        torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
+        (losses * weights).sum().backward()
+        clip_rows(stack, MAX_GRAD_NORM)
         optimizer.step()
-    return model, tokenizer
+        for run in diloco:
+            if (step + 1) % run.h == 0:
+                outer_round(setup, run, stack)
+    sync = [{n: t[row].detach().clone() for n, t in stack.items()} for row in sync_rows]
+    return sync, diloco
 
 
-def train_diloco(
-    setup: Setup, init: dict[str, torch.Tensor], h: int, encoding: Encoding = "float32"
-) -> tuple[Any, Any, int]:
-    """DiLoCo: T/H rounds of H inner sft steps per worker, then one outer Nesterov step; with
-    the bytes every exchange took (each worker's send and receive, in `encoding`)."""
-    hp = hyperparameters(setup)
-    data = shards(setup)
-    model, tokenizer = start_model(setup, init)
-    worker, _ = fresh_model(setup)
-    global_params = trainable_params(model)
-    state = OuterState()
-    aggregator = make_aggregator("mean")
-    inner_states: list[dict[str, Any] | None] = [None] * WORKERS  # each worker keeps its AdamW
-    uplinks = [ErrorFeedback(encoding) for _ in range(WORKERS)]  # kept on each worker
-    downlink = ErrorFeedback(encoding)  # kept on the node
-    sent = 0
-    for r in range(setup.steps // h):
-        results = []
-        for w, shard in enumerate(data):
-            load_params(worker, global_params)
-            results.append(
-                inner_train(
-                    "sft",
-                    worker,
-                    tokenizer,
-                    shard,
-                    hp,
-                    steps=h,
-                    seed=SEED + r * WORKERS + w,  # a new shard order every round
-                    start_step=r * h,
-                    total_steps=setup.steps,
-                    optimizer_state=inner_states[w],
-                )
-            )
-            inner_states[w] = results[-1].optimizer_state
-        received = []  # each worker's parameters as the node decodes them
-        for w, res in enumerate(results):
-            encoded = uplinks[w].encode(pseudo_gradient(global_params, res.params))
-            sent += sum(payload_bytes(e) for e in encoded.values())
-            received.append({n: global_params[n] - decode(e) for n, e in encoded.items()})
-        new_params, state = outer_step(
-            global_params,
-            received,
-            [res.samples for res in results],
-            state,
-            lr=setup.outer_lr,
-            momentum=setup.outer_momentum,
-            nesterov=True,
-            aggregator=aggregator,
-        )
-        update = downlink.encode({n: new_params[n] - global_params[n] for n in global_params})
-        sent += WORKERS * sum(payload_bytes(e) for e in update.values())
-        global_params = {n: global_params[n] + decode(e) for n, e in update.items()}
-    load_params(model, global_params)
-    return model, tokenizer, sent
-
-
-def run(
-    setup: Setup, init: dict[str, torch.Tensor], h: int | None, encoding: Encoding = "float32"
-) -> dict[str, Any]:
-    """One run (h None: sync), timed, its held-out loss and, for DiLoCo, the bytes it sent."""
-    started = time.perf_counter()
-    sent = None
-    if h is None:
-        model, tokenizer = train_sync(setup, init)
-    else:
-        model, tokenizer, sent = train_diloco(setup, init, h, encoding)
-    seconds = time.perf_counter() - started
+def held_out_loss(setup: Setup, params: Params) -> float:
+    """`evaluate`'s sft loss of `params` on records no shard or warm start holds."""
+    model, tokenizer = fresh_model(setup)
+    load_params(model, params)
     held_out = records(EVAL_RECORDS, 999)  # the same generator, a seed no shard uses
     loss = evaluate("sft", model, tokenizer, held_out, hyperparameters(setup), batch_size=64)
-    return {"loss": loss["loss"], "seconds": seconds, "bytes": sent}
+    return float(loss["loss"])
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+# Each mode's regime; a flag overrides one setting. --quick: a smaller model on fewer steps,
+# H=50 only, repeated over seeds; the default run is the heavier one, H=50 and H=500.
+MODES: dict[str, dict[str, Any]] = {
+    "quick": dict(
+        steps=500,  # T: 10 rounds of H=50
+        lr=1e-3,  # sync's and the workers' AdamW rate: sync's best of 5e-4, 1e-3, 2e-3
+        batch_size=8,  # records per worker step
+        hidden_size=32,  # a 36k-parameter model
+        layers=2,
+        pretrain_steps=2000,  # the warm start: held-out loss 1.36 at 500 steps, 0.48 at 2000
+        pretrain_lr=2e-3,
+        hs="50",
+        seeds=2,  # two data orders, for the spread
+    ),
+    "full": dict(
+        steps=2000,  # T: 4 rounds of H=500
+        lr=1e-3,
+        batch_size=8,
+        hidden_size=64,  # a 270k-parameter model
+        layers=4,
+        pretrain_steps=2000,
+        pretrain_lr=2e-3,
+        hs="50,500",
+        seeds=1,
+    ),
+}
+
+
+def figures(
+    setup: Setup,
+    hs: list[int],
+    encodings: list[Encoding],
+    warm_loss: float,
+    sync_losses: list[float],
+    runs: list[DilocoRun],
+    losses: list[float],
+) -> dict[str, Any]:
+    """The ratios against sync (and against float32 DiLoCo): each seed's ratio, averaged over
+    seeds, and with several seeds their spread (the largest minus the smallest)."""
+    params = sum(t.numel() for t in trainable_params(fresh_model(setup)[0]).values())
+    sync_bytes = 2 * params * 4 * WORKERS * setup.steps  # each worker sends and receives, float32
+    out: dict[str, Any] = {
+        "params": params,
+        "workers": WORKERS,
+        **{f"setup_{k}": v for k, v in asdict(setup).items()},
+        "warm_start_loss": round(warm_loss, 4),
+        "sync_loss": round(statistics.fmean(sync_losses), 4),
+        "sync_bytes": sync_bytes,
+    }
+
+    def over_seeds(name: str, values: list[float]) -> None:
+        out[name] = round(statistics.fmean(values), 4)
+        if len(values) > 1:
+            out[f"{name}_spread"] = round(max(values) - min(values), 4)
+
+    loss = {(r.h, r.encoding, r.seed): x for r, x in zip(runs, losses, strict=True)}
+    sent = {(r.h, r.encoding): r.sent for r in runs}  # the same in every seed: sizes are fixed
+    seeds = range(setup.seeds)
+    for h in hs:
+        for enc in encodings:
+            over_seeds(f"loss_ratio_{enc}_h{h}", [loss[h, enc, s] / sync_losses[s] for s in seeds])
+            out[f"comm_reduction_{enc}_h{h}"] = round(sync_bytes / sent[h, enc], 1)
+            # the share of sync's gain over the warm start that DiLoCo made: 1 is parity
+            gains = [(warm_loss - loss[h, enc, s]) / (warm_loss - sync_losses[s]) for s in seeds]
+            over_seeds(f"gain_share_{enc}_h{h}", gains)
+            if enc != "float32" and "float32" in encodings:
+                against = [loss[h, enc, s] / loss[h, "float32", s] for s in seeds]
+                over_seeds(f"loss_vs_float32_{enc}_h{h}", against)
+        if "float32" in encodings:  # the figures as they were before encodings
+            assert sent[h, "float32"] == 2 * params * 4 * WORKERS * (setup.steps // h)
+            out |= {
+                f"diloco_h{h}_loss": round(
+                    statistics.fmean(loss[h, "float32", s] for s in seeds), 4
+                ),
+                f"diloco_h{h}_bytes": sent[h, "float32"],
+                f"loss_ratio_h{h}": out[f"loss_ratio_float32_h{h}"],
+                f"comm_reduction_h{h}": out[f"comm_reduction_float32_h{h}"],
+            }
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="T = 500 steps instead of 2000")
-    parser.add_argument("--steps", type=int, default=None, help="T; a multiple of 500")
-    parser.add_argument("--lr", type=float, default=1e-3, help="inner / sync AdamW learning rate")
-    parser.add_argument("--batch-size", type=int, default=8, help="records per worker step")
-    parser.add_argument("--hidden-size", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--pretrain-steps", type=int, default=1000, help="shared warm start")
+    parser.add_argument("--quick", action="store_true", help="the small regime: a minute or two")
+    parser.add_argument("--steps", type=int, help="T; a multiple of every H")
+    parser.add_argument("--lr", type=float, help="inner / sync AdamW learning rate")
+    parser.add_argument("--batch-size", type=int, help="records per worker step")
+    parser.add_argument("--hidden-size", type=int)
+    parser.add_argument("--layers", type=int)
+    parser.add_argument("--pretrain-steps", type=int, help="steps of one model: the shared warm start")
+    parser.add_argument("--pretrain-lr", type=float, help="the warm start's learning rate")
+    parser.add_argument("--hs", help="DiLoCo's inner steps per round, comma-separated")
+    parser.add_argument("--seeds", type=int, help="repeats with other data, for the spread")
     parser.add_argument("--outer-lr", type=float, default=0.7, help="DiLoCo outer learning rate")
     parser.add_argument("--outer-momentum", type=float, default=0.9, help="DiLoCo outer momentum")
-    parser.add_argument(
-        "--jobs", type=int, default=min(3, os.cpu_count() or 1), help="runs in parallel processes"
-    )
-    parser.add_argument(
-        "--no-flower", action="store_true", help="skip the Flower round overhead measurement"
-    )
     parser.add_argument(
         "--encodings",
         default=",".join(ENCODINGS),
         help="outer gradient encodings of the DiLoCo runs, comma-separated",
     )
     args = parser.parse_args()
+    mode = MODES["quick" if args.quick else "full"]
+    chosen = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in mode.items()}
     encodings = [cast(Encoding, e.strip()) for e in args.encodings.split(",") if e.strip()]
     if not encodings or any(e not in ENCODINGS for e in encodings):
         parser.error(f"--encodings: one or more of {', '.join(ENCODINGS)}; got {args.encodings}")
-    steps = args.steps or (500 if args.quick else 2000)
-    if steps % max(HS):
-        parser.error(f"--steps must be a multiple of {max(HS)}; got {steps}")
+    hs = [int(h) for h in str(chosen["hs"]).split(",") if h.strip()]
+    if not hs or any(h < 1 or chosen["steps"] % h for h in hs):
+        parser.error(f"--steps ({chosen['steps']}) must be a multiple of every H; got {hs}")
     setup = Setup(
-        steps=steps,
-        shard_size=steps * args.batch_size,  # one pass over the shard in T steps
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        hidden_size=args.hidden_size,
-        layers=args.layers,
-        pretrain_steps=args.pretrain_steps,
+        steps=chosen["steps"],
+        shard_size=chosen["steps"] * chosen["batch_size"],  # one pass over the shard in T steps
+        learning_rate=chosen["lr"],
+        batch_size=chosen["batch_size"],
+        hidden_size=chosen["hidden_size"],
+        layers=chosen["layers"],
+        pretrain_steps=chosen["pretrain_steps"],
+        pretrain_lr=chosen["pretrain_lr"],
         outer_lr=args.outer_lr,
         outer_momentum=args.outer_momentum,
+        seeds=chosen["seeds"],
     )
 
     started = time.perf_counter()
     init = warm_start(setup)
-    runs: list[tuple[int | None, Encoding]] = [(None, "float32")]
-    runs += [(h, encoding) for h in HS for encoding in encodings]
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run, setup, init, h, encoding) for h, encoding in runs]
-        results = dict(zip(runs, (f.result() for f in futures), strict=True))
-    total_seconds = time.perf_counter() - started
-
-    model, _ = fresh_model(setup)
-    params = sum(t.numel() for t in trainable_params(model).values())
-    per_exchange = 2 * params * 4 * WORKERS  # every worker sends and receives float32 once
-    sync_bytes = per_exchange * steps
-    figures: dict[str, Any] = {
-        "params": params,
-        "workers": WORKERS,
-        "steps": steps,
-        **{f"setup_{k}": v for k, v in asdict(setup).items() if k != "steps"},
-        "sync_loss": round(results[None, "float32"]["loss"], 4),
-        "sync_bytes": sync_bytes,
-        "sync_seconds": round(results[None, "float32"]["seconds"], 2),
+    warmed = time.perf_counter()
+    data = [shards(setup, s) for s in range(setup.seeds)]
+    sync, runs = train(setup, init, [(h, e) for h in hs for e in encodings], data)
+    trained = time.perf_counter()
+    sync_losses = [held_out_loss(setup, p) for p in sync]
+    losses = [held_out_loss(setup, r.global_params) for r in runs]
+    warm_loss = held_out_loss(setup, init)
+    for s, sync_loss in enumerate(sync_losses):  # each seed's losses, before the averages
+        theirs = [
+            f"{r.encoding} h{r.h} {x:.4f}" for r, x in zip(runs, losses, strict=True) if r.seed == s
+        ]
+        print(f"seed {s}: sync {sync_loss:.4f}; {', '.join(theirs)}", file=sys.stderr)
+    out = figures(setup, hs, encodings, warm_loss, sync_losses, runs, losses)
+    out |= {
+        "warm_start_seconds": round(warmed - started, 2),
+        "train_seconds": round(trained - warmed, 2),
+        "total_seconds": round(time.perf_counter() - started, 2),
     }
-    sync_loss = results[None, "float32"]["loss"]
-    for h in HS:
-        for encoding in encodings:
-            result = results[h, encoding]
-            diloco_bytes = result["bytes"]
-            if encoding == "float32":  # the figures as they were before encodings
-                assert diloco_bytes == per_exchange * (steps // h), "float32 bytes miscounted"
-                figures |= {
-                    f"diloco_h{h}_loss": round(result["loss"], 4),
-                    f"diloco_h{h}_bytes": diloco_bytes,
-                    f"diloco_h{h}_seconds": round(result["seconds"], 2),
-                    f"loss_ratio_h{h}": round(result["loss"] / sync_loss, 4),
-                    f"comm_reduction_h{h}": round(sync_bytes / diloco_bytes, 1),
-                }
-            figures |= {
-                f"loss_ratio_{encoding}_h{h}": round(result["loss"] / sync_loss, 4),
-                f"comm_reduction_{encoding}_h{h}": round(sync_bytes / diloco_bytes, 1),
-            }
-            if encoding != "float32" and "float32" in encodings:
-                float32_loss = results[h, "float32"]["loss"]
-                figures[f"loss_vs_float32_{encoding}_h{h}"] = round(
-                    result["loss"] / float32_loss, 4
-                )
-    figures["total_seconds"] = round(total_seconds, 2)
-    if not args.no_flower:
-        # Round wall time minus the workers' compute, at 2 and 4 local SuperNodes, on a real
-        # node, SuperLink and SuperNodes (see bench/flower_rounds.py).
-        from flower_rounds import measure
-
-        figures |= measure([2, 4], rounds=2 if args.quick else 3, steps=[20])
-    for key, value in figures.items():
-        print(f"{key:>28}: {value}", file=sys.stderr)
-    print(json.dumps(figures))
+    for key, value in out.items():
+        print(f"{key:>32}: {value}", file=sys.stderr)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
