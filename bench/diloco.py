@@ -474,7 +474,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="records per worker step")
     parser.add_argument("--hidden-size", type=int)
     parser.add_argument("--layers", type=int)
-    parser.add_argument("--pretrain-steps", type=int, help="steps of one model: the shared warm start")
+    parser.add_argument(
+        "--pretrain-steps", type=int, help="steps of one model: the shared warm start"
+    )
     parser.add_argument("--pretrain-lr", type=float, help="the warm start's learning rate")
     parser.add_argument("--hs", help="DiLoCo's inner steps per round, comma-separated")
     parser.add_argument("--seeds", type=int, help="repeats with other data, for the spread")
