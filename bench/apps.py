@@ -45,7 +45,6 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -53,7 +52,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from eth_account.signers.local import LocalAccount
+from market import CHAT_MODEL, QUESTIONS, dev, say  # the market bench's questions and helpers
 
 from cairn.chain.anvil import free_port
 from cairn.core.data_policy import DatasetSpec
@@ -64,30 +63,10 @@ from cairn.serve.app_spec import DEFAULT_CONTEXT_TOKENS, AppSpec, Retrieval
 from cairn.serve.passage_budget import Passage
 from cairn.serve.retrieval import app_passages, augment_messages
 
-CHAT_MODEL = "SmolLM2-135M-Instruct"
 TOKEN = 10**18
 TOP_K = 3
 SYSTEM_PROMPT = "Answer briefly, using the passages when they help."
 UPLOAD = 1_000  # records per signed upload
-QUESTIONS = [
-    "What is the best way to keep sourdough starter alive?",
-    "How do tides work near a harbour?",
-    "Which wood is good for a violin?",
-    "How do I fix a bicycle chain that slips?",
-    "What makes copper turn green?",
-    "When do orchards need pruning?",
-    "How do falcons hunt?",
-    "Why do glaciers move?",
-]
-
-
-def say(text: str) -> None:
-    """Progress, on stderr so stdout ends with the JSON line."""
-    print(text, file=sys.stderr, flush=True)
-
-
-def dev(node: Node, label: str) -> LocalAccount:
-    return node.signers.get(node.keystore.find_by_label(label).address)
 
 
 def records(n: int, seed: int) -> list[str]:
