@@ -1,12 +1,10 @@
-"""A stuck `flwr-clientapp` does not wedge its provider: the SuperNode answers the message for it
-and takes the next one, and the stuck process is killed (`cairn.provider.watchdog`).
+"""A stuck ClientApp does not wedge its provider: the SuperNode answers the message for it and
+takes the next one (`cairn.provider.watchdog`); and a provider runs no ClientApp but Cairn's.
 
 First each way a ClientApp's task can end, on Flower's own node state and its SuperNode's
 `_push_messages` with the guard around it, in this process; then the provider's processes: a
 real `flower-superlink` runs a Flower run whose app is this file's `APP`, built into a FAB in
-memory: its ServerApp sends the node one message per step of a plan and writes what came back;
-its ClientApp does what each message asks. The provider is `cairn.provider.host`, as a worker
-starts it.
+memory, against `cairn.provider.host` as a worker starts it, which refuses that app.
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ from flwr.supernode.nodestate import InMemoryNodeState
 from cairn.chain.anvil import free_port
 from cairn.compute.flower_processes import spawn_flower, stop_group
 from cairn.compute.superlink import LOCAL, SuperLink
-from cairn.provider.watchdog import EXIT_GRACE, ClientAppGuard
+from cairn.provider.watchdog import ClientAppGuard
 from tests.processes import pids_with_args
 
 # -- in this process: Flower's node state and `_push_messages`, guarded ----------------------
@@ -173,10 +171,10 @@ def test_a_reply_whose_objects_will_not_come_is_given_up_once_its_task_is_over()
 
 APP = textwrap.dedent(
     '''
-    """Each message names what the ClientApp does: answer, hang (heartbeats go on), or end its
-    task with no reply and then block in Flower's exit path (`exit-hang`)."""
+    """A foreign Flower app: its ServerApp sends one message per step of a plan and writes what
+    came back; its ClientApp, were it ever run, would leave a pid file and answer or hang."""
 
-    import importlib, json, os, signal, threading, time
+    import json, os, threading, time
     from pathlib import Path
     from flwr.app import ConfigRecord, Context, Message, RecordDict
     from flwr.clientapp import ClientApp
@@ -219,19 +217,6 @@ APP = textwrap.dedent(
         behaviour = str(msg.content["do"]["behaviour"])
         folder = Path(str(context.run_config["folder"]))
         (folder / f"{behaviour}.pid").write_text(str(os.getpid()))
-        if behaviour == "exit-hang":
-            # as in the wedge seen: the ClientApp's exit path (here started by SIGINT, there by
-            # an UNAUTHENTICATED call) ends its task with no reply pushed, then blocks for good
-            runtime = importlib.import_module("flwr.supernode.runtime.run_clientapp")
-            push_task_output = runtime.push_task_output
-
-            def push_then_block(**kwargs):
-                push_task_output(**kwargs)
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                threading.Event().wait()
-
-            runtime.push_task_output = push_then_block
-            signal.raise_signal(signal.SIGINT)
         if behaviour == "hang":
             threading.Event().wait()
         return Message(RecordDict({"done": ConfigRecord({"pid": os.getpid()})}), reply_to=msg)
@@ -324,7 +309,7 @@ class Provider:
 
     def clientapps(self) -> list[int]:
         """The live `flwr-clientapp` processes of the provider's SuperNode."""
-        return pids_with_args("--clientappio-api-address", self.appio)
+        return pids_with_args("--clientappio-api-address", self.appio, "--token")
 
     def stop(self) -> None:
         if self.host is not None:
@@ -356,48 +341,18 @@ def outcomes(folder: Path, steps: int, log: Path, timeout: float) -> list[dict[s
         time.sleep(0.2)
 
 
-def wait_gone(provider: Provider, folder: Path, behaviour: str, timeout: float) -> None:
-    """Wait until the ClientApp process that ran `behaviour` is gone (fail after `timeout`)."""
-    pid = int((folder / f"{behaviour}.pid").read_text())
-    deadline = time.monotonic() + timeout
-    while pid in provider.clientapps():
-        assert time.monotonic() < deadline, f"the {behaviour} ClientApp is still alive"
-        time.sleep(0.2)
-
-
-@pytest.mark.process  # a SuperLink, a provider and their Flower processes
-def test_a_clientapp_that_ends_its_task_without_a_reply_and_blocks_does_not_wedge_the_provider(
+@pytest.mark.process  # a SuperLink, a provider and its Flower SuperNode
+def test_a_run_whose_fab_names_another_clientapp_is_refused_and_none_of_its_code_runs(
     provider: Provider,
 ) -> None:
-    # Before the guard: the SuperNode waited in `_push_messages` for a reply that could never
-    # come (the task was over, its token revoked, so no expiry either), and served nothing more.
-    folder = provider.run("exit-hang", "exit-hang,answer")
+    # Flower's own SuperExec would install the FAB and run its ClientApp, whoever sent it: a
+    # SuperLink's operator could run any code on every provider's machine. The provider host
+    # runs Cairn's installed ClientApp only, in its own process.
+    folder = provider.run("foreign", "answer,hang")
     first, second = outcomes(folder, 2, provider.log, timeout=60)
-
-    # the stuck ClientApp's message is answered at once, as Flower answers for a crashed one
-    assert first["behaviour"] == "exit-hang" and first.get("error") == ErrorCode.CLIENT_APP_CRASHED
-    assert first["seconds"] < 10  # a ClientApp's start and end, no waiting on the stuck one
-    # and the next message is served by a new ClientApp
-    assert second["behaviour"] == "answer" and second.get("pid") == int(
-        (folder / "answer.pid").read_text()
-    )
-    # the stuck process is killed once its grace is over
-    wait_gone(provider, folder, "exit-hang", timeout=EXIT_GRACE + 10)
-
-
-@pytest.mark.process
-def test_a_clientapp_still_running_when_its_message_expires_is_failed_and_the_next_one_served(
-    provider: Provider,
-) -> None:
-    # Before the guard: a ClientApp that hangs while its heartbeats go on held the SuperNode
-    # for good; now its task fails when the message's ttl runs out (the SuperLink takes no
-    # reply after that anyway) and the SuperNode takes the next message.
-    folder = provider.run("hang", "hang:3,answer")
-    first, second = outcomes(folder, 2, provider.log, timeout=60)
-
-    # the message expired unanswered: the SuperLink says so (it takes no reply after its ttl)
-    assert first["behaviour"] == "hang" and first.get("error") == ErrorCode.MESSAGE_UNAVAILABLE
-    assert second["behaviour"] == "answer" and second.get("pid") == int(
-        (folder / "answer.pid").read_text()
-    )
-    wait_gone(provider, folder, "hang", timeout=EXIT_GRACE + 10)
+    for outcome in (first, second):
+        assert outcome.get("error") == ErrorCode.LOAD_CLIENT_APP_EXCEPTION, outcome
+        assert outcome["seconds"] < 10  # refused at once, not left to expire
+    assert not list(folder.glob("*.pid"))  # the app's code never ran
+    assert provider.clientapps() == []  # and no flwr-clientapp process was started
+    assert "runs only cairn.provider.clientapp:app" in provider.log.read_text()

@@ -17,7 +17,7 @@ from eth_account import Account
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from cairn.compute.coordinator import exchange
-from cairn.compute.records import RoundTask, parse_reply
+from cairn.compute.records import RoundTask, parse_reply, task_message, unpacked
 from cairn.core.errors import InvalidInput, Unavailable
 from cairn.provider import host
 from cairn.provider.rounds import RoundRunner
@@ -125,7 +125,15 @@ def task(job: dict[str, Any], round_: int, method: str = "sft") -> RoundTask:
 
 
 def reply_params(content: RecordDict) -> dict[str, torch.Tensor]:
-    return content["params"].to_torch_state_dict()  # type: ignore[union-attr]
+    return unpacked(content, "params")
+
+
+def round_message(job: dict[str, Any], task_record: ConfigRecord | None = None) -> RecordDict:
+    """Round 1's task message content as the coordinator sends it (or with another task)."""
+    content = task_message(task(job, 1), job["params"], 5, ttl=60).content
+    if task_record is not None:
+        content["task"] = task_record
+    return content
 
 
 def test_a_runner_kept_across_rounds_trains_as_a_fresh_process_each_round(
@@ -179,9 +187,7 @@ def test_the_trainer_answers_over_its_socket_as_the_clientapp_would(
 ) -> None:
     server = TrainerServer(tmp_path / "t.sock", work_dir(job, tmp_path / "w"), PROVIDER).start()
     try:
-        message = RecordDict(
-            {"params": ArrayRecord(job["params"]), "task": task(job, 1).to_record()}
-        )
+        message = round_message(job)
         remote = train_remotely(tmp_path / "t.sock", message, node_id=5)
         local = RoundRunner(work_dir(job, tmp_path / "local")).run(
             task(job, 1), job["params"], PROVIDER, 5
@@ -194,7 +200,7 @@ def test_the_trainer_answers_over_its_socket_as_the_clientapp_would(
         for name, value in reply_params(local).items():
             assert torch.equal(reply.params[name], value)
 
-        bad = RecordDict({"params": ArrayRecord(job["params"]), "task": ConfigRecord({"x": 1})})
+        bad = round_message(job, ConfigRecord({"x": 1}))
         with pytest.raises(InvalidInput, match="malformed round task"):
             train_remotely(tmp_path / "t.sock", bad, node_id=5)
         remote_again = train_remotely(tmp_path / "t.sock", message, node_id=5)  # still serving

@@ -16,6 +16,27 @@ from pathlib import Path
 from cairn.core.children import death_signal
 from cairn.core.errors import Unavailable
 
+# Flower 1.32 pulls a message's objects (its arrays) after the message itself, and an object
+# not there yet (still being pushed by its sender) is asked for again after 1 s, then 2, 4, up
+# to 10 s: over loopback, a round's arrays are seconds late on the first miss. Cairn's Flower
+# processes ask again after 20 ms, doubling up to 1 s, with as many tries as Flower's default
+# time limit (2 h) allows.
+PULL_BACKOFF = {"initial_backoff": 0.02, "backoff_cap": 1.0, "max_tries_per_object": 7200 + 10}
+
+
+def quicken_object_pulls() -> None:
+    """Apply `PULL_BACKOFF` to Flower's object pulls in this process (its defaults, in place)."""
+    from flwr.supercore.inflatable import inflatable_utils
+
+    for function in (
+        inflatable_utils.pull_objects,
+        inflatable_utils.pull_and_inflate_object_from_tree,
+    ):
+        defaults = function.__kwdefaults__
+        if defaults is None or not set(PULL_BACKOFF) <= set(defaults):
+            raise RuntimeError(f"{function.__qualname__} no longer takes {sorted(PULL_BACKOFF)}")
+        defaults.update(PULL_BACKOFF)
+
 
 def flower_env(flwr_home: Path) -> dict[str, str]:
     """The environment Flower processes need: this venv's bin first (they spawn its tools)."""

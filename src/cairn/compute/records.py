@@ -1,7 +1,8 @@
 """What travels in a round, as typed values and as Flower records.
 
 The coordinator sends each selected worker a `RoundTask` (a ConfigRecord holding its JSON) and
-the global trainable parameters (an ArrayRecord); the worker answers with its parameters, its
+the global trainable parameters (an ArrayRecord, packed: one array per dtype and a layout,
+`cairn.compute.packed`); the worker answers with its parameters, packed the same way, its
 metrics (a MetricRecord) and its signed `WorkReport` (a ConfigRecord). A worker's failure comes
 back as a Flower error reply, never as a half-filled record.
 
@@ -20,6 +21,7 @@ from typing import Any, cast
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
+from cairn.compute.packed import pack, unpack
 from cairn.compute.reports import WorkReport, params_digest, report_from_json
 from cairn.core.errors import InvalidInput
 from cairn.core.quantize import ENCODINGS, Encoded, decode
@@ -27,6 +29,7 @@ from cairn.core.recipe.sections import Encoding
 
 TRAIN = "train"  # Flower message type of a round's work
 IDENTIFY = "query"  # Flower message type asking a worker which account it trains for
+LAYOUT_SUFFIX = "_layout"  # the record beside a packed ArrayRecord (cairn.compute.packed)
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,17 @@ def task_message(
     """The Flower message carrying `task` and the global parameters to `node_id`, alive for
     `ttl` seconds (the round's time limit: a provider's SuperNode gives up on its ClientApp at
     the message's end, see cairn.provider.watchdog, instead of Flower's default 12 hours)."""
-    content = RecordDict({"params": ArrayRecord(params), "task": task.to_record()})
+    content = RecordDict({"task": task.to_record()})
+    _put(content, "params", params)
     return Message(content, node_id, TRAIN, ttl=ttl)
+
+
+def task_params(content: RecordDict) -> dict[str, torch.Tensor]:
+    """The global parameters a round's task message carries; `InvalidInput` if malformed."""
+    try:
+        return unpacked(content, "params")
+    except (KeyError, TypeError) as exc:
+        raise InvalidInput(f"the round carries no parameters: {exc}") from None
 
 
 def reply_content(
@@ -156,11 +168,11 @@ def reply_content(
         }
     )
     if isinstance(update, EncodedUpdate):
-        content["values"] = ArrayRecord({k: v.contiguous() for k, v in update.values.items()})
-        content["scales"] = ArrayRecord({k: v.contiguous() for k, v in update.scales.items()})
+        _put(content, "values", update.values)
+        _put(content, "scales", update.scales)
         content["encoding"] = ConfigRecord({"encoding": update.encoding, "block": update.block})
     else:
-        content["params"] = ArrayRecord({k: v.contiguous() for k, v in update.items()})
+        _put(content, "params", update)
     return content
 
 
@@ -175,7 +187,7 @@ def parse_reply(message: Message) -> WorkerReply:
         if "encoding" in content:
             encoded = _encoded_update(content)
         else:
-            params = _arrays(content, "params")
+            params = unpacked(content, "params")
         report_record = content["report"]
         report = report_from_json(json.loads(str(report_record["report"])))
         signature = str(report_record["signature"])
@@ -199,11 +211,20 @@ def array_bytes(content: RecordDict) -> int:
     return sum(len(a.data) for record in content.array_records.values() for a in record.values())
 
 
-def _arrays(content: RecordDict, name: str) -> dict[str, torch.Tensor]:
-    arrays = content[name]
-    if not isinstance(arrays, ArrayRecord):
-        raise TypeError(f"{name} is not an ArrayRecord")
-    return arrays.to_torch_state_dict()
+def _put(content: RecordDict, name: str, tensors: dict[str, torch.Tensor]) -> None:
+    """`tensors` into `content` as `name` (packed: a few arrays, not one per tensor) and its
+    layout (`name` + LAYOUT_SUFFIX)."""
+    arrays, layout = pack(tensors)
+    content[name] = arrays
+    content[name + LAYOUT_SUFFIX] = layout
+
+
+def unpacked(content: RecordDict, name: str) -> dict[str, torch.Tensor]:
+    """The tensors packed into `content` as `name` (see `_put`)."""
+    arrays, layout = content[name], content[name + LAYOUT_SUFFIX]
+    if not isinstance(arrays, ArrayRecord) or not isinstance(layout, ConfigRecord):
+        raise TypeError(f"{name} is not a packed ArrayRecord with its layout")
+    return unpack(arrays, layout)
 
 
 def _encoded_update(content: RecordDict) -> EncodedUpdate:
@@ -215,5 +236,5 @@ def _encoded_update(content: RecordDict) -> EncodedUpdate:
         raise ValueError(f"unknown update encoding {encoding!r}")
     if not isinstance(block, int) or isinstance(block, bool):
         raise TypeError("block is not an integer")
-    values, scales = _arrays(content, "values"), _arrays(content, "scales")
+    values, scales = unpacked(content, "values"), unpacked(content, "scales")
     return EncodedUpdate(cast(Encoding, encoding), block, values, scales)

@@ -15,6 +15,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from cairn.compute.coordinator import Coordinator
+from cairn.compute.flower_processes import quicken_object_pulls
 from cairn.compute.jobdir import JobDir
 
 app = ServerApp()
@@ -23,5 +24,6 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run the job named by the run config's `job-dir`."""
+    quicken_object_pulls()  # the workers' replies are pulled as soon as they are pushed
     job = JobDir(Path(str(context.run_config["job-dir"])))
     Coordinator(grid, job, int(grid.run.run_id)).run()

@@ -86,11 +86,11 @@ def train(msg: Message, context: Context) -> Message:
             return Message(content, reply_to=msg)
         except Unavailable as exc:
             log.warning("%s; training in the ClientApp's process", exc.message)
-    from cairn.compute.records import RoundTask
+    from cairn.compute.records import RoundTask, task_params
     from cairn.provider.rounds import RoundRunner
 
     task = RoundTask.from_record(msg.content["task"])  # type: ignore[arg-type]
-    global_params = msg.content["params"].to_torch_state_dict()  # type: ignore[union-attr]
+    global_params = task_params(msg.content)
     runner = RoundRunner(work_dir(context))
     content = runner.run(task, global_params, worker_key(context), node_id)
     return Message(content, reply_to=msg)

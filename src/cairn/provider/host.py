@@ -3,11 +3,13 @@
 `cairn worker start` runs `python -m cairn.provider.host --key-file K --work-dir D --socket S
 --parent-pid P -- <flower-supernode arguments>`. The trainer (`cairn.provider.trainer`) listens on the socket
 from a thread and loads the training stack in the background; the SuperNode runs in the main
-thread, exactly as `flower-supernode` would, with its two fixed waits shortened (see
-`quicken_supernode`). Both stop together: the worker stops this process's whole session.
+thread, as `flower-supernode --isolation process` would, with its fixed waits shortened (see
+`quicken_supernode`), and its ClientApp tasks run in threads of this process
+(`cairn.provider.appexec`), not in a process started per message. Both stop together: the
+worker stops this process's whole session.
 
-A stuck `flwr-clientapp` cannot wedge the SuperNode (`cairn.provider.watchdog`): a message no
-ClientApp can answer any more is answered for it, and the stuck process is killed.
+A stuck ClientApp cannot wedge the SuperNode (`cairn.provider.watchdog`): a message no
+ClientApp can answer any more is answered for it.
 
 The host also stops when the process that started it is gone, even by SIGKILL (`watch_parent`):
 a node killed with its demo providers, or a killed `cairn worker start`, leaves no SuperNode
@@ -29,31 +31,91 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cairn.provider.appexec import InProcessClientApps
 
 # Flower 1.32's SuperNode (`flwr.supernode.start_client_internal`) sleeps 3 s whenever the
 # SuperLink has no message for it, and 0.5 s between looks for the ClientApp's reply: on
 # average about 2 s of every round, next to a second or less of work for a small model.
-IDLE_POLL = 0.5  # seconds between asks to the SuperLink when there is nothing to do
-REPLY_POLL = 0.05  # seconds between looks for the ClientApp's reply (a local lookup)
+# Asking the SuperLink often costs it a call each time, so the wait grows with the time since
+# this SuperNode last had work: a round's next message, which comes soon after the slowest
+# worker's reply, is asked for within a fraction of a second, and an idle provider asks once a
+# second.
+ACTIVE_POLL = 0.05  # seconds between asks to the SuperLink right after a message or reply
+IDLE_POLL = 1.0  # seconds between asks once idle for (IDLE_POLL - ACTIVE_POLL) * IDLE_RAMP s
+IDLE_RAMP = 100.0  # seconds idle per second added to the wait
+REPLY_POLL = 0.02  # seconds between looks for the ClientApp's reply (a local lookup)
 
 
 class _QuickClock:
     """`time` as the SuperNode's loop sees it: its fixed sleeps shortened, all else as is."""
 
+    def __init__(self) -> None:
+        self.active_at = time.monotonic()  # when this SuperNode last took a message or replied
+
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
 
-    @staticmethod
-    def sleep(seconds: float) -> None:
-        time.sleep(IDLE_POLL if seconds >= 1 else min(seconds, REPLY_POLL))
+    def active(self) -> None:
+        self.active_at = time.monotonic()
+
+    def idle_poll(self) -> float:
+        idle = time.monotonic() - self.active_at
+        return min(IDLE_POLL, ACTIVE_POLL + idle / IDLE_RAMP)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(self.idle_poll() if seconds >= 1 else min(seconds, REPLY_POLL))
 
 
-def quicken_supernode(module: ModuleType) -> None:
+def quicken_supernode(module: ModuleType) -> _QuickClock:
     """Shorten the fixed waits of Flower's SuperNode loop (`module`), for this process only."""
     if getattr(module, "time", None) is not time:
         raise RuntimeError(f"{module.__name__} no longer sleeps through `time`: check flwr")
-    module.time = _QuickClock()  # type: ignore[attr-defined]
+    clock = _QuickClock()
+    module.time = clock  # type: ignore[attr-defined]
+    return clock
+
+
+def run_clientapps_here(
+    loop: ModuleType, clock: _QuickClock, argv: list[str]
+) -> tuple[list[str], InProcessClientApps]:
+    """Make the SuperNode of `loop` leave its ClientApp tasks to an executor in this process.
+
+    Returns the SuperNode's arguments (with `--isolation process`, and a loopback ClientAppIo
+    address when none was given: that API claims tasks unauthenticated) and the executor,
+    which the SuperNode wakes each time it has stored a message.
+    """
+    from cairn.provider.appexec import InProcessClientApps
+
+    if "--isolation" in argv:
+        raise SystemExit("the provider host chooses the SuperNode's isolation itself")
+    argv = [*argv, "--isolation", "process"]
+    if "--clientappio-api-address" not in argv:
+        from cairn.chain.anvil import free_port
+
+        argv += ["--clientappio-api-address", f"127.0.0.1:{free_port()}"]
+    address = argv[argv.index("--clientappio-api-address") + 1]
+    if not address.startswith(("127.", "localhost:", "[::1]:")):
+        raise SystemExit(f"the ClientAppIo API must listen on loopback only, not {address}")
+    apps = InProcessClientApps(address)
+    pull, push = loop._pull_and_store_message, loop._push_messages
+
+    def pull_and_store(**kwargs: Any) -> int | None:
+        run_id: int | None = pull(**kwargs)
+        if run_id is not None:
+            clock.active()
+            apps.notify()
+        return run_id
+
+    def push_messages(**kwargs: Any) -> None:
+        push(**kwargs)
+        clock.active()
+
+    loop._pull_and_store_message = pull_and_store  # type: ignore[attr-defined]
+    loop._push_messages = push_messages  # type: ignore[attr-defined]
+    return argv, apps
 
 
 PARENT_POLL = 0.2  # seconds between looks at whether the parent is still there
@@ -112,21 +174,24 @@ def main(argv: list[str] | None = None) -> None:
 
     from eth_account import Account
 
+    from cairn.compute.flower_processes import quicken_object_pulls
     from cairn.provider.trainer import TrainerServer
     from cairn.provider.watchdog import ClientAppGuard
 
     watch_parent(args.parent_pid, lambda: stop_orphaned_host(args.key_file, args.socket))
     account = Account.from_key(args.key_file.read_text().strip())
-    TrainerServer(args.socket, args.work_dir, account, args.blob_source).start()
+    TrainerServer(args.socket, args.work_dir, account, args.blob_source).start().share_in_process()
 
     import flwr.supernode.start_client_internal as supernode_loop
     from flwr.supernode.cli import flower_supernode
 
-    quicken_supernode(supernode_loop)
+    quicken_object_pulls()  # a round's arrays are taken as soon as the node has pushed them
+    clock = quicken_supernode(supernode_loop)
     guard = ClientAppGuard()
     guard.install(supernode_loop)
-    guard.watch()
-    sys.argv = ["flower-supernode", *argv[split + 1 :]]
+    supernode_argv, apps = run_clientapps_here(supernode_loop, clock, argv[split + 1 :])
+    apps.start()
+    sys.argv = ["flower-supernode", *supernode_argv]
     flower_supernode()
 
 

@@ -21,6 +21,7 @@ work folder, like the optimizer state.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import OrderedDict
@@ -43,6 +44,8 @@ from cairn.train.models import hyperparameters, load_for_method
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from flwr.app import RecordDict
+
+log = logging.getLogger("cairn.provider.rounds")
 
 KEEP_JOBS = 2  # built models kept in memory: a provider rarely trains more jobs at once
 
@@ -77,6 +80,7 @@ class RoundRunner:
         node_id: int,
     ) -> RecordDict:
         """Train `task` from `global_params`; the reply's content, its report signed."""
+        began = time.perf_counter()
         hparams = hyperparameters(task.method, task.hparams)
         cache = BlobCache(
             task.node_url, self.work_dir / "blobs", task.blob_token, source=self.blob_source
@@ -127,7 +131,16 @@ class RoundRunner:
             compute_seconds=round(compute_seconds, 4),
         )
         metrics = {"loss": result.loss, "compute_seconds": compute_seconds, **result.metrics}
-        return reply_content(update, report, sign_report(report, account), metrics)
+        content = reply_content(update, report, sign_report(report, account), metrics)
+        log.info(
+            "round %d of job %s: set-up %.2f s, training %.2f s, reply %.2f s",
+            task.round,
+            task.job_id[:10],
+            started - began,
+            compute_seconds,
+            time.perf_counter() - started - compute_seconds,
+        )
+        return content
 
     def _encode(self, task: RoundTask, delta: dict[str, torch.Tensor]) -> EncodedUpdate:
         """This round's pseudo-gradient encoded as the task asks, with the job's residual."""

@@ -146,8 +146,15 @@ def train_remotely(path: Path, content: RecordDict, node_id: int) -> RecordDict:
     """Hand a round's content to the resident trainer at `path`; its reply's content.
 
     Raises `Unavailable` if no trainer listens there, and `InvalidInput` with the trainer's
-    error if the round failed.
+    error if the round failed. A trainer in this very process (the provider host runs its
+    ClientApps in threads) is called directly: no copy of the parameters through the socket.
     """
+    local = _IN_PROCESS.get(str(path))
+    if local is not None:
+        try:
+            return local.train(content, node_id)
+        except CairnError as exc:
+            raise InvalidInput(exc.message) from None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
             sock.connect(str(path))
@@ -162,6 +169,8 @@ def train_remotely(path: Path, content: RecordDict, node_id: int) -> RecordDict:
 
 # -- the trainer's side ----------------------------------------------------------------------
 
+_IN_PROCESS: dict[str, TrainerServer] = {}  # socket path -> the trainer serving it in this process
+
 
 class TrainerServer:
     """Serves rounds on a Unix socket from a thread, one at a time, with a resident runner."""
@@ -174,6 +183,8 @@ class TrainerServer:
         self.blob_source = blob_source
         self.account = account
         self._runner: RoundRunner | None = None
+        self._one_round = threading.Lock()  # one round at a time, from the socket or in-process
+        self._building = threading.Lock()  # the runner is built once, by whoever asks first
         self._server: socketserver.UnixStreamServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -192,6 +203,12 @@ class TrainerServer:
         self._thread.start()
         return self
 
+    def share_in_process(self) -> TrainerServer:
+        """Let `train_remotely` in this process call this trainer directly, not through its
+        socket (the provider host, whose ClientApps run in its own threads)."""
+        _IN_PROCESS[str(self.path)] = self
+        return self
+
     def _serve(self) -> None:
         self.runner()  # load torch, transformers and peft before the first round asks
         assert self._server is not None
@@ -199,11 +216,12 @@ class TrainerServer:
 
     def runner(self) -> RoundRunner:
         """The resident runner (built on first use: importing it loads the training stack)."""
-        if self._runner is None:
-            from cairn.provider.rounds import RoundRunner
+        with self._building:
+            if self._runner is None:
+                from cairn.provider.rounds import RoundRunner
 
-            self._runner = RoundRunner(self.work_dir, blob_source=self.blob_source)
-        return self._runner
+                self._runner = RoundRunner(self.work_dir, blob_source=self.blob_source)
+            return self._runner
 
     def serve(self, sock: socket.socket) -> None:
         """Answer one connection: one round in, its reply (or its error) out."""
@@ -225,16 +243,16 @@ class TrainerServer:
 
     def train(self, content: RecordDict, node_id: int) -> RecordDict:
         """One round from its message content (as the ClientApp received it)."""
-        from cairn.compute.records import RoundTask
+        from cairn.compute.records import RoundTask, task_params
 
         task = RoundTask.from_record(content["task"])  # type: ignore[arg-type]
-        params = content["params"]
-        if not isinstance(params, ArrayRecord):
-            raise InvalidInput("the round carries no parameters")
-        return self.runner().run(task, params.to_torch_state_dict(), self.account, node_id)
+        params = task_params(content)
+        with self._one_round:
+            return self.runner().run(task, params, self.account, node_id)
 
     def stop(self) -> None:
         """Stop serving and remove the socket."""
+        _IN_PROCESS.pop(str(self.path), None)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -3,8 +3,8 @@
 Flower 1.32's SuperNode handles one message at a time. After pulling one it waits in
 `_push_messages` (`flwr.supernode.start_client_internal`), with no time limit, for a reply in
 its node state, then, in the same call, for each object of that reply. A reply comes from the
-message's `flwr-clientapp` process (started by the SuperNode's `flower-superexec`) over the
-ClientAppIo API, or from the node state itself when that task's token expires: a RUNNING task
+message's ClientApp task over the ClientAppIo API (a thread of the provider host, see below, or
+a `flwr-clientapp` process under Flower's own SuperExec), or from the node state itself when that task's token expires: a RUNNING task
 with no heartbeat for 60 s is marked FAILED and each message it pulled gets a "ClientApp stopped
 responding" error reply (`InMemoryCoreState._cleanup_expired_task_tokens_locked` calls
 `InMemoryNodeState._on_task_tokens_expired`, which calls `_store_error_replies`).
@@ -26,40 +26,27 @@ lets the SuperNode take the next message. No timing decides this, only the state
 limit is the message's own: past `created_at + ttl` the SuperLink takes no reply to it, so the
 guard fails the task still open on it, and the rule takes over.
 
-A `flwr-clientapp` process whose task is over has nothing left to do but exit; the guard kills
-one still alive `EXIT_GRACE` seconds after its token was first seen revoked, and every one when
-the SuperNode stops (a stuck one ignores the SIGINT Flower sends when its parent goes).
+The provider host runs its ClientApps in threads of its own process (`cairn.provider.appexec`),
+so there is no `flwr-clientapp` process to reap: a ClientApp thread that hangs keeps its task
+open, with its heartbeat, until its message expires; the rule above then answers for it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from flwr.app import Message
 from flwr.common.constant import Status, SubStatus
 from flwr.proto.task_pb2 import Task
-from flwr.supercore.address import resolve_bind_address
 from flwr.supercore.constant import TaskType
-from flwr.supercore.exit import add_exit_handler
 from flwr.supercore.object_store import ObjectStore
 from flwr.supernode.nodestate import InMemoryNodeState, NodeState
 
-# Flower's own clientapp exit forces itself 5 s after its exit handlers ran
-# (FORCE_EXIT_TIMEOUT_SECONDS), and a refused call first sleeps 6 s: a healthy one whose task is
-# over is gone well within this. Killing one earlier would be safe (its token is dead), not kind.
-EXIT_GRACE = 15.0  # seconds a flwr-clientapp whose task is over may take to exit
-REAP_POLL = 1.0  # seconds between looks at the ClientApp processes
 OPEN = [Status.PENDING, Status.STARTING, Status.RUNNING]
-PROC = Path("/proc")
 
 log = logging.getLogger("cairn.provider.watchdog")
 
@@ -77,68 +64,12 @@ def open_tasks(state: NodeState) -> list[Task]:
     return [t for t in state.get_tasks(statuses=OPEN) if t.type == TaskType.CLIENT_APP]
 
 
-@dataclass(frozen=True)
-class ClientAppProcess:
-    """A live `flwr-clientapp` process and the task token it was started with."""
-
-    pid: int
-    token: str
-
-    def kill(self) -> bool:
-        """SIGKILL it if it is still this process (a pid can be reused; a pidfd cannot)."""
-        try:
-            fd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            return False
-        try:
-            if _argument(_arguments(self.pid), "--token") != self.token:
-                return False  # gone, and its pid is another process's now
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-            return True
-        except ProcessLookupError:
-            return False
-        finally:
-            os.close(fd)
-
-
-def _arguments(pid: int) -> list[str]:
-    try:
-        raw = (PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:  # it ended while we looked
-        return []
-    return raw.decode(errors="replace").split("\0")
-
-
-def _argument(args: list[str], name: str) -> str | None:
-    return args[args.index(name) + 1] if name in args[:-1] else None
-
-
-def clientapp_processes(appio_address: str) -> list[ClientAppProcess]:
-    """The live `flwr-clientapp` processes of the SuperNode whose ClientAppIo API is here."""
-    found = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        args = _arguments(int(entry.name))  # a zombie's is empty
-        if not any(arg.endswith("flwr-clientapp") for arg in args[:2]):
-            continue
-        token = _argument(args, "--token")
-        if token and _argument(args, "--clientappio-api-address") == appio_address:
-            found.append(ClientAppProcess(int(entry.name), token))
-    return found
-
-
 class ClientAppGuard:
-    """Wraps one SuperNode's loop (`install`) and reaps its stuck ClientApps (`watch`)."""
+    """Wraps one SuperNode's loop (`install`) so that no ClientApp task can wedge it."""
 
-    def __init__(self, grace: float = EXIT_GRACE, poll: float = REAP_POLL) -> None:
-        self.grace = grace
-        self.poll = poll
+    def __init__(self) -> None:
         self.state: InMemoryNodeState | None = None  # the SuperNode's, once it made it
-        self.appio_address: str | None = None  # where its ClientApps reach it
         self.deadline: float | None = None  # when the message in hand expires (epoch seconds)
-        self._over_since: dict[int, float] = {}  # pid -> when its task was first seen over
-        self._thread: threading.Thread | None = None
 
     def install(self, loop: ModuleType) -> None:
         """Wrap three steps of Flower's SuperNode loop (`loop`), for this process only."""
@@ -157,7 +88,6 @@ class ClientAppGuard:
             if not isinstance(state, InMemoryNodeState):
                 raise RuntimeError(f"the SuperNode keeps its state in a {type(state).__name__}")
             self.state = state
-            self.appio_address = resolve_bind_address(server.bound_address)
             return server
 
         def pull_and_store(**kwargs: Any) -> int | None:
@@ -212,55 +142,6 @@ class ClientAppGuard:
             log.warning("no ClientApp can answer: sending %d error reply(ies)", len(replies))
             return replies
         raise NoReplyComing("no ClientApp can answer and no message is left to answer")
-
-    # -- the ClientApp processes -------------------------------------------------------------
-
-    def watch(self) -> threading.Thread | None:
-        """Reap stuck ClientApps from a daemon thread, and all of them when the SuperNode stops.
-
-        Where there is no /proc to find them in (macOS), only the replies are guarded.
-        """
-        if not PROC.is_dir():
-            log.info("no %s here: stuck ClientApp processes are not reaped", PROC)
-            return None
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._watch, name="cairn-clientapp-watch")
-            self._thread.daemon = True
-            self._thread.start()
-            add_exit_handler(self.kill_all)
-        return self._thread
-
-    def _watch(self) -> None:
-        while True:
-            try:
-                self.reap()
-            except Exception:  # a look that failed is retried; the watch must not end
-                log.exception("looking at the ClientApp processes failed")
-            time.sleep(self.poll)
-
-    def reap(self) -> list[int]:
-        """Kill each ClientApp whose task has been over for `grace` seconds; their pids."""
-        if self.state is None or self.appio_address is None:
-            return []
-        killed, seen = [], set()
-        for app in clientapp_processes(self.appio_address):
-            seen.add(app.pid)
-            if self.state.get_task_by_token(app.token) is not None:  # its task is open
-                self._over_since.pop(app.pid, None)
-                continue
-            over = time.monotonic() - self._over_since.setdefault(app.pid, time.monotonic())
-            if over >= self.grace and app.kill():
-                log.warning("killed ClientApp %d: its task ended %.0f s ago", app.pid, over)
-                killed.append(app.pid)
-        for pid in set(self._over_since) - seen:
-            del self._over_since[pid]
-        return killed
-
-    def kill_all(self) -> None:
-        """Kill every ClientApp of this SuperNode (it is stopping)."""
-        if self.appio_address is not None:
-            for app in clientapp_processes(self.appio_address):
-                app.kill()
 
 
 class _Replies:
