@@ -11,10 +11,13 @@ and checks their stakes, so the figure is the mean over the later rounds.
 Flower 1.32's deployment runtime starts a fresh ClientApp process for every message. The
 baseline, measured in the same run, trains in that process (a bare `flower-supernode`): each
 round pays a Python start, the training imports (torch, transformers, peft) and the model load
-on every worker, and Flower's fixed waits (the SuperNode asks for work every 3 s, the
-ServerApp's `send_and_receive` looks for replies every 3 s). A Cairn worker keeps a resident
-trainer beside its SuperNode instead (`cairn.provider.host`), with those waits shortened; the
-ratio `flower_overhead_ratio_<n>` is the baseline's overhead over the resident trainer's.
+on every worker, and Flower's fixed waits (the SuperNode asks for work every 3 s, its SuperExec
+looks for tasks every second, an object not pushed yet is asked for again after 1 s, 2 s, ...).
+A Cairn worker (`cairn.provider.host`) runs its ClientApps in threads of one process beside a
+resident trainer, with those waits shortened, and the node packs a round's tensors into one
+array per dtype (a handful of Flower objects per message, not a few per parameter); the ratio
+`flower_overhead_ratio_<n>` is the baseline's overhead over the Cairn worker's. (The baseline
+shares the node's side: packing and the ServerApp's quicker pulls.)
 
 Also per SuperNode count: the compute share of a round (compute over wall) at the smallest and
 largest H, and the bytes Flower actually carried per round (`sent_bytes`, `received_bytes`:
@@ -191,7 +194,7 @@ def measure(supernodes: list[int], rounds: int, steps: list[int]) -> dict[str, A
             setup = Setup(node, api, url, folder, base, dataset, rounds)
             low, high = min(steps), max(steps)
             for n in supernodes:
-                # Flower's per-message processes (the baseline) against the resident trainer
+                # Flower's per-message processes (the baseline) against Cairn's worker
                 bare = run_job(setup, n, low, resident=False)
                 resident = run_job(setup, n, low, resident=True)
                 say(n, low, "per-round process (baseline)", bare)

@@ -1,5 +1,5 @@
-"""The marketplace's costs: gas per licence purchase, gas per bounty payout batch, and the
-latency an app's retrieval adds to a chat call.
+"""The marketplace's costs: gas per licence purchase, gas per bounty payout batch, and an app's
+retrieval index at scale.
 
 1. Licences. On a dev node's in-process chain, a dataset's owner offers a commercial licence
    and buyers buy one copy each (approve, then `LicenseToken.buy`: the payment passes through
@@ -12,13 +12,10 @@ latency an app's retrieval adds to a chat call.
    the baseline of paying each record by its own token transfer (1,000 transfers; the gas of
    one transfer to a fresh account is measured here, times 1,000), and the gas of one
    contributor's claim (each contributor claims once, whatever its number of records).
-3. Apps. A dataset of N records (10,000; --quick: 2,000) is embedded once with the packaged
-   all-MiniLM-L6-v2 (time reported), and an app wraps the packaged SmolLM2-135M-Instruct with
-   a system prompt and retrieval of the top 3 passages. The same questions go through the
-   gateway over HTTP to the model directly and to the app, in pairs, alternating which goes
-   first, greedy, same max_tokens: median latency each way, the added latency (median of the
-   paired differences) and its ratio to the direct median, the retrieval step alone (embed the
-   question + search N vectors) timed in process, and the prompt tokens the passages add.
+3. Retrieval at scale. A dataset of N records (10,000; --quick: 2,000) is embedded once with
+   the packaged all-MiniLM-L6-v2 (time and records per second), then each question is embedded
+   and searched against the N vectors (median and slowest). What retrieval adds to an app's call
+   over its model alone, with passages capped by tokens and not, is bench/apps.py's.
 
 Prints progress on stderr; the last line of stdout is one JSON object of figures.
 
@@ -42,17 +39,14 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 
-from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
 from cairn.core.data_policy import DatasetSpec
 from cairn.data.signing import records_root, sign_contribution
 from cairn.node import Node, open_node
-from cairn.serve.app_spec import AppSpec, Retrieval
 from cairn.serve.apps import EMBEDDING_MODEL
 
 TOKEN = 10**18
@@ -200,101 +194,46 @@ def bounties(node: Node) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ apps
 
 
-def app_latency(
-    node: Node, url: str, n_records: int, pairs: int, max_tokens: int
-) -> dict[str, Any]:
-    alice, carol = dev(node, "alice"), dev(node, "carol")
+def retrieval_at_scale(node: Node, n_records: int) -> dict[str, Any]:
+    """Embedding N records once and searching them: what an app's index costs at scale (what an
+    app call adds over its model is bench/apps.py's)."""
+    alice = dev(node, "alice")
     dataset = dataset_of(node, alice, "Retrieval corpus", 1_000)
     lines = records(n_records, seed=11)
     for n, start in enumerate(range(0, n_records, 1_000)):
         contribute(node, dataset, alice, lines[start : start + 1_000], 10_000 + n)
     node.data.anchoring.anchor(dataset)
-    say(f"app: embedding {n_records} records with {EMBEDDING_MODEL} ...")
+    say(f"retrieval: embedding {n_records} records with {EMBEDDING_MODEL} ...")
     started = time.perf_counter()
     index = node.apps.index(dataset, builder=alice.address)
     index_seconds = time.perf_counter() - started
     assert index.passages == n_records, index
-    model = node.base_models.registered()[CHAT_MODEL]
-    app = node.apps.create(
-        alice,
-        name="Bench app",
-        spec=AppSpec(
-            model=model,
-            system_prompt="Answer briefly.",
-            retrieval=Retrieval(dataset, index.version, index.index, top_k=3),
-        ),
-    ).asset.asset_id
-    node.chain.token.transfer(carol, node.economy.treasury, 50 * TOKEN)
-    _, secret = node.economy.keys.create(carol.address, "bench")
-    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=600)
-
-    def ask(target: int, question: str) -> tuple[float, int, str]:
-        body = {
-            "model": str(target),
-            "messages": [{"role": "user", "content": question}],
-            "max_tokens": max_tokens,
-            "temperature": 0,
-        }
-        t = time.perf_counter()
-        reply = http.post("/v1/chat/completions", json=body)
-        elapsed = time.perf_counter() - t
-        reply.raise_for_status()
-        data = reply.json()
-        return (
-            elapsed,
-            int(data["usage"]["prompt_tokens"]),
-            data["choices"][0]["message"]["content"],
-        )
-
-    ask(model, QUESTIONS[0])  # load the models and the index
-    ask(app, QUESTIONS[0])
-    direct: list[float] = []
-    via_app: list[float] = []
-    extra_tokens: list[int] = []
-    for i in range(pairs):
-        question = QUESTIONS[i % len(QUESTIONS)]
-        order = [(model, direct), (app, via_app)]
-        if i % 2:
-            order.reverse()
-        tokens = {}
-        for target, times in order:
-            elapsed, prompt_tokens, _ = ask(target, question)
-            times.append(elapsed)
-            tokens[target] = prompt_tokens
-        extra_tokens.append(tokens[app] - tokens[model])
-    retrieval = []
     retriever = node.gateway.retriever
+    retriever.retrieve(index.index, QUESTIONS[0], 3)  # load the index and the embedder
+    searches = []
     for question in QUESTIONS:
         t = time.perf_counter()
         retriever.retrieve(index.index, question, 3)
-        retrieval.append(time.perf_counter() - t)
-    added = statistics.median(b - a for a, b in zip(direct, via_app, strict=True))
-    direct_median = statistics.median(direct)
+        searches.append(time.perf_counter() - t)
     say(
-        f"app: direct p50 {direct_median:.3f} s, app p50 {statistics.median(via_app):.3f} s, "
-        f"added {added * 1000:.0f} ms ({added / direct_median:+.1%}); retrieval alone "
-        f"{statistics.median(retrieval) * 1000:.1f} ms; passages add "
-        f"{statistics.median(extra_tokens):.0f} prompt tokens"
+        f"retrieval: {n_records} records embedded in {index_seconds:.1f} s "
+        f"({n_records / index_seconds:.0f} records/s); a question embedded and searched in "
+        f"{statistics.median(searches) * 1000:.1f} ms (median of {len(searches)})"
     )
     return {
-        "app_records": n_records,
-        "app_index_seconds": round(index_seconds, 1),
-        "app_direct_p50_s": round(direct_median, 3),
-        "app_p50_s": round(statistics.median(via_app), 3),
-        "app_added_ms": round(added * 1000, 1),
-        "app_added_ratio": round(added / direct_median, 3),
-        "app_retrieval_ms": round(statistics.median(retrieval) * 1000, 1),
-        "app_extra_prompt_tokens": statistics.median(extra_tokens),
-        "app_pairs": pairs,
-        "app_max_tokens": max_tokens,
+        "retrieval_records": n_records,
+        "retrieval_index_seconds": round(index_seconds, 1),
+        "retrieval_index_records_per_s": round(n_records / index_seconds, 1),
+        "retrieval_search_ms": round(statistics.median(searches) * 1000, 1),
+        "retrieval_search_ms_max": round(max(searches) * 1000, 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2,000 retrieval records, 4 pairs")
+    parser.add_argument("--quick", action="store_true", help="2,000 retrieval records")
     args = parser.parse_args()
-    n_records, pairs, max_tokens = (2_000, 4, 16) if args.quick else (10_000, 12, 32)
+    n_records = 2_000 if args.quick else 10_000
     figures: dict[str, Any] = {"quick": args.quick}
     with tempfile.TemporaryDirectory() as tmp:
         node = open_node(
@@ -305,13 +244,11 @@ def main() -> None:
             port=free_port(),
             fleet_port=free_port(),
         )
-        server = BackgroundServer(node).start()
         try:
             figures.update(licences(node))
             figures.update(bounties(node))
-            figures.update(app_latency(node, server.url, n_records, pairs, max_tokens))
+            figures.update(retrieval_at_scale(node, n_records))
         finally:
-            server.stop()
             node.close()
     print(json.dumps(figures))
 

@@ -244,6 +244,41 @@ def test_the_host_shortens_only_the_supernode_s_waits() -> None:
         host.quicken_supernode(module)  # twice, or a Flower that changed, is refused
 
 
+def test_the_supernode_asks_for_work_often_right_after_a_message_and_seldom_when_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = types.ModuleType("loop")
+    module.time = time  # type: ignore[attr-defined]
+    clock = host.quicken_supernode(module)
+    now = [1000.0]
+    monkeypatch.setattr(host.time, "monotonic", lambda: now[0])
+    clock.active()
+    assert clock.idle_poll() == host.ACTIVE_POLL
+    now[0] += 5
+    assert host.ACTIVE_POLL < clock.idle_poll() < 0.5
+    now[0] += 3600
+    assert clock.idle_poll() == host.IDLE_POLL
+    clock.active()  # a message came
+    assert clock.idle_poll() == host.ACTIVE_POLL
+
+
+def test_the_host_runs_the_clientapps_itself_on_a_loopback_clientappio_api() -> None:
+    module = types.ModuleType("loop")
+    module._pull_and_store_message = lambda **kwargs: 3  # type: ignore[attr-defined]
+    module._push_messages = lambda **kwargs: None  # type: ignore[attr-defined]
+    clock = host._QuickClock()
+    argv, apps = host.run_clientapps_here(module, clock, ["--insecure"])
+    assert argv[argv.index("--isolation") + 1] == "process"
+    address = argv[argv.index("--clientappio-api-address") + 1]
+    assert address.startswith("127.0.0.1:") and apps.appio_address == address
+    clock.active_at = 0.0
+    assert module._pull_and_store_message() == 3  # type: ignore[attr-defined]
+    assert apps._wake.is_set() and clock.active_at > 0  # a stored message wakes the executor
+    for refused in (["--isolation", "subprocess"], ["--clientappio-api-address", "0.0.0.0:9094"]):
+        with pytest.raises(SystemExit):
+            host.run_clientapps_here(module, clock, refused)
+
+
 class SlowGrid:
     """A grid whose replies arrive after `delay` seconds (one never, if `lost`)."""
 

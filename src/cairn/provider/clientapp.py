@@ -2,10 +2,10 @@
 
 `cairn worker start` starts a SuperNode with three node-config keys: `key-file`, the provider's
 private key (a 0600 file the worker writes and removes), `work-dir`, its cache, and
-`trainer-socket`, where its resident trainer listens. For each
-round the SuperNode starts this app in a fresh process, which hands the round to the worker's
-resident trainer (`cairn.provider.trainer`), or, without one, does the work itself
-(`cairn.provider.rounds`):
+`trainer-socket`, where its resident trainer listens. There this app runs in a thread of the
+provider's own process (`cairn.provider.appexec`) and hands each round to the resident trainer
+(`cairn.provider.trainer`); under a bare `flower-supernode`, Flower starts it in a fresh process
+for every message and it does the work itself (`cairn.provider.rounds`):
 
 1. fetches the base model and the training records by CID from the node (verified, cached);
 2. builds the model as the coordinator did and loads the round's global parameters;
@@ -35,9 +35,9 @@ from cairn.core.errors import ConfigError, Unavailable
 
 log = logging.getLogger("cairn.clientapp")
 
-# Flower starts this app in a new process for every message; training's imports (torch,
-# transformers, peft: seconds) are paid by the resident trainer, or inside `train` only, so
-# `identify` answers at once.
+# Under a bare SuperNode, Flower starts this app in a new process for every message; training's
+# imports (torch, transformers, peft: seconds) are paid by the resident trainer, or inside
+# `train` only, so `identify` answers at once.
 app = ClientApp()
 
 

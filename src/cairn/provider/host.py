@@ -42,10 +42,10 @@ if TYPE_CHECKING:
 # Asking the SuperLink often costs it a call each time, so the wait grows with the time since
 # this SuperNode last had work: a round's next message, which comes soon after the slowest
 # worker's reply, is asked for within a fraction of a second, and an idle provider asks once a
-# second.
+# second (a worker waiting a minute for a slower one asks about 100 times, not 1,200).
 ACTIVE_POLL = 0.05  # seconds between asks to the SuperLink right after a message or reply
 IDLE_POLL = 1.0  # seconds between asks once idle for (IDLE_POLL - ACTIVE_POLL) * IDLE_RAMP s
-IDLE_RAMP = 100.0  # seconds idle per second added to the wait
+IDLE_RAMP = 20.0  # seconds idle per second added to the wait (1 s after 19 s idle)
 REPLY_POLL = 0.02  # seconds between looks for the ClientApp's reply (a local lookup)
 
 

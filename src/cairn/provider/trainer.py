@@ -2,10 +2,11 @@
 
 Flower 1.32 starts a fresh ClientApp process for every message. Training in that process would
 pay, every round, a Python start, the training imports (torch, transformers, peft: seconds) and
-the model load. `cairn worker start` therefore keeps one trainer process beside its SuperNode
-(`cairn.provider.host`) that holds a `RoundRunner` across rounds; the per-message ClientApp
-only hands it the round's content over a Unix socket and returns its answer, and never imports
-torch.
+the model load. `cairn worker start` therefore keeps one trainer beside its SuperNode
+(`cairn.provider.host`) that holds a `RoundRunner` across rounds. The host runs its ClientApps
+in its own threads and they call the trainer directly (`share_in_process`); a ClientApp in a
+process of its own (a bare `flower-supernode` pointed at a trainer) hands it the round's content
+over a Unix socket and returns its answer, and never imports torch.
 
 The socket lives in a folder only the provider's user can open (0700), named to the ClientApp
 by the SuperNode's node config (`trainer-socket`). One round is trained at a time, as the
