@@ -133,11 +133,11 @@ def test_a_stored_message_is_claimed_run_in_a_thread_and_answered(
         reply = io.wait_for_reply()
         assert time.monotonic() - started < 5  # woken at once, not after the 60 s fallback
         assert reply.metadata.reply_to_message_id == message.metadata.message_id
-        assert not reply.has_error() and io.content(reply)["done"]["by"] == "answer"
         deadline = time.monotonic() + 10
-        while io.task_status(task_id) != Status.FINISHED:
+        while io.task_status(task_id) != Status.FINISHED:  # the reply's objects are all in
             assert time.monotonic() < deadline
             time.sleep(0.02)
+        assert not reply.has_error() and io.content(reply)["done"]["by"] == "answer"
     finally:
         apps.stop()
 
