@@ -43,7 +43,6 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import argparse
 import json
-import random
 import statistics
 import tempfile
 import time
@@ -52,7 +51,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from market import CHAT_MODEL, QUESTIONS, dev, say  # the market bench's questions and helpers
+from market import (  # the market bench's questions and helpers
+    CHAT_MODEL,
+    QUESTIONS,
+    dev,
+    records,
+    say,
+)
 
 from cairn.chain.anvil import free_port
 from cairn.core.data_policy import DatasetSpec
@@ -69,26 +74,6 @@ SYSTEM_PROMPT = "Answer briefly, using the passages when they help."
 UPLOAD = 1_000  # records per signed upload
 
 
-def records(n: int, seed: int) -> list[str]:
-    """`n` distinct instruction records as JSONL lines: random words about the questions'
-    topics, answers of 20 to 160 words."""
-    rng = random.Random(seed)
-    topics = [w for q in QUESTIONS for w in q.lower().strip("?").split() if len(w) > 3]
-    words = sorted(
-        {
-            "".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3))
-            for _ in range(5_000)
-        }
-    )
-    out = []
-    for i in range(n):
-        topic = rng.sample(topics, 3)
-        prompt = " ".join(topic + rng.sample(words, 8))
-        response = " ".join(rng.sample(words, rng.randint(20, 160)) + topic)
-        out.append(json.dumps({"prompt": f"{prompt} ({i})?", "response": response + "."}))
-    return out
-
-
 def build_app(node: Node, n_records: int) -> tuple[int, AppSpec, ApiKey]:
     """A dataset of `n_records` indexed, an app over it, and a funded key to call with."""
     alice, carol = dev(node, "alice"), dev(node, "carol")
@@ -103,7 +88,7 @@ def build_app(node: Node, n_records: int) -> tuple[int, AppSpec, ApiKey]:
     dataset = node.data.datasets.create(
         alice, name="Retrieval corpus", licence="CC-BY-4.0", spec=spec
     ).asset_id
-    lines = records(n_records, seed=11)
+    lines = records(n_records, seed=11, longest=160)  # some passages short, some long
     for nonce, start in enumerate(range(0, n_records, UPLOAD), start=1):
         chunk = lines[start : start + UPLOAD]
         typed = node.data.contributions.typed_data(dataset, records_root(chunk), nonce)

@@ -87,8 +87,9 @@ def dataset_of(node: Node, owner: LocalAccount, name: str, max_upload: int) -> i
     return node.data.datasets.create(owner, name=name, licence="CC-BY-4.0", spec=spec).asset_id
 
 
-def records(n: int, seed: int) -> list[str]:
-    """`n` distinct instruction records as JSONL lines (random words: no near-duplicates)."""
+def records(n: int, seed: int, longest: int = 20) -> list[str]:
+    """`n` distinct instruction records as JSONL lines (random words: no near-duplicates), about
+    the questions' topics, answers of 20 words (or 20 to `longest`)."""
     rng = random.Random(seed)
     topics = [w for q in QUESTIONS for w in q.lower().strip("?").split() if len(w) > 3]
     words = sorted(
@@ -101,7 +102,8 @@ def records(n: int, seed: int) -> list[str]:
     for i in range(n):
         topic = rng.sample(topics, 3)
         prompt = " ".join(topic + rng.sample(words, 8))
-        response = " ".join(rng.sample(words, 20) + topic)
+        length = rng.randint(20, longest) if longest > 20 else 20
+        response = " ".join(rng.sample(words, length) + topic)
         out.append(json.dumps({"prompt": f"{prompt} ({i})?", "response": response + "."}))
     return out
 
