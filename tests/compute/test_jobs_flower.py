@@ -278,7 +278,7 @@ def test_a_supernode_killed_mid_round_drops_out_and_the_job_finishes(
     cluster.worker("bob")
     doomed = cluster.worker("carol")
     api = cluster.sign_in("alice")
-    text = recipe(base.asset_id, dataset, rounds=3, inner_steps=3, round_timeout_s=20)
+    text = recipe(base.asset_id, dataset, rounds=4, inner_steps=40, round_timeout_s=20)
     job = api.request("POST", "/jobs", json={"recipe": text})
     cluster.wait(job["job_id"], lambda j: j.round >= 1)
     assert doomed.process is not None

@@ -16,7 +16,7 @@ import torch
 from eth_account import Account
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
-from cairn.compute.coordinator import exchange
+from cairn.compute.exchange import exchange
 from cairn.compute.records import RoundTask, parse_reply, task_message, unpacked
 from cairn.core.errors import InvalidInput, Unavailable
 from cairn.provider import host
@@ -298,7 +298,8 @@ class SlowGrid:
         for i in range(len(self.sent)):
             if f"m{i}" in ids and not (self.lost and i == 0):
                 reply = types.SimpleNamespace(
-                    metadata=types.SimpleNamespace(reply_to_message_id=f"m{i}")
+                    metadata=types.SimpleNamespace(reply_to_message_id=f"m{i}"),
+                    has_error=lambda: False,
                 )
                 replies.append(reply)
         return replies  # type: ignore[return-value]

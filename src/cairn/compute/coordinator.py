@@ -29,6 +29,7 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from cairn.compute.checkpoints import latest_checkpoint, save_checkpoint
+from cairn.compute.exchange import exchange
 from cairn.compute.jobdir import JobDir, JobSpec
 from cairn.compute.records import (
     IDENTIFY,
@@ -51,7 +52,6 @@ TTL_MARGIN = 30.0  # seconds a round's messages outlive its time limit: the repl
 
 ROUND_RETRIES = 3  # a round short of min_workers is tried this many more times
 POLL_SECONDS = 1.0  # between looks for workers to come online
-REPLY_POLL = 0.1  # between looks for replies (Flower's own `send_and_receive` waits 3 s)
 WAIT_FOR_ALL = 30.0  # seconds a round waits for all its workers before taking fewer
 SILENT_BACKOFF = 120.0  # seconds before asking a node that did not answer who it is again
 
@@ -376,24 +376,3 @@ class Coordinator:
         if self.job.run_id() not in (None, self.run_id):
             raise Superseded
         self.job.append(kind, run_id=self.run_id, **fields)
-
-
-def exchange(
-    grid: Grid, messages: list[Message], timeout: float, poll: float = REPLY_POLL
-) -> list[Message]:
-    """Send `messages` and gather the replies that come within `timeout` seconds.
-
-    `Grid.send_and_receive` does the same but looks for replies every 3 s, which a round of a
-    small model would mostly spend waiting.
-    """
-    waiting = set(grid.push_messages(messages))
-    deadline = time.monotonic() + timeout
-    replies: list[Message] = []
-    while waiting:
-        for reply in grid.pull_messages(waiting):
-            replies.append(reply)
-            waiting.discard(reply.metadata.reply_to_message_id)
-        if not waiting or time.monotonic() >= deadline:
-            break
-        time.sleep(poll)
-    return replies

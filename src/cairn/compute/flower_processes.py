@@ -7,10 +7,12 @@ The node runs `flower-superlink` (`cairn.compute.superlink`), a provider `flower
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from cairn.core.children import death_signal
@@ -36,6 +38,35 @@ def quicken_object_pulls() -> None:
         if defaults is None or not set(PULL_BACKOFF) <= set(defaults):
             raise RuntimeError(f"{function.__qualname__} no longer takes {sorted(PULL_BACKOFF)}")
         defaults.update(PULL_BACKOFF)
+
+
+@contextlib.contextmanager
+def object_pulls_within(seconds: float) -> Iterator[None]:
+    """Within the block, a message's objects not all pulled after `seconds` are given up on.
+
+    Flower's grid pulls a message's objects with its functions' default time limit (2 h); this
+    sets that default for the block and puts it back after. Flower then answers the message
+    with a `MESSAGE_UNAVAILABLE` error in its place. For one thread's pulls at a time.
+    """
+    from flwr.supercore.inflatable import inflatable_utils
+
+    all_defaults = []
+    for function in (
+        inflatable_utils.pull_objects,
+        inflatable_utils.pull_and_inflate_object_from_tree,
+    ):
+        defaults = function.__kwdefaults__
+        if defaults is None or "max_time" not in defaults:
+            raise RuntimeError(f"{function.__qualname__} no longer takes max_time")
+        all_defaults.append(defaults)
+    saved = [defaults["max_time"] for defaults in all_defaults]
+    for defaults in all_defaults:
+        defaults["max_time"] = seconds
+    try:
+        yield
+    finally:
+        for defaults, limit in zip(all_defaults, saved, strict=True):
+            defaults["max_time"] = limit
 
 
 def flower_env(flwr_home: Path) -> dict[str, str]:
