@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,14 +109,30 @@ def spawn_flower(
 
 
 def stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """Stop a process started in its own session, and everything it spawned."""
-    if process.poll() is not None:
-        return
+    """Stop a process started in its own session, and everything it spawned.
+
+    SIGTERM to the whole group (even when the process itself has already ended); what is left
+    of it after `grace` seconds (the process, or a child stuck on its way out after the
+    process has gone) is killed.
+    """
+    deadline = time.monotonic() + grace
+    if _signal_group(process.pid, signal.SIGTERM) and process.poll() is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    while _signal_group(process.pid, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _signal_group(process.pid, signal.SIGKILL):
+        process.wait(timeout=grace)
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    """Signal a process group; False if none of it is left (or it is not ours to signal).
+
+    A group outlives its leader while any member lives, and Linux does not hand its number to
+    another process until then, so the group of a reaped leader is still this one.
+    """
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=grace)
+        os.killpg(group, signum)
     except (ProcessLookupError, PermissionError):
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace)
+        return False
+    return True

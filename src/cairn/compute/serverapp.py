@@ -17,6 +17,7 @@ from flwr.serverapp import Grid, ServerApp
 from cairn.compute.coordinator import Coordinator
 from cairn.compute.flower_processes import quicken_object_pulls
 from cairn.compute.jobdir import JobDir
+from cairn.core.children import exit_when_orphaned
 
 app = ServerApp()
 
@@ -24,6 +25,7 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run the job named by the run config's `job-dir`."""
+    exit_when_orphaned()  # a node killed by SIGKILL leaves no ServerApp behind
     quicken_object_pulls()  # the workers' replies are pulled as soon as they are pushed
     job = JobDir(Path(str(context.run_config["job-dir"])))
     Coordinator(grid, job, int(grid.run.run_id)).run()

@@ -9,9 +9,11 @@ its parent dies (PR_SET_PDEATHSIG); elsewhere the parent's clean exit is the onl
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 
@@ -33,3 +35,23 @@ def die_with_parent() -> None:
     if sys.platform == "linux":
         pr_set_pdeathsig = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def exit_when_orphaned(grace: float = 10.0, poll: float = 0.5) -> threading.Thread:
+    """Exit this process `grace` seconds after its parent is gone, whatever it is doing then.
+
+    For a grandchild that `die_with_parent` cannot reach: Flower's ServerApp, whose launcher
+    (the SuperLink's SuperExec) dies with the node. Flower's own parent watch only interrupts
+    it, and its way out then retries a SuperLink that is no longer there, for ever.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        time.sleep(grace)  # its own way out first: a clean exit needs no more
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="cairn-orphan-watch", daemon=True)
+    thread.start()
+    return thread
