@@ -69,12 +69,6 @@ def start(
     ] = None,
 ) -> None:
     """Start a node: chain, store, index, and the API and web UI on http(s)://HOST:PORT."""
-    import uvicorn
-
-    from cairn.api.app import create_app
-    from cairn.demo_community import DemoCommunity, demo_accounts
-    from cairn.node import bootstrap
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's own calls to the API
@@ -89,7 +83,7 @@ def start(
         port=port,
         dev=dev,
         unsafe_dev_on_public_address=unsafe_dev_on_public_address,
-        dev_accounts=demo_accounts() if demo else None,
+        dev_accounts=_demo_accounts() if demo else None,
         base_models=base_models,
         fleet_port=fleet_port,
     )
@@ -99,7 +93,13 @@ def start(
         if tls_file is not None and not tls_file.is_file():
             raise ConfigError(f"{tls_file} does not exist")
     scheme = "http" if ssl_certfile is None else "https"
-    refuse_busy_ports(config)
+    refuse_busy_ports(config)  # all of the above before the node's imports: refused at once
+    import uvicorn
+
+    from cairn.api.app import create_app
+    from cairn.demo_community import DemoCommunity
+    from cairn.node import bootstrap
+
     if not dev and config.password is None and sys.stdin.isatty():
         config.password = typer.prompt(
             "Node password (unlocks the operator account)", hide_input=True
@@ -173,6 +173,12 @@ def start(
                 community.stop()
     finally:
         node.close()
+
+
+def _demo_accounts() -> tuple[str, ...]:
+    from cairn.demo_community import demo_accounts
+
+    return demo_accounts()
 
 
 def refuse_busy_ports(config: NodeConfig) -> None:

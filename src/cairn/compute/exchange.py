@@ -25,18 +25,23 @@ PULL_GRACE = 5.0  # seconds past the deadline for the arrays of a reply that cam
 
 
 def exchange(
-    grid: Grid, messages: list[Message], timeout: float, poll: float = REPLY_POLL
+    grid: Grid,
+    messages: list[Message],
+    timeout: float,
+    poll: float = REPLY_POLL,
+    grace: float = PULL_GRACE,
 ) -> list[Message]:
     """Send `messages` and gather the replies that come within `timeout` seconds.
 
     `Grid.send_and_receive` does the same but looks for replies every 3 s, which a round of a
-    small model would mostly spend waiting, and waits on a half-pushed reply for hours.
+    small model would mostly spend waiting, and waits on a half-pushed reply for hours. A
+    reply that came in time gets `grace` seconds more for its arrays.
     """
     waiting = set(grid.push_messages(messages))
     deadline = time.monotonic() + timeout
     replies: list[Message] = []
     while waiting:
-        with object_pulls_within(max(deadline - time.monotonic(), 0.0) + PULL_GRACE):
+        with object_pulls_within(max(deadline - time.monotonic(), 0.0) + grace):
             pulled = grid.pull_messages(waiting)
         for reply in pulled:
             waiting.discard(reply.metadata.reply_to_message_id)
