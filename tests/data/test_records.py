@@ -8,6 +8,7 @@ from eth_account.signers.local import LocalAccount
 
 from cairn.core.attribution import SCALE
 from cairn.core.errors import Forbidden
+from cairn.data.review import COUNTED_IN_GROUPS_OF
 from cairn.node import Node
 from tests.data.conftest import make_dataset, pair, upload
 
@@ -71,14 +72,20 @@ def test_a_newcomers_standing_is_the_prior_and_standings_list_reviewers(
     assert newcomer.judged == 0 and not newcomer.held and 0 < newcomer.reputation < 1
     assert node.data.reviews.standings(dataset) == []
 
-    upload(node, contributor, dataset, [pair(1)])
-    task = node.data.reviews.next_task(dataset, owner.address)
-    assert task is not None
-    answer = node.data.reviews.submit(task.task_id, owner.address, "approve")
-    [decided] = answer.decided
-    assert decided.status == "accepted" and decided.label == "approve"
+    group = COUNTED_IN_GROUPS_OF
+    upload(node, contributor, dataset, [pair(i) for i in range(group)])
+    for n in range(1, group + 1):
+        task = node.data.reviews.next_task(dataset, owner.address)
+        assert task is not None
+        answer = node.data.reviews.submit(task.task_id, owner.address, "approve")
+        [decided] = answer.decided
+        assert decided.status == "accepted" and decided.label == "approve"
+        assert node.data.reviews.uncounted(dataset, owner.address) == n % group
+        if n < group:  # the group is not full: nothing counts yet
+            assert node.data.reviews.standings(dataset) == []
+            assert node.data.reviews.standing(dataset, owner.address) == newcomer
     [standing] = node.data.reviews.standings(dataset)
-    assert standing.account == owner.address and standing.agreed == standing.decided == 1
+    assert standing.account == owner.address and standing.agreed == standing.decided == group
     assert node.data.reviews.standing(dataset, owner.address.lower()) == standing
 
 

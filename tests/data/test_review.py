@@ -7,6 +7,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from cairn.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cairn.data.review import COUNTED_IN_GROUPS_OF
 from cairn.node import Node
 from tests.data.conftest import make_dataset, pair, upload
 
@@ -222,3 +223,35 @@ def test_dawid_skene_recovers_true_labels_through_the_service_where_majority_fai
     print(f"Dawid-Skene accuracy {accuracy:.3f}, majority vote {majority_accuracy:.3f}")
     assert accuracy >= 0.95, accuracy
     assert majority_accuracy <= 0.7, majority_accuracy
+
+
+def test_a_gold_answer_moves_no_standing_until_its_group_of_answers_is_full(
+    node: Node, owner: LocalAccount, contributor: LocalAccount
+) -> None:
+    """Whatever a reviewer answers, and whether a task was gold or a record, what anyone can see
+    (its standing, the dataset's list, holds) stays as it was until a whole group counts."""
+    group = COUNTED_IN_GROUPS_OF
+    review = {**STRICT, "votes_per_record": 1, "min_votes": 1, "gold_share": 0.5}
+    dataset = make_dataset(node, owner, review=review).asset_id
+    gold = [{"record": pair(100 + i), "answer": "reject"} for i in range(group)]
+    node.data.reviews.add_gold(dataset, owner.address, gold)  # the right answer is "reject"
+    upload(node, contributor, dataset, [pair(i) for i in range(2 * group)])
+    reviewer = Account.from_key("0x" + "22" * 32).address  # its gold draws mix both kinds
+    prior = node.data.reviews.standing(dataset, reviewer)
+    kinds = []
+    for n in range(1, group + 1):
+        task = node.data.reviews.next_task(dataset, reviewer)
+        assert task is not None
+        is_gold = task.record["prompt"] in {g["record"]["prompt"] for g in gold}
+        kinds.append("gold" if is_gold else "record")
+        node.data.reviews.submit(task.task_id, reviewer, "approve")  # gold answered wrong
+        if n < group:
+            assert node.data.reviews.standing(dataset, reviewer) == prior, kinds
+            assert node.data.reviews.standings(dataset) == []
+            assert node.data.reviews.reputations(dataset) == {}
+    assert "gold" in kinds and "record" in kinds, kinds  # the group had both kinds
+    counted = node.data.reviews.standing(dataset, reviewer)
+    assert counted.gold_total == kinds.count("gold") and counted.gold_correct == 0
+    assert counted.decided == kinds.count("record") and counted.judged == group
+    assert counted.reputation < prior.reputation
+    assert node.data.reviews.uncounted(dataset, reviewer) == 0

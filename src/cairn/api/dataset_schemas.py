@@ -111,12 +111,12 @@ class ReviewAnswerPublic(Public):
 
 
 class StandingPublic(Public):
+    """A reviewer's standing, without its split between gold questions and decided records (a
+    split that moved would say which tasks were gold)."""
+
     account: str
     reputation: float
-    gold_correct: int
-    gold_total: int
-    agreed: int
-    decided: int
+    judged: int = Field(..., description="Answers checked, against gold or a decision")
     held: bool = Field(..., description="Below the floor: no more tasks, its records held")
 
 

@@ -3,7 +3,8 @@
 A share of valid records waits in `review` until enough accounts have judged it; gold questions
 (items with known answers) are mixed into every queue unmarked. Votes are combined with the
 Dawid–Skene model (reputation-weighted majority below the policy's minimum of votes), and each
-reviewer's reputation comes from gold accuracy and agreement with the decisions.
+reviewer's reputation comes from gold accuracy and agreement with the decisions, counted in
+groups of answers so that no single answer's effect shows whether its task was gold.
 
 Over 400 lines because tasks, decisions and reputations are one loop (a decision changes
 reputations, which weigh the next decision and hold accounts) under one lock, with the frozen
@@ -17,7 +18,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,10 @@ from cairn.db.engine import Database
 # Records that failed to reach a confident decision after this many times the requested votes
 # are rejected for lack of consensus.
 MAX_VOTES_FACTOR = 2
+# A reviewer's answers count toward its reputation in groups of this many, in the order given:
+# a standing that moved right after an answer would say whether that task was gold. After a
+# group counts, its change says how many of its tasks were gold, never which.
+COUNTED_IN_GROUPS_OF = 5
 
 
 @dataclass(frozen=True)
@@ -412,15 +417,31 @@ class Reviews:
                     ReviewTaskRow.record_id,
                     ReviewTaskRow.gold_id,
                     ReviewTaskRow.answer,
-                ).where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
+                )
+                .where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
+                .order_by(ReviewTaskRow.id)  # a reviewer has one open task: the order answered
             ).all()
         judged = []
-        for reviewer, record_id, gold_id, answer in rows:
+        for reviewer, record_id, gold_id, answer in _counted(rows):
             if gold_id is not None:
                 judged.append(JudgedVote(reviewer, True, answer == gold.get(gold_id)))
             elif record_id in decided:
                 judged.append(JudgedVote(reviewer, False, answer == decided[record_id]))
         return judged
+
+    def uncounted(self, dataset_id: int, account: str) -> int:
+        """How many of the account's answers wait for their group to fill before they count."""
+        with self.db.session() as session:
+            answered = session.scalar(
+                select(func.count())
+                .select_from(ReviewTaskRow)
+                .where(
+                    ReviewTaskRow.dataset_id == dataset_id,
+                    ReviewTaskRow.reviewer == checksum(account),
+                    ReviewTaskRow.answer.is_not(None),
+                )
+            )
+        return int(answered or 0) % COUNTED_IN_GROUPS_OF
 
     def reputations(self, dataset_id: int) -> dict[str, tuple[float, ReputationInput]]:
         """Each reviewer's reputation on the dataset, with the evidence behind it."""
@@ -479,6 +500,18 @@ class Reviews:
                 )
                 .values(status="held", reason="contributor's reputation is below the floor")
             )
+
+
+def _counted(rows: Sequence[Any]) -> list[Any]:
+    """The answers (rows whose first field is the reviewer, in the order answered) that count:
+    each reviewer's, in whole groups of `COUNTED_IN_GROUPS_OF`."""
+    by_reviewer: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_reviewer[row[0]].append(row)
+    counted = []
+    for answers in by_reviewer.values():
+        counted += answers[: len(answers) - len(answers) % COUNTED_IN_GROUPS_OF]
+    return counted
 
 
 def _standing(

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from cairn.api.deps import DataDep
 from cairn.core.errors import Conflict, Forbidden
 from cairn.core.ids import StoredId
+from cairn.data.review import COUNTED_IN_GROUPS_OF
 from cairn.web.render import page, redirect
 from cairn.web.viewer import ViewerDep
 
@@ -60,6 +61,8 @@ def review_page(
         shown=shown,
         held=held,
         standing=data.reviews.standing(dataset_id, viewer.address),
+        uncounted=data.reviews.uncounted(dataset_id, viewer.address),
+        group=COUNTED_IN_GROUPS_OF,
     )
 
 
