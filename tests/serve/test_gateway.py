@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel
 
@@ -291,6 +294,38 @@ def test_keys_receipts_settlement_and_claims_over_the_api(served: Served) -> Non
     api.request("DELETE", f"/keys/{key['key_id']}")
     with pytest.raises(openai.AuthenticationError):
         served.client(key["secret"]).models.list()
+
+
+def test_a_receipt_is_checked_from_what_the_api_publishes_with_a_wallet_library_alone(
+    served: Served,
+) -> None:
+    """No Cairn code: the signed text, its EIP-191 signature by the gateway, its fields, its leaf."""
+    api = NodeClient(served.url)
+    api.sign_in(served.carol)
+    key = api.request("POST", "/keys", json={"name": "audit"})
+    answer = served.client(key["secret"]).chat.completions.create(
+        model=served.chat, messages=[{"role": "user", "content": "hi"}], max_tokens=4
+    )
+    published = api.request("GET", f"/receipts/{answer.model_extra['cairn']['receipt']}")  # type: ignore[index]
+    signed, signature = published["signed"], published["signature"]
+    signer = Account.recover_message(encode_defunct(text=signed), signature=signature)
+    assert signer == published["receipt"]["gateway"]
+    fields = json.loads(signed)
+    assert fields.pop("schema") == "cairn.usage-receipt/v1"
+    shown = dict(published["receipt"])
+    if shown["price_per_call"] == "0":  # a per-token receipt signs no per-call price
+        assert "price_per_call" not in fields
+        del shown["price_per_call"]
+    assert fields == shown
+    leaf_body = json.dumps(
+        {**json.loads(signed), "signature": signature}, sort_keys=True, separators=(",", ":")
+    )
+    assert published["leaf"] == "0x" + hashlib.sha256(leaf_body.encode()).hexdigest()
+    tampered = signed.replace(
+        f'"amount":"{fields["amount"]}"', f'"amount":"{int(fields["amount"]) + 1}"'
+    )
+    assert tampered != signed
+    assert Account.recover_message(encode_defunct(text=tampered), signature=signature) != signer
 
 
 def test_a_model_served_by_an_upstream_openai_server(

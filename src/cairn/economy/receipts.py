@@ -109,7 +109,10 @@ class BatchRef:
 class StoredReceipt:
     """A stored receipt with the gateway's signature, its leaf and its anchoring."""
 
-    receipt: dict[str, Any]  # the signed fields, exactly as signed (the schema's JSON)
+    receipt: dict[str, Any]  # the signed fields (the schema's JSON)
+    # the exact text the gateway signed (EIP-191 personal_sign of its UTF-8 bytes): the fields
+    # with the schema's name, sorted and compact, so any wallet library checks the signature
+    signed: str
     signature: str
     leaf: str
     batch: BatchRef | None  # None until anchored
@@ -157,6 +160,7 @@ class ReceiptBook:
             batch = session.get(ReceiptBatchRow, row.batch_id) if row.batch_id else None
         return StoredReceipt(
             receipt=row.body,
+            signed=receipt_from_json(row.body).canonical().decode(),
             signature=row.signature,
             leaf=row.leaf,
             batch=None if batch is None else BatchRef(batch.root, batch.cid),
@@ -240,6 +244,7 @@ class ReceiptBook:
         asset_id = int(doc["gateway_asset"])
         return ReceiptProof(
             receipt=found.receipt,
+            signed=found.signed,
             signature=found.signature,
             leaf=found.leaf,
             batch=found.batch,
