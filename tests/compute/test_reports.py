@@ -11,11 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cairn.compute.reports import (
+    REPLAY_FIELDS,
     WorkReport,
+    check_round_inputs,
+    json_digest,
     params_digest,
     report_from_json,
     report_leaf,
     sign_report,
+    state_digest,
     verify_report,
     work_shares,
 )
@@ -93,3 +97,60 @@ def test_work_shares_sum_every_report(entries: list[tuple[str, int]]) -> None:
     assert sum(shares.values()) == sum(n for _, n in entries)
     for who, address in accounts.items():
         assert shares.get(address, 0) == sum(n for w, n in entries if w == who)
+
+
+INPUTS = {
+    "start_digest": params_digest({"w": torch.zeros(2, 3)}),
+    "seed": 12345,
+    "train_cid": "bafkreitrain",
+    "shards": 2,
+    "hparams_digest": json_digest({"learning_rate": 0.003, "batch_size": 4}),
+    "start_step": 100,
+    "total_steps": 250,
+    "optimizer_digest": "",
+}
+
+
+def test_a_v1_report_signs_the_bytes_it_always_signed() -> None:
+    old = report()
+    assert not old.replayable
+    body = old.canonical().decode()
+    assert '"schema":"cairn.work-report/v1"' in body
+    assert not any(f'"{name}"' in body for name in REPLAY_FIELDS)  # signed before v2: verifies
+
+
+def test_a_replayable_report_signs_every_input_of_its_round() -> None:
+    signed = report(**INPUTS)
+    assert signed.replayable and '"schema":"cairn.work-report/v2"' in signed.canonical().decode()
+    signature = sign_report(signed, PROVIDER)
+    verify_report(signed, signature)
+    assert report_from_json({"schema": "x", **dataclasses.asdict(signed)}) == signed
+    for name in REPLAY_FIELDS:  # each input is signed: changing it breaks the signature
+        changed = {"seed": 1, "shards": 3, "start_step": 0, "total_steps": 1}.get(name, "other")
+        with pytest.raises(InvalidInput, match="signed by"):
+            verify_report(report(**{**INPUTS, name: changed}), signature)
+        with pytest.raises(InvalidInput, match=f"lack {name}"):  # all inputs or none
+            report(**{**INPUTS, name: None})
+
+
+def test_the_coordinator_refuses_a_report_naming_other_inputs_than_it_sent() -> None:
+    sent = {k: v for k, v in INPUTS.items() if k != "optimizer_digest"}
+    check_round_inputs(report(**INPUTS), sent)
+    with pytest.raises(InvalidInput, match="cannot be replayed"):
+        check_round_inputs(report(), sent)
+    for name, other in [("start_digest", "00"), ("seed", 1), ("train_cid", "bafkother")]:
+        with pytest.raises(InvalidInput, match=f"report's {name} is not"):
+            check_round_inputs(report(**{**INPUTS, name: other}), sent)
+
+
+def test_an_optimizer_states_digest_is_stable_and_sees_every_value() -> None:
+    def state(value: float) -> dict[str, object]:
+        return {
+            "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.full((2, 2), value)}},
+            "param_groups": [{"lr": 0.001, "betas": (0.9, 0.999), "params": [0]}],
+        }
+
+    assert state_digest(None) == ""
+    assert state_digest(state(0.5)) == state_digest(state(0.5))
+    assert state_digest(state(0.5)) != state_digest(state(0.25))
+    assert state_digest(state(0.5)) != state_digest({**state(0.5), "param_groups": []})

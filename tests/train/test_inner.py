@@ -4,6 +4,7 @@ shards are refused with a message that names the record."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -109,6 +110,34 @@ def test_a_seed_replays_a_round_bit_for_bit(method: str) -> None:
     assert same(runs[0].params, runs[1].params)
     assert runs[0].loss == runs[1].loss
     assert not same(runs[0].params, runs[2].params)
+
+
+def test_a_resumed_round_replays_bit_for_bit_from_its_optimizer_state() -> None:
+    """What a validator replays: round 2 from round 1's weights and AdamW state, as reported."""
+    from cairn.compute.reports import params_digest, state_digest
+
+    model, tokenizer = tiny_causal_lm()
+    first = inner_train("sft", model, tokenizer, SUMS, SFT, steps=2, seed=1, total_steps=4)
+    state = state_digest(first.optimizer_state)
+    replays = []
+    for _ in range(2):
+        model, tokenizer = tiny_causal_lm()
+        load_params(model, first.params)
+        kept = torch.load(_saved(first.optimizer_state), weights_only=True)  # as a worker keeps it
+        assert state_digest(kept) == state
+        second = inner_train(
+            "sft", model, tokenizer, SUMS, SFT, steps=2, seed=2, start_step=2, total_steps=4,
+            optimizer_state=kept,
+        )  # fmt: skip
+        replays.append(params_digest(second.params))
+    assert replays[0] == replays[1]
+
+
+def _saved(state: Any) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
 
 
 def test_inner_steps_feed_a_diloco_round() -> None:

@@ -39,7 +39,12 @@ from cairn.compute.records import (
     parse_reply,
     task_message,
 )
-from cairn.compute.reports import params_digest, verify_report
+from cairn.compute.reports import (
+    check_round_inputs,
+    json_digest,
+    params_digest,
+    verify_report,
+)
 from cairn.core.aggregation import make_aggregator
 from cairn.core.diloco import OuterState, outer_step
 from cairn.core.errors import CairnError, InvalidInput
@@ -212,6 +217,8 @@ class Coordinator:
                 self._event("provider", node_id=node_id, account=account, stake=stake)
                 self.announced.add(node_id)
         messages = []
+        sent: dict[int, dict[str, Any]] = {}  # each node's round inputs, as its report must name
+        start = params_digest(params)
         for shard, node_id in enumerate(nodes):
             task = RoundTask(
                 job_id=spec.job_id,
@@ -235,6 +242,16 @@ class Coordinator:
             messages.append(
                 task_message(task, params, node_id, ttl=spec.round_timeout_s + TTL_MARGIN)
             )
+            sent[node_id] = {
+                "shard": shard,
+                "start_digest": start,
+                "seed": task.seed,
+                "train_cid": task.train_cid,
+                "shards": task.shards,
+                "hparams_digest": json_digest(task.hparams),
+                "start_step": task.start_step,
+                "total_steps": task.total_steps,
+            }
         answered = exchange(self.grid, messages, timeout=spec.round_timeout_s)
         replies: list[WorkerReply] = []
         dropped: list[dict[str, Any]] = []
@@ -244,6 +261,7 @@ class Coordinator:
             seen.add(node_id)
             try:
                 reply = parse_reply(message)
+                check_round_inputs(reply.report, sent.get(reply.report.node_id, {"node_id": -1}))
                 self._check_reply(reply, round_, params)
                 replies.append(reply)
             except InvalidInput as exc:

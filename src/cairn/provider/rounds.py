@@ -33,7 +33,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cairn.compute.records import EncodedUpdate, RoundTask, reply_content
-from cairn.compute.reports import WorkReport, params_digest, sign_report
+from cairn.compute.reports import (
+    WorkReport,
+    json_digest,
+    params_digest,
+    sign_report,
+    state_digest,
+)
 from cairn.core.diloco import pseudo_gradient
 from cairn.core.errors import InvalidInput
 from cairn.core.quantize import ENCODINGS, ErrorFeedback
@@ -86,6 +92,7 @@ class RoundRunner:
             task.node_url, self.work_dir / "blobs", task.blob_token, source=self.blob_source
         )
         records = self._all_records(cache, task.train_cid)[task.shard :: task.shards]
+        start_digest = params_digest(global_params)  # what the round starts from, for replay
         loaded = self._model(cache, task, hparams)
         load_params(loaded.model, global_params)
         teacher = None
@@ -94,6 +101,7 @@ class RoundRunner:
 
         state_file = self.work_dir / "jobs" / task.job_id / f"optimizer-{task.shard}.pt"
         kept_state = self._load_state(task, state_file)
+        optimizer_digest = state_digest(kept_state)  # before training moves it in place
         self._optimizer.pop((task.job_id, task.shard), None)  # training moves it in place
         started = time.perf_counter()
         result = inner_train(
@@ -129,6 +137,14 @@ class RoundRunner:
             loss=float(result.loss),
             params_digest=digest,
             compute_seconds=round(compute_seconds, 4),
+            start_digest=start_digest,
+            seed=task.seed,
+            train_cid=task.train_cid,
+            shards=task.shards,
+            hparams_digest=json_digest(task.hparams),
+            start_step=task.start_step,
+            total_steps=task.total_steps,
+            optimizer_digest=optimizer_digest,
         )
         metrics = {"loss": result.loss, "compute_seconds": compute_seconds, **result.metrics}
         content = reply_content(update, report, sign_report(report, account), metrics)
