@@ -40,6 +40,7 @@ def exchange(
     waiting = set(grid.push_messages(messages))
     deadline = time.monotonic() + timeout
     replies: list[Message] = []
+    last_look = False
     while waiting:
         with object_pulls_within(max(deadline - time.monotonic(), 0.0) + grace):
             pulled = grid.pull_messages(waiting)
@@ -51,7 +52,12 @@ def exchange(
                 log.warning("a reply's arrays did not come: %s", reply.error.reason)
                 continue
             replies.append(reply)
-        if not waiting or time.monotonic() >= deadline:
+        if not waiting or last_look:
             break
+        if time.monotonic() >= deadline:
+            # one more look: a pull that waited on one reply's arrays may have outlasted the
+            # deadline while other replies came in whole
+            last_look = True
+            continue
         time.sleep(poll)
     return replies
