@@ -301,8 +301,9 @@ class Story:
             while (task := node.data.reviews.next_task(dataset, who)) is not None:
                 node.data.reviews.submit(task.task_id, who, "approve")
                 reviews += 1
-        batch = node.data.anchoring.anchor(dataset)
-        [paid] = node.economy.bounties.pay_due()  # the paid task pays the batch at once
+        # The paid task pays the batch at once (here or in the economy's tick, if it came first).
+        anchored = node.data.anchoring.anchor_by(people["alice"].address, dataset)
+        batch, [paid] = anchored.batch, anchored.bounties_paid
         bounty_pay: dict[str, int] = {}
         for name in ("bob", "carol", "dave"):
             for claim in node.economy.epochs.claim(people[name].address).claims:

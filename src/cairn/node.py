@@ -215,7 +215,7 @@ class Node:
             free_calls_per_minute=config.free_calls_per_minute,
         )
         # A dataset batch anchored by hand pays its bounties at once (`Anchoring.anchor_by`).
-        self.data.anchoring.pay_bounties = self.economy.bounties.pay_due
+        self.data.anchoring.pay_bounties = self.economy.bounties.pay_batch
         self.scheduler = Scheduler(  # what a serving node does on its own: started by the API
             node_tasks(
                 anchoring=self.data.anchoring,

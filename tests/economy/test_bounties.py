@@ -97,6 +97,36 @@ def test_a_batch_anchored_by_hand_is_paid_at_once_and_only_its_owner_or_curators
     assert paid_to(node, bob.address) == 3 * PER_RECORD
 
 
+def test_a_batch_the_tick_paid_first_is_still_reported_by_the_hand_anchoring(
+    node: Node,
+    people: tuple[LocalAccount, LocalAccount, LocalAccount],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The economy's tick runs beside a request: when it pays the fresh batch between the
+    anchoring and the request's own payment, the request still answers with that payout."""
+    alice, bob, _ = people
+    dataset = make_dataset(node, alice, review={"review_share": 0.0}).asset_id
+    node.economy.bounties.open(
+        alice, dataset, budget=10 * TOKEN, per_record=PER_RECORD, per_review=PER_REVIEW
+    )
+    upload(node, bob, dataset, [pair(i) for i in range(3)])
+    anchor = node.data.anchoring.anchor
+
+    def anchor_then_tick(dataset_id: int) -> object:
+        batch = anchor(dataset_id)
+        assert [p.records for p in node.economy.bounties.pay_due()] == [3]  # the tick's turn
+        return batch
+
+    monkeypatch.setattr(node.data.anchoring, "anchor", anchor_then_tick)
+    done = node.data.anchoring.anchor_by(alice.address, dataset)
+    assert done.batch is not None
+    [paid] = done.bounties_paid
+    assert (paid.batch_root, paid.records, paid.amount) == (done.batch.root, 3, str(3 * PER_RECORD))
+    assert paid.epoch is not None and paid.tx_hash is not None
+    assert node.economy.bounties.pay_batch(done.batch.root) == [paid]  # reading pays nothing more
+    assert paid_to(node, bob.address) == 3 * PER_RECORD
+
+
 def test_useful_reviews_are_paid_and_wrong_ones_are_not(
     node: Node, people: tuple[LocalAccount, LocalAccount, LocalAccount]
 ) -> None:

@@ -212,9 +212,10 @@ class Anchoring:
         self._lock = threading.Lock()
         self._trees: OrderedDict[str, StandardMerkleTree] = OrderedDict()
         self._trees_lock = threading.Lock()
-        # Pays what the bounties on anchored batches owe (the economy's `BountyBook.pay_due`),
-        # wired by the composition root: bounties belong to the economy, which stands on data.
-        self.pay_bounties: Callable[[], Sequence[Any]] | None = None
+        # Pays what the bounties on anchored batches owe and returns the payouts of one batch
+        # (the economy's `BountyBook.pay_batch`), wired by the composition root: bounties
+        # belong to the economy, which stands on data.
+        self.pay_bounties: Callable[[str], Sequence[Any]] | None = None
 
     def anchor_by(self, account: str, dataset_id: int) -> AnchorOutcome:
         """Anchor the accepted records now, for `account`: the dataset's owner or a curator.
@@ -225,7 +226,7 @@ class Anchoring:
         if not self.chain.registry.can_anchor(dataset_id, account):
             raise Forbidden(f"{account} is neither the owner nor a curator of dataset {dataset_id}")
         batch = self.anchor(dataset_id)
-        paid = self.pay_bounties() if batch is not None and self.pay_bounties else []
+        paid = self.pay_bounties(batch.root) if batch is not None and self.pay_bounties else []
         return AnchorOutcome(batch, tuple(paid))
 
     def anchor(self, dataset_id: int) -> AnchoredBatch | None:

@@ -229,6 +229,31 @@ class BountyBook:
         with self._paying:
             return self._pay_due(bounty_id)
 
+    def pay_batch(self, root: str) -> list[BountyPaid]:
+        """Pay what is due, then return every payout of the batch `root`, whoever paid it: the
+        economy's tick may have paid it a moment before this call did."""
+        with self._paying:
+            self._pay_due(None)
+        with self.db.session() as session:
+            rows = session.execute(
+                select(BountyPayoutRow, EpochRow.epoch)
+                .join(EpochRow, EpochRow.id == BountyPayoutRow.epoch_row)
+                .where(BountyPayoutRow.batch_root == root, BountyPayoutRow.status == "paid")
+                .order_by(BountyPayoutRow.bounty_id)
+            ).all()
+        return [
+            BountyPaid(
+                bounty_id=row.bounty_id,
+                batch_root=row.batch_root,
+                records=row.records,
+                reviews=row.reviews,
+                amount=row.amount,
+                epoch=epoch,
+                tx_hash=row.tx_hash,
+            )
+            for row, epoch in rows
+        ]
+
     def _pay_due(self, bounty_id: int | None) -> list[BountyPaid]:
         count = self.chain.bounties.count()
         if count == 0:
