@@ -124,6 +124,8 @@ def test_two_supernodes_finish_a_job_paid_anchored_and_exported(
     # two rounds, both workers in each, a checkpoint stored by CID after each
     assert [h.round for h in done.history] == [1, 2]
     assert all(len(h.workers) == 2 and h.checkpoint_cid for h in done.history)
+    # the screens ran on every round; a flag (a suspicion only) names one of the round's workers
+    assert all(f.account in h.workers for h in done.history for f in h.screens)
     assert done.history[-1].eval["loss"] < done.history[0].train_loss
     assert set(done.metrics) == {"loss", "perplexity"}
 

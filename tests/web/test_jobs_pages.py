@@ -37,8 +37,14 @@ def start_job(
     return node.jobs.create(alice.address, recipe).job_id
 
 
-def play_rounds(node: Node, job_id: str, losses: list[float]) -> None:
-    """Write what a coordinator writes for bob training `losses` rounds, and index it."""
+def play_rounds(
+    node: Node,
+    job_id: str,
+    losses: list[float],
+    screens: dict[int, list[dict[str, object]]] | None = None,
+) -> None:
+    """Write what a coordinator writes for bob training `losses` rounds (with the screens'
+    flags of each round in `screens`), and index it."""
     bob = dev(node, "bob")
     folder = node.jobs.job_dir(job_id)
     folder.append("provider", run_id=0, node_id=7, account=bob.address, stake=10 * TOKEN)
@@ -59,6 +65,7 @@ def play_rounds(node: Node, job_id: str, losses: list[float]) -> None:
             seconds=2.5,
             compute_seconds=1.5,
             overhead_seconds=1.0,
+            **({"screens": screens[i]} if screens and i in screens else {}),
         )
     node.jobs.tick()
 
@@ -105,6 +112,27 @@ def test_the_list_and_a_running_jobs_live_progress(
     assert "round 3/4 done: training loss 1.25, 1 worker" in logs
     assert f"provider bob ({short(dev(node, 'bob').address)}) joined (node 7)" in logs
     assert 'data-testid="cancel-job"' not in html  # only the builder may cancel
+
+
+def test_a_rounds_screen_flags_show_on_the_job_page_and_in_its_history(
+    web: httpx.Client, node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = start_job(node, tmp_path, monkeypatch, rounds=2)
+    bob = dev(node, "bob").address
+    flag = {"node_id": 7, "account": bob, "kind": "stale", "detail": "the same update as its "
+            "last round's", "value": 0.9999}  # fmt: skip
+    play_rounds(node, job_id, [2.0, 1.5], screens={2: [flag]})
+    first, second = node.jobs.get(job_id).history
+    assert first.screens == () and [f.model_dump() for f in second.screens] == [flag]
+    cells = [
+        text(c)
+        for c in re.findall(
+            r'data-testid="round-screens">(.*?)</td>', web.get(f"/jobs/{job_id}/live").text
+        )
+    ]
+    assert cells[1] == "passed"  # newest round first
+    assert cells[0].startswith(f"bob {short(bob)}")
+    assert cells[0].endswith(": stale (the same update as its last round's)")
 
 
 def test_a_job_page_names_its_people_by_label_and_counts_one_round_as_one(

@@ -39,18 +39,14 @@ from cairn.compute.records import (
     parse_reply,
     task_message,
 )
-from cairn.compute.reports import (
-    check_round_inputs,
-    json_digest,
-    params_digest,
-    verify_report,
-)
+from cairn.compute.reports import check_round_inputs, json_digest, params_digest, verify_report
 from cairn.core.aggregation import make_aggregator
 from cairn.core.diloco import OuterState, outer_step
 from cairn.core.errors import CairnError, InvalidInput
 from cairn.train.adapters import AdapterBase
 from cairn.train.inner import evaluate, load_params
 from cairn.train.models import hyperparameters, initial_params, load_for_method, save_result
+from cairn.verify.screens import RoundScreens
 
 log = logging.getLogger("cairn.coordinator")
 TTL_MARGIN = 30.0  # seconds a round's messages outlive its time limit: the reply's way back
@@ -79,6 +75,7 @@ class Coordinator:
         self.announced: set[int] = set()  # providers given work (the node enlists them)
         self.refused: set[int] = set()
         self.silent: dict[int, float] = {}  # node -> when it may be asked again
+        self.screens = RoundScreens()  # suspicions on each round's updates, for the replay
 
     # -- the job ------------------------------------------------------------------------------
 
@@ -142,6 +139,9 @@ class Coordinator:
                     )
                 continue
             failures = 0
+            screens = self.screens.screen(
+                round_, params, {r.node_id: (r.report.account, r.params) for r in replies}
+            )
             params, outer = outer_step(
                 params,
                 [r.params for r in replies],
@@ -181,6 +181,7 @@ class Coordinator:
                     for r in replies
                 ],
                 dropped=dropped,
+                screens=screens,
                 sent_bytes=sent_bytes * (len(replies) + len(dropped)),
                 train_loss=sum(r.report.loss * r.report.samples for r in replies) / max(samples, 1),
                 eval=metrics,

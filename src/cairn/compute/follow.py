@@ -132,6 +132,7 @@ class Follower:
         """A round's history entry as the row keeps it, with its checkpoint stored by CID."""
         entry = {k: event[k] for k in ("round", "train_loss", "eval", "seconds", "dropped")}
         entry["workers"] = [w["account"] for w in event["workers"]]
+        entry["screens"] = list(event.get("screens", ()))  # none in events written before them
         entry["compute_seconds"] = event["compute_seconds"]
         entry["update_bytes"] = sum(int(w.get("update_bytes", 0)) for w in event["workers"])
         entry["received_bytes"] = sum(int(w.get("received_bytes", 0)) for w in event["workers"])

@@ -55,6 +55,17 @@ class DroppedWorker(JobRecord):
     reason: str
 
 
+class ScreenFlag(JobRecord):
+    """A screen's suspicion of one worker's update in a round (`cairn.verify.screens`): a
+    replay settles it; the round counted the update."""
+
+    node_id: int
+    account: str
+    kind: str = Field(..., description="zero, duplicate, stale, norm or direction")
+    detail: str
+    value: float = Field(..., description="The measure that tripped it: a share, cosine or ratio")
+
+
 class RoundEntry(JobRecord):
     """One DiLoCo round in a job's history."""
 
@@ -72,6 +83,7 @@ class RoundEntry(JobRecord):
         0, description="Bytes of arrays the workers' replies carried over Flower, together"
     )
     dropped: tuple[DroppedWorker, ...]
+    screens: tuple[ScreenFlag, ...] = Field((), description="The screens' flags on its updates")
     checkpoint_cid: str | None = Field(None, description="The global weights after the round")
 
 
