@@ -6,6 +6,11 @@ the global trainable parameters (an ArrayRecord, packed: one array per dtype and
 metrics (a MetricRecord) and its signed `WorkReport` (a ConfigRecord). A worker's failure comes
 back as a Flower error reply, never as a half-filled record.
 
+To replay a worker's round (`cairn.verify.replay`) the coordinator asks it, after the fact, for
+the inner optimizer state that round resumed (`reveal_message`); the worker answers with it
+(`state_content`: its tensors packed like parameters, the rest as JSON), and the state's digest
+must be the one its report signed.
+
 A job whose recipe sets `outer_encoding` int8 or int4 gets, instead of parameters, the worker's
 update quantised (`EncodedUpdate`: the integers and the scales of each parameter's pseudo-
 gradient, `cairn.core.quantize`); the report signs those arrays, and the coordinator decodes
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -29,6 +35,7 @@ from cairn.core.recipe.sections import Encoding
 
 TRAIN = "train"  # Flower message type of a round's work
 IDENTIFY = "query"  # Flower message type asking a worker which account it trains for
+REVEAL = "query.reveal"  # asking a worker for the AdamW state one of its rounds resumed
 LAYOUT_SUFFIX = "_layout"  # the record beside a packed ArrayRecord (cairn.compute.packed)
 
 
@@ -238,3 +245,81 @@ def _encoded_update(content: RecordDict) -> EncodedUpdate:
         raise TypeError("block is not an integer")
     values, scales = unpacked(content, "values"), unpacked(content, "scales")
     return EncodedUpdate(cast(Encoding, encoding), block, values, scales)
+
+
+# -- revealing a round's optimizer state -------------------------------------------------------
+
+
+def reveal_message(job_id: str, round_: int, shard: int, node_id: int, ttl: float) -> Message:
+    """Ask `node_id` for the AdamW state it resumed in round `round_` of `job_id` as `shard`."""
+    record = ConfigRecord({"job_id": job_id, "round": round_, "shard": shard})
+    return Message(RecordDict({"reveal": record}), node_id, REVEAL, ttl=ttl)
+
+
+def reveal_request(content: RecordDict) -> tuple[str, int, int]:
+    """The (job, round, shard) a reveal message asks for; `InvalidInput` if malformed."""
+    try:
+        record = content["reveal"]
+        job_id, round_, shard = str(record["job_id"]), record["round"], record["shard"]
+    except (KeyError, TypeError) as exc:
+        raise InvalidInput(f"malformed reveal request: {exc}") from None
+    if not isinstance(round_, int) or not isinstance(shard, int) or round_ < 1 or shard < 0:
+        raise InvalidInput("a reveal request names a round from 1 and a shard from 0")
+    if not job_id or Path(job_id).name != job_id or job_id.startswith("."):
+        raise InvalidInput(f"not a job id: {job_id!r}")
+    return job_id, round_, shard
+
+
+def state_content(state: dict[str, Any] | None) -> RecordDict:
+    """An optimizer state (or None: the round started afresh) as a reply's content."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _skeleton(state, tensors)
+    content = RecordDict({"state": ConfigRecord({"skeleton": json.dumps(skeleton)})})
+    if tensors:
+        _put(content, "state_arrays", tensors)
+    return content
+
+
+def state_from_content(content: RecordDict) -> dict[str, Any] | None:
+    """The optimizer state a reveal reply carries; `InvalidInput` if it is malformed."""
+    try:
+        skeleton = json.loads(str(content["state"]["skeleton"]))
+        tensors = unpacked(content, "state_arrays") if "state_arrays" in content else {}
+        state = _flesh(skeleton, tensors)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"malformed optimizer state: {exc}") from None
+    if state is not None and not isinstance(state, dict):
+        raise InvalidInput("malformed optimizer state: not a mapping")
+    return state
+
+
+def _skeleton(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """`value` as JSON: tensors moved into `tensors` by name, dicts as [key, value] pairs (an
+    optimizer state's keys are parameter indices: integers must stay integers)."""
+    if isinstance(value, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = value.detach().contiguous()
+        return {"tensor": name}
+    if isinstance(value, dict):
+        return {"dict": [[k, _skeleton(v, tensors)] for k, v in value.items()]}
+    if isinstance(value, list | tuple):
+        return {"list": [_skeleton(v, tensors) for v in value]}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise InvalidInput(f"an optimizer state holds a {type(value).__name__}")
+
+
+def _flesh(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if "tensor" in value:
+            return tensors[str(value["tensor"])]
+        if "dict" in value:
+            return {_key(k): _flesh(v, tensors) for k, v in value["dict"]}
+        return [_flesh(v, tensors) for v in value["list"]]
+    return value
+
+
+def _key(key: Any) -> int | str:
+    if not isinstance(key, int | str) or isinstance(key, bool):
+        raise TypeError(f"a key of {type(key).__name__}")
+    return key

@@ -13,7 +13,8 @@ for every message and it does the work itself (`cairn.provider.rounds`):
 4. answers with the new parameters, its metrics and a `WorkReport` signed by its key.
 
 `query` answers which account the worker trains for, signed, so the coordinator can check the
-account's stake before sending it work.
+account's stake before sending it work; `query.reveal` answers with the AdamW state one of its
+rounds resumed, so that round can be replayed (`cairn.verify.replay`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,17 @@ def identify(msg: Message, context: Context) -> Message:
     signature = account.sign_message(encode_defunct(text=challenge)).signature.to_0x_hex()
     record = ConfigRecord({"account": account.address, "signature": signature})
     return Message(RecordDict({"identity": record}), reply_to=msg)
+
+
+@app.query("reveal")
+def reveal(msg: Message, context: Context) -> Message:
+    """The AdamW state a round of this worker resumed, as its work report signed it."""
+    from cairn.compute.records import reveal_request, state_content
+    from cairn.provider.rounds import resumed_state
+
+    job_id, round_, shard = reveal_request(msg.content)
+    state = resumed_state(work_dir(context), job_id, round_, shard)
+    return Message(state_content(state), reply_to=msg)
 
 
 @app.train()

@@ -17,10 +17,16 @@ A job whose task asks for an int8 or int4 update gets this worker's pseudo-gradi
 with error feedback (`cairn.core.quantize.ErrorFeedback`): what rounding left out of one round
 is added to the next. That residual is the worker's to keep, per job, in memory and in the
 work folder, like the optimizer state.
+
+The AdamW state each round resumed is kept too (`resumed_path`: a hard link to the file the
+round before wrote, so no copy), for `KEEP_RESUMED_SECONDS`: a coordinator or validator may ask
+for it after the job to replay the round (`resumed_state`, the ClientApp's `reveal`), and a
+worker that cannot show the state its report signed fails the replay.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -54,6 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cairn.provider.rounds")
 
 KEEP_JOBS = 2  # built models kept in memory: a provider rarely trains more jobs at once
+KEEP_RESUMED_SECONDS = 14 * 86_400  # how long a round's resumed AdamW state stays revealable
 
 
 @dataclass
@@ -102,6 +109,10 @@ class RoundRunner:
         state_file = self.work_dir / "jobs" / task.job_id / f"optimizer-{task.shard}.pt"
         kept_state = self._load_state(task, state_file)
         optimizer_digest = state_digest(kept_state)  # before training moves it in place
+        if kept_state is not None:  # the file of the round before holds it: keep it revealable
+            _keep_resumed(
+                state_file, resumed_path(self.work_dir, task.job_id, task.round, task.shard)
+            )
         self._optimizer.pop((task.job_id, task.shard), None)  # training moves it in place
         started = time.perf_counter()
         result = inner_train(
@@ -237,6 +248,37 @@ class RoundRunner:
         tmp = path.with_suffix(".tmp")
         torch.save({"round": task.round, "state": state}, tmp)
         os.replace(tmp, path)
+
+
+def resumed_path(work_dir: Path, job_id: str, round_: int, shard: int) -> Path:
+    """Where a worker keeps the AdamW state round `round_` of `job_id` resumed as `shard`."""
+    return work_dir / "jobs" / job_id / "resumed" / f"round-{round_:06d}-shard-{shard}.pt"
+
+
+def resumed_state(work_dir: Path, job_id: str, round_: int, shard: int) -> dict[str, Any] | None:
+    """The AdamW state that round resumed, as its report's `optimizer_digest` signs it; None
+    where it started afresh (or this worker keeps no state of it: then its digest is not "")."""
+    path = resumed_path(work_dir, job_id, round_, shard)
+    if not path.exists():
+        return None
+    saved = torch.load(path, weights_only=True)
+    state: dict[str, Any] = saved["state"]
+    return state
+
+
+def _keep_resumed(source: Path, path: Path) -> None:
+    """Link the optimizer file the round before wrote to `path`; drop states kept too long."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and source.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)  # the next save replaces `source` by a new file: this one stays
+        os.replace(tmp, path)
+    cutoff = time.time() - KEEP_RESUMED_SECONDS
+    for old in path.parents[2].glob("*/resumed/round-*.pt"):
+        with contextlib.suppress(FileNotFoundError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
 
 
 def _trim(kept: OrderedDict[Any, Any], size: int) -> None:
