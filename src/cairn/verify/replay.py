@@ -134,7 +134,19 @@ def compare(
     )
     update = update_vector(start, replayed)
     diff = update_vector(replayed, returned)  # raises for other names or shapes
-    distance, norm = float(diff.norm()), float(update.norm())
+    return _comparison(float(diff.norm()), float(update.norm()), exact)
+
+
+def compare_sketches(returned: torch.Tensor, replayed: torch.Tensor) -> Comparison:
+    """The same comparison on update sketches (`update_vector` with a size) of equal length."""
+    if returned.shape != replayed.shape:
+        raise InvalidInput("the kept sketch is not of the replayed update's length")
+    exact = torch.equal(returned, replayed.to(returned.dtype))
+    diff = returned.double() - replayed.double()
+    return _comparison(float(diff.norm()), float(replayed.double().norm()), exact)
+
+
+def _comparison(distance: float, norm: float, exact: bool) -> Comparison:
     if distance == 0.0:
         relative = 0.0
     elif norm == 0.0:
@@ -151,9 +163,13 @@ def verify_round(
     inputs: RoundInputs,
     returned: Mapping[str, torch.Tensor] | None,
     tolerance: float = TOLERANCE,
+    *,
+    sketch: tuple[torch.Tensor, int] | None = None,
 ) -> Verdict:
-    """Replay the round and judge it: against the `returned` weights where they were kept, else
-    against the digest the report signs (bit for bit only).
+    """Replay the round and judge it: against the `returned` weights where they were kept, or
+    the `sketch` of their update (the sketch and its size) that the coordinator kept of the
+    weights it checked against the report, else against the digest the report signs (bit for
+    bit only).
 
     Inputs that are not the report's are a failed verdict too: the worker named inputs it
     cannot show (its revealed optimizer state does not match, say).
@@ -164,6 +180,10 @@ def verify_round(
     except InvalidInput as exc:
         return _verdict(report, False, float("inf"), False, exc.message, started, "")
     digest = params_digest(replayed)
+    if sketch is not None:
+        kept, size = sketch
+        comparison = compare_sketches(kept, update_vector(inputs.start, replayed, size))
+        return _judged(report, comparison, tolerance, started, digest)
     if returned is None:
         exact = digest == report.params_digest
         reason = "replayed bit for bit" if exact else "the replayed weights' digest differs"
@@ -173,7 +193,12 @@ def verify_round(
     if params_digest(returned) != report.params_digest:
         reason = "the kept weights are not the ones the report signs"
         return _verdict(report, False, float("inf"), False, reason, started, digest)
-    comparison = compare(inputs.start, returned, replayed)
+    return _judged(report, compare(inputs.start, returned, replayed), tolerance, started, digest)
+
+
+def _judged(
+    report: WorkReport, comparison: Comparison, tolerance: float, started: float, digest: str
+) -> Verdict:
     ok = comparison.within(tolerance)
     if comparison.exact:
         reason = "replayed bit for bit"
