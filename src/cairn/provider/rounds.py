@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -272,7 +273,10 @@ def _keep_resumed(source: Path, path: Path) -> None:
     if not path.exists() and source.exists():
         tmp = path.with_suffix(".tmp")
         tmp.unlink(missing_ok=True)
-        os.link(source, tmp)  # the next save replaces `source` by a new file: this one stays
+        try:
+            os.link(source, tmp)  # the next save replaces `source` by a new file: this one stays
+        except OSError:  # a file system without hard links: a copy then
+            shutil.copyfile(source, tmp)
         os.replace(tmp, path)
     cutoff = time.time() - KEEP_RESUMED_SECONDS
     for old in path.parents[2].glob("*/resumed/round-*.pt"):
