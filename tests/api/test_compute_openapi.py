@@ -43,6 +43,7 @@ def test_a_job_names_the_fields_its_readers_use(openapi: dict[str, Any]) -> None
         "base_asset", "datasets", "budget", "escrowed", "recipe", "recipe_cid", "metrics",
         "providers", "error", "model_asset", "model_cid", "shares_cid", "reports_root",
         "payouts", "events_offset", "created_at", "updated_at", "finished_at", "history",
+        "verification",
     } == set(job)  # fmt: skip
     assert "history" not in fields(openapi, "JobSummary")  # a list leaves the rounds out
     assert job["budget"]["type"] == "string"  # 256-bit: JSON numbers cannot hold it
@@ -52,6 +53,10 @@ def test_a_job_names_the_fields_its_readers_use(openapi: dict[str, Any]) -> None
     history = resolve(openapi, job["history"]["items"])
     assert {"round", "train_loss", "eval", "workers", "dropped", "checkpoint_cid"} <= set(
         history["properties"]
+    )
+    assert {"replays", "skipped", "error"} == set(fields(openapi, "JobVerification"))
+    assert {"round", "account", "ok", "exact", "relative", "reason"} <= set(
+        fields(openapi, "Replay")
     )
     assert {"events", "offset"} == set(fields(openapi, "JobLog"))
     assert {"type", "time"} <= set(fields(openapi, "JobEvent"))

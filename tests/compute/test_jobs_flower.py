@@ -126,6 +126,12 @@ def test_two_supernodes_finish_a_job_paid_anchored_and_exported(
     assert all(len(h.workers) == 2 and h.checkpoint_cid for h in done.history)
     # the screens ran on every round; a flag (a suspicion only) names one of the round's workers
     assert all(f.account in h.workers for h in done.history for f in h.screens)
+    # after the last round a round of each provider was trained again and matched; a round 2
+    # needs the AdamW state its worker resumed, revealed over Flower
+    assert done.verification is not None, done
+    replays = done.verification.replays
+    assert {r.account for r in replays} == {bob.address, carol.address}, done.verification
+    assert all(r.ok and r.exact for r in replays), replays
     assert done.history[-1].eval["loss"] < done.history[0].train_loss
     assert set(done.metrics) == {"loss", "perplexity"}
 
@@ -239,6 +245,13 @@ def test_every_method_trains_end_to_end(shared_cluster: Cluster, tmp_path: Path)
         assert expected[method] <= set(done.metrics), (method, done.metrics)
         assert all(len(h.workers) == 1 for h in done.history), (method, done.history)
         trained_by.update({h.workers[0] for h in done.history})
+        # float32 updates are replayed (the one round matched); quantised ones and distillation
+        # say why they are not
+        assert done.verification is not None, method
+        if encodings[method] == "float32" and method != "distill":
+            assert [r.ok for r in done.verification.replays] == [True], done.verification
+        else:
+            assert done.verification.skipped and not done.verification.replays, method
         # the update's bytes against the float32 bytes of the parameters it updates (the round's
         # checkpoint): equal, or about 4x / 8x fewer with the scales
         (entry,) = done.history

@@ -135,6 +135,36 @@ def test_a_rounds_screen_flags_show_on_the_job_page_and_in_its_history(
     assert cells[0].endswith(": stale (the same update as its last round's)")
 
 
+def test_a_jobs_replays_show_who_passed_and_who_failed_and_why(
+    web: httpx.Client, node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = start_job(node, tmp_path, monkeypatch, rounds=2)
+    play_rounds(node, job_id, [2.0, 1.5])
+    assert node.jobs.get(job_id).verification is None
+    assert (
+        "After the last round a sample of rounds is trained again"
+        in web.get(f"/jobs/{job_id}/live").text
+    )
+    bob, carol = dev(node, "bob").address, dev(node, "carol").address
+    replays = [
+        {"round": 2, "account": bob, "node_id": 7, "ok": True, "exact": True, "relative": 0.0,
+         "reason": "replayed bit for bit", "replay_seconds": 1.2, "job_id": job_id,
+         "replayed_digest": "ab" * 32},
+        {"round": 1, "account": carol, "node_id": 8, "ok": False, "exact": False,
+         "relative": 0.1, "reason": "the returned weights are 0.1 of the update away from the "
+         "replay (tolerance 1e-03)", "replay_seconds": 1.1, "job_id": job_id,
+         "replayed_digest": "cd" * 32},
+    ]  # fmt: skip
+    node.jobs.job_dir(job_id).append("verified", run_id=0, replays=replays)
+    node.jobs.tick()
+    verification = node.jobs.get(job_id).verification
+    assert verification is not None and [r.ok for r in verification.replays] == [True, False]
+    table = web.get(f"/jobs/{job_id}/live").text.split('data-testid="job-verification"')[1]
+    rows = [text(r) for r in re.findall(r"<tr>(.*?)</tr>", table.split("</table>")[0], re.S)]
+    assert rows[1].startswith("2 bob") and "passed replayed bit for bit" in rows[1]
+    assert rows[2].startswith("1 carol") and "failed the returned weights are 0.1" in rows[2]
+
+
 def test_a_job_page_names_its_people_by_label_and_counts_one_round_as_one(
     web: httpx.Client, node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,8 +5,9 @@ and whose stake is high enough), send each the global parameters and its shard, 
 round timeout, keep the replies whose signed work report checks out, apply
 `cairn.core.diloco.outer_step` with the recipe's aggregator, evaluate, checkpoint, and log the
 round. A worker that errs or times out drops out of that round; a round with fewer replies than
-`min_workers` is tried again (a few times, then the job fails). Everything the node needs to
-know goes into the job folder (`JobDir`); the coordinator touches no chain and no index.
+`min_workers` is tried again (a few times, then the job fails). Screens flag suspect updates, and
+sampled rounds are replayed once the model is written (`Verification`); all of it goes into the
+job folder (`JobDir`): the coordinator touches no chain and no index.
 
 A checkpoint after every round makes the job resumable: a new run of the same job starts after
 the newest checkpoint. A coordinator whose job was taken over by a newer run stops.
@@ -40,6 +41,7 @@ from cairn.compute.records import (
     task_message,
 )
 from cairn.compute.reports import check_round_inputs, json_digest, params_digest, verify_report
+from cairn.compute.verification import Verification
 from cairn.core.aggregation import make_aggregator
 from cairn.core.diloco import OuterState, outer_step
 from cairn.core.errors import CairnError, InvalidInput
@@ -50,7 +52,6 @@ from cairn.verify.screens import RoundScreens
 
 log = logging.getLogger("cairn.coordinator")
 TTL_MARGIN = 30.0  # seconds a round's messages outlive its time limit: the reply's way back
-
 ROUND_RETRIES = 3  # a round short of min_workers is tried this many more times
 POLL_SECONDS = 1.0  # between looks for workers to come online
 WAIT_FOR_ALL = 30.0  # seconds a round waits for all its workers before taking fewer
@@ -76,6 +77,7 @@ class Coordinator:
         self.refused: set[int] = set()
         self.silent: dict[int, float] = {}  # node -> when it may be asked again
         self.screens = RoundScreens()  # suspicions on each round's updates, for the replay
+        self.verification = Verification(grid, job, self.spec)  # the replay after the last round
 
     # -- the job ------------------------------------------------------------------------------
 
@@ -113,8 +115,7 @@ class Coordinator:
             spec.aggregation, trim_ratio=spec.trim_ratio, byzantine=spec.byzantine
         )
 
-        round_ = done + 1
-        failures = 0
+        round_, failures = done + 1, 0
         while round_ <= spec.rounds:
             self._check_owner()
             if self.job.cancel_requested():
@@ -142,6 +143,7 @@ class Coordinator:
             screens = self.screens.screen(
                 round_, params, {r.node_id: (r.report.account, r.params) for r in replies}
             )
+            self.verification.keep(round_, params, replies, screens)
             params, outer = outer_step(
                 params,
                 [r.params for r in replies],
@@ -199,6 +201,7 @@ class Coordinator:
         labels = tuple(spec.labels) if spec.method == "classify" and spec.labels else None
         base = AdapterBase(spec.base_asset, spec.base_manifest, labels)
         save_result(model, tokenizer, Path(self.job.model), base)
+        self._event("verified", **self.verification.verify(model, tokenizer))  # moves `model`
         self._event("finished", metrics=final, rounds=spec.rounds)
 
     # -- one round -----------------------------------------------------------------------------

@@ -89,6 +89,10 @@ class Follower:
         elif kind in ("failed", "cancelled"):
             self.finisher.refund(job_id, self.builder_key(job))
             fields.update(status=kind, error=event.get("error"), finished_at=time.time())
+        elif kind == "verified":
+            fields["verification"] = {
+                k: event[k] for k in ("replays", "skipped", "error") if k in event
+            }
         elif kind == "finished":
             fields.update(status="finishing", metrics=event["metrics"])
         with self.index.db.session() as session, session.begin():

@@ -87,6 +87,29 @@ class RoundEntry(JobRecord):
     checkpoint_cid: str | None = Field(None, description="The global weights after the round")
 
 
+class Replay(JobRecord):
+    """One worker-round the coordinator trained again, and what it found."""
+
+    round: int
+    account: str
+    node_id: int
+    ok: bool = Field(..., description="The returned weights are the replayed ones")
+    exact: bool = Field(..., description="Bit for bit")
+    relative: float | None = Field(
+        ..., description="Distance from the replay over the update's length (None: not compared)"
+    )
+    reason: str
+    replay_seconds: float
+
+
+class JobVerification(JobRecord):
+    """The replay of a job's sampled rounds (`cairn.verify`), after its last round."""
+
+    replays: tuple[Replay, ...] = ()
+    skipped: str | None = Field(None, description="Why the job's rounds are not replayed")
+    error: str | None = Field(None, description="What stopped the verification")
+
+
 class JobSummary(JobRecord):
     """A job without its round history, as lists show it."""
 
@@ -115,6 +138,9 @@ class JobSummary(JobRecord):
         ..., description="Smallest units paid to each provider, and `refund` to the builder"
     )
     events_offset: int = Field(..., description="Bytes of the job's events read into the index")
+    verification: JobVerification | None = Field(
+        None, description="The replay of sampled rounds (None: not verified yet)"
+    )
     created_at: float
     updated_at: float
     finished_at: float | None
@@ -198,6 +224,7 @@ def _fields(row: JobRow) -> dict[str, Any]:
         "reports_root": row.reports_root,
         "payouts": row.payouts,
         "events_offset": row.events_offset,
+        "verification": row.verification,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "finished_at": row.finished_at,

@@ -39,6 +39,8 @@ class JobRow(Base):
     shares_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
     reports_root: Mapped[str | None] = mapped_column(String(66), nullable=True)
     payouts: Mapped[dict[str, Any]] = mapped_column(JSON)  # account -> amount paid, decimal
+    # the replay of sampled rounds after the last one (None: not verified, or not yet)
+    verification: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)

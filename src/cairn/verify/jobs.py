@@ -117,7 +117,7 @@ class JobReplays:
         write the evidence of each failure; the verdicts.
 
         `reveal` asks a round's worker for the AdamW state it resumed (None: it has none, or
-        did not answer); `inputs` gives the rest of the round's inputs (the checkpoint it
+        did not answer: the round is then `unrevealed`, not replayed); `inputs` gives the rest of the round's inputs (the checkpoint it
         started from, the job's records and hyperparameters).
         """
         verdicts: list[Verdict] = []
@@ -125,7 +125,10 @@ class JobReplays:
         for kept in chosen:
             if kept.account in failed:
                 continue  # one failed replay is evidence enough
-            state = reveal(kept)
+            state = reveal(kept) if kept.report.optimizer_digest else None  # "": it started afresh
+            if state is None and kept.report.optimizer_digest:
+                verdicts.append(unrevealed(kept))  # a crash or a refusal: no evidence of fraud
+                continue
             round_inputs = inputs(kept, state)
             sketch = load_file(str(self._sketch_path(kept.round, kept.node_id)))["sketch"]
             verdict = verify_round(
@@ -146,3 +149,19 @@ class JobReplays:
 
     def _sketch_path(self, round_: int, node_id: int) -> Path:
         return self.folder / f"round-{round_:06d}-node-{node_id}.safetensors"
+
+
+def unrevealed(kept: KeptRound) -> Verdict:
+    """The verdict on a round whose worker did not show the AdamW state its report signs."""
+    return Verdict(
+        job_id=kept.report.job_id,
+        round=kept.round,
+        account=kept.account,
+        node_id=kept.node_id,
+        ok=False,
+        relative=float("inf"),
+        exact=False,
+        reason="not replayed: the worker did not reveal the AdamW state its report signs",
+        replay_seconds=0.0,
+        replayed_digest="",
+    )
