@@ -54,7 +54,8 @@ def test_a_job_names_the_fields_its_readers_use(openapi: dict[str, Any]) -> None
     assert {"round", "train_loss", "eval", "workers", "dropped", "checkpoint_cid"} <= set(
         history["properties"]
     )
-    assert {"replays", "skipped", "error"} == set(fields(openapi, "JobVerification"))
+    assert {"replays", "skipped", "error", "slashed"} == set(fields(openapi, "JobVerification"))
+    assert {"amount", "evidence_cid", "tx_hash"} == set(fields(openapi, "Slash"))
     assert {"round", "account", "ok", "exact", "relative", "reason"} <= set(
         fields(openapi, "Replay")
     )

@@ -91,9 +91,16 @@ def start_job(node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> st
     return node.jobs.create(alice.address, recipe).job_id
 
 
-def play_job(node: Node, job_id: str, model: bool = True, lora: bool = False) -> None:
+def play_job(
+    node: Node,
+    job_id: str,
+    model: bool = True,
+    lora: bool = False,
+    verified: dict[str, Any] | None = None,
+) -> None:
     """Write what a coordinator writes for bob and carol training two rounds: 9 events (the
-    model a whole one, or with `lora` adapters on the job's base)."""
+    model a whole one, or with `lora` adapters on the job's base; with `verified`, the replay's
+    event before the end)."""
     folder = node.jobs.job_dir(job_id)
     accounts = {label: dev(node, label) for label in PROVIDERS}
     workers = [{"node_id": 7 + i, "account": a.address} for i, a in enumerate(accounts.values())]
@@ -125,6 +132,8 @@ def play_job(node: Node, job_id: str, model: bool = True, lora: bool = False) ->
         save_tiny_adapters(folder)
     elif model:
         save_tiny_model(folder.model, "causal-lm")
+    if verified is not None:
+        folder.append("verified", run_id=1, **verified)
     folder.append("finished", run_id=1, metrics={"loss": 1.25, "perplexity": 3.5}, rounds=2)
 
 

@@ -10,14 +10,12 @@ in order:
 3. register: the node's operator registers the model asset (parents: the base model, the teacher
    if any, the datasets; metadata: the weights, the dataset versions with their attribution
    tables, the work shares) (`model_asset`);
-4. anchor: the reports' Merkle root is anchored under the asset on ContributionLedger
-   (`reports_root`);
-5. settle: with a budget in JobEscrow, the job is settled with the Merkle root of (provider,
-   work) leaves;
-6. claim: each provider's payout is claimed for it (anyone may send a claim; the tokens go to the
-   provider) (`payouts`);
-7. release: each provider's stake is released;
-8. give: the asset goes to the job's builder.
+4. anchor: the reports' Merkle root is anchored under the asset on ledger (`reports_root`);
+5. slash: a provider whose replay failed (`cairn.compute.slashing`) loses its stake, the
+   evidence stored by CID; its reports were left out of the work from step 1 on;
+6. settle: with a budget in JobEscrow, the job is settled with the root of (provider, work);
+7. claim: each provider's payout is claimed for it (the tokens go to the provider) (`payouts`);
+8. release: each provider's stake is released; 9. give: the asset goes to the job's builder.
 
 A crash may stop finishing anywhere, so each step first asks whether it is done - the chain where
 the chain can tell (anchored, settled, claimed, released, owned), else the field it records in the
@@ -47,6 +45,7 @@ from cairn.compute.job import Job
 from cairn.compute.jobdir import JobDir
 from cairn.compute.models import WorkReportRow
 from cairn.compute.reports import report_from_json, work_shares
+from cairn.compute.slashing import Slasher, withheld
 from cairn.core.errors import CairnError, Conflict, Forbidden, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
 from cairn.core.recipe import FAMILY_OF
@@ -128,14 +127,19 @@ class Finisher:
         its budget given back as far as the chain still holds it; any other error (the chain or
         a service out of reach) leaves it finishing, its error shown, for the next try.
         """
-        builder = self.signers.find(self.jobs.get(job_id).builder)
+        job = self.jobs.get(job_id)
+        builder = self.signers.find(job.builder)
         try:
-            work = Work.of(self.jobs.reports(job_id))
+            caught = withheld(job)  # a failed replay: the provider's work is not paid
+            work = Work.of(
+                [r for r in self.jobs.reports(job_id) if r.account.lower() not in caught]
+            )
             for step in (
                 self.store_shares,
                 self.store_model,
                 self.register,
                 self.anchor,
+                self.slash,
                 self.settle,
                 self.claim,
                 self.release,
@@ -276,8 +280,19 @@ class Finisher:
         if job.reports_root != root:
             self.jobs.update(job_id, reports_root=root)
 
+    def slash(self, job_id: str, folder: JobDir, work: Work) -> None:
+        """Slash the stake of each provider the replay caught, naming the evidence (step 5)."""
+        job = self.jobs.get(job_id)
+        if not withheld(job):
+            return
+        slashed = Slasher(self.chain, self.store, self.assets, self.operator).slash(job, folder)
+        assert job.verification is not None  # withheld: a verification found them
+        verification = job.verification.model_dump(mode="json")
+        if slashed != verification["slashed"]:
+            self.jobs.update(job_id, verification=verification | {"slashed": slashed})
+
     def settle(self, job_id: str, folder: JobDir, work: Work) -> None:
-        """Settle the job in JobEscrow by the work tree's root (step 5)."""
+        """Settle the job in JobEscrow by the work tree's root (step 6)."""
         job = self.jobs.get(job_id)
         if not job.escrowed or work.total == 0:
             return  # nothing to pay by: `finish` gives the budget back
@@ -287,7 +302,7 @@ class Finisher:
             escrow.settle_job(self.operator, job_id, root, work.total, _shares(job))
 
     def claim(self, job_id: str, folder: JobDir, work: Work) -> None:
-        """Claim each provider's payout for it (step 6); a claimed one is only recorded."""
+        """Claim each provider's payout for it (step 7); a claimed one is only recorded."""
         job = self.jobs.get(job_id)
         escrow = self.chain.escrow
         if not job.escrowed or escrow.job_state(job_id) != JobState.SETTLED:
@@ -306,13 +321,13 @@ class Finisher:
             self.jobs.update(job_id, payouts=payouts)
 
     def release(self, job_id: str, folder: JobDir, work: Work) -> None:
-        """Release each enlisted provider's stake (step 7), once the job is settled."""
+        """Release each enlisted provider's stake (step 8), once the job is settled."""
         job = self.jobs.get(job_id)
         if job.escrowed and self.chain.escrow.job_state(job_id) != JobState.OPEN:
             self._release_stakes(job)
 
     def give(self, job_id: str, folder: JobDir, work: Work) -> None:
-        """Give the model asset to the job's builder (step 8)."""
+        """Give the model asset to the job's builder (step 9)."""
         job = self.jobs.get(job_id)
         builder = job.builder.lower()
         asset_id = _made(job)

@@ -102,12 +102,23 @@ class Replay(JobRecord):
     replay_seconds: float
 
 
+class Slash(JobRecord):
+    """A provider's stake taken for a failed replay, naming the evidence anyone can check."""
+
+    amount: str = Field(..., description="Smallest units taken for the job's builder")
+    evidence_cid: str = Field(..., description="The signed report and the replay, public")
+    tx_hash: str
+
+
 class JobVerification(JobRecord):
     """The replay of a job's sampled rounds (`cairn.verify`), after its last round."""
 
     replays: tuple[Replay, ...] = ()
     skipped: str | None = Field(None, description="Why the job's rounds are not replayed")
     error: str | None = Field(None, description="What stopped the verification")
+    slashed: dict[str, Slash] = Field(
+        default_factory=dict, description="By account: what a failed replay cost its stake"
+    )
 
 
 class JobSummary(JobRecord):
