@@ -82,7 +82,12 @@ def test_train_a_model_with_a_worker_from_the_command_line(cli: Cli, tmp_path: P
                 text=True,
             ).stdout
         )[0]["job_id"]
-        assert "Rounds" in cli("job", "show", job_id).stdout
+        shown = cli("job", "show", job_id).stdout
+        assert "Rounds" in shown and "Replayed rounds" in shown
+        # the coordinator replayed one of carol's rounds (a round 2 from its revealed state)
+        verified = cli("verify", "job", job_id).stdout
+        assert "Replayed rounds" in verified and "passed" in verified, verified
+        assert "FAILED" not in verified
         logs = cli("job", "logs", job_id).stdout
         assert "round 1/" in logs and "provider" in logs and "finished" in logs
         refused = cli("job", "cancel", job_id, "--account", "alice", ok=False)

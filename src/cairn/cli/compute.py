@@ -29,6 +29,7 @@ from cairn.cli.common import (
     unlock,
 )
 from cairn.cli.output import console, fields, table, units
+from cairn.cli.verify import print_verification
 from cairn.compute.job import ENDED, Job, JobEvent, JobLog, JobSummary
 from cairn.core.errors import Conflict, Forbidden, InvalidInput
 from cairn.core.recipe import load_recipe_file, recipe_to_yaml
@@ -167,6 +168,8 @@ def _show(job: Job) -> None:
         )
     if "refund" in job.payouts:
         console.print(f"budget refunded to the builder: {units(job.refund, 18)} CAIRN")
+    if job.status in ENDED:
+        print_verification(job)
 
 
 @job_app.command("list")

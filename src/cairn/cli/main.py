@@ -19,6 +19,7 @@ from cairn.cli import (
     models,
     node,
     recipes,
+    verify,
 )
 from cairn.cli.common import AMOUNT_ARGUMENT
 from cairn.cli.output import console, fail
@@ -42,6 +43,7 @@ app.command("train")(compute.train)
 app.add_typer(compute.job_app, name="job")
 app.add_typer(models.app, name="model")
 app.add_typer(compute.worker_app, name="worker")
+app.add_typer(verify.app, name="verify")
 app.add_typer(licences.app, name="licence")
 app.add_typer(apps.app, name="app")
 app.add_typer(bounties.app, name="bounty")
