@@ -15,6 +15,7 @@ Markers come from the fixtures a test uses (`node`, `chain`) or from its module 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -34,6 +35,12 @@ from cairn.node import Node, bootstrap
 pytest_plugins = ["tests.demo_node"]  # the demo community, seeded once per run
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# eth-hash picks pycryptodome's keccak when both are installed; safe-pysha3's (which comes with
+# eth-tester[py-evm] on CPython) is about 10x faster a call, and the in-process chain, web3 and
+# eth-account hash on every trie node, address and transaction. Nothing hashes before this line
+# (eth-hash settles on its backend at the first hash), and the processes the tests start inherit it.
+if importlib.util.find_spec("sha3") is not None:
+    os.environ.setdefault("ETH_HASH_BACKEND", "pysha3")
 # The CLI's console takes its width when first imported: wide, so that no test depends on where
 # a long temporary path (longer under xdist) would wrap.
 os.environ["COLUMNS"] = "250"

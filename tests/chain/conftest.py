@@ -57,8 +57,14 @@ def compiled() -> dict[str, CompiledContract]:
 
 @pytest.fixture
 def w3() -> Web3:
-    """A fresh in-process chain whose accounts hold ether."""
-    return Web3(EthereumTesterProvider())
+    """A fresh in-process chain whose accounts hold ether; calls come from `accounts[0]`.
+
+    eth-tester's middleware would name that sender anyway, by asking for every account twice
+    per call: naming it the default saves the requests (a third of a contract call's cost).
+    """
+    w3 = Web3(EthereumTesterProvider())
+    w3.eth.default_account = w3.eth.accounts[0]
+    return w3
 
 
 @pytest.fixture
