@@ -17,7 +17,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from cairn.cli.common import DataDir, NodeUrl, client, unlock
+from cairn.cli.common import AMOUNT_ARGUMENT, DataDir, NodeUrl, client, unlock
+from cairn.cli.economy import price
 from cairn.cli.output import console, fields
 from cairn.core.errors import InvalidInput
 from cairn.core.policy import RevenueSplit
@@ -121,3 +122,6 @@ def download(
             tar_path.unlink(missing_ok=True)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     fields(f"Model {asset_id}", {"folder": str(out), "files": len(files), "bytes": size})
+
+
+app.command("price", context_settings=AMOUNT_ARGUMENT)(price)  # `cairn model price`
