@@ -48,6 +48,7 @@ from cairn.serve.apps import Apps
 from cairn.serve.downloads import ModelDownloads
 from cairn.serve.gateway import Gateway
 from cairn.serve.resolver import Upstream
+from cairn.serve.validation import ReceiptValidator
 from cairn.store.base import BlobStore
 from cairn.store.local import LocalBlobStore
 from cairn.train.base_models import BaseModels
@@ -232,6 +233,9 @@ class Node:
             upstreams=tuple(Upstream.parse(u) for u in config.upstreams),
             upstream_api_key=config.upstream_api_key,
             llama_cpp=config.llama_cpp,
+        )
+        self.validator = ReceiptValidator(
+            self.gateway, self.economy.receipts, self.economy.transcripts
         )
         self.apps = Apps(
             self.assets,

@@ -88,6 +88,9 @@ class Scheduled:
             self.submit(self.cues.pop(len(self.rows), []))
         return self.runner.decode(sequences)
 
+    def states(self, n: int) -> torch.Tensor:
+        return self.runner.states(n)
+
     def flush(self) -> None:
         """Submit the sequences whose cue never came (all before them had ended)."""
         with self.lock:

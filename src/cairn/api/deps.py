@@ -31,6 +31,7 @@ from cairn.identity.siwe import SiweAuth
 from cairn.serve.apps import Apps
 from cairn.serve.downloads import ModelDownloads
 from cairn.serve.gateway import Gateway
+from cairn.serve.validation import ReceiptValidator
 from cairn.web.csrf import SESSION_COOKIE
 
 _bearer = HTTPBearer(auto_error=False, description="A session token from POST /api/v1/auth/signin")
@@ -219,6 +220,14 @@ def get_gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+def get_validator(request: Request) -> ReceiptValidator:
+    """Receipts' transcripts replayed on their models."""
+    return _services(request).validator
+
+
+ValidatorDep = Annotated[ReceiptValidator, Depends(get_validator)]
 
 
 def get_apps(request: Request) -> Apps:

@@ -24,6 +24,7 @@ from cairn.identity.siwe import SiweAuth
 from cairn.serve.apps import Apps
 from cairn.serve.downloads import ModelDownloads
 from cairn.serve.gateway import Gateway
+from cairn.serve.validation import ReceiptValidator
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class NodeServices(Protocol):
 
     @property
     def uploads(self) -> Uploads: ...
+
+    @property
+    def validator(self) -> ReceiptValidator:
+        """Replays receipts' transcripts on their models."""
+        ...
 
     @property
     def jobs(self) -> JobService: ...

@@ -9,6 +9,7 @@ transaction of the index.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,7 +26,15 @@ from cairn.db.engine import Database
 from cairn.economy.balances import Balances, Hold, cost
 from cairn.economy.keys import ApiKey
 from cairn.economy.models import PriceRow, ReceiptRow
-from cairn.economy.receipts import UsageReceipt, receipt_leaf, sign_receipt
+from cairn.economy.receipts import (
+    ServedTokens,
+    Transcripts,
+    UsageReceipt,
+    receipt_leaf,
+    sign_receipt,
+)
+
+log = logging.getLogger(__name__)
 
 
 class Prices:
@@ -99,12 +108,14 @@ class Meter:
         gateway: LocalAccount,
         chain_id: int,
         free_calls_per_minute: int = 0,
+        transcripts: Transcripts | None = None,
     ) -> None:
         self.db = db
         self.balances = balances
         self.prices = prices
         self.gateway = gateway
         self.chain_id = chain_id
+        self.transcripts = transcripts  # where committed calls' token ids are kept
         # Free calls cost the node compute and nobody a token: each key and each account gets
         # a few a minute (a new key per call does not lift the account's limit).
         self.free_by_key = SlidingWindow(free_calls_per_minute, 60.0, "free calls")
@@ -134,10 +145,29 @@ class Meter:
             hold = self.balances.hold(key.account, amount)
         return Charge(key, model, endpoint, price, hold, per_call or 0)
 
-    def close(self, charge: Charge, prompt_tokens: int, completion_tokens: int) -> UsageReceipt:
-        """Charge the tokens used, release the rest, and store the signed receipt."""
+    def close(
+        self,
+        charge: Charge,
+        prompt_tokens: int,
+        completion_tokens: int,
+        served: ServedTokens | None = None,
+    ) -> UsageReceipt:
+        """Charge the tokens used, release the rest, and store the signed receipt (with the
+        generation's commitment and its transcript's CID, when `served` has them)."""
         used = charge.per_call or cost(charge.price_per_1k, prompt_tokens + completion_tokens)
         amount = min(used, charge.hold.amount)
+        commitment = transcript = ""
+        counts = None if served is None else (len(served.prompt), len(served.completion))
+        if counts is not None and counts != (prompt_tokens, completion_tokens):
+            # a backend bug, not the caller's: charge what was counted, commit to nothing
+            log.error(
+                "a transcript of %s tokens for a call of %s",
+                counts,
+                (prompt_tokens, completion_tokens),
+            )
+        elif served is not None and self.transcripts is not None:
+            transcript = self.transcripts.keep(charge.key.account, served)
+            commitment = served.commitment
         receipt = UsageReceipt(
             receipt_id=uuid.uuid4().hex,
             gateway=self.gateway.address,
@@ -152,6 +182,8 @@ class Meter:
             amount=str(amount),
             created_at=int(time.time() * 1000),
             price_per_call=str(charge.per_call),
+            commitment=commitment,
+            transcript=transcript,
         )
         signature = sign_receipt(receipt, self.gateway)
         with self.balances.lock, self.db.session() as session:

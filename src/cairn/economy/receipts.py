@@ -12,6 +12,7 @@ settled, so nothing earns money before it is anchored.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from cairn.store.base import BlobStore
 
 SCHEMA = "cairn.usage-receipt/v1"
 BATCH_SCHEMA = "cairn.usage-batch/v1"
+TRANSCRIPT_SCHEMA = "cairn.inference-transcript/v1"
 MAX_BATCH = 10_000  # receipts per anchored batch
 
 
@@ -50,13 +52,19 @@ class UsageReceipt:
     amount: str  # charged, decimal
     created_at: int  # unix milliseconds
     price_per_call: str = "0"  # an app's price per call, decimal; "0" for per-token pricing
+    # A generation's commitment to the model's hidden states (`cairn.verify.inference`) and the
+    # CID of its transcript (the token ids, salted, readable by the paying account): what a
+    # validator replays. Empty for a call that commits to nothing (embeddings, an upstream).
+    commitment: str = ""
+    transcript: str = ""
 
     def canonical(self) -> bytes:
-        """The signed bytes: sorted-key compact JSON with the schema name (a per-call price only
-        when there is one, so receipts signed before apps existed still verify)."""
+        """The signed bytes: sorted-key compact JSON with the schema name (a per-call price, a
+        commitment and a transcript only when there are, so older receipts still verify)."""
         body = {"schema": SCHEMA, **asdict(self)}
-        if self.price_per_call == "0":
-            del body["price_per_call"]
+        for optional, absent in (("price_per_call", "0"), ("commitment", ""), ("transcript", "")):
+            if body[optional] == absent:
+                del body[optional]
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +96,51 @@ def receipt_from_json(data: dict[str, Any]) -> UsageReceipt:
         return UsageReceipt(**fields)
     except TypeError as exc:
         raise InvalidInput(f"usage receipt: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ServedTokens:
+    """What a committed generation read and wrote, and its encoded commitment."""
+
+    prompt: tuple[int, ...]
+    completion: tuple[int, ...]
+    commitment: str
+
+
+class Transcripts:
+    """The token ids behind committed receipts, kept for validators: one document per call,
+    salted (its CID, public in the receipt, does not let anyone test a guessed prompt) and
+    readable by the paying account only."""
+
+    def __init__(self, store: BlobStore, refs: ContentRefs) -> None:
+        self.store, self.refs = store, refs
+
+    def keep(self, account: str, served: ServedTokens) -> str:
+        """Store a call's transcript for `account`; its CID."""
+        doc = {
+            "schema": TRANSCRIPT_SCHEMA,
+            "salt": secrets.token_hex(16),
+            "prompt": list(served.prompt),
+            "completion": list(served.completion),
+        }
+        cid = self.store.put_json(doc)
+        self.refs.add(cid, Scope.ACCOUNT, account, account=account)
+        return cid
+
+    def get(self, cid: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """A transcript's prompt and completion token ids."""
+        return transcript_ids(self.store.get_json(cid))
+
+
+def transcript_ids(doc: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The prompt and completion token ids of a transcript document; InvalidInput if it is not
+    one."""
+    if not isinstance(doc, dict) or doc.get("schema") != TRANSCRIPT_SCHEMA:
+        raise InvalidInput(f"not an inference transcript (schema {TRANSCRIPT_SCHEMA})")
+    ids = doc.get("prompt"), doc.get("completion")
+    if not all(isinstance(i, list) and all(type(t) is int and t >= 0 for t in i) for i in ids):
+        raise InvalidInput("a transcript's prompt and completion are lists of token ids")
+    return tuple(doc["prompt"]), tuple(doc["completion"])
 
 
 @dataclass(frozen=True, kw_only=True)

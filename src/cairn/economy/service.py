@@ -40,7 +40,7 @@ from cairn.economy.models import (
     ReceiptBatchRow,
     ReceiptRow,
 )
-from cairn.economy.receipts import AnchoredReceipts, ReceiptBook
+from cairn.economy.receipts import AnchoredReceipts, ReceiptBook, Transcripts
 from cairn.store.base import BlobStore
 
 log = logging.getLogger("cairn.economy")
@@ -96,6 +96,7 @@ class Economy:
         if released := self.balances.clear_holds():
             log.info("released the holds of %d requests cut short by a restart", released)
         self.prices = Prices(db, assets)
+        self.transcripts = Transcripts(store, assets.refs)  # behind committed receipts
         self.meter = Meter(
             db,
             self.balances,
@@ -103,6 +104,7 @@ class Economy:
             gateway,
             chain.client.chain_id,
             free_calls_per_minute=free_calls_per_minute,
+            transcripts=self.transcripts,
         )
         self.receipts = ReceiptBook(db, store, chain, assets.refs)
         self.licences = licences

@@ -8,12 +8,15 @@ backend fails.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 
 from cairn.economy.metering import Charge, Meter
-from cairn.economy.receipts import UsageReceipt
+from cairn.economy.receipts import ServedTokens, UsageReceipt
 from cairn.serve.backends import Generation
+
+log = logging.getLogger(__name__)
 
 
 class Metered:
@@ -51,9 +54,24 @@ class Metered:
             if self.receipt is None and not self.failed:
                 self.generation.close()
                 self.receipt = self.meter.close(
-                    self.charge, self.generation.prompt_tokens, self.generation.completion_tokens
+                    self.charge,
+                    self.generation.prompt_tokens,
+                    self.generation.completion_tokens,
+                    self._served(),
                 )
             return self.receipt
+
+    def _served(self) -> ServedTokens | None:
+        """The generation's transcript and commitment for the receipt, if it made one."""
+        try:
+            transcript = self.generation.transcript()
+        except ValueError:  # the states did not cover the tokens read: a bug, charged anyway
+            log.exception("no commitment for this call")
+            return None
+        if transcript is None:
+            return None
+        encoded = transcript.commitment.encode()
+        return ServedTokens(transcript.prompt, transcript.completion, encoded)
 
     def fail(self) -> None:
         """The backend failed: release the hold, charge nothing (unless already charged)."""

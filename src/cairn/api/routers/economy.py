@@ -5,15 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from cairn.api.deps import EconomyDep, SessionAddress, SessionSigner
+from cairn.api.deps import EconomyDep, SessionAddress, SessionSigner, ValidatorDep
 from cairn.api.schemas import Strict
 from cairn.core.amounts import parse_smallest_units
+from cairn.core.errors import Forbidden
 from cairn.core.ids import StoredId
 from cairn.economy.balances import Balance, CreditedDeposit
 from cairn.economy.epochs import Claims, Earnings, Epoch
 from cairn.economy.keys import ApiKey, IssuedKey
 from cairn.economy.receipts import AnchoredReceipts, ListedReceipt, ReceiptProof, StoredReceipt
 from cairn.economy.service import DepositTarget
+from cairn.serve.validation import ReceiptCheck
 
 router = APIRouter(tags=["economy"])
 
@@ -140,6 +142,43 @@ def my_receipts(economy: EconomyDep, me: SessionAddress, limit: int = 100) -> li
 def receipt(economy: EconomyDep, receipt_id: str) -> StoredReceipt:
     """A usage receipt with the gateway's signature and its anchoring."""
     return economy.receipts.get(receipt_id)
+
+
+class TranscriptOut(BaseModel):
+    """The token ids of a committed call: what a validator reads on the model."""
+
+    receipt_id: str
+    cid: str = Field(..., description="The transcript document's CID, as the receipt signs it")
+    prompt: list[int] = Field(..., description="The prompt's token ids, template included")
+    completion: list[int] = Field(..., description="The generated token ids the call charged")
+
+
+@router.get("/receipts/{receipt_id}/transcript", response_model=TranscriptOut)
+def receipt_transcript(
+    validator: ValidatorDep, me: SessionAddress, receipt_id: str
+) -> TranscriptOut:
+    """A committed call's token ids, for the account that paid for it only."""
+    receipt = validator.receipt(receipt_id)
+    if receipt.account.lower() != me.lower():
+        raise Forbidden(f"usage receipt {receipt_id} is another account's")
+    prompt, completion = validator.transcripts.get(receipt.transcript)
+    return TranscriptOut(
+        receipt_id=receipt_id,
+        cid=receipt.transcript,
+        prompt=list(prompt),
+        completion=list(completion),
+    )
+
+
+@router.post("/receipts/{receipt_id}/verify", response_model=ReceiptCheck)
+def verify_receipt(validator: ValidatorDep, me: SessionAddress, receipt_id: str) -> ReceiptCheck:
+    """Replay a committed call on the model its receipt names, here on the node, and compare
+    the hidden states with the receipt's commitment (the account that paid for it only; `cairn
+    verify receipts` replays on your own machine instead)."""
+    receipt = validator.receipt(receipt_id)
+    if receipt.account.lower() != me.lower():
+        raise Forbidden(f"usage receipt {receipt_id} is another account's")
+    return validator.check(receipt_id)
 
 
 @router.get("/receipts/{receipt_id}/proof", response_model=ReceiptProof)

@@ -19,8 +19,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cairn.core.errors import InvalidInput
+
+if TYPE_CHECKING:  # torch: loaded with a model, not with the gateway
+    from cairn.verify.inference import InferenceVerdict, Transcript
 
 FAMILIES = ("causal-lm", "encoder")
 # every operation a backend may offer, in the order messages list them
@@ -109,6 +113,11 @@ class Generation(ABC):
     def close(self) -> None:
         """Stop generating and free what the generation holds."""
 
+    def transcript(self) -> Transcript | None:
+        """The token ids and the commitment to the model's states behind them, for the receipt
+        (`cairn.verify.inference`); None from a backend that does not commit (an upstream)."""
+        return None
+
 
 class Backend(ABC):
     """Runs models: generation, embeddings and classification behind one interface."""
@@ -136,6 +145,10 @@ class Backend(ABC):
     @abstractmethod
     def classify(self, model: ServedModel, texts: list[str]) -> tuple[list[Classification], int]:
         """One classification per text, and the prompt tokens read."""
+
+    def verify(self, model: ServedModel, transcript: Transcript) -> InferenceVerdict:
+        """Replay a generation's transcript on `model` and check its commitment."""
+        raise InvalidInput(f"the {self.name} backend does not replay generations")
 
     @abstractmethod
     def context_length(self, model: ServedModel) -> int:

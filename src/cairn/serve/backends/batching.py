@@ -9,8 +9,8 @@ per LoRA adapter key: the runner switches adapters). Each keeps its own sampling
 
 Exactness. A sequence's tokens do not depend on its companions: greedy decoding in a batch gives
 the same token ids, and a seed the same sample, as decoding alone. Attention never mixes
-sequences: each row reads only its own keys (`ragged_attention` over a `SequenceKV` each), so no
-sum holds padding. Every row of a step goes through the same matmul kernel: a GEMM sums a row in
+sequences: each row reads only its own keys (`kernels.ragged_attention`, a `SequenceKV` each), so
+no sum holds padding. Every row of a step goes through the same matmul kernel: a GEMM sums a row in
 an order set by its kernel, and picks the kernel by the row count (MKL another for one to three
 rows, and with two threads for any count below twelve that is not a multiple of four; oneDNN
 another for one row), so the runner pads a step's rows to a multiple of four. Sampling is per
@@ -35,20 +35,19 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from cairn.core.errors import Unavailable
 from cairn.serve.backends.base import Generation, SamplingParams
 from cairn.serve.backends.deltas import token_deltas
+from cairn.verify.inference import Committer, Transcript
 
 MAX_BATCH = 16  # sequences holding a slot (and a KV cache); later ones wait, first come first in
 STREAM_BUFFER = 64  # tokens a sequence may run ahead of its reader before it sits steps out
 READER_PATIENCE_S = 60.0  # a reader that takes no token for this long loses its sequence
 IDLE_SECONDS = 10.0  # the loop thread ends after this long with nothing to run
-KV_HEADROOM = 64  # token positions a new cache buffer holds beyond the prompt
 
 
 class BatchedSequence:
@@ -61,6 +60,7 @@ class BatchedSequence:
         ends: set[int],  # end-of-sequence tokens
         device: torch.device,
         adapter: Hashable | None = None,  # a LoRA adapter's key; None for the base model
+        commit: bool = False,  # record the states behind its tokens (the runner gives them)
     ) -> None:
         self.prompt, self.params, self.ends, self.adapter = prompt, params, ends, adapter
         self.rng = torch.Generator(device=device)
@@ -79,6 +79,9 @@ class BatchedSequence:
         self.ended = False  # no more tokens will be sampled
         self.error: BaseException | None = None  # why it ended, if it failed
         self.full_since: float | None = None  # when its buffer filled, while it stays full
+        # the states behind its tokens, for the receipt's commitment: its reader stops at most
+        # STREAM_BUFFER tokens (and the one a step adds) behind the last one sampled
+        self.committer = Committer(lag=STREAM_BUFFER + 2) if commit else None
 
 
 class Runner(Protocol):
@@ -89,6 +92,10 @@ class Runner(Protocol):
 
     def decode(self, sequences: list[BatchedSequence]) -> torch.Tensor:
         """Feed each sequence its `last` token (all share one adapter); the next logits, (n, V)."""
+
+    def states(self, n: int) -> torch.Tensor:
+        """The last hidden states behind the last call's `n` rows of logits, (n, width), float32
+        on the CPU (a sequence's `committer` takes them)."""
 
 
 class BatchEngine:
@@ -212,6 +219,10 @@ class BatchEngine:
         try:
             with torch.inference_mode():
                 logits = forward(group)  # (n, V)
+                if any(s.committer is not None for s in group):
+                    for s, state in zip(group, self.runner.states(len(group)), strict=True):
+                        if s.committer is not None:
+                            s.committer.add(state[None])
                 sampled = [
                     next_token(row, s.params.temperature, s.params.top_p, s.rng)
                     for row, s in zip(logits, group, strict=True)
@@ -310,90 +321,18 @@ class BatchedGeneration(Generation):
         finally:
             self._engine.cancel(sequence)  # a stop string or an early exit frees the slot now
 
+    def transcript(self) -> Transcript | None:
+        """The prompt, the tokens read and the commitment to their states (None if it has no
+        committer or read nothing)."""
+        committer = self._sequence.committer
+        if committer is None:
+            return None
+        commitment = committer.commit(len(self.token_ids))
+        if commitment is None:
+            return None
+        return Transcript(tuple(self._sequence.prompt), tuple(self.token_ids), commitment)
+
     def _tokens(self) -> Iterator[int]:
         for token in self._engine.tokens(self._sequence):
             self.token_ids.append(token)
             yield token
-
-
-class SequenceKV:
-    """One sequence's keys and values, layer by layer, in buffers that double when full."""
-
-    def __init__(self, layers: int) -> None:
-        self.buffers: list[torch.Tensor | None] = [None] * layers  # (2, Hkv, capacity, D)
-        self.lengths = [0] * layers
-
-    def append(
-        self, layer: int, keys: torch.Tensor, values: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add `keys`, `values` (Hkv, T, D); every key and value so far, (1, Hkv, L, D) each."""
-        start, end = self.lengths[layer], self.lengths[layer] + keys.shape[1]
-        held = self.buffers[layer]
-        if held is None or end > held.shape[2]:
-            size = max(2 * end, end + KV_HEADROOM)
-            grown = keys.new_empty((2, keys.shape[0], size, keys.shape[2]))
-            if held is not None:
-                grown[:, :, :start] = held[:, :, :start]
-            held = self.buffers[layer] = grown
-        held[0, :, start:end], held[1, :, start:end] = keys, values
-        self.lengths[layer] = end
-        return held[0, None, :, :end], held[1, None, :, :end]
-
-
-def ragged_attention(
-    module: torch.nn.Module,
-    query: torch.Tensor,  # (B, H, T, D), rotary embedding applied
-    key: torch.Tensor,  # (B, Hkv, T, D): this step's keys; `value` likewise
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,  # unused: no row sees another's keys
-    scaling: float | None = None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, None]:
-    """Attention over rows that are different sequences, as transformers' attention interface
-    calls it: row b appends its keys to `kwargs["cairn_kv"][b]` (a `SequenceKV`) and reads only
-    those; rows past the list are padding and attend to nothing. A prompt (T > 1) is causal."""
-    caches: list[SequenceKV] = kwargs["cairn_kv"]
-    layer = cast(int, module.layer_idx)  # set by the model on each of its attention layers
-    heads, kv_heads, steps = query.shape[1], key.shape[1], query.shape[2]
-    out = torch.zeros_like(query)  # (B, H, T, D)
-    for b, cache in enumerate(caches):
-        keys, values = cache.append(layer, key[b], value[b])  # (1, Hkv, L, D)
-        if steps == 1:  # one new token: each key head's query heads become its query rows
-            rows = query[b].reshape(1, kv_heads, heads // kv_heads, -1)  # (1, Hkv, H/Hkv, D)
-            read = F.scaled_dot_product_attention(rows, keys, values, scale=scaling)
-            out[b] = read.reshape(heads, 1, -1)
-        else:  # a prompt, read into an empty cache
-            out[b] = F.scaled_dot_product_attention(
-                query[b : b + 1],
-                keys,
-                values,
-                is_causal=True,
-                scale=scaling,
-                enable_gqa=heads != kv_heads,
-            )[0]
-    return out.transpose(1, 2).contiguous(), None  # (B, T, H, D)
-
-
-class PackedLinear(torch.nn.Module):
-    """`nn.Linear` over a weight laid out once for oneDNN's matmul, as torch's CPU compiler lays
-    it out: every row count from two up sums each row alike, four rows for about one's cost."""
-
-    def __init__(self, linear: torch.nn.Linear) -> None:
-        super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
-        self.register_buffer("weight", weight)  # (out, in), in oneDNN's opaque layout
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features)  # (N, in)
-        out = torch.ops.mkldnn._linear_pointwise(rows, self.weight, self.bias, "none", [], "")
-        return out.reshape(*x.shape[:-1], self.out_features)
-
-
-def pack_linears(module: torch.nn.Module) -> None:
-    """Replace each `nn.Linear` in `module` by a `PackedLinear` (a tied head gets its own copy)."""
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is torch.nn.Linear:
-                setattr(parent, name, PackedLinear(child))

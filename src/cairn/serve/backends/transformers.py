@@ -18,14 +18,15 @@
 Weights stay in memory under a budget (`ResidentModels`); an evicted causal LM's loop thread
 ends with its last generation. A LoRA fine-tune is served over its base, loaded once for all of
 its fine-tunes, which share its loop: each step runs one forward pass per adapter (`lora`).
-Float32; CUDA when there is one.
+Float32; CUDA when there is one. A generation commits to the hidden states behind its tokens
+(`cairn.verify.inference`); `verify` reads a transcript in one pass to check such a commitment.
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,17 +53,12 @@ from cairn.serve.backends.base import (
     check_texts,
     plain_chat_prompt,
 )
-from cairn.serve.backends.batching import (
-    BatchedGeneration,
-    BatchedSequence,
-    BatchEngine,
-    SequenceKV,
-    pack_linears,
-    ragged_attention,
-)
+from cairn.serve.backends.batching import BatchedGeneration, BatchedSequence, BatchEngine
 from cairn.serve.backends.hf_folder import ModelFolder, folder_path, read_folder, unservable
+from cairn.serve.backends.kernels import SequenceKV, pack_linears, ragged_attention
 from cairn.serve.backends.lora import AdapterSet
 from cairn.serve.backends.resident import ResidentModels
+from cairn.verify.inference import InferenceVerdict, Transcript, check
 
 EMBED_BATCH = 32  # texts per forward pass when embedding or classifying
 RAGGED_TYPES = ("llama", "mistral", "qwen2", "qwen3")  # tested with `ragged_attention` for theirs
@@ -179,6 +175,22 @@ class TransformersBackend(Backend):
         """The config's position limit, or the tokenizer's if that is smaller."""
         return self._folder(model).context
 
+    def verify(self, model: ServedModel, transcript: Transcript) -> InferenceVerdict:
+        """Read a generation's transcript on `model` in one pass; check its commitment."""
+        if not transcript.prompt or not transcript.completion:
+            raise InvalidInput("a transcript holds at least one prompt and one completion token")
+        ids = [*transcript.prompt, *transcript.completion[:-1]]
+        check_context(model, len(ids), 1, self._folder(model).context)
+        self.require(model, "completions")
+        runner = self._network(model).engine.runner  # type: ignore[union-attr]
+        assert isinstance(runner, CausalLMRunner)
+        adapter = None
+        if model.adapter is not None:
+            adapter = str(model.adapter.resolve())
+            runner.adapters.ensure(adapter, model.adapter)
+        states = runner.replay(ids, adapter)[len(transcript.prompt) - 1 :]
+        return check(transcript.commitment, states)
+
     def count_tokens(self, model: ServedModel, text: str) -> int:
         """Tokens of `text` alone, without the special tokens a prompt adds."""
         folder = self._folder(model)
@@ -262,7 +274,8 @@ class TransformersBackend(Backend):
                 runner.adapters.ensure(adapter, model.adapter)
             except InvalidInput as exc:
                 raise InvalidInput(f"model {model.id} cannot be served: {exc.message}") from None
-        sequence = BatchedSequence(ids, params, {int(e) for e in eos}, net.device, adapter)
+        ends = {int(e) for e in eos}
+        sequence = BatchedSequence(ids, params, ends, net.device, adapter, commit=True)
         return TransformersGeneration(net.engine, sequence, decode)
 
 
@@ -304,9 +317,15 @@ class CausalLMRunner:
             if device.type == "cpu" and torch.backends.mkldnn.is_available():
                 pack_linears(module)
         self.adapters = AdapterSet(module, device)  # LoRA fine-tunes served over this model
+        # the output head's input on each call: the last hidden state behind each row's logits
+        self._states: list[torch.Tensor] = []
+        head = module.get_output_embeddings()
+        assert head is not None  # a causal LM's
+        head.register_forward_pre_hook(self._record)
 
     def prefill(self, sequence: BatchedSequence) -> torch.Tensor:
         """The prompt through the model alone, into a new cache; the next logits, (V,)."""
+        self._states.clear()
         with self.adapters.lock:
             self.adapters.active.key = sequence.adapter
             return self._prefill(sequence)
@@ -314,9 +333,29 @@ class CausalLMRunner:
     def decode(self, sequences: list[BatchedSequence]) -> torch.Tensor:
         """Each sequence's `last` token at its next position, in one padded batch; (n, V). The
         sequences share one adapter (the engine groups them so)."""
+        self._states.clear()
         with self.adapters.lock:
             self.adapters.active.key = sequences[0].adapter
             return self._decode(sequences)
+
+    def states(self, n: int) -> torch.Tensor:
+        """The last hidden states behind the last call's first `n` rows, (n, width) float32."""
+        return torch.cat(self._states)[:n].float().cpu()
+
+    def replay(self, ids: list[int], adapter: Hashable | None) -> torch.Tensor:
+        """The last hidden state at every position of `ids` read in one pass, (T, width)."""
+        with self.adapters.lock, torch.inference_mode():
+            self.adapters.active.key = adapter
+            tokens = torch.tensor([ids], device=self.device)  # (1, T)
+            inputs: dict[str, Any] = {"input_ids": tokens, "use_cache": False}
+            if self.ragged:
+                inputs["position_ids"] = torch.arange(len(ids), device=self.device)[None]
+                inputs["cairn_kv"] = [SequenceKV(self.layers)]
+            states = self.module.base_model(**inputs).last_hidden_state  # (1, T, width)
+            return states[0].float().cpu()
+
+    def _record(self, head: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        self._states.append(args[0][:, -1].detach())  # (B, width): each row's last position
 
     def _prefill(self, sequence: BatchedSequence) -> torch.Tensor:
         ids = torch.tensor([sequence.prompt], device=self.device)  # (1, T)
