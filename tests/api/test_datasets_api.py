@@ -154,3 +154,43 @@ def test_the_published_reputation_has_no_split_between_gold_and_decided_records(
     schema = create_app(None, background=False).openapi()  # type: ignore[arg-type]
     fields = set(schema["components"]["schemas"]["StandingPublic"]["properties"])
     assert fields == {"account", "reputation", "judged", "held"}
+
+
+def test_a_reviewer_cannot_tell_a_gold_question_by_its_absence_from_the_listed_records(
+    api: TestClient, node: Node
+) -> None:
+    """A task is a record under review or a gold question; were the records under review listed
+    to anyone, a reviewer would look its task up there, and one not found would be gold."""
+    owner, contributor, reviewer = (dev_account(node, label) for label in ("alice", "bob", "carol"))
+    spec = {
+        "task": {"type": "instruction"},
+        "review": {"review_share": 1.0, "votes_per_record": 3, "gold_share": 0.5},
+    }
+    dataset_id = node.data.datasets.create(
+        owner, name="Gold kept", licence="MIT", spec=parse_spec(spec)
+    ).asset_id
+    node.data.reviews.add_gold(
+        dataset_id, owner.address, [{"record": pair(100), "answer": "approve"}]
+    )
+    records = f"/api/v1/datasets/{dataset_id}/records"
+    with node_client(api) as client:
+        client.contribute(contributor, dataset_id, [json.dumps(pair(1))])
+        client.sign_in(reviewer)
+        task = client.next_review(dataset_id)
+        assert task is not None
+        for headers in ({}, sign_in(api, node, reviewer)):  # anyone, and the reviewer itself
+            assert api.get(records, headers=headers).json() == []
+            assert_problem(
+                api.get(records, params={"status": "review"}, headers=headers),
+                403,
+                "listed only to their contributor and to the dataset's owner and curators",
+            )
+            assert_problem(api.get(records, params={"status": "lost"}, headers=headers), 422, "")
+        mine = api.get(
+            records,
+            params={"contributor": contributor.address},
+            headers=sign_in(api, node, contributor),
+        ).json()
+        assert [(r["status"], r["content"]) for r in mine] == [("review", pair(1))]
+        everything = api.get(records, headers=sign_in(api, node, owner)).json()
+        assert [r["content"] for r in everything] == [pair(1)]

@@ -136,14 +136,19 @@ def test_gold_questions_catch_a_bad_reviewer_whose_records_are_then_held(
     node.backend.fund(adversary.address, 10**18)
     # The adversary contributes too, then answers every question the wrong way round.
     upload(node, adversary, dataset.asset_id, [pair(50)])
-    answered = 0
+
+    def right(record: dict[str, str]) -> str:
+        return "approve" if "BUY NOW" not in record["response"] else "reject"
+
+    def wrong(record: dict[str, str]) -> str:
+        return "reject" if right(record) == "approve" else "approve"
+
+    assert answer_all(node, dataset.asset_id, adversary.address, wrong) == 6 + 8
+    # Its answers count once the records among them are decided: honest reviewers decide them.
+    for honest in (owner.address, Account.create().address, Account.create().address):
+        answer_all(node, dataset.asset_id, honest, right)
     with pytest.raises(Forbidden, match="below the floor"):
-        while answered < 50:
-            task = node.data.reviews.next_task(dataset.asset_id, adversary.address)
-            assert task is not None
-            wrong = "reject" if "BUY NOW" not in task.record["response"] else "approve"
-            node.data.reviews.submit(task.task_id, adversary.address, wrong)
-            answered += 1
+        node.data.reviews.next_task(dataset.asset_id, adversary.address)
     reps = node.data.reviews.reputations(dataset.asset_id)
     assert reps[adversary.address][0] < 0.5 and reps[adversary.address][1].gold_total >= 3
     held = node.data.list_records(dataset.asset_id, contributor=adversary.address)
@@ -254,4 +259,63 @@ def test_a_gold_answer_moves_no_standing_until_its_group_of_answers_is_full(
     assert counted.gold_total == kinds.count("gold") and counted.gold_correct == 0
     assert counted.decided == kinds.count("record") and counted.judged == group
     assert counted.reputation < prior.reputation
+    assert node.data.reviews.uncounted(dataset, reviewer) == 0
+
+
+def test_the_consensus_weighs_a_gold_answer_only_once_its_group_is_full(
+    node: Node, owner: LocalAccount, contributor: LocalAccount
+) -> None:
+    """A gold answer sharpens the model's estimate of its reviewer's reliability, which weighs
+    every other vote: weighed at once, it could move the next decisions right after the answer."""
+    group = COUNTED_IN_GROUPS_OF
+    review = {**STRICT, "votes_per_record": 3, "gold_share": 0.5}  # records stay undecided
+    dataset = make_dataset(node, owner, review=review).asset_id
+    gold = [{"record": pair(100 + i), "answer": "approve"} for i in range(group)]
+    node.data.reviews.add_gold(dataset, owner.address, gold)
+    upload(node, contributor, dataset, [pair(i) for i in range(group)])
+    reviewer = Account.from_key("0x" + "22" * 32).address  # its gold draws mix both kinds
+    answered: list[str] = []
+    for n in range(1, group + 1):
+        task = node.data.reviews.next_task(dataset, reviewer)
+        assert task is not None
+        node.data.reviews.submit(task.task_id, reviewer, "approve")
+        answered.append("gold" if task.record in [g["record"] for g in gold] else "record")
+        votes, _ = node.data.reviews.votes(dataset)
+        weighed = [item for item, _, _ in votes if item.startswith("g")]
+        assert len(weighed) == (answered.count("gold") if n == group else 0), answered
+        assert len(votes) - len(weighed) == answered.count("record")  # records weigh at once
+    assert "gold" in answered, answered
+
+
+def test_a_full_group_shows_nothing_while_its_records_wait_for_a_decision(
+    node: Node, owner: LocalAccount, contributor: LocalAccount
+) -> None:
+    """A gold answer is judged at once, a vote on a record once the record is decided: a group
+    that counted when it filled would show how many of its tasks were gold right after the answer
+    that filled it. It counts once its records are decided, gold answers and agreements at once."""
+    group = COUNTED_IN_GROUPS_OF
+    dataset = make_dataset(node, owner, review={**STRICT, "gold_share": 0.5}).asset_id
+    gold = [{"record": pair(100 + i), "answer": "approve"} for i in range(group)]
+    node.data.reviews.add_gold(dataset, owner.address, gold)
+    upload(node, contributor, dataset, [pair(i) for i in range(group)])
+    reviewer = Account.from_key("0x" + "22" * 32).address  # its gold draws mix both kinds
+    prior = node.data.reviews.standing(dataset, reviewer)
+    kinds = []
+    for _ in range(group):
+        task = node.data.reviews.next_task(dataset, reviewer)
+        assert task is not None
+        kinds.append("gold" if task.record in [g["record"] for g in gold] else "record")
+        node.data.reviews.submit(task.task_id, reviewer, "approve")
+    assert "gold" in kinds and "record" in kinds, kinds
+    # The group is full, its gold answers judged, its records undecided (one vote of three).
+    assert node.data.reviews.standing(dataset, reviewer) == prior, kinds
+    assert node.data.reviews.standings(dataset) == []
+    assert node.data.reviews.uncounted(dataset, reviewer) == group
+
+    for other in (owner.address, Account.create().address, Account.create().address):
+        answer_all(node, dataset, other, lambda r: "approve")
+    assert not node.data.list_records(dataset, status="review")
+    counted = node.data.reviews.standing(dataset, reviewer)
+    assert counted.judged == group and counted.gold_total == kinds.count("gold")
+    assert counted.gold_correct == counted.gold_total and counted.agreed == counted.decided
     assert node.data.reviews.uncounted(dataset, reviewer) == 0

@@ -101,7 +101,7 @@ def test_answers_through_the_page_decide_the_record(
     assert node.data.list_records(dataset)[0].status == "accepted"
     said = plain(alice.get(f"/review/{dataset}").text)
     assert "(the starting value" in said  # one answer: its group of 5 is not full
-    assert "your last 1 counts once the group is full" in said
+    assert "1 of your answers waits for that" in said
 
     stale = alice.post(f"/review/{dataset}", data={"task_id": task_id_of(page), "answer": "reject"})
     assert stale.status_code == 403 and "was given to" in stale.text  # carol's task, not alice's

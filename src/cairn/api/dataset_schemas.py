@@ -116,7 +116,11 @@ class StandingPublic(Public):
 
     account: str
     reputation: float
-    judged: int = Field(..., description="Answers checked, against gold or a decision")
+    judged: int = Field(
+        ...,
+        description="Answers checked, against gold or a decision; they count in groups, each "
+        "once the records in it are decided",
+    )
     held: bool = Field(..., description="Below the floor: no more tasks, its records held")
 
 

@@ -4,7 +4,9 @@ A share of valid records waits in `review` until enough accounts have judged it;
 (items with known answers) are mixed into every queue unmarked. Votes are combined with the
 Dawid–Skene model (reputation-weighted majority below the policy's minimum of votes), and each
 reviewer's reputation comes from gold accuracy and agreement with the decisions, counted in
-groups of answers so that no single answer's effect shows whether its task was gold.
+groups of answers so that no single answer's effect shows whether its task was gold: a group
+counts once it is full and none of its records is still under review, so that its gold answers
+and its agreements show together, at a moment that other reviewers' votes set.
 
 Over 400 lines because tasks, decisions and reputations are one loop (a decision changes
 reputations, which weigh the next decision and hold accounts) under one lock, with the frozen
@@ -36,9 +38,11 @@ from cairn.db.engine import Database
 # Records that failed to reach a confident decision after this many times the requested votes
 # are rejected for lack of consensus.
 MAX_VOTES_FACTOR = 2
-# A reviewer's answers count toward its reputation in groups of this many, in the order given:
-# a standing that moved right after an answer would say whether that task was gold. After a
-# group counts, its change says how many of its tasks were gold, never which.
+# A reviewer's answers count toward its reputation in groups of this many, in the order given,
+# and a group only once none of its records is under review: a standing that moved right after
+# an answer would say whether that task was gold, and one that moved when a group filled would
+# say how many of it were gold (a gold answer is judged at once, a record's once decided). After
+# a group counts, its change says how many of its tasks were gold, never which.
 COUNTED_IN_GROUPS_OF = 5
 
 
@@ -97,6 +101,17 @@ class JudgedVote:
     reviewer: str
     gold: bool
     right: bool
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An answered task, as the counting reads it."""
+
+    task_id: int
+    reviewer: str
+    record_id: int | None
+    gold_id: int | None
+    answer: str
 
 
 class Reviews:
@@ -302,28 +317,51 @@ class Reviews:
         return ReviewAnswer(task_id, answer, tuple(decided))
 
     def votes(self, dataset_id: int) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
-        """Every answered vote of the dataset as (item, reviewer, label), and the gold answers."""
+        """The votes the consensus weighs, as (item, reviewer, label), and the gold answers: every
+        vote on a record, and a gold answer once its group is full (before that, the way it moved
+        the reviewer's estimated reliability could show in the next decisions). The consensus
+        does not wait for the group's records: their decisions wait for that very estimate."""
         with self.db.session() as session:
-            rows = session.execute(
-                select(
-                    ReviewTaskRow.record_id,
-                    ReviewTaskRow.gold_id,
-                    ReviewTaskRow.reviewer,
-                    ReviewTaskRow.answer,
-                )
-                .where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
-                .order_by(ReviewTaskRow.id)
-            ).all()
+            answers = self._answers(session, dataset_id)
+            counted = {a.task_id for a in _counted(answers, waiting=set())}
             gold = dict(
                 session.execute(
                     select(GoldRow.id, GoldRow.answer).where(GoldRow.dataset_id == dataset_id)
                 ).all()
             )
         votes = [
-            (f"g{gold_id}" if gold_id is not None else f"r{record_id}", reviewer, str(answer))
-            for record_id, gold_id, reviewer, answer in rows
+            (f"g{a.gold_id}" if a.gold_id is not None else f"r{a.record_id}", a.reviewer, a.answer)
+            for a in answers
+            if a.gold_id is None or a.task_id in counted
         ]
         return votes, {f"g{k}": v for k, v in gold.items()}
+
+    @staticmethod
+    def _answers(session: Any, dataset_id: int) -> list[_Answer]:
+        """The dataset's answered tasks in the order answered (a reviewer has one open task)."""
+        rows = session.execute(
+            select(
+                ReviewTaskRow.id,
+                ReviewTaskRow.reviewer,
+                ReviewTaskRow.record_id,
+                ReviewTaskRow.gold_id,
+                ReviewTaskRow.answer,
+            )
+            .where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
+            .order_by(ReviewTaskRow.id)
+        ).all()
+        return [_Answer(t, r, rec, g, str(a)) for t, r, rec, g, a in rows]
+
+    @staticmethod
+    def _in_review(session: Any, dataset_id: int) -> set[int]:
+        """The dataset's records still waiting for a decision."""
+        return set(
+            session.scalars(
+                select(RecordRow.id).where(
+                    RecordRow.dataset_id == dataset_id, RecordRow.status == "review"
+                )
+            ).all()
+        )
 
     def _decide(self, dataset_id: int, spec: DatasetSpec) -> list[RecordDecision]:
         votes, gold = self.votes(dataset_id)
@@ -397,7 +435,7 @@ class Reviews:
     # -- reputation ----------------------------------------------------------------------
 
     def judged_votes(self, dataset_id: int) -> list[JudgedVote]:
-        """Every answered vote that can be judged: on a gold item, or on a decided record."""
+        """Every counted vote that can be judged: on a gold item, or on a decided record."""
         with self.db.session() as session:
             gold = dict(
                 session.execute(
@@ -411,37 +449,24 @@ class Reviews:
                     )
                 ).all()
             )
-            rows = session.execute(
-                select(
-                    ReviewTaskRow.reviewer,
-                    ReviewTaskRow.record_id,
-                    ReviewTaskRow.gold_id,
-                    ReviewTaskRow.answer,
-                )
-                .where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.answer.is_not(None))
-                .order_by(ReviewTaskRow.id)  # a reviewer has one open task: the order answered
-            ).all()
+            answers = self._answers(session, dataset_id)
+            in_review = self._in_review(session, dataset_id)
         judged = []
-        for reviewer, record_id, gold_id, answer in _counted(rows):
-            if gold_id is not None:
-                judged.append(JudgedVote(reviewer, True, answer == gold.get(gold_id)))
-            elif record_id in decided:
-                judged.append(JudgedVote(reviewer, False, answer == decided[record_id]))
+        for a in _counted(answers, waiting=in_review):
+            if a.gold_id is not None:
+                judged.append(JudgedVote(a.reviewer, True, a.answer == gold.get(a.gold_id)))
+            elif a.record_id in decided:
+                judged.append(JudgedVote(a.reviewer, False, a.answer == decided[a.record_id]))
         return judged
 
     def uncounted(self, dataset_id: int, account: str) -> int:
-        """How many of the account's answers wait for their group to fill before they count."""
+        """How many of the account's answers wait for their group to fill, or for the records in
+        it to be decided, before they count."""
+        reviewer = checksum(account)
         with self.db.session() as session:
-            answered = session.scalar(
-                select(func.count())
-                .select_from(ReviewTaskRow)
-                .where(
-                    ReviewTaskRow.dataset_id == dataset_id,
-                    ReviewTaskRow.reviewer == checksum(account),
-                    ReviewTaskRow.answer.is_not(None),
-                )
-            )
-        return int(answered or 0) % COUNTED_IN_GROUPS_OF
+            answers = [a for a in self._answers(session, dataset_id) if a.reviewer == reviewer]
+            counted = _counted(answers, waiting=self._in_review(session, dataset_id))
+        return len(answers) - len(counted)
 
     def reputations(self, dataset_id: int) -> dict[str, tuple[float, ReputationInput]]:
         """Each reviewer's reputation on the dataset, with the evidence behind it."""
@@ -502,15 +527,18 @@ class Reviews:
             )
 
 
-def _counted(rows: Sequence[Any]) -> list[Any]:
-    """The answers (rows whose first field is the reviewer, in the order answered) that count:
-    each reviewer's, in whole groups of `COUNTED_IN_GROUPS_OF`."""
-    by_reviewer: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        by_reviewer[row[0]].append(row)
-    counted = []
-    for answers in by_reviewer.values():
-        counted += answers[: len(answers) - len(answers) % COUNTED_IN_GROUPS_OF]
+def _counted(answers: Sequence[_Answer], *, waiting: set[int]) -> list[_Answer]:
+    """The answers (in the order answered) that count: each reviewer's, in whole groups of
+    `COUNTED_IN_GROUPS_OF`, each group once none of its records is `waiting` for a decision."""
+    by_reviewer: dict[str, list[_Answer]] = defaultdict(list)
+    for answer in answers:
+        by_reviewer[answer.reviewer].append(answer)
+    counted: list[_Answer] = []
+    for mine in by_reviewer.values():
+        for start in range(0, len(mine) - COUNTED_IN_GROUPS_OF + 1, COUNTED_IN_GROUPS_OF):
+            group = mine[start : start + COUNTED_IN_GROUPS_OF]
+            if not any(a.record_id in waiting for a in group):
+                counted += group
     return counted
 
 

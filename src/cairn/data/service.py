@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select
 
 from cairn.assets.service import AssetService
 from cairn.chain.contracts import Chain
-from cairn.core.errors import InvalidInput
+from cairn.core.errors import Forbidden, InvalidInput
 from cairn.core.evm import checksum
 from cairn.data.anchoring import Anchoring, DatasetVersion
 from cairn.data.contributions import Contributions
@@ -36,6 +36,12 @@ from cairn.store.base import BlobStore
 EXPORT_MEDIA = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 EXPORT_FORMATS = tuple(EXPORT_MEDIA)
 RECORD_STATUSES = ("review", "accepted", "anchored", "rejected", "held")
+# What anyone (past the licence gate) may list of other accounts' records: the records review let
+# into the dataset. A record still under review, held or rejected is listed only to its contributor
+# and to the dataset's owner and curators: were the review queue public, a reviewer could tell a
+# gold question (never a record) by its absence from it; a gold question never appears here either,
+# but neither does any record that review has not let in.
+PUBLIC_STATUSES = ("accepted", "anchored")
 
 
 class LicenceGate(Protocol):
@@ -93,6 +99,7 @@ class DataService:
         operator: LocalAccount,
     ) -> None:
         self.db = db
+        self.chain = chain
         self.datasets = Datasets(chain, store, db, assets, operator.address)
         self.reviews = Reviews(db, self.datasets)
         self.contributions = Contributions(
@@ -123,21 +130,21 @@ class DataService:
         dataset_id: int,
         *,
         status: str | None = None,
+        statuses: tuple[str, ...] = RECORD_STATUSES,
         contributor: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[StoredRecord]:
-        """Stored records of a dataset, oldest first, filtered by status and contributor."""
+        """Stored records of a dataset, oldest first, filtered by status (one, or any of
+        `statuses`) and contributor."""
         self.datasets.get(dataset_id)
-        if status is not None and status not in RECORD_STATUSES:
-            raise InvalidInput(
-                f"status must be one of {', '.join(RECORD_STATUSES)}; got {status!r}"
-            )
+        _check_status(status)
         if not 1 <= limit <= 1000 or offset < 0:
             raise InvalidInput("limit must be 1-1000 and offset non-negative")
         stmt = select(RecordRow).where(RecordRow.dataset_id == dataset_id).order_by(RecordRow.id)
         if status:
             stmt = stmt.where(RecordRow.status == status)
+        stmt = stmt.where(RecordRow.status.in_(statuses))
         if contributor:
             stmt = stmt.where(RecordRow.contributor == checksum(contributor))
         with self.db.session() as session:
@@ -170,12 +177,32 @@ class DataService:
         limit: int = 100,
         offset: int = 0,
     ) -> list[StoredRecord]:
-        """The records `reader` may list: anyone's own, all of them only past the licence gate
-        (a licensed dataset's records are its content)."""
-        if not (reader and contributor and contributor.lower() == reader.lower()):
-            gate(dataset_id, reader)
+        """The records `reader` may list: anyone's own; others' only past the licence gate (a
+        licensed dataset's records are its content), and of those only the ones review let into
+        the dataset (`PUBLIC_STATUSES`) unless `reader` is the dataset's owner or a curator."""
+        if reader and contributor and contributor.lower() == reader.lower():
+            return self.list_records(
+                dataset_id, status=status, contributor=contributor, limit=limit, offset=offset
+            )
+        gate(dataset_id, reader)
+        self.datasets.get(dataset_id)
+        if reader and self.chain.registry.can_anchor(dataset_id, reader):
+            return self.list_records(
+                dataset_id, status=status, contributor=contributor, limit=limit, offset=offset
+            )
+        if status is not None and status not in PUBLIC_STATUSES:
+            _check_status(status)  # a status that does not exist is a 422, not a 403
+            raise Forbidden(
+                f"records with status {status!r} are listed only to their contributor and to the "
+                f"dataset's owner and curators; others see {' and '.join(PUBLIC_STATUSES)} records"
+            )
         return self.list_records(
-            dataset_id, status=status, contributor=contributor, limit=limit, offset=offset
+            dataset_id,
+            status=status,
+            statuses=PUBLIC_STATUSES,
+            contributor=contributor,
+            limit=limit,
+            offset=offset,
         )
 
     def export_for(
@@ -211,6 +238,11 @@ class DataService:
         dataset = self.datasets.get(dataset_id)
         versions = tuple(self.anchoring.versions(dataset_id))
         return DatasetSummary(**vars(dataset), version_list=versions)
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in RECORD_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(RECORD_STATUSES)}; got {status!r}")
 
 
 def _stored(row: RecordRow) -> StoredRecord:

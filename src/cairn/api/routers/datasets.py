@@ -163,7 +163,12 @@ def list_records(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> list[RecordPublic]:
-    """Stored records of a dataset (of a licensed one: your own, or all with a licence)."""
+    """Stored records of a dataset (of a licensed one: your own, or all with a licence).
+
+    Others' records are listed once review has let them in (accepted or anchored); your own, and
+    to the dataset's owner and curators every record, at any status. A public review queue would
+    let a reviewer tell a gold question by its absence from it.
+    """
     records = data.records_for(
         me,
         dataset_id,
@@ -208,7 +213,12 @@ def answer_review(
 
 @router.get("/datasets/{dataset_id}/reputation", response_model=list[StandingPublic])
 def reputation(data: DataDep, dataset_id: StoredId) -> list[StandingPublic]:
-    """Every reviewer's reputation on the dataset, with its evidence."""
+    """Every reviewer's reputation on the dataset, with how many of its answers were checked.
+
+    A reviewer's answers count in groups of five, each group once every record in it is decided,
+    and the split between gold questions and records is not published: no change here shows
+    whether one task was gold.
+    """
     return [StandingPublic.model_validate(s) for s in data.reviews.standings(dataset_id)]
 
 
