@@ -34,7 +34,10 @@ Figures (the last line is one JSON object):
   with the spread over jobs. One replay costs about 1.07 training rounds here (the digests and
   the checks of its inputs), so one round per worker in R rounds costs about 1.07 / R: 0.089 at
   the bench's R = 12, 0.107 at R = 10;
-- `honest_replays_exact`: share of honest replays equal bit for bit.
+- `honest_replays_exact`: share of honest replays equal bit for bit;
+- then verified inference's figures (`inference_detection_rate`, `inference_false_positive_rate`,
+  `commitment_bytes_per_32_tokens`, `validator_overhead`, ...): bench/verify_inference.py says
+  how they are measured.
 
     python bench/verify.py --quick   # 2 jobs per case, 12 rounds of 4 steps: about 2 minutes
     python bench/verify.py           # 5 jobs per case, 12 rounds of 10 steps, a larger model
@@ -57,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import verify_inference
 
 from cairn.compute.reports import WorkReport, json_digest, params_digest, state_digest
 from cairn.core.diloco import OuterState, outer_step
@@ -254,6 +258,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 jobs per case, a small model")
     parser.add_argument("--jobs", type=int, help="jobs per case (default 2 quick, 5 full)")
+    parser.add_argument("--training-only", action="store_true", help="skip verified inference")
     args = parser.parse_args()
     torch.set_num_threads(1)
     quick = args.quick
@@ -300,6 +305,8 @@ def main() -> None:
     out["honest_replays_exact"] = round(exact / max(replays, 1), 4)
     out["jobs_per_case"] = jobs
     out["rounds"] = setup.rounds
+    if not args.training_only:  # verified inference (bench/verify_inference.py)
+        out.update(verify_inference.run(quick, 8 if quick else 12))
     for key, value in out.items():
         print(f"{key:>40}: {value}", file=sys.stderr)
     print(json.dumps(out))

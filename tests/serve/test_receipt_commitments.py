@@ -13,6 +13,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from cairn.api.client import NodeClient
+from cairn.core.cid import canonical_json, cid_of
 from cairn.core.errors import Forbidden, InvalidInput, Unauthorized
 from cairn.serve.resolver import Served as ServedModelRef
 from cairn.verify.inference import CHUNK, Commitment
@@ -48,9 +49,11 @@ def test_a_chat_receipt_signs_a_commitment_the_payer_can_replay(served: Served) 
     assert len(commitment.chunks) == -(-fields["completion_tokens"] // CHUNK)
 
     transcript = api.request("GET", f"/receipts/{receipt_id}/transcript")
-    assert transcript["cid"] == fields["transcript"]
-    assert len(transcript["prompt"]) == fields["prompt_tokens"]
-    assert len(transcript["completion"]) == fields["completion_tokens"]
+    document = transcript["document"]
+    assert transcript["cid"] == fields["transcript"] == cid_of(canonical_json(document))
+    assert len(document["prompt"]) == fields["prompt_tokens"]
+    assert len(document["completion"]) == fields["completion_tokens"]
+    assert len(document["salt"]) == 32  # the public CID does not let a guessed prompt be tested
     other = NodeClient(served.url)
     other.sign_in(served.alice)
     with pytest.raises(Forbidden, match="another account's"):

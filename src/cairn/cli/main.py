@@ -76,7 +76,9 @@ class Cairn(LazyGroup):
             "cairn.cli.compute", "worker_app", "Provide compute: run a worker for a node."
         ),
         "verify": Lazy(
-            "cairn.cli.verify", "app", "Check what others did: replays of training work."
+            "cairn.cli.verify",
+            "app",
+            "Check what others did: replays of training work and of served answers.",
         ),
         "licence": Lazy(
             "cairn.cli.licences",

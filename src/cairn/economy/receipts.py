@@ -28,10 +28,10 @@ from cairn.db.engine import Database
 from cairn.economy.models import ReceiptBatchRow, ReceiptRow
 from cairn.identity.statements import check_signer, sign_statement, statement_leaf
 from cairn.store.base import BlobStore
+from cairn.verify.transcript import TRANSCRIPT_SCHEMA, transcript_ids
 
 SCHEMA = "cairn.usage-receipt/v1"
 BATCH_SCHEMA = "cairn.usage-batch/v1"
-TRANSCRIPT_SCHEMA = "cairn.inference-transcript/v1"
 MAX_BATCH = 10_000  # receipts per anchored batch
 
 
@@ -129,18 +129,13 @@ class Transcripts:
 
     def get(self, cid: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """A transcript's prompt and completion token ids."""
-        return transcript_ids(self.store.get_json(cid))
+        return transcript_ids(self.document(cid))
 
-
-def transcript_ids(doc: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The prompt and completion token ids of a transcript document; InvalidInput if it is not
-    one."""
-    if not isinstance(doc, dict) or doc.get("schema") != TRANSCRIPT_SCHEMA:
-        raise InvalidInput(f"not an inference transcript (schema {TRANSCRIPT_SCHEMA})")
-    ids = doc.get("prompt"), doc.get("completion")
-    if not all(isinstance(i, list) and all(type(t) is int and t >= 0 for t in i) for i in ids):
-        raise InvalidInput("a transcript's prompt and completion are lists of token ids")
-    return tuple(doc["prompt"]), tuple(doc["completion"])
+    def document(self, cid: str) -> dict[str, Any]:
+        """A transcript's stored document (schema, salt, prompt, completion), checked."""
+        doc = self.store.get_json(cid)
+        transcript_ids(doc)
+        return dict(doc)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
@@ -145,12 +147,14 @@ def receipt(economy: EconomyDep, receipt_id: str) -> StoredReceipt:
 
 
 class TranscriptOut(BaseModel):
-    """The token ids of a committed call: what a validator reads on the model."""
+    """A committed call's transcript document, as stored: its canonical JSON (sorted keys, no
+    spaces) hashes to the CID the receipt signs, so a validator checks it came unchanged."""
 
     receipt_id: str
-    cid: str = Field(..., description="The transcript document's CID, as the receipt signs it")
-    prompt: list[int] = Field(..., description="The prompt's token ids, template included")
-    completion: list[int] = Field(..., description="The generated token ids the call charged")
+    cid: str = Field(..., description="The document's CID, as the receipt signs it")
+    document: dict[str, Any] = Field(
+        ..., description="schema, salt, prompt and completion (token ids, template included)"
+    )
 
 
 @router.get("/receipts/{receipt_id}/transcript", response_model=TranscriptOut)
@@ -161,13 +165,8 @@ def receipt_transcript(
     receipt = validator.receipt(receipt_id)
     if receipt.account.lower() != me.lower():
         raise Forbidden(f"usage receipt {receipt_id} is another account's")
-    prompt, completion = validator.transcripts.get(receipt.transcript)
-    return TranscriptOut(
-        receipt_id=receipt_id,
-        cid=receipt.transcript,
-        prompt=list(prompt),
-        completion=list(completion),
-    )
+    document = validator.transcripts.document(receipt.transcript)
+    return TranscriptOut(receipt_id=receipt_id, cid=receipt.transcript, document=document)
 
 
 @router.post("/receipts/{receipt_id}/verify", response_model=ReceiptCheck)
