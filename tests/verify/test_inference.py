@@ -220,3 +220,42 @@ def test_a_transcript_without_tokens_is_refused(
     honest = transcript(backend.complete(served["chat"], "Once upon a time", SAMPLED))
     with pytest.raises(InvalidInput, match="at least one"):
         backend.verify(served["chat"], Transcript((), honest.completion, honest.commitment))
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen3", "mistral-windowed"])
+def test_each_runner_path_commits_what_a_one_pass_replay_reads(kind: str) -> None:
+    """Ragged batches (llama, qwen3) and sequences decoded alone with transformers' cache (a
+    sliding window): the states committed are those a one-pass read gives."""
+    from cairn.serve.backends.batching import BatchedGeneration, BatchedSequence, BatchEngine
+    from cairn.serve.backends.transformers import CausalLMRunner
+    from tests.serve.test_batching import CPU, tiny_model
+
+    runner = CausalLMRunner(tiny_model(kind), CPU)
+    engine = BatchEngine(runner, "tiny")
+    prompts = [[5, 9, 17], [40, 41, 42, 43, 44, 45] * 4, [11]]
+    generations = [
+        BatchedGeneration(
+            engine,
+            BatchedSequence(
+                prompt,
+                SamplingParams(max_tokens=45, temperature=1.0, seed=i),
+                set(),  # no end token: every sequence runs to max_tokens
+                CPU,
+                None,
+                True,
+            ),
+            lambda tokens: "".join(chr(97 + t % 26) for t in tokens),
+        )
+        for i, prompt in enumerate(prompts)
+    ]
+    threads = [threading.Thread(target=lambda g=g: "".join(g)) for g in generations]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for generation, prompt in zip(generations, prompts, strict=True):
+        made = generation.transcript()
+        assert made is not None and len(made.completion) > CHUNK  # more than one chunk
+        replayed = runner.replay([*prompt, *made.completion[:-1]], None)[len(prompt) - 1 :]
+        verdict = check(made.commitment, replayed)
+        assert verdict.ok and verdict.relative <= TOLERANCE / 10, verdict
