@@ -319,3 +319,19 @@ def test_a_full_group_shows_nothing_while_its_records_wait_for_a_decision(
     assert counted.judged == group and counted.gold_total == kinds.count("gold")
     assert counted.gold_correct == counted.gold_total and counted.agreed == counted.decided
     assert node.data.reviews.uncounted(dataset, reviewer) == 0
+
+
+def test_no_gold_question_is_handed_out_while_no_other_accounts_record_is_under_review(
+    node: Node, owner: LocalAccount, contributor: LocalAccount
+) -> None:
+    """A dataset's counts per status are public: a task given while none of its records (but the
+    reviewer's own) is under review could only be gold."""
+    dataset = make_dataset(node, owner, review={**STRICT, "gold_share": 0.5}).asset_id
+    gold = [{"record": pair(100 + i), "answer": "approve"} for i in range(3)]
+    node.data.reviews.add_gold(dataset, owner.address, gold)
+    upload(node, contributor, dataset, [pair(1)])  # under review: the contributor's own
+    assert node.data.datasets.get(dataset).counts == {"review": 1}
+    for reviewer in (contributor.address, Account.create().address):
+        waits = 0 if reviewer == contributor.address else 1 + len(gold)
+        assert node.data.reviews.waiting(dataset, reviewer) == waits
+        assert (node.data.reviews.next_task(dataset, reviewer) is None) == (waits == 0)

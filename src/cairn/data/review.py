@@ -187,6 +187,10 @@ class Reviews:
     def _new_task(
         self, session: Any, dataset_id: int, account: str, spec: DatasetSpec
     ) -> ReviewTaskRow | None:
+        if not self._others_under_review(session, dataset_id, account):
+            # Gold is mixed into real work only: the dataset's public counts say when no record
+            # (but the reviewer's own) is under review, and a task then could only be gold.
+            return None
         done = session.scalar(
             select(func.count())
             .select_from(ReviewTaskRow)
@@ -251,7 +255,23 @@ class Reviews:
                 .select_from(GoldRow)
                 .where(GoldRow.dataset_id == dataset_id, GoldRow.id.not_in(seen))
             )
+            if not self._others_under_review(session, dataset_id, account):
+                gold = 0  # none is handed out then (`_new_task`)
         return int(open_tasks or 0) + int(records or 0) + int(gold or 0)
+
+    @staticmethod
+    def _others_under_review(session: Any, dataset_id: int, account: str) -> bool:
+        """Whether any record under review in the dataset is another account's."""
+        found = session.scalar(
+            select(RecordRow.id)
+            .where(
+                RecordRow.dataset_id == dataset_id,
+                RecordRow.status == "review",
+                RecordRow.contributor != account,
+            )
+            .limit(1)
+        )
+        return found is not None
 
     def _needing_votes(self, dataset_id: int, account: str, spec: DatasetSpec) -> Select[int]:
         """Records under review that `account` may vote on, fewest votes first."""
