@@ -86,6 +86,9 @@ class AssetService:
         self.db = db
         self.refs = refs  # what each stored blob belongs to (who may read it)
         self._sync_lock = threading.Lock()
+        # The newest block the index has applied, once this service has read or moved its
+        # cursor: a sync while the chain's head is not past it has nothing to read.
+        self._synced: int | None = None
         # Told of each asset indexed (registered or with new metadata), with its metadata:
         # the node claims the blobs it names (`ContentAccess.claim_asset`).
         self.on_indexed: Callable[[Asset, dict[str, Any]], None] | None = None
@@ -109,7 +112,9 @@ class AssetService:
     ) -> Asset:
         """Store the asset's metadata, register it on chain for `owner`, and index it."""
         asset_kind = AssetKind.parse(kind)
-        lineage = validate_parents(parents or [], self.chain.registry.total_assets())
+        lineage = validate_parents(
+            parents or [], self.chain.registry.total_assets() if parents else None
+        )
         policy = split or RevenueSplit.owner_only()
         metadata = asset_metadata(
             kind=asset_kind,
@@ -126,8 +131,8 @@ class AssetService:
         asset_id, _ = self.chain.registry.register(
             owner, asset_kind, cid, metadata["licence"], lineage, policy
         )
-        self.sync()
-        return self.get(asset_id)
+        self.sync()  # the transaction moved the head: this reads its block
+        return self._indexed(asset_id) or self.get(asset_id)
 
     def transfer(self, owner: LocalAccount, asset_id: int, to: str) -> Transfer:
         """Give asset `asset_id` from `owner` to `to`; returns the asset and the transfer's tx."""
@@ -138,17 +143,22 @@ class AssetService:
         if recipient.lower() == current.lower():
             raise InvalidInput(f"asset {asset_id} already belongs to {recipient}")
         receipt = self.chain.registry.transfer(owner, recipient, asset_id)
-        self.sync()
+        self.sync()  # the transaction moved the head: this reads its block
         return Transfer(self.get(asset_id), receipt["transactionHash"].to_0x_hex())
 
     def get(self, asset_id: int) -> Asset:
         """One asset by id; unknown ids are `NotFound`."""
         self.sync()
+        asset = self._indexed(asset_id)
+        if asset is None:
+            raise NotFound(f"no asset with id {asset_id}")
+        return asset
+
+    def _indexed(self, asset_id: int) -> Asset | None:
+        """The asset as the index has it now (no sync first), or None."""
         with self.db.session() as session:
             row = session.get(AssetRow, asset_id)
-            if row is None:
-                raise NotFound(f"no asset with id {asset_id}")
-            return _row_to_asset(row)
+            return None if row is None else _row_to_asset(row)
 
     def list(
         self,
@@ -179,12 +189,19 @@ class AssetService:
     # -- the index ------------------------------------------------------------------------
 
     def sync(self) -> int:
-        """Apply AssetRegistry events not yet indexed; returns how many were applied."""
+        """Apply AssetRegistry events not yet indexed; returns how many were applied.
+
+        One request when the chain's head has not moved past the newest block applied (each
+        transaction moves it, so whoever sent one reads its block here). The cursor moves with
+        the rows of its blocks, in one database transaction per chunk: a crash leaves the index
+        at a block it has wholly applied, and the next start reads on from there.
+        """
         applied, indexed = self._apply_new_events()
         if self.on_indexed is not None:  # outside the lock: the hook reads assets itself
             for asset_id in dict.fromkeys(indexed):
-                asset = self.get(asset_id)
-                self.on_indexed(asset, self.metadata(asset.metadata_cid))
+                asset = self._indexed(asset_id)  # just applied: the index has it
+                if asset is not None:
+                    self.on_indexed(asset, self.metadata(asset.metadata_cid))
         return applied
 
     def _apply_new_events(self) -> tuple[int, tuple[int, ...]]:
@@ -192,19 +209,20 @@ class AssetService:
         with self._sync_lock:
             client = self.chain.client
             head = client.block_number()
+            if self._synced is not None and head <= self._synced:
+                return 0, ()
             with self.db.session() as session:
                 start = start_block(session, CURSOR, self.chain.deployment.block)
             if start > head:
+                self._synced = start - 1
                 return 0, ()
             applied = 0
             indexed: list[int] = []
             events = self.chain.registry.contract.events
+            kinds = (events.AssetRegistered, events.Transfer, events.MetadataUpdated)
             for lo in range(start, head + 1, LOG_CHUNK):
                 hi = min(lo + LOG_CHUNK - 1, head)
-                logs = []
-                for event in (events.AssetRegistered, events.Transfer, events.MetadataUpdated):
-                    logs += client.logs(event, lo, hi)
-                logs.sort(key=lambda log: (log["blockNumber"], log["logIndex"]))
+                logs = client.contract_logs(kinds, lo, hi)  # in chain order
                 block_hash = client.block_hash(hi)
                 with self.db.session() as session:
                     for log in logs:
@@ -213,6 +231,7 @@ class AssetService:
                             indexed.append(int(log["args"]["asset_id"]))
                         session.flush()
                     advance(session, CURSOR, hi, block_hash)
+                self._synced = hi  # committed with the rows of its blocks
             return applied, tuple(indexed)
 
     def reset_index(self) -> None:
@@ -220,6 +239,7 @@ class AssetService:
         with self._sync_lock, self.db.session() as session:
             session.execute(delete(AssetRow))
             session.execute(delete(SyncCursor).where(SyncCursor.name == CURSOR))
+            self._synced = None
 
     def _apply(self, session: Any, log: Any) -> int:
         args = log["args"]
@@ -233,7 +253,9 @@ class AssetService:
             return 1
         asset_id = int(args["asset_id"])
         if log["event"] == "AssetRegistered":
-            on_chain = self.chain.registry.get(asset_id)
+            # The owner it was registered to: a later Transfer's log, applied after this one,
+            # moves it on (as it did when the owner was read from the chain).
+            on_chain = self.chain.registry.get(asset_id, owner=args["owner"])
             name, description = self._read_metadata(on_chain.metadata_cid)
             session.merge(
                 AssetRow(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -25,7 +25,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import BlockNotFound, ContractLogicError, TimeExhausted, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from web3.types import FilterParams, TxParams, TxReceipt
 
 from cairn.chain.backends import ChainBackend
 from cairn.core.errors import ChainError, ChainUnavailable, InvalidInput
@@ -135,6 +135,31 @@ class ChainClient:
                 event.get_logs(argument_filters=filters, from_block=from_block, to_block=to_block)
             )
 
+    def contract_logs(self, events: Sequence[Any], from_block: int, to_block: int) -> list[Any]:
+        """Decoded logs of several events of one contract over a block range, in chain order.
+
+        One eth_getLogs request (the events' topics as alternatives) rather than one per event.
+        """
+        by_topic = {str(event.topic).lower(): event() for event in events}
+        params = cast(
+            FilterParams,
+            {
+                "address": events[0].address,
+                "fromBlock": from_block,
+                "toBlock": to_block,
+                "topics": [list(by_topic)],
+            },
+        )
+        with self._lock:
+            raw = self.w3.eth.get_logs(params)
+        decoded = [
+            by_topic[topic].process_log(log)
+            for log in raw
+            if (topic := HexBytes(log["topics"][0]).to_0x_hex() if log["topics"] else "")
+            in by_topic
+        ]
+        return sorted(decoded, key=lambda log: (log["blockNumber"], log["logIndex"]))
+
     def block_number(self) -> int:
         """The newest block."""
         with self._lock:
@@ -183,13 +208,24 @@ class ChainClient:
     # -- writes --------------------------------------------------------------------------
 
     def simulate(self, tx: dict[str, Any], action: str) -> int:
-        """Dry-run `tx` and return a gas limit for it; a revert raises `ChainError`."""
-        with self._lock, reverts_as_chain_errors(action):
-            probe = cast(
-                TxParams, {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")}
-            )
-            self.w3.eth.call(probe)
-            estimate = self.w3.eth.estimate_gas(probe)
+        """Dry-run `tx` and return a gas limit for it; a revert raises `ChainError`.
+
+        The estimate runs the transaction, and a revert fails it as it fails a call, with the
+        same reason on each backend: a transaction that goes through is run by the estimate
+        alone (a call ran it once more before). Only a failed estimate is run again as a call,
+        whose error (a revert's reason, the memory chain's refusal of a sender without ether)
+        is the one raised, as it was.
+        """
+        probe = cast(
+            TxParams, {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")}
+        )
+        with self._lock:
+            try:
+                estimate = self.w3.eth.estimate_gas(probe)
+            except Exception:  # a revert, or anything else: the call words it
+                with reverts_as_chain_errors(action):
+                    self.w3.eth.call(probe)
+                    raise  # the call went through: the estimate's own error stands
         return int(estimate * GAS_MARGIN) + GAS_PAD
 
     def transact(

@@ -50,10 +50,14 @@ class Registry(ContractWrapper):
         receipt = self.client.transact(owner, fn)
         return int(self.first_event(receipt, "AssetRegistered")["asset_id"]), receipt
 
-    def get(self, asset_id: int) -> OnChainAsset:
-        """The asset's on-chain record; an unknown id is a `ChainError`."""
+    def get(self, asset_id: int, *, owner: str | None = None) -> OnChainAsset:
+        """The asset's on-chain record; an unknown id is a `ChainError`.
+
+        `owner`: the owner the caller already knows (an indexer, from the event it applies),
+        which saves asking the chain for it.
+        """
         raw = self.client.call(self.contract.functions.get_asset(asset_id))
-        owner = self.owner_of(asset_id)
+        owner = checksum(owner) if owner is not None else self.owner_of(asset_id)
         kind, cid, licence, parents, split, registered_at = raw
         return OnChainAsset(
             asset_id=asset_id,
