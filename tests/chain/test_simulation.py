@@ -1,5 +1,6 @@
 """A write is simulated before it is sent: by one run of the transaction when it goes through,
-and a revert (or a sender the chain refuses) is the call's clear error with nothing sent."""
+and a revert (or a sender the chain refuses) is the call's clear error with nothing sent. What
+a contract fixes for good (the token's symbol and decimals) is asked of the chain once."""
 
 from __future__ import annotations
 
@@ -75,3 +76,10 @@ def test_an_estimate_that_fails_where_the_call_does_not_raises_its_own_error(
     token, alice, bob = node.chain.token, dev(node, "alice"), dev(node, "bob")
     with pytest.raises(ChainError, match=r"^transfer reverted: odd$"):
         token.transfer(alice, bob.address, 5)
+
+
+def test_the_tokens_symbol_and_decimals_are_asked_of_the_chain_once(node: Node) -> None:
+    token = node.chain.token
+    with requests(node) as sent:
+        assert [token.symbol(), token.decimals()] * 3 == ["CAIRN", 18] * 3
+    assert sent["eth_call"] == 2  # immutable and constant in CairnToken

@@ -13,6 +13,8 @@ class Token(ContractWrapper):
     """CairnToken: the ERC-20 payment token."""
 
     name = "CairnToken"
+    _symbol: str | None = None
+    _decimals: int | None = None
 
     def balance_of(self, account: str) -> int:
         """Token balance in the smallest unit."""
@@ -28,12 +30,16 @@ class Token(ContractWrapper):
         return int(self.client.call(fn))
 
     def symbol(self) -> str:
-        """The token's ticker."""
-        return str(self.client.call(self.contract.functions.symbol()))
+        """The token's ticker (immutable in the contract: asked of the chain once)."""
+        if self._symbol is None:
+            self._symbol = str(self.client.call(self.contract.functions.symbol()))
+        return self._symbol
 
     def decimals(self) -> int:
-        """Decimal places of one whole token."""
-        return int(self.client.call(self.contract.functions.decimals()))
+        """Decimal places of one whole token (a constant of the contract: asked once)."""
+        if self._decimals is None:
+            self._decimals = int(self.client.call(self.contract.functions.decimals()))
+        return self._decimals
 
     def transfer(self, sender: LocalAccount, to: str, amount: int) -> TxReceipt:
         """Send `amount` from `sender` to `to`."""
