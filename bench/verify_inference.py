@@ -14,9 +14,13 @@ the advertised model in one pass, as `cairn verify receipts` does. Figures:
 - `inference_detection_rate_<substitute>`: share of the sampled receipts that fail; the overall
   `inference_detection_rate` over every substitute's;
 - `inference_false_positive_rate`: honest receipts that fail (goal 0);
-- `commitment_bytes_per_32_tokens`: the commitment's bytes over its tokens / 32;
+- `commitment_bytes_per_32_tokens`: the bytes of each full chunk of 32 tokens in the sample (a
+  5-byte header per commitment aside), and `commitment_bytes_per_answer`, the mean encoded
+  size of an answer's commitment (a short answer pays for a whole chunk);
 - `validator_overhead`: validation CPU time over serving CPU time for the honest sample, with the
   spread over receipts;
+- `serving_commit_overhead`: serving CPU time with commitments over without, minus one (the
+  same greedy chats, alternating which goes first), with the spread;
 - `honest_relative_max` and `relative_min_<substitute>`: the margin on each side of the
   tolerance (the worst honest error, the least substitute's).
 
@@ -48,7 +52,7 @@ from cairn.serve.backends.transformers import TransformersBackend
 from cairn.train.adapter_folder import AdapterBase
 from cairn.train.adapters import LoraSettings, add_lora, save_adapter
 from cairn.train.tiny import tiny_causal_lm
-from cairn.verify.inference import TOLERANCE, Transcript
+from cairn.verify.inference import TOLERANCE, Commitment, Transcript
 
 SUBSTITUTES = ("other_checkpoint", "base", "int8", "int4")
 QUESTIONS = [
@@ -144,7 +148,8 @@ def run(quick: bool, sample: int) -> dict[str, Any]:
     backend = TransformersBackend(memory_budget_bytes=8 << 30)
     out: dict[str, Any] = {}
     ratios: list[float] = []
-    sizes: list[float] = []
+    sizes: list[int] = []  # bytes of each full chunk
+    answers: list[int] = []  # bytes of each honest answer's commitment
     caught: list[float] = []
     began = time.perf_counter()
     for name, model in models.items():
@@ -159,8 +164,10 @@ def run(quick: bool, sample: int) -> dict[str, Any]:
             if name == "honest":
                 ratios.append(checked / served)
                 encoded = transcript.commitment.encode()
-                raw = len(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-                sizes.append(raw / (len(transcript.completion) / 32))
+                raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+                answers.append(len(raw))
+                full = [c for c in transcript.commitment.chunks if c.positions == 32]
+                sizes.extend(len(Commitment(1, (c,)).encode_bytes()) - 5 for c in full)
         if name == "honest":
             out["inference_false_positive_rate"] = failed / sample
             out["honest_relative_max"] = float(f"{max(relatives):.3g}")
@@ -170,9 +177,23 @@ def run(quick: bool, sample: int) -> dict[str, Any]:
             caught.append(failed / sample)
         print(f"{name:>18}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
     out["inference_detection_rate"] = round(statistics.mean(caught), 4)
-    out["commitment_bytes_per_32_tokens"] = round(statistics.mean(sizes), 1)
+    out["commitment_bytes_per_32_tokens"] = round(statistics.mean(sizes), 1) if sizes else None
+    out["commitment_bytes_per_answer"] = round(statistics.mean(answers), 1)
     out["validator_overhead"] = round(statistics.median(ratios), 4)
     out["validator_overhead_spread"] = round(max(ratios) - min(ratios), 4)
+    plain = TransformersBackend(memory_budget_bytes=8 << 30, commit=False)
+    greedy = SamplingParams(max_tokens=64, temperature=0.0)
+    costs: list[float] = []
+    for i in range(sample):
+        seconds = {}
+        for which in (backend, plain) if i % 2 else (plain, backend):
+            started = time.process_time()
+            question = [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}]
+            "".join(which.chat(advertised, question, greedy))
+            seconds[which is backend] = time.process_time() - started
+        costs.append(seconds[True] / seconds[False] - 1)
+    out["serving_commit_overhead"] = round(statistics.median(costs), 4)
+    out["serving_commit_overhead_spread"] = round(max(costs) - min(costs), 4)
     out["inference_tolerance"] = TOLERANCE
     out["inference_sample"] = sample
     out["inference_model"] = "tiny-llama" if quick else "SmolLM2-135M-Instruct"

@@ -61,13 +61,17 @@ class Commitment:
         return sum(c.positions for c in self.chunks)
 
     def encode(self) -> str:
-        """The compact form a receipt signs: base64 (URL-safe, unpadded) of the packed chunks."""
+        """The compact form a receipt signs: base64 (URL-safe, unpadded) of `encode_bytes`."""
+        return base64.urlsafe_b64encode(self.encode_bytes()).rstrip(b"=").decode()
+
+    def encode_bytes(self) -> bytes:
+        """The packed form: version and width, then each chunk's head and (place, value)s."""
         out = bytearray(_HEAD.pack(VERSION, self.width))
         for chunk in self.chunks:
             out += _CHUNK_HEAD.pack(chunk.positions, len(chunk.places))
             for place, value in zip(chunk.places, chunk.values, strict=True):
                 out += _ENTRY.pack(place, value)
-        return base64.urlsafe_b64encode(bytes(out)).rstrip(b"=").decode()
+        return bytes(out)
 
     @classmethod
     def decode(cls, text: str) -> Commitment:

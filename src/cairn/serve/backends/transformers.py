@@ -84,7 +84,10 @@ class TransformersBackend(Backend):
 
     name = "transformers"
 
-    def __init__(self, memory_budget_bytes: int, device: str | None = None) -> None:
+    def __init__(
+        self, memory_budget_bytes: int, device: str | None = None, *, commit: bool = True
+    ) -> None:
+        self.commit = commit  # generations commit to their states (bench/verify_inference.py)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.resident: ResidentModels[_Network] = ResidentModels(
             memory_budget_bytes, size_of=lambda net: net.bytes
@@ -275,7 +278,7 @@ class TransformersBackend(Backend):
             except InvalidInput as exc:
                 raise InvalidInput(f"model {model.id} cannot be served: {exc.message}") from None
         ends = {int(e) for e in eos}
-        sequence = BatchedSequence(ids, params, ends, net.device, adapter, commit=True)
+        sequence = BatchedSequence(ids, params, ends, net.device, adapter, commit=self.commit)
         return TransformersGeneration(net.engine, sequence, decode)
 
 
