@@ -217,15 +217,6 @@ class Node:
         )
         # A dataset batch anchored by hand pays its bounties at once (`Anchoring.anchor_by`).
         self.data.anchoring.pay_bounties = self.economy.bounties.pay_batch
-        self.scheduler = Scheduler(  # what a serving node does on its own: started by the API
-            node_tasks(
-                anchoring=self.data.anchoring,
-                economy=self.economy,
-                jobs=self.jobs,
-                refs=self.refs,
-                uploads=self.uploads,
-            )
-        )
         self.gateway = Gateway(
             self.catalog,
             self.economy.meter,
@@ -236,6 +227,16 @@ class Node:
         )
         self.validator = ReceiptValidator(
             self.gateway, self.economy.receipts, self.economy.transcripts
+        )
+        self.scheduler = Scheduler(  # what a serving node does on its own: started by the API
+            node_tasks(
+                anchoring=self.data.anchoring,
+                economy=self.economy,
+                jobs=self.jobs,
+                refs=self.refs,
+                uploads=self.uploads,
+                validator=self.validator,
+            )
         )
         self.apps = Apps(
             self.assets,

@@ -17,7 +17,8 @@ now reads four indexed rows, about 1 ms.
 
 `node_tasks` lists what a node runs, from the services the composition root built: anchoring
 datasets whose waiting records reached their policy, the economy's tick (bounties, receipts,
-epochs), following running jobs, and deleting uploads that expired unclaimed or unfinished. A
+epochs), following running jobs, replaying a sample of each anchored batch of usage receipts
+(`ReceiptValidator.check_sampled`), and deleting uploads that expired unclaimed or unfinished. A
 face starts and stops the scheduler with the app it serves (`cairn.api.background`).
 """
 
@@ -36,6 +37,7 @@ from cairn.compute.jobs import JobService
 from cairn.core.errors import CairnError
 from cairn.data.anchoring import Anchoring
 from cairn.economy.service import Economy
+from cairn.serve.validation import ReceiptValidator
 
 log = logging.getLogger("cairn.background")
 TICK_SECONDS = 2.0  # between the end of one round of tasks and the start of the next
@@ -138,6 +140,7 @@ def node_tasks(
     jobs: JobService,
     refs: ContentRefs,
     uploads: Uploads,
+    validator: ReceiptValidator,
 ) -> list[Task]:
     """What a serving node does on its own, in the order it does it, each with its cheap check."""
     return [
@@ -150,6 +153,11 @@ def node_tasks(
         ),
         # its own one read (the jobs that run or finish) is the check: nothing to ask first
         Task("following jobs", jobs.tick),
+        Task(
+            "replaying a sample of served receipts",
+            partial(_check_receipts, validator),
+            validator.receipts.has_unchecked,
+        ),
         Task(
             "collecting expired uploads",
             partial(_collect_uploads, refs, uploads),
@@ -167,6 +175,12 @@ def _anchor_datasets(anchoring: Anchoring) -> None:
             batch.dataset_id,
             batch.batch_index,
         )
+
+
+def _check_receipts(validator: ReceiptValidator) -> None:
+    if checks := validator.check_sampled():
+        passed = sum(c.ok is True for c in checks)
+        log.info("replayed %d sampled usage receipts: %d passed", len(checks), passed)
 
 
 def _collect_uploads(refs: ContentRefs, uploads: Uploads) -> None:

@@ -100,3 +100,38 @@ def test_a_receipt_without_a_commitment_says_why_it_cannot_be_replayed(served: S
     with pytest.raises(InvalidInput, match="commits to no hidden states"):
         api.request("POST", f"/receipts/{receipt_id}/verify")
     assert "commitment" not in json.loads(api.request("GET", f"/receipts/{receipt_id}")["signed"])
+
+
+def test_the_node_replays_a_sample_of_each_anchored_batch(
+    served: Served,  # noqa: F811
+    folders: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node, api = served.node, NodeClient(served.url)
+    api.sign_in(served.carol)
+    honest = [chat(served, api), chat(served, api)]
+    gateway = node.gateway
+    served_by = gateway.resolver.resolve
+
+    def cheaper(ref: str) -> ServedModelRef:
+        found = served_by(ref)
+        return dataclasses.replace(
+            found, model=dataclasses.replace(found.model, folder=folders["plain"])
+        )
+
+    with monkeypatch.context() as patched:
+        patched.setattr(gateway.resolver, "resolve", cheaper)
+        cheated = chat(served, api)
+    operator = NodeClient(served.url)
+    operator.sign_in(node.operator)
+    operator.request("POST", "/receipts/anchor")
+    assert node.economy.receipts.has_unchecked()
+    checks = []
+    while node.economy.receipts.has_unchecked():  # this module's batches, oldest first
+        checks += node.validator.check_sampled(per_batch=100)
+    found = {c.receipt_id: c for c in checks}
+    assert all(found[r].ok for r in honest) and found[cheated].ok is False
+    assert node.validator.check_sampled() == []  # every batch is sampled once
+    shown = api.request("GET", f"/receipts/{cheated}")["check"]
+    assert shown["ok"] is False and "differ" in shown["reason"] and shown["checked_at"] > 0
+    assert api.request("GET", f"/receipts/{honest[0]}")["check"]["ok"] is True

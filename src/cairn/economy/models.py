@@ -82,6 +82,8 @@ class ReceiptRow(Base):
     created_at: Mapped[float] = mapped_column(Float, index=True)
     batch_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     epoch_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    # the node's replay of it, when its batch's sample drew it (`ReceiptValidator.check_sampled`)
+    check: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ReceiptBatchRow(Base):
@@ -96,6 +98,7 @@ class ReceiptBatchRow(Base):
     cid: Mapped[str] = mapped_column(String(128))
     tx_hash: Mapped[str] = mapped_column(String(66))
     anchored_at: Mapped[float] = mapped_column(Float)
+    checked_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # its sample replayed
 
 
 class EpochRow(Base):

@@ -165,6 +165,9 @@ class StoredReceipt:
     leaf: str
     batch: BatchRef | None  # None until anchored
     epoch_id: int | None  # the epoch that settled it
+    # the node's own replay of it (ok, relative, reason, checked_at) when its batch's sample drew
+    # it; None otherwise
+    check: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ class ReceiptBook:
             leaf=row.leaf,
             batch=None if batch is None else BatchRef(batch.root, batch.cid),
             epoch_id=row.epoch_id,
+            check=row.check,
         )
 
     def of_account(self, account: str, limit: int = 100) -> list[ListedReceipt]:
@@ -225,6 +229,42 @@ class ReceiptBook:
                 .limit(limit)
             ).all()
         return [ListedReceipt(**r.body, anchored=r.batch_id is not None) for r in rows]
+
+    def has_unchecked(self) -> bool:
+        """Whether an anchored batch waits for the node's sampled replay (one indexed read)."""
+        with self.db.session() as session:
+            found = session.scalar(
+                select(ReceiptBatchRow.id).where(ReceiptBatchRow.checked_at.is_(None)).limit(1)
+            )
+        return found is not None
+
+    def unchecked_batch(self) -> tuple[int, str, list[str]] | None:
+        """The oldest anchored batch not sampled yet: its id, its root, and its receipts that
+        carry a commitment."""
+        with self.db.session() as session:
+            batch = session.scalars(
+                select(ReceiptBatchRow)
+                .where(ReceiptBatchRow.checked_at.is_(None))
+                .order_by(ReceiptBatchRow.id)
+                .limit(1)
+            ).first()
+            if batch is None:
+                return None
+            rows = session.scalars(select(ReceiptRow).where(ReceiptRow.batch_id == batch.id))
+            committed = sorted(r.receipt_id for r in rows if r.body.get("commitment"))
+            return batch.id, batch.root, committed
+
+    def record_checks(self, batch_id: int, checks: dict[str, dict[str, Any]]) -> None:
+        """Store the node's replays of a batch's sampled receipts; the batch is checked."""
+        now = time.time()
+        with self.db.session() as session:
+            for receipt_id, check in checks.items():
+                row = session.get(ReceiptRow, receipt_id)
+                if row is not None:
+                    row.check = {**check, "checked_at": now}
+            batch = session.get(ReceiptBatchRow, batch_id)
+            if batch is not None:
+                batch.checked_at = now
 
     def pending(self) -> tuple[int, float | None]:
         """How many receipts wait for anchoring, and when the oldest was made."""
@@ -297,6 +337,7 @@ class ReceiptBook:
             leaf=found.leaf,
             batch=found.batch,
             epoch_id=found.epoch_id,
+            check=found.check,
             asset_id=asset_id,
             root=tree.root,
             leaf_encoding=("bytes32",),

@@ -11,10 +11,12 @@ the caller's machine, from what the API publishes.
 
 from __future__ import annotations
 
+import logging
 import math
+import random
 from dataclasses import dataclass
 
-from cairn.core.errors import InvalidInput
+from cairn.core.errors import CairnError, InvalidInput
 from cairn.economy.receipts import (
     ReceiptBook,
     Transcripts,
@@ -24,6 +26,9 @@ from cairn.economy.receipts import (
 )
 from cairn.serve.gateway import Gateway
 
+log = logging.getLogger(__name__)
+SAMPLE_PER_BATCH = 2  # committed receipts of each anchored batch the node replays itself
+
 
 @dataclass(frozen=True)
 class ReceiptCheck:
@@ -31,7 +36,7 @@ class ReceiptCheck:
 
     receipt_id: str
     model: int  # the model asset replayed (an app's receipt: the model it wraps)
-    ok: bool
+    ok: bool | None  # None: it could not be replayed here (its model gone or not served here)
     tokens: int  # generated tokens the commitment covers
     relative: float | None  # the worst chunk's median relative error; None if not compared
     overlap: float | None  # the least share of a chunk's top places committed
@@ -39,7 +44,8 @@ class ReceiptCheck:
 
 
 class ReceiptValidator:
-    """Replay receipts' transcripts on the models they name."""
+    """Replay receipts' transcripts on the models they name; the node's own sample of each
+    anchored batch (`check_sampled`, a scheduler task)."""
 
     def __init__(self, gateway: Gateway, receipts: ReceiptBook, transcripts: Transcripts) -> None:
         self.gateway, self.receipts, self.transcripts = gateway, receipts, transcripts
@@ -61,6 +67,34 @@ class ReceiptValidator:
         """The model asset a receipt's generation ran on (an app's: the model it wraps)."""
         app = self.gateway.app(str(receipt.model))
         return receipt.model if app is None else app[1].model
+
+    def check_sampled(self, per_batch: int = SAMPLE_PER_BATCH) -> list[ReceiptCheck]:
+        """Replay `per_batch` committed receipts of the oldest anchored batch not sampled yet,
+        drawn from its root (anyone can redraw the same ones), and store what each found."""
+        found = self.receipts.unchecked_batch()
+        if found is None:
+            return []
+        batch_id, root, committed = found
+        drawn = random.Random(root).sample(committed, min(per_batch, len(committed)))
+        checks = []
+        for receipt_id in drawn:
+            try:
+                checks.append(self.check(receipt_id))
+            except CairnError as exc:  # the model is gone, or no longer served here
+                checks.append(ReceiptCheck(receipt_id, 0, None, 0, None, None, exc.message))
+        for check in checks:
+            if check.ok is False:
+                log.warning(
+                    "usage receipt %s failed its replay: %s", check.receipt_id, check.reason
+                )
+        self.receipts.record_checks(
+            batch_id,
+            {
+                c.receipt_id: {"ok": c.ok, "relative": c.relative, "reason": c.reason}
+                for c in checks
+            },
+        )
+        return checks
 
     def check(self, receipt_id: str) -> ReceiptCheck:
         """Replay one receipt's transcript on its model and compare."""
