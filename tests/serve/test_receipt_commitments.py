@@ -135,3 +135,7 @@ def test_the_node_replays_a_sample_of_each_anchored_batch(
     shown = api.request("GET", f"/receipts/{cheated}")["check"]
     assert shown["ok"] is False and "differ" in shown["reason"] and shown["checked_at"] > 0
     assert api.request("GET", f"/receipts/{honest[0]}")["check"]["ok"] is True
+    listed = {
+        r.receipt_id: r.replayed for r in node.economy.receipts.of_account(served.carol.address)
+    }
+    assert listed[cheated] is False and listed[honest[0]] is True  # the earnings page's column

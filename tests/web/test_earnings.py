@@ -185,6 +185,8 @@ def test_the_prepaid_balance_and_receipts_are_listed(
     assert _testid(page.text, "prepaid-available") == f"{units(balance.available, 18)} CAIRN"
     assert balance.spent > 0
     assert page.text.count('data-testid="receipt-row"') == 2
+    # the world's calls went through the meter alone: no generation, so no commitment
+    assert page.text.count('data-testid="receipt-replay">no commitment<') == 2
     assert 'action="/playground/deposit"' in page.text
     assert 'value="/earnings#prepaid"' in page.text
 

@@ -140,9 +140,11 @@ class Transcripts:
 
 @dataclass(frozen=True, kw_only=True)
 class ListedReceipt(UsageReceipt):
-    """A stored receipt's signed fields, and whether its batch is anchored yet."""
+    """A stored receipt's signed fields, whether its batch is anchored yet, and what the node's
+    replay of it found (None: not replayed, or nothing to replay)."""
 
     anchored: bool
+    replayed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,14 @@ class ReceiptBook:
                 .order_by(ReceiptRow.created_at.desc())
                 .limit(limit)
             ).all()
-        return [ListedReceipt(**r.body, anchored=r.batch_id is not None) for r in rows]
+        return [
+            ListedReceipt(
+                **r.body,
+                anchored=r.batch_id is not None,
+                replayed=None if r.check is None else r.check.get("ok"),
+            )
+            for r in rows
+        ]
 
     def has_unchecked(self) -> bool:
         """Whether an anchored batch waits for the node's sampled replay (one indexed read)."""
