@@ -4,40 +4,13 @@ between two syncs (an asset registered and given away at once) comes out as the 
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
-
 from cairn.assets.service import AssetService
 from cairn.core.policy import AssetKind, RevenueSplit
 from cairn.node import Node
+from tests.chain.test_simulation import requests
+from tests.data.conftest import dev
 
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
-
-
-def dev(node: Node, label: str) -> LocalAccount:
-    return node.signers.get(node.keystore.find_by_label(label).address)
-
-
-@contextmanager
-def requests(node: Node) -> Iterator[Counter[str]]:
-    """The JSON-RPC requests the node's Web3 makes inside the block, by method."""
-    counts: Counter[str] = Counter()
-    manager = node.backend.w3.manager
-    original = manager.request_blocking
-
-    def counting(method: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
-        counts[str(method)] += 1
-        return original(method, params, *args, **kwargs)
-
-    manager.request_blocking = counting  # type: ignore[method-assign]
-    try:
-        yield counts
-    finally:
-        del manager.request_blocking
 
 
 def test_a_registration_reads_the_head_and_its_logs_once(node: Node) -> None:

@@ -11,15 +11,11 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed
 
 from cairn.core.errors import ChainError
 from cairn.node import Node
-
-
-def dev(node: Node, label: str) -> LocalAccount:
-    return node.signers.get(node.keystore.find_by_label(label).address)
+from tests.data.conftest import dev
 
 
 @contextmanager
