@@ -33,6 +33,7 @@ CONTRACT_NAMES = (
     "JobEscrow",
     "LicenseToken",
     "DataBounty",
+    "PrepaidVault",
 )
 
 
