@@ -5,11 +5,13 @@ shared with the browser tests: tests/demo_node.py)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import openai
 import pytest
 
-from tests.demo_node import DemoNode, DemoStory
+from tests.demo_node import CAIRN, DemoNode, DemoStory
 
 pytestmark = [pytest.mark.process, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -72,3 +74,22 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_servable_node(
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
     # the folder was seeded once, and the node told nothing again
     assert json.loads((demo_story.data_dir / "demo.json").read_text())["status"] == "seeded"
+
+
+def test_anyone_audits_the_demo_community_from_the_chain(demo_node: DemoNode) -> None:
+    """`cairn audit` re-derives the demo's bounty payout and revenue epoch from anvil and the
+    node's public blobs, and finds them as funded."""
+    run = subprocess.run(
+        [CAIRN, "audit", "--node", demo_node.url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "every epoch matches the chain and its documents" in run.stdout
+    rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
+    kinds = [row.split("│")[2].strip() for row in rows]
+    assert "revenue" in kinds and "bounty" in kinds
+    assert all(row.rstrip("│ ").endswith("ok") for row in rows)

@@ -48,6 +48,12 @@ class Cairn(LazyGroup):
             "claim",
             "Claim everything an account (or each of yours) is owed; tokens go to that account.",
         ),
+        "audit": Lazy(
+            "cairn.cli.audit",
+            "audit",
+            "Re-derive every funded epoch (revenue settlements and bounty payouts) from the chain "
+            "and\npublic blobs, and name any difference from what was funded.",
+        ),
         "demo": Lazy(
             "cairn.cli.demo",
             "demo",

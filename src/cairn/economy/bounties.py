@@ -396,6 +396,8 @@ class BountyBook:
             "root": tree.root,
             "tree": tree_cid,
             "lines": lines,
+            # who the plan was made from, so that `cairn audit` re-plans it
+            "inputs": {"contributors": contributors, "reviewers": reviewers},
             "assets": {
                 source: {"asset": bounty.asset_id, "kind": "dataset", "name": name},
                 via: {"name": f"bounty {bounty.bounty_id} on {name}"},

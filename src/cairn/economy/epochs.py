@@ -42,7 +42,13 @@ from cairn.core.merkle import StandardMerkleTree
 from cairn.core.settlement import settlement_document, split_revenue
 from cairn.db.engine import Database
 from cairn.economy.lineage import LineageReader
-from cairn.economy.models import EpochRow, LicenceSaleRow, PayoutRow, ReceiptRow
+from cairn.economy.models import (
+    EpochRow,
+    LicenceSaleRow,
+    PayoutRow,
+    ReceiptBatchRow,
+    ReceiptRow,
+)
 from cairn.store.base import BlobStore
 
 log = logging.getLogger("cairn.economy")
@@ -143,6 +149,36 @@ class Claims:
     total: str  # everything paid, decimal
 
 
+def _inputs(
+    rows: Any, sales: Any, batches: dict[int, ReceiptBatchRow], as_of: int
+) -> dict[str, Any]:
+    """An epoch's inputs, as an auditor finds them: the receipts settled, by anchored batch
+    (its document's CID and root), the licence sales by transaction and log index, and the
+    block the lineage was read at."""
+    by_batch: dict[int, list[str]] = {}
+    for receipt_id, _, _, batch_id in rows:
+        by_batch.setdefault(batch_id, []).append(receipt_id)
+    return {
+        "block": as_of,
+        "receipts": [
+            {"batch": batches[b].cid, "root": batches[b].root, "ids": sorted(ids)}
+            for b, ids in sorted(by_batch.items())
+        ],
+        "sales": [
+            {
+                "tx": tx_hash,
+                "log_index": log_index,
+                "asset": asset_id,
+                "version": version,
+                "paid": paid,
+            }
+            for _, asset_id, version, paid, tx_hash, log_index in sorted(
+                sales, key=lambda s: (s[4], s[5])
+            )
+        ],
+    }
+
+
 class Epochs:
     """Settle epochs, explain earnings, claim payouts."""
 
@@ -180,9 +216,9 @@ class Epochs:
             return self._fund(planned.id, resumed=True)
         with self.db.session() as session:
             rows = session.execute(
-                select(ReceiptRow.receipt_id, ReceiptRow.model, ReceiptRow.amount).where(
-                    ReceiptRow.batch_id.is_not(None), ReceiptRow.epoch_id.is_(None)
-                )
+                select(
+                    ReceiptRow.receipt_id, ReceiptRow.model, ReceiptRow.amount, ReceiptRow.batch_id
+                ).where(ReceiptRow.batch_id.is_not(None), ReceiptRow.epoch_id.is_(None))
             ).all()
             sales = session.execute(
                 select(
@@ -190,14 +226,25 @@ class Epochs:
                     LicenceSaleRow.asset_id,
                     LicenceSaleRow.version,
                     LicenceSaleRow.paid,
+                    LicenceSaleRow.tx_hash,
+                    LicenceSaleRow.log_index,
                 ).where(LicenceSaleRow.epoch_id.is_(None), LicenceSaleRow.paid != "0")
             ).all()
+            batches = {
+                b.id: b
+                for b in session.scalars(
+                    select(ReceiptBatchRow).where(
+                        ReceiptBatchRow.id.in_({r.batch_id for r in rows} or {-1})
+                    )
+                )
+            }
+            as_of = self.chain.client.block_number()
         # Revenue per source: a model's (or app's) calls, an asset's licence sales (a dataset's
         # at the version that was current when it sold).
         by_source: dict[tuple[int, str | None], int] = {}
-        for _, model, amount in rows:
+        for _, model, amount, _ in rows:
             by_source[(model, None)] = by_source.get((model, None), 0) + int(amount)
-        for _, asset_id, version, paid in sales:
+        for _, asset_id, version, paid, *_ in sales:
             by_source[(asset_id, version)] = by_source.get((asset_id, version), 0) + int(paid)
         if not by_source:
             return None
@@ -230,6 +277,7 @@ class Epochs:
             "assets": about,
             "receipts": len(rows),
             "licence_sales": len(sales),
+            "inputs": _inputs(rows, sales, batches, as_of),  # what `cairn audit` re-derives from
         }
         settlement_cid = self.store.put_json(doc)
         total = result.total

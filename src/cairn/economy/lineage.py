@@ -40,19 +40,34 @@ class LineageReader:
         self.store = store
         self.anchoring = anchoring
 
+    # -- the facts a graph is built from; `cairn.verify.audit` reads them from the chain --------
+
+    def _sync(self) -> None:
+        self.assets.sync()
+
+    def _asset(self, asset_id: int) -> Asset:
+        return self.assets.get(asset_id)
+
+    def _json(self, cid: str) -> dict[str, Any]:
+        return self.store.get_json(cid)
+
+    def _attribution_cid(self, dataset_id: int, version: str) -> str:
+        """The attribution table of a dataset version (its manifest names it)."""
+        return str(self._json(version)["attribution"])
+
     def graph(
         self, sources: Iterable[int | tuple[int, str | None]]
     ) -> tuple[dict[str, RevenueNode], dict[str, Any]]:
         """The graph reachable from `sources` (asset ids, or (dataset id, version) pairs), and a
-        description of each node for people."""
-        self.assets.sync()
+        description of each node for people and auditors (the documents it was read from)."""
+        self._sync()
         graph: dict[str, RevenueNode] = {}
         about: dict[str, Any] = {}
         pairs = {s if isinstance(s, tuple) else (s, None) for s in sources}
         todo: list[tuple[int, str | None]] = sorted(pairs, key=lambda p: (p[0], p[1] or ""))
         while todo:
             asset_id, version = todo.pop()
-            asset = self.assets.get(asset_id)
+            asset = self._asset(asset_id)
             if asset.kind == "dataset":
                 node, info, more = self._dataset(asset, version or self._newest_version(asset_id))
             else:
@@ -67,7 +82,7 @@ class LineageReader:
     def key_of(self, asset_id: int, version: str | None = None) -> str:
         """The graph key revenue to `asset_id` is booked under (a dataset's `version`, by
         default its newest)."""
-        asset = self.assets.get(asset_id)
+        asset = self._asset(asset_id)
         if asset.kind == "dataset":
             return self._dataset_key(asset_id, version or self._newest_version(asset_id))
         return asset_key(asset)
@@ -75,7 +90,7 @@ class LineageReader:
     def _model(
         self, asset: Asset
     ) -> tuple[RevenueNode, dict[str, Any], list[tuple[int, str | None]]]:
-        extra: dict[str, Any] = self.store.get_json(asset.metadata_cid).get("extra", {})
+        extra: dict[str, Any] = self._json(asset.metadata_cid).get("extra", {})
         lineage = extra.get("training", {}).get("lineage", {})
         data: dict[str, int] = {}
         more: list[tuple[int, str | None]] = []
@@ -95,7 +110,7 @@ class LineageReader:
             more.append((dataset_id, version))
         upstream: dict[str, int] = {}
         for parent_id in asset.parents:
-            parent = self.assets.get(parent_id)
+            parent = self._asset(parent_id)
             if parent.kind == "dataset":
                 if parent_id not in trained_on:
                     newest = self._newest_version(parent_id)
@@ -107,7 +122,7 @@ class LineageReader:
         providers: dict[str, int] = {}
         shares_cid = lineage.get("work_shares_cid")
         if shares_cid:
-            for entry in self.store.get_json(shares_cid).get("shares", []):
+            for entry in self._json(shares_cid).get("shares", []):
                 providers[entry["account"]] = int(entry["work"])
         node = RevenueNode(
             key=asset_key(asset),
@@ -122,6 +137,8 @@ class LineageReader:
             "kind": asset.kind,
             "name": asset.name,
             "job_id": extra.get("training", {}).get("job_id"),
+            "owner": asset.owner,
+            "metadata": asset.metadata_cid,
         }
         return node, info, more
 
@@ -129,9 +146,10 @@ class LineageReader:
         self, asset: Asset, version: str | None
     ) -> tuple[RevenueNode, dict[str, Any], list[tuple[int, str | None]]]:
         contributors: dict[str, int] = {}
+        attribution = None
         if version is not None:
-            manifest = self.store.get_json(version)
-            table = self.store.get_json(manifest["attribution"])
+            attribution = self._attribution_cid(asset.asset_id, version)
+            table = self._json(attribution)
             contributors = {e["account"]: int(e["weight"]) for e in table["entries"]}
         upstream: dict[str, int] = {}
         more: list[tuple[int, str | None]] = []
@@ -146,7 +164,14 @@ class LineageReader:
             data=Share(accounts=contributors),
             upstream=Share(assets=upstream),
         )
-        info = {"asset": asset.asset_id, "kind": "dataset", "name": asset.name, "version": version}
+        info = {
+            "asset": asset.asset_id,
+            "kind": "dataset",
+            "name": asset.name,
+            "version": version,
+            "owner": asset.owner,
+            "attribution": attribution,
+        }
         return node, info, more
 
     def _newest_version(self, dataset_id: int) -> str | None:
