@@ -77,8 +77,8 @@ def test_the_demo_tells_the_whole_story_and_leaves_a_servable_node(
 
 
 def test_anyone_audits_the_demo_community_from_the_chain(demo_node: DemoNode) -> None:
-    """`cairn audit` re-derives the demo's bounty payout and revenue epoch from anvil and the
-    node's public blobs, and finds them as funded."""
+    """`cairn audit` re-derives the demo's bounty payout, revenue epoch and training job from
+    anvil and the node's public blobs, and finds them as funded."""
     run = subprocess.run(
         [CAIRN, "audit", "--node", demo_node.url],
         capture_output=True,
@@ -88,8 +88,9 @@ def test_anyone_audits_the_demo_community_from_the_chain(demo_node: DemoNode) ->
         stdin=subprocess.DEVNULL,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "every epoch matches the chain and its documents" in run.stdout
+    assert "everything matches the chain and its documents" in run.stdout
     rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
     kinds = [row.split("│")[2].strip() for row in rows]
-    assert "revenue" in kinds and "bounty" in kinds
+    assert "revenue" in kinds and "bounty" in kinds  # and the training job, on its own table
+    assert "Training jobs settled on JobEscrow" in run.stdout
     assert all(row.rstrip("│ ").endswith("ok") for row in rows)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cairn.compute import finish
 from cairn.core.cid import CID
 from cairn.core.errors import InvalidInput
 from cairn.core.merkle import StandardMerkleTree
@@ -16,8 +17,10 @@ from cairn.core.settlement import PayoutLine, Settlement
 from cairn.economy import epochs
 from cairn.economy.epochs import EPOCH_SCHEMA, PAYOUT_LEAF
 from cairn.node import Node
-from cairn.verify.audit import OK, Auditor, AuditReport
+from cairn.verify.audit import Auditor, AuditReport
 from cairn.verify.audit_chain import AuditChain
+from cairn.verify.findings import OK
+from tests.compute.test_jobs_crash_safe import play_job, start_job
 from tests.data.conftest import dev, make_dataset, pair, upload
 from tests.economy.conftest import TOKEN, World, build_world
 
@@ -199,3 +202,43 @@ def test_bounty_payouts_are_re_planned_from_the_chain(
     [third] = node.economy.bounties.pay_due()
     audited = _audit(node).epochs[-1]
     assert audited.epoch == third.epoch and [f.check for f in audited.differences] == ["plan"]
+
+
+def test_settled_jobs_are_re_derived_from_their_signed_reports(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job settled on JobEscrow: its reports signed and anchored, its shares their samples,
+    its root theirs. A coordinator that moves work from one provider to another is caught."""
+    honest = start_job(node, tmp_path / "honest", monkeypatch)
+    play_job(node, honest)
+    node.jobs.tick()
+    assert node.jobs.get(honest).status == "finished"
+    [audited] = _audit(node).jobs
+    assert audited.job_id == honest and audited.ok, audited.differences
+    assert {f.check for f in audited.findings} == {
+        "document",
+        "reports",
+        "anchored",
+        "shares",
+        "total",
+        "root",
+        "slashed",
+    }
+
+    real_shares = finish.work_shares
+
+    def moving(reports: Any) -> dict[str, int]:
+        shares = real_shares(reports)
+        bob, carol = sorted(shares, key=lambda a: -shares[a])
+        shares[bob] += 10
+        shares[carol] -= 10
+        return shares
+
+    monkeypatch.setattr(finish, "work_shares", moving)
+    monkeypatch.setattr(node.chain.escrow, "register_provider", lambda *a, **k: None)  # staked
+    skimmed = start_job(node, tmp_path / "skimmed", monkeypatch)
+    play_job(node, skimmed)
+    node.jobs.tick()
+    audited = _audit(node).jobs[-1]
+    assert audited.job_id == skimmed
+    assert {f.check for f in audited.differences} == {"shares", "root"}

@@ -15,7 +15,9 @@ import typer
 from cairn.cli.common import NodeUrl, client
 from cairn.cli.output import console, table, units
 from cairn.core.errors import InvalidInput
-from cairn.verify.audit import DIFFERS, Auditor, AuditReport
+from cairn.verify.audit import Auditor, AuditReport, EpochAudit
+from cairn.verify.audit_jobs import JobAudit
+from cairn.verify.findings import DIFFERS
 
 
 def audit(
@@ -57,34 +59,44 @@ def audit(
 
 
 def show(report: AuditReport) -> None:
-    """The report as a table, then each difference and what could not be checked."""
-    if not report.epochs:
-        console.print(f"no funded epochs up to block {report.head}")
+    """The report as tables, then each difference and what could not be checked."""
+    if not report.epochs and not report.jobs:
+        console.print(f"nothing funded or settled up to block {report.head}")
         return
-    table(
-        f"Funded epochs, audited up to block {report.head}",
-        ["epoch", "kind", "amount (CAIRN)", "checks", "result"],
-        [
-            [
-                e.epoch,
-                e.kind,
-                units(e.amount),
-                f"{len(e.findings) - len(e.differences) - len(e.unchecked)} ok"
-                + (f", {len(e.unchecked)} unchecked" if e.unchecked else ""),
-                "ok" if e.ok else f"DIFFERS ({len(e.differences)})",
-            ]
-            for e in report.epochs
-        ],
-    )
-    for e in report.epochs:
-        for f in e.findings:
+    if report.epochs:
+        table(
+            f"Funded epochs, audited up to block {report.head}",
+            ["epoch", "kind", "amount (CAIRN)", "checks", "result"],
+            [[e.epoch, e.kind, units(e.amount), _checks(e), _result(e)] for e in report.epochs],
+        )
+    if report.jobs:
+        table(
+            "Training jobs settled on JobEscrow",
+            ["job", "work units", "checks", "result"],
+            [[j.job_id[:18] + "…", j.total_work, _checks(j), _result(j)] for j in report.jobs],
+        )
+    audited: list[tuple[str, EpochAudit | JobAudit]] = [
+        *((f"epoch {e.epoch}", e) for e in report.epochs),
+        *((f"job {j.job_id}", j) for j in report.jobs),
+    ]
+    for name, subject in audited:
+        for f in subject.findings:
             if f.status == DIFFERS:
-                console.print(f"epoch {e.epoch}: {f.check} differs: {f.detail}", markup=False)
-    for e in report.epochs:
-        for f in e.unchecked:
-            console.print(f"epoch {e.epoch}: {f.check} unchecked: {f.detail}", markup=False)
+                console.print(f"{name}: {f.check} differs: {f.detail}", markup=False)
+    for name, subject in audited:
+        for f in subject.unchecked:
+            console.print(f"{name}: {f.check} unchecked: {f.detail}", markup=False)
     console.print(
-        "every epoch matches the chain and its documents"
+        "everything matches the chain and its documents"
         if report.ok
-        else "some epochs differ from what the chain and their documents give"
+        else "some epochs or jobs differ from what the chain and their documents give"
     )
+
+
+def _checks(subject: EpochAudit | JobAudit) -> str:
+    passed = len(subject.findings) - len(subject.differences) - len(subject.unchecked)
+    return f"{passed} ok" + (f", {len(subject.unchecked)} unchecked" if subject.unchecked else "")
+
+
+def _result(subject: EpochAudit | JobAudit) -> str:
+    return "ok" if subject.ok else f"DIFFERS ({len(subject.differences)})"

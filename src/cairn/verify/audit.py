@@ -40,18 +40,10 @@ from cairn.economy.epochs import EPOCH_SCHEMA
 from cairn.economy.lineage import LineageReader
 from cairn.economy.receipts import receipt_from_json, receipt_leaf, verify_receipt
 from cairn.verify.audit_chain import AnchoredBatch, AuditChain, BlobReader, FundedEpoch
+from cairn.verify.audit_jobs import JobAudit, audit_jobs
+from cairn.verify.findings import DIFFERS, UNCHECKED, Finding, Findings
 
-OK, DIFFERS, UNCHECKED = "ok", "differs", "unchecked"
 SHOWN = 3  # differing lines named per finding
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check of one epoch."""
-
-    check: str  # document, tree, receipts, sales, revenue, lineage, split, bounty...
-    status: str  # ok | differs | unchecked
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -87,24 +79,13 @@ class AuditReport:
     """Every funded epoch audited, in order."""
 
     epochs: tuple[EpochAudit, ...]
+    jobs: tuple[JobAudit, ...]  # every training job settled on JobEscrow
     head: int  # the chain's block the audit read up to
 
     @property
     def ok(self) -> bool:
-        """No epoch differs from what the chain and the public documents give."""
-        return all(e.ok for e in self.epochs)
-
-
-class _Findings:
-    def __init__(self) -> None:
-        self.items: list[Finding] = []
-
-    def check(self, name: str, good: bool, detail: str) -> bool:
-        self.items.append(Finding(name, OK if good else DIFFERS, detail))
-        return good
-
-    def unchecked(self, name: str, detail: str) -> None:
-        self.items.append(Finding(name, UNCHECKED, detail))
+        """No epoch or job differs from what the chain and the public documents give."""
+        return all(e.ok for e in self.epochs) and all(j.ok for j in self.jobs)
 
 
 class ChainLineage(LineageReader):
@@ -159,12 +140,14 @@ class Auditor:
         wanted = set(only)
         audits = [self.epoch(e) for e in self.chain.funded_epochs()]
         return AuditReport(
-            tuple(a for a in audits if not wanted or a.epoch in wanted), self.chain.head
+            tuple(a for a in audits if not wanted or a.epoch in wanted),
+            () if wanted else tuple(audit_jobs(self.chain, self.blobs)),
+            self.chain.head,
         )
 
     def epoch(self, funded: FundedEpoch) -> EpochAudit:
         """Audit one funded epoch."""
-        found, kind = _Findings(), "unknown"
+        found, kind = Findings(), "unknown"
         try:
             doc = self.blobs(funded.document)
         except CairnError as exc:
@@ -196,7 +179,7 @@ class Auditor:
     # -- shared ------------------------------------------------------------------------------
 
     def _tree(
-        self, funded: FundedEpoch, tree_cid: str, payouts: dict[str, int], f: _Findings
+        self, funded: FundedEpoch, tree_cid: str, payouts: dict[str, int], f: Findings
     ) -> None:
         tree = StandardMerkleTree.load(self.blobs(tree_cid))
         f.check("tree", tree.root == funded.root, f"tree {tree_cid} hashes to {tree.root}")
@@ -212,7 +195,7 @@ class Auditor:
 
     # -- revenue epochs ----------------------------------------------------------------------
 
-    def _revenue(self, funded: FundedEpoch, doc: dict[str, Any], f: _Findings) -> None:
+    def _revenue(self, funded: FundedEpoch, doc: dict[str, Any], f: Findings) -> None:
         treasury = checksum(doc["treasury"])
         f.check("funder", funded.funder == treasury, f"funded by {funded.funder}")
         f.check("root", doc["root"].lower() == funded.root.lower(), f"document root {doc['root']}")
@@ -258,7 +241,7 @@ class Auditor:
         funded: FundedEpoch,
         batches: list[dict[str, Any]],
         revenue: dict[tuple[int, str | None], int],
-        f: _Findings,
+        f: Findings,
     ) -> None:
         count, bad = 0, []
         for batch in batches:
@@ -309,7 +292,7 @@ class Auditor:
         sales: list[dict[str, Any]],
         treasury: str,
         revenue: dict[tuple[int, str | None], int],
-        f: _Findings,
+        f: Findings,
     ) -> None:
         bad = []
         for sale in sales:
@@ -333,7 +316,7 @@ class Auditor:
                 revenue[key] = revenue.get(key, 0) + event.paid
         f.check("sales", not bad, "; ".join(bad[:SHOWN]) or f"{len(sales)} licence sales on chain")
 
-    def _versions(self, about: dict[str, Any], block: int, f: _Findings) -> None:
+    def _versions(self, about: dict[str, Any], block: int, f: Findings) -> None:
         """Each dataset version the settlement paid: its attribution table is that dataset's,
         and, where its manifest is public, the table it names and batches anchored by then."""
         for key, info in sorted(about.items()):
@@ -368,7 +351,7 @@ class Auditor:
             )
 
     def _split(
-        self, funded: FundedEpoch, derived: Settlement, published: Settlement, f: _Findings
+        self, funded: FundedEpoch, derived: Settlement, published: Settlement, f: Findings
     ) -> None:
         def line(p: PayoutLine) -> tuple[str, str, str, str, int]:
             return (checksum(p.account), p.source, p.via, p.role, p.amount)
@@ -395,7 +378,7 @@ class Auditor:
 
     # -- bounty epochs -----------------------------------------------------------------------
 
-    def _bounty(self, funded: FundedEpoch, doc: dict[str, Any], f: _Findings) -> None:
+    def _bounty(self, funded: FundedEpoch, doc: dict[str, Any], f: Findings) -> None:
         f.check(
             "funder",
             funded.funder == self.chain.address["DataBounty"],
@@ -482,7 +465,7 @@ class Auditor:
             f"re-planned {plan.records} records and {plan.reviews} reviews for {plan.amount} of {remaining} left",
         )
 
-    def _contributors(self, batch: AnchoredBatch | None, listed: list[str], f: _Findings) -> None:
+    def _contributors(self, batch: AnchoredBatch | None, listed: list[str], f: Findings) -> None:
         """The contributors a bounty paid for are the anchored batch's, in order, where the
         batch is public (a paid dataset's records are not)."""
         if batch is None:

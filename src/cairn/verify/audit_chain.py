@@ -28,6 +28,7 @@ CONTRACTS = (
     "AssetRegistry",
     "LicenseToken",
     "DataBounty",
+    "JobEscrow",
 )
 
 BlobReader = Callable[[str], Any]  # CID -> its JSON value; NotFound/Forbidden when it cannot
