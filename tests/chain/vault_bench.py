@@ -129,6 +129,7 @@ class VaultBench:
             "tokens": [self.balance(a) for a in actors],
             "accounts": [self.account(u) for u in self.users],
             "pool": self.pool(),
+            "total": self.fn.total_balances().call(),
             "funded": self.fn.total_funded().call(),
             "epochs": self.distributor.functions.epoch_count().call(),
             "allowance": self.token.functions.allowance(
@@ -144,8 +145,10 @@ class VaultBench:
         assert self.snapshot() == before
 
     def assert_solvent(self) -> None:
-        """The vault holds exactly every user's balance plus the revenue pool."""
+        """The vault's total of balances is the users' (the bench's only depositors), and it
+        holds that plus the revenue pool."""
         held = sum(self.account(u)[0] for u in self.users)
+        assert self.fn.total_balances().call() == held
         assert self.balance(self.vault.address) == held + self.pool()
 
 

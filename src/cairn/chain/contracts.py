@@ -1,4 +1,8 @@
-"""The deployed contracts of one node, each behind its typed wrapper (one module each)."""
+"""The deployed contracts of one node, each behind its typed wrapper (one module each).
+
+PrepaidVault is per gateway, so a deployment holds one only once its node has deployed it
+(`cairn.chain.vault.deploy_vault`); `Chain.vault` is None until then.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ from cairn.chain.ledger import Ledger
 from cairn.chain.licences import Licences
 from cairn.chain.registry import Registry
 from cairn.chain.token import Token
+from cairn.chain.vault import NAME as VAULT
+from cairn.chain.vault import Vault
+from cairn.chain.wrapper import ContractWrapper
 
 
 class Chain:
@@ -31,6 +38,7 @@ class Chain:
         self.escrow = Escrow(client, deployment)
         self.licences = Licences(client, deployment)
         self.bounties = Bounties(client, deployment)
+        self.vault = Vault(client, deployment) if VAULT in deployment.contracts else None
 
     @property
     def addresses(self) -> set[str]:
@@ -39,18 +47,18 @@ class Chain:
 
     def decode_events(self, receipt: TxReceipt) -> list[dict[str, Any]]:
         """Every Cairn event in a receipt as {contract, event, args}, in log order."""
-        by_address = {
-            w.address.lower(): w
-            for w in (
-                self.token,
-                self.registry,
-                self.ledger,
-                self.distributor,
-                self.escrow,
-                self.licences,
-                self.bounties,
-            )
-        }
+        wrappers: list[ContractWrapper] = [
+            self.token,
+            self.registry,
+            self.ledger,
+            self.distributor,
+            self.escrow,
+            self.licences,
+            self.bounties,
+        ]
+        if self.vault is not None:
+            wrappers.append(self.vault)
+        by_address = {w.address.lower(): w for w in wrappers}
         decoded: list[tuple[int, dict[str, Any]]] = []
         for log in receipt["logs"]:
             wrapper = by_address.get(str(log["address"]).lower())

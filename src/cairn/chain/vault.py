@@ -7,7 +7,8 @@ the root of a tree of (user, cumulative spend) leaves built by `spend_tree`
 (`cairn.core.merkle.StandardMerkleTree` over ["address", "uint256"]), and draws from each user
 what the tree says they spent beyond what it drew before (`draw`, `draw_many`); drawn tokens
 wait in the vault's revenue pool until the gateway funds a RevenueDistributor epoch with them
-(`fund_epoch`). A user leaves with `request_withdrawal`, then `withdraw` once the notice period
+(`fund_epoch`). The pool is whatever the vault holds beyond users' balances, so licence sales
+paid to the vault (LicenseToken's treasury set to it) are revenue there too. A user leaves with `request_withdrawal`, then `withdraw` once the notice period
 has passed; the gateway may still draw what the user spent meanwhile.
 
 A vault serves one gateway and its asset, so a node deploys its own with `deploy_vault` (once
@@ -170,8 +171,12 @@ class Vault(ContractWrapper):
         return Withdrawal(int(amount), int(available_at))
 
     def revenue_pool(self) -> int:
-        """Tokens drawn and not yet paid into an epoch."""
+        """Tokens drawn (or paid in by licence sales) and not yet paid into an epoch."""
         return int(self.client.call(self.contract.functions.revenue_pool()))
+
+    def total_balances(self) -> int:
+        """The sum of every user's balance."""
+        return int(self.client.call(self.contract.functions.total_balances()))
 
     def total_funded(self) -> int:
         """Tokens paid into distributor epochs so far."""

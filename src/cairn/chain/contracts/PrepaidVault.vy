@@ -10,7 +10,9 @@
         draws from a user's balance only the spend that such a root
         proves and it has not drawn yet. Drawn tokens stay here, in the
         revenue pool, until the gateway funds a `RevenueDistributor`
-        epoch with them. A user leaves by asking for a withdrawal and,
+        epoch with them. The pool is every token held beyond users'
+        balances, so a licence sold with this vault as its treasury
+        pays into it too. A user leaves by asking for a withdrawal and,
         after the notice period (during which the gateway may still
         draw what the user spent), taking what is left of it.
 @dev Leaves are OpenZeppelin `StandardMerkleTree` leaves for
@@ -21,6 +23,8 @@
      anchored root states, as the distributor trusts its roots; every
      root is public with its tree, so an overcharge is provable, and
      no user ever loses more than the balance it chose to deposit.
+     Tokens sent here other than by deposit (a licence sale naming this
+     vault as treasury, or a mistake) join the revenue pool.
 """
 
 
@@ -45,6 +49,7 @@ interface RevenueDistributor:
 _MAX_PROOF_LENGTH: constant(uint256) = 32
 _MAX_DRAWS: constant(uint256) = 64
 _MAX_NOTICE: constant(uint256) = 90 * 86400
+_UNANCHORED: constant(String[31]) = "cairn_vault: root not anchored"
 
 
 # @dev Bit layout of an account: the amount drawn from it so far in
@@ -69,9 +74,9 @@ gateway_asset: public(immutable(uint256))
 notice_period: public(immutable(uint256))
 
 
-# @dev Tokens drawn and not yet paid into a distributor epoch, and
-# tokens paid into distributor epochs so far.
-revenue_pool: public(uint256)
+# @dev The sum of users' balances (what is held beyond it is the
+# revenue pool), and the tokens paid into distributor epochs so far.
+total_balances: public(uint256)
 total_funded: public(uint256)
 
 
@@ -194,7 +199,7 @@ def draw(
     @return uint256 The amount drawn.
     """
     assert msg.sender == gateway, "cairn_vault: not the gateway"
-    self._check_root(root)
+    assert staticcall ContributionLedger(ledger).is_anchored(gateway_asset, root), _UNANCHORED
     assert self._leads_to(account, cumulative, proof, root), "cairn_vault: invalid proof"
     packed: uint256 = self._accounts[account]
     drawn: uint256 = packed >> _HIGH_SHIFT
@@ -204,7 +209,7 @@ def draw(
     amount: uint256 = unsafe_sub(cumulative, drawn)
     assert amount <= balance, "cairn_vault: exceeds balance"
     self._charge(account, root, cumulative, amount, balance)
-    self.revenue_pool += amount
+    self.total_balances -= amount
     return amount
 
 
@@ -231,7 +236,7 @@ def draw_many(
     assert msg.sender == gateway, "cairn_vault: not the gateway"
     assert len(cumulatives) == len(accounts), "cairn_vault: length mismatch"
     assert len(proofs) == len(accounts), "cairn_vault: length mismatch"
-    self._check_root(root)
+    assert staticcall ContributionLedger(ledger).is_anchored(gateway_asset, root), _UNANCHORED
     total: uint256 = 0
     for i: uint256 in range(len(accounts), bound=_MAX_DRAWS):
         account: address = accounts[i]
@@ -245,7 +250,7 @@ def draw_many(
         amount: uint256 = unsafe_sub(cumulative, drawn)
         self._charge(account, root, cumulative, amount, balance)
         total += amount
-    self.revenue_pool += total
+    self.total_balances -= total
     return total
 
 
@@ -265,9 +270,8 @@ def fund_epoch(root: bytes32, amount: uint256, tree_cid: String[128]) -> uint256
     """
     assert msg.sender == gateway, "cairn_vault: not the gateway"
     assert amount != 0, "cairn_vault: zero amount"
-    pool: uint256 = self.revenue_pool
-    assert amount <= pool, "cairn_vault: exceeds revenue pool"
-    self.revenue_pool = unsafe_sub(pool, amount)
+    held: uint256 = staticcall IERC20(token).balanceOf(self)
+    assert amount <= held - self.total_balances, "cairn_vault: exceeds revenue pool"
     self.total_funded += amount
     assert extcall IERC20(token).approve(distributor, amount), "cairn_vault: approve failed"
     epoch: uint256 = extcall RevenueDistributor(distributor).fund_epoch(root, amount, tree_cid)
@@ -310,6 +314,7 @@ def withdraw() -> uint256:
     self._withdrawals[msg.sender] = 0
     # Cannot underflow: `amount` is at most the balance, in the low bits.
     self._accounts[msg.sender] = unsafe_sub(packed, amount)
+    self.total_balances -= amount
     assert extcall IERC20(token).transfer(msg.sender, amount), "cairn_vault: transfer failed"
     log Withdrawn(account=msg.sender, amount=amount)
     return amount
@@ -318,24 +323,22 @@ def withdraw() -> uint256:
 @external
 @view
 def balance_of(account: address) -> uint256:
-    """
-    @notice What `account` has deposited and not had drawn or withdrawn.
-    @param account The user.
-    @return uint256 The balance.
-    """
+    """@notice What `account` has deposited and not had drawn or withdrawn."""
     return self._accounts[account] & _MASK_128
 
 
 @external
 @view
 def drawn(account: address) -> uint256:
-    """
-    @notice What the gateway has drawn from `account` so far: the
-            cumulative spend of its latest draw.
-    @param account The user.
-    @return uint256 The amount drawn.
-    """
+    """@notice What the gateway has drawn from `account`: its latest draw's cumulative."""
     return self._accounts[account] >> _HIGH_SHIFT
+
+
+@external
+@view
+def revenue_pool() -> uint256:
+    """@notice Tokens drawn (or paid in: all held beyond balances) not yet paid out."""
+    return staticcall IERC20(token).balanceOf(self) - self.total_balances
 
 
 @external
@@ -359,6 +362,7 @@ def _deposit(account: address, amount: uint256):
     balance: uint256 = (packed & _MASK_128) + amount
     assert balance <= _MASK_128, "cairn_vault: balance too large"
     self._accounts[account] = packed + amount
+    self.total_balances += amount
     held: uint256 = staticcall IERC20(token).balanceOf(self)
     assert extcall IERC20(token).transferFrom(
         msg.sender, self, amount
@@ -366,15 +370,6 @@ def _deposit(account: address, amount: uint256):
     received: uint256 = staticcall IERC20(token).balanceOf(self) - held
     assert received == amount, "cairn_vault: received less than amount"
     log Deposited(account=account, amount=amount, sender=msg.sender, balance=balance)
-
-
-@internal
-@view
-def _check_root(root: bytes32):
-    """@notice Refuses a root not anchored under the gateway's asset."""
-    assert staticcall ContributionLedger(ledger).is_anchored(
-        gateway_asset, root
-    ), "cairn_vault: root not anchored"
 
 
 @internal
