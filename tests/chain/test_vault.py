@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 
 import pytest
+import vyper
 from web3 import Web3
 from web3.contract import Contract
 
 from cairn.chain.compiler import CompiledContract
 
-from .conftest import Deploy, send
+from .conftest import Deploy, reverts, send
+from .test_bounty import FEE_TOKEN
 from .vault_bench import (
     FUNDS,
     GATEWAY_ASSET,
@@ -133,6 +135,33 @@ def test_deposit_refusals(vault_bench: VaultBench) -> None:
     send(b.token.functions.approve(b.vault.address, 2**256 - 1), user)
     b.deposit(user, 2**128 - 1)
     b.refused(b.fn.deposit(1), user, "cairn_vault: balance too large")
+
+
+def test_a_token_that_delivers_less_is_refused(
+    w3: Web3, vault_bench: VaultBench, compiled: dict[str, CompiledContract], deploy: Deploy
+) -> None:
+    b = vault_bench
+    out = vyper.compile_code(FEE_TOKEN, output_formats=["abi", "bytecode"])
+    fee_token = deploy_contract(
+        w3, CompiledContract("FeeToken", out["abi"], out["bytecode"], ""), b.gateway
+    )
+    distributor = deploy("RevenueDistributor", fee_token.address)
+    args = (
+        fee_token.address,
+        b.ledger.address,
+        distributor.address,
+        b.gateway,
+        GATEWAY_ASSET,
+        NOTICE,
+    )
+    vault = deploy_contract(w3, compiled["PrepaidVault"], b.gateway, *args)
+    alice = b.users[0]
+    send(fee_token.functions.mint(alice, 1_000), b.gateway)
+    send(fee_token.functions.approve(vault.address, 1_000), alice)
+    with reverts("cairn_vault: received less than amount"):
+        send(vault.functions.deposit(1_000), alice)
+    assert vault.functions.balance_of(alice).call() == 0
+    assert fee_token.functions.balanceOf(alice).call() == 1_000
 
 
 # -------------------------------------------------------------------------------------- draw
