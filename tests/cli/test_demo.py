@@ -5,7 +5,6 @@ shared with the browser tests: tests/demo_node.py)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import openai
@@ -80,17 +79,17 @@ def test_anyone_audits_the_demo_community_from_the_chain(demo_node: DemoNode) ->
     """`cairn audit` re-derives the demo's bounty payout, revenue epoch and training job from
     anvil and the node's public blobs, and finds them as funded."""
     run = subprocess.run(
-        [CAIRN, "audit", "--node", demo_node.url],
+        [CAIRN, "audit", "--node", demo_node.url, "--json"],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
         stdin=subprocess.DEVNULL,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "everything matches the chain and its documents" in run.stdout
-    rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
-    kinds = [row.split("│")[2].strip() for row in rows]
-    assert "revenue" in kinds and "bounty" in kinds  # and the training job, on its own table
-    assert "Training jobs settled on JobEscrow" in run.stdout
-    assert all(row.rstrip("│ ").endswith("ok") for row in rows)
+    report = json.loads(run.stdout)
+    assert report["ok"]
+    assert sorted(e["kind"] for e in report["epochs"]) == ["bounty", "revenue"]
+    assert len(report["jobs"]) == 1  # the demo's training job, paid through JobEscrow
+    for audited in [*report["epochs"], *report["jobs"]]:
+        assert all(f["status"] in ("ok", "unchecked") for f in audited["findings"])
+        assert sum(f["status"] == "ok" for f in audited["findings"]) >= 7

@@ -8,6 +8,8 @@ epoch differs from what the chain and the documents give.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -30,6 +32,9 @@ def audit(
         list[int] | None,
         typer.Option("--epoch", "-e", help="Show only this distributor epoch (repeatable)"),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object")
+    ] = False,
 ) -> None:
     """Re-derive every funded epoch (revenue settlements and bounty payouts) from the chain and
     public blobs, and name any difference from what was funded."""
@@ -53,7 +58,10 @@ def audit(
         contracts = {name: (c["address"], c["abi"]) for name, c in info["contracts"].items()}
         chain = AuditChain(w3, contracts, int(info["deployed_at_block"]))
         report = Auditor(chain, http_blobs(str(api.base_url))).run(epoch or ())
-    show(report)
+    if as_json:
+        print(json.dumps({"ok": report.ok, **asdict(report)}))
+    else:
+        show(report)
     if not report.ok:
         raise typer.Exit(1)
 

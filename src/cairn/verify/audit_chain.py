@@ -91,6 +91,7 @@ class AuditChain:
             for name in CONTRACTS
         }
         self._logs: dict[tuple[str, str], list[Any]] = {}
+        self._sales: dict[tuple[str, int], Sale] | None = None  # by (transaction, log index)
 
     def logs(self, contract: str, event: str) -> list[Any]:
         """Every log of one event, in chain order (read once)."""
@@ -150,18 +151,18 @@ class AuditChain:
 
     def sale(self, tx_hash: str, log_index: int) -> Sale | None:
         """The licence sale logged at (`tx_hash`, `log_index`), if there is one."""
-        for log in self.logs("LicenseToken", "LicenceBought"):
-            if log["transactionHash"].to_0x_hex().lower() == tx_hash.lower() and (
-                int(log["logIndex"]) == log_index
-            ):
+        if self._sales is None:
+            self._sales = {}
+            for log in self.logs("LicenseToken", "LicenceBought"):
                 args = log["args"]
-                return Sale(
+                where = (log["transactionHash"].to_0x_hex().lower(), int(log["logIndex"]))
+                self._sales[where] = Sale(
                     asset_id=int(args["asset_id"]),
                     paid=int(args["paid"]),
                     treasury=checksum(args["treasury"]),
                     block=int(log["blockNumber"]),
                 )
-        return None
+        return self._sales.get((tx_hash.lower(), log_index))
 
     def owner_at(self, asset_id: int, block: int) -> str:
         """Who owned `asset_id` at the end of `block` (from its ERC-721 transfers)."""
