@@ -18,6 +18,7 @@ from tests.api.conftest import node_client
 from tests.api.test_api import assert_problem, dev_account, sign_in
 from tests.conftest import LiveServer
 from tests.data.conftest import pair
+from tests.signatures import published_signer
 
 SPEC = {"task": {"type": "instruction"}, "review": {"review_share": 0.0}}
 
@@ -88,9 +89,12 @@ def test_the_typed_data_endpoint_gives_what_a_wallet_signs(api: TestClient, node
     }
     reply = api.post(f"/api/v1/datasets/{dataset_id}/contributions", json=body)
     assert reply.status_code == 201 and reply.json()["accepted"] == 2
-    assert (
-        api.post(f"/api/v1/datasets/{dataset_id}/contributions", json=body).status_code == 200
-    )  # a retry
+    # the answer carries what was signed: anyone checks the contributor's signature from it
+    assert reply.json()["typed_data"] == typed and reply.json()["signature"] == signature
+    assert published_signer(reply.json()) == reply.json()["contributor"] == wallet.address
+    again = api.post(f"/api/v1/datasets/{dataset_id}/contributions", json=body)
+    assert again.status_code == 200  # a retry
+    assert again.json()["replayed"] and published_signer(again.json()) == wallet.address
     forged = {**body, "contributor": owner.address}
     assert_problem(
         api.post(f"/api/v1/datasets/{dataset_id}/contributions", json=forged),

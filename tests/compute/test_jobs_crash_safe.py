@@ -22,8 +22,9 @@ from cairn.chain.escrow import Enlistment, JobState
 from cairn.compute import finish
 from cairn.compute.checkpoints import save_checkpoint
 from cairn.compute.follow import Follower
+from cairn.compute.job import JobLog
 from cairn.compute.jobdir import JobDir
-from cairn.compute.reports import WorkReport, sign_report
+from cairn.compute.reports import WorkReport, published_report, report_from_json, sign_report
 from cairn.core.diloco import OuterState
 from cairn.core.errors import ChainError
 from cairn.core.recipe import load_recipe
@@ -33,6 +34,7 @@ from cairn.train.adapters import LoraSettings, add_lora
 from cairn.train.models import save_result
 from tests.compute.conftest import TOKEN, anchored_dataset, register_tiny, save_tiny_model
 from tests.data.conftest import dev
+from tests.signatures import published_signer
 
 BUDGET = 100 * TOKEN
 PROVIDERS = ("bob", "carol")
@@ -113,7 +115,7 @@ def play_job(
                 job_id, round_, account.address, 7 + i, i, 5, samples, 1.0, "00" * 32, 1.5
             )
             signature = sign_report(report, account)
-            folder.append("report", run_id=1, report=report.__dict__, signature=signature)
+            folder.append("report", run_id=1, **published_report(report, signature))
         save_checkpoint(folder, round_, {"w": torch.full((4,), float(round_))}, OuterState())
         folder.append(
             "round",
@@ -177,7 +179,11 @@ def assert_finished_once(node: Node, job_id: str, before: dict[str, int]) -> Non
     accounts = {label: dev(node, label).address for label in PROVIDERS}
     reports = [(r.round, r.account) for r in node.jobs.reports(job_id)]
     assert reports == sorted((round_, a) for round_ in (1, 2) for a in accounts.values())
-    assert len(node.store.get_json(job.shares_cid)["reports"]) == 4
+    shares = node.store.get_json(job.shares_cid)  # public: anyone checks each signature
+    assert len(shares["reports"]) == 4
+    assert [published_signer(r) for r in shares["reports"]] == [
+        r["account"] for r in shares["reports"]
+    ]
 
     assert job.model_asset is not None and models_of(node, job_id) == [job.model_asset]
     assert node.assets.get(job.model_asset).owner == dev(node, "alice").address
@@ -194,6 +200,20 @@ def assert_finished_once(node: Node, job_id: str, before: dict[str, int]) -> Non
         assert after[label] == before[label] + PAID[label]
         assert escrow.enlistment(job_id, account) == Enlistment.RELEASED
         assert escrow.provider(account).open_jobs == 0
+
+
+def test_a_jobs_logs_publish_each_report_as_it_was_signed(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = start_job(node, tmp_path, monkeypatch)
+    play_job(node, job_id)
+    log = node.jobs.logs(job_id, 0)  # what GET /api/v1/jobs/{id}/logs answers
+    events = JobLog.model_validate_json(log.model_dump_json()).events  # as JSON, and back
+    reports = [e.fields for e in events if e.type == "report"]
+    assert len(reports) == 4
+    for event in reports:
+        assert published_signer(event) == event["report"]["account"]
+        assert event["signed"] == report_from_json(event["report"]).canonical().decode()
 
 
 def test_a_job_followed_without_a_crash_finishes_once(

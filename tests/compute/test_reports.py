@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from cairn.compute.reports import (
     check_round_inputs,
     json_digest,
     params_digest,
+    published_report,
     report_from_json,
     report_leaf,
     sign_report,
@@ -24,6 +26,7 @@ from cairn.compute.reports import (
     work_shares,
 )
 from cairn.core.errors import InvalidInput
+from tests.signatures import published_signer
 
 PROVIDER = Account.create()
 
@@ -154,3 +157,13 @@ def test_an_optimizer_states_digest_is_stable_and_sees_every_value() -> None:
     assert state_digest(state(0.5)) == state_digest(state(0.5))
     assert state_digest(state(0.5)) != state_digest(state(0.25))
     assert state_digest(state(0.5)) != state_digest({**state(0.5), "param_groups": []})
+
+
+@pytest.mark.parametrize("inputs", [{}, INPUTS], ids=["v1", "v2"])
+def test_a_published_report_is_checked_by_any_wallet_library(inputs: dict[str, object]) -> None:
+    signed = report(**inputs)
+    signature = sign_report(signed, PROVIDER)
+    published = json.loads(json.dumps(published_report(signed, signature)))  # a job's event
+    assert published["signed"] == signed.canonical().decode()
+    assert published_signer(published) == published["report"]["account"] == PROVIDER.address
+    assert report_from_json({**published["report"], "signed": "", "leaf": ""}) == signed

@@ -25,6 +25,7 @@ from tests.compute.test_jobs_crash_safe import (
     start_job,
 )
 from tests.data.conftest import dev
+from tests.signatures import published_signer
 from tests.web.conftest import web
 
 __all__ = ["web"]  # the web tests' client of the node
@@ -40,7 +41,8 @@ def caught_carol(node: Node, job_id: str) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     evidence = {"schema": EVIDENCE_SCHEMA, "job_id": job_id, "round": 1,
                 "account": carol.address, "report": {**json.loads(report.canonical()),
-                "signature": signature}, "replayed_digest": "ab" * 32,
+                "signature": signature}, "signed": report.canonical().decode(),
+                "replayed_digest": "ab" * 32,
                 "relative_distance": 0.1, "tolerance": 1e-3, "reason": "0.1 away"}  # fmt: skip
     (folder / "evidence-round-000001-node-8.json").write_text(json.dumps(evidence))
     replay = {"job_id": job_id, "replay_seconds": 1.0, "replayed_digest": "ab" * 32}
@@ -76,6 +78,9 @@ def assert_carol_slashed_once(node: Node, job_id: str, before: dict[str, int]) -
     assert document["schema"] == EVIDENCE_SCHEMA and document["account"] == carol
     signed = {k: v for k, v in document["report"].items() if k not in ("schema", "signature")}
     verify_report(WorkReport(**signed), document["report"]["signature"])  # her own report
+    assert document["signed"] == WorkReport(**signed).canonical().decode()
+    evidence = {"signed": document["signed"], "signature": document["report"]["signature"]}
+    assert published_signer(evidence) == carol  # checked without Cairn's code
 
 
 def test_a_failed_replay_withholds_the_share_and_slashes_the_stake_once(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ import httpx
 import openai
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel
 
@@ -299,7 +300,8 @@ def test_keys_receipts_settlement_and_claims_over_the_api(served: Served) -> Non
 def test_a_receipt_is_checked_from_what_the_api_publishes_with_a_wallet_library_alone(
     served: Served,
 ) -> None:
-    """No Cairn code: the signed text, its EIP-191 signature by the gateway, its fields, its leaf."""
+    """No Cairn code: the EIP-712 typed data and its signature by the gateway, its fields, its
+    leaf."""
     api = NodeClient(served.url)
     api.sign_in(served.carol)
     key = api.request("POST", "/keys", json={"name": "audit"})
@@ -307,25 +309,26 @@ def test_a_receipt_is_checked_from_what_the_api_publishes_with_a_wallet_library_
         model=served.chat, messages=[{"role": "user", "content": "hi"}], max_tokens=4
     )
     published = api.request("GET", f"/receipts/{answer.model_extra['cairn']['receipt']}")  # type: ignore[index]
-    signed, signature = published["signed"], published["signature"]
-    signer = Account.recover_message(encode_defunct(text=signed), signature=signature)
-    assert signer == published["receipt"]["gateway"]
-    fields = json.loads(signed)
-    assert fields.pop("schema") == "cairn.usage-receipt/v1"
+    typed, signature = published["typed_data"], published["signature"]
+    signer = Account.recover_message(encode_typed_data(full_message=typed), signature=signature)
+    assert signer == published["receipt"]["gateway"] == typed["message"]["gateway"]
     shown = dict(published["receipt"])
-    if shown["price_per_call"] == "0":  # a per-token receipt signs no per-call price
-        assert "price_per_call" not in fields
-        del shown["price_per_call"]
-    assert fields == shown
+    assert shown.pop("schema") == "cairn.usage-receipt/v2" and published["signing"] == "eip712"
+    assert typed["domain"] == {"name": "Cairn", "version": "1", "chainId": shown.pop("chain_id")}
+    camel = {k.replace("_1k", "1k"): v for k, v in shown.items()}  # price_per_1k: pricePer1k
+    camel = {re.sub(r"_([a-z])", lambda m: m[1].upper(), k): v for k, v in camel.items()}
+    assert typed["message"] == camel
+    # the leaf: SHA-256 of the receipt's JSON (every field, its schema) with the signature
     leaf_body = json.dumps(
-        {**json.loads(signed), "signature": signature}, sort_keys=True, separators=(",", ":")
+        {**published["receipt"], "signature": signature}, sort_keys=True, separators=(",", ":")
     )
     assert published["leaf"] == "0x" + hashlib.sha256(leaf_body.encode()).hexdigest()
-    tampered = signed.replace(
-        f'"amount":"{fields["amount"]}"', f'"amount":"{int(fields["amount"]) + 1}"'
+    tampered = json.loads(json.dumps(typed))
+    tampered["message"]["amount"] = str(int(typed["message"]["amount"]) + 1)
+    assert (
+        Account.recover_message(encode_typed_data(full_message=tampered), signature=signature)
+        != signer
     )
-    assert tampered != signed
-    assert Account.recover_message(encode_defunct(text=tampered), signature=signature) != signer
 
 
 def test_a_model_served_by_an_upstream_openai_server(

@@ -5,19 +5,27 @@ on the advertised model passes, and one after a gateway served another model fai
 from __future__ import annotations
 
 import dataclasses
-import json
+import time
+import uuid
 from pathlib import Path
 
 import pytest
-from eth_account import Account
-from eth_account.messages import encode_defunct
 
 from cairn.api.client import NodeClient
 from cairn.core.cid import canonical_json, cid_of
 from cairn.core.errors import Forbidden, InvalidInput, Unauthorized
+from cairn.economy.models import ReceiptRow
+from cairn.economy.receipts import (
+    SCHEMA,
+    TYPED_SCHEMA,
+    UsageReceipt,
+    receipt_leaf,
+    sign_receipt,
+)
 from cairn.serve.resolver import Served as ServedModelRef
 from cairn.verify.inference import CHUNK, Commitment
 from tests.serve.test_gateway import Served, served  # noqa: F401  (the module's node)
+from tests.signatures import published_signer
 
 pytestmark = pytest.mark.node
 
@@ -39,11 +47,20 @@ def test_a_chat_receipt_signs_a_commitment_the_payer_can_replay(served: Served) 
     api.sign_in(served.carol)
     receipt_id = chat(served, api)
     published = api.request("GET", f"/receipts/{receipt_id}")
-    fields = json.loads(published["signed"])
-    signer = Account.recover_message(
-        encode_defunct(text=published["signed"]), signature=published["signature"]
+    fields = published["receipt"]
+    assert published["signing"] == "eip712" and published["signed"] is None
+    assert fields["schema"] == TYPED_SCHEMA
+    message = published["typed_data"]["message"]
+    assert (message["commitment"], message["promptTokens"]) == (
+        fields["commitment"],
+        fields["prompt_tokens"],
     )
-    assert signer == fields["gateway"]
+    # a program with eth_account alone (the README's) recovers the gateway from the answer
+    assert (
+        published_signer(published)
+        == fields["gateway"]
+        == served.node.economy.meter.gateway.address
+    )
     commitment = Commitment.decode(fields["commitment"])
     assert commitment.tokens == fields["completion_tokens"] > 0
     assert len(commitment.chunks) == -(-fields["completion_tokens"] // CHUNK)
@@ -99,7 +116,11 @@ def test_a_receipt_without_a_commitment_says_why_it_cannot_be_replayed(served: S
     receipt_id = answer.model_extra["cairn"]["receipt"]  # type: ignore[index]
     with pytest.raises(InvalidInput, match="commits to no hidden states"):
         api.request("POST", f"/receipts/{receipt_id}/verify")
-    assert "commitment" not in json.loads(api.request("GET", f"/receipts/{receipt_id}")["signed"])
+    published = api.request("GET", f"/receipts/{receipt_id}")
+    assert (
+        published["typed_data"]["message"]["commitment"] == "" == published["receipt"]["commitment"]
+    )
+    assert published_signer(published) == published["receipt"]["gateway"]
 
 
 def test_the_node_replays_a_sample_of_each_anchored_batch(
@@ -139,3 +160,44 @@ def test_the_node_replays_a_sample_of_each_anchored_batch(
         r.receipt_id: r.replayed for r in node.economy.receipts.of_account(served.carol.address)
     }
     assert listed[cheated] is False and listed[honest[0]] is True  # the earnings page's column
+
+
+def test_a_receipt_signed_before_eip712_is_published_with_its_signed_text(served: Served) -> None:  # noqa: F811
+    node, api = served.node, NodeClient(served.url)
+    gateway = node.economy.meter.gateway
+    old = UsageReceipt(  # schema v1: as the gateway signed receipts before EIP-712
+        receipt_id="old-" + uuid.uuid4().hex,
+        gateway=gateway.address,
+        chain_id=node.chain.client.chain_id,
+        account=served.carol.address,
+        key_id="key_old",
+        model=int(served.chat),
+        endpoint="chat.completions",
+        prompt_tokens=3,
+        completion_tokens=4,
+        price_per_1k="0",
+        amount="0",
+        created_at=int(time.time() * 1000),
+    )
+    signature = sign_receipt(old, gateway)
+    body = {k: v for k, v in old.to_dict().items() if k != "schema"}  # stored without one
+    with node.db.session() as session:
+        session.add(
+            ReceiptRow(
+                receipt_id=old.receipt_id,
+                account=old.account,
+                key_id=old.key_id,
+                model=old.model,
+                amount=old.amount,
+                body=body,
+                signature=signature,
+                leaf=receipt_leaf(old, signature),
+                created_at=old.created_at / 1000,
+            )
+        )
+    published = api.request("GET", f"/receipts/{old.receipt_id}")
+    assert published["signing"] == "eip191" and published["typed_data"] is None
+    assert published["signed"] == old.canonical().decode()
+    assert published["receipt"]["schema"] == SCHEMA
+    assert published["leaf"] == receipt_leaf(old, signature)
+    assert published_signer(published) == gateway.address

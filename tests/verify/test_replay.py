@@ -36,6 +36,7 @@ from cairn.verify.replay import (
     replay_round,
     verify_round,
 )
+from tests.signatures import published_signer
 
 RECORDS = [{"prompt": f"{a}+{b}=", "response": str(a + b)} for a in range(6) for b in range(6)]
 HPARAMS = {"learning_rate": 1e-2, "batch_size": 4, "warmup_ratio": 0.25}
@@ -196,6 +197,8 @@ def test_the_evidence_carries_the_signed_report_anyone_can_check(honest: Round) 
     assert document["schema"] == EVIDENCE_SCHEMA and document["account"] == PROVIDER.address
     signed = {k: v for k, v in document["report"].items() if k not in ("schema", "signature")}
     verify_report(WorkReport(**signed), document["report"]["signature"])  # it is the provider's
+    checked = {"signed": document["signed"], "signature": document["report"]["signature"]}
+    assert published_signer(checked) == PROVIDER.address  # with eth_account alone
     assert document["relative_distance"] > TOLERANCE and document["tolerance"] == TOLERANCE
 
 

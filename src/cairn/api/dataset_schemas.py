@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cairn.core.data_policy import DatasetSpec, RewardPolicy
+from cairn.data.signing import ContributionTypedData
 
 
 class Public(BaseModel):
@@ -66,6 +67,10 @@ class ContributionPublic(Public):
     rejected: int
     replayed: bool = Field(..., description="This signed upload had been received before")
     verdicts: list[VerdictPublic]
+    typed_data: ContributionTypedData = Field(
+        ..., description="The EIP-712 document the contributor signed (eth_signTypedData_v4)"
+    )
+    signature: str = Field(..., description="The contributor's signature over `typed_data`")
 
     @field_validator("nonce", mode="before")
     @classmethod

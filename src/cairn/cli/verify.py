@@ -17,7 +17,6 @@ Each exits with 1 when a check failed, so a script can act on it.
 
 from __future__ import annotations
 
-import json
 import math
 import tarfile
 import tempfile
@@ -32,6 +31,7 @@ from cairn.cli.output import console, table, units
 from cairn.compute.job import Job
 from cairn.core.cid import canonical_json, cid_of
 from cairn.core.errors import InvalidInput
+from cairn.economy.receipt_signing import receipt_from_json, signed_payload
 from cairn.verify.transcript import transcript_ids
 
 app = typer.Typer(
@@ -153,6 +153,27 @@ def receipts(
         raise typer.Exit(1)
 
 
+def signed_receipt(published: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A published receipt's fields and the address that signed them, once what the API says
+    was signed (EIP-712 typed data, or the EIP-191 text of receipts signed before) is checked
+    to be those fields."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct, encode_typed_data
+
+    receipt = receipt_from_json(published["receipt"])
+    signed, typed = signed_payload(receipt)
+    if (signed, typed) != (published.get("signed"), published.get("typed_data")):
+        raise InvalidInput(
+            f"receipt {receipt.receipt_id}: what it says was signed is not its fields"
+        )
+    message = (
+        encode_defunct(text=signed)
+        if typed is None
+        else encode_typed_data(full_message=dict(typed))
+    )
+    return receipt.to_dict(), Account.recover_message(message, signature=published["signature"])
+
+
 class _Replayer:
     """Receipts replayed on this machine: each model downloaded once, loaded once."""
 
@@ -163,14 +184,11 @@ class _Replayer:
 
     def check(self, receipt_id: str) -> tuple[bool, float | None, str]:
         """Whether the receipt holds, the worst relative error, and why."""
-        from eth_account import Account
-        from eth_account.messages import encode_defunct
-
         published = self.api.request("GET", f"/receipts/{receipt_id}")
-        fields = json.loads(published["signed"])
-        signer = Account.recover_message(
-            encode_defunct(text=published["signed"]), signature=published["signature"]
-        )
+        try:
+            fields, signer = signed_receipt(published)
+        except (InvalidInput, ValueError) as exc:  # ValueError: a malformed signature
+            return False, None, str(exc)
         if signer.lower() != str(fields["gateway"]).lower():
             return False, None, f"signed by {signer}, not by the gateway {fields['gateway']}"
         document = self.api.request("GET", f"/receipts/{receipt_id}/transcript")["document"]

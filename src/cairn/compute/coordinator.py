@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from eth_account.messages import encode_defunct
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
+from cairn.compute import reports
 from cairn.compute.checkpoints import latest_checkpoint, save_checkpoint
 from cairn.compute.exchange import exchange
 from cairn.compute.jobdir import JobDir, JobSpec
@@ -167,7 +167,7 @@ class Coordinator:
             compute = max(r.report.compute_seconds for r in replies)
             samples = sum(r.report.samples for r in replies)
             for r in replies:
-                self._event("report", report=asdict(r.report), signature=r.signature)
+                self._event("report", **reports.published_report(r.report, r.signature))
             self._event(
                 "round",
                 round=round_,

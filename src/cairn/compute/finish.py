@@ -44,7 +44,7 @@ from cairn.chain.escrow import WORK_LEAF, Enlistment, JobState
 from cairn.compute.job import Job
 from cairn.compute.jobdir import JobDir
 from cairn.compute.models import WorkReportRow
-from cairn.compute.reports import report_from_json, work_shares
+from cairn.compute.reports import listed_report, report_from_json, work_shares
 from cairn.compute.slashing import Slasher, withheld
 from cairn.core.errors import CairnError, Conflict, Forbidden, InvalidInput, NotFound
 from cairn.core.merkle import StandardMerkleTree
@@ -193,9 +193,7 @@ class Finisher:
                 "job_id": job_id,
                 "total_work": str(work.total),
                 "shares": [{"account": a, "work": str(w)} for a, w in work.shares.items()],
-                "reports": [
-                    {**r.report, "signature": r.signature, "leaf": r.leaf} for r in work.rows
-                ],
+                "reports": [listed_report(r.report, r.signature, r.leaf) for r in work.rows],
             }
         )
         self.assets.refs.add(shares_cid, Scope.PUBLIC)  # what each provider is paid for

@@ -172,9 +172,28 @@ def report_leaf(report: WorkReport, signature: str) -> str:
     return statement_leaf(report.canonical(), signature)
 
 
+def published_report(report: WorkReport, signature: str) -> dict[str, Any]:
+    """A signed report as a job's events publish it: its fields, its signature, and `signed`,
+    the exact text signed (EIP-191 personal_sign of its UTF-8 bytes), which any wallet library
+    checks without Cairn's code."""
+    return {
+        "report": asdict(report),
+        "signature": signature,
+        "signed": report.canonical().decode(),
+    }
+
+
+def listed_report(data: Mapping[str, Any], signature: str, leaf: str) -> dict[str, Any]:
+    """A stored report as a job's public work shares list it: its fields, signature and leaf,
+    and `signed`, the exact text signed."""
+    signed = report_from_json(data).canonical().decode()
+    return {**data, "signature": signature, "leaf": leaf, "signed": signed}
+
+
 def report_from_json(data: Mapping[str, Any]) -> WorkReport:
-    """A report from its JSON fields (without schema or signature)."""
-    fields = {k: v for k, v in data.items() if k not in ("schema", "signature")}
+    """A report from its JSON fields (schema, signature, leaf and signed text ignored)."""
+    ignored = ("schema", "signature", "leaf", "signed")
+    fields = {k: v for k, v in data.items() if k not in ignored}
     try:
         return WorkReport(**fields)
     except TypeError as exc:

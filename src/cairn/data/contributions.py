@@ -86,6 +86,9 @@ class UploadResult:
     accepted: int
     verdicts: tuple[StoredVerdict, ...]
     replayed: bool  # True when this exact signed upload had been received before
+    # what the contributor signed, and its signature: anyone checks it with any wallet library
+    typed_data: ContributionTypedData
+    signature: str
 
     @property
     def rejected(self) -> int:
@@ -275,6 +278,8 @@ class Contributions:
             len(rows),
             tuple(stored),
             False,
+            self.typed_data(dataset_id, root, nonce),
+            signature,
         )
 
     def _previous(
@@ -303,6 +308,8 @@ class Contributions:
             upload.accepted,
             tuple(StoredVerdict.from_document(v) for v in stored),
             True,
+            self.typed_data(dataset_id, root, nonce),
+            upload.signature,
         )
 
     def _known(self, dataset_id: int, hashes: Any) -> set[str]:

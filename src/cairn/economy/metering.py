@@ -27,6 +27,7 @@ from cairn.economy.balances import Balances, Hold, cost
 from cairn.economy.keys import ApiKey
 from cairn.economy.models import PriceRow, ReceiptRow
 from cairn.economy.receipts import (
+    TYPED_SCHEMA,
     ServedTokens,
     Transcripts,
     UsageReceipt,
@@ -184,6 +185,7 @@ class Meter:
             price_per_call=str(charge.per_call),
             commitment=commitment,
             transcript=transcript,
+            schema=TYPED_SCHEMA,  # signed as EIP-712 typed data
         )
         signature = sign_receipt(receipt, self.gateway)
         with self.balances.lock, self.db.session() as session:

@@ -1,8 +1,10 @@
 """Usage receipts: what the gateway signs for every charged request, anchored in batches.
 
 A receipt names the gateway, the chain, the paying account and its API key, the model, the
-endpoint, the tokens used, the price and the amount charged. The gateway signs its canonical
-JSON with EIP-191, as providers sign work reports; its leaf is the SHA-256 of the signed JSON.
+endpoint, the tokens used, the price and the amount charged. The gateway signs it as EIP-712
+typed data (receipts made before: EIP-191 over their canonical JSON), and the API publishes
+exactly what was signed beside the signature (`cairn.economy.receipt_signing`); its leaf is the
+SHA-256 of its canonical JSON with the signature.
 Receipts not yet anchored are stored as one batch document by CID, and the batch's Merkle root
 is anchored on ContributionLedger under the gateway's own asset: anyone holding a receipt can
 check it was counted, with its proof against the root on chain. Only anchored receipts are
@@ -11,10 +13,9 @@ settled, so nothing earns money before it is anchored.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -22,80 +23,43 @@ from sqlalchemy import func, select
 
 from cairn.assets.content import ContentRefs, Scope
 from cairn.chain.contracts import Chain
-from cairn.core.errors import InvalidInput, NotFound
+from cairn.core.errors import NotFound
 from cairn.core.merkle import StandardMerkleTree
 from cairn.db.engine import Database
 from cairn.economy.models import ReceiptBatchRow, ReceiptRow
-from cairn.identity.statements import check_signer, sign_statement, statement_leaf
+from cairn.economy.receipt_signing import (
+    SCHEMA,
+    TYPED_SCHEMA,
+    ReceiptTypedData,
+    UsageReceipt,
+    receipt_from_json,
+    receipt_leaf,
+    sign_receipt,
+    signed_payload,
+    verify_receipt,
+)
 from cairn.store.base import BlobStore
 from cairn.verify.transcript import TRANSCRIPT_SCHEMA, transcript_ids
 
-SCHEMA = "cairn.usage-receipt/v1"
+__all__ = [  # the receipt and its signing live in receipt_signing; callers import them here too
+    "SCHEMA",
+    "TYPED_SCHEMA",
+    "AnchoredReceipts",
+    "BatchRef",
+    "ListedReceipt",
+    "ReceiptBook",
+    "ReceiptProof",
+    "ServedTokens",
+    "StoredReceipt",
+    "Transcripts",
+    "UsageReceipt",
+    "receipt_from_json",
+    "receipt_leaf",
+    "sign_receipt",
+    "verify_receipt",
+]
 BATCH_SCHEMA = "cairn.usage-batch/v1"
 MAX_BATCH = 10_000  # receipts per anchored batch
-
-
-@dataclass(frozen=True)
-class UsageReceipt:
-    """One charged request, as the gateway signs it."""
-
-    receipt_id: str
-    gateway: str  # the signing gateway's address
-    chain_id: int
-    account: str  # who paid
-    key_id: str
-    model: int  # the model asset
-    endpoint: str  # chat.completions, completions, embeddings, classifications
-    prompt_tokens: int
-    completion_tokens: int
-    price_per_1k: str  # smallest token units per 1,000 tokens, decimal
-    amount: str  # charged, decimal
-    created_at: int  # unix milliseconds
-    price_per_call: str = "0"  # an app's price per call, decimal; "0" for per-token pricing
-    # A generation's commitment to the model's hidden states (`cairn.verify.inference`) and the
-    # CID of its transcript (the token ids, salted, readable by the paying account): what a
-    # validator replays. Empty for a call that commits to nothing (embeddings, an upstream).
-    commitment: str = ""
-    transcript: str = ""
-
-    def canonical(self) -> bytes:
-        """The signed bytes: sorted-key compact JSON with the schema name (a per-call price, a
-        commitment and a transcript only when there are, so older receipts still verify)."""
-        body = {"schema": SCHEMA, **asdict(self)}
-        for optional, absent in (("price_per_call", "0"), ("commitment", ""), ("transcript", "")):
-            if body[optional] == absent:
-                del body[optional]
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The receipt's fields."""
-        return asdict(self)
-
-
-def sign_receipt(receipt: UsageReceipt, gateway: LocalAccount) -> str:
-    """The gateway's EIP-191 signature over the receipt, 0x-hex."""
-    if gateway.address.lower() != receipt.gateway.lower():
-        raise InvalidInput(f"receipt names gateway {receipt.gateway}, key is {gateway.address}")
-    return sign_statement(gateway, receipt.canonical())
-
-
-def verify_receipt(receipt: UsageReceipt, signature: str) -> None:
-    """Raise `InvalidInput` unless the receipt's gateway signed it."""
-    check_signer(receipt.canonical(), signature, receipt.gateway, "receipt")
-
-
-def receipt_leaf(receipt: UsageReceipt, signature: str) -> str:
-    """The anchored leaf: SHA-256 of the canonical JSON with the signature, 0x-hex."""
-    return statement_leaf(receipt.canonical(), signature)
-
-
-def receipt_from_json(data: dict[str, Any]) -> UsageReceipt:
-    """A receipt from its fields (schema, signature and leaf ignored)."""
-    fields = {k: v for k, v in data.items() if k not in ("schema", "signature", "leaf")}
-    try:
-        return UsageReceipt(**fields)
-    except TypeError as exc:
-        raise InvalidInput(f"usage receipt: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -159,10 +123,15 @@ class BatchRef:
 class StoredReceipt:
     """A stored receipt with the gateway's signature, its leaf and its anchoring."""
 
-    receipt: dict[str, Any]  # the signed fields (the schema's JSON)
-    # the exact text the gateway signed (EIP-191 personal_sign of its UTF-8 bytes): the fields
-    # with the schema's name, sorted and compact, so any wallet library checks the signature
-    signed: str
+    receipt: dict[str, Any]  # the signed fields, with their schema
+    # Exactly what the gateway signed, so any wallet library checks the signature without
+    # Cairn's code: "eip712" (v2) and `typed_data`, the whole EIP-712 document (types with
+    # EIP712Domain, domain, primaryType, message) for `eth_signTypedData_v4`; or "eip191" (v1)
+    # and `signed`, the text it signed with personal_sign (the UTF-8 bytes of the fields with
+    # the schema's name, sorted and compact).
+    signing: str
+    signed: str | None
+    typed_data: ReceiptTypedData | None
     signature: str
     leaf: str
     batch: BatchRef | None  # None until anchored
@@ -211,9 +180,13 @@ class ReceiptBook:
             if row is None:
                 raise NotFound(f"no usage receipt {receipt_id!r}")
             batch = session.get(ReceiptBatchRow, row.batch_id) if row.batch_id else None
+        receipt = receipt_from_json(row.body)
+        signed, typed_data = signed_payload(receipt)
         return StoredReceipt(
-            receipt=row.body,
-            signed=receipt_from_json(row.body).canonical().decode(),
+            receipt=receipt.to_dict(),
+            signing="eip712" if receipt.typed else "eip191",
+            signed=signed,
+            typed_data=typed_data,
             signature=row.signature,
             leaf=row.leaf,
             batch=None if batch is None else BatchRef(batch.root, batch.cid),
@@ -341,7 +314,9 @@ class ReceiptBook:
         asset_id = int(doc["gateway_asset"])
         return ReceiptProof(
             receipt=found.receipt,
+            signing=found.signing,
             signed=found.signed,
+            typed_data=found.typed_data,
             signature=found.signature,
             leaf=found.leaf,
             batch=found.batch,

@@ -221,6 +221,7 @@ def evidence(report: WorkReport, signature: str, verdict: Verdict) -> dict[str, 
         "round": verdict.round,
         "account": verdict.account,
         "report": {**_report_json(report), "signature": signature},
+        "signed": report.canonical().decode(),  # the exact text it signed (EIP-191)
         "replayed_digest": verdict.replayed_digest,
         "relative_distance": verdict.relative if verdict.relative != float("inf") else None,
         "tolerance": TOLERANCE,

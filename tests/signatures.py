@@ -1,0 +1,38 @@
+"""Check a signature from what the API published, as anyone would: with the README's
+`check_signature.py`, run in a fresh interpreter that imports eth_account and never cairn."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+NO_CAIRN = (
+    '\nassert not [m for m in sys.modules if m.split(".")[0] == "cairn"], "it imported cairn"\n'
+)
+
+
+def readme_checker() -> str:
+    """The README's ```python block that checks a published signature."""
+    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.S | re.M)
+    [found] = [b for b in blocks if b.startswith("# check_signature.py")]
+    return str(found)
+
+
+def published_signer(published: dict[str, Any]) -> str:
+    """The address the README's script recovers from `published` (JSON as the API answers it:
+    `typed_data` or `signed`, and `signature`)."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", readme_checker() + NO_CAIRN],
+        input=json.dumps(published),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
