@@ -145,8 +145,13 @@ def test_reviews_over_http(api: TestClient, node: Node) -> None:
         assert task is not None and task["record"]["prompt"] == pair(1)["prompt"]
         with pytest.raises(InvalidInput):
             client.answer_review(task["task_id"], "fine")
-        decided = client.answer_review(task["task_id"], "approve")["decided"]
-        assert decided[0]["status"] == "accepted"
+        answered = client.answer_review(task["task_id"], "approve")
+        assert answered == {
+            "task_id": task["task_id"],
+            "answer": "approve",
+        }  # nothing decided shown
+        [record] = node.data.list_records(dataset_id)
+        assert record.status == "accepted"
         assert client.next_review(dataset_id) is None
         # one answer does not count yet (answers count in groups), so nobody is listed
         assert api.get(f"/api/v1/datasets/{dataset_id}/reputation").json() == []
@@ -158,6 +163,16 @@ def test_the_published_reputation_has_no_split_between_gold_and_decided_records(
     schema = create_app(None, background=False).openapi()  # type: ignore[arg-type]
     fields = set(schema["components"]["schemas"]["StandingPublic"]["properties"])
     assert fields == {"account", "reputation", "judged", "held"}
+
+
+def test_an_answer_does_not_name_what_it_decided() -> None:
+    """A gold question decides no record, so an answer that named the records it decided would
+    tell a reviewer which of its tasks were real."""
+    from cairn.api.app import create_app
+
+    schema = create_app(None, background=False).openapi()  # type: ignore[arg-type]
+    fields = set(schema["components"]["schemas"]["ReviewAnswerPublic"]["properties"])
+    assert fields == {"task_id", "answer"}
 
 
 def test_a_reviewer_cannot_tell_a_gold_question_by_its_absence_from_the_listed_records(

@@ -102,17 +102,12 @@ class ReviewTaskPublic(Public):
     record: dict[str, Any]
 
 
-class RecordDecisionPublic(Public):
-    record_hash: str
-    status: str
-    label: str | None
-    confidence: float
-
-
 class ReviewAnswerPublic(Public):
+    """An answer recorded. It does not say which records it decided: a gold question never
+    decides one, so naming them would tell a reviewer which of its tasks were real."""
+
     task_id: int
     answer: str
-    decided: list[RecordDecisionPublic] = Field(..., description="Records the answer decided")
 
 
 class StandingPublic(Public):

@@ -313,7 +313,7 @@ def review_next(
         )
         if answer is not None:
             result = api.answer_review(task["task_id"], answer)
-            console.print(f"Answered {answer}; {len(result['decided'])} records decided.")
+            console.print(f"Answered task {result['task_id']}: {answer}.")
         else:
             errors.print(
                 f"Answer with: cairn review answer {task['task_id']} LABEL --from {sender}"
@@ -333,4 +333,4 @@ def review_answer(
     with client(node_url) as api:
         api.sign_in(account)
         result = api.answer_review(task_id, answer)
-    console.print(f"Answered task {task_id}: {answer}; {len(result['decided'])} records decided.")
+    console.print(f"Answered task {result['task_id']}: {answer}.")

@@ -207,7 +207,9 @@ def next_review(
 def answer_review(
     data: DataDep, task_id: StoredId, body: AnswerBody, me: SessionAddress
 ) -> ReviewAnswerPublic:
-    """Answer a review task: approve/reject, or a label."""
+    """Answer a review task: approve/reject, or a label. The answer says nothing of what it
+    decided (a gold question decides nothing, so that would tell which tasks were gold): a
+    record shows its decision once review accepts it."""
     return ReviewAnswerPublic.model_validate(data.reviews.submit(task_id, me, body.answer))
 
 
