@@ -3,7 +3,7 @@
 Writes are non-custodial: the client signs in with Sign-In with Ethereum and signs each
 transaction with the caller's own key, and the node only relays it to Cairn's contracts. It
 builds on the provider's `NodeAPI` (requests, errors, relayed transactions); what only signing
-needs (siwe, eth_account) is loaded by the calls that sign, so a read stays light.
+needs (eth_account) is loaded by the calls that sign, so a read stays light.
 
 Over 400 lines because it has one short method per route a user's command calls (about forty),
 each a request and a typed answer; grouping them by domain would split one client into many.
@@ -28,6 +28,7 @@ from cairn.core.policy import (
     RevenueSplit,
     refuse_bare_dataset,
 )
+from cairn.identity.siwe_message import siwe_message
 from cairn.provider.node_api import NodeAPI, problem
 
 if TYPE_CHECKING:
@@ -78,20 +79,17 @@ class NodeClient(NodeAPI):
     def sign_in(self, account: LocalAccount) -> str:
         """Sign in with an EIP-4361 message signed by `account`; keeps the session token."""
         from eth_account.messages import encode_defunct
-        from siwe import SiweMessage
 
         nonce = self.request("POST", "/auth/nonce")["nonce"]
-        url = urlparse(self.base_url)
-        message = SiweMessage(
-            domain=url.netloc,
+        message = siwe_message(
+            domain=urlparse(self.base_url).netloc,
             address=account.address,
             statement="Sign in to this Cairn node.",
             uri=self.base_url,
-            version="1",
             chain_id=int(self.chain()["chain_id"]),
             nonce=nonce,
             issued_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        ).prepare_message()
+        )
         signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
         session = self.request(
             "POST", "/auth/signin", json={"message": message, "signature": signature}
