@@ -63,9 +63,17 @@ def test_settled_epochs_re_derive_exactly(world: World) -> None:
     node.economy.prices.set(world.alice.address, world.model, TOKEN // 100)
     _spend(world)
     first = node.economy.settle()
+    # A second version of the dataset (the model stays paid at the first, which it was trained
+    # on), and a licence to the dataset sold at its newest: both versions in one settlement.
+    upload(node, world.carol, world.dataset, [pair(i) for i in range(100, 104)])
+    node.data.anchoring.anchor(world.dataset)
+    offer = node.licences.offer(world.alice, world.dataset, price=TOKEN, terms="commercial")
+    node.licences.buy(world.bob, offer.offer_id)
     _spend(world, 2)
     second = node.economy.settle()
-    assert first is not None and second is not None
+    assert first is not None and second is not None and second.sales == 1
+    paid = node.store.get_json(second.settlement_cid)["assets"]
+    assert len([k for k in paid if k.startswith(f"dataset {world.dataset}@")]) == 2
     report = _audit(node)
     assert [e.epoch for e in report.epochs] == [first.epoch, second.epoch]
     for audited in report.epochs:

@@ -277,7 +277,16 @@ class Epochs:
             "assets": about,
             "receipts": len(rows),
             "licence_sales": len(sales),
-            "inputs": _inputs(rows, sales, batches, as_of),  # what `cairn audit` re-derives from
+            # what `cairn audit` re-derives from; and each dataset's newest version, which a
+            # parent named without a version is paid at
+            "inputs": {
+                **_inputs(rows, sales, batches, as_of),
+                "newest": {
+                    str(info["asset"]): self.lineage.newest_version(int(info["asset"]))
+                    for info in about.values()
+                    if info.get("kind") == "dataset"
+                },
+            },
         }
         settlement_cid = self.store.put_json(doc)
         total = result.total

@@ -174,6 +174,10 @@ class LineageReader:
         }
         return node, info, more
 
+    def newest_version(self, dataset_id: int) -> str | None:
+        """The version revenue to `dataset_id` is booked under when none is named: its newest."""
+        return self._newest_version(dataset_id)
+
     def _newest_version(self, dataset_id: int) -> str | None:
         try:
             versions = self.anchoring.versions(dataset_id)

@@ -94,13 +94,21 @@ class ChainLineage(LineageReader):
     content) come from the settlement's own description, checked apart by `Auditor`."""
 
     def __init__(
-        self, chain: AuditChain, blobs: BlobReader, block: int, about: dict[str, Any]
+        self,
+        chain: AuditChain,
+        blobs: BlobReader,
+        block: int,
+        about: dict[str, Any],
+        newest: dict[str, str | None],
     ) -> None:  # no super().__init__: every fact comes through the hooks below
         self.chain, self.blobs, self.block = chain, blobs, block
-        self.versions: dict[int, tuple[str, str]] = {}  # dataset -> (version, attribution)
+        self.tables: dict[tuple[int, str], str] = {}  # (dataset, version) -> attribution CID
+        self.newest: dict[int, str | None] = {int(d): v for d, v in newest.items()}
         for info in about.values():
             if info.get("kind") == "dataset" and info.get("version"):
-                self.versions[int(info["asset"])] = (info["version"], info.get("attribution", ""))
+                dataset, version = int(info["asset"]), str(info["version"])
+                self.tables[dataset, version] = str(info.get("attribution") or "")
+                self.newest.setdefault(dataset, version)  # a settlement before `newest` was kept
         self._assets: dict[int, Asset] = {}
 
     def _sync(self) -> None:
@@ -115,10 +123,10 @@ class ChainLineage(LineageReader):
         return dict(self.blobs(cid))
 
     def _attribution_cid(self, dataset_id: int, version: str) -> str:
-        return self.versions.get(dataset_id, ("", ""))[1] or str(self._json(version)["attribution"])
+        return self.tables.get((dataset_id, version)) or str(self._json(version)["attribution"])
 
     def _newest_version(self, dataset_id: int) -> str | None:
-        return self.versions.get(dataset_id, (None, ""))[0]
+        return self.newest.get(dataset_id)
 
 
 def _amount(value: Any) -> int:
@@ -213,7 +221,9 @@ class Auditor:
             )
             return
         about = dict(settled.get("assets", {}))
-        lineage = ChainLineage(self.chain, self.blobs, int(inputs["block"]), about)
+        lineage = ChainLineage(
+            self.chain, self.blobs, int(inputs["block"]), about, dict(inputs.get("newest", {}))
+        )
         revenue: dict[tuple[int, str | None], int] = {}
         self._receipts(funded, inputs["receipts"], revenue, f)
         self._sales(funded, inputs["sales"], treasury, revenue, f)
@@ -231,7 +241,7 @@ class Auditor:
             if same
             else f"re-derived {keyed}, published {settlement.revenue}",
         )
-        self._versions(about, int(inputs["block"]), f)
+        self._versions(about, lineage.newest, int(inputs["block"]), f)
         sources: list[tuple[int, str | None]] = sorted(revenue, key=lambda s: (s[0], s[1] or ""))
         graph, _ = lineage.graph(sources)
         self._split(funded, split_revenue(keyed, graph), settlement, f)
@@ -316,17 +326,17 @@ class Auditor:
                 revenue[key] = revenue.get(key, 0) + event.paid
         f.check("sales", not bad, "; ".join(bad[:SHOWN]) or f"{len(sales)} licence sales on chain")
 
-    def _versions(self, about: dict[str, Any], block: int, f: Findings) -> None:
-        """Each dataset version the settlement paid: its attribution table is that dataset's,
-        and, where its manifest is public, the table it names and batches anchored by then."""
+    def _versions(
+        self, about: dict[str, Any], newest: dict[int, str | None], block: int, f: Findings
+    ) -> None:
+        """Each dataset version the settlement paid: its attribution table is that dataset's;
+        where its manifest is public, the table it names and batches anchored by then (all of
+        them, for a version paid as the newest)."""
         for key, info in sorted(about.items()):
             if info.get("kind") != "dataset" or not info.get("version"):
                 continue
-            dataset, version, table_cid = (
-                int(info["asset"]),
-                info["version"],
-                info.get("attribution"),
-            )
+            dataset, version = int(info["asset"]), str(info["version"])
+            table_cid = str(info.get("attribution"))
             table = self.blobs(table_cid)
             f.check(
                 "lineage", table.get("dataset_id") == dataset, f"{key}: attribution {table_cid}"
@@ -336,18 +346,22 @@ class Auditor:
             except CairnError:
                 f.unchecked(
                     "lineage",
-                    f"{key}: the manifest is not public (a paid dataset): its attribution table is taken as published",
+                    f"{key}: the manifest is not public (a paid dataset): its attribution table "
+                    "is taken as published",
                 )
                 continue
-            anchored = {b.root.lower() for b in self.chain.batches(dataset, block)}
+            anchored = [b.root.lower() for b in self.chain.batches(dataset, block)]
             roots = [str(b["root"]).lower() for b in manifest.get("batches", [])]
+            whole = newest.get(dataset) != version or len(roots) == len(anchored)
             f.check(
                 "lineage",
                 manifest.get("attribution") == table_cid
                 and manifest.get("dataset_id") == dataset
-                and set(roots) <= anchored
-                and len(roots) == len(anchored),
-                f"{key}: {len(roots)} batches, all anchored by block {block}, table {manifest.get('attribution')}",
+                and roots == anchored[: len(roots)]
+                and whole,
+                f"{key}: {len(roots)} of the {len(anchored)} batches anchored by block {block}"
+                f"{' (the newest)' if newest.get(dataset) == version else ''}, "
+                f"table {manifest.get('attribution')}",
             )
 
     def _split(
