@@ -277,6 +277,7 @@ def test_gas_of_each_call(vault_bench: VaultBench) -> None:
 # ----------------------------------------------------------------------------------- wrapper
 
 
+@pytest.mark.chain  # its own memory chain, not the `w3` fixture that marks the others
 def test_vault_wrapper_runs_deposits_draws_epochs_and_withdrawals() -> None:
     backend = MemoryBackend()
     client = ChainClient(backend)
