@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import stat
+import sys
 from pathlib import Path
 
+import eth_utils
 import pytest
 from eth_account import Account
 from eth_keyfile.keyfile import get_default_work_factor_for_kdf
+from hypothesis import given
+from hypothesis import strategies as st
 
+import cairn.identity
 from cairn.core.errors import ConfigError, Conflict, InvalidInput, NotFound, Unauthorized
+from cairn.identity import keystore as keystore_module
 from cairn.identity.keystore import PASSWORD_REQUIRED, AccountInfo, Keystore
 
 PASSWORD = "correct horse battery staple"
@@ -267,3 +274,31 @@ def test_one_address_in_two_files_is_a_config_error(keystore: Keystore, folder: 
     copy.write_text(info.path.read_text())
     with pytest.raises(ConfigError, match="stored twice"):
         keystore.get(info.address)
+
+
+def test_accounts_are_listed_and_found_without_importing_eth_account(
+    keystore: Keystore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cairn earnings alice` only looks a label up: importing eth_account cost it 0.6 s of 1.1.
+    alice = keystore.create(None, label="alice", dev=True)
+    for name in ("eth_account", "eth_utils"):  # `import` of either now raises ImportError
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "cairn.identity.keystore")  # imported afresh, as by the CLI
+    monkeypatch.setattr(cairn.identity, "keystore", keystore_module)  # put back afterwards
+    fresh = importlib.import_module("cairn.identity.keystore").Keystore(keystore.folder)
+    for found in (fresh.list()[0], fresh.find_by_label("alice"), fresh.get(alice.address.lower())):
+        assert (found.address, found.label, found.path) == (alice.address, "alice", alice.path)
+
+
+@given(st.binary(min_size=20, max_size=20), st.sampled_from(["0x", "0X", ""]), st.booleans())
+def test_address_checks_agree_with_eth_utils(raw: bytes, prefix: str, upper: bool) -> None:
+    digits = raw.hex().upper() if upper else raw.hex()
+    address = prefix + digits
+    assert keystore_module.is_hex_address(address) == eth_utils.is_hex_address(address)
+    assert keystore_module.to_checksum_address(address) == eth_utils.to_checksum_address(address)
+    checksummed = eth_utils.to_checksum_address(address)
+    for candidate in (address, checksummed, checksummed.lower(), checksummed[:-1]):
+        assert keystore_module.is_checksum_address(candidate) == eth_utils.is_checksum_address(
+            candidate
+        )
+        assert keystore_module.is_hex_address(candidate) == eth_utils.is_hex_address(candidate)

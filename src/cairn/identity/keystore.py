@@ -4,6 +4,9 @@ Each file is a standard keystore v3 document (any wallet or `eth_account.Account
 it) with one extra top-level key, `"cairn": {"label", "dev", "created_at"}`, that keystore readers
 ignore. A dev account is stored under an empty password with a cheap kdf: it is unencrypted in
 effect, for local experiments only, and says so with `dev: true`.
+
+Listing and finding accounts reads JSON only: eth_account (0.6 s to import) is loaded by the calls
+that make, decrypt or encrypt a key, so `cairn earnings alice` does not pay for it.
 """
 
 from __future__ import annotations
@@ -12,17 +15,19 @@ import builtins
 import contextlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+from eth_hash.auto import keccak
 
 from cairn.core.errors import ConfigError, Conflict, InvalidInput, NotFound, Unauthorized
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 PASSWORD_REQUIRED = "a password is required; set CAIRN_PASSWORD or type one at the prompt"
 Kdf = Literal["scrypt", "pbkdf2"]
@@ -66,6 +71,8 @@ class Keystore:
 
     def create(self, password: str | None, *, label: str = "", dev: bool = False) -> AccountInfo:
         """Make a new random key and store it; a dev account ignores `password`."""
+        from eth_account import Account
+
         self._check_new(password, label=label, dev=dev)
         account: LocalAccount = Account.create()
         return self._store(account, password, label=label, dev=dev)
@@ -116,6 +123,8 @@ class Keystore:
 
     def unlock(self, address: str, password: str | None) -> LocalAccount:
         """Decrypt the account's key; a dev account needs no password."""
+        from eth_account import Account
+
         info = self.get(address)
         _, document = _read_keyfile(info.path)
         if info.dev:
@@ -154,6 +163,8 @@ class Keystore:
     def _store(
         self, account: LocalAccount, password: str | None, *, label: str, dev: bool
     ) -> AccountInfo:
+        from eth_account import Account
+
         now = datetime.now(UTC)
         if dev:
             document = Account.encrypt(account.key, "", kdf=DEV_KDF, iterations=DEV_ITERATIONS)
@@ -203,6 +214,28 @@ class Keystore:
         )
 
 
+HEX_ADDRESS = re.compile(r"(0[xX])?[0-9a-fA-F]{40}")
+
+
+def is_hex_address(value: str) -> bool:
+    """40 hex digits, 0x optional (eth_utils' `is_hex_address`, without importing eth_utils)."""
+    return HEX_ADDRESS.fullmatch(value) is not None
+
+
+def to_checksum_address(address: str) -> str:
+    """The EIP-55 form of a hex address (eth_utils' `to_checksum_address`)."""
+    digits = address[2:].lower() if address[:2] in ("0x", "0X") else address.lower()
+    digest = keccak(digits.encode("ascii")).hex()
+    return "0x" + "".join(
+        c.upper() if int(d, 16) >= 8 else c for c, d in zip(digits, digest, strict=False)
+    )
+
+
+def is_checksum_address(address: str) -> bool:
+    """Whether `address` is a hex address written in its EIP-55 form (eth_utils' own check)."""
+    return is_hex_address(address) and address == to_checksum_address(address)
+
+
 def checksum_address(address: str) -> str:
     """The EIP-55 form of `address`; InvalidInput if it is not one."""
     if not isinstance(address, str) or not is_hex_address(address):
@@ -214,6 +247,8 @@ def checksum_address(address: str) -> str:
 
 
 def _account_from_key(private_key: str | bytes) -> LocalAccount:
+    from eth_account import Account
+
     # Never echo the key itself in an error: it may land in a log.
     if isinstance(private_key, str):
         digits = private_key.strip()
