@@ -1,8 +1,14 @@
 """Check a signature from what the API published, as anyone would: with the README's
-`check_signature.py`, run in a fresh interpreter that imports eth_account and never cairn."""
+`check_signature.py`, which imports eth_account and never cairn.
+
+`published_signer` runs the README's script in this interpreter (the check and node tiers start
+no process); `published_signer_alone` runs it in a fresh interpreter and checks that it never
+imported cairn (tests marked `process`)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -25,7 +31,19 @@ def readme_checker() -> str:
 
 def published_signer(published: dict[str, Any]) -> str:
     """The address the README's script recovers from `published` (JSON as the API answers it:
-    `typed_data` or `signed`, and `signature`)."""
+    `typed_data` or `signed`, and `signature`), run here with `published` on its stdin."""
+    out, stdin = io.StringIO(), sys.stdin
+    sys.stdin = io.StringIO(json.dumps(published))
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(readme_checker(), "check_signature.py", "exec"), {"__name__": "__main__"})
+    finally:
+        sys.stdin = stdin
+    return out.getvalue().strip()
+
+
+def published_signer_alone(published: dict[str, Any]) -> str:
+    """`published_signer` in a fresh interpreter (`python -I`), which must never import cairn."""
     done = subprocess.run(
         [sys.executable, "-I", "-c", readme_checker() + NO_CAIRN],
         input=json.dumps(published),

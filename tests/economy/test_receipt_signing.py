@@ -23,7 +23,7 @@ from cairn.economy.receipts import (
     sign_receipt,
     verify_receipt,
 )
-from tests.signatures import published_signer
+from tests.signatures import published_signer, published_signer_alone
 
 GATEWAY = Account.from_key("0x" + "11" * 32)
 # A receipt as the gateway signed it before EIP-712 (schema v1), with the signature and the
@@ -171,3 +171,14 @@ def test_cairn_verify_receipts_reads_the_fields_only_from_what_was_signed() -> N
         lying = {**answer, "receipt": {**receipt.to_dict(), "completion_tokens": 1}}
         with pytest.raises(InvalidInput, match="is not its fields"):
             signed_receipt(lying)
+
+
+@pytest.mark.process
+def test_the_readme_script_checks_a_receipt_in_an_interpreter_that_never_imports_cairn() -> None:
+    """The other tests run the README's `check_signature.py` here (their tiers start no
+    process); this one runs it in a fresh `python -I`, which must recover the gateway from an
+    EIP-712 and an EIP-191 receipt without importing cairn."""
+    for schema in (TYPED_SCHEMA, SCHEMA):
+        receipt = UsageReceipt(**{**OLD, **COMMITTED, "schema": schema})  # type: ignore[arg-type]
+        answer = published(receipt, sign_receipt(receipt, GATEWAY))
+        assert published_signer_alone(answer) == GATEWAY.address
