@@ -143,7 +143,18 @@ def test_gold_questions_catch_a_bad_reviewer_whose_records_are_then_held(
     def wrong(record: dict[str, str]) -> str:
         return "reject" if right(record) == "approve" else "approve"
 
-    assert answer_all(node, dataset.asset_id, adversary.address, wrong) == 6 + 8
+    # Gold is drawn at random: a group of five that is all gold counts at once, and then holds
+    # the adversary before it has seen every task; otherwise it answers all 14.
+    answered = 0
+    try:
+        while (
+            task := node.data.reviews.next_task(dataset.asset_id, adversary.address)
+        ) is not None:
+            node.data.reviews.submit(task.task_id, adversary.address, wrong(task.record))
+            answered += 1
+    except Forbidden as held_early:
+        assert "below the floor" in held_early.message and answered >= 5
+    assert 5 <= answered <= 6 + 8
     # Its answers count once the records among them are decided: honest reviewers decide them.
     for honest in (owner.address, Account.create().address, Account.create().address):
         answer_all(node, dataset.asset_id, honest, right)
