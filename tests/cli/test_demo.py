@@ -88,8 +88,10 @@ def test_anyone_audits_the_demo_community_from_the_chain(demo_node: DemoNode) ->
     assert run.returncode == 0, run.stdout + run.stderr
     report = json.loads(run.stdout)
     assert report["ok"]
-    assert sorted(e["kind"] for e in report["epochs"]) == ["bounty", "revenue"]
-    assert len(report["jobs"]) == 1  # the demo's training job, paid through JobEscrow
+    # The demo's bounty payout and revenue epoch, its training job paid through JobEscrow, and
+    # whatever the tests that shared this node before settled (more epochs, the browser's job).
+    assert {e["kind"] for e in report["epochs"]} == {"bounty", "revenue"}
+    assert len(report["jobs"]) >= 1
     for audited in [*report["epochs"], *report["jobs"]]:
         assert all(f["status"] in ("ok", "unchecked") for f in audited["findings"])
         assert sum(f["status"] == "ok" for f in audited["findings"]) >= 7
