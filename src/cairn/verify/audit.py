@@ -41,13 +41,13 @@ from cairn.economy.lineage import LineageReader
 from cairn.economy.receipts import receipt_from_json, receipt_leaf, verify_receipt
 from cairn.verify.audit_chain import AnchoredBatch, AuditChain, BlobReader, FundedEpoch
 from cairn.verify.audit_jobs import JobAudit, audit_jobs
-from cairn.verify.findings import DIFFERS, UNCHECKED, Finding, Findings
+from cairn.verify.findings import Audited, Finding, Findings
 
 SHOWN = 3  # differing lines named per finding
 
 
 @dataclass(frozen=True)
-class EpochAudit:
+class EpochAudit(Audited):
     """What the auditor found for one funded epoch."""
 
     epoch: int
@@ -57,21 +57,6 @@ class EpochAudit:
     document: str
     funder: str
     findings: tuple[Finding, ...]
-
-    @property
-    def ok(self) -> bool:
-        """Nothing differs (some checks may have been impossible: see `unchecked`)."""
-        return not self.differences
-
-    @property
-    def differences(self) -> tuple[Finding, ...]:
-        """The checks that failed."""
-        return tuple(f for f in self.findings if f.status == DIFFERS)
-
-    @property
-    def unchecked(self) -> tuple[Finding, ...]:
-        """The checks that could not be made."""
-        return tuple(f for f in self.findings if f.status == UNCHECKED)
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ from cairn.core.errors import CairnError
 from cairn.core.evm import checksum
 from cairn.core.merkle import StandardMerkleTree
 from cairn.verify.audit_chain import AuditChain, BlobReader
-from cairn.verify.findings import DIFFERS, UNCHECKED, Finding, Findings
+from cairn.verify.findings import Audited, Finding, Findings
 
 SHOWN = 3
 
 
 @dataclass(frozen=True)
-class JobAudit:
+class JobAudit(Audited):
     """What the auditor found for one settled training job."""
 
     job_id: str
@@ -38,21 +38,6 @@ class JobAudit:
     document: str
     coordinator: str
     findings: tuple[Finding, ...]
-
-    @property
-    def ok(self) -> bool:
-        """Nothing differs."""
-        return not self.differences
-
-    @property
-    def differences(self) -> tuple[Finding, ...]:
-        """The checks that failed."""
-        return tuple(f for f in self.findings if f.status == DIFFERS)
-
-    @property
-    def unchecked(self) -> tuple[Finding, ...]:
-        """The checks that could not be made."""
-        return tuple(f for f in self.findings if f.status == UNCHECKED)
 
 
 def _hex(value: Any) -> str:

@@ -30,3 +30,24 @@ class Findings:
     def unchecked(self, name: str, detail: str) -> None:
         """Record a check that could not be made, and why."""
         self.items.append(Finding(name, UNCHECKED, detail))
+
+
+class Audited:
+    """What an audited epoch or job reports from its `findings`."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing differs (some checks may have been impossible: see `unchecked`)."""
+        return not self.differences
+
+    @property
+    def differences(self) -> tuple[Finding, ...]:
+        """The checks that failed."""
+        return tuple(f for f in self.findings if f.status == DIFFERS)
+
+    @property
+    def unchecked(self) -> tuple[Finding, ...]:
+        """The checks that could not be made."""
+        return tuple(f for f in self.findings if f.status == UNCHECKED)
