@@ -60,6 +60,9 @@ class NodeConfig:
     uploads_per_hour: int = 2_000  # uploads an account may make in an hour
     upload_chunk_mb: int = 16  # MiB per chunk of a resumable upload: the most one PUT carries
     free_calls_per_minute: int = 30  # calls to unpriced models per key and per account; 0: no limit
+    # seconds between asking PrepaidVault for a withdrawal and taking it, fixed when the node
+    # deploys its vault; default 7 days (5 minutes on a dev node)
+    vault_notice_seconds: int | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> NodeConfig:
@@ -99,6 +102,10 @@ class NodeConfig:
         if env.get("CAIRN_FREE_CALLS_PER_MINUTE"):
             config.free_calls_per_minute = int(
                 _number(env["CAIRN_FREE_CALLS_PER_MINUTE"], "CAIRN_FREE_CALLS_PER_MINUTE")
+            )
+        if env.get("CAIRN_VAULT_NOTICE_SECONDS"):
+            config.vault_notice_seconds = int(
+                _number(env["CAIRN_VAULT_NOTICE_SECONDS"], "CAIRN_VAULT_NOTICE_SECONDS")
             )
         if env.get("CAIRN_UPSTREAMS"):
             config.upstreams = tuple(u.strip() for u in env["CAIRN_UPSTREAMS"].split(","))

@@ -382,7 +382,7 @@ class Story:
         self.say("grace deposits tokens, makes an API key and asks the model")
         alice, grace = people["alice"], people["grace"]
         node.economy.prices.set(alice.address, model, PRICE_PER_1K)
-        node.chain.token.transfer(grace, node.economy.treasury, DEPOSIT)
+        node.economy.balances.deposit(grace, DEPOSIT)  # into the vault, not to the node
         key, secret = node.economy.keys.create(grace.address, "demo")
         rows = []
         with httpx.Client(

@@ -25,7 +25,8 @@ from cairn.chain.backends import ChainBackend, open_backend
 from cairn.chain.client import ChainClient
 from cairn.chain.contracts import Chain
 from cairn.chain.cursors import check_cursors, forget_cursors, record_transaction
-from cairn.chain.deployment import Deployment, is_live, load_or_deploy
+from cairn.chain.deployment import Deployment, is_live, load_or_deploy, save_deployment
+from cairn.chain.vault import Vault, deploy_vault
 from cairn.compute.jobs import JobService
 from cairn.compute.superlink import SuperLink
 from cairn.config import NodeConfig, remembered_chain
@@ -61,6 +62,8 @@ DEPOSIT_CONFIRMATIONS = 12  # blocks before a deposit on a real chain is credite
 GC_THRESHOLD = 20_000
 DEV_ETHER = 100 * ETHER  # gas money for each dev account
 DEV_TOKENS = 1_000 * TOKEN  # CAIRN minted to each dev account on a fresh dev node
+VAULT_NOTICE = 7 * 86_400  # seconds a withdrawal from the vault waits, by default
+DEV_VAULT_NOTICE = 300  # on a dev node
 
 
 class Node:
@@ -330,8 +333,9 @@ def bootstrap(config: NodeConfig, *, backend: ChainBackend | None = None) -> Nod
     In order: bring the index up to date; create the node's accounts and, on a dev chain, give
     them gas; deploy Cairn's contracts or load them (adding any a newer Cairn has), forgetting
     the index of a replaced chain or checking it against a known one; fund and mint the dev
-    accounts; point licence payments at the treasury; register the packaged base models; claim
-    the weights of models registered before blobs had owners. Each step looks first at what is
+    accounts; register the packaged base models; register the gateway's asset, deploy its
+    PrepaidVault and move what the gateway holds for users into it; point licence payments at
+    the vault; claim the weights of models registered before blobs had owners. Each step looks first at what is
     there, so bootstrapping a ready folder changes nothing: `cairn node start` runs it at every
     start, and the test suite once per session.
     """
@@ -376,9 +380,10 @@ def bootstrap(config: NodeConfig, *, backend: ChainBackend | None = None) -> Nod
             node.reset_index()
         if config.dev:
             _ensure_dev_accounts(node, fresh)
-        _point_licence_payments_at_the_treasury(node)
         if config.base_models:
             _register_base_models(node)
+        _hold_no_custody(node)  # registers the gateway's asset: after the base models, 1 and 2
+        _point_licence_payments_at_the_vault(node)
         node.access.claim_existing_models()
     except BaseException:
         node.close()
@@ -420,20 +425,48 @@ def _ensure_node_account(
     return account
 
 
-def _point_licence_payments_at_the_treasury(node: Node) -> None:
-    """Licence payments go to the gateway's treasury, which settles them each epoch."""
-    licences = node.chain.licences
-    if licences.treasury() == node.gateway_account.address:
+def _hold_no_custody(node: Node) -> None:
+    """Deploy the node's PrepaidVault (once its gateway's asset exists) if it has none, and
+    move what the gateway holds for users into it."""
+    if node.chain.vault is None:
+        config, gateway = node.config, node.gateway_account.address
+        if node.client.balance(gateway) == 0:
+            raise ConfigError(
+                f"the gateway account {gateway} has no ether on {node.backend.description}: "
+                "fund it to register its asset and deploy the vault that holds users' deposits"
+            )
+        notice = config.vault_notice_seconds or (DEV_VAULT_NOTICE if config.dev else VAULT_NOTICE)
+        deployment = node.chain.deployment
+        address = deploy_vault(
+            node.client,
+            node.operator,
+            deployment,
+            gateway,
+            node.economy.gateway_asset(),
+            notice,
+            node.data_dir / "chain" / "build",
+        )
+        save_deployment(node._deployment_file(), deployment)
+        node.chain.vault = Vault(node.client, deployment)
+        log.info("deployed PrepaidVault %s (notice period %d s)", address, notice)
+    node.economy.hold_no_custody()
+
+
+def _point_licence_payments_at_the_vault(node: Node) -> None:
+    """Licence payments go to the vault's revenue pool, which each epoch pays out."""
+    licences, vault = node.chain.licences, node.chain.vault
+    assert vault is not None
+    if licences.treasury() == vault.address:
         return
     if licences.owner() != node.operator.address:
         log.warning(
-            "licence payments go to %s, not to this node's treasury %s: this node will not "
+            "licence payments go to %s, not to this node's vault %s: this node will not "
             "settle licence revenue",
             licences.treasury(),
-            node.gateway_account.address,
+            vault.address,
         )
         return
-    licences.set_treasury(node.operator, node.gateway_account.address)
+    licences.set_treasury(node.operator, vault.address)
 
 
 def _ensure_dev_accounts(node: Node, fresh: bool) -> None:

@@ -75,6 +75,7 @@ def test_health_chain_and_landing_page(http: httpx.Client, live: LiveServer) -> 
         "JobEscrow",
         "LicenseToken",
         "DataBounty",
+        "PrepaidVault",
     }
     registry = chain["contracts"]["AssetRegistry"]
     assert registry["address"].startswith("0x") and any(

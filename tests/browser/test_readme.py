@@ -34,6 +34,7 @@ NOT_RUN = {
     "cairn worker start": "runs a provider until Ctrl-C",
     "cairn worker unbond": "needs a stake, which `cairn worker start` puts up",
     "cairn worker withdraw": "needs a stake whose unbonding period (a day) is over",
+    "cairn balance withdraw --take": "needs the vault's notice period (5 minutes) to pass",
     "cairn train": "keeps the demo's two providers training for minutes",
     "cairn job cancel": "needs the running job that `cairn train` starts",
     # TLS for the Fleet API of a node on a public address, not of a dev node on 127.0.0.1

@@ -7,7 +7,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from cairn.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from cairn.data.review import COUNTED_IN_GROUPS_OF
+from cairn.data.review import COUNTED_IN_GROUPS_OF, draws_gold
 from cairn.node import Node
 from tests.data.conftest import make_dataset, pair, upload
 
@@ -18,6 +18,16 @@ STRICT = {
     "accept_threshold": 0.8,
     "gold_share": 0.0,
 }
+
+
+def mixing_reviewer(dataset_id: int, share: float) -> str:
+    """An account whose first group of tasks on the dataset draws gold and records both."""
+    for i in range(1, 256):
+        address = Account.from_key("0x" + f"{i:02x}" * 32).address
+        draws = [draws_gold(dataset_id, address, n, share) for n in range(COUNTED_IN_GROUPS_OF)]
+        if any(draws) and not all(draws):
+            return address
+    raise AssertionError("no account of 255 mixes gold and records")
 
 
 def answer_all(node: Node, dataset_id: int, reviewer: str, choose) -> int:  # type: ignore[no-untyped-def]
@@ -252,7 +262,7 @@ def test_a_gold_answer_moves_no_standing_until_its_group_of_answers_is_full(
     gold = [{"record": pair(100 + i), "answer": "reject"} for i in range(group)]
     node.data.reviews.add_gold(dataset, owner.address, gold)  # the right answer is "reject"
     upload(node, contributor, dataset, [pair(i) for i in range(2 * group)])
-    reviewer = Account.from_key("0x" + "22" * 32).address  # its gold draws mix both kinds
+    reviewer = mixing_reviewer(dataset, review["gold_share"])
     prior = node.data.reviews.standing(dataset, reviewer)
     kinds = []
     for n in range(1, group + 1):
@@ -284,7 +294,7 @@ def test_the_consensus_weighs_a_gold_answer_only_once_its_group_is_full(
     gold = [{"record": pair(100 + i), "answer": "approve"} for i in range(group)]
     node.data.reviews.add_gold(dataset, owner.address, gold)
     upload(node, contributor, dataset, [pair(i) for i in range(group)])
-    reviewer = Account.from_key("0x" + "22" * 32).address  # its gold draws mix both kinds
+    reviewer = mixing_reviewer(dataset, review["gold_share"])
     answered: list[str] = []
     for n in range(1, group + 1):
         task = node.data.reviews.next_task(dataset, reviewer)
@@ -309,7 +319,7 @@ def test_a_full_group_shows_nothing_while_its_records_wait_for_a_decision(
     gold = [{"record": pair(100 + i), "answer": "approve"} for i in range(group)]
     node.data.reviews.add_gold(dataset, owner.address, gold)
     upload(node, contributor, dataset, [pair(i) for i in range(group)])
-    reviewer = Account.from_key("0x" + "22" * 32).address  # its gold draws mix both kinds
+    reviewer = mixing_reviewer(dataset, 0.5)
     prior = node.data.reviews.standing(dataset, reviewer)
     kinds = []
     for _ in range(group):

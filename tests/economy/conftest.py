@@ -17,6 +17,7 @@ from tests.compute.conftest import register_tiny, reverse_record
 from tests.data.conftest import dev, make_dataset, upload
 
 TOKEN = 10**18
+PRICE = TOKEN // 100  # 0.01 CAIRN per 1,000 tokens
 
 
 @dataclass
@@ -77,7 +78,7 @@ def build_world(node: Node, tmp: Path) -> World:
             },
         },
     )
-    node.chain.token.transfer(carol, node.economy.treasury, 50 * TOKEN)
+    node.economy.balances.deposit(carol, 50 * TOKEN)  # into the vault
     key, _ = node.economy.keys.create(carol.address, "tests")
     return World(
         node,
@@ -95,3 +96,14 @@ def build_world(node: Node, tmp: Path) -> World:
 @pytest.fixture
 def world(node: Node, tmp_path: Path) -> World:
     return build_world(node, tmp_path)
+
+
+def spend(world: World, n: int = 4) -> int:
+    """Carol's `n` chat calls to the model at PRICE; what they cost her."""
+    economy = world.node.economy
+    economy.prices.set(world.alice.address, world.model, PRICE)
+    total = 0
+    for i in range(n):
+        charge = economy.meter.open(world.key, world.model, "chat.completions", 2000)
+        total += int(economy.meter.close(charge, 100 + i, 900 + 7 * i).amount)
+    return total

@@ -17,9 +17,7 @@ from cairn.economy.receipts import receipt_from_json, verify_receipt
 from cairn.economy.service import Schedule
 from cairn.node import Node
 from tests.data.conftest import dev
-from tests.economy.conftest import TOKEN, World
-
-PRICE = TOKEN // 100  # 0.01 CAIRN per 1,000 tokens
+from tests.economy.conftest import PRICE, TOKEN, World, spend
 
 
 def test_api_keys_authenticate_until_revoked(node: Node) -> None:
@@ -134,19 +132,9 @@ def test_receipts_are_anchored_and_provable_on_chain(world: World) -> None:
     assert not ledger.verify(bad.asset_id, bad.root, "0x" + "11" * 32, bad.proof)
 
 
-def _spend(world: World, n: int = 4) -> int:
-    economy = world.node.economy
-    economy.prices.set(world.alice.address, world.model, PRICE)
-    total = 0
-    for i in range(n):
-        charge = economy.meter.open(world.key, world.model, "chat.completions", 2000)
-        total += int(economy.meter.close(charge, 100 + i, 900 + 7 * i).amount)
-    return total
-
-
 def test_settlement_pays_every_role_by_lineage_exactly(world: World) -> None:
     node, economy = world.node, world.node.economy
-    revenue = _spend(world)
+    revenue = spend(world)
     epoch = economy.settle()
     assert epoch is not None and epoch.status == "funded"
     assert int(epoch.revenue) == revenue
@@ -189,7 +177,7 @@ def test_settlement_pays_every_role_by_lineage_exactly(world: World) -> None:
 
 def test_settling_and_claiming_twice_pays_nobody_twice(world: World) -> None:
     node, economy = world.node, world.node.economy
-    _spend(world, 2)
+    spend(world, 2)
     first = economy.settle()
     assert first is not None
     count = node.chain.distributor.epoch_count()
@@ -208,7 +196,7 @@ def test_settling_and_claiming_twice_pays_nobody_twice(world: World) -> None:
 
 def test_a_claim_made_on_chain_is_recorded_with_its_transaction(world: World) -> None:
     node, economy = world.node, world.node.economy
-    _spend(world, 2)
+    spend(world, 2)
     epoch = economy.settle()
     assert epoch is not None
     [owed] = economy.epochs.earnings(world.bob.address).epochs
@@ -227,7 +215,7 @@ def test_a_planned_epoch_left_by_a_crash_is_funded_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     economy = world.node.economy
-    _spend(world, 2)
+    spend(world, 2)
     economy.anchor_receipts()
     monkeypatch.setattr(economy.epochs, "_fund", lambda epoch_id: economy.epochs.epoch(epoch_id))
     planned = economy.epochs.settle()
@@ -301,7 +289,7 @@ def test_epochs_with_the_same_payouts_are_each_funded(world: World) -> None:
 
 def test_an_epoch_funded_just_before_a_crash_is_recognised(world: World) -> None:
     node, economy = world.node, world.node.economy
-    _spend(world, 2)
+    spend(world, 2)
     epoch = economy.settle()
     assert epoch is not None
     count = node.chain.distributor.epoch_count()

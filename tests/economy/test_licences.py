@@ -242,17 +242,22 @@ def test_licence_revenue_is_settled_by_attribution_and_lineage_and_claimed(world
     )
     model_offer = node.licences.offer(world.alice, world.model, price=7 * TOKEN, terms="commercial")
     free = node.licences.offer(world.alice, world.dataset, price=0, terms="non-commercial")
-    treasury_before = node.chain.token.balance_of(economy.treasury)
+    vault = node.chain.vault
+    assert vault is not None and node.chain.licences.treasury() == vault.address
+    pool, treasury = vault.revenue_pool(), node.chain.token.balance_of(economy.treasury)
     node.licences.buy(world.bob, data_offer.offer_id, copies=2)
     node.licences.buy(world.carol, model_offer.offer_id)
     node.licences.buy(world.carol, free.offer_id)
-    assert node.chain.token.balance_of(economy.treasury) == treasury_before + 13 * TOKEN
+    # paid into the vault's revenue pool, never to an account the node holds
+    assert vault.revenue_pool() == pool + 13 * TOKEN
+    assert node.chain.token.balance_of(economy.treasury) == treasury
     # licence payments never count as prepaid deposits of the buyers
     assert economy.balances.get(world.bob.address).deposited == 0
 
     epoch = economy.settle()
     assert epoch is not None and epoch.status == "funded" and epoch.sales == 2
     assert int(epoch.revenue) == 13 * TOKEN
+    assert vault.revenue_pool() == pool  # the vault funded the epoch
     sold = {s.paid: s.epoch_id for s in node.licences.sales(world.dataset)}
     assert sold == {str(6 * TOKEN): epoch.id, "0": None}  # a free licence earns nothing
 

@@ -25,6 +25,7 @@ def test_fresh_dev_node_deploys_contracts_and_funds_dev_accounts(node: Node) -> 
         "JobEscrow",
         "LicenseToken",
         "DataBounty",
+        "PrepaidVault",  # the gateway's, deployed once its asset exists
     }
     for label in ("alice", "bob", "carol"):
         account = dev(node, label)
@@ -52,7 +53,8 @@ def test_register_list_show_and_transfer_an_asset(node: Node) -> None:
     on_chain = node.chain.registry.get(model.asset_id)
     assert on_chain.kind is AssetKind.MODEL and on_chain.parents == (data.asset_id,)
 
-    assert [a.asset_id for a in node.assets.list()] == [model.asset_id, data.asset_id]
+    gateway = node.economy.gateway_asset()  # registered at start, with the vault
+    assert [a.asset_id for a in node.assets.list()] == [model.asset_id, data.asset_id, gateway]
     assert [a.asset_id for a in node.assets.list(kind="dataset")] == [data.asset_id]
     assert [a.asset_id for a in node.assets.list(query="polite m")] == [model.asset_id]
     assert node.assets.list(owner=bob.address) == []
@@ -127,7 +129,8 @@ def test_a_new_memory_chain_gets_a_new_deployment_and_a_clean_index(
     first.assets.register(alice, kind="dataset", name="d", licence="MIT")
     first.close()
     second = make_node(tmp_path / "n")
-    assert second.assets.list() == []
+    # only what starting it registers: the gateway's asset, which its vault anchors under
+    assert [a.asset_id for a in second.assets.list()] == [second.economy.gateway_asset()]
     assert second.chain.token.balance_of(alice.address) == DEV_TOKENS
 
 

@@ -339,15 +339,15 @@ def test_a_model_served_by_an_upstream_openai_server(
     _, upstream_key = served.node.economy.keys.create(served.carol.address, "node B")
     front = make_node(
         tmp_path / "front",
-        upstreams=(f"1={served.url}/v1#{served.chat}",),
+        upstreams=(f"2={served.url}/v1#{served.chat}",),  # 1 is the gateway's own asset
         upstream_api_key=upstream_key,
     )
     alice = dev(front, "alice")
     asset = front.catalog.register_folder(
         alice, folders["chat"], name="tiny chat, served upstream", licence="MIT", family="causal-lm"
     )
-    assert asset.asset_id == 1
-    front.economy.prices.set(alice.address, 1, PRICE)
+    assert asset.asset_id == 2
+    front.economy.prices.set(alice.address, 2, PRICE)
     bob = dev(front, "bob")
     front.chain.token.transfer(bob, front.economy.treasury, TOKEN)
     _, secret = front.economy.keys.create(bob.address)
@@ -360,10 +360,10 @@ def test_a_model_served_by_an_upstream_openai_server(
         }
         direct = served.client().chat.completions.create(model=served.chat, **ask)  # type: ignore[call-overload]
         client = openai.OpenAI(base_url=server.url + "/v1", api_key=secret, max_retries=0)
-        proxied = client.chat.completions.create(model="1", **ask)  # type: ignore[call-overload]
+        proxied = client.chat.completions.create(model="2", **ask)  # type: ignore[call-overload]
         assert proxied.choices[0].message.content == direct.choices[0].message.content
         assert proxied.usage == direct.usage
-        streamed = client.chat.completions.create(model="1", stream=True, **ask)  # type: ignore[call-overload]
+        streamed = client.chat.completions.create(model="2", stream=True, **ask)  # type: ignore[call-overload]
         text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
         assert text == direct.choices[0].message.content
         spent = front.economy.balances.get(bob.address).spent

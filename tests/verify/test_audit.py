@@ -15,6 +15,7 @@ from cairn.core.errors import InvalidInput
 from cairn.core.merkle import StandardMerkleTree
 from cairn.core.settlement import PayoutLine, Settlement
 from cairn.economy import epochs
+from cairn.economy.custody import Custody
 from cairn.economy.epochs import EPOCH_SCHEMA, PAYOUT_LEAF
 from cairn.node import Node
 from cairn.verify.audit import Auditor, AuditReport
@@ -80,7 +81,29 @@ def test_settled_epochs_re_derive_exactly(world: World) -> None:
         assert audited.kind == "revenue" and audited.ok, audited.differences
         checks = {f.check for f in audited.findings if f.status == OK}
         assert {"tree", "payouts", "receipts", "sales", "revenue", "split", "lineage"} <= checks
+        assert {"spend", "drawn"} <= checks  # the vault drew what the receipts charged
     assert report.ok
+
+
+def test_a_vault_that_draws_more_than_the_receipts_charged_is_caught(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node whose code adds one unit to each payer's spend: the vault draws it (the root is
+    anchored, the proofs hold), and only re-deriving the spend from the receipts catches it."""
+    node = world.node
+    node.economy.prices.set(world.alice.address, world.model, TOKEN // 100)
+    _spend(world)
+    honest = Custody.spend
+
+    def inflated(self: Custody, move: Any, ids: list[str]) -> dict[str, int]:
+        return {a: n + 1 for a, n in honest(self, move, ids).items()}
+
+    monkeypatch.setattr(Custody, "spend", inflated)
+    epoch = node.economy.settle()
+    assert epoch is not None and epoch.status == "funded"
+    [audited] = _audit(node).epochs
+    failed = {f.check: f.detail for f in audited.differences}
+    assert set(failed) == {"spend"} and world.carol.address in failed["spend"], failed
 
 
 def _forge(node: Node, payouts: dict[str, int], settlement: dict[str, Any]) -> int:
@@ -97,6 +120,7 @@ def _forge(node: Node, payouts: dict[str, int], settlement: dict[str, Any]) -> i
         "tree": store.put_json(tree.dump()),
         "settlement": settlement_cid,
     }
+    node.chain.token.mint(node.operator, treasury.address, sum(payouts.values()))  # its own
     number, _ = node.chain.distributor.fund_epoch(
         treasury, node.chain.token, tree.root, sum(payouts.values()), store.put_json(doc)
     )

@@ -120,14 +120,15 @@ def load_or_deploy(
         saved = Deployment.from_json(path.read_text())
         if is_live(client, saved):
             if deploy_missing(client, deployer, saved, cache_dir):
-                _save(path, saved)
+                save_deployment(path, saved)
             return saved, False
     deployment = deploy_all(client, deployer, cache_dir)
-    _save(path, deployment)
+    save_deployment(path, deployment)
     return deployment, True
 
 
-def _save(path: Path, deployment: Deployment) -> None:
+def save_deployment(path: Path, deployment: Deployment) -> None:
+    """Write `deployment` to `path` atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:

@@ -98,10 +98,11 @@ def balance_show(
     address = _address(data_dir, account)
     with client(node_url) as api:
         b = api.request("GET", f"/prepaid/{address}")
-    fields(
-        f"Prepaid balance of {address} (CAIRN)",
-        {k: units(b[k]) for k in ("available", "deposited", "spent", "held")},
-    )
+    shown = {k: units(b[k]) for k in ("available", "deposited", "spent", "held", "withdrawn")}
+    if b["withdrawing"] != "0":
+        asked = "all" if b["withdrawing"] == "all" else units(b["withdrawing"])
+        shown["withdrawing"] = f"{asked}, from {_when(b['withdrawal_available_at'])}"
+    fields(f"Prepaid balance of {address} (CAIRN, held by the vault)", shown)
 
 
 @balance_app.command("deposit", context_settings=AMOUNT_ARGUMENT)
@@ -111,14 +112,57 @@ def balance_deposit(
     data_dir: DataDir = None,
     node_url: NodeUrl = None,
 ) -> None:
-    """Send tokens to the gateway's treasury from your account (signed here, relayed)."""
+    """Deposit tokens from your account into the gateway's PrepaidVault: approve, then deposit
+    (signed here, relayed). The vault, not the node, holds them; you may withdraw what you do
+    not spend."""
     value = parse_units(amount)
     signer = unlock(data_dir, account)
     with client(node_url) as api:
-        treasury = api.request("GET", "/prepaid")["treasury"]
-        tx = api.transfer_tokens(signer, treasury, value)
+        vault = api.request("GET", "/prepaid")["vault"]
+        api.transact(signer, "CairnToken", "approve", vault, value)
+        tx = api.transact(signer, "PrepaidVault", "deposit", value)
         b = api.request("GET", f"/prepaid/{signer.address}")
-    console.print(f"deposited {amount} CAIRN in {tx['tx_hash']}")
+    console.print(f"deposited {amount} CAIRN into the vault {vault} in {tx['tx_hash']}")
+    console.print(f"available: {units(b['available'])} CAIRN")
+
+
+@balance_app.command("withdraw", context_settings=AMOUNT_ARGUMENT)
+def balance_withdraw(
+    account: Account,
+    amount: Annotated[
+        str, typer.Argument(help='CAIRN to withdraw, e.g. 10 or 0.5, or "all"')
+    ] = "all",
+    take: Annotated[
+        bool, typer.Option("--take", help="Take the withdrawal asked for, once its notice passed")
+    ] = False,
+    cancel: Annotated[bool, typer.Option("--cancel", help="Withdraw the request")] = False,
+    data_dir: DataDir = None,
+    node_url: NodeUrl = None,
+) -> None:
+    """Leave: ask the vault for your unspent tokens back; they are set aside at once (you
+    cannot spend them meanwhile) and paid with `--take` after the vault's notice period, during
+    which the gateway draws what you spent before."""
+    if take and cancel:
+        raise InvalidInput("--take and --cancel cannot go together")
+    signer = unlock(data_dir, account)
+    with client(node_url) as api:
+        if take:
+            tx = api.transact(signer, "PrepaidVault", "withdraw")
+            b = api.request("GET", f"/prepaid/{signer.address}")
+            console.print(f"withdrawn in {tx['tx_hash']}: {units(b['withdrawn'])} CAIRN in all")
+            return
+        value = 0 if cancel else (2**128 - 1 if amount == "all" else parse_units(amount))
+        if not cancel and value == 0:
+            raise InvalidInput("amount must be positive; to cancel a withdrawal, use --cancel")
+        tx = api.transact(signer, "PrepaidVault", "request_withdrawal", value)
+        b = api.request("GET", f"/prepaid/{signer.address}")
+    if cancel:
+        console.print(f"withdrawal cancelled in {tx['tx_hash']}")
+    else:
+        console.print(
+            f"asked to withdraw {amount} CAIRN in {tx['tx_hash']}; take it from "
+            f"{_when(b['withdrawal_available_at'])} with `cairn balance withdraw --take`"
+        )
     console.print(f"available: {units(b['available'])} CAIRN")
 
 

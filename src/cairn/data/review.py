@@ -46,6 +46,13 @@ MAX_VOTES_FACTOR = 2
 COUNTED_IN_GROUPS_OF = 5
 
 
+def draws_gold(dataset_id: int, account: str, done: int, share: float) -> bool:
+    """Whether a reviewer's task after `done` others on a dataset is a gold question: now and
+    then, at `share`, at a rate the reviewer cannot time (a hash of dataset, account, count)."""
+    seed = hashlib.sha256(f"{dataset_id}:{account.lower()}:{done}".encode()).digest()
+    return random.Random(seed).random() < share
+
+
 @dataclass(frozen=True)
 class ReviewTask:
     """A task as a reviewer sees it; whether it is gold is not shown."""
@@ -196,9 +203,7 @@ class Reviews:
             .select_from(ReviewTaskRow)
             .where(ReviewTaskRow.dataset_id == dataset_id, ReviewTaskRow.reviewer == account)
         )
-        # A gold question now and then, at a rate the reviewer cannot time.
-        seed = hashlib.sha256(f"{dataset_id}:{account.lower()}:{done}".encode()).digest()
-        want_gold = random.Random(seed).random() < spec.review.gold_share
+        want_gold = draws_gold(dataset_id, account, done, spec.review.gold_share)
         gold = self._unanswered_gold(session, dataset_id, account) if want_gold else None
         record_id = (
             None

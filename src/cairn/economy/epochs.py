@@ -3,17 +3,21 @@
 `settle` closes an epoch in three steps, each safe to repeat:
 
 1. receipts not yet anchored are anchored (only anchored receipts earn), and licence sales
-   paid to the treasury are indexed from the chain;
+   paid to the vault (or, before it, the treasury) are indexed from the chain;
 2. the revenue of the anchored, unsettled receipts (per model or app) and of the unsettled
    licence sales (per asset; a dataset's at the version current when it sold) is split by lineage
    (`cairn.core.settlement`) and the plan is written to the index in one transaction: the
    settlement document and the (account, amount) Merkle tree stored by CID, one payout row per
-   account, and each receipt marked with the epoch;
-3. the treasury funds the plan on RevenueDistributor with the epoch document's CID (the tree's
-   and the settlement's CIDs, and a plan id that makes it unique). A node that died between 2
-   and 3 finds the planned epoch on its next `settle`: if the chain has an `EpochFunded` event
-   by the treasury with that document, that epoch is recorded; otherwise it is funded then. An
-   epoch is never funded twice.
+   account, each receipt marked with the epoch, and (once PrepaidVault holds the balances) the
+   tree of each payer's cumulative spend, its leaf recorded as settled;
+3. the plan is funded on RevenueDistributor with the epoch document's CID (the trees' and the
+   settlement's CIDs, and a plan id that makes it unique): by PrepaidVault, after it draws
+   what the spend root (anchored under the gateway's asset) proves each payer spent
+   (`cairn.economy.custody`), or, for an epoch planned before the vault, by the treasury. A
+   node that died between 2 and 3 finds the planned epoch on its next `settle`: if the chain
+   has an `EpochFunded` event by its funder with that document, that epoch is recorded;
+   otherwise it is funded then (anchoring and drawing skip what was done). An epoch is never
+   funded twice.
 
 Claims are sent by the gateway (anyone may send one; the tokens always go to the account).
 
@@ -36,11 +40,14 @@ from sqlalchemy import select
 
 from cairn.assets.content import ContentRefs, Scope
 from cairn.chain.contracts import Chain
-from cairn.core.errors import CairnError, InvalidInput, NotFound
+from cairn.chain.vault import spend_tree
+from cairn.core.errors import CairnError, ChainError, InvalidInput, NotFound
 from cairn.core.evm import checksum
 from cairn.core.merkle import StandardMerkleTree
 from cairn.core.settlement import settlement_document, split_revenue
 from cairn.db.engine import Database
+from cairn.economy.balances import add_amount, balance_row
+from cairn.economy.custody import Custody
 from cairn.economy.lineage import LineageReader
 from cairn.economy.models import (
     EpochRow,
@@ -190,8 +197,12 @@ class Epochs:
         lineage: LineageReader,
         treasury: LocalAccount,
         refs: ContentRefs,
+        custody: Custody | None = None,
+        gateway_asset: Any = None,
     ) -> None:
         self.db = db
+        self.custody = custody  # once it moved balances into the vault, the vault funds epochs
+        self.gateway_asset = gateway_asset  # () -> the asset spend roots are anchored under
         self.refs = refs
         self.store = store
         self.chain = chain
@@ -272,6 +283,8 @@ class Epochs:
         for account in result.payouts:
             if not is_hex_address(account):
                 raise InvalidInput(f"settlement: payee {account!r} is not an address")
+        move = self.custody.moved() if self.custody is not None else None
+        spent = self.custody.spend(move, [r[0] for r in rows]) if self.custody and move else {}
         doc = {
             **settlement_document(result),
             "assets": about,
@@ -291,24 +304,37 @@ class Epochs:
         settlement_cid = self.store.put_json(doc)
         total = result.total
         root = tree_cid = document_cid = None
+        spend_cid = None
         if total:
             tree = StandardMerkleTree.of(
                 [[a, amount] for a, amount in result.payouts.items()], PAYOUT_LEAF
             )
             root, tree_cid = tree.root, self.store.put_json(tree.dump())
-            document_cid = self.store.put_json(
-                {
-                    "schema": EPOCH_SCHEMA,
-                    "plan": uuid.uuid4().hex,
-                    "treasury": self.treasury.address,
-                    "revenue": str(total),
-                    "root": root,
-                    "tree": tree_cid,
-                    "settlement": settlement_cid,
-                }
-            )
-        # Settlements and payout trees are public: anyone re-derives and audits them.
-        self.refs.add([c for c in (settlement_cid, tree_cid, document_cid) if c], Scope.PUBLIC)
+            document: dict[str, Any] = {
+                "schema": EPOCH_SCHEMA,
+                "plan": uuid.uuid4().hex,
+                "treasury": self.treasury.address,
+                "revenue": str(total),
+                "root": root,
+                "tree": tree_cid,
+                "settlement": settlement_cid,
+            }
+            if move is not None:  # funded by the vault, from what it draws against `spend`
+                document.update(  # `since`: the receipts signed from then on are drawn
+                    treasury=move.vault, gateway=self.treasury.address, since=Custody.since(move)
+                )
+                if spent:
+                    spend = spend_tree(spent)
+                    spend_cid = self.store.put_json(spend.dump())
+                    document["spend"] = {
+                        "root": spend.root,
+                        "tree": spend_cid,
+                        "asset": self.gateway_asset(),
+                    }
+            document_cid = self.store.put_json(document)
+        # Settlements, payout and spend trees are public: anyone re-derives and audits them.
+        cids = (settlement_cid, tree_cid, spend_cid, document_cid)
+        self.refs.add([c for c in cids if c], Scope.PUBLIC)
         with self.db.session() as session:
             epoch = EpochRow(
                 status="planned" if total else "empty",
@@ -331,6 +357,9 @@ class Epochs:
                     select(ReceiptRow).where(ReceiptRow.receipt_id.in_(ids[start : start + 500]))
                 ):
                     row.epoch_id = epoch.id
+            for account, cumulative in spent.items():
+                balance = balance_row(session, account)
+                add_amount(balance, "settled", cumulative - int(balance.settled))
             sale_ids = [s[0] for s in sales]
             for start in range(0, len(sale_ids), 500):
                 for sale in session.scalars(
@@ -347,8 +376,21 @@ class Epochs:
             row = session.get(EpochRow, epoch_id)
             assert row is not None and row.root is not None and row.document_cid is not None
             root, document_cid, total = row.root, row.document_cid, int(row.revenue)
-        number, tx_hash = (self._funded_before(document_cid) if resumed else None), None
-        if number is None:
+        document = self._doc(document_cid)
+        funder = checksum(document.get("treasury", self.treasury.address))
+        number = self._funded_before(document_cid, funder) if resumed else None
+        tx_hash = None
+        if number is None and funder != self.treasury.address:  # the vault's epoch
+            vault = self.chain.vault
+            if vault is None or vault.address != funder:
+                raise ChainError(
+                    f"epoch {epoch_id} is funded by the vault {funder}, not this node's"
+                )
+            if "spend" in document and self.custody is not None:
+                self.custody.draw(document["spend"])
+            number, receipt = vault.fund_epoch(self.treasury, root, total, document_cid)
+            tx_hash = receipt["transactionHash"].to_0x_hex()
+        elif number is None:
             number, receipt = self.chain.distributor.fund_epoch(
                 self.treasury, self.chain.token, root, total, document_cid
             )
@@ -364,11 +406,12 @@ class Epochs:
             )
         return self.epoch(epoch_id)
 
-    def _funded_before(self, document_cid: str) -> int | None:
-        """The epoch the treasury funded with this document before a crash, if it did."""
+    def _funded_before(self, document_cid: str, funder: str) -> int | None:
+        """The epoch `funder` (the treasury, or the vault) funded with this document before a
+        crash, if it did."""
         client, distributor = self.chain.client, self.chain.distributor
         event = distributor.contract.events.EpochFunded
-        head, treasury = client.block_number(), self.treasury.address.lower()
+        head, treasury = client.block_number(), funder.lower()
         for lo in range(self.chain.deployment.block, head + 1, LOG_CHUNK):
             for log in client.logs(event, lo, min(lo + LOG_CHUNK - 1, head)):
                 args = log["args"]

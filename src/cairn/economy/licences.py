@@ -272,12 +272,15 @@ class LicenceBook:
     # -- sales as revenue ----------------------------------------------------------------------
 
     def sync(self) -> int:
-        """Index licence purchases paid to this node's treasury; returns how many were new."""
+        """Index licence purchases paid to this node's vault (or, before it, its treasury);
+        returns how many were new."""
         client = self.chain.client
         head = client.block_number()
         with self.db.session() as session:
             start = start_block(session, CURSOR, self.chain.deployment.block)
         event = self.chain.licences.contract.events.LicenceBought
+        vault = self.chain.vault
+        payees = {self.treasury} | ({vault.address} if vault is not None else set())
         added = 0
         for lo in range(start, head + 1, LOG_CHUNK):
             hi = min(lo + LOG_CHUNK - 1, head)
@@ -287,8 +290,8 @@ class LicenceBook:
             with self.db.session() as session:
                 for log in logs:
                     args = log["args"]
-                    if checksum(args["treasury"]) != self.treasury:
-                        continue  # paid to another node's treasury: its revenue, not ours
+                    if checksum(args["treasury"]) not in payees:
+                        continue  # paid to another node: its revenue, not ours
                     tx_hash = HexBytes(log["transactionHash"]).to_0x_hex()
                     exists = session.scalar(
                         select(LicenceSaleRow.id).where(

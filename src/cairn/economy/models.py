@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cairn.db.engine import Base
@@ -30,7 +30,10 @@ class ApiKeyRow(Base):
 
 
 class DepositRow(Base):
-    """A token transfer to the gateway's treasury, credited once to its sender."""
+    """A deposit, credited once: a token transfer to the gateway's treasury (kind "transfer",
+    credited to its sender; once the vault holds balances, owed into the vault for it), a
+    deposit into PrepaidVault ("vault"), or the gateway's deposit into the vault of what it
+    held for an account ("moved")."""
 
     __tablename__ = "deposits"
     __table_args__ = (UniqueConstraint("tx_hash", "log_index"),)
@@ -42,10 +45,12 @@ class DepositRow(Base):
     amount: Mapped[str] = mapped_column(String(80))
     block_number: Mapped[int] = mapped_column(BigInteger)
     credited_at: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(16), default="transfer", server_default="transfer")
 
 
 class BalanceRow(Base):
-    """An account's prepaid balance: deposited - spent - held is what it may still spend."""
+    """An account's prepaid balance: deposited - withdrawn - spent - held is what it may still
+    spend, less what it asked to withdraw (`cairn.economy.balances.Balance`)."""
 
     __tablename__ = "balances"
 
@@ -53,6 +58,31 @@ class BalanceRow(Base):
     deposited: Mapped[str] = mapped_column(String(80))
     spent: Mapped[str] = mapped_column(String(80))
     held: Mapped[str] = mapped_column(String(80))  # reserved by requests in flight
+    withdrawn: Mapped[str] = mapped_column(String(80), default="0", server_default="0")
+    # a pending withdrawal request's amount (2**128 - 1: everything), 0 for none
+    withdrawing: Mapped[str] = mapped_column(String(80), default="0", server_default="0")
+    # the cumulative spend of the epochs settled from the vault: its spend trees' leaf
+    settled: Mapped[str] = mapped_column(String(80), default="0", server_default="0")
+    # what the gateway owes into the vault for the account (its custodial balance when the
+    # vault came, and plain transfers to the treasury since), and what it deposited of that
+    owed_in: Mapped[str] = mapped_column(String(80), default="0", server_default="0")
+    moved_in: Mapped[str] = mapped_column(String(80), default="0", server_default="0")
+
+
+class VaultMoveRow(Base):
+    """The move of the gateway's custodial balances into a PrepaidVault, once per vault."""
+
+    __tablename__ = "vault_moves"
+
+    vault: Mapped[str] = mapped_column(String(42), primary_key=True)
+    block: Mapped[int] = mapped_column(BigInteger)  # the deposits read up to it were moved
+    accounts: Mapped[int] = mapped_column(Integer)
+    balances: Mapped[str] = mapped_column(String(80))  # their sum
+    # what users had spent and no epoch had settled: paid into the vault's revenue pool
+    revenue: Mapped[str] = mapped_column(String(80))
+    document_cid: Mapped[str] = mapped_column(String(128))  # public: who got what
+    moved_at: Mapped[float] = mapped_column(Float)
+    revenue_paid: Mapped[bool] = mapped_column(Boolean, default=False)  # the chain shows it
 
 
 class PriceRow(Base):

@@ -27,12 +27,14 @@ from cairn.data.models import BatchRow
 from cairn.db.engine import Database
 from cairn.economy.balances import Balances
 from cairn.economy.bounties import BountyBook
+from cairn.economy.custody import Custody, VaultMove
 from cairn.economy.epochs import Epoch, Epochs
 from cairn.economy.keys import ApiKeys
 from cairn.economy.licences import LicenceBook
 from cairn.economy.lineage import LineageReader
 from cairn.economy.metering import Meter, Prices
 from cairn.economy.models import (
+    BalanceRow,
     BountyPayoutRow,
     EpochRow,
     PayoutRow,
@@ -47,14 +49,18 @@ log = logging.getLogger("cairn.economy")
 
 GATEWAY_ASSET_NAME = "Cairn gateway usage receipts"
 SETTLE_RETRY_SECONDS = 300.0  # after a failed scheduled settlement
+WATCH_SECONDS = 60.0  # how often the vault's deposits and withdrawal requests are read
 
 
 @dataclass(frozen=True)
 class DepositTarget:
-    """Where to deposit: send the payment token to the treasury from the account that pays."""
+    """Where to deposit: approve the vault for the payment token, then deposit into it (a plain
+    transfer to the treasury is deposited into the vault for its sender)."""
 
     treasury: str
     token: str  # the payment token's address
+    vault: str | None  # PrepaidVault, which holds deposits
+    notice_seconds: int | None  # between asking to withdraw and withdrawing
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ class Economy:
         self.balances = Balances(db, chain, gateway.address, confirmations)
         if released := self.balances.clear_holds():
             log.info("released the holds of %d requests cut short by a restart", released)
+        self.custody = Custody(db, store, chain, self.balances, gateway, assets.refs)
+        self.balances.on_owed = self._pay_in
         self.prices = Prices(db, assets)
         self.transcripts = Transcripts(store, assets.refs)  # behind committed receipts
         self.meter = Meter(
@@ -110,12 +118,21 @@ class Economy:
         self.licences = licences
         self.bounties = bounties
         self.epochs = Epochs(
-            db, store, chain, LineageReader(assets, store, anchoring), gateway, assets.refs
+            db,
+            store,
+            chain,
+            LineageReader(assets, store, anchoring),
+            gateway,
+            assets.refs,
+            custody=self.custody,
+            gateway_asset=self.gateway_asset,
         )
         self._asset_id: int | None = None
         self._lock = threading.Lock()  # one anchoring or settlement at a time
         self._last_epoch = self._last_epoch_time()
         self._bounties_seen: tuple[object, object] | None = None  # see `has_work`
+        self._watched = time.time()  # when deposits and withdrawals were last read
+        self._drawn_early = 0.0  # when an epoch was last settled early for a withdrawal
 
     def _last_epoch_time(self) -> float:
         """When the newest epoch was settled (now, for a node that never settled)."""
@@ -145,12 +162,40 @@ class Economy:
 
     @property
     def treasury(self) -> str:
-        """Where deposits go."""
+        """The gateway's account: a plain transfer to it is deposited into the vault for its
+        sender."""
         return self.gateway.address
 
     def deposit_target(self) -> DepositTarget:
-        """Where a wallet sends tokens to deposit them, and which token."""
-        return DepositTarget(treasury=self.gateway.address, token=self.chain.token.address)
+        """Where a wallet deposits, and which token."""
+        vault = self.chain.vault
+        return DepositTarget(
+            treasury=self.gateway.address,
+            token=self.chain.token.address,
+            vault=vault.address if vault is not None else None,
+            notice_seconds=vault.notice_period() if vault is not None else None,
+        )
+
+    def hold_no_custody(self) -> VaultMove:
+        """Move what the gateway holds for users into the vault, once, and deposit there
+        whatever is owed: what a node does at start."""
+        move = self.custody.move()
+        paid = self.custody.pay_in()
+        if paid.accounts or paid.revenue:
+            log.info(
+                "deposited %d into the vault for %d accounts, and %d of revenue",
+                paid.balances,
+                paid.accounts,
+                paid.revenue,
+            )
+        return move
+
+    def _pay_in(self) -> None:
+        """After a sync found a plain transfer to the treasury: into the vault with it."""
+        try:
+            self.custody.pay_in()
+        except Exception:  # the scheduler tries again (`tick`)
+            log.exception("could not deposit transfers to the treasury into the vault")
 
     def stake_of(self, account: str) -> OnChainProvider:
         """What `account` staked in JobEscrow as a compute provider (all zero if it never did)."""
@@ -215,9 +260,22 @@ class Economy:
         return result
 
     def tick(self, now: float | None = None) -> None:
-        """Scheduled work: pay bounties for newly anchored batches, anchor receipts when due,
-        settle when an epoch has passed."""
+        """Scheduled work: read the vault's deposits and withdrawal requests each minute,
+        deposit into the vault what the gateway owes, settle at once when someone leaving has
+        spent what was not drawn, pay bounties for newly anchored batches, anchor receipts when
+        due, settle when an epoch has passed."""
         now = time.time() if now is None else now
+        if now - self._watched >= WATCH_SECONDS:  # deposits and withdrawal requests, by anyone
+            self.balances.sync()
+            self._watched = now
+        if self.custody.owed():
+            self.custody.pay_in()
+        if self._index_state()[3] and now - self._drawn_early >= WATCH_SECONDS:
+            # someone leaving has spent what was not drawn yet: draw it within their notice
+            self._drawn_early = now
+            epoch = self.settle()
+            if epoch is not None:
+                log.info("settled epoch %s early for a withdrawal", epoch.epoch)
         seen = self._bounty_state()
         for paid in self.bounties.pay_due():
             log.info(
@@ -248,8 +306,12 @@ class Economy:
         A bounty opened on the chain by anyone but this node is seen by `tick` alone."""
         now = time.time() if now is None else now
         every = self.schedule.epoch_seconds
+        batch, block, owed, leaving = self._index_state()
         return (
-            self._bounty_state() != self._bounties_seen
+            (batch, block) != self._bounties_seen
+            or bool(owed)
+            or now - self._watched >= WATCH_SECONDS
+            or bool(leaving and now - self._drawn_early >= WATCH_SECONDS)
             or self._receipts_due(now)
             or bool(every and now - self._last_epoch >= every)
         )
@@ -257,13 +319,25 @@ class Economy:
     def _bounty_state(self) -> tuple[object, object]:
         """(newest anchored batch, block of the node's newest transaction): what bounties pay
         for, and what opens or tops them up, changes one or the other."""
+        batch, block, _, _ = self._index_state()
+        return batch, block
+
+    def _index_state(self) -> tuple[object, object, object, object]:
+        """`_bounty_state`, whether an account may be owed into the vault, and whether one
+        that asked to withdraw spent what no epoch has drawn yet, in one read."""
         newest_batch = select(func.max(BatchRow.id)).scalar_subquery()
         newest_block = (
             select(SyncCursor.last_block).where(SyncCursor.name == TRANSACTIONS).scalar_subquery()
         )
+        owed = select(BalanceRow.account).where(BalanceRow.owed_in != BalanceRow.moved_in)
+        leaving = select(BalanceRow.account).where(
+            BalanceRow.withdrawing != "0", BalanceRow.spent != BalanceRow.settled
+        )
         with self.db.session() as session:
-            batch, block = session.execute(select(newest_batch, newest_block)).one()
-        return batch, block
+            batch, block, unpaid, undrawn = session.execute(
+                select(newest_batch, newest_block, owed.exists(), leaving.exists())
+            ).one()
+        return batch, block, unpaid, undrawn
 
     def _receipts_due(self, now: float) -> bool:
         """Whether the waiting receipts reached the schedule's count or age."""

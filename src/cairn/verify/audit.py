@@ -3,11 +3,14 @@
 For each `EpochFunded` event on RevenueDistributor the auditor reads the document the funder
 named, by CID, and checks it against what it can rebuild without trusting the node:
 
-- a revenue epoch (the treasury's): the payout tree hashes to the root on chain and holds
-  exactly the settlement's payouts, which add up to the amount funded; every receipt it settled
-  is in a batch whose root the gateway anchored, is signed by that gateway, hashes to its leaf,
-  and was settled in no other epoch; every licence sale is a `LicenceBought` event paid to the
-  treasury, counted once; the revenue per asset is their sum; the lineage graph is rebuilt from
+- a revenue epoch (funded by the gateway's PrepaidVault, or before it by its treasury): the
+  payout tree hashes to the root on chain and holds exactly the settlement's payouts, which add
+  up to the amount funded; every receipt it settled is in a batch whose root the gateway
+  anchored, is signed by that gateway, hashes to its leaf, and was settled in no other epoch;
+  every licence sale is a `LicenceBought` event paid to the vault or the treasury, counted
+  once; for a vault's epoch, the spend tree holds each payer's cumulative spend (the earlier
+  epochs' and this one's receipts signed since the vault came), its root was anchored by the
+  gateway, and the vault drew up to each leaf against it; the revenue per asset is their sum; the lineage graph is rebuilt from
   the chain (owners and metadata as of the block the node read them at) and the public
   documents it names (training lineage, work shares, attribution tables); and the split
   (`cairn.core.settlement`) of that revenue over that graph is, line for line, the settlement.
@@ -39,7 +42,7 @@ from cairn.data.anchoring import RECORD_LEAF, record_leaf
 from cairn.economy.epochs import EPOCH_SCHEMA
 from cairn.economy.lineage import LineageReader
 from cairn.economy.receipts import receipt_from_json, receipt_leaf, verify_receipt
-from cairn.verify.audit_chain import AnchoredBatch, AuditChain, BlobReader, FundedEpoch
+from cairn.verify.audit_chain import AnchoredBatch, AuditChain, BlobReader, FundedEpoch, hex_of
 from cairn.verify.audit_jobs import JobAudit, audit_jobs
 from cairn.verify.findings import Audited, Finding, Findings
 
@@ -126,6 +129,7 @@ class Auditor:
         self.blobs = blobs
         self.receipts: dict[str, int] = {}  # receipt id -> the epoch that settled it
         self.sales: dict[tuple[str, int], int] = {}  # (tx, log index) -> epoch
+        self.spent: dict[str, int] = {}  # payer -> cumulative spend the vault's epochs drew
 
     def run(self, only: Iterable[int] = ()) -> AuditReport:
         """The report of every epoch (of those in `only`, when given; the others are still
@@ -210,8 +214,12 @@ class Auditor:
             self.chain, self.blobs, int(inputs["block"]), about, dict(inputs.get("newest", {}))
         )
         revenue: dict[tuple[int, str | None], int] = {}
-        self._receipts(funded, inputs["receipts"], revenue, f)
-        self._sales(funded, inputs["sales"], treasury, revenue, f)
+        payers: list[tuple[str, int, int]] = []  # (payer, amount, signed at) of each receipt
+        self._receipts(funded, inputs["receipts"], revenue, payers, f)
+        gateway = checksum(doc.get("gateway", treasury))  # a vault's epoch names its gateway
+        self._sales(funded, inputs["sales"], {treasury, gateway}, revenue, f)
+        if gateway != treasury:
+            self._spend(funded, doc, gateway, payers, f)
         keyed: dict[str, int] = {}
         for (asset_id, version), amount in sorted(
             revenue.items(), key=lambda i: (i[0][0], i[0][1] or "")
@@ -236,6 +244,7 @@ class Auditor:
         funded: FundedEpoch,
         batches: list[dict[str, Any]],
         revenue: dict[tuple[int, str | None], int],
+        payers: list[tuple[str, int, int]],
         f: Findings,
     ) -> None:
         count, bad = 0, []
@@ -274,6 +283,9 @@ class Auditor:
                     self.receipts[receipt_id] = funded.epoch
                     key = (receipt.model, None)
                     revenue[key] = revenue.get(key, 0) + _amount(receipt.amount)
+                    payers.append(
+                        (checksum(receipt.account), _amount(receipt.amount), receipt.created_at)
+                    )
                     count += 1
         f.check(
             "receipts",
@@ -285,7 +297,7 @@ class Auditor:
         self,
         funded: FundedEpoch,
         sales: list[dict[str, Any]],
-        treasury: str,
+        payees: set[str],
         revenue: dict[tuple[int, str | None], int],
         f: Findings,
     ) -> None:
@@ -295,11 +307,10 @@ class Auditor:
             event = self.chain.sale(*where)
             if event is None or event.block > funded.block:
                 bad.append(f"no licence sale at {where[0]} log {where[1]}")
-            elif (event.asset_id, event.paid, event.treasury) != (
+            elif (event.asset_id, event.paid) != (
                 int(sale["asset"]),
                 _amount(sale["paid"]),
-                treasury,
-            ):
+            ) or event.treasury not in payees:
                 bad.append(
                     f"sale at {where[0]}: the chain says asset {event.asset_id}, paid {event.paid} to {event.treasury}"
                 )
@@ -310,6 +321,65 @@ class Auditor:
                 key = (event.asset_id, sale.get("version"))
                 revenue[key] = revenue.get(key, 0) + event.paid
         f.check("sales", not bad, "; ".join(bad[:SHOWN]) or f"{len(sales)} licence sales on chain")
+
+    def _spend(
+        self,
+        funded: FundedEpoch,
+        doc: dict[str, Any],
+        gateway: str,
+        payers: list[tuple[str, int, int]],
+        f: Findings,
+    ) -> None:
+        """A vault's epoch: its spend tree holds each payer's cumulative spend (what earlier
+        epochs drew, and what this one's receipts signed since the vault came charged), the
+        gateway anchored its root, and the vault drew up to each leaf, against that root."""
+        new: dict[str, int] = {}
+        for payer, amount, signed_at in payers:
+            if signed_at >= int(doc["since"]) and amount:
+                new[payer] = new.get(payer, 0) + amount
+        wanted = {payer: self.spent.get(payer, 0) + n for payer, n in new.items()}
+        spend = doc.get("spend")
+        if spend is None:
+            f.check(
+                "spend",
+                not wanted,
+                f"{len(wanted)} payers spent, and no spend root was drawn against"
+                if wanted
+                else "no receipt drawn from the vault",
+            )
+            return
+        tree = StandardMerkleTree.load(self.blobs(spend["tree"]))
+        leaves = {checksum(a): int(v) for _, (a, v) in tree.entries()}
+        anchored = self.chain.anchored(int(spend["asset"]), tree.root, funded.block)
+        problems = []
+        if tree.root.lower() != str(spend["root"]).lower():
+            problems.append(f"tree {spend['tree']} hashes to {tree.root}")
+        if anchored is None or anchored.by != gateway:
+            problems.append(f"root {tree.root} was not anchored by the gateway {gateway}")
+        if leaves != wanted:
+            problems.append(
+                f"leaves and receipts differ for {sorted(set(leaves.items()) ^ set(wanted.items()))[:SHOWN]}"
+            )
+        f.check(
+            "spend",
+            not problems,
+            "; ".join(problems) or f"{len(leaves)} payers' cumulative spend, anchored",
+        )
+        drawn = {
+            checksum(log["args"]["account"]): int(log["args"]["cumulative"])
+            for log in self.chain.logs("PrepaidVault", "Drawn")
+            if hex_of(log["args"]["root"]).lower() == tree.root.lower()
+            and int(log["blockNumber"]) <= funded.block
+        }
+        missing = {a: v for a, v in leaves.items() if drawn.get(a) != v}
+        f.check(
+            "drawn",
+            not missing and set(drawn) <= set(leaves),
+            f"the vault drew up to each leaf against root {tree.root}"
+            if not missing
+            else f"not drawn up to their leaves: {sorted(missing.items())[:SHOWN]}",
+        )
+        self.spent.update(leaves)
 
     def _versions(
         self, about: dict[str, Any], newest: dict[int, str | None], block: int, f: Findings

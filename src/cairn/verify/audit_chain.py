@@ -30,6 +30,7 @@ CONTRACTS = (
     "DataBounty",
     "JobEscrow",
 )
+OPTIONAL = ("PrepaidVault",)  # a deployment made before it has none
 
 BlobReader = Callable[[str], Any]  # CID -> its JSON value; NotFound/Forbidden when it cannot
 
@@ -69,7 +70,8 @@ class Sale:
     block: int
 
 
-def _hex(value: Any) -> str:
+def hex_of(value: Any) -> str:
+    """A bytes32 event argument as 0x-hex."""
     return "0x" + bytes(value).hex()
 
 
@@ -85,10 +87,11 @@ class AuditChain:
         self.w3 = w3
         self.start = start
         self.head = int(w3.eth.block_number)
-        self.address = {name: Web3.to_checksum_address(contracts[name][0]) for name in CONTRACTS}
+        names = [*CONTRACTS, *(name for name in OPTIONAL if name in contracts)]
+        self.address = {name: Web3.to_checksum_address(contracts[name][0]) for name in names}
         self.contract = {
             name: w3.eth.contract(address=self.address[name], abi=contracts[name][1])
-            for name in CONTRACTS
+            for name in names
         }
         self._logs: dict[tuple[str, str], list[Any]] = {}
         self._sales: dict[tuple[str, int], Sale] | None = None  # by (transaction, log index)
@@ -96,6 +99,8 @@ class AuditChain:
     def logs(self, contract: str, event: str) -> list[Any]:
         """Every log of one event, in chain order (read once)."""
         key = (contract, event)
+        if contract not in self.contract:  # an optional contract this deployment lacks
+            return []
         if key not in self._logs:
             found: list[Any] = []
             kind = getattr(self.contract[contract].events, event)
@@ -111,7 +116,7 @@ class AuditChain:
         return [
             FundedEpoch(
                 epoch=int(log["args"]["epoch"]),
-                root=_hex(log["args"]["root"]),
+                root=hex_of(log["args"]["root"]),
                 amount=int(log["args"]["amount"]),
                 document=str(log["args"]["tree_cid"]),
                 funder=checksum(log["args"]["funder"]),
@@ -140,7 +145,7 @@ class AuditChain:
                 AnchoredBatch(
                     asset_id=asset_id,
                     index=int(args["batch_index"]),
-                    root=_hex(args["root"]),
+                    root=hex_of(args["root"]),
                     count=int(args["count"]),
                     cid=str(args["batch_cid"]),
                     by=checksum(args["anchored_by"]),

@@ -22,7 +22,7 @@ from cairn.compute.reports import report_from_json, report_leaf, verify_report, 
 from cairn.core.errors import CairnError
 from cairn.core.evm import checksum
 from cairn.core.merkle import StandardMerkleTree
-from cairn.verify.audit_chain import AuditChain, BlobReader
+from cairn.verify.audit_chain import AuditChain, BlobReader, hex_of
 from cairn.verify.findings import Audited, Finding, Findings
 
 SHOWN = 3
@@ -40,20 +40,16 @@ class JobAudit(Audited):
     findings: tuple[Finding, ...]
 
 
-def _hex(value: Any) -> str:
-    return "0x" + bytes(value).hex()
-
-
 def audit_jobs(chain: AuditChain, blobs: BlobReader) -> list[JobAudit]:
     """Every job settled on JobEscrow, in chain order."""
     slashed: dict[str, set[str]] = {}
     for log in chain.logs("JobEscrow", "Slashed"):
-        job = _hex(log["args"]["job_id"])
+        job = hex_of(log["args"]["job_id"])
         slashed.setdefault(job, set()).add(checksum(log["args"]["provider"]))
     out = []
     for log in chain.logs("JobEscrow", "JobSettled"):
         args = log["args"]
-        job_id, root = _hex(args["job_id"]), _hex(args["root"])
+        job_id, root = hex_of(args["job_id"]), hex_of(args["root"])
         found = Findings()
         try:
             _audit(chain, blobs, log, job_id, root, slashed.get(job_id, set()), found)
@@ -113,7 +109,7 @@ def _audit(
     ]
     f.check(
         "anchored",
-        any(_hex(b["args"]["root"]) == leaves for b in anchored),
+        any(hex_of(b["args"]["root"]) == leaves for b in anchored),
         f"the reports' root {leaves} anchored with the document",
     )
     shares = {checksum(a): w for a, w in work_shares(reports).items()}

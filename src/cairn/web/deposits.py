@@ -26,8 +26,10 @@ BACK = ("/playground", "/earnings")  # where a deposit form may return to
 class DepositForm:
     """What the deposit form needs (playground_deposit.html)."""
 
-    treasury: str  # where tokens go
+    treasury: str  # a plain transfer here is deposited into the vault for its sender
     token: str
+    vault: str | None  # PrepaidVault, which holds deposits
+    notice_seconds: int | None  # between asking to withdraw and withdrawing
     can_send: bool  # whether the node holds the viewer's key, so it can send them
     back: str  # the page to return to: one of BACK
 
@@ -38,6 +40,8 @@ def deposit_form(economy: Economy, viewer: Viewer | None, back: str) -> DepositF
     return DepositForm(
         treasury=target.treasury,
         token=target.token,
+        vault=target.vault,
+        notice_seconds=target.notice_seconds,
         can_send=viewer is not None and viewer.key_on_node,
         back=back,
     )
@@ -51,7 +55,7 @@ def deposit(
     amount: Annotated[str, Form(max_length=80)],
     back: Annotated[str, Form(max_length=300)] = "/playground",
 ) -> RedirectResponse:
-    """Move CAIRN from the signed-in wallet to the prepaid treasury, when the node holds its key
+    """Deposit CAIRN from the signed-in wallet into the gateway's vault, when the node holds its key
     (what POST /api/v1/prepaid/deposits does)."""
     target = back if re.split(r"[?#]", back)[0] in BACK else "/playground"
     value = parse_units(amount)

@@ -12,7 +12,7 @@ from cairn.api.schemas import Strict
 from cairn.core.amounts import parse_smallest_units
 from cairn.core.errors import Forbidden
 from cairn.core.ids import StoredId
-from cairn.economy.balances import Balance, CreditedDeposit
+from cairn.economy.balances import WITHDRAW_ALL, Balance, CreditedDeposit
 from cairn.economy.epochs import Claims, Earnings, Epoch
 from cairn.economy.keys import ApiKey, IssuedKey
 from cairn.economy.receipts import AnchoredReceipts, ListedReceipt, ReceiptProof, StoredReceipt
@@ -45,6 +45,10 @@ class PrepaidBalance(BaseModel):
     deposited: str
     spent: str
     held: str = Field(..., description="Set aside by requests in flight")
+    withdrawn: str = Field(..., description="Paid back by the vault")
+    withdrawing: str = Field(
+        ..., description='Asked to withdraw and set aside: decimal, "all", or "0" for none'
+    )
     available: str = Field(..., description="What the account may still spend")
 
     @classmethod
@@ -55,12 +59,17 @@ class PrepaidBalance(BaseModel):
             deposited=str(balance.deposited),
             spent=str(balance.spent),
             held=str(balance.held),
+            withdrawn=str(balance.withdrawn),
+            withdrawing="all" if balance.withdrawing == WITHDRAW_ALL else str(balance.withdrawing),
             available=str(balance.available),
         )
 
 
 class PrepaidAccount(PrepaidBalance):
     deposits: list[CreditedDeposit] = Field(..., description="Credited deposits, newest first")
+    withdrawal_available_at: int | None = Field(
+        ..., description="When the vault pays the pending withdrawal (unix time); null: none"
+    )
 
 
 class DepositMade(PrepaidBalance):
@@ -98,21 +107,27 @@ def revoke_key(economy: EconomyDep, me: SessionAddress, key_id: str) -> ApiKey:
 
 @router.get("/prepaid", response_model=DepositTarget)
 def treasury(economy: EconomyDep) -> DepositTarget:
-    """Where to deposit: send the payment token to this address from the account that pays."""
+    """Where to deposit: approve `vault` for the token, then call its `deposit(amount)`, from
+    the account that pays (a plain transfer to `treasury` is deposited there for you)."""
     return economy.deposit_target()
 
 
 @router.get("/prepaid/{account}", response_model=PrepaidAccount)
 def prepaid(economy: EconomyDep, account: str) -> PrepaidAccount:
-    """An account's prepaid balance (deposits are credited as they are read from the chain)."""
+    """An account's prepaid balance (deposits and withdrawals are read from the chain)."""
     balance = PrepaidBalance.of(economy.balances.get(account))
-    return PrepaidAccount(**balance.model_dump(), deposits=economy.balances.deposits(account))
+    pending = economy.balances.pending_withdrawal(account)
+    return PrepaidAccount(
+        **balance.model_dump(),
+        deposits=economy.balances.deposits(account),
+        withdrawal_available_at=pending.available_at if pending is not None else None,
+    )
 
 
 @router.post("/prepaid/deposits", response_model=DepositMade)
 def deposit(economy: EconomyDep, signer: SessionSigner, body: Deposit) -> DepositMade:
-    """Deposit from a signed-in account whose key this node holds (wallets: send the token to
-    the treasury yourself)."""
+    """Deposit into the vault from a signed-in account whose key this node holds (wallets:
+    approve the vault and deposit yourself)."""
     made = economy.balances.deposit(signer, parse_smallest_units(body.amount, "amount"))
     return DepositMade(**PrepaidBalance.of(made.balance).model_dump(), tx_hash=made.tx_hash)
 
