@@ -383,7 +383,6 @@ def bootstrap(config: NodeConfig, *, backend: ChainBackend | None = None) -> Nod
         if config.base_models:
             _register_base_models(node)
         _hold_no_custody(node)  # registers the gateway's asset: after the base models, 1 and 2
-        _point_licence_payments_at_the_vault(node)
         node.access.claim_existing_models()
     except BaseException:
         node.close()
@@ -426,8 +425,8 @@ def _ensure_node_account(
 
 
 def _hold_no_custody(node: Node) -> None:
-    """Deploy the node's PrepaidVault (once its gateway's asset exists) if it has none, and
-    move what the gateway holds for users into it."""
+    """Deploy the node's PrepaidVault (once its gateway's asset exists) if it has none, point
+    licence payments at it, and move what the gateway holds for users into it."""
     if node.chain.vault is None:
         config, gateway = node.config, node.gateway_account.address
         if node.client.balance(gateway) == 0:
@@ -449,6 +448,8 @@ def _hold_no_custody(node: Node) -> None:
         save_deployment(node._deployment_file(), deployment)
         node.chain.vault = Vault(node.client, deployment)
         log.info("deployed PrepaidVault %s (notice period %d s)", address, notice)
+    # licence payments first, so that every sale the move does not count pays the vault
+    _point_licence_payments_at_the_vault(node)
     node.economy.hold_no_custody()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from cairn.chain.vault import ALL, Vault
 from cairn.config import NodeConfig
-from cairn.core.errors import PaymentRequired
+from cairn.core.errors import ChainError, PaymentRequired
 from cairn.core.merkle import StandardMerkleTree
 from cairn.economy.models import BalanceRow
 from cairn.node import Node, bootstrap
@@ -173,6 +173,11 @@ def test_a_node_that_held_deposits_moves_them_into_its_vault_once(
         old_spend = int(first.economy.meter.close(charge, 10, 90).amount)
         assert first.economy.balances.get(carol.address).available == 10 * TOKEN - old_spend
         backend, treasury = first.backend, first.economy.treasury
+        # and a licence sale paid to the treasury that no epoch (nor the index) has seen yet
+        first.chain.licences.set_treasury(first.operator, treasury)
+        offer = first.licences.offer(carol, model.asset_id, price=2 * TOKEN, terms="commercial")
+        first.licences.buy(bob, offer.offer_id)
+        old_spend += 2 * TOKEN  # revenue the pool pays, as the receipt's
         holds = first.chain.token.balance_of(treasury)
         first.close()
 
@@ -182,10 +187,12 @@ def test_a_node_that_held_deposits_moves_them_into_its_vault_once(
         assert node.chain.licences.treasury() == vault.address
         move = node.economy.custody.moved()
         assert move is not None and move.accounts == 2 and int(move.revenue) == old_spend
+        old_spend -= 2 * TOKEN  # what carol spent herself
         assert vault.balance_of(carol.address) == 10 * TOKEN - old_spend
         assert vault.balance_of(bob.address) == 4 * TOKEN
-        assert vault.revenue_pool() == old_spend  # spent, not settled: the pool pays it out
-        assert node.chain.token.balance_of(treasury) == holds - 14 * TOKEN
+        # spent and sold, not settled: the pool pays it out
+        assert vault.revenue_pool() == old_spend + 2 * TOKEN
+        assert node.chain.token.balance_of(treasury) == holds - 14 * TOKEN - 2 * TOKEN
         document = node.store.get_json(move.document_cid)
         assert {b["account"]: int(b["amount"]) for b in document["balances"]} == {
             carol.address: 10 * TOKEN - old_spend,
@@ -196,7 +203,8 @@ def test_a_node_that_held_deposits_moves_them_into_its_vault_once(
             assert (balance.deposited, balance.spent, balance.available) == (amount, 0, amount)
         # the old receipt is settled from the pool: nothing is drawn from carol for it
         epoch = node.economy.settle()
-        assert epoch is not None and epoch.status == "funded" and int(epoch.revenue) == old_spend
+        assert epoch is not None and epoch.status == "funded" and epoch.sales == 1
+        assert int(epoch.revenue) == old_spend + 2 * TOKEN
         assert epoch.document_cid is not None
         assert "spend" not in node.store.get_json(epoch.document_cid)
         assert vault.drawn(carol.address) == 0 and vault.revenue_pool() == 0
@@ -212,3 +220,78 @@ def test_a_node_that_held_deposits_moves_them_into_its_vault_once(
         assert vault.balance_of(carol.address) == 10 * TOKEN - old_spend
     finally:
         again.close()
+
+
+@pytest.mark.node  # bootstraps nodes of its own
+def test_a_deposit_into_the_vault_before_the_move_is_not_moved_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cairn.economy.service import Economy
+
+    config = NodeConfig.from_env(data_dir=tmp_path / "n", chain="memory", dev=True)
+    with monkeypatch.context() as cut:  # the node died after deploying its vault, before the move
+        cut.setattr(Economy, "hold_no_custody", lambda self: None)
+        first = bootstrap(config)
+        vault, token = vault_of(first), first.chain.token
+        carol, bob = dev(first, "carol"), dev(first, "bob")
+        vault.deposit(carol, token, 3 * TOKEN)  # the vault is public: a wallet found it
+        token.transfer(bob, first.economy.treasury, 2 * TOKEN)
+        assert first.economy.balances.get(carol.address).deposited == 3 * TOKEN
+        backend = first.backend
+        first.close()
+    node = bootstrap(config, backend=backend)
+    try:
+        move = node.economy.custody.moved()
+        assert move is not None and move.accounts == 1 and int(move.balances) == 2 * TOKEN
+        assert vault.balance_of(carol.address) == 3 * TOKEN  # hers, once
+        assert vault.balance_of(bob.address) == 2 * TOKEN
+        for account, amount in ((carol.address, 3 * TOKEN), (bob.address, 2 * TOKEN)):
+            balance = node.economy.balances.get(account)
+            assert (balance.deposited, balance.available) == (amount, amount)
+    finally:
+        node.close()
+
+
+def test_the_operator_funds_the_gateway_without_making_a_deposit(node: Node) -> None:
+    treasury, token = node.economy.treasury, node.chain.token
+    token.mint(node.operator, node.operator.address, 5 * TOKEN)
+    token.transfer(node.operator, treasury, 5 * TOKEN)  # gas money's token twin
+    assert node.economy.balances.get(node.operator.address).deposited == 0
+    assert not node.economy.custody.owed() and token.balance_of(treasury) == 5 * TOKEN
+
+
+def test_dust_sent_to_the_treasury_waits_until_it_is_worth_a_deposit(node: Node) -> None:
+    bob, vault, token = dev(node, "bob"), vault_of(node), node.chain.token
+    token.transfer(bob, node.economy.treasury, 10)  # ten units: a deposit would cost more gas
+    node.economy.balances.sync()
+    assert not node.economy.custody.owed() and vault.balance_of(bob.address) == 0
+    token.transfer(bob, node.economy.treasury, TOKEN)
+    assert node.economy.balances.get(bob.address).available == TOKEN + 10
+    assert vault.balance_of(bob.address) == TOKEN + 10
+
+
+def test_spend_a_withdrawal_took_first_is_made_whole_by_the_gateway(world: World) -> None:
+    """Settling late (past a withdrawal's notice) lets a user leave with spend the vault never
+    drew: the epoch is still paid in full, from the gateway's own tokens, or waits for them."""
+    node, economy, vault, token = (
+        world.node,
+        world.node.economy,
+        vault_of(world.node),
+        world.node.chain.token,
+    )
+    carol = world.carol
+    spent = spend(world, 2)
+    available_at, _ = vault.request_withdrawal(carol, ALL)
+    advance(node, available_at - node.client.w3.eth.get_block("latest")["timestamp"])
+    paid, _ = vault.withdraw(carol)  # before any epoch drew: she leaves with what she spent
+    assert paid == 50 * TOKEN and vault.drawn(carol.address) == 0
+    with pytest.raises(ChainError, match="send the gateway the difference"):
+        economy.settle()
+    [planned] = economy.epochs.epochs()
+    assert planned.status == "planned"
+    token.mint(node.operator, node.operator.address, TOKEN)
+    token.transfer(node.operator, economy.treasury, TOKEN)  # the operator covers the loss
+    funded = economy.settle()
+    assert funded is not None and funded.id == planned.id and funded.status == "funded"
+    assert int(funded.revenue) == spent and vault.revenue_pool() == 0
+    assert token.balance_of(economy.treasury) == TOKEN - spent

@@ -50,6 +50,9 @@ CURSOR = "deposits"
 LOG_CHUNK = 5_000  # blocks per eth_getLogs call
 DURABLE_WAIT = 5.0  # seconds a read waits for the chain to keep a new deposit (anvil: about 1)
 VAULT_EVENTS = ("Deposited", "WithdrawalRequested", "Withdrawn")
+# Less than this owed into the vault for an account waits for more: a deposit costs the gateway
+# gas, which a stream of one-unit transfers to the treasury should not drain.
+MIN_PAY_IN = 10**15
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,18 @@ def balance_row(session: Session, account: str) -> BalanceRow:
             settled="0",
             owed_in="0",
             moved_in="0",
+            pay_in_due=False,
         )
         session.add(row)
     return row
 
 
 def add_amount(row: BalanceRow, field: str, amount: int) -> None:
+    """Add `amount` to one of the row's decimal fields (what the gateway owes into the vault
+    for it is due once it reaches `MIN_PAY_IN`)."""
     setattr(row, field, str(int(getattr(row, field)) + amount))
+    if field in ("owed_in", "moved_in"):
+        row.pay_in_due = int(row.owed_in) - int(row.moved_in) >= MIN_PAY_IN
 
 
 def _balance(row: BalanceRow | None, account: str) -> Balance:
@@ -150,10 +158,20 @@ def _ordered(logs: Iterable[Any]) -> list[Any]:
 class Balances:
     """Credit deposits from the chain; hold, charge and release request costs."""
 
-    def __init__(self, db: Database, chain: Chain, treasury: str, confirmations: int = 0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        chain: Chain,
+        treasury: str,
+        confirmations: int = 0,
+        funders: tuple[str, ...] = (),
+    ) -> None:
         self.db = db
         self.chain = chain
         self.treasury = checksum(treasury)
+        # the node's own accounts (its operator): what they send the treasury funds it (gas
+        # money's token twin, a top-up for bad debt), and is nobody's deposit
+        self.funders = {checksum(a) for a in funders}
         self.confirmations = confirmations  # blocks a deposit waits for (reorgs on real chains)
         # One writer of balances per node, held across each whole transaction that changes one.
         self.lock = threading.RLock()
@@ -207,8 +225,9 @@ class Balances:
                     if log["event"] == "Transfer":
                         sender = checksum(log["args"]["sender"])
                         amount = int(log["args"]["value"])
-                        # mints and Cairn's own contracts (refunds) are not deposits
-                        if amount == 0 or int(sender, 16) == 0 or sender in contracts:
+                        # mints, Cairn's own contracts (refunds) and the node's own accounts
+                        # are not deposits
+                        if not amount or int(sender, 16) == 0 or sender in contracts | self.funders:
                             continue
                         if self._record(session, log, sender, amount, "transfer"):
                             credited += 1

@@ -21,6 +21,7 @@ the vault pays its revenue pool what the tree proves and it has not drawn yet.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,14 @@ from cairn.core.errors import ChainError, ConfigError
 from cairn.core.evm import checksum
 from cairn.core.merkle import StandardMerkleTree
 from cairn.db.engine import Database
-from cairn.economy.balances import CURSOR, LOG_CHUNK, Balances, add_amount
-from cairn.economy.models import BalanceRow, LicenceSaleRow, ReceiptRow, VaultMoveRow
+from cairn.economy.balances import CURSOR, LOG_CHUNK, MIN_PAY_IN, Balances, add_amount
+from cairn.economy.models import (
+    BalanceRow,
+    DepositRow,
+    LicenceSaleRow,
+    ReceiptRow,
+    VaultMoveRow,
+)
 from cairn.store.base import BlobStore
 
 log = logging.getLogger("cairn.economy")
@@ -99,6 +106,7 @@ class Custody:
         self.balances = balances
         self.gateway = gateway
         self.refs = refs
+        self._paying = threading.Lock()  # one `pay_in` at a time: each reads what was paid
 
     def _vault(self) -> Vault:
         vault = self.chain.vault
@@ -125,7 +133,16 @@ class Custody:
         with self.balances.lock, self.db.session() as session:
             block = start_block(session, CURSOR, self.chain.deployment.block) - 1
             rows = session.scalars(select(BalanceRow).order_by(BalanceRow.account)).all()
-            held = {r.account: int(r.deposited) - int(r.spent) - int(r.held) for r in rows}
+            # what users put in the vault themselves already (it is public from its deployment)
+            in_vault: dict[str, int] = {}
+            for account, amount in session.execute(
+                select(DepositRow.account, DepositRow.amount).where(DepositRow.kind != "transfer")
+            ):
+                in_vault[account] = in_vault.get(account, 0) + int(amount)
+            held = {
+                r.account: int(r.deposited) - in_vault.get(r.account, 0) - int(r.spent)
+                for r in rows  # no request is in flight at start: nothing is held
+            }
             unsettled = session.scalars(
                 select(ReceiptRow.amount).where(ReceiptRow.epoch_id.is_(None))
             ).all()
@@ -141,6 +158,7 @@ class Custody:
                     "vault": vault.address,
                     "gateway": self.gateway.address,
                     "block": block,
+                    "since": int(now * 1000),  # receipts signed from then on are drawn
                     "balances": [{"account": a, "amount": str(n)} for a, n in moves.items()],
                     "revenue": str(revenue),
                     "receipts": len(unsettled),
@@ -150,7 +168,7 @@ class Custody:
             self.refs.add([cid], Scope.PUBLIC)
             for row in rows:  # the vault holds it now: what it credits is the balance
                 add_amount(row, "owed_in", moves.get(row.account, 0))
-                row.deposited, row.spent = "0", "0"
+                row.deposited, row.spent = str(in_vault.get(row.account, 0)), "0"
             session.add(
                 VaultMoveRow(
                     vault=vault.address,
@@ -175,13 +193,11 @@ class Custody:
         return move
 
     def owed(self) -> bool:
-        """Whether the index says an account is owed into the vault more than it had (read
-        from the index alone, for the scheduler)."""
+        """Whether the index says an account is owed into the vault at least `MIN_PAY_IN` more
+        than it had (read from the index alone, for the scheduler)."""
         with self.db.session() as session:
-            rows = session.execute(
-                select(BalanceRow.owed_in, BalanceRow.moved_in).where(BalanceRow.owed_in != "0")
-            ).all()
-        return any(int(owed) > int(moved) for owed, moved in rows)
+            due = select(BalanceRow.account).where(BalanceRow.pay_in_due.is_(True))
+            return bool(session.scalar(select(due.exists())))
 
     def pay_in(self) -> PaidIn:
         """Deposit into the vault what each account is owed and has not had, and pay the
@@ -190,7 +206,7 @@ class Custody:
         move = self.moved()
         if move is None or (not self.owed() and self._revenue_paid(move)):
             return PaidIn(0, 0, 0)
-        with self.balances.lock:
+        with self._paying:
             with self.db.session() as session:
                 owed = {
                     checksum(account): int(amount)
@@ -202,8 +218,12 @@ class Custody:
                 }
             deposited, transferred = self._paid_in(vault)
             due = {a: n - deposited.get(a, 0) for a, n in owed.items()}
-            due = {a: n for a, n in due.items() if n > 0}
-            revenue = int(move.revenue) - (transferred - sum(deposited.values()))
+            due = {a: n for a, n in due.items() if n >= MIN_PAY_IN}
+            revenue = (
+                0
+                if move.revenue_paid
+                else int(move.revenue) - (transferred - sum(deposited.values()))
+            )
             needed = sum(due.values()) + max(revenue, 0)
             if not needed:
                 if not move.revenue_paid:
@@ -258,7 +278,8 @@ class Custody:
 
     def draw(self, spend: dict[str, Any]) -> None:
         """Anchor the spend root under the gateway's asset, and have the vault draw what it
-        proves each payer spent beyond what was drawn; raises when a balance cannot cover it."""
+        proves each payer spent beyond what was drawn (a balance that no longer covers it, as
+        when a withdrawal landed first, is left: `cover` makes the epoch whole)."""
         vault, ledger = self.chain.vault, self.chain.ledger
         assert vault is not None
         tree = StandardMerkleTree.load(self.store.get_json(spend["tree"]))
@@ -269,14 +290,34 @@ class Custody:
         for start in range(0, len(draws), MAX_DRAWS):
             vault.draw_many(self.gateway, root, draws[start : start + MAX_DRAWS])
         short = {d.account: d.cumulative - vault.drawn(d.account) for d in draws}
-        short = {a: n for a, n in short.items() if n > 0}
-        if short:
+        for account, amount in short.items():
+            if amount > 0:
+                log.warning(
+                    "the vault could not draw %d that %s spent: its balance no longer covers it "
+                    "(a withdrawal landed first; settle more often than the notice period)",
+                    amount,
+                    account,
+                )
+
+    def cover(self, amount: int) -> int:
+        """Make the vault's revenue pool hold `amount` for an epoch, paying what it lacks from
+        the gateway's own tokens (spend no balance covered any more: the operator's loss, not
+        the payees'); returns what was paid. Safe to repeat: a pool that holds it is paid
+        nothing."""
+        vault, token = self._vault(), self.chain.token
+        lacking = amount - vault.revenue_pool()
+        if lacking <= 0:
+            return 0
+        holds = token.balance_of(self.gateway.address)
+        if holds < lacking:
             raise ChainError(
-                f"the vault could not draw what {len(short)} accounts spent "
-                f"({', '.join(f'{a}: {n}' for a, n in short.items())}): their balances no longer "
-                "cover it (a withdrawal landed before the spend was drawn). The epoch stays "
-                "planned; settle more often than the vault's notice period"
+                f"the vault's revenue pool lacks {lacking} for this epoch (spend it could not "
+                f"draw), and the gateway {self.gateway.address} holds {holds}: send the gateway "
+                "the difference from the operator's account; the epoch stays planned until then"
             )
+        token.transfer(self.gateway, vault.address, lacking)
+        log.warning("paid %d of the gateway's own into the vault to make an epoch whole", lacking)
+        return lacking
 
     def _revenue_paid(self, move: VaultMove) -> bool:
         """Whether the index shows the move's revenue paid into the pool."""

@@ -321,7 +321,10 @@ class Epochs:
             }
             if move is not None:  # funded by the vault, from what it draws against `spend`
                 document.update(  # `since`: the receipts signed from then on are drawn
-                    treasury=move.vault, gateway=self.treasury.address, since=Custody.since(move)
+                    treasury=move.vault,
+                    gateway=self.treasury.address,
+                    since=Custody.since(move),
+                    move=move.document_cid,  # which says `since` too
                 )
                 if spent:
                     spend = spend_tree(spent)
@@ -386,8 +389,10 @@ class Epochs:
                 raise ChainError(
                     f"epoch {epoch_id} is funded by the vault {funder}, not this node's"
                 )
-            if "spend" in document and self.custody is not None:
-                self.custody.draw(document["spend"])
+            if self.custody is not None:
+                if "spend" in document:
+                    self.custody.draw(document["spend"])
+                self.custody.cover(total)
             number, receipt = vault.fund_epoch(self.treasury, root, total, document_cid)
             tx_hash = receipt["transactionHash"].to_0x_hex()
         elif number is None:

@@ -67,6 +67,7 @@ class BalanceRow(Base):
     # vault came, and plain transfers to the treasury since), and what it deposited of that
     owed_in: Mapped[str] = mapped_column(String(80), default="0", server_default="0")
     moved_in: Mapped[str] = mapped_column(String(80), default="0", server_default="0")
+    pay_in_due: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class VaultMoveRow(Base):

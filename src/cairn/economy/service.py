@@ -50,6 +50,7 @@ log = logging.getLogger("cairn.economy")
 GATEWAY_ASSET_NAME = "Cairn gateway usage receipts"
 SETTLE_RETRY_SECONDS = 300.0  # after a failed scheduled settlement
 WATCH_SECONDS = 60.0  # how often the vault's deposits and withdrawal requests are read
+EARLY_SETTLE_SECONDS = 600.0  # between settlements for withdrawals, at most one
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,9 @@ class Economy:
         self.schedule = schedule or Schedule()
         self.keys = ApiKeys(db)
         self.db = db
-        self.balances = Balances(db, chain, gateway.address, confirmations)
+        self.balances = Balances(
+            db, chain, gateway.address, confirmations, funders=(self.operator,)
+        )
         if released := self.balances.clear_holds():
             log.info("released the holds of %d requests cut short by a restart", released)
         self.custody = Custody(db, store, chain, self.balances, gateway, assets.refs)
@@ -179,6 +182,8 @@ class Economy:
     def hold_no_custody(self) -> VaultMove:
         """Move what the gateway holds for users into the vault, once, and deposit there
         whatever is owed: what a node does at start."""
+        if self.custody.moved() is None:
+            self.licences.sync()  # every sale paid to the treasury: its revenue moves too
         move = self.custody.move()
         paid = self.custody.pay_in()
         if paid.accounts or paid.revenue:
@@ -269,13 +274,13 @@ class Economy:
             self.balances.sync()
             self._watched = now
         if self.custody.owed():
-            self.custody.pay_in()
-        if self._index_state()[3] and now - self._drawn_early >= WATCH_SECONDS:
-            # someone leaving has spent what was not drawn yet: draw it within their notice
+            self._pay_in()  # a failure is logged: the rest of the tick still runs
+        if self._index_state()[3] and now - self._drawn_early >= EARLY_SETTLE_SECONDS:
             self._drawn_early = now
-            epoch = self.settle()
-            if epoch is not None:
-                log.info("settled epoch %s early for a withdrawal", epoch.epoch)
+            if self._leaving_undrawn():  # draw what they spent within their notice
+                epoch = self.settle()
+                if epoch is not None:
+                    log.info("settled epoch %s early for a withdrawal", epoch.epoch)
         seen = self._bounty_state()
         for paid in self.bounties.pay_due():
             log.info(
@@ -311,10 +316,25 @@ class Economy:
             (batch, block) != self._bounties_seen
             or bool(owed)
             or now - self._watched >= WATCH_SECONDS
-            or bool(leaving and now - self._drawn_early >= WATCH_SECONDS)
+            or bool(leaving and now - self._drawn_early >= EARLY_SETTLE_SECONDS)
             or self._receipts_due(now)
             or bool(every and now - self._last_epoch >= every)
         )
+
+    def _leaving_undrawn(self) -> bool:
+        """Whether someone asked to withdraw more than is free (so the vault would pay them
+        what they spent and no epoch drew yet), and has such spend."""
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(BalanceRow).where(
+                    BalanceRow.withdrawing != "0", BalanceRow.spent != BalanceRow.settled
+                )
+            ).all()
+        for row in rows:
+            free = int(row.deposited) - int(row.withdrawn) - int(row.spent) - int(row.held)
+            if int(row.withdrawing) > free and int(row.spent) > int(row.settled):
+                return True
+        return False
 
     def _bounty_state(self) -> tuple[object, object]:
         """(newest anchored batch, block of the node's newest transaction): what bounties pay
@@ -329,7 +349,7 @@ class Economy:
         newest_block = (
             select(SyncCursor.last_block).where(SyncCursor.name == TRANSACTIONS).scalar_subquery()
         )
-        owed = select(BalanceRow.account).where(BalanceRow.owed_in != BalanceRow.moved_in)
+        owed = select(BalanceRow.account).where(BalanceRow.pay_in_due.is_(True))
         leaving = select(BalanceRow.account).where(
             BalanceRow.withdrawing != "0", BalanceRow.spent != BalanceRow.settled
         )

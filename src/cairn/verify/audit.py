@@ -129,7 +129,8 @@ class Auditor:
         self.blobs = blobs
         self.receipts: dict[str, int] = {}  # receipt id -> the epoch that settled it
         self.sales: dict[tuple[str, int], int] = {}  # (tx, log index) -> epoch
-        self.spent: dict[str, int] = {}  # payer -> cumulative spend the vault's epochs drew
+        # (vault, payer) -> cumulative spend the vault's epochs drew
+        self.spent: dict[tuple[str, str], int] = {}
 
     def run(self, only: Iterable[int] = ()) -> AuditReport:
         """The report of every epoch (of those in `only`, when given; the others are still
@@ -333,11 +334,18 @@ class Auditor:
         """A vault's epoch: its spend tree holds each payer's cumulative spend (what earlier
         epochs drew, and what this one's receipts signed since the vault came charged), the
         gateway anchored its root, and the vault drew up to each leaf, against that root."""
+        vault, since = checksum(doc["treasury"]), int(doc["since"])
+        move = self.blobs(doc["move"])  # the move of custody into the vault names `since`
+        f.check(
+            "since",
+            move.get("since") == since and checksum(move.get("vault", "")) == vault,
+            f"receipts signed from {since} (ms) on are drawn, as the move {doc['move']} says",
+        )
         new: dict[str, int] = {}
         for payer, amount, signed_at in payers:
-            if signed_at >= int(doc["since"]) and amount:
+            if signed_at >= since and amount:
                 new[payer] = new.get(payer, 0) + amount
-        wanted = {payer: self.spent.get(payer, 0) + n for payer, n in new.items()}
+        wanted = {payer: self.spent.get((vault, payer), 0) + n for payer, n in new.items()}
         spend = doc.get("spend")
         if spend is None:
             f.check(
@@ -379,7 +387,7 @@ class Auditor:
             if not missing
             else f"not drawn up to their leaves: {sorted(missing.items())[:SHOWN]}",
         )
-        self.spent.update(leaves)
+        self.spent.update({(vault, payer): v for payer, v in leaves.items()})
 
     def _versions(
         self, about: dict[str, Any], newest: dict[int, str | None], block: int, f: Findings

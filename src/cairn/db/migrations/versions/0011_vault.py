@@ -23,6 +23,10 @@ def upgrade() -> None:
             batch_op.add_column(
                 sa.Column(name, sa.String(length=80), nullable=False, server_default="0")
             )
+    with op.batch_alter_table("balances", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("pay_in_due", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     with op.batch_alter_table("deposits", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("kind", sa.String(length=16), nullable=False, server_default="transfer")
@@ -45,5 +49,6 @@ def downgrade() -> None:
     with op.batch_alter_table("deposits", schema=None) as batch_op:
         batch_op.drop_column("kind")
     with op.batch_alter_table("balances", schema=None) as batch_op:
+        batch_op.drop_column("pay_in_due")
         for name in reversed(COLUMNS):
             batch_op.drop_column(name)
