@@ -64,6 +64,7 @@ DEV_ETHER = 100 * ETHER  # gas money for each dev account
 DEV_TOKENS = 1_000 * TOKEN  # CAIRN minted to each dev account on a fresh dev node
 VAULT_NOTICE = 7 * 86_400  # seconds a withdrawal from the vault waits, by default
 DEV_VAULT_NOTICE = 300  # on a dev node
+GATEWAY_GAS = ETHER // 100  # what the operator sends a gateway with no gas, to register its asset
 
 
 class Node:
@@ -429,10 +430,18 @@ def _hold_no_custody(node: Node) -> None:
     licence payments at it, and move what the gateway holds for users into it."""
     if node.chain.vault is None:
         config, gateway = node.config, node.gateway_account.address
-        if node.client.balance(gateway) == 0:
-            raise ConfigError(
-                f"the gateway account {gateway} has no ether on {node.backend.description}: "
-                "fund it to register its asset and deploy the vault that holds users' deposits"
+        if node.client.balance(gateway) == 0:  # it registers its asset: the operator pays
+            if node.client.balance(node.operator.address) < 2 * GATEWAY_GAS:
+                raise ConfigError(
+                    f"the gateway account {gateway} has no ether on {node.backend.description}: "
+                    "fund it to register its asset and deploy the vault that holds users' "
+                    "deposits"
+                )
+            node.client.send(
+                node.operator, to=gateway, data=b"", value=GATEWAY_GAS, action="gas for the gateway"
+            )
+            log.info(
+                "sent the gateway %s %d wei of gas money from the operator", gateway, GATEWAY_GAS
             )
         notice = config.vault_notice_seconds or (DEV_VAULT_NOTICE if config.dev else VAULT_NOTICE)
         deployment = node.chain.deployment

@@ -22,7 +22,7 @@ def test_train_a_model_with_a_worker_from_the_command_line(cli: Cli, tmp_path: P
         "model", "register", str(folder), "--name", "tiny llama", "--licence", "Apache-2.0",
         "--from", "alice",
     ).stdout  # fmt: skip
-    assert "Registered model 1" in registered
+    assert "Registered model 2" in registered  # asset 1 is the gateway's
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"review": {"review_share": 0.0}}))
     cli(
@@ -32,14 +32,14 @@ def test_train_a_model_with_a_worker_from_the_command_line(cli: Cli, tmp_path: P
     rng = random.Random(1)
     records = tmp_path / "records.jsonl"
     records.write_text("".join(json.dumps(reverse_record(rng)) + "\n" for _ in range(30)))
-    assert "accepted" in cli("contribute", "2", str(records), "--from", "bob").stdout
-    cli("dataset", "anchor", "2", "--from", "alice")
+    assert "accepted" in cli("contribute", "3", str(records), "--from", "bob").stdout
+    cli("dataset", "anchor", "3", "--from", "alice")
 
     recipe = tmp_path / "recipe.yaml"
     cli("recipe", "init", "--method", "sft", "--out", str(recipe))
     edits = {
-        "base_model: SmolLM2-135M-Instruct": "base_model: 1",
-        "dataset: 1": "dataset: 2",
+        "base_model: SmolLM2-135M-Instruct": "base_model: 2",
+        "dataset: 1": "dataset: 3",
         "learning_rate: 2.0e-05": "learning_rate: 0.003",
         "max_length: 512": "max_length: 64",
         "workers: 2": "workers: 1",
