@@ -292,8 +292,8 @@ class Balances:
     def _durable_head(self, start: int, tip: int) -> int:
         """The newest block up to `tip` whose deposits may be credited: one the chain keeps.
 
-        When deposits wait in blocks not kept yet, wait (up to `DURABLE_WAIT`) for the chain to
-        keep them, so a deposit just made is credited in the same read.
+        When deposits or withdrawals wait in blocks not kept yet, wait (up to `DURABLE_WAIT`) for
+        the chain to keep them, so one just made shows in the same read.
         """
         backend = self.chain.client.backend
         kept = backend.durable_block(tip)
@@ -303,8 +303,10 @@ class Balances:
         waiting = client.logs(
             self.chain.token.contract.events.Transfer, lo, tip, {"receiver": self.treasury}
         )
-        if self.chain.vault is not None:
-            waiting += client.logs(self.chain.vault.contract.events.Deposited, lo, tip)
+        vault = self.chain.vault
+        if vault is not None:  # a deposit or a withdrawal request just made: wait for it too
+            events = [getattr(vault.contract.events, name) for name in VAULT_EVENTS]
+            waiting += client.contract_logs(events, lo, tip)
         if not waiting:
             return kept
         newest = max(int(log["blockNumber"]) for log in waiting)
