@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,3 +86,20 @@ def test_a_node_on_a_json_rpc_url_deploys_once_its_operator_is_funded(
         assert again.assets.get(asset.asset_id).name == "On RPC"
     finally:
         external.stop()
+
+
+def test_a_withdrawal_is_taken_once_its_notice_passed_on_an_idle_chain(
+    make_node: Callable[..., Node], tmp_path: Path
+) -> None:
+    """anvil mines only on demand, so an idle chain's newest block is as old as the request:
+    a transaction is simulated in the block it would be mined in, at this time."""
+    node = make_node(tmp_path / "n", chain="anvil", vault_notice_seconds=2)
+    vault = node.chain.vault
+    assert vault is not None and vault.notice_period() == 2
+    alice = node.signers.get(node.keystore.find_by_label("alice").address)
+    node.economy.balances.deposit(alice, 10**18)
+    available_at, _ = vault.request_withdrawal(alice, 10**18)
+    while time.time() < available_at + 1:  # no block is mined meanwhile
+        time.sleep(0.2)
+    paid, _ = vault.withdraw(alice)
+    assert paid == 10**18 and node.economy.balances.get(alice.address).withdrawn == 10**18

@@ -219,12 +219,15 @@ class ChainClient:
         probe = cast(
             TxParams, {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")}
         )
+        # In the block it would be mined in, at this time: anvil mines on demand, so an idle
+        # chain's newest block is old (the memory chain's clock moves only when told to).
+        block: Any = None if self.backend.kind == "memory" else "pending"
         with self._lock:
             try:
-                estimate = self.w3.eth.estimate_gas(probe)
+                estimate = self.w3.eth.estimate_gas(probe, block)
             except Exception:  # a revert, or anything else: the call words it
                 with reverts_as_chain_errors(action):
-                    self.w3.eth.call(probe)
+                    self.w3.eth.call(probe, block)
                     raise  # the call went through: the estimate's own error stands
         return int(estimate * GAS_MARGIN) + GAS_PAD
 
