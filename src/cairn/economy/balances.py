@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +175,8 @@ class Balances:
         self.confirmations = confirmations  # blocks a deposit waits for (reorgs on real chains)
         # One writer of balances per node, held across each whole transaction that changes one.
         self.lock = threading.RLock()
-        self.on_owed: Any = None  # called after a sync finds tokens owed into the vault
+        # called after a sync finds tokens owed into the vault
+        self.on_owed: Callable[[], None] | None = None
 
     def reset_index(self) -> None:
         """Forget deposits and balances: the chain behind them was replaced."""

@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,7 +199,7 @@ class Epochs:
         treasury: LocalAccount,
         refs: ContentRefs,
         custody: Custody | None = None,
-        gateway_asset: Any = None,
+        gateway_asset: Callable[[], int] | None = None,
     ) -> None:
         self.db = db
         self.custody = custody  # once it moved balances into the vault, the vault funds epochs
@@ -327,6 +328,7 @@ class Epochs:
                     move=move.document_cid,  # which says `since` too
                 )
                 if spent:
+                    assert self.gateway_asset is not None  # given with `custody`
                     spend = spend_tree(spent)
                     spend_cid = self.store.put_json(spend.dump())
                     document["spend"] = {
