@@ -3,7 +3,36 @@ crash left running)."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
+
+# A process just started shows an empty command line for a moment: Popen returns once the child
+# has begun its exec, and Linux fills in the new arguments a little later (90 of 200 reads
+# right after a Popen from a thread found it empty on a 2-core machine).
+EXEC_SETTLE_SECONDS = 2.0
+
+
+def command_line(entry: Path) -> list[bytes] | None:
+    """A process's arguments, waiting out an exec in progress; None if it has ended."""
+    deadline = time.monotonic() + EXEC_SETTLE_SECONDS
+    while True:
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:  # it ended while we looked
+            return None
+        if raw or time.monotonic() > deadline or not _runs_a_program(entry):
+            return raw.split(b"\0")
+        time.sleep(0.01)
+
+
+def _runs_a_program(entry: Path) -> bool:
+    """False for a kernel thread or a zombie (no executable), whose command line stays empty."""
+    try:
+        os.readlink(entry / "exe")
+    except OSError:
+        return False
+    return True
 
 
 def pids_with_args(*parts: str | Path) -> list[int]:
@@ -13,10 +42,7 @@ def pids_with_args(*parts: str | Path) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # it ended while we looked
-            continue
-        if all(part in args for part in wanted):
+        args = command_line(entry)
+        if args is not None and all(part in args for part in wanted):
             found.append(int(entry.name))
     return found
