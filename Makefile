@@ -8,6 +8,11 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test check check-tests test-node test-e2e lint style typecheck bench clean
 
+# Python keeps compiled modules (`__pycache__`, ignored by git) even where the environment asks it
+# not to: every process a test starts imports hundreds of Cairn's modules, and pytest rewrites
+# every test module in each of its workers, compiling each from source every time otherwise.
+unexport PYTHONDONTWRITEBYTECODE
+
 # The venv is rebuilt only when the project's dependencies change.
 $(STAMP): pyproject.toml package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

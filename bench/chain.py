@@ -23,10 +23,11 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from cairn.chain.backends import AnvilBackend, ChainBackend, MemoryBackend
+from cairn.chain.backends import AnvilBackend, ChainBackend
 from cairn.chain.client import ChainClient
 from cairn.chain.contracts import Chain
 from cairn.chain.deployment import deploy_all
+from cairn.chain.memory import MemoryBackend
 from cairn.core.merkle import StandardMerkleTree
 from cairn.core.policy import AssetKind, RevenueSplit
 

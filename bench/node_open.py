@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from cairn.chain.anvil import free_port
-from cairn.chain.backends import MemoryBackend
+from cairn.chain.memory import MemoryBackend
 from cairn.config import NodeConfig
 from cairn.node import Node, bootstrap
 

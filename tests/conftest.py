@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, settings
 
 from cairn.api.server import BackgroundServer
 from cairn.chain.anvil import free_port
-from cairn.chain.backends import MemoryBackend
+from cairn.chain.memory import MemoryBackend
 from cairn.config import NodeConfig
 from cairn.node import Node, bootstrap
 

@@ -21,11 +21,12 @@ from cairn.assets.market import Market
 from cairn.assets.service import AssetService
 from cairn.assets.uploads import MiB, Uploads
 from cairn.chain.anvil import free_port
-from cairn.chain.backends import ChainBackend, open_backend
+from cairn.chain.backends import ChainBackend
 from cairn.chain.client import ChainClient
 from cairn.chain.contracts import Chain
 from cairn.chain.cursors import check_cursors, forget_cursors, record_transaction
 from cairn.chain.deployment import Deployment, is_live, load_or_deploy, save_deployment
+from cairn.chain.open import open_backend
 from cairn.chain.vault import Vault, deploy_vault
 from cairn.compute.jobs import JobService
 from cairn.compute.superlink import SuperLink

@@ -23,11 +23,11 @@ from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from cairn.chain.backends import MemoryBackend
 from cairn.chain.bounty import Bounties
 from cairn.chain.client import ChainClient
 from cairn.chain.compiler import CompiledContract, compile_contract
 from cairn.chain.deployment import DeployedContract, Deployment
+from cairn.chain.memory import MemoryBackend
 from cairn.chain.registry import Registry
 from cairn.chain.token import Token
 from cairn.core.errors import ChainError

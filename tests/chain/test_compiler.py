@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import vyper
 from vyper.compiler.input_bundle import FileInput, FilesystemInputBundle
 from vyper.compiler.phases import CompilerData
 
@@ -24,7 +25,7 @@ def test_a_compiled_contract_is_cached_and_reused(
     def no_compiler(*_: object, **__: object) -> None:
         raise AssertionError("recompiled although the source did not change")
 
-    monkeypatch.setattr(compiler.vyper, "compile_code", no_compiler)
+    monkeypatch.setattr(vyper, "compile_code", no_compiler)
     again = compile_contract("CairnToken", tmp_path)
     assert again == first
 
@@ -48,7 +49,7 @@ def test_a_build_is_shared_by_every_data_folder_of_the_user(
     def no_compiler(*_: object, **__: object) -> None:
         raise AssertionError("recompiled although the user cache has the build")
 
-    monkeypatch.setattr(compiler.vyper, "compile_code", no_compiler)
+    monkeypatch.setattr(vyper, "compile_code", no_compiler)
     assert compile_contract("CairnToken", tmp_path / "node-b") == first
     assert list((tmp_path / "node-b").glob("CairnToken-*.json"))  # copied to the data folder
 
@@ -179,7 +180,7 @@ def test_editing_an_escrow_module_recompiles_job_escrow_and_nothing_else(
         compiled.append(str(kwargs["contract_path"]))
         return {"abi": [], "bytecode": f"0x{len(compiled):02x}"}
 
-    monkeypatch.setattr(compiler.vyper, "compile_code", counting_compiler)
+    monkeypatch.setattr(vyper, "compile_code", counting_compiler)
     for name in ("JobEscrow", "CairnToken"):
         compile_contract(name, tmp_path / "build")
     assert compiled == ["JobEscrow.vy", "CairnToken.vy"]

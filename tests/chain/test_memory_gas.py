@@ -1,4 +1,4 @@
-"""The memory chain's gas estimate (`cairn.chain.backends.estimate_gas`): two runs of the
+"""The memory chain's gas estimate (`cairn.chain.memory.estimate_gas`): two runs of the
 transaction instead of py-evm's bisection, a limit that is enough and near what the transaction
 uses, through calls into other contracts too, and a revert's reason as before."""
 
@@ -11,7 +11,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3.contract.contract import ContractFunction
 
-from cairn.chain import backends
+from cairn.chain import memory
 from cairn.node import DEV_TOKENS, Node
 
 
@@ -23,13 +23,13 @@ def dev(node: Node, label: str) -> LocalAccount:
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The gas limit of each run of a transaction the estimator makes."""
     seen: list[int] = []
-    real: Callable[..., Any] = backends._with_gas
+    real: Callable[..., Any] = memory._with_gas
 
     def counted(transaction: Any, gas: int) -> Any:
         seen.append(gas)
         return real(transaction, gas)
 
-    monkeypatch.setattr(backends, "_with_gas", counted)
+    monkeypatch.setattr(memory, "_with_gas", counted)
     return seen
 
 

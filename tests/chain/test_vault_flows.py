@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 
-from cairn.chain.backends import MemoryBackend
 from cairn.chain.client import ChainClient
 from cairn.chain.contracts import Chain
 from cairn.chain.deployment import Deployment, deploy_all, is_live
 from cairn.chain.distributor import Distributor
 from cairn.chain.ledger import Ledger
+from cairn.chain.memory import MemoryBackend
 from cairn.chain.registry import Registry
 from cairn.chain.token import Token
 from cairn.chain.vault import ALL, deploy_vault, spend_draws, spend_tree

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from cairn.chain.anvil import free_port
-from cairn.chain.backends import MemoryBackend
+from cairn.chain.memory import MemoryBackend
 from cairn.config import NodeConfig
 from cairn.core.errors import ConfigError
 from cairn.db.engine import Database

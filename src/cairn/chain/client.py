@@ -4,11 +4,14 @@ Each write is simulated first (so a revert reaches the user with its reason and 
 nothing, not even the sender's nonce), sent with explicit gas and EIP-1559 fees, and its receipt
 is fetched right after sending. Reverts from eth-tester (`TransactionFailed`) and from a node
 (`ContractLogicError`, or a JSON-RPC error) all surface as one `ChainError` with the reason.
+eth-tester is loaded only with the memory chain (`cairn.chain.memory`), and its revert is
+caught only once it is.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +22,6 @@ from eth_account import Account
 from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
 from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions import TypedTransaction
-from eth_tester.exceptions import TransactionFailed
 from eth_utils.exceptions import ValidationError as EVMRefusal
 from hexbytes import HexBytes
 from web3 import Web3
@@ -36,16 +38,22 @@ GAS_MARGIN = 1.25
 GAS_PAD = 10_000
 
 _REVERT_PREFIX = re.compile(r"^.*?execution reverted:?\s*", re.IGNORECASE | re.DOTALL)
+_NODE_REVERTS: tuple[type[Exception], ...] = (ContractLogicError, Web3RPCError)
+
+
+def _reverts() -> tuple[type[Exception], ...]:
+    """The exceptions a revert arrives as: a node's, and eth-tester's once the memory chain has
+    loaded it (nothing else raises it)."""
+    tester = sys.modules.get("eth_tester.exceptions")
+    return _NODE_REVERTS if tester is None else (*_NODE_REVERTS, tester.TransactionFailed)
 
 
 def revert_reason(exc: BaseException) -> str | None:
     """The contract's revert string inside an exception from any backend, if it carries one."""
-    if isinstance(exc, ContractLogicError):
+    if isinstance(exc, (ContractLogicError, Web3RPCError)):
         text = exc.message or str(exc)
-    elif isinstance(exc, TransactionFailed):
+    elif isinstance(exc, _reverts()):  # eth-tester's TransactionFailed
         text = str(exc.args[0]) if exc.args else str(exc)
-    elif isinstance(exc, Web3RPCError):
-        text = exc.message or str(exc)
     else:
         return None
     if isinstance(text, bytes):
@@ -59,7 +67,7 @@ def reverts_as_chain_errors(action: str) -> Iterator[None]:
     """Turn any backend's revert inside the block into a `ChainError` naming `action`."""
     try:
         yield
-    except (ContractLogicError, TransactionFailed, Web3RPCError) as exc:
+    except _reverts() as exc:
         reason = revert_reason(exc)
         raise ChainError(f"{action} reverted: {reason}", reason=reason) from exc
     except EVMRefusal as exc:  # the in-process EVM refusing a transaction before running it
@@ -315,7 +323,7 @@ class ChainClient:
     def _send_signed(self, raw: bytes, sender: str, action: str) -> TxReceipt:
         try:
             tx_hash = self.w3.eth.send_raw_transaction(raw)
-        except (ContractLogicError, TransactionFailed, Web3RPCError) as exc:
+        except _reverts() as exc:
             reason = revert_reason(exc)
             raise ChainError(f"{action} rejected by the chain: {reason}", reason=reason) from exc
         try:
@@ -344,6 +352,6 @@ class ChainClient:
                 ),
                 block,
             )
-        except (ContractLogicError, TransactionFailed, Web3RPCError) as exc:
+        except _reverts() as exc:
             return revert_reason(exc) or "execution reverted"
         return "out of gas or reverted without a reason"

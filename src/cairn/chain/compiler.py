@@ -18,12 +18,11 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
-import vyper
-from vyper.compiler.input_bundle import FilesystemInputBundle
+VYPER_VERSION = metadata.version("vyper")  # without importing vyper: it loads only to compile
 
 CONTRACT_NAMES = (
     "CairnToken",
@@ -125,6 +124,9 @@ def compile_contract(name: str, cache_dir: Path | None = None) -> CompiledContra
             stale.append(folder)
         compiled = compiled or found
     if compiled is None:
+        import vyper  # a fifth of a second, paid only when no build is cached
+        from vyper.compiler.input_bundle import FilesystemInputBundle
+
         out = vyper.compile_code(
             source,
             contract_path=Path(f"{name}.vy"),  # relative, so a build does not name the folder
@@ -142,7 +144,7 @@ def compile_contract(name: str, cache_dir: Path | None = None) -> CompiledContra
 
 def _source_key(source: str, modules: dict[str, str]) -> str:
     """The sha256 of the compiler version, a contract's source and its modules' sources."""
-    digest = hashlib.sha256(f"{vyper.__version__}\n{source}".encode())
+    digest = hashlib.sha256(f"{VYPER_VERSION}\n{source}".encode())
     for relative, text in sorted(modules.items()):
         digest.update(f"\0{relative}\0{text}".encode())
     return digest.hexdigest()

@@ -23,7 +23,6 @@ import zlib
 from itertools import chain
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from cairn.core.collector import collector_paused
 
@@ -80,6 +79,8 @@ def _fmix32(values: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """datasketch's own affine32 permutation parameters: a (odd) and b, each (num_perm,)."""
+    from datasketch import MinHash  # with scipy, most of a second: loaded on first use
+
     a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
     return a.astype(_U32), b.astype(_U32)
 
@@ -195,6 +196,8 @@ class NearDuplicateIndex:
         self.threshold = threshold
         self.num_perm = num_perm
         self.bands, self.rows = lsh_params(threshold, num_perm)
+        from datasketch import MinHashLSH  # with scipy, most of a second: loaded on first use
+
         self._lsh = MinHashLSH(num_perm=num_perm, params=(self.bands, self.rows))
         self._byte_ranges = [(start * 4, end * 4) for start, end in self._lsh.hashranges]
         self._keys: list[str] = []

@@ -7,8 +7,6 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import delete, func, select
 
@@ -120,6 +118,9 @@ class DataService:
             return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode(
                 "utf-8"
             )
+        import pyarrow as pa  # loaded for a Parquet export only
+        import pyarrow.parquet as pq
+
         table = pa.Table.from_pylist(records)
         sink = io.BytesIO()
         pq.write_table(table, sink)
