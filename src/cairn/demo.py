@@ -60,6 +60,10 @@ PER_RECORD = TOKEN // 5  # 0.2 CAIRN per accepted record
 PER_REVIEW = TOKEN // 10  # 0.1 CAIRN per useful review
 APP_PRICE = TOKEN  # per call of alice's app
 LICENCE_PRICE = 5 * TOKEN  # a commercial licence to download alice's model
+# A step of LoRA on SmolLM2-135M costs about 5 s of one core, and the node's verification
+# replays each provider's round once more after the last: three steps show the loop without
+# making a newcomer wait for it.
+INNER_STEPS = 3
 
 RECIPE = """
 name: arithmetic tutor
@@ -165,7 +169,7 @@ class Story:
         say: Callable[[str], None],
         *,
         rounds: int = 1,
-        inner_steps: int = 6,
+        inner_steps: int = INNER_STEPS,
     ) -> None:
         self.data_dir = data_dir
         self.say = say

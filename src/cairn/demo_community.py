@@ -20,7 +20,15 @@ from typing import Any
 import httpx
 
 from cairn.core.errors import Unavailable
-from cairn.demo import MARKER, PEOPLE, Story, record_seeding, seeded, start_providers
+from cairn.demo import (
+    INNER_STEPS,
+    MARKER,
+    PEOPLE,
+    Story,
+    record_seeding,
+    seeded,
+    start_providers,
+)
 from cairn.node import Node
 from cairn.provider.worker import Worker
 
@@ -38,7 +46,7 @@ def demo_accounts() -> tuple[str, ...]:
 class DemoCommunity:
     """Seeds `node` once and keeps the demo's provider workers running while it serves."""
 
-    def __init__(self, node: Node, *, rounds: int = 1, inner_steps: int = 6) -> None:
+    def __init__(self, node: Node, *, rounds: int = 1, inner_steps: int = INNER_STEPS) -> None:
         self.node = node
         self.rounds = rounds
         self.inner_steps = inner_steps

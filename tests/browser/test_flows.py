@@ -97,12 +97,12 @@ def test_build_a_model_from_the_form_and_watch_the_job_finish(
     assert smol, base.locator("option").all_inner_texts()
     base.select_option(label=smol[0])
     page.locator('[name="distributed.rounds"]').fill("1")
-    page.locator('[name="distributed.inner_steps"]').fill("2")
+    page.locator('[name="distributed.inner_steps"]').fill("1")
     page.locator('[name="budget.max_tokens"]').fill("5")
     page.get_by_role("button", name="Update preview").click()
     page.wait_for_load_state()
     recipe = page.get_by_test_id("recipe-yaml").inner_text()
-    assert "method: lora" in recipe and "inner_steps: 2" in recipe
+    assert "method: lora" in recipe and "inner_steps: 1" in recipe
     assert page.get_by_test_id("cost-estimate").inner_text().strip()
     screenshot(page, "flow-build-form")
 

@@ -28,10 +28,12 @@ def demo(
         ),
     ] = None,
     rounds: Annotated[int, typer.Option(help="DiLoCo rounds of the training job", min=1)] = 1,
-    inner_steps: Annotated[int, typer.Option(help="Local steps per round", min=1)] = 6,
+    inner_steps: Annotated[
+        int | None, typer.Option(help="Local steps per round  [default: the demo's own, 3]", min=1)
+    ] = None,
 ) -> None:
     """Run Cairn's whole story on a fresh embedded chain: data, training, paid use, payouts."""
-    from cairn.demo import Story
+    from cairn.demo import INNER_STEPS, Story
 
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise InvalidInput(f"--keep {keep}: the folder is not empty; name a new one")
@@ -42,7 +44,7 @@ def demo(
         (errors if as_json else console).print(f"[dim]{time.monotonic() - started:6.1f}s[/] {text}")
 
     try:
-        result = Story(folder, say, rounds=rounds, inner_steps=inner_steps).run()
+        result = Story(folder, say, rounds=rounds, inner_steps=inner_steps or INNER_STEPS).run()
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
