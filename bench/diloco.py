@@ -26,18 +26,34 @@ the forward to transformers', a round to `inner_train` on each worker then `oute
 sync row to data-parallel AdamW. `--seeds N` repeats everything on N data orders; a ratio is then
 the mean of each seed's, with its spread (largest minus smallest).
 
-The regime (figures from this script on the quick model, T=250 or 2000, one seed unless said):
+The regime (figures from this script on the quick model, 36k parameters, one seed unless said):
 - warm start: every run starts from `--pretrain-steps` steps of one model on its own records, as
   the DiLoCo paper starts from a pretrained checkpoint. From 500 steps (held-out loss 1.36) sync
   does best at a rate of 8e-3 or more (loss 0.74) and DiLoCo H=50 at 2e-3 (0.96): 1.29, best
   against best. From 2000 steps (0.48) both do best at 1e-3 of 5e-4, 1e-3 and 2e-3 (sync 0.284,
   0.286 at 2e-3; DiLoCo 0.279, 0.296 at 2e-3), so one rate is fair to both;
-- rounds: at T=2000 from a 2000-step warm start, H=50 (40 rounds) ends at 0.63 of sync's loss
-  and H=500 (4 rounds) at 1.52; the paper had 128 rounds of H=500. Its outer settings (lr 0.7,
-  Nesterov momentum 0.9) are the best tried at H=50 (lr 0.5 or 1.0 at 0.9, 1.2 at 0.8 worse; 1.0
-  at 0.5 equal); with 4 rounds, momentum 0.5 did better in 4 of 5 regimes (1.52 -> 1.25 here):
-  `--outer-momentum`. The default regime shows the same: from its warm start (0.37) sync ends
-  at 0.039 and H=500 at 0.087 (2.2x; 86 % of sync's gain);
+- rounds: at T=2000, H=50 (40 rounds) ends at 0.63 of sync's loss and H=500 (4 rounds) at 1.52
+  (the paper had 128 rounds of H=500). Its outer settings (lr 0.7, Nesterov momentum 0.9) are
+  the best tried at H=50 (lr 0.5 or 1.0 at 0.9, 1.2 at 0.8 worse; 1.0 at 0.5 equal); with 4
+  rounds momentum 0.5 did better in 4 of 5 regimes (1.52 -> 1.25): `--outer-momentum`. The old
+  default (270k parameters, T=2000, about 20 minutes) ended H=500 at 2.2x sync (0.087 / 0.039);
+- more rounds alone do not reach parity on these three tasks: at T=8000 from the quick warm
+  start (0.51), sync is at 0.156, 0.093, 0.064 after 2, 4, 6 rounds of H=500 and float32 H=500
+  at 1.74, 1.86, 1.46x that with the paper's outer settings (lr 1.0 / momentum 0.9: 2.30, 1.70,
+  1.53; 0.7 / 0.5: 1.54, 1.56, 1.51; 1.0 / 0.5: 1.51, 1.57, 1.55), then stopped for time.
+  DiLoCo at round 6 is where sync was 1000 steps earlier; while the loss still falls by a third
+  every 1000 steps, such a lag is a ratio of 1.5 however many rounds;
+- the floor: text has an irreducible loss that training approaches, where such a lag costs a
+  few %. `--draw-share` gives the data one: that share of records are `draw <letters>`, whose
+  response is DRAWN letters drawn at random from the prompt's, and `loss_floor` is their
+  entropy over all held-out response tokens (0.59 at the default's 0.5: as for text, most of
+  the loss). Then the ratio says less, so the run also prints `excess_ratio_<enc>_h<H>`, the
+  ratio of each loss less the floor, how far DiLoCo still lags;
+- the default: the quick model, T=8000 (16 rounds of H=500), draw share 0.5, outer lr 0.7 and
+  momentum 0.9, seed 0, float32 and int4 only (for time): from 0.925, sync ends at 0.626 and
+  H=500 at 0.661 (ratio 1.056, 88 % of sync's gain, excess 1.89x: short of 1.02) and int4 at
+  0.656 (1.048, 0.99x float32's, 3875x fewer bytes); 33 minutes on a shared core. Not tried
+  for time: a larger draw share, more rounds, outer settings at this floor, a second seed;
 - noise: on a task whose loss can reach 0 the ratio is one of two small losses; the final sync
   loss alone moves by 0.03 (15 %) between data orders, hence the seeds. `gain_share_<enc>_h<H>`
   is the share of sync's gain over the warm start that DiLoCo made (1: parity).
@@ -48,7 +64,9 @@ last line one JSON object: `loss_ratio_<enc>_h<H>` and `comm_reduction_<enc>_h<H
 `bench/flower_rounds.py`'s.
 
     python bench/diloco.py --quick   # 36k parameters, T=400, H=50, 2 seeds: a minute or two
-    python bench/diloco.py           # 270k parameters, T=2000, H=50 and 500: about 20 minutes
+    python bench/diloco.py           # the same model, T=8000, H=500, a loss floor: 35+ minutes
+
+Over 400 lines because the regime's findings, the batched forward and the runs belong together.
 """
 
 from __future__ import annotations
@@ -75,7 +93,7 @@ from cairn.core.aggregation import make_aggregator
 from cairn.core.diloco import OuterState, outer_step, pseudo_gradient
 from cairn.core.quantize import ENCODINGS, Encoding, ErrorFeedback, decode, payload_bytes
 from cairn.core.recipe import SftHyperparameters
-from cairn.train.batches import instruction_batch
+from cairn.train.batches import chat_ids, instruction_batch
 from cairn.train.inner import MAX_GRAD_NORM, evaluate, load_params, trainable_params
 from cairn.train.tiny import tiny_causal_lm
 
@@ -83,6 +101,7 @@ WORKERS = 4
 SEED = 0
 EVAL_RECORDS = 512
 LETTERS = "abcdefghij"
+DRAWN = 6  # letters a draw record's response draws
 Params = dict[str, torch.Tensor]
 Shards = list[list[dict[str, str]]]  # each worker's records
 
@@ -90,8 +109,13 @@ Shards = list[list[dict[str, str]]]  # each worker's records
 # --- data --------------------------------------------------------------------------------------
 
 
-def instruction_record(rng: random.Random) -> dict[str, str]:
-    """One record of a random task: reverse or sort a few letters, or add two numbers."""
+def instruction_record(rng: random.Random, draw_share: float = 0.0) -> dict[str, str]:
+    """One record of a random task: reverse or sort a few letters, or add two numbers; with
+    probability `draw_share`, draw: DRAWN letters at random from the prompt's, an entropy floor."""
+    if draw_share and rng.random() < draw_share:
+        letters = "".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 6)))
+        drawn = "".join(rng.choice(letters) for _ in range(DRAWN))
+        return {"prompt": f"draw {letters}", "response": drawn}
     task = rng.randrange(3)
     if task == 2:
         a, b = rng.randint(0, 99), rng.randint(0, 99)
@@ -102,10 +126,23 @@ def instruction_record(rng: random.Random) -> dict[str, str]:
     return {"prompt": f"sort {letters}", "response": "".join(sorted(letters))}
 
 
-def records(n: int, seed: int) -> list[dict[str, str]]:
+def records(n: int, seed: int, draw_share: float = 0.0) -> list[dict[str, str]]:
     """`n` records from the generator seeded with `seed`."""
     rng = random.Random(seed)
-    return [instruction_record(rng) for _ in range(n)]
+    return [instruction_record(rng, draw_share) for _ in range(n)]
+
+
+def loss_floor(tokenizer: Any, held_out: list[dict[str, str]]) -> float:
+    """The least response-token loss any model can reach on `held_out`, as `evaluate` counts
+    it: each drawn letter's entropy (the prompt's letter frequencies) over all response tokens."""
+    entropy, tokens = 0.0, 0
+    for record in held_out:
+        tokens += len(chat_ids(tokenizer, record["prompt"], record["response"])[1])
+        if record["prompt"].startswith("draw "):
+            letters = record["prompt"].removeprefix("draw ")
+            shares = [letters.count(c) / len(letters) for c in set(letters)]
+            entropy += DRAWN * -sum(q * math.log(q) for q in shares)
+    return entropy / tokens
 
 
 def shard_order(n: int, seed: int) -> Iterator[int]:
@@ -217,6 +254,7 @@ class Setup:
     outer_lr: float = 0.7  # DiLoCo's outer Nesterov learning rate (the paper's 0.7)
     outer_momentum: float = 0.9  # and momentum (the paper's 0.9)
     seeds: int = 1  # repeats of every run, each with its own shards and orders
+    draw_share: float = 0.0  # the share of draw records (random responses) in all data
 
 
 def hyperparameters(setup: Setup) -> SftHyperparameters:
@@ -233,7 +271,10 @@ def fresh_model(setup: Setup) -> tuple[Any, Any]:
 
 def shards(setup: Setup, seed: int) -> Shards:
     """Each worker's own shard for data seed `seed`: the same generator, a seed per worker."""
-    return [records(setup.shard_size, 1_000 + WORKERS * seed + w) for w in range(WORKERS)]
+    return [
+        records(setup.shard_size, 1_000 + WORKERS * seed + w, setup.draw_share)
+        for w in range(WORKERS)
+    ]
 
 
 def warm_start(setup: Setup) -> Params:
@@ -243,7 +284,9 @@ def warm_start(setup: Setup) -> Params:
     if not setup.pretrain_steps:
         return init
     steps, lr = setup.pretrain_steps, setup.pretrain_lr
-    pretraining = [records(steps * setup.batch_size, 2_000)]  # one worker: a single model
+    pretraining = [
+        records(steps * setup.batch_size, 2_000, setup.draw_share)
+    ]  # one worker: a single model
     (params,), _ = train(replace(setup, steps=steps, learning_rate=lr), init, [], [pretraining])
     return params
 
@@ -375,12 +418,16 @@ def train(
     return sync, diloco
 
 
+def held_out(setup: Setup) -> list[dict[str, str]]:
+    """The evaluation records: the same generator, a seed no shard or warm start uses."""
+    return records(EVAL_RECORDS, 999, setup.draw_share)
+
+
 def held_out_loss(setup: Setup, params: Params) -> float:
     """`evaluate`'s sft loss of `params` on records no shard or warm start holds."""
     model, tokenizer = fresh_model(setup)
     load_params(model, params)
-    held_out = records(EVAL_RECORDS, 999)  # the same generator, a seed no shard uses
-    loss = evaluate("sft", model, tokenizer, held_out, hyperparameters(setup), batch_size=64)
+    loss = evaluate("sft", model, tokenizer, held_out(setup), hyperparameters(setup), batch_size=64)
     return float(loss["loss"])
 
 
@@ -399,17 +446,19 @@ MODES: dict[str, dict[str, Any]] = {
         pretrain_lr=2e-3,
         hs="50",
         seeds=2,  # two data orders, for the spread
+        draw_share=0.0,  # the three tasks only: the loss can reach 0
     ),
     "full": dict(
-        steps=2000,  # T: 4 rounds of H=500
+        steps=8000,  # T: 16 rounds of H=500
         lr=1e-3,
         batch_size=8,
-        hidden_size=64,  # a 270k-parameter model
-        layers=4,
+        hidden_size=32,  # the quick model: 16 rounds of the 270k one would take hours
+        layers=2,
         pretrain_steps=2000,
         pretrain_lr=2e-3,
-        hs="50,500",
+        hs="500",  # H=50 is the quick run's
         seeds=1,
+        draw_share=0.5,  # half the records draw random letters: a loss floor, as text has
     ),
 }
 
@@ -422,6 +471,7 @@ def figures(
     sync_losses: list[float],
     runs: list[DilocoRun],
     losses: list[float],
+    floor: float = 0.0,
 ) -> dict[str, Any]:
     """The ratios against sync (and against float32 DiLoCo): each seed's ratio, averaged over
     seeds, and with several seeds their spread (the largest minus the smallest)."""
@@ -433,6 +483,7 @@ def figures(
         **{f"setup_{k}": v for k, v in asdict(setup).items()},
         "warm_start_loss": round(warm_loss, 4),
         "sync_loss": round(statistics.fmean(sync_losses), 4),
+        "loss_floor": round(floor, 4),
         "sync_bytes": sync_bytes,
     }
 
@@ -451,6 +502,9 @@ def figures(
             # the share of sync's gain over the warm start that DiLoCo made: 1 is parity
             gains = [(warm_loss - loss[h, enc, s]) / (warm_loss - sync_losses[s]) for s in seeds]
             over_seeds(f"gain_share_{enc}_h{h}", gains)
+            if floor:  # the ratio of what each has left to learn above the floor
+                excess = [(loss[h, enc, s] - floor) / (sync_losses[s] - floor) for s in seeds]
+                over_seeds(f"excess_ratio_{enc}_h{h}", excess)
             if enc != "float32" and "float32" in encodings:
                 against = [loss[h, enc, s] / loss[h, "float32", s] for s in seeds]
                 over_seeds(f"loss_vs_float32_{enc}_h{h}", against)
@@ -481,6 +535,7 @@ def main() -> None:
     parser.add_argument("--pretrain-lr", type=float, help="the warm start's learning rate")
     parser.add_argument("--hs", help="DiLoCo's inner steps per round, comma-separated")
     parser.add_argument("--seeds", type=int, help="repeats with other data, for the spread")
+    parser.add_argument("--draw-share", type=float, help="share of draw records: a loss floor")
     parser.add_argument("--outer-lr", type=float, default=0.7, help="DiLoCo outer learning rate")
     parser.add_argument("--outer-momentum", type=float, default=0.9, help="DiLoCo outer momentum")
     parser.add_argument(
@@ -509,6 +564,7 @@ def main() -> None:
         outer_lr=args.outer_lr,
         outer_momentum=args.outer_momentum,
         seeds=chosen["seeds"],
+        draw_share=chosen["draw_share"],
     )
 
     started = time.perf_counter()
@@ -525,7 +581,8 @@ def main() -> None:
             f"{r.encoding} h{r.h} {x:.4f}" for r, x in zip(runs, losses, strict=True) if r.seed == s
         ]
         print(f"seed {s}: sync {sync_loss:.4f}; {', '.join(theirs)}", file=sys.stderr)
-    out = figures(setup, hs, encodings, warm_loss, sync_losses, runs, losses)
+    floor = loss_floor(fresh_model(setup)[1], held_out(setup))
+    out = figures(setup, hs, encodings, warm_loss, sync_losses, runs, losses, floor)
     out |= {
         "warm_start_seconds": round(warmed - started, 2),
         "train_seconds": round(trained - warmed, 2),

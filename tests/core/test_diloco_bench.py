@@ -106,7 +106,8 @@ def test_the_smallest_run_prints_every_figure_as_a_finite_positive_ratio(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = "--steps 4 --hs 2,4 --lr 3e-3 --batch-size 2 --hidden-size 16 --layers 1 --seeds 2"
-    monkeypatch.setattr(sys, "argv", ["diloco.py", *argv.split(), "--pretrain-steps", "2"])
+    floor = ["--draw-share", "0.5"]  # random responses: the excess ratios over the floor too
+    monkeypatch.setattr(sys, "argv", ["diloco.py", *argv.split(), "--pretrain-steps", "2", *floor])
     monkeypatch.setattr(bench, "EVAL_RECORDS", 32)
 
     bench.main()
@@ -114,14 +115,18 @@ def test_the_smallest_run_prints_every_figure_as_a_finite_positive_ratio(
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for h in (2, 4):
         for enc in ("float32", "int8", "int4"):
-            for key in (f"loss_ratio_{enc}_h{h}", f"comm_reduction_{enc}_h{h}"):
+            for key in (
+                f"loss_ratio_{enc}_h{h}",
+                f"comm_reduction_{enc}_h{h}",
+                f"excess_ratio_{enc}_h{h}",
+            ):
                 assert math.isfinite(figures[key]) and figures[key] > 0, key
         assert figures[f"comm_reduction_float32_h{h}"] == h  # float32 both ways, once a round
         assert 3.5 * h < figures[f"comm_reduction_int8_h{h}"] < 4 * h  # scales cost a little
         assert 6.5 * h < figures[f"comm_reduction_int4_h{h}"] < 8 * h
         assert figures[f"loss_vs_float32_int4_h{h}"] > 0
         assert figures[f"loss_ratio_int4_h{h}_spread"] >= 0  # two seeds: their spread
-    assert figures["sync_loss"] > 0
+    assert figures["sync_loss"] > figures["loss_floor"] > 0
 
 
 def test_the_warm_start_is_inner_train_of_one_model_on_its_own_records() -> None:
@@ -133,3 +138,15 @@ def test_the_warm_start_is_inner_train_of_one_model_on_its_own_records() -> None
     hp = bench.hyperparameters(bench.replace(setup, learning_rate=setup.pretrain_lr))
     data = bench.records(5 * setup.batch_size, 2_000)
     close(warm, inner_train("sft", model, tokenizer, data, hp, steps=5, seed=0).params)
+
+
+def test_the_loss_floor_is_the_drawn_letters_entropy_over_all_response_tokens() -> None:
+    tokenizer = bench.fresh_model(SETUP)[1]
+    draw = {"prompt": "draw aab", "response": "a" * bench.DRAWN}  # a: 2/3, b: 1/3
+    entropy = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))
+    sort = {"prompt": "sort ba", "response": "ab"}  # 2 letters, then the end of the turn
+
+    floor = bench.loss_floor(tokenizer, [draw, sort])
+
+    assert floor == pytest.approx(bench.DRAWN * entropy / (bench.DRAWN + 2 + 2 + 2))
+    assert bench.loss_floor(tokenizer, bench.records(64, 1)) == 0  # no draw records by default
