@@ -215,6 +215,7 @@ class Story:
         """The story on `node`, whose API answers at its base URL and whose accounts include
         the seven people; the provider workers started are appended to `workers`."""
         people = {n: node.signers.get(node.keystore.find_by_label(n).address) for n in PEOPLE}
+        node.superlink.serverapps.prepare()  # the job's imports, while the community is set up
         self.start = {n: node.chain.token.balance_of(a.address) for n, a in people.items()}
         self._accounts(node, people)
         dataset = self._dataset(node, people)

@@ -298,14 +298,18 @@ def test_a_supernode_killed_mid_round_drops_out_and_the_job_finishes(
     cluster.wait(job["job_id"], lambda j: j.round >= 1)
     assert doomed.process is not None
     # kill -9 of carol's SuperNode and its ClientApps, so it says goodbye to nobody. Round 2 is
-    # in flight: she dies under it, or (on a loaded machine) just after replying; either way the
-    # SuperLink still lists her (it learns of a silent node from missed heartbeats, a minute),
-    # so round 2 or 3 is sent to her, and waits for her reply until its timeout
+    # in flight: she dies under it, or (on a loaded machine) just after replying. The SuperLink
+    # still lists her until she misses its heartbeats (a minute), so a round sent to her then
+    # waits for her reply until its timeout and drops her; on a machine slow enough that the
+    # minute passes first, she is sent no more work at all
     os.killpg(doomed.process.pid, signal.SIGKILL)
     doomed.process.wait(timeout=30)
     done = cluster.wait(job["job_id"], lambda j: j.status == "finished", timeout=400)
     later = done.history[1:]
-    assert any(len(h.workers) == 1 and h.dropped for h in later), later
+    alone = [h for h in later if h.workers == (bob.address,)]
+    assert alone, later
+    assert all(len(h.dropped) <= 1 for h in later), later  # only carol is ever dropped
+    assert any(h.dropped for h in alone) or len(alone) >= 2, later
     assert done.history[-1].workers == (bob.address,)
     carol = dev(node, "carol").address
     work = {s["account"]: int(s["work"]) for s in node.store.get_json(done.shares_cid)["shares"]}

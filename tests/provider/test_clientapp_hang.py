@@ -305,6 +305,7 @@ class Provider:
         )
         with grpc.insecure_channel(f"{LOCAL}:{self.link.control_port}") as channel:
             ControlStub(channel).StartRun(request, timeout=30)
+        self.link.serverapps.wake()  # as `SuperLink.start_run` does: its executor runs the app
         return folder
 
     def clientapps(self) -> list[int]:

@@ -78,6 +78,9 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
     env["FLWR_HOME"] = str(flwr_home)
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONUNBUFFERED"] = "1"
+    # Flower reports each process's start and exit to telemetry.flower.ai unless told not to: a
+    # node's operator has not agreed to that, and an offline machine would only wait on it
+    env["FLWR_TELEMETRY_ENABLED"] = "0"
     return env
 
 
@@ -90,15 +93,22 @@ def flower_tool(name: str) -> str:
 
 
 def spawn_flower(
-    command: list[str], log: Path, flwr_home: Path, *, keep: int | None = None
+    command: list[str],
+    log: Path,
+    flwr_home: Path,
+    *,
+    keep: int | None = None,
+    stdin: int | None = subprocess.DEVNULL,
 ) -> subprocess.Popen[bytes]:
     """Start a Flower process in its own session, logging to `log`, dying with this process.
 
-    `keep` is a descriptor the process inherits (a folder lock it holds until it exits).
+    `keep` is a descriptor the process inherits (a folder lock it holds until it exits);
+    `stdin` what it reads (`subprocess.PIPE`: a pipe this process writes to).
     """
     with log.open("ab") as out:
         return subprocess.Popen(
             command,
+            stdin=stdin,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=flower_env(flwr_home),

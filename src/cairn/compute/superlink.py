@@ -4,8 +4,10 @@ Providers' SuperNodes connect to its Fleet API (`fleet_address`). The node start
 per job (and a new one when it resumes a job after a restart) through the Control API, with a
 Flower App Bundle built in memory whose components are Cairn's own ServerApp and ClientApp,
 imported from the installed `cairn` package (runtime dependency installation is off: nothing is
-downloaded). The SuperLink runs in its own process group so that stopping it also stops the
-ServerApp processes it spawned.
+downloaded). The SuperLink runs with `--isolation process`: its ServerApps run in processes
+forked by the node's ServerApp executor (`cairn.compute.serverexec`), which has imported them
+once, instead of a Python started per run. Each runs in a process group of its own, so that
+stopping them stops everything they started.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from flwr.supercore.fab import Fab
 from cairn import __version__
 from cairn.compute.fleet_tls import load_supernode_public_key
 from cairn.compute.flower_processes import flower_tool, spawn_flower, stop_group
+from cairn.compute.serverexec import ServerAppExecutor
 from cairn.core.errors import ConfigError, Unavailable
 
 log = logging.getLogger("cairn.superlink")
@@ -109,6 +112,9 @@ class SuperLink:
         self.control_port = control_port
         self.serverappio_port = serverappio_port
         self.process: subprocess.Popen[bytes] | None = None
+        self.serverapps = ServerAppExecutor(
+            f"{LOCAL}:{serverappio_port}", folder / "serverapps.log", folder / "home"
+        )
 
     @property
     def fleet_address(self) -> str:
@@ -121,8 +127,10 @@ class SuperLink:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        """Start the SuperLink (its state persists in `folder/state.db`); idempotent."""
+        """Start the SuperLink (its state persists in `folder/state.db`) and the executor of its
+        ServerApps (`cairn.compute.serverexec`); idempotent."""
         if self.running:
+            self.serverapps.start()
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.tls_dir is None:
@@ -138,6 +146,8 @@ class SuperLink:
             flower_tool("flower-superlink"),
             *security,
             "--disable-runtime-dependency-installation",
+            "--isolation",  # no SuperExec: the ServerApps are `self.serverapps`' to run
+            "process",
             "--database",
             str(self.folder / "state.db"),
             "--fleet-api-address",
@@ -159,6 +169,7 @@ class SuperLink:
             ) from None
         if self.tls_dir is not None:
             self._register_admitted_supernodes(self.tls_dir / "supernodes")
+        self.serverapps.start()
         log.info(
             "Flower SuperLink: fleet API on %s (%s)",
             self.fleet_address,
@@ -169,6 +180,7 @@ class SuperLink:
 
     def stop(self) -> None:
         """Stop the SuperLink and the ServerApps it runs."""
+        self.serverapps.stop()  # first: a stopping ServerApp reports its end to the SuperLink
         if self.process is not None:
             stop_group(self.process)
             self.process = None
@@ -185,6 +197,7 @@ class SuperLink:
         response = self._control(lambda stub: stub.StartRun(request, timeout=30))
         if not response.HasField("run_id"):
             raise Unavailable("the SuperLink did not start the run")
+        self.serverapps.wake()
         return int(response.run_id)
 
     def stop_run(self, run_id: int) -> None:
