@@ -69,17 +69,12 @@ def stream_of(item: pytest.Item) -> str:
 
     The tests on the demo community stay in one session, in their order (the README's commands
     first, then the flows that follow one another) and seeding it once; the CLI's tests, which
-    wait on their node processes, keep them company, but for `cairn node start`'s own (each
-    starts and stops nodes of its own) and the economy's (a minute), which join the rest so
-    that the halves take about as long.
+    mostly wait on their node processes, keep them company. The two took 322 s and 420 s with
+    `cairn node start`'s and the economy's CLI tests (about a minute together) in the other.
     """
     if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
         return "a"
-    cli = item.path.parent.name == "cli"
-    return "a" if cli and item.path.name not in OTHER_HALF_CLI else "b"
-
-
-OTHER_HALF_CLI = {"test_node_start.py", "test_economy_cli.py"}  # see `stream_of`
+    return "a" if item.path.parent.name == "cli" else "b"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -88,6 +88,13 @@ def supernodes(superlink: SuperLink, tmp_path: Path) -> Iterator[SuperNodes]:
         nodes.stop()
 
 
+def given_up(process: subprocess.Popen[bytes], log: Path, why: str, timeout: float = 30.0) -> bool:
+    """Whether a SuperNode (`--max-retries 1`) gave up on the SuperLink, its log saying `why`."""
+    process.wait(timeout)
+    assert why in log.read_text(), log.read_text()[-3000:]
+    return process.returncode != 0
+
+
 def online(link: SuperLink, timeout: float) -> dict[int, str]:
     """The SuperNodes online within `timeout` seconds (waits for the first one)."""
     deadline = time.monotonic() + timeout
@@ -131,8 +138,9 @@ def test_a_supernode_that_does_not_trust_the_node_ca_does_not_connect(
     superlink: SuperLink, supernodes: SuperNodes, tmp_path: Path
 ) -> None:
     node_id = superlink.register_supernode(make_supernode_key(tmp_path / "other"))
-    supernodes.start("other", tmp_path / "other", ca=None)  # no --root-certificates
-    assert online(superlink, 15.0) == {}
+    log = supernodes.start("other", tmp_path / "other", ca=None)  # no --root-certificates
+    assert given_up(supernodes.processes[-1], log, "Tls handshake failed")
+    assert online(superlink, 0) == {}
     assert superlink.supernodes()[node_id] == "registered"
 
 
@@ -147,7 +155,8 @@ def test_a_supernode_without_tls_is_refused(superlink: SuperLink, tmp_path: Path
     ]  # fmt: skip
     process = spawn_flower(command, tmp_path / "plain.log", tmp_path / "plain")
     try:
-        assert online(superlink, 15.0) == {}
+        assert given_up(process, tmp_path / "plain.log", "Socket closed")
+        assert online(superlink, 0) == {}
     finally:
         stop_group(process, grace=5.0)
     assert set(superlink.supernodes().values()) == {"registered"}  # the admitted one, idle
