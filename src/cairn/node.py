@@ -65,6 +65,7 @@ DEV_ETHER = 100 * ETHER  # gas money for each dev account
 DEV_TOKENS = 1_000 * TOKEN  # CAIRN minted to each dev account on a fresh dev node
 VAULT_NOTICE = 7 * 86_400  # seconds a withdrawal from the vault waits, by default
 DEV_VAULT_NOTICE = 300  # on a dev node
+PENDING_WAIT = 300.0  # seconds a starting node waits for its own transactions still unmined
 GATEWAY_GAS = ETHER // 100  # what the operator sends a gateway with no gas, to register its asset
 
 
@@ -360,7 +361,10 @@ def bootstrap(config: NodeConfig, *, backend: ChainBackend | None = None) -> Nod
             signers = Signers(keystore, config.password)
             client = ChainClient(backend, on_receipt=partial(record_transaction, db))
             operator = _ensure_node_account(keystore, signers, config, client, OPERATOR)
-            _ensure_node_account(keystore, signers, config, client, GATEWAY)
+            gateway = _ensure_node_account(keystore, signers, config, client, GATEWAY)
+            # the node's payments sent before a crash and not yet mined: what it pays next is
+            # decided from the chain's events, which must show them first
+            client.await_mined([operator.address, gateway.address], PENDING_WAIT)
             _, fresh = load_or_deploy(
                 client,
                 operator,

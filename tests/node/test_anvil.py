@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from web3 import Web3
 
 from cairn.chain.anvil import AnvilProcess
-from cairn.core.errors import ConfigError
+from cairn.core.errors import ChainUnavailable, ConfigError
 from cairn.identity.keystore import Keystore
 from cairn.node import DEV_TOKENS, Node
 
@@ -103,3 +104,62 @@ def test_a_withdrawal_is_taken_once_its_notice_passed_on_an_idle_chain(
         time.sleep(0.2)
     paid, _ = vault.withdraw(alice)
     assert paid == 10**18 and node.economy.balances.get(alice.address).withdrawn == 10**18
+
+
+@pytest.mark.slow
+def test_a_node_restarted_with_its_own_payment_unmined_waits_for_it_before_deciding_again(
+    make_node: Callable[..., Node], tmp_path: Path
+) -> None:
+    """Killed after broadcasting a payment and before its mining, a node would read the chain's
+    events on restart, not find it, and pay again: it waits for its own pending transactions."""
+    external = AnvilProcess(tmp_path / "external" / "state.json")
+    external.start()
+    w3 = Web3(Web3.HTTPProvider(external.url))
+    rpc = w3.provider.make_request  # type: ignore[attr-defined]
+    try:
+        data_dir, password = tmp_path / "rpc-node", "a long passphrase"
+        with pytest.raises(ConfigError, match="has no ether"):
+            make_node(data_dir, chain=external.url, dev=False, password=password)
+        operator = Keystore(data_dir / "accounts").find_by_label("operator").address
+        rpc("anvil_setBalance", [operator, hex(10**18)])
+        node = make_node(data_dir, chain=external.url, dev=False, password=password)
+        gateway = node.gateway_account
+
+        def broadcast_unmined() -> int:
+            """A payment from the gateway, sent and not mined (as if the node died then)."""
+            rpc("evm_setAutomine", [False])
+            nonce = w3.eth.get_transaction_count(gateway.address, "pending")
+            tx = {
+                "to": operator, "value": 1, "gas": 21_000, "nonce": nonce, "type": 2,
+                "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "chainId": w3.eth.chain_id,
+            }  # fmt: skip
+            w3.eth.send_raw_transaction(gateway.sign_transaction(tx).raw_transaction)
+            return nonce
+
+        def mine() -> None:
+            rpc("evm_mine", [])
+            rpc("evm_setAutomine", [True])
+
+        nonce = broadcast_unmined()
+        node.close()
+        started: list[Node] = []
+        restart = threading.Thread(
+            target=lambda: started.append(
+                make_node(data_dir, chain=None, dev=False, password=password)
+            )
+        )
+        restart.start()
+        restart.join(timeout=6.0)  # a restart takes about 3 s here
+        assert restart.is_alive() and not started  # waiting for its payment to be mined
+        mine()
+        restart.join(timeout=60)
+        (again,) = started
+        assert w3.eth.get_transaction_count(gateway.address, "latest") == nonce + 1
+
+        broadcast_unmined()
+        with pytest.raises(ChainUnavailable, match=gateway.address):
+            again.client.await_mined([gateway.address], timeout=0.5, poll=0.1)
+        mine()
+        again.client.await_mined([gateway.address], timeout=5)  # nothing pending: at once
+    finally:
+        external.stop()

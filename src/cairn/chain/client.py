@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -198,6 +199,32 @@ class ChainClient:
             return int(
                 self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending")
             )
+
+    def await_mined(self, addresses: Sequence[str], timeout: float, poll: float = 1.0) -> None:
+        """Wait until every transaction these accounts sent is mined (or dropped): the chain
+        counts none of theirs pending.
+
+        A node killed after broadcasting a payment and before its mining must not decide again
+        what to pay from a chain that does not show the payment yet: it would pay twice. Raises
+        `ChainUnavailable` naming the account after `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        for address in addresses:
+            account = Web3.to_checksum_address(address)
+            while True:
+                with self._lock:
+                    pending = int(self.w3.eth.get_transaction_count(account, "pending"))
+                    mined = int(self.w3.eth.get_transaction_count(account, "latest"))
+                if pending <= mined:
+                    break
+                if time.monotonic() >= deadline:
+                    raise ChainUnavailable(
+                        f"{account} has {pending - mined} transaction(s) sent before and not "
+                        f"mined after {timeout:.0f} s; the node decides what to pay from what the "
+                        "chain shows, so it waits for them: start it again once they are mined "
+                        "(or replaced)"
+                    )
+                time.sleep(poll)
 
     def fee_params(self) -> dict[str, int]:
         """EIP-1559 fees that get a transaction into the next block."""
