@@ -50,6 +50,9 @@ from cairn.store.base import BlobStore
 log = logging.getLogger("cairn.economy")
 
 MOVE_SCHEMA = "cairn.vault-move/v1"
+# seconds a payment waits for the gateway's own unmined transactions (one whose receipt timed
+# out): what is due is read from the chain's events, which must show them first
+PENDING_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,7 @@ class Custody:
         if move is None or (not self.owed() and self._revenue_paid(move)):
             return PaidIn(0, 0, 0)
         with self._paying:
+            self.chain.client.await_mined([self.gateway.address], PENDING_WAIT)
             with self.db.session() as session:
                 owed = {
                     checksum(account): int(amount)

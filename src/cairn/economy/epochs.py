@@ -64,6 +64,7 @@ log = logging.getLogger("cairn.economy")
 PAYOUT_LEAF = ["address", "uint256"]
 EPOCH_SCHEMA = "cairn.epoch/v1"
 LOG_CHUNK = 5_000  # blocks per eth_getLogs call
+PENDING_WAIT = 60.0  # seconds a resumed funding waits for the treasury's unmined transactions
 DOC_CACHE = 8  # settlement documents and trees kept in memory
 
 
@@ -383,6 +384,8 @@ class Epochs:
             root, document_cid, total = row.root, row.document_cid, int(row.revenue)
         document = self._doc(document_cid)
         funder = checksum(document.get("treasury", self.treasury.address))
+        if resumed:  # a funding whose receipt never came may still be mined: the events first
+            self.chain.client.await_mined([self.treasury.address], PENDING_WAIT)
         number = self._funded_before(document_cid, funder) if resumed else None
         tx_hash = None
         if number is None and funder != self.treasury.address:  # the vault's epoch
