@@ -252,6 +252,11 @@ def test_a_wallet_the_node_does_not_hold_is_told_where_to_send(
     assert 'action="/playground/deposit"' not in page.text
     refused = web.post("/playground/deposit", data={"amount": "1"})
     assert refused.status_code == 403
+    # and how to leave: from the wallet, as the node cannot sign for it
+    assert "request_withdrawal(amount)" in page.text
+    assert 'action="/playground/withdraw"' not in page.text
+    refused = web.post("/playground/withdraw", data={"action": "request", "amount": "1"})
+    assert refused.status_code == 403
 
 
 def test_signed_out_visitors_see_models_and_prices_but_cannot_call(

@@ -188,6 +188,18 @@ class ChainClient:
         with self._lock:
             return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def next_block_time(self) -> int:
+        """About when a transaction sent now is mined: the pending block's time where the chain
+        has one (anvil mines on demand, so an idle chain's newest block is old), else the
+        newest block's. Time locks a transaction meets are checked against this."""
+        with self._lock:
+            latest = int(self.w3.eth.get_block("latest")["timestamp"])
+            try:
+                pending = int(self.w3.eth.get_block("pending")["timestamp"])
+            except (BlockNotFound, ValueError, Web3RPCError):  # a node without a pending block
+                pending = latest
+        return max(latest, pending)
+
     def balance(self, address: str) -> int:
         """Native currency balance in wei."""
         with self._lock:

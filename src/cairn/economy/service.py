@@ -43,6 +43,7 @@ from cairn.economy.models import (
     ReceiptRow,
 )
 from cairn.economy.receipts import AnchoredReceipts, ReceiptBook, Transcripts
+from cairn.economy.withdrawals import Withdrawals
 from cairn.store.base import BlobStore
 
 log = logging.getLogger("cairn.economy")
@@ -105,6 +106,7 @@ class Economy:
         if released := self.balances.clear_holds():
             log.info("released the holds of %d requests cut short by a restart", released)
         self.custody = Custody(db, store, chain, self.balances, gateway, assets.refs)
+        self.withdrawals = Withdrawals(chain, self.balances)
         self.balances.on_owed = self._pay_in
         self.prices = Prices(db, assets)
         self.transcripts = Transcripts(store, assets.refs)  # behind committed receipts
