@@ -6,11 +6,14 @@ reports, logs, the end) and writes a checkpoint per round and the trained model.
 the events back into its index and acts on them (enlisting providers, storing checkpoints by CID,
 packaging and registering the model, paying providers). `run.json` names the Flower run that
 owns the job: a ServerApp left over from before a node restart sees it changed and stops.
+`serverapp.json` names the process running that run's ServerApp, so that the node can start the
+run again from its checkpoint when that process dies under a node that did not.
 
     jobs/<job id>/
       job.json                      JobSpec
       eval.jsonl                    held-out records (never sent to workers)
       run.json                      {"run_id": ...}: the current Flower run
+      serverapp.json                {"run_id", "pid", "started"}: its ServerApp's process
       cancel                        present: stop after the current round
       events.jsonl                  one JSON object per line, appended
       checkpoints/                  a checkpoint per round (cairn.compute.checkpoints)
@@ -121,6 +124,22 @@ class JobDir:
         except FileNotFoundError:
             return None
 
+    def set_process(self, run_id: int) -> None:
+        """Record that this process runs `run_id`'s ServerApp (called from that process)."""
+        record = {"run_id": run_id, "pid": os.getpid(), "started": process_started(os.getpid())}
+        atomic_write(self.path / "serverapp.json", json.dumps(record).encode())
+
+    def serverapp_gone(self) -> bool:
+        """Whether the current run's ServerApp process has been recorded and is no longer
+        running (False while none was recorded for the current run: it may be starting)."""
+        try:
+            record = json.loads((self.path / "serverapp.json").read_text())
+        except FileNotFoundError:
+            return False
+        if record["run_id"] != self.run_id():
+            return False  # the current run's ServerApp has not started yet
+        return process_started(int(record["pid"])) != record["started"]
+
     def request_cancel(self) -> None:
         """Ask the ServerApp to stop after its current round."""
         atomic_write(self.path / "cancel", b"")
@@ -171,6 +190,16 @@ class JobDir:
             if line.strip():
                 out.append((json.loads(line), offset))
         return out
+
+
+def process_started(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot), None if there is none or it is a
+    zombie: with the pid, it names one process, never another that reuses the pid later."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])  # state; starttime (field 22)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

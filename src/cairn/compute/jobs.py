@@ -66,6 +66,7 @@ from cairn.store.base import BlobStore
 from cairn.train.catalog import ModelCatalog
 
 log = logging.getLogger("cairn.jobs")
+SERVERAPP_RESTARTS = 3  # times a job's run is started again after its ServerApp process died
 
 
 class JobService:
@@ -225,9 +226,33 @@ class JobService:
                 log.warning("job %s: %s", job_id, exc.message)
 
     def _follow(self, job_id: str) -> None:
-        self.follower.follow(job_id, self.job_dir(job_id))
-        if self.get(job_id).status == "finishing":
+        folder = self.job_dir(job_id)
+        gone = folder.serverapp_gone()  # before reading: all it wrote is then read below
+        self.follower.follow(job_id, folder)
+        status = self.get(job_id).status
+        if status == "finishing":
             self._finish(job_id)
+        elif status in ACTIVE and gone:
+            self._restart(job_id, folder)
+
+    def _restart(self, job_id: str, folder: JobDir) -> None:
+        """The job's ServerApp process died under a node that did not (killed, out of memory)
+        without writing its end: a new run takes the job up from its last checkpoint, as after a
+        node restart; after `SERVERAPP_RESTARTS` of them the job fails and is refunded."""
+        old_run = folder.run_id()
+        restarts = sum(1 for e in folder.events()[0] if e["type"] == "serverapp_died")
+        if restarts >= SERVERAPP_RESTARTS:
+            folder.append(
+                "failed",
+                error=f"its ServerApp process died {restarts + 1} times; see the node's log",
+            )
+            self.follower.follow(job_id, folder)  # the refund, and the job marked failed
+        else:
+            folder.append("serverapp_died", run_id=old_run, restart=restarts + 1)
+            log.warning("job %s: its ServerApp (run %s) died: starting it again", job_id, old_run)
+            self._start_run(job_id)
+        if old_run is not None:
+            self.superlink.stop_run(old_run)
 
     def _finish(self, job_id: str) -> None:
         self.finisher.finish(job_id, self.job_dir(job_id))

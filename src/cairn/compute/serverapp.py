@@ -28,4 +28,7 @@ def main(grid: Grid, context: Context) -> None:
     exit_when_orphaned()  # a node killed by SIGKILL leaves no ServerApp behind
     quicken_object_pulls()  # the workers' replies are pulled as soon as they are pushed
     job = JobDir(Path(str(context.run_config["job-dir"])))
-    Coordinator(grid, job, int(grid.run.run_id)).run()
+    run_id = int(grid.run.run_id)
+    if job.run_id() == run_id:  # the node restarts the run if this process dies before its end
+        job.set_process(run_id)
+    Coordinator(grid, job, run_id).run()

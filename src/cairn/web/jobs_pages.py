@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from cairn.api.deps import AccountsDep, AssetsDep, JobsDep
 from cairn.assets.service import AssetService
 from cairn.compute.job import ACTIVE, ENDED, Job, JobEvent, RoundEntry
-from cairn.compute.jobs import JobService
+from cairn.compute.jobs import SERVERAPP_RESTARTS, JobService
 from cairn.core.errors import CairnError
 from cairn.core.recipe import parse_recipe, recipe_to_yaml
 from cairn.web.charts import Chart, Series, line_chart
@@ -194,6 +194,10 @@ def log_line(event: JobEvent, names: dict[str, str] | None = None) -> LogLine:
         "round_failed": lambda e: (
             f"round {e.get('round')}: {e.get('replies')} replies, {e.get('needed')} needed; "
             "trying again"
+        ),
+        "serverapp_died": lambda e: (
+            f"its ServerApp process (run {e.get('run_id')}) died: run started again "
+            f"({e.get('restart')} of {SERVERAPP_RESTARTS})"
         ),
         "failed": lambda e: f"failed: {e.get('error')}",
         "cancelled": lambda e: f"cancelled after round {e.get('round')}",
