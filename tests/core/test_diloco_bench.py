@@ -1,6 +1,7 @@
 """bench/diloco.py trains every model of a run in one forward: its stacked forward is the tiny
 Llama's, its DiLoCo round is inner_train's steps then outer_step, its sync model is data-parallel
-AdamW, and its smallest run prints finite, positive ratios under the names the issue asks for."""
+AdamW (at a constant or a cosine rate), and its smallest run prints finite, positive ratios under
+the names the issue asks for."""
 
 from __future__ import annotations
 
@@ -80,18 +81,28 @@ def test_a_diloco_round_is_inner_train_on_each_worker_then_the_outer_step() -> N
     assert run.sent == 2 * bench.WORKERS * 4 * sum(t.numel() for t in init.values())
 
 
-def test_the_sync_model_steps_on_the_mean_of_the_workers_gradients() -> None:
-    init = trainable_params(bench.fresh_model(SETUP)[0])
+# the rate of each of SETUP's 6 steps: warmup is ceil(0.03 * 6) = 1 step, then constant or a
+# cosine over the 5 steps left, down to a tenth of the peak (inner_train's learning_rate_at)
+COSINE = [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 5)) for k in range(6)]
+SCHEDULES = {"constant": [1.0] * 6, "cosine": COSINE}
 
-    (sync,), _ = bench.train(SETUP, init, [], [bench.shards(SETUP, 0)])
 
-    model, tokenizer = bench.fresh_model(SETUP)
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_the_sync_model_steps_on_the_mean_of_the_workers_gradients(schedule: str) -> None:
+    setup = bench.replace(SETUP, schedule=schedule)
+    init = trainable_params(bench.fresh_model(setup)[0])
+
+    (sync,), _ = bench.train(setup, init, [], [bench.shards(setup, 0)])
+
+    model, tokenizer = bench.fresh_model(setup)
     load_params(model, init)
-    hp = bench.hyperparameters(SETUP)
+    hp = bench.hyperparameters(setup)
     optimizer = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate, weight_decay=0.0)
-    orders = [bench.shard_order(SETUP.shard_size, w) for w in range(bench.WORKERS)]
-    shards = bench.shards(SETUP, 0)
-    for _ in range(SETUP.steps):  # warmup: ceil(0.03 * 6) = 1 step, then the full rate
+    orders = [bench.shard_order(setup.shard_size, w) for w in range(bench.WORKERS)]
+    shards = bench.shards(setup, 0)
+    for share in SCHEDULES[schedule]:
+        for group in optimizer.param_groups:
+            group["lr"] = hp.learning_rate * share
         optimizer.zero_grad()
         for shard, order in zip(shards, orders, strict=True):
             inputs = instruction_batch(tokenizer, [shard[next(order)] for _ in range(2)], 64)

@@ -7,7 +7,8 @@ which `cairn.core.diloco.outer_step` turns into a pseudo-gradient. What differs 
 method's plug-in in `cairn.train.methods`; this module is the loop they share.
 
 Every method uses AdamW with the recipe's learning rate, linear warmup over
-`warmup_ratio * total_steps` (counted across rounds via `start_step`) then a constant rate,
+`warmup_ratio * total_steps` (counted across rounds via `start_step`) then a constant rate
+(`learning_rate_at`, which bench/diloco.py's `--schedule cosine` also steps on),
 gradient clipping at norm 1, and exactly `steps` optimizer steps cycling through the shard in
 an order drawn from `seed`. Same inputs and seed, same parameters, bit for bit, on the CPU.
 """
@@ -18,7 +19,7 @@ import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -29,6 +30,8 @@ from cairn.train.batches import Records
 from cairn.train.methods import AdamW, Run, StepLoss, Trainable, training_method
 
 MAX_GRAD_NORM = 1.0
+MIN_LR_RATIO = 0.1  # a cosine schedule ends at this share of the peak rate
+LrSchedule = Literal["constant", "cosine"]
 
 
 @dataclass
@@ -70,6 +73,30 @@ def load_params(model: torch.nn.Module, params: Mapping[str, torch.Tensor]) -> N
 def default_trainable(method: str, hparams: Hyperparameters) -> Trainable:
     """What `method` trains by default: LoRA adapters for lora (and classify with use_lora)."""
     return "lora" if training_method(method).trains_lora(hparams) else "all"
+
+
+def learning_rate_at(
+    step: int,
+    total_steps: int,
+    peak: float,
+    warmup_ratio: float,
+    schedule: LrSchedule = "constant",
+    min_ratio: float = MIN_LR_RATIO,
+) -> float:
+    """The rate of the job's step `step` (0-based, counted across rounds) of `total_steps`.
+
+    Linear warmup over ceil(warmup_ratio * total_steps) steps from peak/warmup (never a wasted
+    step at rate 0), then "constant": `peak`; "cosine": from `peak` down to `min_ratio * peak`
+    at the job's last step, half a cosine over the steps after warmup (the DiLoCo paper's
+    schedule, for its baseline and its inner steps alike). Steps past the job stay at the end.
+    """
+    warmup = math.ceil(warmup_ratio * total_steps)
+    if step < warmup:
+        return peak * min(1.0, (step + 1) / warmup)
+    if schedule == "constant":
+        return peak
+    progress = min(1.0, (step + 1 - warmup) / max(1, total_steps - warmup))
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def _shard_order(n: int, seed: int) -> Iterator[int]:
@@ -181,7 +208,6 @@ def _optimize(
                     f"the optimizer state does not fit this model: a moment of shape "
                     f"{tuple(moment.shape)} for a parameter of shape {tuple(p.shape)}"
                 )
-    warmup = math.ceil(adamw.warmup_ratio * total_steps)
     order = _shard_order(len(records), seed)
     losses: list[float] = []
     rewards: list[float] = []
@@ -189,8 +215,7 @@ def _optimize(
     model.train()
     try:
         for i in range(steps):
-            step = start_step + i  # warm up from lr/warmup, never a wasted step at lr 0
-            rate = lr * min(1.0, (step + 1) / warmup) if warmup else lr
+            rate = learning_rate_at(start_step + i, total_steps, lr, adamw.warmup_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = rate
             batch = [records[next(order)] for _ in range(per_step)]
