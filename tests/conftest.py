@@ -68,13 +68,14 @@ def stream_of(item: pytest.Item) -> str:
     """The half of the suite a test runs in when the e2e tier runs as two sessions at once.
 
     The tests on the demo community stay in one session, in their order (the README's commands
-    first, then the flows that follow one another) and seeding it once; the CLI's tests, which
-    mostly wait on their node processes, keep them company. The two took 322 s and 420 s with
-    `cairn node start`'s and the economy's CLI tests (about a minute together) in the other.
+    first, then the flows that follow one another) and seeding it once; the CLI's and the node
+    processes' tests (tests/cli, tests/node), which mostly wait on their processes, keep them
+    company; the training jobs on Flower and the rest make the other. With only the CLI's beside
+    the demo the two took 313 s and 388 s.
     """
     if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
         return "a"
-    return "a" if item.path.parent.name == "cli" else "b"
+    return "a" if item.path.parent.name in ("cli", "node") else "b"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
