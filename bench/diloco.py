@@ -55,14 +55,14 @@ The regime (figures from this script on the quick model, 36k parameters, one see
   H=500 0.661 (1.056, excess 1.89x), int4 0.656 (1.048), 33 minutes. The same code in a fresh
   environment (torch 2.13.0, transformers 5.25.0; what differed is not known) starts at 0.905:
   sync 0.624, H=500 0.626 (1.003, 99 % of the gain, excess 1.06x: within 1.02), int4 0.629
-  (1.009, 3875x fewer bytes), 8-10 minutes on a shared core. `--seeds 2`: float32 1.001 (spread
-  0.0001), int4 1.008 (0.013), 23 minutes; its seed 0 ends at 0.626, 0.627 and int4 0.635: the
-  only change is more rows in the stack, so presumably rounding moves a final loss by 0.005;
+  (1.009, 3875x fewer bytes; int8 in its place 0.632, 1.013), 7-10 minutes on a shared core.
+  `--seeds 2`: float32 1.001 (spread 0.0001), int4 1.008 (0.013), 23 minutes; its seed 0 ends
+  at 0.626, 0.627, int4 0.635 (only the stack's rows differ: rounding moves a loss by 0.005);
 - the schedule: `--schedule cosine`, the same for sync and every worker, ends sync lower (0.619)
   and DiLoCo higher: H=500 0.628 (1.015, 97 %, excess 1.29x), int4 0.632 (1.021); 16 minutes.
   --quick (2 seeds): cosine 1.015 (spread 0.008) against constant's 1.009 (0.044), int4 1.015
-  against 1.018. Not tried for time: a larger draw share, outer settings at this floor, int8 at
-  T=8000, cosine on a second seed;
+  against 1.018. Not tried for time: a larger draw share, outer settings at this floor, cosine
+  on a second seed or with int8;
 - noise: on a task whose loss can reach 0 the ratio is one of two small losses; the final sync
   loss alone moves by 0.03 (15 %) between data orders, hence the seeds. `gain_share_<enc>_h<H>`
   is the share of sync's gain over the warm start that DiLoCo made (1: parity).
