@@ -57,7 +57,7 @@ The regime (figures from this script on the quick model, 36k parameters, one see
   sync 0.624, H=500 0.626 (1.003, 99 % of the gain, excess 1.06x: within 1.02), int4 0.629
   (1.009, 3875x fewer bytes; int8 in its place 0.632, 1.013), 7-10 minutes on a shared core.
   `--seeds 2`: float32 1.001 (spread 0.0001), int4 1.008 (0.013), 23 minutes; its seed 0 ends
-  at 0.626, 0.627, int4 0.635 (only the stack's rows differ: rounding moves a loss by 0.005);
+  at 0.626, 0.627, int4 0.635 (only the stack's rows differ; rounding, presumably);
 - the schedule: `--schedule cosine`, the same for sync and every worker, ends sync lower (0.619)
   and DiLoCo higher: H=500 0.628 (1.015, 97 %, excess 1.29x), int4 0.632 (1.021); 16 minutes.
   --quick (2 seeds): cosine 1.015 (spread 0.008) against constant's 1.009 (0.044), int4 1.015
