@@ -99,11 +99,16 @@ def spawn_flower(
     *,
     keep: int | None = None,
     stdin: int | None = subprocess.DEVNULL,
+    die_with_parent: bool = True,
 ) -> subprocess.Popen[bytes]:
     """Start a Flower process in its own session, logging to `log`, dying with this process.
 
     `keep` is a descriptor the process inherits (a folder lock it holds until it exits);
     `stdin` what it reads (`subprocess.PIPE`: a pipe this process writes to).
+    `die_with_parent=False`: no parent-death signal, for a process that watches for this one's
+    end itself (as one reading a pipe from it does). Python then starts it with vfork, which
+    runs no fork handlers: gRPC's can deadlock a fork taken just after a channel closed (seen:
+    a process hung for minutes in `fork`, under gRPC 1.85's prefork handler).
     """
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -113,7 +118,7 @@ def spawn_flower(
             stderr=subprocess.STDOUT,
             env=flower_env(flwr_home),
             start_new_session=True,
-            preexec_fn=death_signal(),
+            preexec_fn=death_signal() if die_with_parent else None,
             pass_fds=() if keep is None else (keep,),
         )
 

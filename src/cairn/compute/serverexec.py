@@ -77,6 +77,9 @@ class ServerAppExecutor:
                 self.log_path,
                 self.flwr_home,
                 stdin=subprocess.PIPE,
+                # it stops when its input closes (this process gone, even by SIGKILL); and it is
+                # started right after gRPC calls, when a plain fork can hang in gRPC's handler
+                die_with_parent=False,
             )
 
     def prepare(self) -> None:
