@@ -21,7 +21,9 @@ from eth_account.signers.local import LocalAccount
 
 from cairn.api.client import NodeClient
 from cairn.assets.service import Asset
+from cairn.chain.anvil import free_port
 from cairn.compute.job import ACTIVE, Job
+from cairn.compute.superlink import SuperLink
 from cairn.config import NodeConfig
 from cairn.core.errors import Conflict
 from cairn.node import Node, bootstrap
@@ -189,3 +191,17 @@ def shared_cluster(_module_cluster: Cluster) -> Iterator[Cluster]:
         with contextlib.suppress(Conflict):  # it ended meanwhile
             jobs.cancel(job.job_id, by=job.builder)
     assert not left, f"the test left jobs running: {[j.job_id for j in left]}"
+
+
+@contextlib.contextmanager
+def running_superlink(folder: Path) -> Iterator[SuperLink]:
+    """A SuperLink on free ports of 127.0.0.1 with its state in `folder`, started, then stopped
+    (its ServerApp executor with it)."""
+    link = SuperLink(
+        folder, fleet_port=free_port(), control_port=free_port(), serverappio_port=free_port()
+    )
+    link.start()
+    try:
+        yield link
+    finally:
+        link.stop()

@@ -22,6 +22,7 @@ from cairn.compute.fleet_tls import make_fleet_tls, make_supernode_key
 from cairn.compute.flower_processes import flower_tool, spawn_flower, stop_group
 from cairn.compute.superlink import SuperLink
 from cairn.provider.worker import Worker
+from tests.compute.conftest import running_superlink
 
 pytestmark = pytest.mark.process  # starts processes: the e2e tier
 
@@ -37,17 +38,8 @@ def superlink(tmp_path: Path) -> Iterator[SuperLink]:
     admitted = tmp_path / "flower" / "tls" / "supernodes"
     admitted.mkdir()
     shutil.copy(tmp_path / "keys" / "provider.pub", admitted / "provider.pub")
-    link = SuperLink(
-        tmp_path / "flower",
-        fleet_port=free_port(),
-        control_port=free_port(),
-        serverappio_port=free_port(),
-    )
-    link.start()
-    try:
+    with running_superlink(tmp_path / "flower") as link:
         yield link
-    finally:
-        link.stop()
 
 
 class SuperNodes:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cairn.chain.anvil import free_port
 from cairn.compute.superlink import SuperLink
+from tests.compute.conftest import running_superlink
 
 pytestmark = pytest.mark.process  # starts processes: the e2e tier
 
@@ -24,15 +24,8 @@ IMPORTED = "Cairn's ServerApp is imported"
 
 @pytest.fixture
 def link(tmp_path: Path) -> Iterator[SuperLink]:
-    link = SuperLink(
-        tmp_path / "flower",
-        fleet_port=free_port(),
-        control_port=free_port(),
-        serverappio_port=free_port(),
-    )
-    link.start()
-    yield link
-    link.stop()
+    with running_superlink(tmp_path / "flower") as link:
+        yield link
 
 
 def log_of(link: SuperLink) -> str:
